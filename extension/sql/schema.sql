@@ -1,0 +1,61 @@
+-- audit_trail: storage. Runs first (bootstrap); functions and views come in api.sql.
+
+-- Roles are cluster-wide and outlive the extension: create only what is missing, and never
+-- drop them (DROP EXTENSION keeps them, as grants in other databases may use them).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'audit_admin') THEN
+        CREATE ROLE audit_admin NOLOGIN;
+    END IF;
+END
+$$;
+
+CREATE SEQUENCE audit.events_id_seq AS bigint;
+
+-- The append-only event store. Capture writes it directly (not through SQL), filling the
+-- columns by name, so the column order here is only what SELECT * shows.
+CREATE TABLE audit.events (
+    id               bigint      NOT NULL DEFAULT nextval('audit.events_id_seq'),
+    occurred_at      timestamptz NOT NULL DEFAULT statement_timestamp(),
+    txid             xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    actor            text        NOT NULL,
+    db_user          text        NOT NULL DEFAULT session_user,
+    source           text        NOT NULL DEFAULT 'manual',
+    client_addr      inet                 DEFAULT inet_client_addr(),
+    application_name text,
+    entity           text        NOT NULL,
+    action           text        NOT NULL,
+    table_name       text,
+    subject_id       text,
+    changed_fields   text[],
+    old_data         jsonb,
+    new_data         jsonb,
+    context          jsonb,
+    details          jsonb,
+    CONSTRAINT events_pkey PRIMARY KEY (id)
+);
+ALTER SEQUENCE audit.events_id_seq OWNED BY audit.events.id;
+
+-- Events arrive in time order, so a BRIN index serves time-range filters for a few pages of
+-- index instead of one index entry per event.
+CREATE INDEX events_occurred_at_brin ON audit.events USING brin (occurred_at);
+
+COMMENT ON TABLE audit.events IS
+    'Append-only audit log: one row per captured change or application event.';
+
+-- Capture settings of each tracked table; read through the audit.tracked view.
+CREATE TABLE audit.tracked_tables (
+    relid           regclass    PRIMARY KEY,
+    entity          text        NOT NULL CHECK (entity <> ''),
+    subject_columns text[]      NOT NULL CHECK (cardinality(subject_columns) > 0),
+    ignore_columns  text[]      NOT NULL DEFAULT '{}',
+    redact_columns  text[]      NOT NULL DEFAULT '{}',
+    tracked_at      timestamptz NOT NULL DEFAULT now(),
+    tracked_by      text        NOT NULL DEFAULT session_user
+);
+
+-- pg_dump keeps the audit data and the settings (the extension's own objects are recreated
+-- by CREATE EXTENSION on restore).
+SELECT pg_catalog.pg_extension_config_dump('audit.events', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.tracked_tables', '');

@@ -1,0 +1,109 @@
+//! Who made a change, from where, and when: computed once per statement and shared by all the
+//! events that statement writes.
+
+use std::cell::RefCell;
+use std::ffi::CString;
+
+use pgrx::pg_sys;
+
+use crate::datums;
+use crate::error::{AuditError, Result};
+use crate::settings;
+
+pub struct Attribution {
+    pub occurred_at: pg_sys::Datum,
+    pub txid: pg_sys::Datum,
+    pub actor: pg_sys::Datum,
+    pub db_user: pg_sys::Datum,
+    pub source: pg_sys::Datum,
+    pub client_addr: Option<pg_sys::Datum>,
+    pub application_name: Option<pg_sys::Datum>,
+    pub context: Option<pg_sys::Datum>,
+}
+
+thread_local! {
+    // One backend is one thread. The session user changes only through SET SESSION
+    // AUTHORIZATION, so the name is looked up again only when the role's oid differs.
+    static SESSION_USER: RefCell<Option<(pg_sys::Oid, CString)>> = const { RefCell::new(None) };
+}
+
+fn session_user_name() -> CString {
+    // SAFETY: reading the session user id has no preconditions.
+    let oid = unsafe { pg_sys::GetSessionUserId() };
+    if let Some(name) = SESSION_USER.with_borrow(|cached| {
+        cached
+            .as_ref()
+            .filter(|(cached_oid, _)| *cached_oid == oid)
+            .map(|(_, name)| name.clone())
+    }) {
+        return name;
+    }
+    // SAFETY: the session user exists; GetUserNameFromId returns a palloc'd C string.
+    let name =
+        unsafe { std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(oid, false)) }.to_owned();
+    SESSION_USER.with_borrow_mut(|cached| *cached = Some((oid, name.clone())));
+    name
+}
+
+/// Checks that `audit.context` is one JSON object before PostgreSQL parses it, so that a bad
+/// value fails with a message that names the setting rather than a bare JSON syntax error.
+fn validate_context(raw: &str) -> Result<()> {
+    serde_json::from_str::<serde::de::IgnoredAny>(raw).map_err(|e| AuditError::InvalidContext {
+        reason: e.to_string(),
+    })?;
+    if !raw.trim_start().starts_with('{') {
+        return Err(AuditError::InvalidContext {
+            reason: format!(
+                "got {}",
+                raw.trim_start().chars().take(20).collect::<String>()
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl Attribution {
+    /// The attribution of events written now, in the current memory context.
+    pub fn current() -> Result<Self> {
+        let db_user = session_user_name();
+        let actor = match settings::actor() {
+            Some(actor) => datums::text(actor.to_bytes()),
+            None => datums::text(db_user.to_bytes()),
+        };
+        let source = datums::text(settings::source().map_or(&b"manual"[..], |s| s.to_bytes()));
+        let context = match settings::context() {
+            None => None,
+            Some(raw) => {
+                validate_context(&raw.to_string_lossy())?;
+                // SAFETY: jsonb_in takes a NUL-terminated string; it was validated above.
+                Some(
+                    unsafe {
+                        pgrx::direct_function_call_as_datum(
+                            pg_sys::jsonb_in,
+                            &[Some(pg_sys::Datum::from(raw.as_ptr()))],
+                        )
+                    }
+                    .ok_or(AuditError::InvalidContext {
+                        reason: "null".into(),
+                    })?,
+                )
+            }
+        };
+        // SAFETY: these read backend-global state that is valid inside a transaction.
+        unsafe {
+            let application_name = std::ptr::addr_of!(pg_sys::application_name).read();
+            let application_name = (!application_name.is_null() && *application_name != 0)
+                .then(|| datums::text(std::ffi::CStr::from_ptr(application_name).to_bytes()));
+            Ok(Attribution {
+                occurred_at: pg_sys::Datum::from(pg_sys::GetCurrentStatementStartTimestamp()),
+                txid: pg_sys::Datum::from(pg_sys::GetTopFullTransactionId().value),
+                actor,
+                db_user: datums::text(db_user.to_bytes()),
+                source,
+                client_addr: pgrx::direct_function_call_as_datum(pg_sys::inet_client_addr, &[]),
+                application_name,
+                context,
+            })
+        }
+    }
+}

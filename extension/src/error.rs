@@ -1,0 +1,132 @@
+//! Every way the extension refuses a request, with the SQLSTATE a client can match on.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{relation} is {kind}, not a table: only tables can be tracked")]
+    NotATable {
+        relation: String,
+        kind: &'static str,
+    },
+
+    #[error("{relation} is a temporary table: only permanent and unlogged tables can be tracked")]
+    TemporaryTable { relation: String },
+
+    #[error("{relation} belongs to the audit schema and cannot be tracked")]
+    AuditSchemaTable { relation: String },
+
+    #[error(
+        "table {relation} has no primary key: pass subject_column => '<column>' to audit.track"
+    )]
+    NoSubject { relation: String },
+
+    #[error("column \"{column}\" of {relation} cannot be both the subject and redacted")]
+    RedactedSubject { relation: String, column: String },
+
+    #[error("column \"{column}\" given in {parameter} does not exist in table {relation}")]
+    UnknownColumn {
+        relation: String,
+        parameter: &'static str,
+        column: String,
+    },
+
+    #[error("{parameter} must not contain NULL")]
+    NullElement { parameter: &'static str },
+
+    #[error("{parameter} must not be empty")]
+    EmptyArgument { parameter: &'static str },
+
+    #[error(
+        "permission denied to change tracking of {relation}: must be its owner or a superuser"
+    )]
+    NotOwner { relation: String },
+
+    #[error("permission denied for audit.purge: must be a superuser")]
+    NotSuperuser,
+
+    #[error("audit.context must be a JSON object: {reason}")]
+    InvalidContext { reason: String },
+
+    #[error("action \"{action}\" is reserved for changes captured from tracked tables")]
+    ReservedAction { action: String },
+
+    #[error("table {relation} has audit triggers but is not tracked: run audit.track or audit.untrack on it")]
+    NotTracked { relation: String },
+
+    #[error("column \"{column}\" of {relation} is in its audit settings but no longer exists: run audit.track on it again")]
+    StaleSettings { relation: String, column: String },
+
+    #[error("audit.events is append-only")]
+    AppendOnly,
+
+    #[error("the audit_trail extension is not installed in this database")]
+    NotInstalled,
+
+    #[error("{function} must be called as an AFTER ... FOR EACH STATEMENT trigger created by audit.track")]
+    NotATrigger { function: &'static str },
+
+    #[error(
+        "transition tables of {relation} hold {old} old and {new} new rows; they must pair up"
+    )]
+    UnpairedUpdate {
+        relation: String,
+        old: i64,
+        new: i64,
+    },
+
+    #[error("could not read audit settings: {0}")]
+    Spi(#[from] pgrx::spi::Error),
+}
+
+impl AuditError {
+    fn sqlstate(&self) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            Self::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
+            Self::TemporaryTable { .. } | Self::AuditSchemaTable { .. } => {
+                ERRCODE_FEATURE_NOT_SUPPORTED
+            }
+            Self::NoSubject { .. } | Self::RedactedSubject { .. } => {
+                ERRCODE_INVALID_OBJECT_DEFINITION
+            }
+            Self::UnknownColumn { .. } | Self::StaleSettings { .. } => ERRCODE_UNDEFINED_COLUMN,
+            Self::NullElement { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            Self::EmptyArgument { .. } | Self::ReservedAction { .. } => {
+                ERRCODE_INVALID_PARAMETER_VALUE
+            }
+            Self::NotOwner { .. } | Self::NotSuperuser | Self::AppendOnly => {
+                ERRCODE_INSUFFICIENT_PRIVILEGE
+            }
+            Self::InvalidContext { .. } => ERRCODE_INVALID_TEXT_REPRESENTATION,
+            Self::NotTracked { .. } | Self::NotInstalled => {
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            Self::NotATrigger { .. } => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            Self::UnpairedUpdate { .. } | Self::Spi(_) => ERRCODE_INTERNAL_ERROR,
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::AppendOnly => Some("Old events leave only through audit.purge(), which records that it ran."),
+            Self::InvalidContext { .. } => {
+                Some("Set it with audit.set_actor(actor, source, context => '{\"request_id\": \"...\"}'::jsonb).")
+            }
+            _ => None,
+        }
+    }
+
+    /// Raises this error as a PostgreSQL ERROR; the current transaction (or subtransaction) aborts.
+    pub fn raise(self) -> ! {
+        let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "audit_trail");
+        if let Some(hint) = self.hint() {
+            report = report.set_hint(hint);
+        }
+        report.report(PgLogLevel::ERROR);
+        unreachable!("an ERROR report does not return")
+    }
+}
+
+pub type Result<T, E = AuditError> = std::result::Result<T, E>;

@@ -1,0 +1,243 @@
+//! Appending rows to `audit.events`.
+//!
+//! Capture does not run SQL: it forms the row itself and hands it to the executor's single-row
+//! insert path (`ExecSimpleRelationInsert`, the one logical replication's apply worker uses),
+//! which still checks constraints and maintains every index on the table. That skips parsing,
+//! planning and ACL checks: the writing role needs no privilege on `audit.*`, and nothing it
+//! puts in its `search_path` is consulted.
+
+use std::cell::Cell;
+
+use pgrx::pg_sys;
+
+use crate::attribution::Attribution;
+use crate::error::{AuditError, Result};
+use crate::ffi;
+
+/// The columns of `audit.events` that the extension fills, in DESIGN.md order.
+#[derive(Clone, Copy)]
+#[repr(usize)]
+pub enum Column {
+    Id,
+    OccurredAt,
+    Txid,
+    Actor,
+    DbUser,
+    Source,
+    ClientAddr,
+    ApplicationName,
+    Entity,
+    Action,
+    TableName,
+    SubjectId,
+    ChangedFields,
+    OldData,
+    NewData,
+    Context,
+    Details,
+}
+
+const COLUMN_COUNT: usize = 17;
+const COLUMN_NAMES: [&str; COLUMN_COUNT] = [
+    "id",
+    "occurred_at",
+    "txid",
+    "actor",
+    "db_user",
+    "source",
+    "client_addr",
+    "application_name",
+    "entity",
+    "action",
+    "table_name",
+    "subject_id",
+    "changed_fields",
+    "old_data",
+    "new_data",
+    "context",
+    "details",
+];
+
+/// One event to append; a NULL column is `None`.
+pub struct Event {
+    values: [Option<pg_sys::Datum>; COLUMN_COUNT],
+}
+
+impl Event {
+    pub fn new(who: &Attribution, entity: pg_sys::Datum, action: pg_sys::Datum) -> Self {
+        let mut values = [None; COLUMN_COUNT];
+        values[Column::OccurredAt as usize] = Some(who.occurred_at);
+        values[Column::Txid as usize] = Some(who.txid);
+        values[Column::Actor as usize] = Some(who.actor);
+        values[Column::DbUser as usize] = Some(who.db_user);
+        values[Column::Source as usize] = Some(who.source);
+        values[Column::ClientAddr as usize] = who.client_addr;
+        values[Column::ApplicationName as usize] = who.application_name;
+        values[Column::Context as usize] = who.context;
+        values[Column::Entity as usize] = Some(entity);
+        values[Column::Action as usize] = Some(action);
+        Event { values }
+    }
+
+    pub fn set(&mut self, column: Column, value: Option<pg_sys::Datum>) {
+        self.values[column as usize] = value;
+    }
+}
+
+/// Where `audit.events` and its id sequence are, and which attribute holds each column.
+#[derive(Clone, Copy)]
+pub struct EventsTable {
+    pub relid: pg_sys::Oid,
+    pub owner: pg_sys::Oid,
+    sequence: pg_sys::Oid,
+    attribute_of: [usize; COLUMN_COUNT],
+}
+
+thread_local! {
+    // One backend is one thread. Dropped by the relcache callback when audit.events changes or
+    // disappears (DROP EXTENSION), so a later CREATE EXTENSION is found again.
+    static EVENTS_TABLE: Cell<Option<EventsTable>> = const { Cell::new(None) };
+}
+
+/// Relcache invalidation: forget the cached layout if it concerns `audit.events`.
+pub fn invalidate(relid: pg_sys::Oid) {
+    EVENTS_TABLE.with(|cached| {
+        if let Some(table) = cached.get() {
+            if relid == pg_sys::InvalidOid || relid == table.relid || relid == table.sequence {
+                cached.set(None);
+            }
+        }
+    });
+}
+
+pub fn events_table() -> Result<EventsTable> {
+    if let Some(table) = EVENTS_TABLE.with(Cell::get) {
+        return Ok(table);
+    }
+    // SAFETY: catalog look-ups by name; the relation is opened and closed through the relcache.
+    let table = unsafe {
+        let namespace = pg_sys::get_namespace_oid(c"audit".as_ptr(), true);
+        if namespace == pg_sys::InvalidOid {
+            return Err(AuditError::NotInstalled);
+        }
+        let relid = pg_sys::get_relname_relid(c"events".as_ptr(), namespace);
+        let sequence = pg_sys::get_relname_relid(c"events_id_seq".as_ptr(), namespace);
+        if relid == pg_sys::InvalidOid || sequence == pg_sys::InvalidOid {
+            return Err(AuditError::NotInstalled);
+        }
+        let rel = pg_sys::RelationIdGetRelation(relid);
+        if rel.is_null() {
+            return Err(AuditError::NotInstalled);
+        }
+        let owner = (*(*rel).rd_rel).relowner;
+        let desc = (*rel).rd_att;
+        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        let mut attribute_of = [usize::MAX; COLUMN_COUNT];
+        for (index, attr) in attrs.iter().enumerate() {
+            if attr.attisdropped {
+                continue;
+            }
+            let name = pgrx::name_data_to_str(&attr.attname);
+            if let Some(column) = COLUMN_NAMES.iter().position(|c| *c == name) {
+                attribute_of[column] = index;
+            }
+        }
+        pg_sys::RelationClose(rel);
+        if attribute_of.contains(&usize::MAX) {
+            return Err(AuditError::NotInstalled);
+        }
+        EventsTable {
+            relid,
+            owner,
+            sequence,
+            attribute_of,
+        }
+    };
+    EVENTS_TABLE.with(|cached| cached.set(Some(table)));
+    Ok(table)
+}
+
+/// An open `audit.events` with the executor state to insert into it; one per statement.
+pub struct EventWriter {
+    table: EventsTable,
+    rel: pg_sys::Relation,
+    estate: *mut pg_sys::EState,
+    result_rel: *mut pg_sys::ResultRelInfo,
+    slot: *mut pg_sys::TupleTableSlot,
+}
+
+impl EventWriter {
+    pub fn open() -> Result<Self> {
+        let table = events_table()?;
+        // SAFETY: this is the set-up logical replication's apply worker does for one relation
+        // (create_edata_for_relation); every pointer comes from the PostgreSQL call before it.
+        unsafe {
+            let rel = pg_sys::table_open(table.relid, pg_sys::RowExclusiveLock as _);
+            let estate = pg_sys::CreateExecutorState();
+
+            let rte = pg_sys::palloc0(std::mem::size_of::<pg_sys::RangeTblEntry>())
+                as *mut pg_sys::RangeTblEntry;
+            (*rte).type_ = pg_sys::NodeTag::T_RangeTblEntry;
+            (*rte).rtekind = pg_sys::RTEKind::RTE_RELATION;
+            (*rte).relid = table.relid;
+            (*rte).relkind = pg_sys::RELKIND_RELATION as _;
+            (*rte).rellockmode = pg_sys::RowExclusiveLock as _;
+            pg_sys::ExecInitRangeTable(estate, pg_sys::lappend(std::ptr::null_mut(), rte.cast()));
+
+            let result_rel = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>())
+                as *mut pg_sys::ResultRelInfo;
+            (*result_rel).type_ = pg_sys::NodeTag::T_ResultRelInfo;
+            pg_sys::InitResultRelInfo(result_rel, rel, 1, std::ptr::null_mut(), 0);
+            (*estate).es_output_cid = pg_sys::GetCurrentCommandId(true);
+            pg_sys::ExecOpenIndices(result_rel, false);
+            // Row triggers a DBA may have added to audit.events need a query level to queue in.
+            pg_sys::AfterTriggerBeginQuery();
+            let slot =
+                pg_sys::ExecInitExtraTupleSlot(estate, (*rel).rd_att, &pg_sys::TTSOpsVirtual);
+            Ok(EventWriter {
+                table,
+                rel,
+                estate,
+                result_rel,
+                slot,
+            })
+        }
+    }
+
+    /// Appends one event, giving it the next id, which it returns.
+    pub fn append(&mut self, event: &mut Event) -> i64 {
+        // SAFETY: the slot belongs to this writer's estate and has the relation's descriptor;
+        // every value is a datum of the column's type, built by the caller.
+        unsafe {
+            let id = ffi::nextval_internal(self.table.sequence, false);
+            event.set(Column::Id, Some(pg_sys::Datum::from(id)));
+
+            pg_sys::ExecClearTuple(self.slot);
+            let natts = (*(*self.slot).tts_tupleDescriptor).natts as usize;
+            let values = std::slice::from_raw_parts_mut((*self.slot).tts_values, natts);
+            let nulls = std::slice::from_raw_parts_mut((*self.slot).tts_isnull, natts);
+            nulls.fill(true);
+            for (column, value) in event.values.iter().enumerate() {
+                if let Some(datum) = value {
+                    let attribute = self.table.attribute_of[column];
+                    values[attribute] = *datum;
+                    nulls[attribute] = false;
+                }
+            }
+            pg_sys::ExecStoreVirtualTuple(self.slot);
+            pg_sys::ExecSimpleRelationInsert(self.result_rel, self.estate, self.slot);
+            id
+        }
+    }
+
+    pub fn close(self) {
+        // SAFETY: tears down exactly what open() set up, in reverse order.
+        unsafe {
+            pg_sys::AfterTriggerEndQuery(self.estate);
+            pg_sys::ExecCloseIndices(self.result_rel);
+            pg_sys::ExecResetTupleTable((*self.estate).es_tupleTable, false);
+            pg_sys::FreeExecutorState(self.estate);
+            pg_sys::table_close(self.rel, pg_sys::NoLock as _);
+        }
+    }
+}

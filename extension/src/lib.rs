@@ -1,0 +1,33 @@
+//! The `audit_trail` PostgreSQL extension: capture of row changes into `audit.events`, in the
+//! writing transaction.
+//!
+//! This file only wires things up. The SQL surface (tables, views, roles, grants and the
+//! `CREATE FUNCTION`s of the C entry points below) lives in `extension/sql/`.
+
+mod app_events;
+mod args;
+mod attribution;
+mod capture;
+mod datums;
+mod error;
+mod event_store;
+mod ffi;
+mod memory;
+mod privilege;
+mod retention;
+mod row_json;
+mod settings;
+mod table_config;
+mod track;
+
+::pgrx::pg_module_magic!(name, version);
+
+pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
+
+#[allow(non_snake_case)]
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::define();
+    table_config::register_invalidation_callbacks();
+}

@@ -1,0 +1,64 @@
+//! The `audit.*` settings an application sets per transaction to attribute its changes.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static SOURCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub fn define() {
+    GucRegistry::define_string_guc(
+        c"audit.actor",
+        c"Application user recorded as the actor of audit events.",
+        c"Set with SET LOCAL (or audit.set_actor) inside the transaction; empty means session_user.",
+        &ACTOR,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"audit.source",
+        c"Where a change comes from: import, api, sync, ...; empty means manual.",
+        c"",
+        &SOURCE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"audit.context",
+        c"A JSON object stored with each audit event (request id, end-user IP, ...).",
+        c"",
+        &CONTEXT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // SAFETY: called once from _PG_init; reserving the prefix makes a typo such as
+    // `SET audit.actr` an error instead of a silently ignored placeholder.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"audit".as_ptr()) };
+}
+
+/// The current value of a string setting, None when unset or empty. Borrowed straight from the
+/// GUC's storage: valid until the setting next changes, which cannot happen while capture runs.
+fn read(setting: &'static GucSetting<Option<CString>>) -> Option<&'static CStr> {
+    // SAFETY: the pointer is either NULL or a NUL-terminated string owned by guc.c.
+    let raw = unsafe { *setting.as_ptr() };
+    if raw.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL and NUL-terminated, see above.
+    let value = unsafe { CStr::from_ptr(raw) };
+    (!value.is_empty()).then_some(value)
+}
+
+pub fn actor() -> Option<&'static CStr> {
+    read(&ACTOR)
+}
+
+pub fn source() -> Option<&'static CStr> {
+    read(&SOURCE)
+}
+
+pub fn context() -> Option<&'static CStr> {
+    read(&CONTEXT)
+}

@@ -1,0 +1,301 @@
+//! `audit.track` and `audit.untrack`: recording a table's capture settings and installing or
+//! removing its capture triggers, all or nothing.
+
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, spi};
+
+use crate::args;
+use crate::error::{AuditError, Result};
+use crate::ffi::sql_callable;
+use crate::privilege;
+use crate::table_config::qualified_name;
+
+/// Trigger name, event, and REFERENCING clause of each capture trigger.
+const TRIGGERS: [(&str, &str, &str); 4] = [
+    (
+        "audit_trail_insert",
+        "INSERT",
+        "REFERENCING NEW TABLE AS audit_trail_new",
+    ),
+    (
+        "audit_trail_update",
+        "UPDATE",
+        "REFERENCING OLD TABLE AS audit_trail_old NEW TABLE AS audit_trail_new",
+    ),
+    (
+        "audit_trail_delete",
+        "DELETE",
+        "REFERENCING OLD TABLE AS audit_trail_old",
+    ),
+    ("audit_trail_truncate", "TRUNCATE", ""),
+];
+
+pub struct TrackRequest {
+    pub relid: pg_sys::Oid,
+    pub entity: String,
+    pub subject_column: Option<String>,
+    pub ignore_columns: Vec<String>,
+    pub redact_columns: Vec<String>,
+}
+
+sql_callable!(audit_track, pg_finfo_audit_track => track_entry);
+sql_callable!(audit_untrack, pg_finfo_audit_untrack => untrack_entry);
+
+unsafe fn track_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: the SQL signature is (regclass, text, name, name[], name[]).
+    let request = unsafe {
+        (|| -> Result<TrackRequest> {
+            Ok(TrackRequest {
+                relid: args::datum(fcinfo, 0)
+                    .map(|d| pg_sys::Oid::from(d.value() as u32))
+                    .ok_or(AuditError::EmptyArgument {
+                        parameter: "target",
+                    })?,
+                entity: args::text(fcinfo, 1).unwrap_or_default(),
+                subject_column: args::name(fcinfo, 2),
+                ignore_columns: args::name_array(fcinfo, 3, "ignore_columns")?,
+                redact_columns: args::name_array(fcinfo, 4, "redact_columns")?,
+            })
+        })()
+    };
+    if let Err(e) = request.and_then(track) {
+        e.raise();
+    }
+    pgrx::fcinfo::pg_return_void()
+}
+
+unsafe fn untrack_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: the SQL signature is (regclass).
+    let relid = unsafe { args::datum(fcinfo, 0) }
+        .map(|d| pg_sys::Oid::from(d.value() as u32))
+        .ok_or(AuditError::EmptyArgument {
+            parameter: "target",
+        });
+    if let Err(e) = relid.and_then(untrack) {
+        e.raise();
+    }
+    pgrx::fcinfo::pg_return_void()
+}
+
+fn relkind_name(relkind: u8) -> &'static str {
+    match relkind {
+        pg_sys::RELKIND_VIEW => "a view",
+        pg_sys::RELKIND_MATVIEW => "a materialized view",
+        pg_sys::RELKIND_FOREIGN_TABLE => "a foreign table",
+        pg_sys::RELKIND_SEQUENCE => "a sequence",
+        pg_sys::RELKIND_INDEX | pg_sys::RELKIND_PARTITIONED_INDEX => "an index",
+        pg_sys::RELKIND_COMPOSITE_TYPE => "a composite type",
+        pg_sys::RELKIND_TOASTVALUE => "a TOAST table",
+        _ => "not a table",
+    }
+}
+
+/// Checks that `relid` is a table the current user may track, returning its quoted name.
+fn check_trackable(relid: pg_sys::Oid) -> Result<String> {
+    let relation = qualified_name(relid);
+    // SAFETY: catalog look-ups of a relation that regclass input resolved.
+    let (relkind, persistence, namespace) = unsafe {
+        (
+            pg_sys::get_rel_relkind(relid) as u8,
+            pg_sys::get_rel_persistence(relid) as u8,
+            pg_sys::get_rel_namespace(relid),
+        )
+    };
+    if relkind != pg_sys::RELKIND_RELATION && relkind != pg_sys::RELKIND_PARTITIONED_TABLE {
+        return Err(AuditError::NotATable {
+            relation,
+            kind: relkind_name(relkind),
+        });
+    }
+    if persistence == pg_sys::RELPERSISTENCE_TEMP {
+        return Err(AuditError::TemporaryTable { relation });
+    }
+    // SAFETY: plain catalog look-up.
+    if namespace == unsafe { pg_sys::get_namespace_oid(c"audit".as_ptr(), true) } {
+        return Err(AuditError::AuditSchemaTable { relation });
+    }
+    if !privilege::current_user_is_owner_of(relid) {
+        return Err(AuditError::NotOwner { relation });
+    }
+    Ok(relation)
+}
+
+fn relid_arg(relid: pg_sys::Oid) -> DatumWithOid<'static> {
+    // SAFETY: an oid is a valid regclass datum.
+    unsafe { DatumWithOid::new(relid, pg_sys::REGCLASSOID) }
+}
+
+fn string_list(
+    client: &spi::SpiClient<'_>,
+    query: &str,
+    relid: pg_sys::Oid,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for row in client.select(query, None, &[relid_arg(relid)])? {
+        if let Some(name) = row.get::<String>(1)? {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+fn dedupe(names: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        if !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
+/// Drops whichever capture triggers the table has (quietly: no NOTICE for missing ones).
+fn drop_capture_triggers(
+    client: &mut spi::SpiClient<'_>,
+    relid: pg_sys::Oid,
+    relation: &str,
+) -> Result<()> {
+    let names: Vec<String> = TRIGGERS
+        .iter()
+        .map(|(name, _, _)| (*name).to_owned())
+        .collect();
+    let mut existing = Vec::new();
+    for row in client.select(
+        "SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1 AND tgname = ANY ($2)",
+        None,
+        &[relid_arg(relid), names.into()],
+    )? {
+        if let Some(name) = row.get::<String>(1)? {
+            existing.push(name);
+        }
+    }
+    for name in existing {
+        let name = spi::quote_identifier(name);
+        client.update(&format!("DROP TRIGGER {name} ON {relation}"), None, &[])?;
+    }
+    Ok(())
+}
+
+pub fn track(request: TrackRequest) -> Result<()> {
+    let relid = request.relid;
+    let relation = check_trackable(relid)?;
+    let entity = request.entity.trim().to_owned();
+    if entity.is_empty() {
+        return Err(AuditError::EmptyArgument {
+            parameter: "entity",
+        });
+    }
+    let tracked_by = {
+        // SAFETY: the session user exists.
+        let name = unsafe { pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), false) };
+        // SAFETY: a palloc'd NUL-terminated name.
+        unsafe { std::ffi::CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+
+    privilege::as_extension_owner(|| {
+        Spi::connect_mut(|client| -> Result<()> {
+            let columns = string_list(
+                client,
+                "SELECT attname::text FROM pg_attribute \
+                 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                relid,
+            )?;
+            let check = |names: &[String], parameter: &'static str| -> Result<Vec<String>> {
+                for name in names {
+                    if !columns.contains(name) {
+                        return Err(AuditError::UnknownColumn {
+                            relation: relation.clone(),
+                            parameter,
+                            column: name.clone(),
+                        });
+                    }
+                }
+                Ok(dedupe(names))
+            };
+            let subject = match &request.subject_column {
+                Some(column) => check(std::slice::from_ref(column), "subject_column")?,
+                None => string_list(
+                    client,
+                    "SELECT a.attname::text \
+                     FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(attnum, n), pg_attribute a \
+                     WHERE i.indrelid = $1 AND i.indisprimary \
+                       AND a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                     ORDER BY k.n",
+                    relid,
+                )?,
+            };
+            if subject.is_empty() {
+                return Err(AuditError::NoSubject {
+                    relation: relation.clone(),
+                });
+            }
+            let ignore = check(&request.ignore_columns, "ignore_columns")?;
+            let redact = check(&request.redact_columns, "redact_columns")?;
+            if let Some(column) = subject.iter().find(|c| redact.contains(c)) {
+                return Err(AuditError::RedactedSubject {
+                    relation: relation.clone(),
+                    column: column.clone(),
+                });
+            }
+
+            client.update(
+                "INSERT INTO audit.tracked_tables \
+                   (relid, entity, subject_columns, ignore_columns, redact_columns, tracked_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (relid) DO UPDATE SET \
+                   entity = excluded.entity, subject_columns = excluded.subject_columns, \
+                   ignore_columns = excluded.ignore_columns, \
+                   redact_columns = excluded.redact_columns, \
+                   tracked_at = excluded.tracked_at, tracked_by = excluded.tracked_by",
+                None,
+                &[
+                    relid_arg(relid),
+                    entity.clone().into(),
+                    subject.into(),
+                    ignore.into(),
+                    redact.into(),
+                    tracked_by.into(),
+                ],
+            )?;
+            drop_capture_triggers(client, relid, &relation)?;
+            for (name, event, referencing) in TRIGGERS {
+                client.update(
+                    &format!(
+                        "CREATE TRIGGER {name} AFTER {event} ON {relation} {referencing} \
+                         FOR EACH STATEMENT EXECUTE FUNCTION audit.capture()"
+                    ),
+                    None,
+                    &[],
+                )?;
+            }
+            Ok(())
+        })
+    })??;
+    // SAFETY: queues a relcache invalidation so every backend reloads the settings.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    Ok(())
+}
+
+pub fn untrack(relid: pg_sys::Oid) -> Result<()> {
+    let relation = check_trackable(relid)?;
+    let removed = privilege::as_extension_owner(|| {
+        Spi::connect_mut(|client| -> Result<bool> {
+            let deleted = client.update(
+                "DELETE FROM audit.tracked_tables WHERE relid = $1",
+                None,
+                &[relid_arg(relid)],
+            )?;
+            drop_capture_triggers(client, relid, &relation)?;
+            Ok(!deleted.is_empty())
+        })
+    })??;
+    if !removed {
+        pgrx::notice!("{relation} was not tracked");
+    }
+    // SAFETY: as in track().
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    Ok(())
+}
