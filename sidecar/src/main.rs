@@ -1,1 +1,4 @@
-fn main() {}
+fn main() {
+    eprintln!("audit-trail: not implemented yet");
+    std::process::exit(1);
+}

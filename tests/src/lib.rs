@@ -1,1 +1,18 @@
+//! Support for the end-to-end tests: a throwaway PostgreSQL cluster started from the system's
+//! binaries (one per test run, shared by all tests), and a fresh database per test.
 
+pub mod cluster;
+pub mod db;
+pub mod events;
+
+pub use cluster::Cluster;
+pub use db::TestDb;
+pub use events::{events, Event};
+
+/// A server error as `SQLSTATE: message`, or the client error's text.
+pub fn error_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => format!("{e:?}"),
+    }
+}

@@ -1,0 +1,48 @@
+# audit_trail: the two commands are `make demo` and `make test`; both set up a fresh Debian 12
+# machine first (apt packages, cargo-pgrx, pgrx init), idempotently.
+
+PG_MAJOR   ?= 15
+PG_CONFIG  ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
+CARGO      ?= cargo
+export PG_CONFIG
+
+.PHONY: all setup install build lint unit e2e test demo demo-stop bench clean
+
+all: test
+
+## Packages and tools (apt: postgresql-15, server headers, libclang, chromium; cargo-pgrx 0.18.1).
+setup:
+	./scripts/setup.sh
+
+## Build the extension in release mode and install it into the system PostgreSQL.
+install: setup
+	cd extension && $(CARGO) pgrx install --release --pg-config $(PG_CONFIG)
+
+## The sidecar binary the end-to-end tests run.
+build: setup
+	$(CARGO) build -p audit-trail
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Pure unit tests (no database).
+unit: setup
+	$(CARGO) test -p audit-trail
+
+## End-to-end tests: a throwaway cluster started by the tests, one database per test.
+e2e: install build
+	$(CARGO) test -p audit-trail-tests
+
+test: lint unit e2e
+
+## A project-local cluster under .demo/ with a sample CRM, activity, a report and a CSV export.
+demo: install
+	./scripts/demo.sh
+
+demo-stop:
+	./scripts/demo.sh stop
+
+clean:
+	$(CARGO) clean
+	rm -rf .demo audit-report.csv

@@ -1,0 +1,34 @@
+//! End-to-end tests: each test gets a fresh database on one shared throwaway cluster.
+
+mod bad_input;
+mod capture;
+mod columns;
+mod concurrency;
+mod ddl;
+mod security;
+
+use audit_trail_tests::TestDb;
+
+/// A database with a tracked `crm.contacts` table: `updated_at` ignored, `password_hash`
+/// redacted.
+pub fn contacts_db() -> (TestDb, postgres::Client) {
+    let db = TestDb::new();
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "CREATE SCHEMA crm;
+             CREATE TABLE crm.contacts (
+                 id            bigserial PRIMARY KEY,
+                 name          text NOT NULL,
+                 email         text,
+                 phone         text,
+                 password_hash text,
+                 updated_at    timestamptz NOT NULL DEFAULT now()
+             );
+             SELECT audit.track('crm.contacts', 'contact',
+                                ignore_columns => '{updated_at}',
+                                redact_columns => '{password_hash}');",
+        )
+        .expect("create crm.contacts");
+    (db, client)
+}

@@ -1,0 +1,54 @@
+//! Reading `audit.events` back in tests.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: i64,
+    pub txid: i64,
+    pub actor: String,
+    pub db_user: String,
+    pub source: String,
+    pub application_name: Option<String>,
+    pub entity: String,
+    pub action: String,
+    pub table_name: Option<String>,
+    pub subject_id: Option<String>,
+    pub changed_fields: Option<Vec<String>>,
+    pub old_data: Option<Value>,
+    pub new_data: Option<Value>,
+    pub context: Option<Value>,
+    pub details: Option<Value>,
+}
+
+/// Every event, oldest first.
+pub fn events(client: &mut impl postgres::GenericClient) -> Vec<Event> {
+    client
+        .query(
+            "SELECT id, txid::text::bigint, actor, db_user, source, application_name, entity, \
+                    action, table_name, subject_id, changed_fields, old_data, new_data, context, \
+                    details \
+               FROM audit.events ORDER BY id",
+            &[],
+        )
+        .expect("read audit.events")
+        .iter()
+        .map(|r| Event {
+            id: r.get(0),
+            txid: r.get(1),
+            actor: r.get(2),
+            db_user: r.get(3),
+            source: r.get(4),
+            application_name: r.get(5),
+            entity: r.get(6),
+            action: r.get(7),
+            table_name: r.get(8),
+            subject_id: r.get(9),
+            changed_fields: r.get(10),
+            old_data: r.get(11),
+            new_data: r.get(12),
+            context: r.get(13),
+            details: r.get(14),
+        })
+        .collect()
+}
