@@ -1,4 +1,4 @@
--- audit_trail: functions, views, event triggers and privileges. Runs last (finalize).
+-- audit_trail: capture, attribution, retention and DDL hooks. Runs after schema.sql.
 
 -- Capture ------------------------------------------------------------------------------------
 
@@ -157,18 +157,3 @@ $$;
 
 CREATE EVENT TRIGGER audit_trail_sql_drop ON sql_drop
     EXECUTE FUNCTION audit.on_sql_drop();
-
--- Privileges ---------------------------------------------------------------------------------
-
--- Everyone may call the attribution helpers (hence USAGE on the schema); nobody but
--- audit_admin may read anything, and nobody may write the tables except through capture.
-REVOKE ALL ON SCHEMA audit FROM PUBLIC;
-GRANT USAGE ON SCHEMA audit TO PUBLIC;
-REVOKE ALL ON ALL TABLES IN SCHEMA audit FROM PUBLIC;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA audit FROM PUBLIC;
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
-
-GRANT USAGE ON SCHEMA audit TO audit_admin;
-GRANT SELECT ON audit.events, audit.tracked TO audit_admin;

@@ -36,9 +36,12 @@ CREATE TABLE audit.events (
 );
 ALTER SEQUENCE audit.events_id_seq OWNED BY audit.events.id;
 
--- Events arrive in time order, so a BRIN index serves time-range filters for a few pages of
--- index instead of one index entry per event.
-CREATE INDEX events_occurred_at_brin ON audit.events USING brin (occurred_at);
+-- Indexes earn their place: each is one more write per captured change. (occurred_at, id)
+-- serves time ranges and the report's newest-first order with keyset pagination;
+-- (entity, subject_id) serves "the whole history of contact 42". Other filters (actor,
+-- action, source) are applied within a time range.
+CREATE INDEX events_occurred_at_idx ON audit.events (occurred_at, id);
+CREATE INDEX events_subject_idx ON audit.events (entity, subject_id);
 
 COMMENT ON TABLE audit.events IS
     'Append-only audit log: one row per captured change or application event.';

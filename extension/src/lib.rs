@@ -23,7 +23,9 @@ mod track;
 ::pgrx::pg_module_magic!(name, version);
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
-pgrx::extension_sql_file!("../sql/api.sql", name = "api", finalize);
+pgrx::extension_sql_file!("../sql/api.sql", name = "api", requires = ["schema"]);
+pgrx::extension_sql_file!("../sql/report.sql", name = "report", requires = ["api"]);
+pgrx::extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[allow(non_snake_case)]
 #[pgrx::pg_guard]

@@ -5,6 +5,7 @@ mod capture;
 mod columns;
 mod concurrency;
 mod ddl;
+mod export;
 mod security;
 
 use audit_trail_tests::TestDb;

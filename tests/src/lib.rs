@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod db;
 pub mod events;
+pub mod sidecar;
 
 pub use cluster::Cluster;
 pub use db::TestDb;

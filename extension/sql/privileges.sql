@@ -1,0 +1,16 @@
+-- audit_trail: privileges. Runs last (finalize), once every object exists.
+
+-- Privileges ---------------------------------------------------------------------------------
+
+-- Everyone may call the attribution helpers (hence USAGE on the schema); nobody but
+-- audit_admin may read anything, and nobody may write the tables except through capture.
+REVOKE ALL ON SCHEMA audit FROM PUBLIC;
+GRANT USAGE ON SCHEMA audit TO PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA audit FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA audit FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
+
+GRANT USAGE ON SCHEMA audit TO audit_admin;
+GRANT SELECT ON ALL TABLES IN SCHEMA audit TO audit_admin;

@@ -1,0 +1,100 @@
+-- audit_trail: the report views admins read. Runs after api.sql.
+
+-- Every event, with a one-line summary and whole row images. Order by
+-- occurred_at DESC, id DESC for newest first.
+CREATE VIEW audit.report AS
+WITH link_tables AS MATERIALIZED (
+    -- Tables tracked under another entity's subject (group_members under its group, a
+    -- user's permission rows under the user): their events read "added ... to" and
+    -- "removed ... from", naming the rest of the row's primary key.
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS table_name,
+           ARRAY(
+               SELECT a.attname::text
+                 FROM pg_catalog.pg_index AS i
+                CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k (attnum, n)
+                 JOIN pg_catalog.pg_attribute AS a
+                   ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                WHERE i.indrelid = t.relid
+                  AND i.indisprimary
+                  AND a.attname::text <> ALL (t.subject_columns)
+                ORDER BY k.n
+           ) AS member_columns
+      FROM audit.tracked_tables AS t
+      JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+)
+SELECT e.id,
+       e.occurred_at,
+       e.actor,
+       e.db_user,
+       e.source,
+       e.client_addr,
+       e.application_name,
+       e.entity,
+       e.action,
+       e.table_name,
+       e.subject_id,
+       e.changed_fields,
+       CASE
+           WHEN e.action = 'create' AND m.member IS NOT NULL
+               THEN pg_catalog.format('%s added %s to %s %s', e.actor, m.member, e.entity, e.subject_id)
+           WHEN e.action = 'create'
+               THEN pg_catalog.format('%s created %s %s', e.actor, e.entity, e.subject_id)
+           WHEN e.action = 'delete' AND m.member IS NOT NULL
+               THEN pg_catalog.format('%s removed %s from %s %s', e.actor, m.member, e.entity, e.subject_id)
+           WHEN e.action = 'delete'
+               THEN pg_catalog.format('%s deleted %s %s', e.actor, e.entity, e.subject_id)
+           WHEN e.action = 'update' AND e.entity = 'user'
+                AND e.changed_fields OPERATOR(pg_catalog.&&) '{role,roles,permission,permissions}'::text[]
+               THEN pg_catalog.format('%s changed the role of user %s: %s', e.actor, e.subject_id,
+                                      pg_catalog.array_to_string(e.changed_fields, ', '))
+           WHEN e.action = 'update'
+               THEN pg_catalog.format('%s updated %s %s: %s', e.actor, e.entity, e.subject_id,
+                                      pg_catalog.array_to_string(e.changed_fields, ', '))
+           WHEN e.action = 'truncate'
+               THEN pg_catalog.format('%s emptied %s (every %s in it deleted)', e.actor, e.table_name, e.entity)
+           WHEN e.action = 'export' AND e.entity = 'audit_log'
+               THEN pg_catalog.format('%s exported %s audit events', e.actor,
+                                      coalesce(e.details ->> 'rows', 'the'))
+           WHEN e.action = 'export'
+               THEN pg_catalog.format('%s exported %s %ss', e.actor, coalesce(e.details ->> 'rows', 'the'),
+                                      pg_catalog.regexp_replace(e.entity, 'y$', 'ie'))
+           WHEN e.action = 'purge'
+               THEN pg_catalog.format('%s purged %s audit events older than %s', e.actor,
+                                      e.details ->> 'rows', e.details ->> 'before')
+           ELSE pg_catalog.format('%s: %s %s%s', e.actor, e.action, e.entity,
+                                  coalesce(' ' || e.subject_id, ''))
+       END
+       || CASE WHEN e.source <> 'manual' THEN pg_catalog.format(' (%s)', e.source) ELSE '' END
+           AS summary,
+       CASE e.action
+           WHEN 'update' THEN e.new_data || e.old_data
+           WHEN 'delete' THEN e.old_data
+       END AS before,
+       CASE WHEN e.action IN ('create', 'update') THEN e.new_data END AS after,
+       e.old_data,
+       e.new_data,
+       e.context,
+       e.details,
+       e.txid
+  FROM audit.events AS e
+  LEFT JOIN link_tables AS l ON l.table_name = e.table_name
+  LEFT JOIN LATERAL (
+      SELECT pg_catalog.string_agg(
+                 pg_catalog.format('%s %s', col,
+                     coalesce(CASE e.action WHEN 'delete' THEN e.old_data ELSE e.new_data END ->> col,
+                              'null')),
+                 ', ') AS member
+        FROM pg_catalog.unnest(l.member_columns) AS col
+       WHERE e.action IN ('create', 'delete')
+  ) AS m ON true;
+
+COMMENT ON VIEW audit.report IS
+    'Every audit event with a readable summary; before/after are whole row images.';
+
+-- The report restricted to one category of the Audit Log Report.
+CREATE VIEW audit.contact_activity AS SELECT * FROM audit.report WHERE entity = 'contact';
+CREATE VIEW audit.group_activity AS SELECT * FROM audit.report WHERE entity = 'group';
+CREATE VIEW audit.user_activity AS SELECT * FROM audit.report WHERE entity = 'user';
+-- Contacts exported, audit log exported: every export, whatever was exported.
+CREATE VIEW audit.export_activity AS SELECT * FROM audit.report WHERE action = 'export';

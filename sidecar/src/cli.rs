@@ -1,0 +1,156 @@
+//! Command-line arguments, and their validation into the typed requests commands run.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use chrono::Utc;
+use chrono_tz::Tz;
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::export::{ExportRequest, Format};
+use crate::filters::Filters;
+use crate::record::TimeFormat;
+use crate::timespec::{self, Bound};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "audit-trail",
+    version,
+    about = "Read the audit_trail log: export it, follow it, browse it.",
+    after_help = "Connection: --db, else DATABASE_URL, else PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE.\n\
+                  Exit codes: 0 success, 2 bad usage or input, 3 permission denied, 1 anything else."
+)]
+pub struct Cli {
+    /// Connection string: a postgresql:// URL or libpq key=value pairs.
+    #[arg(long, global = true, value_name = "CONNINFO")]
+    pub db: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the filtered audit events as CSV (or JSON lines) to a file or stdout.
+    Export(ExportArgs),
+}
+
+/// The event filters shared by every command that reads events.
+#[derive(Debug, Args, Default)]
+pub struct FilterArgs {
+    /// Events at or after this time: RFC 3339, a date (2026-11-25), or relative (7d, 12h, 30m).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Events before this time (a bare date includes that whole day).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only events by this actor (repeatable).
+    #[arg(long = "actor", value_name = "ACTOR")]
+    pub actors: Vec<String>,
+    /// Only events about this entity: contact, group, user, ... (repeatable).
+    #[arg(long = "entity", value_name = "ENTITY")]
+    pub entities: Vec<String>,
+    /// Only this action: create, update, delete, truncate, export, ... (repeatable).
+    #[arg(long = "action", value_name = "ACTION")]
+    pub actions: Vec<String>,
+    /// Only changes to this table, schema-qualified as in table_name (crm.contacts).
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<String>,
+    /// Only events about this subject id.
+    #[arg(long, value_name = "ID")]
+    pub subject: Option<String>,
+    /// Only events from this source: manual, import, api, ...
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: Format,
+    /// Write to this file (replaced only when the export succeeds) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Start the CSV with a UTF-8 byte-order mark, for Excel.
+    #[arg(long)]
+    pub bom: bool,
+    /// Write times in this zone (IANA name, or "local") instead of UTC; also the zone of
+    /// dates and times given without an offset.
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
+}
+
+impl FilterArgs {
+    pub fn to_filters(&self, zone: Option<Tz>) -> Result<Filters> {
+        let now = Utc::now();
+        let zone = zone.unwrap_or(Tz::UTC);
+        let time = |flag, value: &Option<String>, bound| {
+            value
+                .as_deref()
+                .map(|v| timespec::parse(flag, v, bound, now, zone))
+                .transpose()
+                .map_err(|e| Error::Usage(e.to_string()))
+        };
+        let non_empty = |flag: &str, values: &[String]| -> Result<Vec<String>> {
+            values
+                .iter()
+                .map(|v| {
+                    let v = v.trim();
+                    if v.is_empty() {
+                        Err(Error::Usage(format!("{flag}: value must not be empty")))
+                    } else {
+                        Ok(v.to_owned())
+                    }
+                })
+                .collect()
+        };
+        let one = |flag: &str, value: &Option<String>| -> Result<Option<String>> {
+            Ok(non_empty(flag, value.as_slice())?.into_iter().next())
+        };
+        let filters = Filters {
+            since: time("--since", &self.since, Bound::Start)?,
+            until: time("--until", &self.until, Bound::End)?,
+            actors: non_empty("--actor", &self.actors)?,
+            entities: non_empty("--entity", &self.entities)?,
+            actions: non_empty("--action", &self.actions)?,
+            table: one("--table", &self.table)?,
+            subject: one("--subject", &self.subject)?,
+            source: one("--source", &self.source)?,
+        };
+        filters.validate()?;
+        Ok(filters)
+    }
+}
+
+impl ExportArgs {
+    pub fn to_request(&self) -> Result<ExportRequest> {
+        let zone = self
+            .tz
+            .as_deref()
+            .map(timespec::parse_zone)
+            .transpose()
+            .map_err(Error::Usage)?;
+        if self.bom && self.format != Format::Csv {
+            return Err(Error::Usage("--bom applies only to --format csv".into()));
+        }
+        Ok(ExportRequest {
+            filters: self.filters.to_filters(zone)?,
+            format: self.format,
+            bom: self.bom,
+            times: TimeFormat { zone },
+        })
+    }
+
+    /// The output file, None for stdout (`-o -` also means stdout).
+    pub fn output_path(&self) -> Option<&std::path::Path> {
+        self.output.as_deref().filter(|p| p.as_os_str() != "-")
+    }
+
+    pub fn show_progress(&self) -> bool {
+        std::io::stderr().is_terminal()
+    }
+}

@@ -1,0 +1,166 @@
+//! Connecting as the operator's own role, and the audit_admin check made before reading.
+//!
+//! Where the connection comes from, as libpq does it: `--db` (a URL or `key=value` string),
+//! else `DATABASE_URL`, else nothing; then `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and
+//! `PGDATABASE` fill whatever is still missing.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::error::{describe, Error, Result};
+
+pub struct Target {
+    pub config: Config,
+    /// `user@host:port/dbname`, for messages: never the password.
+    pub description: String,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub fn resolve(db: Option<&str>, application_name: &str) -> Result<Target> {
+    let (text, origin) = match db {
+        Some(text) => (Some(text.to_owned()), "--db"),
+        None => (env("DATABASE_URL"), "DATABASE_URL"),
+    };
+    let mut config = match text {
+        // The parser's messages name the bad option, never echo the string (which may hold
+        // a password).
+        Some(text) => {
+            Config::from_str(&text).map_err(|e| Error::Usage(format!("{origin}: {}", chain(&e))))?
+        }
+        None => Config::new(),
+    };
+    if config.get_hosts().is_empty() {
+        match env("PGHOST") {
+            Some(hosts) => {
+                for host in hosts.split(',') {
+                    config.host(host);
+                }
+            }
+            None if std::path::Path::new("/var/run/postgresql").is_dir() => {
+                config.host("/var/run/postgresql");
+            }
+            None => {
+                config.host("localhost");
+            }
+        }
+    }
+    if config.get_ports().is_empty() {
+        if let Some(port) = env("PGPORT") {
+            let port = port
+                .parse()
+                .map_err(|_| Error::Usage(format!("PGPORT: \"{port}\" is not a port number")))?;
+            config.port(port);
+        }
+    }
+    if config.get_user().is_none() {
+        let user = env("PGUSER")
+            .or_else(|| env("USER"))
+            .or_else(|| env("LOGNAME"));
+        let user = user.ok_or_else(|| {
+            Error::Usage("no database user: give one in --db or set PGUSER".into())
+        })?;
+        config.user(&user);
+    }
+    if config.get_password().is_none() {
+        if let Some(password) = env("PGPASSWORD") {
+            config.password(password);
+        }
+    }
+    if config.get_dbname().is_none() {
+        let dbname = env("PGDATABASE").or_else(|| config.get_user().map(str::to_owned));
+        if let Some(dbname) = dbname {
+            config.dbname(&dbname);
+        }
+    }
+    if config.get_application_name().is_none() {
+        config.application_name(application_name);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    let description = describe_target(&config);
+    Ok(Target {
+        config,
+        description,
+    })
+}
+
+fn describe_target(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "?".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{}@{host}:{port}/{}",
+        config.get_user().unwrap_or("?"),
+        config.get_dbname().unwrap_or("?")
+    )
+}
+
+/// Connects; the connection's background task runs on the current runtime.
+pub async fn connect(target: &Target) -> Result<Client> {
+    let (client, connection) = target
+        .config
+        .connect(NoTls)
+        .await
+        .map_err(|e| Error::Connect {
+            target: target.description.clone(),
+            reason: describe(&e),
+        })?;
+    tokio::spawn(async move {
+        // An error here surfaces as an error of the next query on the client.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Refuses (exit 3) unless the connected role may read the audit log: a member of
+/// audit_admin, or a superuser. The database enforces the same rule on every read.
+pub async fn require_audit_admin(client: &Client) -> Result<String> {
+    let row = client
+        .query_one(
+            "SELECT current_user::text, r.rolsuper,
+                    to_regclass('audit.events') IS NOT NULL,
+                    CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'audit_admin')
+                         THEN pg_catalog.pg_has_role('audit_admin', 'MEMBER') END
+               FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::database("checking the role", &e))?;
+    let role: String = row.get(0);
+    let superuser: bool = row.get(1);
+    let installed: bool = row.get(2);
+    let member: Option<bool> = row.get(3);
+    if !superuser && member != Some(true) {
+        return Err(Error::PermissionDenied(format!(
+            "role \"{role}\" is not a member of audit_admin (a DBA can run: GRANT audit_admin TO \"{role}\")"
+        )));
+    }
+    if !installed {
+        return Err(Error::Other(
+            "the audit_trail extension is not installed in this database (CREATE EXTENSION audit_trail)".into(),
+        ));
+    }
+    Ok(role)
+}

@@ -1,0 +1,75 @@
+//! Every way a command fails, with the exit code it maps to. Messages are one line and never
+//! contain a password.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad flags or values: exit 2.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The role may not read the audit log: exit 3.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+
+    #[error("cannot connect to {target}: {reason}")]
+    Connect { target: String, reason: String },
+
+    #[error("{doing}: {reason}")]
+    Database { doing: &'static str, reason: String },
+
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("writing output: {0}")]
+    Output(#[source] std::io::Error),
+
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::PermissionDenied(_) => 3,
+            _ => 1,
+        }
+    }
+
+    /// A database error while doing something, described by its server message when there
+    /// is one (tokio-postgres' own Display says only "db error").
+    pub fn database(doing: &'static str, e: &tokio_postgres::Error) -> Error {
+        if let Some(db) = e.as_db_error() {
+            if db.code() == &tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE {
+                return Error::PermissionDenied(db.message().to_owned());
+            }
+        }
+        Error::Database {
+            doing,
+            reason: describe(e),
+        }
+    }
+}
+
+/// One line for a tokio-postgres error: the server's message, or the error and its causes.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_owned();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,306 @@
+//! `audit-trail export`: the filtered events as CSV or JSON lines, streamed from the database
+//! to the output in constant memory, and recorded as an `audit_log`/`export` event.
+//!
+//! The same code serves the dashboard's Export button: an [`Encoder`] turns rows into bytes,
+//! a [`ChunkSink`] takes them away (a file, stdout, an HTTP response).
+
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures_util::{pin_mut, TryStreamExt};
+use serde::Serialize;
+use tokio_postgres::{Client, IsolationLevel};
+
+use crate::csv::{CsvWriter, SharedBuffer};
+use crate::error::{Error, Result};
+use crate::filters::Filters;
+use crate::record::{EventRecord, TimeFormat, SELECT_EVENTS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Jsonl => "application/x-ndjson",
+        }
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub filters: Filters,
+    pub format: Format,
+    pub bom: bool,
+    pub times: TimeFormat,
+}
+
+/// Bytes flushed to the sink at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// Turns records into output bytes, buffering up to about one chunk.
+pub struct Encoder {
+    kind: EncoderKind,
+}
+
+enum EncoderKind {
+    Csv(CsvWriter<SharedBuffer>),
+    Jsonl { buffer: Vec<u8>, times: TimeFormat },
+}
+
+impl Encoder {
+    pub fn new(request: &ExportRequest) -> std::io::Result<Encoder> {
+        let kind = match request.format {
+            Format::Csv => EncoderKind::Csv(CsvWriter::new(
+                SharedBuffer::default(),
+                request.bom,
+                request.times,
+            )?),
+            Format::Jsonl => EncoderKind::Jsonl {
+                buffer: Vec::with_capacity(CHUNK),
+                times: request.times,
+            },
+        };
+        Ok(Encoder { kind })
+    }
+
+    pub fn push(&mut self, event: &EventRecord) -> std::io::Result<()> {
+        match &mut self.kind {
+            EncoderKind::Csv(w) => w.write(event),
+            EncoderKind::Jsonl { buffer, times } => {
+                let line = event.to_json_line(times).map_err(std::io::Error::other)?;
+                buffer.extend_from_slice(line.as_bytes());
+                buffer.push(b'\n');
+                Ok(())
+            }
+        }
+    }
+
+    /// Whatever is encoded so far, removed from the buffer.
+    pub fn take(&mut self) -> std::io::Result<Vec<u8>> {
+        match &mut self.kind {
+            EncoderKind::Csv(w) => w.take(),
+            EncoderKind::Jsonl { buffer, .. } => Ok(std::mem::take(buffer)),
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        match &self.kind {
+            EncoderKind::Csv(w) => w.buffered(),
+            EncoderKind::Jsonl { buffer, .. } => buffer.len(),
+        }
+    }
+}
+
+/// Where encoded bytes go.
+pub trait ChunkSink {
+    fn send(&mut self, chunk: Vec<u8>) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+/// Reports rows so far on stderr, for exports run in a terminal.
+pub struct Progress {
+    enabled: bool,
+    started: Instant,
+    last: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    pub fn new(enabled: bool) -> Progress {
+        let now = Instant::now();
+        Progress {
+            enabled,
+            started: now,
+            last: now,
+            shown: false,
+        }
+    }
+
+    fn tick(&mut self, rows: u64) {
+        if !self.enabled || self.last.elapsed() < Duration::from_millis(250) {
+            return;
+        }
+        let elapsed = self.started.elapsed();
+        if elapsed < Duration::from_secs(1) {
+            return;
+        }
+        self.last = Instant::now();
+        self.shown = true;
+        let rate = rows as f64 / elapsed.as_secs_f64();
+        eprint!("\r\x1b[2K{rows} events exported ({rate:.0}/s)");
+    }
+
+    fn done(&self) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+/// Streams the filtered events through `encoder` into `sink`, inside one read-only,
+/// repeatable-read transaction so the export is one consistent snapshot. Returns the count.
+pub async fn stream_events(
+    client: &mut Client,
+    request: &ExportRequest,
+    sink: &mut impl ChunkSink,
+    progress: &mut Progress,
+) -> Result<u64> {
+    let mut encoder = Encoder::new(request).map_err(Error::Output)?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| Error::database("starting the export", &e))?;
+    let condition = request.filters.condition();
+    let sql = format!("{SELECT_EVENTS}{} ORDER BY occurred_at, id", condition.sql);
+    let rows = tx
+        .query_raw(&sql, condition.param_refs())
+        .await
+        .map_err(|e| Error::database("reading audit.events", &e))?;
+    pin_mut!(rows);
+    let mut count = 0u64;
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|e| Error::database("reading audit.events", &e))?
+    {
+        let event =
+            EventRecord::from_row(&row).map_err(|e| Error::database("decoding an event", &e))?;
+        encoder.push(&event).map_err(Error::Output)?;
+        count += 1;
+        if encoder.buffered() >= CHUNK {
+            sink.send(encoder.take().map_err(Error::Output)?)
+                .await
+                .map_err(Error::Output)?;
+            progress.tick(count);
+        }
+    }
+    sink.send(encoder.take().map_err(Error::Output)?)
+        .await
+        .map_err(Error::Output)?;
+    progress.done();
+    tx.commit()
+        .await
+        .map_err(|e| Error::database("finishing the export", &e))?;
+    Ok(count)
+}
+
+/// What an export event records.
+#[derive(Serialize)]
+struct ExportDetails<'a> {
+    format: Format,
+    rows: u64,
+    filters: &'a Filters,
+    via: &'a str,
+    complete: bool,
+}
+
+/// Records the export in the database it came from, attributed to the connected role (or to
+/// `actor` when the dashboard exports on behalf of a signed-in user).
+pub async fn record_export(
+    client: &mut Client,
+    request: &ExportRequest,
+    rows: u64,
+    via: &str,
+    complete: bool,
+) -> Result<i64> {
+    let details = serde_json::to_value(ExportDetails {
+        format: request.format,
+        rows,
+        filters: &request.filters,
+        via,
+        complete,
+    })
+    .map_err(|e| Error::Other(format!("encoding export details: {e}")))?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| Error::database("recording the export", &e))?;
+    tx.execute(
+        "SELECT pg_catalog.set_config('audit.source', $1, true)",
+        &[&via],
+    )
+    .await
+    .map_err(|e| Error::database("recording the export", &e))?;
+    let id: i64 = tx
+        .query_one(
+            "SELECT audit.log_event('audit_log', 'export', NULL, $1)",
+            &[&details],
+        )
+        .await
+        .map_err(|e| Error::database("recording the export", &e))?
+        .get(0);
+    tx.commit()
+        .await
+        .map_err(|e| Error::database("recording the export", &e))?;
+    Ok(id)
+}
+
+struct WriterSink<W: Write + Send>(W);
+
+impl<W: Write + Send> ChunkSink for WriterSink<W> {
+    async fn send(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+        self.0.write_all(&chunk)
+    }
+}
+
+/// Exports to a file or (without one) stdout. A file is written under a temporary name in
+/// the same directory, synced, and renamed into place only once the export is complete and
+/// recorded: a failed export never leaves a file that looks finished.
+pub async fn run(
+    client: &mut Client,
+    request: &ExportRequest,
+    output: Option<&Path>,
+    progress: bool,
+) -> Result<u64> {
+    let mut progress = Progress::new(progress);
+    match output {
+        None => {
+            let mut sink = WriterSink(std::io::BufWriter::new(std::io::stdout()));
+            let result = stream_events(client, request, &mut sink, &mut progress).await;
+            let flushed = sink.0.flush().map_err(Error::Output);
+            let rows = result.and_then(|rows| flushed.map(|()| rows))?;
+            record_export(client, request, rows, "cli", true).await?;
+            Ok(rows)
+        }
+        Some(path) => {
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let file_error = |source| Error::File {
+                path: path.to_path_buf(),
+                source,
+            };
+            // Created 0600: the audit log is sensitive.
+            let temp = tempfile::Builder::new()
+                .prefix(".audit-trail-export-")
+                .tempfile_in(&dir)
+                .map_err(file_error)?;
+            let mut sink = WriterSink(std::io::BufWriter::new(temp.as_file()));
+            let rows = stream_events(client, request, &mut sink, &mut progress).await?;
+            sink.0.flush().map_err(file_error)?;
+            drop(sink);
+            temp.as_file().sync_all().map_err(file_error)?;
+            record_export(client, request, rows, "cli", true).await?;
+            temp.persist(path).map_err(|e| file_error(e.error))?;
+            Ok(rows)
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! `audit-trail`: the sidecar that reads the audit_trail log outside PostgreSQL.
+
+pub mod cli;
+pub mod csv;
+pub mod db;
+pub mod error;
+pub mod export;
+pub mod filters;
+pub mod record;
+pub mod timespec;
+
+use cli::{Cli, Command};
+use error::Result;
+
+/// Runs one command to completion.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Export(args) => {
+            let request = args.to_request()?;
+            let target = db::resolve(cli.db.as_deref(), "audit-trail export")?;
+            let mut client = db::connect(&target).await?;
+            db::require_audit_admin(&client).await?;
+            export::run(
+                &mut client,
+                &request,
+                args.output_path(),
+                args.show_progress(),
+            )
+            .await?;
+            Ok(())
+        }
+    }
+}
