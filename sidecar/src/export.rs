@@ -58,18 +58,18 @@ pub struct Encoder {
 }
 
 enum EncoderKind {
-    Csv(CsvWriter<SharedBuffer>),
+    Csv(Box<CsvWriter<SharedBuffer>>),
     Jsonl { buffer: Vec<u8>, times: TimeFormat },
 }
 
 impl Encoder {
     pub fn new(request: &ExportRequest) -> std::io::Result<Encoder> {
         let kind = match request.format {
-            Format::Csv => EncoderKind::Csv(CsvWriter::new(
+            Format::Csv => EncoderKind::Csv(Box::new(CsvWriter::new(
                 SharedBuffer::default(),
                 request.bom,
                 request.times,
-            )?),
+            )?)),
             Format::Jsonl => EncoderKind::Jsonl {
                 buffer: Vec::with_capacity(CHUNK),
                 times: request.times,
