@@ -38,6 +38,7 @@ test: lint unit e2e
 
 ## A project-local cluster under .demo/ with a sample CRM, activity, a report and a CSV export.
 demo: install
+	$(CARGO) build --release -p audit-trail
 	./scripts/demo.sh
 
 demo-stop:

@@ -58,6 +58,22 @@ esac
 
 start
 psql_demo -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+# An auditor who may read the log (and nothing else): what a DBA would set up.
+psql_demo -d postgres -c "DO \$\$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'auditor') THEN
+        CREATE ROLE auditor LOGIN;
+    END IF;
+END \$\$"
 psql_demo -d "$DB" -f "$ROOT/sql/demo/schema.sql"
+psql_demo -d "$DB" -c "GRANT audit_admin TO auditor"
 psql_demo -d "$DB" -f "$ROOT/sql/demo/activity.sql"
-psql_demo -d "$DB" -f "$ROOT/sql/demo/report.sql"
+
+export PGHOST="$DEMO" PGPORT="$PORT"
+"$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -U auditor -d "$DB" -f "$ROOT/sql/demo/report.sql"
+
+CSV="$ROOT/audit-report.csv"
+echo "== Export =="
+"$ROOT/target/release/audit-trail" export --db "host=$DEMO port=$PORT user=auditor dbname=$DB" \
+    --since 1d --output "$CSV"
+echo "   (ran: audit-trail export --db 'host=$DEMO port=$PORT user=auditor dbname=$DB' --since 1d --output audit-report.csv;"
+echo "    the export itself is now recorded in audit.export_activity)"

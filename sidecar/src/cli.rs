@@ -34,6 +34,10 @@ pub struct Cli {
 pub enum Command {
     /// Write the filtered audit events as CSV (or JSON lines) to a file or stdout.
     Export(ExportArgs),
+    /// Stream committed events, in commit-safe order, from a durable per-consumer cursor.
+    Follow(crate::follow::FollowArgs),
+    /// Serve the Audit Log dashboard.
+    Serve(crate::web::ServeArgs),
 }
 
 /// The event filters shared by every command that reads events.

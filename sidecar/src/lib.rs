@@ -6,8 +6,10 @@ pub mod db;
 pub mod error;
 pub mod export;
 pub mod filters;
+pub mod follow;
 pub mod record;
 pub mod timespec;
+pub mod web;
 
 use cli::{Cli, Command};
 use error::Result;
@@ -29,5 +31,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             .await?;
             Ok(())
         }
+        Command::Follow(args) => follow::run(cli.db.as_deref(), args).await,
+        Command::Serve(args) => web::run(cli.db.as_deref(), args).await,
     }
 }

@@ -157,6 +157,14 @@ fn csv_has_the_contract_header_and_round_trips_through_a_csv_reader() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.is_empty());
     let bytes = std::fs::read(&file).unwrap();
+    let expected_rows = ids_where(&db, "entity = 'group'").len();
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "audit-trail: exported {expected_rows} events to {}",
+            file.display()
+        )
+    );
     assert!(bytes.starts_with(b"id,occurred_at,"), "no BOM unless asked");
     let (header, records) = parse_csv(&bytes);
     assert_eq!(
