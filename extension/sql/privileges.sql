@@ -14,3 +14,5 @@ GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
 
 GRANT USAGE ON SCHEMA audit TO audit_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA audit TO audit_admin;
+-- Followers keep their own cursors.
+GRANT INSERT, UPDATE, DELETE ON audit.consumers TO audit_admin;

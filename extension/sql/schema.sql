@@ -42,6 +42,8 @@ ALTER SEQUENCE audit.events_id_seq OWNED BY audit.events.id;
 -- action, source) are applied within a time range.
 CREATE INDEX events_occurred_at_idx ON audit.events (occurred_at, id);
 CREATE INDEX events_subject_idx ON audit.events (entity, subject_id);
+-- The change stream (audit-trail follow) reads in (txid, id) order from a cursor.
+CREATE INDEX events_txid_idx ON audit.events (txid, id);
 
 COMMENT ON TABLE audit.events IS
     'Append-only audit log: one row per captured change or application event.';
@@ -57,8 +59,21 @@ CREATE TABLE audit.tracked_tables (
     tracked_by      text        NOT NULL DEFAULT session_user
 );
 
+-- Durable cursors of change-stream consumers: the last (txid, id) each one has safely
+-- delivered. Written by audit-trail follow, as a member of audit_admin.
+CREATE TABLE audit.consumers (
+    name         text        PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.:-]{1,100}$'),
+    last_txid    xid8        NOT NULL DEFAULT '0',
+    last_id      bigint      NOT NULL DEFAULT 0,
+    delivered    bigint      NOT NULL DEFAULT 0,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    updated_by   text        NOT NULL DEFAULT session_user
+);
+
 -- pg_dump keeps the audit data and the settings (the extension's own objects are recreated
 -- by CREATE EXTENSION on restore).
 SELECT pg_catalog.pg_extension_config_dump('audit.events', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.tracked_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.consumers', '');

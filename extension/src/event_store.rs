@@ -13,6 +13,7 @@ use pgrx::pg_sys;
 use crate::attribution::Attribution;
 use crate::error::{AuditError, Result};
 use crate::ffi;
+use crate::settings;
 
 /// The columns of `audit.events` that the extension fills, in DESIGN.md order.
 #[derive(Clone, Copy)]
@@ -230,7 +231,12 @@ impl EventWriter {
         }
     }
 
+    /// Finishes the statement's writes and, once per statement, wakes followers at commit.
     pub fn close(self) {
+        if settings::notify() {
+            // SAFETY: constant NUL-terminated strings.
+            unsafe { ffi::async_notify(c"audit_trail_events", c"") };
+        }
         // SAFETY: tears down exactly what open() set up, in reverse order.
         unsafe {
             pg_sys::AfterTriggerEndQuery(self.estate);

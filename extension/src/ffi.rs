@@ -14,6 +14,19 @@ mod raw {
             typ_by_val: bool,
             typ_len: core::ffi::c_int,
         ) -> bool;
+        pub fn Async_Notify(channel: *const core::ffi::c_char, payload: *const core::ffi::c_char);
+    }
+}
+
+/// commands/async.h: queue a notification, delivered when the transaction commits.
+/// PostgreSQL collapses identical ones within a transaction.
+///
+/// # Safety
+/// Both strings must be NUL-terminated.
+pub unsafe fn async_notify(channel: &std::ffi::CStr, payload: &std::ffi::CStr) {
+    // SAFETY: as nextval_internal.
+    unsafe {
+        pg_sys::ffi::pg_guard_ffi_boundary(|| raw::Async_Notify(channel.as_ptr(), payload.as_ptr()))
     }
 }
 

@@ -7,6 +7,7 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static SOURCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 pub fn define() {
     GucRegistry::define_string_guc(
@@ -30,6 +31,15 @@ pub fn define() {
         c"A JSON object stored with each audit event (request id, end-user IP, ...).",
         c"",
         &CONTEXT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"audit.notify",
+        c"Wake change-stream followers (NOTIFY audit_trail_events) when a transaction writes events.",
+        c"Turn off for applications that use PREPARE TRANSACTION: PostgreSQL cannot prepare a \
+          transaction that notified. Followers then find new events by polling.",
+        &NOTIFY,
         GucContext::Userset,
         GucFlags::default(),
     );
@@ -61,4 +71,8 @@ pub fn source() -> Option<&'static CStr> {
 
 pub fn context() -> Option<&'static CStr> {
     read(&CONTEXT)
+}
+
+pub fn notify() -> bool {
+    NOTIFY.get()
 }

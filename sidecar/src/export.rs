@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::filters::Filters;
 use crate::record::{EventRecord, TimeFormat, SELECT_EVENTS};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Csv,
@@ -64,15 +64,20 @@ enum EncoderKind {
 
 impl Encoder {
     pub fn new(request: &ExportRequest) -> std::io::Result<Encoder> {
-        let kind = match request.format {
+        Encoder::with(request.format, request.bom, request.times)
+    }
+
+    /// An encoder for a format; a CSV one starts with its header row.
+    pub fn with(format: Format, bom: bool, times: TimeFormat) -> std::io::Result<Encoder> {
+        let kind = match format {
             Format::Csv => EncoderKind::Csv(Box::new(CsvWriter::new(
                 SharedBuffer::default(),
-                request.bom,
-                request.times,
+                bom,
+                times,
             )?)),
             Format::Jsonl => EncoderKind::Jsonl {
                 buffer: Vec::with_capacity(CHUNK),
-                times: request.times,
+                times,
             },
         };
         Ok(Encoder { kind })
@@ -98,7 +103,7 @@ impl Encoder {
         }
     }
 
-    fn buffered(&self) -> usize {
+    pub fn buffered(&self) -> usize {
         match &self.kind {
             EncoderKind::Csv(w) => w.buffered(),
             EncoderKind::Jsonl { buffer, .. } => buffer.len(),

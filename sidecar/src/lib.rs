@@ -22,13 +22,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             let target = db::resolve(cli.db.as_deref(), "audit-trail export")?;
             let mut client = db::connect(&target).await?;
             db::require_audit_admin(&client).await?;
-            export::run(
-                &mut client,
-                &request,
-                args.output_path(),
-                args.show_progress(),
-            )
-            .await?;
+            let output = args.output_path();
+            let rows = export::run(&mut client, &request, output, args.show_progress()).await?;
+            if let Some(path) = output {
+                eprintln!("audit-trail: exported {rows} events to {}", path.display());
+            }
             Ok(())
         }
         Command::Follow(args) => follow::run(cli.db.as_deref(), args).await,

@@ -1,0 +1,132 @@
+//! A consumer's durable position in the stream: the last (txid, id) it has safely delivered,
+//! kept in `audit.consumers`.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::{Client, GenericClient};
+
+use crate::error::{Error, Result};
+
+/// A point in (txid, id) order. Events after it are delivered next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub txid: u64,
+    pub id: i64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "txid {}, id {}", self.txid, self.id)
+    }
+}
+
+pub fn parse_txid(text: &str) -> Result<u64> {
+    text.parse()
+        .map_err(|_| Error::Other(format!("unexpected txid \"{text}\" from the database")))
+}
+
+/// Creates the consumer if it is new (at the start of the stream).
+pub async fn ensure(client: &Client, name: &str) -> Result<()> {
+    client
+        .execute(
+            "INSERT INTO audit.consumers (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+            &[&name],
+        )
+        .await
+        .map_err(|e| Error::database("creating the consumer", &e))?;
+    Ok(())
+}
+
+/// Locks the consumer's row for this batch and returns its position. A second follower of
+/// the same consumer is refused rather than made to deliver the same events.
+pub async fn lock(client: &impl GenericClient, name: &str) -> Result<Position> {
+    let row = client
+        .query_opt(
+            "SELECT last_txid::text, last_id FROM audit.consumers WHERE name = $1 FOR UPDATE NOWAIT",
+            &[&name],
+        )
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                Error::Other(format!(
+                    "consumer \"{name}\" is being followed by another process"
+                ))
+            } else {
+                Error::database("reading the consumer's position", &e)
+            }
+        })?
+        .ok_or_else(|| Error::Other(format!("consumer \"{name}\" disappeared")))?;
+    Ok(Position {
+        txid: parse_txid(row.get(0))?,
+        id: row.get(1),
+    })
+}
+
+pub async fn advance(
+    client: &impl GenericClient,
+    name: &str,
+    to: Position,
+    delivered: i64,
+) -> Result<()> {
+    client
+        .execute(
+            "UPDATE audit.consumers
+                SET last_txid = $2::text::xid8, last_id = $3, delivered = delivered + $4,
+                    updated_at = now(), updated_by = current_user
+              WHERE name = $1",
+            &[&name, &to.txid.to_string(), &to.id, &delivered],
+        )
+        .await
+        .map_err(|e| Error::database("saving the consumer's position", &e))?;
+    Ok(())
+}
+
+/// Moves the consumer: to the start of the stream, or to the first transaction that wrote an
+/// event at or after `from` (so every event from then on is delivered again, possibly with a
+/// few slightly older ones from the same transactions).
+pub async fn reposition(
+    client: &Client,
+    name: &str,
+    from: Option<DateTime<Utc>>,
+) -> Result<Position> {
+    let position = match from {
+        None => Position::default(),
+        Some(from) => {
+            let row = client
+                .query_one(
+                    "SELECT (SELECT min(txid)::text FROM audit.events WHERE occurred_at >= $1),
+                            (SELECT max(txid)::text FROM audit.events),
+                            (SELECT max(id) FROM audit.events)",
+                    &[&from],
+                )
+                .await
+                .map_err(|e| Error::database("finding the position", &e))?;
+            match (row.get::<_, Option<&str>>(0), row.get::<_, Option<&str>>(1)) {
+                // Just before that transaction's first event.
+                (Some(txid), _) => Position {
+                    txid: parse_txid(txid)?,
+                    id: 0,
+                },
+                // Nothing since then: the end of the stream.
+                (None, Some(last)) => Position {
+                    txid: parse_txid(last)?,
+                    id: row.get::<_, Option<i64>>(2).unwrap_or(0),
+                },
+                (None, None) => Position::default(),
+            }
+        }
+    };
+    client
+        .execute(
+            "INSERT INTO audit.consumers AS c (name, last_txid, last_id, delivered)
+             VALUES ($1, $2::text::xid8, $3, 0)
+             ON CONFLICT (name) DO UPDATE
+                SET last_txid = excluded.last_txid, last_id = excluded.last_id, delivered = 0,
+                    updated_at = now(), updated_by = current_user",
+            &[&name, &position.txid.to_string(), &position.id],
+        )
+        .await
+        .map_err(|e| Error::database("moving the consumer", &e))?;
+    Ok(position)
+}

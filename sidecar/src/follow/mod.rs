@@ -1,0 +1,484 @@
+//! `audit-trail follow`: a change-data-capture stream of committed audit events.
+//!
+//! Ordering without gaps: every event carries the id of the transaction that wrote it. A batch
+//! is read in one snapshot, and only events of transactions older than that snapshot's
+//! `xmin` (the oldest transaction still running) are delivered, in (txid, id) order. Every
+//! transaction below `xmin` has ended, so no event can later appear before the cursor: a
+//! transaction that commits late only holds back the stream (its own and every later
+//! transaction's events wait until it ends), it never makes the follower skip it. See
+//! docs/follow.md.
+
+mod cursor;
+mod sink;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, IsolationLevel, NoTls};
+
+use crate::db::{self, Target};
+use crate::error::{describe, Error, Result};
+use crate::export::Format;
+use crate::record::{EventRecord, SELECT_EVENTS};
+use crate::timespec::{self, Bound};
+use cursor::Position;
+use sink::{FileSink, Rotation, Sink};
+
+const CHANNEL: &str = "audit_trail_events";
+
+#[derive(Debug, Args)]
+pub struct FollowArgs {
+    /// Name of the consumer: its position is kept in audit.consumers and resumed from.
+    #[arg(long, value_name = "NAME")]
+    pub consumer: String,
+    /// Write JSON lines to stdout.
+    #[arg(long, conflicts_with = "output_dir")]
+    pub stdout: bool,
+    /// Write rotated files (and manifest.json) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// File format of --output-dir.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: Format,
+    /// Deliver everything committed so far, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Show the consumer's position and lag, then exit.
+    #[arg(long, conflicts_with_all = ["reset", "from"])]
+    pub status: bool,
+    /// Move the consumer back to the start of the stream.
+    #[arg(long, conflicts_with = "from")]
+    pub reset: bool,
+    /// Move the consumer so that events from this time on are delivered (again).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Events per batch (each batch is made durable before the cursor moves).
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub batch_size: i64,
+    /// Start a new file once the current one reaches this many bytes.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub rotate_bytes: u64,
+    /// Start a new file once the current one is this many seconds old.
+    #[arg(long, default_value_t = 3600)]
+    pub rotate_seconds: u64,
+    /// With --once: how long to wait for committed events that an older, still running
+    /// transaction holds back, before exiting without them.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub hold_timeout: u64,
+    /// Look for new events at least this often when no notification arrives.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub poll_seconds: u64,
+}
+
+enum Mode {
+    Status,
+    Reposition(Option<chrono::DateTime<chrono::Utc>>, Option<Sink>),
+    Follow(Sink),
+}
+
+impl FollowArgs {
+    fn mode(&self) -> Result<Mode> {
+        if self.consumer.trim().is_empty()
+            || !self
+                .consumer
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
+            || self.consumer.len() > 100
+        {
+            return Err(Error::Usage(
+                "--consumer: use 1 to 100 letters, digits and _ . : -".into(),
+            ));
+        }
+        if self.status {
+            return Ok(Mode::Status);
+        }
+        let sink = match (&self.output_dir, self.stdout) {
+            (Some(dir), _) => Some(Sink::Files(Box::new(FileSink::open(
+                dir,
+                &self.consumer,
+                self.format,
+                Rotation {
+                    max_bytes: self.rotate_bytes.max(1),
+                    max_age: Duration::from_secs(self.rotate_seconds.max(1)),
+                },
+            )?))),
+            (None, true) => Some(Sink::Stdout(std::io::stdout())),
+            (None, false) => None,
+        };
+        let from = self
+            .from
+            .as_deref()
+            .map(|t| {
+                timespec::parse(
+                    "--from",
+                    t,
+                    Bound::Start,
+                    chrono::Utc::now(),
+                    chrono_tz::Tz::UTC,
+                )
+            })
+            .transpose()
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        if self.reset || from.is_some() {
+            return Ok(Mode::Reposition(from, sink));
+        }
+        match sink {
+            Some(sink) => Ok(Mode::Follow(sink)),
+            None => Err(Error::Usage(
+                "say where events go: --stdout or --output-dir DIR (or use --status)".into(),
+            )),
+        }
+    }
+}
+
+/// A connection whose notifications are forwarded to a channel; the channel closes when the
+/// connection does.
+async fn connect_listening(target: &Target) -> Result<(Client, mpsc::UnboundedReceiver<()>)> {
+    let (client, mut connection) =
+        target
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|e| Error::Connect {
+                target: target.description.clone(),
+                reason: describe(&e),
+            })?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    if tx.send(()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    Ok((client, rx))
+}
+
+pub async fn run(db: Option<&str>, args: FollowArgs) -> Result<()> {
+    let mode = args.mode()?;
+    let target = db::resolve(db, "audit-trail follow")?;
+    match mode {
+        Mode::Status => {
+            let client = db::connect(&target).await?;
+            db::require_audit_admin(&client).await?;
+            status(&client, &args.consumer).await
+        }
+        Mode::Reposition(from, sink) => {
+            let client = db::connect(&target).await?;
+            db::require_audit_admin(&client).await?;
+            let position = cursor::reposition(&client, &args.consumer, from).await?;
+            eprintln!(
+                "audit-trail: consumer \"{}\" now at {position}",
+                args.consumer
+            );
+            match sink {
+                Some(sink) => Follower::new(target, args, sink).run().await,
+                None => Ok(()),
+            }
+        }
+        Mode::Follow(sink) => Follower::new(target, args, sink).run().await,
+    }
+}
+
+struct Follower {
+    target: Target,
+    args: FollowArgs,
+    sink: Sink,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// What one batch found.
+struct Batch {
+    delivered: usize,
+    /// Committed events exist that wait for an older transaction to end.
+    held_back: bool,
+}
+
+impl Follower {
+    fn new(target: Target, args: FollowArgs, sink: Sink) -> Follower {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        Follower {
+            target,
+            args,
+            sink,
+            stop,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Follows until stopped (or drained, with --once), reconnecting when the server goes away.
+    async fn run(mut self) -> Result<()> {
+        let mut backoff = Duration::from_secs(1);
+        let mut first = true;
+        loop {
+            let connected = connect_listening(&self.target).await;
+            let (client, notifications) = match connected {
+                Ok(c) => c,
+                // Nothing reached yet, or a one-shot run: report, don't retry.
+                Err(e) if first || self.args.once => return Err(e),
+                Err(e) => {
+                    eprintln!("audit-trail: {e}; retrying in {}s", backoff.as_secs());
+                    if self.pause(backoff).await {
+                        return Ok(());
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            };
+            if first {
+                db::require_audit_admin(&client).await?;
+                cursor::ensure(&client, &self.args.consumer).await?;
+            } else {
+                eprintln!("audit-trail: reconnected to {}", self.target.description);
+            }
+            first = false;
+            backoff = Duration::from_secs(1);
+            match self.follow(client, notifications).await {
+                Ok(()) => return Ok(()),
+                Err(Failure::Lost(reason)) if !self.args.once => {
+                    eprintln!(
+                        "audit-trail: lost the connection to {} ({reason}); reconnecting",
+                        self.target.description
+                    );
+                    if self.pause(backoff).await {
+                        return Ok(());
+                    }
+                }
+                Err(Failure::Lost(reason)) => {
+                    return Err(Error::Connect {
+                        target: self.target.description.clone(),
+                        reason,
+                    })
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Sleeps, unless a stop is requested first (then returns true).
+    async fn pause(&mut self, how_long: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(how_long) => self.stopping(),
+            _ = self.stop.changed() => true,
+        }
+    }
+
+    async fn follow(
+        &mut self,
+        mut client: Client,
+        mut notifications: mpsc::UnboundedReceiver<()>,
+    ) -> Result<(), Failure> {
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .await
+            .map_err(Failure::from_db("listening for new events"))?;
+        let poll = Duration::from_secs(self.args.poll_seconds);
+        let mut quick = Duration::from_millis(50);
+        let once_started = std::time::Instant::now();
+        loop {
+            if self.stopping() {
+                return Ok(());
+            }
+            // Drop wake-ups that arrived before this batch: it will see their events.
+            while notifications.try_recv().is_ok() {}
+            let batch = self.batch(&mut client).await?;
+            if batch.delivered as i64 == self.args.batch_size {
+                continue;
+            }
+            if self.args.once {
+                let waited = once_started.elapsed();
+                if !batch.held_back || waited >= Duration::from_secs(self.args.hold_timeout) {
+                    return Ok(());
+                }
+            }
+            // Events held back by an older, still running transaction get no notification
+            // when that transaction ends if it wrote no events itself: look again soon.
+            let wait = if batch.held_back {
+                let wait = quick;
+                quick = (quick * 2).min(Duration::from_secs(1));
+                wait
+            } else {
+                quick = Duration::from_millis(50);
+                poll
+            };
+            tokio::select! {
+                woke = notifications.recv() => {
+                    if woke.is_none() {
+                        return Err(Failure::Lost("the server closed the connection".into()));
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.stop.changed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads, delivers and acknowledges one batch, in one transaction holding the consumer.
+    async fn batch(&mut self, client: &mut Client) -> Result<Batch, Failure> {
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .map_err(Failure::from_db("starting a batch"))?;
+        let from = cursor::lock(&tx, &self.args.consumer)
+            .await
+            .map_err(Failure::Fatal)?;
+        let rows = tx
+            .query(
+                &format!(
+                    "{SELECT_EVENTS}
+                      WHERE (txid, id) > ($1::text::xid8, $2)
+                        AND txid < pg_snapshot_xmin(pg_current_snapshot())
+                      ORDER BY txid, id
+                      LIMIT $3"
+                ),
+                &[&from.txid.to_string(), &from.id, &self.args.batch_size],
+            )
+            .await
+            .map_err(Failure::from_db("reading events"))?;
+        let events = rows
+            .iter()
+            .map(EventRecord::from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::from_db("decoding events"))?;
+        let held_back = if (events.len() as i64) < self.args.batch_size {
+            tx.query_one(
+                "SELECT EXISTS (SELECT FROM audit.events
+                                 WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()))",
+                &[],
+            )
+            .await
+            .map_err(Failure::from_db("reading events"))?
+            .get(0)
+        } else {
+            false
+        };
+        if let Some(last) = events.last() {
+            self.sink.deliver(&events).map_err(Failure::Fatal)?;
+            let to = Position {
+                txid: cursor::parse_txid(&last.txid).map_err(Failure::Fatal)?,
+                id: last.id,
+            };
+            cursor::advance(&tx, &self.args.consumer, to, events.len() as i64)
+                .await
+                .map_err(Failure::Fatal)?;
+        }
+        tx.commit()
+            .await
+            .map_err(Failure::from_db("saving the position"))?;
+        Ok(Batch {
+            delivered: events.len(),
+            held_back,
+        })
+    }
+}
+
+/// Why following stopped: a lost connection is retried, anything else ends the command.
+enum Failure {
+    Lost(String),
+    Fatal(Error),
+}
+
+impl Failure {
+    fn from_db(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> Failure {
+        move |e| {
+            let server_going_away = e.as_db_error().is_some_and(|db| {
+                db.code().code().starts_with("57P") // admin_shutdown, crash_shutdown, ...
+            });
+            if e.is_closed() || server_going_away || e.as_db_error().is_none() && e.code().is_none()
+            {
+                Failure::Lost(describe(&e))
+            } else {
+                Failure::Fatal(Error::database(doing, &e))
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+async fn status(client: &Client, consumer: &str) -> Result<()> {
+    let row = client
+        .query_opt(
+            "SELECT c.last_txid::text, c.last_id, c.delivered, c.updated_at, c.updated_by,
+                    pg_snapshot_xmin(pg_current_snapshot())::text,
+                    (SELECT count(*) FROM audit.events e
+                      WHERE (e.txid, e.id) > (c.last_txid, c.last_id)
+                        AND e.txid < pg_snapshot_xmin(pg_current_snapshot())),
+                    (SELECT min(e.occurred_at) FROM audit.events e
+                      WHERE (e.txid, e.id) > (c.last_txid, c.last_id)),
+                    (SELECT count(*) FROM audit.events e
+                      WHERE e.txid >= pg_snapshot_xmin(pg_current_snapshot())
+                        AND (e.txid, e.id) > (c.last_txid, c.last_id)),
+                    now()
+               FROM audit.consumers c WHERE c.name = $1",
+            &[&consumer],
+        )
+        .await
+        .map_err(|e| Error::database("reading the consumer", &e))?
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "no consumer named \"{consumer}\" (it is created by its first follow)"
+            ))
+        })?;
+    let updated_at: chrono::DateTime<chrono::Utc> = row.get(3);
+    let oldest: Option<chrono::DateTime<chrono::Utc>> = row.get(7);
+    let now: chrono::DateTime<chrono::Utc> = row.get(9);
+    println!("consumer:  {consumer}");
+    println!(
+        "position:  txid {}, id {} ({} events delivered; moved {} by {})",
+        row.get::<_, &str>(0),
+        row.get::<_, i64>(1),
+        row.get::<_, i64>(2),
+        updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        row.get::<_, &str>(4)
+    );
+    println!("ready:     {} events", row.get::<_, i64>(6));
+    let held: i64 = row.get(8);
+    if held > 0 {
+        println!(
+            "held back: {held} committed events wait for transactions older than txid {} to end",
+            row.get::<_, &str>(5)
+        );
+    }
+    match oldest {
+        Some(t) => println!(
+            "lag:       {:.1}s (oldest undelivered event at {})",
+            (now - t).num_milliseconds().max(0) as f64 / 1000.0,
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => println!("lag:       0s (up to date)"),
+    }
+    Ok(())
+}

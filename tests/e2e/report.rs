@@ -1,0 +1,194 @@
+//! The report views: one row per event with a readable summary, and one view per category.
+
+use audit_trail_tests::TestDb;
+use serde_json::json;
+
+/// The demo CRM of `make demo`, with its scripted activity.
+fn demo_db() -> (TestDb, postgres::Client) {
+    let db = TestDb::new();
+    let mut c = db.client();
+    c.batch_execute(include_str!("../../sql/demo/schema.sql"))
+        .expect("demo schema");
+    c.batch_execute(include_str!("../../sql/demo/activity.sql"))
+        .expect("demo activity");
+    (db, c)
+}
+
+fn rows(c: &mut postgres::Client, sql: &str) -> Vec<postgres::Row> {
+    c.query(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {}", audit_trail_tests::error_text(&e)))
+}
+
+#[test]
+fn summaries_read_as_sentences() {
+    let db = TestDb::new();
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TABLE contacts (id int PRIMARY KEY, email text, phone text);
+         CREATE TABLE groups (id int PRIMARY KEY, name text);
+         CREATE TABLE group_members (group_id int, contact_id int, PRIMARY KEY (group_id, contact_id));
+         CREATE TABLE users (id int PRIMARY KEY, name text, email text, role text);
+         CREATE TABLE user_permissions (user_id int, permission text, PRIMARY KEY (user_id, permission));
+         SELECT audit.track('contacts', 'contact');
+         SELECT audit.track('groups', 'group');
+         SELECT audit.track('group_members', 'group', subject_column => 'group_id');
+         SELECT audit.track('users', 'user');
+         SELECT audit.track('user_permissions', 'user', subject_column => 'user_id');
+         BEGIN; SET LOCAL audit.actor = 'bob@example.com'; SET LOCAL audit.source = 'import';
+         INSERT INTO contacts VALUES (42, 'a@x', '1'); COMMIT;
+         BEGIN; SET LOCAL audit.actor = 'bob@example.com';
+         UPDATE contacts SET email = 'b@x', phone = '2'; DELETE FROM contacts; COMMIT;
+         BEGIN; SET LOCAL audit.actor = 'carol@example.com';
+         INSERT INTO groups VALUES (5, 'VIP'); INSERT INTO group_members VALUES (5, 100);
+         DELETE FROM group_members; UPDATE groups SET name = 'VIPs'; DELETE FROM groups; COMMIT;
+         BEGIN; SET LOCAL audit.actor = 'alice@example.com';
+         INSERT INTO users VALUES (7, 'Dee', 'dee@x', 'agent');
+         UPDATE users SET role = 'manager';
+         INSERT INTO user_permissions VALUES (7, 'export');
+         UPDATE users SET email = 'dee@y';
+         DELETE FROM users; COMMIT;
+         BEGIN; SET LOCAL audit.actor = 'carol@example.com';
+         SELECT audit.log_event('contact', 'export', NULL, '{\"rows\": 120}'); COMMIT;
+         TRUNCATE user_permissions;",
+    )
+    .unwrap();
+    let summaries: Vec<String> = rows(&mut c, "SELECT summary FROM audit.report ORDER BY id")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "bob@example.com created contact 42 (import)",
+            "bob@example.com updated contact 42: email, phone",
+            "bob@example.com deleted contact 42",
+            "carol@example.com created group 5",
+            "carol@example.com added contact_id 100 to group 5",
+            "carol@example.com removed contact_id 100 from group 5",
+            "carol@example.com updated group 5: name",
+            "carol@example.com deleted group 5",
+            "alice@example.com created user 7",
+            "alice@example.com changed the role of user 7: role",
+            "alice@example.com added permission export to user 7",
+            "alice@example.com updated user 7: email",
+            "alice@example.com deleted user 7",
+            "carol@example.com exported 120 contacts",
+            "postgres emptied public.user_permissions (every user in it deleted)",
+        ]
+    );
+    // before/after are whole rows, for updates too
+    let r = &rows(
+        &mut c,
+        "SELECT before, after FROM audit.report WHERE action = 'update' AND entity = 'contact'",
+    )[0];
+    assert_eq!(
+        r.get::<_, serde_json::Value>(0),
+        json!({"id": 42, "email": "a@x", "phone": "1"})
+    );
+    assert_eq!(
+        r.get::<_, serde_json::Value>(1),
+        json!({"id": 42, "email": "b@x", "phone": "2"})
+    );
+}
+
+#[test]
+fn category_views_hold_exactly_their_category() {
+    let (_db, mut c) = demo_db();
+    for (view, condition) in [
+        ("audit.contact_activity", "entity = 'contact'"),
+        ("audit.group_activity", "entity = 'group'"),
+        ("audit.user_activity", "entity = 'user'"),
+        ("audit.export_activity", "action = 'export'"),
+    ] {
+        let from_view: Vec<i64> = rows(&mut c, &format!("SELECT id FROM {view} ORDER BY id"))
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let expected: Vec<i64> = rows(
+            &mut c,
+            &format!("SELECT id FROM audit.events WHERE {condition} ORDER BY id"),
+        )
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        assert!(!expected.is_empty(), "the demo has no {view} events");
+        assert_eq!(from_view, expected, "{view}");
+    }
+}
+
+#[test]
+fn the_demo_covers_every_seed_category_with_who_and_when() {
+    let (_db, mut c) = demo_db();
+    let has = |c: &mut postgres::Client, view: &str, condition: &str| -> i64 {
+        c.query_one(
+            &format!(
+                "SELECT count(*) FROM {view} WHERE {condition}
+                   AND actor <> '' AND db_user = 'postgres' AND occurred_at <= now()"
+            ),
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{view} {condition}: {}", audit_trail_tests::error_text(&e)))
+        .get(0)
+    };
+    let checks = [
+        ("audit.contact_activity", "action = 'create' AND source = 'manual'"),
+        ("audit.contact_activity", "action = 'create' AND source = 'import'"),
+        ("audit.contact_activity", "action = 'update' AND changed_fields IS NOT NULL AND before IS NOT NULL AND after IS NOT NULL"),
+        ("audit.contact_activity", "action = 'delete'"),
+        ("audit.export_activity", "entity = 'contact'"),
+        ("audit.group_activity", "action = 'update' AND table_name = 'crm.groups'"),
+        ("audit.group_activity", "action = 'delete' AND table_name = 'crm.groups'"),
+        ("audit.group_activity", "action = 'create' AND table_name = 'crm.group_members'"),
+        ("audit.group_activity", "action = 'delete' AND table_name = 'crm.group_members'"),
+        ("audit.user_activity", "action = 'update' AND 'name' = ANY (changed_fields)"),
+        ("audit.user_activity", "action = 'update' AND 'email' = ANY (changed_fields)"),
+        ("audit.user_activity", "action = 'update' AND 'role' = ANY (changed_fields)"),
+        ("audit.user_activity", "table_name = 'crm.user_permissions'"),
+        ("audit.user_activity", "action = 'delete' AND table_name = 'crm.users'"),
+    ];
+    for (view, condition) in checks {
+        assert!(
+            has(&mut c, view, condition) > 0,
+            "no event in {view} where {condition}"
+        );
+    }
+    let imported: i64 = c
+        .query_one("SELECT count(*) FROM audit.contact_activity WHERE action = 'create' AND source = 'import'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(imported, 500);
+    // the redacted password hash never appears
+    let leaked: i64 = c
+        .query_one(
+            "SELECT count(*) FROM audit.user_activity
+              WHERE coalesce(new_data ->> 'password_hash', '[redacted]') <> '[redacted]'
+                 OR coalesce(old_data ->> 'password_hash', '[redacted]') <> '[redacted]'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(leaked, 0);
+}
+
+#[test]
+fn report_views_are_for_audit_admin_only() {
+    let db = TestDb::new();
+    let clerk = db.create_role("clerk", "LOGIN");
+    let auditor = db.create_role("auditor", "LOGIN IN ROLE audit_admin");
+    for view in [
+        "report",
+        "contact_activity",
+        "group_activity",
+        "user_activity",
+        "export_activity",
+    ] {
+        let err = db
+            .client_as(&clerk)
+            .query(&format!("SELECT * FROM audit.{view}"), &[])
+            .unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{view}");
+        db.client_as(&auditor)
+            .query(&format!("SELECT * FROM audit.{view}"), &[])
+            .unwrap();
+    }
+}
