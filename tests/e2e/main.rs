@@ -4,8 +4,11 @@ mod bad_input;
 mod capture;
 mod columns;
 mod concurrency;
+mod dashboard;
 mod ddl;
 mod export;
+mod follow;
+mod report;
 mod security;
 
 use audit_trail_tests::TestDb;

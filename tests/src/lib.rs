@@ -1,6 +1,7 @@
 //! Support for the end-to-end tests: a throwaway PostgreSQL cluster started from the system's
 //! binaries (one per test run, shared by all tests), and a fresh database per test.
 
+pub mod browser;
 pub mod cluster;
 pub mod db;
 pub mod events;

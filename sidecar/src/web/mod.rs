@@ -1,16 +1,203 @@
 //! `audit-trail serve`: the Audit Log dashboard.
+//!
+//! Server-rendered HTML (askama templates under `sidecar/templates/`, escaped by default), a
+//! small stylesheet and script embedded in the binary, and no request to anywhere but the
+//! database. People sign in with a database role and its password: the server opens a
+//! PostgreSQL connection with them (so `pg_hba.conf` and SCRAM decide who gets in), admits
+//! only members of `audit_admin`, and keeps that connection for the session, so every page and
+//! every export reads the log with the signed-in role's own rights.
+//!
+//! Layout: [`app`] is the one routing table and the security headers; [`state`] what handlers
+//! share; [`session`], [`csrf`] and [`limiter`] sign-in security; [`auth`], [`log_page`],
+//! [`event_page`] and [`export`] the handlers; [`params`] the filters as they travel in URLs
+//! and forms; [`queries`] the SQL; [`templates`] one struct per page; [`error`] what a person
+//! sees when something fails (never an internal message).
 
+mod app;
+mod assets;
+mod auth;
+mod csrf;
+mod error;
+mod event_page;
+mod export;
+mod limiter;
+mod log_page;
+mod params;
+mod queries;
+mod session;
+mod state;
+mod templates;
+mod view;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono_tz::Tz;
 use clap::Args;
 
+use crate::db;
 use crate::error::{Error, Result};
+use crate::timespec;
+
+pub use app::create_app;
+pub use state::{AppState, Settings};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (loopback by default).
+    /// Address to listen on (loopback by default). Port 0 picks a free port; the address
+    /// actually used is printed on stdout.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: std::net::SocketAddr,
+    pub listen: SocketAddr,
+    /// Sign people out after this long without a request: 30m, 1h, 90s.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Show times in this zone (IANA name such as Europe/Paris, or "local"); custom date
+    /// ranges are read in it too.
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub tz: String,
+    /// Events per page.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(5..=500))]
+    pub page_size: i64,
 }
 
-pub async fn run(_db: Option<&str>, _args: ServeArgs) -> Result<()> {
-    Err(Error::Other("serve is not built yet".into()))
+/// `30m`, `1h`, `90s`, or a plain number of seconds.
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("cannot read \"{text}\" as a duration (like 30m, 1h, 90s)"))?;
+    let seconds = match unit {
+        "" | "s" => Some(n),
+        "m" | "min" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        _ => None,
+    };
+    match seconds {
+        Some(s) if s > 0 => Ok(Duration::from_secs(s)),
+        _ => Err(format!(
+            "cannot read \"{text}\" as a duration (like 30m, 1h, 90s)"
+        )),
+    }
+}
+
+const APPLICATION_NAME: &str = "audit-trail dashboard";
+/// Stands in for the role while resolving where to connect: the real one comes from the
+/// sign-in form.
+const PLACEHOLDER_ROLE: &str = "audit-trail-dashboard";
+
+/// Where to connect, resolved as for the other commands (`--db`, `DATABASE_URL`, `PG*`),
+/// except that no role is needed: people sign in with their own.
+fn resolve_database(db: Option<&str>) -> Result<tokio_postgres::Config> {
+    match db::resolve(db, APPLICATION_NAME) {
+        Err(Error::Usage(m)) if m.starts_with("no database user") => {
+            let text = db
+                .map(str::to_owned)
+                .or_else(|| std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty()));
+            let with_role = match text {
+                None => format!("user={PLACEHOLDER_ROLE}"),
+                Some(t) if t.starts_with("postgres://") || t.starts_with("postgresql://") => {
+                    let sep = if t.contains('?') { '&' } else { '?' };
+                    format!("{t}{sep}user={PLACEHOLDER_ROLE}")
+                }
+                Some(t) => format!("{t} user={PLACEHOLDER_ROLE}"),
+            };
+            let config = db::resolve(Some(&with_role), APPLICATION_NAME)?.config;
+            if config.get_dbname() == Some(PLACEHOLDER_ROLE) {
+                return Err(Error::Usage(
+                    "serve: name the database to serve: --db \"dbname=...\" or PGDATABASE".into(),
+                ));
+            }
+            Ok(config)
+        }
+        other => other.map(|target| target.config),
+    }
+}
+
+/// Serves the dashboard until SIGINT or SIGTERM.
+pub async fn run(db: Option<&str>, args: ServeArgs) -> Result<()> {
+    let database = resolve_database(db)?;
+    let zone: Tz = timespec::parse_zone(&args.tz).map_err(Error::Usage)?;
+    let settings = Settings {
+        database,
+        zone,
+        idle_timeout: args.idle_timeout,
+        page_size: args.page_size,
+    };
+    let database = settings.database_description();
+    let state = AppState::new(settings);
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", args.listen)))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", args.listen)))?;
+    if !address.ip().is_loopback() {
+        eprintln!(
+            "audit-trail: warning: the dashboard listens on {address}, reachable from other \
+             machines; serve it through a TLS proxy"
+        );
+    }
+    // The one line on stdout: tests and scripts read the address from it (port 0 included).
+    println!("audit-trail: dashboard on http://{address}/ (database {database})");
+
+    let reaper = state.sessions.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tick.tick().await;
+            reaper.remove_idle();
+        }
+    });
+
+    axum::serve(
+        listener,
+        create_app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| Error::Other(format!("serving the dashboard: {e}")))?;
+    eprintln!("audit-trail: dashboard stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        for bad in ["", "0", "m", "5d", "-3s", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 }

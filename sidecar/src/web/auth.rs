@@ -1,0 +1,295 @@
+//! Signing in and out. The sign-in form's role and password go straight into a PostgreSQL
+//! connection: the database decides (pg_hba.conf, SCRAM), then only members of audit_admin
+//! (and superusers) are let in. The password is never stored, logged or put in a URL; the
+//! connection it opened is kept for the session.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+use super::csrf::{check_sign_in, SIGN_IN_COOKIE, SIGN_IN_FORM_LIFETIME};
+use super::error::WebError;
+use super::limiter::SignInLimiter;
+use super::session::{
+    clear_cookie, cookie, random_token, set_cookie, Session, Sessions, SignedIn, SESSION_COOKIE,
+};
+use super::state::Settings;
+use super::templates::{render, Layout, SignInPage};
+use crate::error::Error;
+
+/// PostgreSQL role names are at most 63 bytes.
+const MAX_ROLE: usize = 63;
+const MAX_PASSWORD: usize = 1024;
+
+/// The client's address, when the server knows it (absent in in-process tests).
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// A form body, read leniently: the first value of each name.
+pub struct FormFields(Vec<(String, String)>);
+
+impl FormFields {
+    pub fn parse(body: &[u8]) -> FormFields {
+        FormFields(
+            form_urlencoded::parse(body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Where to go after signing in: a path of this site only (no `//host`, no scheme).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && !n.contains(['\r', '\n'])
+                && !n.starts_with("/sign-") =>
+        {
+            n.to_owned()
+        }
+        _ => "/reports/audit-log".to_owned(),
+    }
+}
+
+fn notice_text(code: Option<&str>) -> Option<&'static str> {
+    match code? {
+        "expired" => Some("You were signed out after a period of inactivity."),
+        "lost" => Some("Your database connection closed. Please sign in again."),
+        "signed-out" => Some("You have signed out."),
+        _ => None,
+    }
+}
+
+/// The form, with a fresh token in it and in its cookie.
+fn form_page(
+    settings: &Settings,
+    status: StatusCode,
+    next: String,
+    role: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+) -> Result<Response, WebError> {
+    let token = random_token()?;
+    let page = SignInPage {
+        layout: Layout::public("Sign in"),
+        csrf: token.clone(),
+        next,
+        role,
+        error,
+        notice,
+        database: settings.database.get_dbname().unwrap_or("").to_owned(),
+    };
+    let cookie = set_cookie(SIGN_IN_COOKIE, &token, Some(SIGN_IN_FORM_LIFETIME));
+    Ok((status, [(header::SET_COOKIE, cookie)], render(&page)).into_response())
+}
+
+pub async fn sign_in_form(
+    State(settings): State<Arc<Settings>>,
+    State(sessions): State<Sessions>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, WebError> {
+    let query = FormFields::parse(query.unwrap_or_default().as_bytes());
+    let next = safe_next(query.get("next"));
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        if sessions.get(token).is_ok() {
+            return Ok(Redirect::to(&next).into_response());
+        }
+    }
+    form_page(
+        &settings,
+        StatusCode::OK,
+        next,
+        String::new(),
+        None,
+        notice_text(query.get("notice")),
+    )
+}
+
+pub async fn sign_in(
+    State(settings): State<Arc<Settings>>,
+    State(sessions): State<Sessions>,
+    State(limiter): State<SignInLimiter>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let form = FormFields::parse(&body);
+    check_sign_in(&headers, form.get("csrf"))?;
+    let next = safe_next(form.get("next"));
+    let role = form.get("role").unwrap_or("").trim().to_owned();
+    let password = form.get("password").unwrap_or("");
+    let again = |status, error: &str, role: String| {
+        form_page(
+            &settings,
+            status,
+            next.clone(),
+            role,
+            Some(error.to_owned()),
+            None,
+        )
+    };
+    if role.is_empty() || password.is_empty() {
+        return again(
+            StatusCode::BAD_REQUEST,
+            "Enter your database role and its password.",
+            role,
+        );
+    }
+    if role.len() > MAX_ROLE || password.len() > MAX_PASSWORD || role.contains('\0') {
+        return again(
+            StatusCode::UNAUTHORIZED,
+            "The role or password is not correct.",
+            String::new(),
+        );
+    }
+    let from = address.map_or_else(|| "?".to_owned(), |a| a.to_string());
+    if let Some(wait) = limiter.wait_needed(address, &role) {
+        eprintln!("audit-trail: sign-in refused for role {role:?} from {from}: too many failures");
+        return Err(WebError::TooManyAttempts { wait });
+    }
+
+    let mut config = settings.database.clone();
+    config.user(&role);
+    config.password(password);
+    let (client, connection) = match config.connect(NoTls).await {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.as_db_error().map(|d| d.code().clone());
+            if code == Some(SqlState::INVALID_PASSWORD)
+                || code == Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+                || is_password_missing(&e)
+            {
+                limiter.record_failure(address, &role);
+                eprintln!("audit-trail: sign-in failed for role {role:?} from {from}");
+                return again(
+                    StatusCode::UNAUTHORIZED,
+                    "The role or password is not correct.",
+                    role,
+                );
+            }
+            eprintln!(
+                "audit-trail: sign-in as {role:?} from {from}: cannot connect to {}: {}",
+                settings.database_description(),
+                crate::error::describe(&e)
+            );
+            return Err(WebError::DatabaseUnavailable);
+        }
+    };
+    let alive = Arc::new(AtomicBool::new(true));
+    let flag = alive.clone();
+    tokio::spawn(async move {
+        let _ = connection.await;
+        flag.store(false, Ordering::Relaxed);
+    });
+
+    match crate::db::require_audit_admin(&client).await {
+        Ok(_) => {}
+        Err(Error::PermissionDenied(_)) => {
+            eprintln!(
+                "audit-trail: sign-in refused for role {role:?} from {from}: not a member of audit_admin"
+            );
+            return Err(WebError::NotAdmin { role });
+        }
+        Err(other) => return Err(WebError::internal(format!("sign-in as {role:?}: {other}"))),
+    }
+    // Dashboard queries are short; JIT compilation would cost more than it saves (the page
+    // query's summary subquery is estimated high enough to trigger it).
+    client
+        .batch_execute("SET jit = off")
+        .await
+        .map_err(|e| WebError::query(&role, "setting up the session", &e))?;
+
+    // A new token at every sign-in (no session fixation); an old session of this browser ends.
+    if let Some(old) = cookie(&headers, SESSION_COOKIE) {
+        sessions.remove(old);
+    }
+    let session = Session::new(role.clone(), client, alive)?;
+    let token = sessions.insert(session)?;
+    eprintln!("audit-trail: {role:?} signed in from {from}");
+    let mut response = Redirect::to(&next).into_response();
+    let headers = response.headers_mut();
+    for c in [
+        set_cookie(SESSION_COOKIE, &token, None),
+        clear_cookie(SIGN_IN_COOKIE),
+    ] {
+        if let Ok(v) = c.parse() {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(response)
+}
+
+/// tokio-postgres' own error when the server asks for a password it was not given.
+fn is_password_missing(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_none() && e.to_string().contains("password missing")
+}
+
+pub async fn sign_out(
+    State(sessions): State<Sessions>,
+    signed_in: SignedIn,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let form = FormFields::parse(&body);
+    signed_in.session.check_csrf(form.get("csrf"))?;
+    sessions.remove(&signed_in.token);
+    eprintln!("audit-trail: {:?} signed out", signed_in.session.role);
+    Ok((
+        [(header::SET_COOKIE, clear_cookie(SESSION_COOKIE))],
+        Redirect::to("/sign-in?notice=signed-out"),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(
+            safe_next(Some("/reports/audit-log?entity=contact")),
+            "/reports/audit-log?entity=contact"
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "evil",
+            "/sign-out",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/reports/audit-log", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/reports/audit-log");
+    }
+}

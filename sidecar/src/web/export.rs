@@ -1,0 +1,150 @@
+//! The Export button: exactly the filtered events, as the same CSV as `audit-trail export`,
+//! through the same code ([`crate::export::stream_events`] into a [`ChunkSink`] that feeds
+//! the response body, then [`crate::export::record_export`]). It runs on the signed-in role's
+//! own connection, so the `audit_log`/`export` event is theirs (`db_user`, `actor`), with
+//! source `dashboard`.
+//!
+//! The download completes only once the export is recorded: the sink always holds back the
+//! latest chunk, and sends it after the event is committed. If anything fails before the first
+//! byte, the browser gets an error page; after it, the connection is cut, so the browser
+//! reports a failed download instead of saving a truncated file as if it were whole.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures_util::stream;
+use tokio::sync::mpsc;
+
+use super::auth::FormFields;
+use super::error::WebError;
+use super::params::LogParams;
+use super::session::SignedIn;
+use super::state::Settings;
+use crate::export::{record_export, stream_events, ChunkSink, ExportRequest, Format, Progress};
+use crate::record::TimeFormat;
+
+/// What the export task tells the response: bytes, or why it stopped.
+type Message = Result<Bytes, WebError>;
+
+struct ResponseSink {
+    tx: mpsc::Sender<Message>,
+    held: Option<Vec<u8>>,
+    /// Whether the response has started (its headers are gone).
+    started: bool,
+}
+
+impl ResponseSink {
+    async fn forward(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+        self.started = true;
+        self.tx.send(Ok(Bytes::from(chunk))).await.map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the browser stopped the download",
+            )
+        })
+    }
+}
+
+impl ChunkSink for ResponseSink {
+    async fn send(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        match self.held.replace(chunk) {
+            Some(previous) => self.forward(previous).await,
+            None => Ok(()),
+        }
+    }
+}
+
+pub async fn download(
+    axum::extract::State(settings): axum::extract::State<Arc<Settings>>,
+    SignedIn { session, .. }: SignedIn,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let form = FormFields::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    let params = LogParams::parse(&body);
+    let now = Utc::now();
+    let filters = params
+        .to_filters(now, settings.zone)
+        .map_err(WebError::BadRequest)?;
+    let request = ExportRequest {
+        filters,
+        format: Format::Csv,
+        bom: false,
+        times: TimeFormat::default(),
+    };
+    let mut client = session.client().await?;
+    let role = session.role.clone();
+
+    let (tx, mut rx) = mpsc::channel::<Message>(4);
+    tokio::spawn(async move {
+        let mut sink = ResponseSink {
+            tx: tx.clone(),
+            held: None,
+            started: false,
+        };
+        let result = async {
+            let rows =
+                stream_events(&mut client, &request, &mut sink, &mut Progress::new(false)).await?;
+            record_export(&mut client, &request, rows, "dashboard", true).await?;
+            Ok::<u64, crate::error::Error>(rows)
+        }
+        .await;
+        match result {
+            Ok(rows) => {
+                let last = sink.held.take().unwrap_or_default();
+                if sink.forward(last).await.is_ok() {
+                    eprintln!("audit-trail: {role:?} exported {rows} events from the dashboard");
+                }
+            }
+            Err(crate::error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                eprintln!("audit-trail: {role:?} stopped an export before it finished");
+            }
+            Err(e) if sink.started => {
+                eprintln!("audit-trail: error: export by {role:?} failed after it started: {e}");
+                let _ = tx.send(Err(WebError::from_export(&role, e))).await;
+            }
+            // Not started: the handler shows the error as a page (and logs it).
+            Err(e) => {
+                let _ = tx.send(Err(WebError::from_export(&role, e))).await;
+            }
+        }
+    });
+
+    // Nothing is sent until the export has either produced its first bytes or failed: a
+    // failure that early is still a proper error page.
+    let first = match rx.recv().await {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(e)) => return Err(e),
+        None => return Err(WebError::internal("the export stopped without a result")),
+    };
+    let rest = stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            Some(Ok(bytes)) => Some((Ok::<Bytes, std::io::Error>(bytes), rx)),
+            // The headers are gone already (the task logged why): cut the download short.
+            Some(Err(_)) => Some((Err(std::io::Error::other("the export failed")), rx)),
+            None => None,
+        }
+    });
+    let body = Body::from_stream(stream::StreamExt::chain(
+        stream::once(async move { Ok::<Bytes, std::io::Error>(first) }),
+        rest,
+    ));
+    let filename = format!("audit-log-{}.csv", now.format("%Y%m%d-%H%M%S"));
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(Format::Csv.content_type()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

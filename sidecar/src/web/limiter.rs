@@ -1,0 +1,122 @@
+//! Rate limit of failed sign-ins, per client address and per role name: after
+//! [`MAX_FAILURES`] wrong passwords within [`WINDOW`], further attempts are refused without
+//! asking the database until the oldest failure is older than the window. Counting per role
+//! slows guessing one role's password from many addresses; per address, guessing many roles
+//! from one.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const MAX_FAILURES: usize = 5;
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Keys remembered at most (old entries are dropped first), so a flood of made-up role
+/// names cannot grow memory without bound.
+const MAX_KEYS: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Address(IpAddr),
+    Role(String),
+}
+
+#[derive(Clone, Default)]
+pub struct SignInLimiter {
+    failures: Arc<Mutex<HashMap<Key, VecDeque<Instant>>>>,
+}
+
+impl SignInLimiter {
+    fn keys(address: Option<IpAddr>, role: &str) -> Vec<Key> {
+        let mut keys = vec![Key::Role(role.to_lowercase())];
+        keys.extend(address.map(Key::Address));
+        keys
+    }
+
+    /// None if an attempt may go ahead, else how long until one may.
+    pub fn wait_needed(&self, address: Option<IpAddr>, role: &str) -> Option<Duration> {
+        self.wait_needed_at(address, role, Instant::now())
+    }
+
+    fn wait_needed_at(
+        &self,
+        address: Option<IpAddr>,
+        role: &str,
+        now: Instant,
+    ) -> Option<Duration> {
+        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        Self::keys(address, role)
+            .iter()
+            .filter_map(|k| map.get(k))
+            .filter_map(|times| {
+                let recent: Vec<&Instant> = times
+                    .iter()
+                    .filter(|t| now.duration_since(**t) < WINDOW)
+                    .collect();
+                (recent.len() >= MAX_FAILURES).then(|| {
+                    let oldest = recent[recent.len() - MAX_FAILURES];
+                    WINDOW.saturating_sub(now.duration_since(*oldest))
+                })
+            })
+            .max()
+    }
+
+    pub fn record_failure(&self, address: Option<IpAddr>, role: &str) {
+        self.record_failure_at(address, role, Instant::now());
+    }
+
+    fn record_failure_at(&self, address: Option<IpAddr>, role: &str, now: Instant) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_KEYS {
+            map.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < WINDOW)
+            });
+            if map.len() >= MAX_KEYS {
+                map.clear();
+            }
+        }
+        for key in Self::keys(address, role) {
+            let times = map.entry(key).or_default();
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+            {
+                times.pop_front();
+            }
+            times.push_back(now);
+            while times.len() > MAX_FAILURES {
+                times.pop_front();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_after_five_failures_and_unlocks_after_the_window() {
+        let limiter = SignInLimiter::default();
+        let ip: Option<IpAddr> = "127.0.0.1".parse().ok();
+        let t0 = Instant::now();
+        for i in 0..MAX_FAILURES {
+            assert_eq!(limiter.wait_needed_at(ip, "alice", t0), None, "attempt {i}");
+            limiter.record_failure_at(ip, "alice", t0);
+        }
+        assert!(limiter.wait_needed_at(ip, "alice", t0).is_some());
+        // the same role from elsewhere, and another role from here, are locked too
+        assert!(limiter
+            .wait_needed_at("10.0.0.1".parse().ok(), "Alice", t0)
+            .is_some());
+        assert!(limiter.wait_needed_at(ip, "bob", t0).is_some());
+        assert_eq!(
+            limiter.wait_needed_at("10.0.0.1".parse().ok(), "bob", t0),
+            None
+        );
+        let later = t0 + WINDOW + Duration::from_secs(1);
+        assert_eq!(limiter.wait_needed_at(ip, "alice", later), None);
+    }
+}

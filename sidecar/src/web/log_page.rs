@@ -1,0 +1,59 @@
+//! Reports → Audit Log: the filtered, newest-first table of events.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+
+use super::error::WebError;
+use super::params::LogParams;
+use super::queries;
+use super::session::SignedIn;
+use super::state::Settings;
+use super::templates::{render, Layout, LogPage};
+use super::view::LogView;
+
+pub async fn home() -> Redirect {
+    Redirect::to("/reports/audit-log")
+}
+
+pub async fn show(
+    State(settings): State<Arc<Settings>>,
+    SignedIn { session, .. }: SignedIn,
+    RawQuery(query): RawQuery,
+) -> Result<Response, WebError> {
+    let params = LogParams::parse(query.unwrap_or_default().as_bytes());
+    let role = &session.role;
+    let client = session.client().await?;
+    let tracked = queries::tracked_entities(&client)
+        .await
+        .map_err(|e| WebError::query(role, "reading tracked tables", &e))?;
+    let (listed, error) = match params.to_filters(Utc::now(), settings.zone) {
+        Ok(filters) => {
+            let page = queries::list(&client, &filters, params.page, settings.page_size)
+                .await
+                .map_err(|e| WebError::query(role, "reading the audit log", &e))?;
+            (Some(page), None)
+        }
+        Err(message) => (None, Some(message)),
+    };
+    drop(client);
+    let status = if error.is_some() {
+        axum::http::StatusCode::BAD_REQUEST
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let page = LogPage {
+        layout: Layout::signed_in("Audit Log", &session),
+        view: LogView::new(
+            &params,
+            listed,
+            error,
+            &tracked,
+            settings.zone,
+            &session.csrf,
+        ),
+    };
+    Ok((status, render(&page)).into_response())
+}

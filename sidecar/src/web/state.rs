@@ -1,0 +1,75 @@
+//! What the handlers share. Each handler takes only the piece it needs (`State<Sessions>`,
+//! `State<Arc<Settings>>`, ...) through `FromRef`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use chrono_tz::Tz;
+use tokio_postgres::config::Host;
+
+use super::limiter::SignInLimiter;
+use super::session::Sessions;
+
+/// How the dashboard was started.
+pub struct Settings {
+    /// Where to connect: host, port, database and options. The role and password come from
+    /// the sign-in form; any in the configuration are replaced.
+    pub database: tokio_postgres::Config,
+    /// The zone times are shown in, and custom date ranges read in.
+    pub zone: Tz,
+    pub idle_timeout: Duration,
+    pub page_size: i64,
+}
+
+impl Settings {
+    /// `host:port/dbname`, for the startup line and logs (no role, no password).
+    pub fn database_description(&self) -> String {
+        let host = match self.database.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "?".into(),
+        };
+        let port = self.database.get_ports().first().copied().unwrap_or(5432);
+        format!(
+            "{host}:{port}/{}",
+            self.database.get_dbname().unwrap_or("?")
+        )
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub sessions: Sessions,
+    pub limiter: SignInLimiter,
+}
+
+impl AppState {
+    pub fn new(settings: Settings) -> AppState {
+        AppState {
+            sessions: Sessions::new(settings.idle_timeout),
+            settings: Arc::new(settings),
+            limiter: SignInLimiter::default(),
+        }
+    }
+}
+
+impl FromRef<AppState> for Arc<Settings> {
+    fn from_ref(state: &AppState) -> Self {
+        state.settings.clone()
+    }
+}
+
+impl FromRef<AppState> for Sessions {
+    fn from_ref(state: &AppState) -> Self {
+        state.sessions.clone()
+    }
+}
+
+impl FromRef<AppState> for SignInLimiter {
+    fn from_ref(state: &AppState) -> Self {
+        state.limiter.clone()
+    }
+}

@@ -1,0 +1,130 @@
+//! One template struct per page, each over `templates/base.html`. Askama escapes every value
+//! for HTML unless a template says otherwise (none does), so text from the audit log (a
+//! contact's name, an actor) is always shown as text.
+
+use askama::Template;
+use axum::response::Html;
+
+use super::session::Session;
+use super::view::{EventView, LogView};
+
+/// What the base template needs: the page title, and who is signed in (for the sign-out form).
+pub struct Layout {
+    pub title: String,
+    pub user: Option<UserBar>,
+    /// Cache-busting suffix of the asset URLs.
+    pub version: &'static str,
+}
+
+pub struct UserBar {
+    pub role: String,
+    /// The first letter of the role, for the avatar.
+    pub initial: String,
+    pub csrf: String,
+}
+
+impl Layout {
+    pub fn public(title: &str) -> Layout {
+        Layout {
+            title: title.to_owned(),
+            user: None,
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    pub fn signed_in(title: &str, session: &Session) -> Layout {
+        Layout {
+            user: Some(UserBar {
+                role: session.role.clone(),
+                initial: session
+                    .role
+                    .chars()
+                    .find(|c| c.is_alphanumeric())
+                    .map(|c| c.to_uppercase().collect())
+                    .unwrap_or_else(|| "?".into()),
+                csrf: session.csrf.clone(),
+            }),
+            ..Layout::public(title)
+        }
+    }
+}
+
+/// Renders a page; a template that fails to render (a bug, not a user error) becomes a
+/// plain apology rather than a panic.
+pub fn render<T: Template>(page: &T) -> Html<String> {
+    match page.render() {
+        Ok(html) => Html(html),
+        Err(e) => {
+            eprintln!("audit-trail: error: rendering a page: {e}");
+            Html(
+                "<!doctype html><meta charset=utf-8><title>Error</title>\
+                 <p>Something went wrong showing this page. The details are in the dashboard's log."
+                    .into(),
+            )
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage {
+    pub layout: Layout,
+    pub csrf: String,
+    pub next: String,
+    /// The role typed last time (never the password).
+    pub role: String,
+    pub error: Option<String>,
+    pub notice: Option<&'static str>,
+    pub database: String,
+}
+
+#[derive(Template)]
+#[template(path = "not_admin.html")]
+pub struct NotAdminPage {
+    pub layout: Layout,
+    pub role: String,
+}
+
+impl NotAdminPage {
+    pub fn new(role: String) -> NotAdminPage {
+        NotAdminPage {
+            layout: Layout::public("Not an audit admin"),
+            role,
+        }
+    }
+
+    /// The statement that would let this role in, with the role quoted as an identifier.
+    pub fn grant(&self) -> String {
+        format!(
+            "GRANT audit_admin TO \"{}\";",
+            self.role.replace('"', "\"\"")
+        )
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub layout: Layout,
+    pub status: u16,
+    pub heading: &'static str,
+    pub message: String,
+    pub reference: Option<String>,
+    pub link: Option<(&'static str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "log.html")]
+pub struct LogPage {
+    pub layout: Layout,
+    pub view: LogView,
+}
+
+#[derive(Template)]
+#[template(path = "event.html")]
+pub struct EventPage {
+    pub layout: Layout,
+    pub event: EventView,
+    pub back_href: String,
+    pub history_href: Option<String>,
+}

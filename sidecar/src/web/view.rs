@@ -1,0 +1,578 @@
+//! What the Audit Log and event pages show, prepared from query results: formatted times,
+//! links, the field | before | after rows of a change. Templates only lay it out.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::Value;
+
+use super::params::{LogParams, Page, Range, Tab};
+use super::queries::{EventDetail, EventPage as Listed};
+
+/// Entities every installation has (the three categories of the report, and the log itself).
+const KNOWN_ENTITIES: [&str; 4] = ["contact", "group", "user", "audit_log"];
+const KNOWN_ACTIONS: [&str; 6] = ["create", "update", "delete", "truncate", "export", "purge"];
+/// Sources suggested in the Source filter (any value can be typed).
+pub const KNOWN_SOURCES: [&str; 6] = ["manual", "import", "api", "sync", "cli", "dashboard"];
+
+pub fn format_time(t: DateTime<Utc>, zone: Tz) -> String {
+    t.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The CSS class of an action's badge.
+pub fn action_class(action: &str) -> &'static str {
+    match action {
+        "create" => "badge badge-create",
+        "update" => "badge badge-update",
+        "delete" | "truncate" | "purge" => "badge badge-delete",
+        "export" => "badge badge-export",
+        _ => "badge",
+    }
+}
+
+pub struct SelectOption {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+pub struct TabLink {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
+}
+
+/// An active filter, shown as a removable chip.
+pub struct Chip {
+    pub label: &'static str,
+    pub value: String,
+    pub remove_href: String,
+}
+
+pub struct Row {
+    pub href: String,
+    pub time: String,
+    pub time_iso: String,
+    pub actor: String,
+    pub action: String,
+    pub action_class: &'static str,
+    pub entity: String,
+    pub subject: String,
+    pub source: String,
+    pub summary: String,
+}
+
+pub struct LogView {
+    pub csrf: String,
+    pub zone: String,
+    pub tabs: Vec<TabLink>,
+    pub ranges: Vec<SelectOption>,
+    pub custom: bool,
+    pub from: String,
+    pub to: String,
+    pub actor: String,
+    pub entities: Vec<SelectOption>,
+    pub actions: Vec<SelectOption>,
+    pub sources: Vec<&'static str>,
+    pub source: String,
+    pub subject: String,
+    /// Values past the first of repeatable filters, kept as hidden fields.
+    pub hidden: Vec<(&'static str, String)>,
+    pub chips: Vec<Chip>,
+    /// The filters, for the Export form.
+    pub export_fields: Vec<(&'static str, String)>,
+    pub error: Option<String>,
+    pub rows: Vec<Row>,
+    pub newer_href: Option<String>,
+    pub older_href: Option<String>,
+    pub first_href: Option<String>,
+    pub range_label: &'static str,
+    /// The same filters over all time, offered when nothing matched in a shorter range.
+    pub widen_href: Option<String>,
+    pub clear_href: String,
+}
+
+fn options(known: &[&str], extra: &[String], selected: Option<&str>) -> Vec<SelectOption> {
+    let mut values: Vec<String> = known.iter().map(|s| (*s).to_owned()).collect();
+    for v in extra.iter().map(String::as_str).chain(selected) {
+        if !values.iter().any(|x| x == v) {
+            values.push(v.to_owned());
+        }
+    }
+    let mut out = vec![SelectOption {
+        value: String::new(),
+        label: "Any".into(),
+        selected: selected.is_none(),
+    }];
+    out.extend(values.into_iter().map(|v| SelectOption {
+        selected: Some(v.as_str()) == selected,
+        label: v.replace('_', " "),
+        value: v,
+    }));
+    out
+}
+
+impl LogView {
+    /// The page for `params`; `listed` is None when the filters could not be read (`error`).
+    pub fn new(
+        params: &LogParams,
+        listed: Option<Listed>,
+        error: Option<String>,
+        tracked: &[String],
+        zone: Tz,
+        csrf: &str,
+    ) -> LogView {
+        let current_tab = params.tab();
+        let tabs = Tab::ALL
+            .into_iter()
+            .map(|t| TabLink {
+                label: t.label(),
+                href: params.with_tab(t).href(),
+                current: current_tab == Some(t),
+            })
+            .collect();
+        let ranges = Range::ALL
+            .into_iter()
+            .map(|r| SelectOption {
+                value: r.as_str().into(),
+                label: r.label().into(),
+                selected: r == params.range,
+            })
+            .collect();
+        let mut hidden = Vec::new();
+        for (key, values) in [
+            ("actor", &params.actors),
+            ("entity", &params.entities),
+            ("action", &params.actions),
+        ] {
+            hidden.extend(values.iter().skip(1).map(|v| (key, v.clone())));
+        }
+
+        let chips = Self::chips(params);
+        let rows: Vec<Row> = listed
+            .as_ref()
+            .map(|l| {
+                l.events
+                    .iter()
+                    .map(|e| Row {
+                        href: format!("/reports/audit-log/events/{}?{}", e.id, params.query()),
+                        time: format_time(e.occurred_at, zone),
+                        time_iso: iso(e.occurred_at),
+                        actor: e.actor.clone(),
+                        action_class: action_class(&e.action),
+                        action: e.action.clone(),
+                        entity: e.entity.replace('_', " "),
+                        subject: e.subject_id.clone().unwrap_or_default(),
+                        source: e.source.clone(),
+                        summary: e.summary.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (mut newer_href, mut older_href) = (None, None);
+        if let Some(l) = &listed {
+            match (l.events.first(), l.events.last()) {
+                (Some(top), Some(bottom)) => {
+                    if l.has_newer {
+                        newer_href = Some(params.at_page(Page::After(top.cursor())).href());
+                    }
+                    if l.has_older {
+                        older_href = Some(params.at_page(Page::Before(bottom.cursor())).href());
+                    }
+                }
+                _ => {
+                    if params.page != Page::Newest {
+                        newer_href = Some(params.first_page().href());
+                    }
+                }
+            }
+        }
+        let first_href = (params.page != Page::Newest).then(|| params.first_page().href());
+        let widen_href = (listed.as_ref().is_some_and(|l| l.events.is_empty())
+            && params.range != Range::All)
+            .then(|| {
+                LogParams {
+                    range: Range::All,
+                    from: String::new(),
+                    to: String::new(),
+                    page: Page::Newest,
+                    ..params.clone()
+                }
+                .href()
+            });
+        LogView {
+            csrf: csrf.to_owned(),
+            zone: zone.name().to_owned(),
+            tabs,
+            ranges,
+            custom: params.range == Range::Custom,
+            from: params.from.clone(),
+            to: params.to.clone(),
+            actor: params.actors.first().cloned().unwrap_or_default(),
+            entities: options(
+                &KNOWN_ENTITIES,
+                tracked,
+                params.entities.first().map(String::as_str),
+            ),
+            actions: options(
+                &KNOWN_ACTIONS,
+                &[],
+                params.actions.first().map(String::as_str),
+            ),
+            sources: KNOWN_SOURCES.to_vec(),
+            source: params.source.clone(),
+            subject: params.subject.clone(),
+            hidden,
+            chips,
+            export_fields: params.pairs(),
+            error,
+            rows,
+            newer_href,
+            older_href,
+            first_href,
+            range_label: params.range.label(),
+            widen_href,
+            clear_href: LogParams {
+                range: params.range,
+                from: params.from.clone(),
+                to: params.to.clone(),
+                ..LogParams::default()
+            }
+            .href(),
+        }
+    }
+
+    fn chips(params: &LogParams) -> Vec<Chip> {
+        let mut chips = Vec::new();
+        let base = params.first_page();
+        for (label, values, which) in [
+            ("Entity", &params.entities, 0),
+            ("Action", &params.actions, 1),
+            ("Actor", &params.actors, 2),
+        ] {
+            for v in values {
+                let mut without = base.clone();
+                let list = match which {
+                    0 => &mut without.entities,
+                    1 => &mut without.actions,
+                    _ => &mut without.actors,
+                };
+                list.retain(|x| x != v);
+                chips.push(Chip {
+                    label,
+                    value: v.clone(),
+                    remove_href: without.href(),
+                });
+            }
+        }
+        if !params.source.is_empty() {
+            chips.push(Chip {
+                label: "Source",
+                value: params.source.clone(),
+                remove_href: LogParams {
+                    source: String::new(),
+                    ..base.clone()
+                }
+                .href(),
+            });
+        }
+        if !params.subject.is_empty() {
+            chips.push(Chip {
+                label: "Subject",
+                value: params.subject.clone(),
+                remove_href: LogParams {
+                    subject: String::new(),
+                    ..base.clone()
+                }
+                .href(),
+            });
+        }
+        chips
+    }
+}
+
+/// One value in the field | before | after table.
+pub struct Cell {
+    pub text: String,
+    pub class: &'static str,
+}
+
+impl Cell {
+    fn of(value: Option<&Value>) -> Cell {
+        let (text, class) = match value {
+            None => ("\u{2014}".to_owned(), "v-missing"),
+            Some(Value::Null) => ("null".to_owned(), "v-null"),
+            Some(Value::String(s)) if s == "[redacted]" => ("redacted".to_owned(), "v-redacted"),
+            Some(Value::String(s)) if s.is_empty() => ("(empty)".to_owned(), "v-null"),
+            Some(Value::String(s)) => (s.clone(), "v-text"),
+            Some(other) => (other.to_string(), "v-json"),
+        };
+        Cell { text, class }
+    }
+}
+
+pub struct DiffRow {
+    pub field: String,
+    pub before: Cell,
+    pub after: Cell,
+    pub changed: bool,
+}
+
+pub struct JsonBlock {
+    pub title: &'static str,
+    pub text: String,
+}
+
+pub struct Fact {
+    pub label: &'static str,
+    pub value: String,
+}
+
+pub struct EventView {
+    pub id: i64,
+    pub time: String,
+    pub time_iso: String,
+    pub summary: String,
+    pub action: String,
+    pub action_class: &'static str,
+    pub entity: String,
+    pub facts: Vec<Fact>,
+    /// "Changed fields", "Values at creation", ... None for events without row data.
+    pub diff_title: Option<&'static str>,
+    pub diff: Vec<DiffRow>,
+    pub json: Vec<JsonBlock>,
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+/// The keys of a JSON object, `id` first then alphabetical.
+fn keys(v: Option<&Value>) -> Vec<String> {
+    let mut keys: Vec<String> = v
+        .and_then(Value::as_object)
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort_by(|a, b| (a != "id", a).cmp(&(b != "id", b)));
+    keys
+}
+
+impl EventView {
+    pub fn new(e: &EventDetail, zone: Tz) -> EventView {
+        let old = e.old_data.as_ref();
+        let new = e.new_data.as_ref();
+        let field = |o: Option<&Value>, k: &str| o.and_then(|o| o.get(k)).cloned();
+        let (diff_title, diff) = match e.action.as_str() {
+            "update" => {
+                let changed = e.changed_fields.clone().unwrap_or_default();
+                let mut rows: Vec<DiffRow> = changed
+                    .iter()
+                    .map(|k| DiffRow {
+                        field: k.clone(),
+                        before: Cell::of(field(old, k).as_ref()),
+                        after: Cell::of(field(new, k).as_ref()),
+                        changed: true,
+                    })
+                    .collect();
+                // The rest of the row, unchanged, for context.
+                for k in keys(new) {
+                    if !changed.contains(&k) {
+                        let v = field(new, &k);
+                        rows.push(DiffRow {
+                            field: k,
+                            before: Cell::of(v.as_ref()),
+                            after: Cell::of(v.as_ref()),
+                            changed: false,
+                        });
+                    }
+                }
+                (Some("Changes"), rows)
+            }
+            "create" if new.is_some() => (
+                Some("Values at creation"),
+                keys(new)
+                    .into_iter()
+                    .map(|k| DiffRow {
+                        before: Cell::of(None),
+                        after: Cell::of(field(new, &k).as_ref()),
+                        field: k,
+                        changed: true,
+                    })
+                    .collect(),
+            ),
+            "delete" if old.is_some() => (
+                Some("Values at deletion"),
+                keys(old)
+                    .into_iter()
+                    .map(|k| DiffRow {
+                        before: Cell::of(field(old, &k).as_ref()),
+                        after: Cell::of(None),
+                        field: k,
+                        changed: true,
+                    })
+                    .collect(),
+            ),
+            _ => (None, Vec::new()),
+        };
+        let mut json = Vec::new();
+        for (title, value) in [
+            ("old_data", &e.old_data),
+            ("new_data", &e.new_data),
+            ("context", &e.context),
+            ("details", &e.details),
+        ] {
+            if let Some(v) = value {
+                json.push(JsonBlock {
+                    title,
+                    text: pretty(v),
+                });
+            }
+        }
+        let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "\u{2014}".into());
+        let facts = vec![
+            Fact {
+                label: "Actor",
+                value: e.actor.clone(),
+            },
+            Fact {
+                label: "Database role",
+                value: e.db_user.clone(),
+            },
+            Fact {
+                label: "Source",
+                value: e.source.clone(),
+            },
+            Fact {
+                label: "Entity",
+                value: e.entity.replace('_', " "),
+            },
+            Fact {
+                label: "Subject",
+                value: opt(&e.subject_id),
+            },
+            Fact {
+                label: "Table",
+                value: opt(&e.table_name),
+            },
+            Fact {
+                label: "Client address",
+                value: opt(&e.client_addr),
+            },
+            Fact {
+                label: "Application",
+                value: opt(&e.application_name).trim().to_owned(),
+            },
+            Fact {
+                label: "Transaction",
+                value: e.txid.clone(),
+            },
+        ];
+        EventView {
+            id: e.id,
+            time: format_time(e.occurred_at, zone),
+            time_iso: iso(e.occurred_at),
+            summary: e.summary.clone(),
+            action_class: action_class(&e.action),
+            action: e.action.clone(),
+            entity: e.entity.replace('_', " "),
+            facts,
+            diff_title,
+            diff,
+            json,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn detail(
+        action: &str,
+        old: Option<Value>,
+        new: Option<Value>,
+        changed: &[&str],
+    ) -> EventDetail {
+        EventDetail {
+            id: 7,
+            occurred_at: DateTime::from_timestamp(1_764_072_000, 0).unwrap(),
+            actor: "alice".into(),
+            db_user: "app".into(),
+            source: "manual".into(),
+            client_addr: None,
+            application_name: None,
+            entity: "contact".into(),
+            action: action.into(),
+            table_name: Some("crm.contacts".into()),
+            subject_id: Some("42".into()),
+            changed_fields: (!changed.is_empty())
+                .then(|| changed.iter().map(|s| (*s).to_owned()).collect()),
+            summary: "s".into(),
+            old_data: old,
+            new_data: new,
+            context: None,
+            details: None,
+            txid: "1".into(),
+        }
+    }
+
+    #[test]
+    fn an_update_lists_changed_fields_first_with_both_values() {
+        let e = detail(
+            "update",
+            Some(json!({"email": "a@x", "password_hash": "[redacted]"})),
+            Some(
+                json!({"id": 42, "email": "b@x", "name": "Ann", "password_hash": "[redacted]", "phone": null}),
+            ),
+            &["email", "password_hash"],
+        );
+        let v = EventView::new(&e, Tz::UTC);
+        let rows: Vec<(&str, &str, &str, bool)> = v
+            .diff
+            .iter()
+            .map(|r| {
+                (
+                    r.field.as_str(),
+                    r.before.text.as_str(),
+                    r.after.text.as_str(),
+                    r.changed,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("email", "a@x", "b@x", true),
+                ("password_hash", "redacted", "redacted", true),
+                ("id", "42", "42", false),
+                ("name", "Ann", "Ann", false),
+                ("phone", "null", "null", false),
+            ]
+        );
+        assert_eq!(v.time, "2025-11-25 12:00:00 UTC");
+    }
+
+    #[test]
+    fn creates_and_deletes_show_one_side() {
+        let v = EventView::new(
+            &detail("create", None, Some(json!({"id": 1})), &[]),
+            Tz::UTC,
+        );
+        assert_eq!(v.diff[0].before.class, "v-missing");
+        assert_eq!(v.diff[0].after.text, "1");
+        let v = EventView::new(
+            &detail("delete", Some(json!({"id": 1})), None, &[]),
+            Tz::UTC,
+        );
+        assert_eq!(v.diff[0].before.text, "1");
+        assert_eq!(v.diff[0].after.class, "v-missing");
+        let v = EventView::new(&detail("export", None, None, &[]), Tz::UTC);
+        assert!(v.diff_title.is_none());
+    }
+}
