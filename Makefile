@@ -47,3 +47,25 @@ demo-stop:
 clean:
 	$(CARGO) clean
 	rm -rf .demo audit-report.csv
+
+## Capture benchmark: no auditing vs audit_trail vs a PL/pgSQL trigger, in a throwaway cluster
+## (about 7 minutes on 2 cores; BENCH_SECONDS, BENCH_ROUNDS, ... see bench/README.md).
+bench: install
+	./bench/run.sh
+
+## Export benchmark: audit-trail export vs psql \copy over 1,000,000 generated events.
+bench-export: install
+	@[ -x /usr/bin/time ] || { echo "bench-export: apt-get install time (GNU time)"; \
+	    sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); $$sudo apt-get update -qq && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time; }
+	$(CARGO) build --release -p audit-trail
+	./bench/export.sh
+
+.PHONY: bench-export
+
+## Dashboard benchmark: first page of filtered views over 1,000,000 events.
+bench-dashboard: install
+	$(CARGO) build --release -p audit-trail
+	./bench/dashboard/run.sh
+
+.PHONY: bench-dashboard
