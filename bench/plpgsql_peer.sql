@@ -23,7 +23,7 @@
 CREATE SCHEMA audit_peer;
 
 CREATE TABLE audit_peer.events (
-    id               bigserial   PRIMARY KEY,
+    id               bigserial,
     occurred_at      timestamptz NOT NULL DEFAULT statement_timestamp(),
     txid             xid8        NOT NULL DEFAULT pg_current_xact_id(),
     actor            text        NOT NULL,
@@ -41,8 +41,13 @@ CREATE TABLE audit_peer.events (
     context          jsonb,
     details          jsonb
 );
+-- The same storage as audit.events (extension/sql/schema.sql): no primary-key index, a
+-- BRIN on id, three btrees, ids cached 32 at a time.
+ALTER SEQUENCE audit_peer.events_id_seq CACHE 32;
 CREATE INDEX events_occurred_at_idx ON audit_peer.events (occurred_at, id);
 CREATE INDEX events_subject_idx ON audit_peer.events (entity, subject_id);
+CREATE INDEX events_txid_idx ON audit_peer.events (txid, id);
+CREATE INDEX events_id_brin ON audit_peer.events USING brin (id);
 
 -- Trigger arguments: entity, subject column, ignored columns (a text[] literal).
 CREATE FUNCTION audit_peer.capture() RETURNS trigger

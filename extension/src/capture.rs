@@ -207,7 +207,7 @@ impl StatementCapture<'_> {
 
     fn whole_row(&self, values: &[pg_sys::Datum], nulls: &[bool]) -> pg_sys::Datum {
         // SAFETY: as subject().
-        unsafe { row_json::object(self.config.columns.iter(), values, nulls) }
+        unsafe { row_json::object(self.config.in_json_order(), values, nulls) }
     }
 
     fn append(&mut self, event: &mut Event) -> Result<()> {
@@ -305,11 +305,12 @@ impl StatementCapture<'_> {
                 );
                 // Every changed column's previous value, ignored ones included, so that
                 // new_data || old_data is exactly the row before.
-                let previous = columns
+                let previous = self
+                    .config
+                    .json_order
                     .iter()
-                    .zip(&changed)
-                    .filter(|(_, c)| **c)
-                    .map(|(c, _)| c);
+                    .filter(|&&i| changed[i])
+                    .map(|&i| &columns[i]);
                 // SAFETY: a deformed row of the tracked table.
                 event.set(
                     Column::OldData,

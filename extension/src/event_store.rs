@@ -13,7 +13,7 @@ use pgrx::pg_sys;
 use crate::attribution::Attribution;
 use crate::error::{AuditError, Result};
 use crate::ffi;
-use crate::settings;
+use crate::wakeup;
 
 /// The columns of `audit.events` that the extension fills, in DESIGN.md order.
 #[derive(Clone, Copy)]
@@ -231,12 +231,9 @@ impl EventWriter {
         }
     }
 
-    /// Finishes the statement's writes and, once per statement, wakes followers at commit.
+    /// Finishes the statement's writes; followers are woken at commit.
     pub fn close(self) {
-        if settings::notify() {
-            // SAFETY: constant NUL-terminated strings.
-            unsafe { ffi::async_notify(c"audit_trail_events", c"") };
-        }
+        wakeup::events_written();
         // SAFETY: tears down exactly what open() set up, in reverse order.
         unsafe {
             pg_sys::AfterTriggerEndQuery(self.estate);

@@ -19,6 +19,7 @@ mod row_json;
 mod settings;
 mod table_config;
 mod track;
+mod wakeup;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -32,4 +33,5 @@ pgrx::extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize
 pub extern "C-unwind" fn _PG_init() {
     settings::define();
     table_config::register_invalidation_callbacks();
+    wakeup::register_callbacks();
 }

@@ -25,12 +25,20 @@ pub struct TableConfig {
     pub columns: Vec<ColumnCodec>,
     /// Indexes into `columns`, in key order.
     pub subject: Vec<usize>,
+    /// Indexes into `columns` in the order jsonb stores object keys (shorter first, then
+    /// bytewise): built in that order, jsonb's key sort finds them already sorted.
+    pub json_order: Vec<usize>,
     context: pg_sys::MemoryContext,
 }
 
 impl TableConfig {
     pub fn subject_columns(&self) -> Vec<&ColumnCodec> {
         self.subject.iter().map(|&i| &self.columns[i]).collect()
+    }
+
+    /// The columns in jsonb key order.
+    pub fn in_json_order(&self) -> impl Iterator<Item = &ColumnCodec> + '_ {
+        self.json_order.iter().map(|&i| &self.columns[i])
     }
 }
 
@@ -143,6 +151,7 @@ unsafe fn build(rel: pg_sys::Relation) -> Result<TableConfig> {
             table_name,
             columns: Vec::new(),
             subject: Vec::new(),
+            json_order: Vec::new(),
             context,
         };
         let desc = (*rel).rd_att;
@@ -188,6 +197,15 @@ unsafe fn build(rel: pg_sys::Relation) -> Result<TableConfig> {
             config.columns[i].redacted = true;
         }
         config.subject = subject;
+        let mut json_order: Vec<usize> = (0..config.columns.len()).collect();
+        json_order.sort_by(|&a, &b| {
+            let (a, b) = (
+                config.columns[a].name.as_bytes(),
+                config.columns[b].name.as_bytes(),
+            );
+            a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        });
+        config.json_order = json_order;
         Ok(config)
     }
 }

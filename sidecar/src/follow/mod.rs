@@ -28,6 +28,7 @@ use cursor::Position;
 use sink::{FileSink, Rotation, Sink};
 
 const CHANNEL: &str = "audit_trail_events";
+const RECHECK_AFTER_WAKEUP: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Args)]
 pub struct FollowArgs {
@@ -292,6 +293,7 @@ impl Follower {
         let poll = Duration::from_secs(self.args.poll_seconds);
         let mut quick = Duration::from_millis(50);
         let once_started = std::time::Instant::now();
+        let mut recheck = false;
         loop {
             if self.stopping() {
                 return Ok(());
@@ -314,15 +316,22 @@ impl Follower {
                 let wait = quick;
                 quick = (quick * 2).min(Duration::from_secs(1));
                 wait
+            } else if recheck {
+                // Writers notify at most once per 100 ms each (see the extension's wakeup.rs):
+                // transactions committing right after a notifying one are found by looking
+                // again shortly after a wake-up.
+                RECHECK_AFTER_WAKEUP
             } else {
                 quick = Duration::from_millis(50);
                 poll
             };
+            recheck = false;
             tokio::select! {
                 woke = notifications.recv() => {
                     if woke.is_none() {
                         return Err(Failure::Lost("the server closed the connection".into()));
                     }
+                    recheck = true;
                 }
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.stop.changed() => return Ok(()),
