@@ -173,7 +173,10 @@ pub async fn stream_events(
         .await
         .map_err(|e| Error::database("starting the export", &e))?;
     let condition = request.filters.condition();
-    let sql = format!("{SELECT_EVENTS}{} ORDER BY occurred_at, id", condition.sql);
+    let sql = format!(
+        "{SELECT_EVENTS}{} ORDER BY events.occurred_at, events.id",
+        condition.sql
+    );
     let rows = tx
         .query_raw(&sql, condition.param_refs())
         .await

@@ -541,3 +541,26 @@ fn a_second_follower_of_the_same_consumer_is_refused_while_one_holds_it() {
     );
     holder.batch_execute("ROLLBACK").unwrap();
 }
+
+#[test]
+fn transaction_ids_are_ordered_as_numbers_not_as_text() {
+    let db = TestDb::new();
+    // Old transactions whose ids cross powers of ten: text order would put 100 before 99.
+    db.client()
+        .batch_execute(
+            "INSERT INTO audit.events (txid, actor, db_user, entity, action, subject_id)
+             VALUES ('100', 'a', 'a', 'item', 'create', 'second'),
+                    ('99', 'a', 'a', 'item', 'create', 'first'),
+                    ('9', 'a', 'a', 'item', 'create', 'zeroth')",
+        )
+        .unwrap();
+    let out = follow_once(&db.conninfo("postgres"), &["--consumer", "n", "--stdout"]);
+    let subjects: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["subject_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(subjects, ["zeroth", "first", "second"]);
+    let again = follow_once(&db.conninfo("postgres"), &["--consumer", "n", "--stdout"]);
+    assert_eq!(again.stdout, "", "nothing is delivered twice");
+}

@@ -356,7 +356,7 @@ impl Follower {
                     "{SELECT_EVENTS}
                       WHERE (txid, id) > ($1::text::xid8, $2)
                         AND txid < pg_snapshot_xmin(pg_current_snapshot())
-                      ORDER BY txid, id
+                      ORDER BY events.txid, events.id
                       LIMIT $3"
                 ),
                 &[&from.txid.to_string(), &from.id, &self.args.batch_size],
