@@ -70,10 +70,12 @@ LAT="$BENCH_TMP/latency.txt"
 "$SIDECAR" follow --db "$CONN" --consumer lat --stdout --poll-seconds 10 2>"$BENCH_TMP/follow.err" |
     python3 "$HERE/follow_latency.py" >"$LAT" &
 READER=$!
+# Stop the follower with the cluster, whatever happens.
+trap 'pkill -TERM -f "audit-trail follow --db $CONN" || true; on_exit' EXIT
 sleep 1
 echo "INSERT INTO items (v) VALUES ('x');" >"$BENCH_TMP/insert.sql"
-"$BINDIR/pgbench" -n -q -c 2 -j 2 -R "$BENCH_RATE" -T "$BENCH_SECONDS" -f "$BENCH_TMP/insert.sql" \
-    follow >"$BENCH_TMP/pgbench.log" 2>&1
+"$BINDIR/pgbench" -n -c 2 -j 2 -R "$BENCH_RATE" -T "$BENCH_SECONDS" -f "$BENCH_TMP/insert.sql" \
+    follow >"$BENCH_TMP/pgbench.log" 2>&1 || { cat "$BENCH_TMP/pgbench.log" >&2; die "pgbench failed"; }
 sleep 3
 pkill -TERM -f "audit-trail follow --db $CONN --consumer lat" || true
 wait "$READER" || true
