@@ -70,9 +70,18 @@ COMMENT ON FUNCTION audit.purge(timestamptz) IS
 
 -- Keeping settings in step with DDL ---------------------------------------------------------
 
--- A renamed column keeps its role in the settings. ALTER TABLE ... RENAME COLUMN reports the
--- column by table oid and attribute number; the one settings name that no longer exists on
--- the table is its old name.
+-- True while audit.track/untrack create or drop capture triggers; set only by their code.
+CREATE FUNCTION audit.capture_change_in_progress() RETURNS boolean
+    LANGUAGE c AS 'MODULE_PATHNAME', 'audit_capture_change_in_progress';
+
+-- After ALTER TABLE, CREATE TABLE, CREATE/ALTER TRIGGER:
+-- * a renamed column keeps its role in the settings. RENAME COLUMN reports the column by
+--   table oid and attribute number; the one settings name no longer on the table is its old
+--   name;
+-- * capture cannot be switched off by hand: disabling, or replacing, a capture trigger of a
+--   tracked table is refused (audit.untrack stops capture, and is recorded);
+-- * a new partition of a tracked table (CREATE TABLE ... PARTITION OF, ATTACH PARTITION) is
+--   tracked with its parent's settings, so writes made straight to it are captured.
 CREATE FUNCTION audit.on_ddl_command_end() RETURNS event_trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -81,49 +90,83 @@ AS $$
 DECLARE
     command  record;
     settings audit.tracked_tables;
+    member   record;
     new_name text;
     stale    text[];
 BEGIN
+    IF audit.capture_change_in_progress() THEN
+        RETURN;
+    END IF;
     FOR command IN
-        SELECT objid, objsubid
-          FROM pg_event_trigger_ddl_commands()
-         WHERE object_type = 'table column' AND objsubid > 0
+        SELECT objid, objsubid, object_type FROM pg_event_trigger_ddl_commands()
     LOOP
-        SELECT * INTO settings FROM audit.tracked_tables WHERE relid = command.objid;
-        CONTINUE WHEN NOT FOUND;
-        SELECT attname INTO new_name
-          FROM pg_attribute
-         WHERE attrelid = command.objid AND attnum = command.objsubid;
-        SELECT array_agg(DISTINCT n) INTO stale
-          FROM unnest(settings.subject_columns || settings.ignore_columns
-                      || settings.redact_columns) AS n
-         WHERE NOT EXISTS (SELECT FROM pg_attribute a
-                            WHERE a.attrelid = command.objid AND a.attname = n
-                              AND a.attnum > 0 AND NOT a.attisdropped);
-        CONTINUE WHEN stale IS NULL OR cardinality(stale) <> 1;
-        UPDATE audit.tracked_tables
-           SET subject_columns = array_replace(subject_columns, stale[1], new_name),
-               ignore_columns  = array_replace(ignore_columns, stale[1], new_name),
-               redact_columns  = array_replace(redact_columns, stale[1], new_name)
-         WHERE relid = command.objid;
+        IF command.object_type = 'table column' AND command.objsubid > 0 THEN
+            SELECT * INTO settings FROM audit.tracked_tables WHERE relid = command.objid;
+            CONTINUE WHEN NOT FOUND;
+            SELECT attname INTO new_name
+              FROM pg_attribute
+             WHERE attrelid = command.objid AND attnum = command.objsubid;
+            SELECT array_agg(DISTINCT n) INTO stale
+              FROM unnest(settings.subject_columns || settings.ignore_columns
+                          || settings.redact_columns) AS n
+             WHERE NOT EXISTS (SELECT FROM pg_attribute a
+                                WHERE a.attrelid = command.objid AND a.attname = n
+                                  AND a.attnum > 0 AND NOT a.attisdropped);
+            CONTINUE WHEN stale IS NULL OR cardinality(stale) <> 1;
+            UPDATE audit.tracked_tables
+               SET subject_columns = array_replace(subject_columns, stale[1], new_name),
+                   ignore_columns  = array_replace(ignore_columns, stale[1], new_name),
+                   redact_columns  = array_replace(redact_columns, stale[1], new_name)
+             WHERE relid = command.objid;
+        ELSIF command.object_type IN ('table', 'trigger') THEN
+            IF EXISTS (SELECT FROM pg_trigger t JOIN audit.tracked_tables s ON s.relid = t.tgrelid
+                        WHERE (t.tgrelid = command.objid OR t.oid = command.objid)
+                          AND t.tgname LIKE 'audit\_trail\_%'
+                          AND (t.tgenabled <> 'O'
+                               OR t.tgfoid <> 'audit.capture()'::regprocedure)) THEN
+                RAISE EXCEPTION 'the audit capture triggers of a tracked table cannot be disabled or replaced'
+                    USING ERRCODE = 'insufficient_privilege',
+                          HINT = 'audit.untrack() stops capture, and records that it did.';
+            END IF;
+            CONTINUE WHEN command.object_type <> 'table';
+            -- The table itself (CREATE TABLE ... PARTITION OF) or, for ATTACH PARTITION
+            -- (reported as ALTER TABLE of the parent), its partitions.
+            FOR member IN
+                SELECT i.inhrelid AS partition, s.entity, s.subject_columns, s.ignore_columns,
+                       s.redact_columns
+                  FROM pg_inherits i
+                  JOIN audit.tracked_tables s ON s.relid = i.inhparent
+                  JOIN pg_class c ON c.oid = i.inhrelid
+                 WHERE (i.inhrelid = command.objid OR i.inhparent = command.objid)
+                   AND c.relispartition
+                   AND NOT EXISTS (SELECT FROM audit.tracked_tables t WHERE t.relid = i.inhrelid)
+            LOOP
+                PERFORM audit.track(member.partition::regclass, member.entity,
+                                    CASE WHEN cardinality(member.subject_columns) = 1
+                                         THEN member.subject_columns[1] END,
+                                    member.ignore_columns::name[], member.redact_columns::name[]);
+            END LOOP;
+        END IF;
     END LOOP;
 END
 $$;
 
 CREATE EVENT TRIGGER audit_trail_ddl_command_end ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE')
+    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
     EXECUTE FUNCTION audit.on_ddl_command_end();
 
--- A dropped table leaves the settings; a dropped ignored or redacted column leaves its list;
--- dropping a subject column is refused, since later events could no longer name their subject.
+-- A dropped table leaves the settings, and its drop is recorded; a dropped ignored or
+-- redacted column leaves its list; dropping a subject column is refused, since later events
+-- could no longer name their subject; dropping a capture trigger by hand is refused.
 CREATE FUNCTION audit.on_sql_drop() RETURNS event_trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    dropped record;
+    dropped     record;
     column_name text;
+    target      regclass;
 BEGIN
     -- DROP EXTENSION drops the settings table too; then there is nothing to keep in step.
     IF to_regclass('audit.tracked_tables') IS NULL THEN
@@ -132,10 +175,30 @@ BEGIN
     FOR dropped IN
         SELECT objid, objsubid, object_type, address_names
           FROM pg_event_trigger_dropped_objects()
-         WHERE object_type IN ('table', 'table column')
+         WHERE object_type IN ('table', 'table column', 'trigger')
     LOOP
         IF dropped.object_type = 'table' THEN
-            DELETE FROM audit.tracked_tables WHERE relid::oid = dropped.objid;
+            IF EXISTS (SELECT FROM audit.tracked_tables WHERE relid::oid = dropped.objid) THEN
+                DELETE FROM audit.tracked_tables WHERE relid::oid = dropped.objid;
+                PERFORM audit.log_event('audit_log', 'table_dropped', NULL,
+                    jsonb_build_object('table', format('%I.%I', dropped.address_names[1],
+                                                       dropped.address_names[2])));
+            END IF;
+            CONTINUE;
+        END IF;
+        IF dropped.object_type = 'trigger' THEN
+            CONTINUE WHEN audit.capture_change_in_progress()
+                       OR dropped.address_names[3] NOT LIKE 'audit\_trail\_%';
+            -- NULL when the table itself is being dropped.
+            target := to_regclass(format('%I.%I', dropped.address_names[1],
+                                         dropped.address_names[2]));
+            IF target IS NOT NULL
+               AND EXISTS (SELECT FROM audit.tracked_tables WHERE relid = target) THEN
+                RAISE EXCEPTION 'cannot drop trigger % of %: it captures changes for the audit log',
+                    dropped.address_names[3], target
+                    USING ERRCODE = 'insufficient_privilege',
+                          HINT = 'audit.untrack() stops capture, and records that it did.';
+            END IF;
             CONTINUE;
         END IF;
         column_name := dropped.address_names[cardinality(dropped.address_names)];

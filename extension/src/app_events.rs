@@ -10,8 +10,12 @@ use crate::error::{AuditError, Result};
 use crate::event_store::{Column, Event, EventWriter};
 use crate::ffi::sql_callable;
 
-/// Actions only capture may record: an application cannot claim a row changed.
-const CAPTURED_ACTIONS: [&str; 4] = ["create", "update", "delete", "truncate"];
+/// Actions only the extension records: an application cannot claim a row changed, that the
+/// log was purged, or that a table stopped being tracked.
+const RESERVED_ACTIONS: [&str; 6] = ["create", "update", "delete", "truncate", "purge", "untrack"];
+
+/// The extension's own events about the audit log itself.
+pub const AUDIT_LOG: &str = "audit_log";
 
 sql_callable!(audit_log_event, pg_finfo_audit_log_event => log_event_entry);
 
@@ -31,7 +35,7 @@ unsafe fn log_event_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
-/// Appends an application event and returns its id.
+/// Appends an application event and returns its id, after checking what the caller may claim.
 pub fn log_event(
     entity: &str,
     action: &str,
@@ -44,19 +48,48 @@ pub fn log_event(
             parameter: "entity",
         });
     }
-    if action.is_empty() {
-        return Err(AuditError::EmptyArgument {
-            parameter: "action",
+    if entity.chars().count() > 63 || entity.chars().any(char::is_control) {
+        return Err(AuditError::InvalidEntity);
+    }
+    let mut chars = action.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && action.len() <= 63;
+    if !well_formed {
+        return Err(AuditError::InvalidAction {
+            action: action.to_owned(),
         });
     }
-    if CAPTURED_ACTIONS
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(action))
-    {
+    if RESERVED_ACTIONS.contains(&action) {
         return Err(AuditError::ReservedAction {
             action: action.to_owned(),
         });
     }
+    if entity == AUDIT_LOG && !is_audit_admin() {
+        return Err(AuditError::AuditLogEntity);
+    }
+    record(entity, action, subject_id, details)
+}
+
+/// A superuser, or a member of audit_admin.
+fn is_audit_admin() -> bool {
+    // SAFETY: role look-ups by name and oid.
+    unsafe {
+        if pg_sys::superuser() {
+            return true;
+        }
+        let admin = pg_sys::get_role_oid(c"audit_admin".as_ptr(), true);
+        admin != pg_sys::InvalidOid && pg_sys::has_privs_of_role(pg_sys::GetUserId(), admin)
+    }
+}
+
+/// Appends an event without the checks applied to callers: for the extension's own events.
+pub fn record(
+    entity: &str,
+    action: &str,
+    subject_id: Option<&str>,
+    details: Option<pg_sys::Datum>,
+) -> Result<i64> {
     let who = Attribution::current()?;
     let mut event = Event::new(
         &who,

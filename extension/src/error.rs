@@ -49,8 +49,23 @@ pub enum AuditError {
     #[error("audit.context must be a JSON object: {reason}")]
     InvalidContext { reason: String },
 
-    #[error("action \"{action}\" is reserved for changes captured from tracked tables")]
+    #[error("action \"{action}\" is reserved: only the extension records it")]
     ReservedAction { action: String },
+
+    #[error("action \"{action}\" must be a lowercase word: a letter, then letters, digits or _ (at most 63)")]
+    InvalidAction { action: String },
+
+    #[error("entity must be at most 63 characters without control characters")]
+    InvalidEntity,
+
+    #[error("only members of audit_admin may record audit_log events")]
+    AuditLogEntity,
+
+    #[error("{relation} uses table inheritance (it has or is a child table): track the tables one by one")]
+    Inheritance { relation: String },
+
+    #[error("a value of more than 256 MB cannot be recorded as jsonb")]
+    ValueTooLarge,
 
     #[error("table {relation} has audit triggers but is not tracked: run audit.track or audit.untrack on it")]
     NotTracked { relation: String },
@@ -93,9 +108,13 @@ impl AuditError {
             }
             Self::UnknownColumn { .. } | Self::StaleSettings { .. } => ERRCODE_UNDEFINED_COLUMN,
             Self::NullElement { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            Self::EmptyArgument { .. } | Self::ReservedAction { .. } => {
-                ERRCODE_INVALID_PARAMETER_VALUE
-            }
+            Self::EmptyArgument { .. }
+            | Self::ReservedAction { .. }
+            | Self::InvalidAction { .. }
+            | Self::InvalidEntity => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::AuditLogEntity => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::Inheritance { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::ValueTooLarge => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             Self::NotOwner { .. } | Self::NotSuperuser | Self::AppendOnly => {
                 ERRCODE_INSUFFICIENT_PRIVILEGE
             }

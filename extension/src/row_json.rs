@@ -282,7 +282,15 @@ fn jsonb_null() -> pg_sys::JsonbValue {
     }
 }
 
+/// jsonb stores a string's length in 28 bits (JENTRY_OFFLENMASK); a longer one would
+/// overflow into the entry's type bits and corrupt the value, so it is refused, as
+/// PostgreSQL's own to_jsonb does.
+const JSONB_MAX_STRING: usize = 0x0FFF_FFFF;
+
 fn jsonb_string(bytes: &[u8]) -> pg_sys::JsonbValue {
+    if bytes.len() > JSONB_MAX_STRING {
+        crate::error::AuditError::ValueTooLarge.raise();
+    }
     pg_sys::JsonbValue {
         type_: jbvType::jbvString,
         val: pg_sys::JsonbValue__bindgen_ty_1 {

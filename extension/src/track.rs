@@ -5,6 +5,9 @@ use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, spi};
 
+use std::cell::Cell;
+
+use crate::app_events;
 use crate::args;
 use crate::error::{AuditError, Result};
 use crate::ffi::sql_callable;
@@ -37,6 +40,33 @@ pub struct TrackRequest {
     pub subject_column: Option<String>,
     pub ignore_columns: Vec<String>,
     pub redact_columns: Vec<String>,
+}
+
+thread_local! {
+    // Set while track/untrack themselves create or drop capture triggers, so the DDL event
+    // triggers can tell them from someone dropping or disabling capture by hand. Only this
+    // code sets it; SQL can only read it, through a function PUBLIC may not call.
+    static CHANGING_CAPTURE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with CHANGING_CAPTURE set, clearing it however `f` ends.
+fn changing_capture<R>(f: impl FnOnce() -> R) -> R {
+    // Unwind safety: on an ERROR the flag is cleared and the transaction aborts, so nothing
+    // `f` touched is observed half-changed.
+    let f = std::panic::AssertUnwindSafe(f);
+    PgTryBuilder::new(move || {
+        CHANGING_CAPTURE.set(true);
+        let f = f;
+        (f.0)()
+    })
+    .finally(|| CHANGING_CAPTURE.set(false))
+    .execute()
+}
+
+sql_callable!(audit_capture_change_in_progress, pg_finfo_audit_capture_change_in_progress => in_progress_entry);
+
+unsafe fn in_progress_entry(_fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    pg_sys::Datum::from(CHANGING_CAPTURE.get())
 }
 
 sql_callable!(audit_track, pg_finfo_audit_track => track_entry);
@@ -195,27 +225,43 @@ pub fn track(request: TrackRequest) -> Result<()> {
             .into_owned()
     };
 
-    privilege::as_extension_owner(|| {
-        Spi::connect_mut(|client| -> Result<()> {
-            let columns = string_list(
-                client,
-                "SELECT attname::text FROM pg_attribute \
+    changing_capture(|| {
+        privilege::as_extension_owner(|| {
+            Spi::connect_mut(|client| -> Result<()> {
+                let columns = string_list(
+                    client,
+                    "SELECT attname::text FROM pg_attribute \
                  WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-                relid,
-            )?;
-            let check = |names: &[String], parameter: &'static str| -> Result<Vec<String>> {
-                for name in names {
-                    if !columns.contains(name) {
-                        return Err(AuditError::UnknownColumn {
-                            relation: relation.clone(),
-                            parameter,
-                            column: name.clone(),
-                        });
-                    }
+                    relid,
+                )?;
+                let inherits = client
+                .select(
+                    "SELECT EXISTS (SELECT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                      WHERE (i.inhparent = $1 OR i.inhrelid = $1) AND NOT c.relispartition)",
+                    None,
+                    &[relid_arg(relid)],
+                )?
+                .first()
+                .get_one::<bool>()?
+                .unwrap_or(false);
+                if inherits {
+                    return Err(AuditError::Inheritance {
+                        relation: relation.clone(),
+                    });
                 }
-                Ok(dedupe(names))
-            };
-            let subject = match &request.subject_column {
+                let check = |names: &[String], parameter: &'static str| -> Result<Vec<String>> {
+                    for name in names {
+                        if !columns.contains(name) {
+                            return Err(AuditError::UnknownColumn {
+                                relation: relation.clone(),
+                                parameter,
+                                column: name.clone(),
+                            });
+                        }
+                    }
+                    Ok(dedupe(names))
+                };
+                let subject = match &request.subject_column {
                 Some(column) => check(std::slice::from_ref(column), "subject_column")?,
                 None => string_list(
                     client,
@@ -227,22 +273,22 @@ pub fn track(request: TrackRequest) -> Result<()> {
                     relid,
                 )?,
             };
-            if subject.is_empty() {
-                return Err(AuditError::NoSubject {
-                    relation: relation.clone(),
-                });
-            }
-            let ignore = check(&request.ignore_columns, "ignore_columns")?;
-            let redact = check(&request.redact_columns, "redact_columns")?;
-            if let Some(column) = subject.iter().find(|c| redact.contains(c)) {
-                return Err(AuditError::RedactedSubject {
-                    relation: relation.clone(),
-                    column: column.clone(),
-                });
-            }
+                if subject.is_empty() {
+                    return Err(AuditError::NoSubject {
+                        relation: relation.clone(),
+                    });
+                }
+                let ignore = check(&request.ignore_columns, "ignore_columns")?;
+                let redact = check(&request.redact_columns, "redact_columns")?;
+                if let Some(column) = subject.iter().find(|c| redact.contains(c)) {
+                    return Err(AuditError::RedactedSubject {
+                        relation: relation.clone(),
+                        column: column.clone(),
+                    });
+                }
 
-            client.update(
-                "INSERT INTO audit.tracked_tables \
+                client.update(
+                    "INSERT INTO audit.tracked_tables \
                    (relid, entity, subject_columns, ignore_columns, redact_columns, tracked_by) \
                  VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (relid) DO UPDATE SET \
@@ -250,52 +296,94 @@ pub fn track(request: TrackRequest) -> Result<()> {
                    ignore_columns = excluded.ignore_columns, \
                    redact_columns = excluded.redact_columns, \
                    tracked_at = excluded.tracked_at, tracked_by = excluded.tracked_by",
-                None,
-                &[
-                    relid_arg(relid),
-                    entity.clone().into(),
-                    subject.into(),
-                    ignore.into(),
-                    redact.into(),
-                    tracked_by.into(),
-                ],
-            )?;
-            drop_capture_triggers(client, relid, &relation)?;
-            for (name, event, referencing) in TRIGGERS {
-                client.update(
-                    &format!(
-                        "CREATE TRIGGER {name} AFTER {event} ON {relation} {referencing} \
-                         FOR EACH STATEMENT EXECUTE FUNCTION audit.capture()"
-                    ),
                     None,
-                    &[],
+                    &[
+                        relid_arg(relid),
+                        entity.clone().into(),
+                        subject.into(),
+                        ignore.into(),
+                        redact.into(),
+                        tracked_by.into(),
+                    ],
                 )?;
-            }
-            Ok(())
+                drop_capture_triggers(client, relid, &relation)?;
+                for (name, event, referencing) in TRIGGERS {
+                    client.update(
+                        &format!(
+                            "CREATE TRIGGER {name} AFTER {event} ON {relation} {referencing} \
+                         FOR EACH STATEMENT EXECUTE FUNCTION audit.capture()"
+                        ),
+                        None,
+                        &[],
+                    )?;
+                }
+                Ok(())
+            })
         })
     })??;
     // SAFETY: queues a relcache invalidation so every backend reloads the settings.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    // Statement triggers on a partitioned table see only statements that name it: each
+    // partition gets its own, so a write straight to a partition is captured too (a write
+    // through the parent fires only the parent's). New partitions are tracked by the DDL
+    // event trigger (api.sql).
+    for partition in partitions(relid)? {
+        track(TrackRequest {
+            relid: partition,
+            entity: request.entity.clone(),
+            subject_column: request.subject_column.clone(),
+            ignore_columns: request.ignore_columns.clone(),
+            redact_columns: request.redact_columns.clone(),
+        })?;
+    }
     Ok(())
+}
+
+fn partitions(relid: pg_sys::Oid) -> Result<Vec<pg_sys::Oid>> {
+    privilege::as_extension_owner(|| {
+        Spi::connect(|client| -> Result<Vec<pg_sys::Oid>> {
+            let mut out = Vec::new();
+            for row in client.select(
+                "SELECT inhrelid FROM pg_inherits WHERE inhparent = $1",
+                None,
+                &[relid_arg(relid)],
+            )? {
+                if let Some(oid) = row.get::<pg_sys::Oid>(1)? {
+                    out.push(oid);
+                }
+            }
+            Ok(out)
+        })
+    })?
 }
 
 pub fn untrack(relid: pg_sys::Oid) -> Result<()> {
     let relation = check_trackable(relid)?;
-    let removed = privilege::as_extension_owner(|| {
-        Spi::connect_mut(|client| -> Result<bool> {
-            let deleted = client.update(
-                "DELETE FROM audit.tracked_tables WHERE relid = $1",
-                None,
-                &[relid_arg(relid)],
-            )?;
-            drop_capture_triggers(client, relid, &relation)?;
-            Ok(!deleted.is_empty())
+    for partition in partitions(relid)? {
+        untrack(partition)?;
+    }
+    let removed = changing_capture(|| {
+        privilege::as_extension_owner(|| {
+            Spi::connect_mut(|client| -> Result<bool> {
+                let deleted = client.update(
+                    "DELETE FROM audit.tracked_tables WHERE relid = $1",
+                    None,
+                    &[relid_arg(relid)],
+                )?;
+                drop_capture_triggers(client, relid, &relation)?;
+                Ok(!deleted.is_empty())
+            })
         })
     })??;
-    if !removed {
-        pgrx::notice!("{relation} was not tracked");
-    }
     // SAFETY: as in track().
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    if !removed {
+        pgrx::notice!("{relation} was not tracked");
+        return Ok(());
+    }
+    // Stopping capture is itself audited.
+    use pgrx::IntoDatum;
+    let details = pgrx::JsonB(serde_json::json!({ "table": relation })).into_datum();
+    app_events::record(app_events::AUDIT_LOG, "untrack", None, details)?;
     Ok(())
 }

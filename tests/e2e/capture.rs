@@ -497,7 +497,14 @@ fn untrack_stops_capture_and_removes_triggers() {
         .unwrap();
     c.batch_execute("INSERT INTO crm.contacts (name) VALUES ('after'); DELETE FROM crm.contacts")
         .unwrap();
-    assert_eq!(events(&mut c).len(), 1);
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 2, "{ev:#?}");
+    // stopping capture is itself recorded
+    assert_eq!(
+        (ev[1].entity.as_str(), ev[1].action.as_str()),
+        ("audit_log", "untrack")
+    );
+    assert_eq!(ev[1].details, Some(json!({"table": "crm.contacts"})));
     let triggers: i64 = c
         .query_one("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'crm.contacts'::regclass AND tgname LIKE 'audit_trail_%'", &[])
         .unwrap()
@@ -589,7 +596,7 @@ fn log_event_records_application_events_with_attribution() {
     );
     assert_eq!(ev[0].details, Some(json!({"rows": 5000, "group": "VIP"})));
     assert_eq!(ev[0].table_name, None);
-    for reserved in ["create", "update", "DELETE", "truncate"] {
+    for reserved in ["create", "update", "delete", "truncate", "purge", "untrack"] {
         let err = c
             .query_one("SELECT audit.log_event('contact', $1)", &[&reserved])
             .unwrap_err();
@@ -598,6 +605,20 @@ fn log_event_records_application_events_with_attribution() {
             "{reserved}: {}",
             audit_trail_tests::error_text(&err)
         );
+    }
+    // look-alikes of reserved words are not words at all
+    for odd in [
+        "DELETE",
+        "create\u{200b}",
+        "\u{441}reate",
+        "",
+        "1st",
+        "has space",
+    ] {
+        let err = c
+            .query_one("SELECT audit.log_event('contact', $1)", &[&odd])
+            .unwrap_err();
+        assert_eq!(err.code().map(|c| c.code()), Some("22023"), "{odd:?}");
     }
 }
 
@@ -622,4 +643,41 @@ fn pg_dump_keeps_the_audit_data_and_settings() {
     );
     assert!(dump.contains("\"name\": \"dumped\""));
     assert!(dump.contains("COPY audit.tracked_tables"));
+}
+
+#[test]
+fn writes_straight_to_partitions_are_captured_including_new_and_attached_ones() {
+    let db = TestDb::new();
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TABLE accounts (id int, region text, PRIMARY KEY (id, region))
+             PARTITION BY LIST (region);
+         CREATE TABLE accounts_eu PARTITION OF accounts FOR VALUES IN ('eu');
+         SELECT audit.track('accounts', 'account', subject_column => 'id');
+         CREATE TABLE accounts_us PARTITION OF accounts FOR VALUES IN ('us');
+         CREATE TABLE accounts_asia (id int, region text, PRIMARY KEY (id, region));
+         ALTER TABLE accounts ATTACH PARTITION accounts_asia FOR VALUES IN ('asia');
+         INSERT INTO accounts VALUES (1, 'eu');
+         INSERT INTO accounts_eu VALUES (2, 'eu');
+         INSERT INTO accounts_us VALUES (3, 'us');
+         UPDATE accounts_asia SET id = id;
+         INSERT INTO accounts_asia VALUES (4, 'asia');
+         DELETE FROM accounts_us;",
+    )
+    .unwrap();
+    let ev: Vec<(String, String, String)> = events(&mut c)
+        .into_iter()
+        .map(|e| (e.action, e.table_name.unwrap(), e.subject_id.unwrap()))
+        .collect();
+    let expect = |a: &str, t: &str, s: &str| (a.to_string(), t.to_string(), s.to_string());
+    assert_eq!(
+        ev,
+        [
+            expect("create", "public.accounts", "1"),
+            expect("create", "public.accounts_eu", "2"),
+            expect("create", "public.accounts_us", "3"),
+            expect("create", "public.accounts_asia", "4"),
+            expect("delete", "public.accounts_us", "3"),
+        ]
+    );
 }

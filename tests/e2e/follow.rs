@@ -558,7 +558,12 @@ fn transaction_ids_are_ordered_as_numbers_not_as_text() {
     let subjects: Vec<String> = out
         .stdout
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["subject_id"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["subject_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(subjects, ["zeroth", "first", "second"]);
     let again = follow_once(&db.conninfo("postgres"), &["--consumer", "n", "--stdout"]);

@@ -271,3 +271,71 @@ fn public_has_no_privilege_on_any_audit_table_and_only_the_helpers_are_executabl
         .get(0);
     assert_eq!(unpinned, 0);
 }
+
+#[test]
+fn a_table_owner_cannot_switch_capture_off_by_hand() {
+    let (db, _) = contacts_db();
+    let owner = db.create_role("owner", "LOGIN");
+    let mut admin = db.client();
+    admin
+        .batch_execute(&format!(
+            "ALTER TABLE crm.contacts OWNER TO {owner}; GRANT USAGE ON SCHEMA crm TO {owner}"
+        ))
+        .unwrap();
+    let mut o = db.client_as(&owner);
+    for statement in [
+        "DROP TRIGGER audit_trail_update ON crm.contacts",
+        "ALTER TABLE crm.contacts DISABLE TRIGGER audit_trail_insert",
+        "ALTER TABLE crm.contacts DISABLE TRIGGER ALL",
+        "ALTER TABLE crm.contacts ENABLE REPLICA TRIGGER audit_trail_delete",
+        "CREATE OR REPLACE TRIGGER audit_trail_insert AFTER INSERT ON crm.contacts
+             REFERENCING NEW TABLE AS n FOR EACH STATEMENT
+             EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+    ] {
+        let err = o.batch_execute(statement).unwrap_err();
+        assert_eq!(
+            sqlstate(&err),
+            "42501",
+            "{statement}: {}",
+            audit_trail_tests::error_text(&err)
+        );
+    }
+    o.batch_execute("INSERT INTO crm.contacts (name) VALUES ('still captured')")
+        .unwrap();
+    assert_eq!(events(&mut admin).len(), 1);
+    // Dropping the table is the owner's right; it is recorded.
+    o.batch_execute("DROP TABLE crm.contacts").unwrap();
+    let ev = events(&mut admin);
+    let last = ev.last().unwrap();
+    assert_eq!(
+        (last.entity.as_str(), last.action.as_str()),
+        ("audit_log", "table_dropped")
+    );
+    assert_eq!(last.db_user, owner);
+    assert_eq!(last.details.as_ref().unwrap()["table"], "crm.contacts");
+}
+
+#[test]
+fn only_audit_admins_may_record_audit_log_events() {
+    let (db, _) = contacts_db();
+    let clerk = clerk(&db);
+    let err = db
+        .client_as(&clerk)
+        .query_one(
+            "SELECT audit.log_event('audit_log', 'export', NULL, '{\"rows\": 1}')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42501");
+    // their own application events are fine
+    db.client_as(&clerk)
+        .query_one(
+            "SELECT audit.log_event('contact', 'export', NULL, '{\"rows\": 1}')",
+            &[],
+        )
+        .unwrap();
+    let auditor = db.create_role("auditor", "LOGIN IN ROLE audit_admin");
+    db.client_as(&auditor)
+        .query_one("SELECT audit.log_event('audit_log', 'export')", &[])
+        .unwrap();
+}
