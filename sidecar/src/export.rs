@@ -164,6 +164,20 @@ pub async fn stream_events(
     sink: &mut impl ChunkSink,
     progress: &mut Progress,
 ) -> Result<u64> {
+    let mut sent = 0;
+    stream_counting(client, request, sink, progress, &mut sent).await?;
+    Ok(sent)
+}
+
+/// As [`stream_events`], counting in `sent` the rows handed to the sink so far (an upper
+/// bound of what left), which a caller still knows when the export fails half-way.
+pub async fn stream_counting(
+    client: &mut Client,
+    request: &ExportRequest,
+    sink: &mut impl ChunkSink,
+    progress: &mut Progress,
+    sent: &mut u64,
+) -> Result<()> {
     let mut encoder = Encoder::new(request).map_err(Error::Output)?;
     let tx = client
         .build_transaction()
@@ -183,6 +197,7 @@ pub async fn stream_events(
         .map_err(|e| Error::database("reading audit.events", &e))?;
     pin_mut!(rows);
     let mut count = 0u64;
+    *sent = 0;
     while let Some(row) = rows
         .try_next()
         .await
@@ -193,12 +208,16 @@ pub async fn stream_events(
         encoder.push(&event).map_err(Error::Output)?;
         count += 1;
         if encoder.buffered() >= CHUNK {
+            // Counted before sending: once the sink has them, some may have left even if
+            // the send then fails, and an audit record errs on the side of more.
+            *sent = count;
             sink.send(encoder.take().map_err(Error::Output)?)
                 .await
                 .map_err(Error::Output)?;
             progress.tick(count);
         }
     }
+    *sent = count;
     sink.send(encoder.take().map_err(Error::Output)?)
         .await
         .map_err(Error::Output)?;
@@ -206,7 +225,7 @@ pub async fn stream_events(
     tx.commit()
         .await
         .map_err(|e| Error::database("finishing the export", &e))?;
-    Ok(count)
+    Ok(())
 }
 
 /// What an export event records.
@@ -281,11 +300,24 @@ pub async fn run(
     match output {
         None => {
             let mut sink = WriterSink(std::io::BufWriter::new(std::io::stdout()));
-            let result = stream_events(client, request, &mut sink, &mut progress).await;
+            let mut sent = 0;
+            let result =
+                stream_counting(client, request, &mut sink, &mut progress, &mut sent).await;
             let flushed = sink.0.flush().map_err(Error::Output);
-            let rows = result.and_then(|rows| flushed.map(|()| rows))?;
-            record_export(client, request, rows, "cli", true).await?;
-            Ok(rows)
+            match result.and(flushed) {
+                Ok(()) => {
+                    record_export(client, request, sent, "cli", true).await?;
+                    Ok(sent)
+                }
+                Err(e) => {
+                    // Rows already went out (a closed pipe, an interrupted read): the export
+                    // still happened, so it is recorded, as incomplete, if the database allows.
+                    if sent > 0 {
+                        let _ = record_export(client, request, sent, "cli", false).await;
+                    }
+                    Err(e)
+                }
+            }
         }
         Some(path) => {
             let dir = match path.parent() {

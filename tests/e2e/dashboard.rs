@@ -667,7 +667,7 @@ fn pages_are_found_by_keyset_newest_first_and_sessions_expire_when_idle() {
                FROM generate_series(1, 120) AS g",
         )
         .unwrap();
-    let dash = Dashboard::start_with(&db, &["--idle-timeout", "3s", "--page-size", "50"]);
+    let dash = Dashboard::start_with(&db, &["--idle-timeout", "10s", "--page-size", "50"]);
     let http = Http::new(&dash);
     let cookie = http.session(&admin, PASSWORD);
     let ids_of = |body: &str| -> Vec<i64> {
@@ -706,7 +706,7 @@ fn pages_are_found_by_keyset_newest_first_and_sessions_expire_when_idle() {
     assert_eq!(ids_of(&http.get(&newer, Some(&cookie)).body), pages[1].1);
 
     // Idle for longer than the timeout: signed out, told why.
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    std::thread::sleep(std::time::Duration::from_secs(11));
     let reply = http.get("/reports/audit-log", Some(&cookie));
     assert_eq!(reply.status, 303);
     assert!(
@@ -788,4 +788,29 @@ fn the_database_decides_on_every_request_and_a_lost_connection_ends_the_session(
     // Signing in again works.
     let cookie = http.session(role, PASSWORD);
     assert_eq!(http.get("/reports/audit-log", Some(&cookie)).status, 200);
+}
+
+#[test]
+fn a_connection_that_does_not_check_passwords_is_refused() {
+    let db = TestDb::new();
+    let admin = db.create_role(
+        "admin",
+        &format!("LOGIN PASSWORD '{PASSWORD}' IN ROLE audit_admin"),
+    );
+    // The cluster's unix socket uses trust: any password would get in.
+    let conninfo = format!(
+        "host={} port={} dbname={}",
+        db.cluster.dir.display(),
+        db.cluster.port,
+        db.name
+    );
+    let dash = Dashboard::start_conninfo(&conninfo, &[]);
+    let reply = Http::new(&dash).sign_in(&admin, "any password at all");
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(
+        reply.body.contains("without checking its password"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.cookie("audit_trail_session"), None);
 }

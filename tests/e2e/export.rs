@@ -518,3 +518,39 @@ fn connection_from_pg_environment_variables_and_database_url() {
         ids_where(&db, "subject_id = '2'")
     );
 }
+
+#[test]
+fn an_export_cut_short_on_stdout_is_still_recorded_as_incomplete() {
+    let db = seeded_db();
+    db.client()
+        .batch_execute(
+            "INSERT INTO audit.events (actor, db_user, entity, action, new_data)
+             SELECT 'bulk', 'app', 'contact', 'create', jsonb_build_object('n', repeat('x', 300))
+               FROM generate_series(1, 5000)",
+        )
+        .unwrap();
+    let mut child = command()
+        .args(["export", "--db", &db.conninfo("postgres")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read a little, then hang up, as `| head` does.
+    let mut first = [0u8; 1000];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let ev = events(&mut db.client());
+    let recorded = ev.last().unwrap();
+    assert_eq!(
+        (recorded.entity.as_str(), recorded.action.as_str()),
+        ("audit_log", "export")
+    );
+    let details = recorded.details.as_ref().unwrap();
+    assert_eq!(details["complete"], false);
+    let rows = details["rows"].as_u64().unwrap();
+    assert!(rows > 0 && rows < 5400, "{details}");
+}

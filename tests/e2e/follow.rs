@@ -21,10 +21,16 @@ fn tracked_db() -> TestDb {
     db
 }
 
+/// `follow --once`. Transactions of other tests running on the shared cluster hold back the
+/// stream (transaction ids are cluster-wide), so unless a test says otherwise it waits for
+/// them as long as it takes.
 fn follow_once(conninfo: &str, args: &[&str]) -> Run {
-    run(command()
-        .args(["follow", "--db", conninfo, "--once"])
-        .args(args))
+    let mut cmd = command();
+    cmd.args(["follow", "--db", conninfo, "--once"]).args(args);
+    if !args.contains(&"--hold-timeout") {
+        cmd.args(["--hold-timeout", "300"]);
+    }
+    run(&mut cmd)
 }
 
 fn ids(jsonl: &str) -> Vec<i64> {
@@ -341,6 +347,8 @@ fn killed_mid_batch_then_restarted_loses_nothing_and_tears_no_line() {
             "--consumer",
             "k",
             "--once",
+            "--hold-timeout",
+            "300",
             "--batch-size",
             &batch.to_string(),
         ])
@@ -466,6 +474,8 @@ fn status_reset_and_from() {
         "--from",
         &mark,
         "--once",
+        "--hold-timeout",
+        "300",
         "--stdout",
     ]));
     assert_eq!(from.code, 0, "{}", from.stderr);

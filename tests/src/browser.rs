@@ -58,12 +58,17 @@ impl Dashboard {
 
     /// Serving database `dbname` of the cluster on `port`.
     pub fn start_on(port: u16, dbname: &str, args: &[&str]) -> Dashboard {
+        let conninfo = format!("host=127.0.0.1 port={port} dbname={dbname} connect_timeout=10");
+        Self::start_conninfo(&conninfo, args)
+    }
+
+    /// Serving the database `conninfo` names (without user or password).
+    pub fn start_conninfo(conninfo: &str, args: &[&str]) -> Dashboard {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("serve.log");
         let stderr = std::fs::File::create(&log).expect("serve log");
-        let conninfo = format!("host=127.0.0.1 port={port} dbname={dbname} connect_timeout=10");
         let mut child = sidecar::command()
-            .args(["serve", "--db", &conninfo, "--listen", "127.0.0.1:0"])
+            .args(["serve", "--db", conninfo, "--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -412,8 +412,8 @@ impl Failure {
             let server_going_away = e.as_db_error().is_some_and(|db| {
                 db.code().code().starts_with("57P") // admin_shutdown, crash_shutdown, ...
             });
-            if e.is_closed() || server_going_away || e.as_db_error().is_none() && e.code().is_none()
-            {
+            let io_error = std::error::Error::source(&e).is_some_and(|c| c.is::<std::io::Error>());
+            if e.is_closed() || server_going_away || io_error {
                 Failure::Lost(describe(&e))
             } else {
                 Failure::Fatal(Error::database(doing, &e))

@@ -144,12 +144,25 @@ impl FileSink {
     /// Cuts the open file back to what the manifest vouches for, and removes files it does
     /// not list (created for a batch whose delivery never completed).
     fn recover(&mut self) -> Result<()> {
-        let known: Vec<String> = self.manifest.files.iter().map(|f| f.name.clone()).collect();
         let extension = format!(".{}", self.manifest.format.extension());
+        // Only names this tool writes: a manifest must not steer it at other files.
+        let ours = |name: &str| {
+            name.strip_prefix("audit-")
+                .and_then(|rest| rest.strip_suffix(&extension))
+                .is_some_and(|n| n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        if let Some(bad) = self.manifest.files.iter().find(|f| !ours(&f.name)) {
+            return Err(Error::Other(format!(
+                "{}: lists \"{}\", not a file this tool writes",
+                self.dir.join(MANIFEST).display(),
+                bad.name
+            )));
+        }
+        let known: Vec<String> = self.manifest.files.iter().map(|f| f.name.clone()).collect();
         for entry in fs::read_dir(&self.dir).map_err(io(&self.dir))? {
             let entry = entry.map_err(io(&self.dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("audit-") && name.ends_with(&extension) && !known.contains(&name) {
+            if ours(&name) && !known.contains(&name) {
                 fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
             }
         }
@@ -251,10 +264,14 @@ impl FileSink {
         let temp = self.dir.join(".manifest.json.tmp");
         let bytes = serde_json::to_vec_pretty(&self.manifest)
             .map_err(|e| Error::Other(format!("encoding the manifest: {e}")))?;
+        // A fresh file: never write through something already there (a planted symlink).
+        match fs::remove_file(&temp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&temp)(e)),
+            _ => {}
+        }
         let mut file = OpenOptions::new()
-            .create(true)
+            .create_new(true)
             .write(true)
-            .truncate(true)
             .mode(0o600)
             .open(&temp)
             .map_err(io(&temp))?;

@@ -65,15 +65,14 @@ impl FormFields {
     }
 }
 
-/// Where to go after signing in: a path of this site only (no `//host`, no scheme).
+/// Where to go after signing in: a page of the reports only. Anything else (another host,
+/// a scheme, control characters or backslashes that browsers strip or rewrite) goes to the
+/// Audit Log.
 fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && !n.contains(['\r', '\n'])
-                && !n.starts_with("/sign-") =>
+            if n.starts_with("/reports/")
+                && !n.bytes().any(|b| b < 0x20 || b == 0x7f || b == b'\\') =>
         {
             n.to_owned()
         }
@@ -206,6 +205,18 @@ pub async fn sign_in(
             return Err(WebError::DatabaseUnavailable);
         }
     };
+    // The password counts only if the database checked it: with trust or peer
+    // authentication any password gets in. A random one must not.
+    let mut probe = settings.database.clone();
+    probe.user(&role);
+    probe.password(random_token()?);
+    if probe.connect(NoTls).await.is_ok() {
+        eprintln!(
+            "audit-trail: sign-in refused for role {role:?} from {from}: {} accepts it without a password",
+            settings.database_description()
+        );
+        return Err(WebError::PasswordNotChecked);
+    }
     let alive = Arc::new(AtomicBool::new(true));
     let flag = alive.clone();
     tokio::spawn(async move {
@@ -287,6 +298,9 @@ mod tests {
             "/\\evil.example",
             "evil",
             "/sign-out",
+            "/\t/evil.example",
+            "/reports/\t//evil.example",
+            "/reports\\..\\..\\evil",
         ] {
             assert_eq!(safe_next(Some(bad)), "/reports/audit-log", "{bad}");
         }

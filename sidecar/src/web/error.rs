@@ -34,6 +34,9 @@ pub enum WebError {
         wait: Duration,
     },
     DatabaseUnavailable,
+    /// The database lets the role in without checking its password (trust or peer in
+    /// pg_hba.conf), so a password typed here would prove nothing.
+    PasswordNotChecked,
     /// Anything else: logged in full, shown as a reference number.
     Internal(String),
 }
@@ -186,6 +189,15 @@ impl IntoResponse for WebError {
                 title: "The database is not reachable",
                 message: "The dashboard could not reach the database. Try again in a moment; if \
                           this goes on, ask the administrator to check the server log."
+                    .into(),
+                link: Some(("Back to sign-in", "/sign-in".into())),
+            },
+            WebError::PasswordNotChecked => Shown {
+                status: StatusCode::FORBIDDEN,
+                title: "Sign-in is not possible on this connection",
+                message: "The database accepts this role without checking its password, so the \
+                          dashboard cannot tell who you are. Ask the administrator to point the \
+                          dashboard at a connection that requires passwords (scram-sha-256)."
                     .into(),
                 link: Some(("Back to sign-in", "/sign-in".into())),
             },
