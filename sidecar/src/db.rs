@@ -117,16 +117,26 @@ fn describe_target(config: &Config) -> String {
     )
 }
 
-/// Connects; the connection's background task runs on the current runtime.
-pub async fn connect(target: &Target) -> Result<Client> {
-    let (client, connection) = target
+/// The client and the connection object, for callers that drive the connection themselves.
+pub async fn open(
+    target: &Target,
+) -> Result<(
+    Client,
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+)> {
+    target
         .config
         .connect(NoTls)
         .await
         .map_err(|e| Error::Connect {
             target: target.description.clone(),
             reason: describe(&e),
-        })?;
+        })
+}
+
+/// Connects; the connection's background task runs on the current runtime.
+pub async fn connect(target: &Target) -> Result<Client> {
+    let (client, connection) = open(target).await?;
     tokio::spawn(async move {
         // An error here surfaces as an error of the next query on the client.
         let _ = connection.await;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use clap::Args;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, IsolationLevel, NoTls};
+use tokio_postgres::{AsyncMessage, Client, IsolationLevel};
 
 use crate::db::{self, Target};
 use crate::error::{describe, Error, Result};
@@ -138,15 +138,7 @@ impl FollowArgs {
 /// A connection whose notifications are forwarded to a channel; the channel closes when the
 /// connection does.
 async fn connect_listening(target: &Target) -> Result<(Client, mpsc::UnboundedReceiver<()>)> {
-    let (client, mut connection) =
-        target
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|e| Error::Connect {
-                target: target.description.clone(),
-                reason: describe(&e),
-            })?;
+    let (client, mut connection) = db::open(target).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
