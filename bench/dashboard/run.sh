@@ -57,6 +57,9 @@ log "audit.events: $COUNT events, $TABLE_SIZE with indexes"
 # Sign-in goes through the unix socket with the cluster's trust authentication: what is
 # measured here is reading the log, not SCRAM.
 bpsql -d postgres -c "CREATE ROLE bench_admin LOGIN PASSWORD 'bench' IN ROLE audit_admin"
+# The dashboard signs in only over connections that check passwords.
+as_postgres sh -c "printf 'local all bench_admin scram-sha-256\nlocal all all trust\n' >'$BENCH_TMP/data/pg_hba.conf'"
+bpsql -d postgres -o /dev/null -c "SELECT pg_reload_conf()"
 
 "$SIDECAR" serve --db "host=$PGHOST port=$PGPORT dbname=dash" --listen 127.0.0.1:0 \
     >"$BENCH_TMP/serve.out" 2>"$BENCH_TMP/serve.err" &

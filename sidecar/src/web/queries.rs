@@ -4,7 +4,8 @@
 //!
 //! The list reads a page of `audit.events` first and only then the `summary` of each of those
 //! rows from `audit.report`: asking the view for the page directly makes PostgreSQL build the
-//! summary of every matching event before sorting.
+//! summary of every matching event before sorting. Each summary is looked up by
+//! (occurred_at, id), which the events' btree index serves (there is no index on id alone).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -71,7 +72,8 @@ pub async fn list(
     let limit = condition.params.len();
     let sql = format!(
         "SELECT e.id, e.occurred_at, e.actor, e.action, e.entity, e.subject_id, e.source,
-                (SELECT r.summary FROM audit.report AS r WHERE r.id = e.id)
+                (SELECT r.summary FROM audit.report AS r
+                  WHERE r.occurred_at = e.occurred_at AND r.id = e.id)
            FROM (SELECT id, occurred_at, actor, action, entity, subject_id, source
                    FROM audit.events{where_}
                   ORDER BY occurred_at {order}, id {order}
