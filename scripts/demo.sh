@@ -12,6 +12,8 @@ PORT="${AUDIT_DEMO_PORT:-5499}"
 PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
 BINDIR="$("$PG_CONFIG" --bindir)"
 DB=audit_demo
+# Quiet NOTICEs (an existing grant on a second run, ...): the demo prints its own report.
+export PGOPTIONS="-c client_min_messages=warning"
 
 as_postgres() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
