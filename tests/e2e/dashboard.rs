@@ -814,3 +814,31 @@ fn a_connection_that_does_not_check_passwords_is_refused() {
     );
     assert_eq!(reply.cookie("audit_trail_session"), None);
 }
+
+#[test]
+fn requests_for_another_host_name_are_refused() {
+    use std::io::{Read, Write};
+    let db = TestDb::new();
+    let dash = Dashboard::start(&db);
+    let address = dash.base.trim_start_matches("http://").to_owned();
+    let fetch = |host: &str| -> String {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET /sign-in HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).unwrap();
+        reply
+    };
+    // A page of another site whose name resolves here (DNS rebinding) names itself.
+    let reply = fetch("evil.example");
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("does not answer to that host name"));
+    let port = address.rsplit(':').next().unwrap();
+    for host in [address.clone(), format!("localhost:{port}")] {
+        let reply = fetch(&host);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{host}: {reply}");
+    }
+}

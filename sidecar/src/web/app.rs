@@ -3,7 +3,7 @@
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -31,9 +31,36 @@ pub fn create_app(state: AppState) -> Router {
         .route("/assets/{name}", get(assets::serve))
         .fallback(not_found)
         .layer(middleware::from_fn(csrf::same_origin_only))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            known_host_only,
+        ))
         .layer(middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Refuses requests addressed to a host name the dashboard does not answer to.
+async fn known_host_only(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let allowed = &state.settings.allowed_hosts;
+    if !allowed.is_empty() {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase);
+        if !host.is_some_and(|h| allowed.contains(&h)) {
+            return WebError::BadRequest(
+                "This dashboard does not answer to that host name.".into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> WebError {
@@ -79,6 +106,7 @@ mod tests {
             zone: chrono_tz::Tz::UTC,
             idle_timeout: Duration::from_secs(60),
             page_size: 50,
+            allowed_hosts: Vec::new(),
         }))
     }
 

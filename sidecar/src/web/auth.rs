@@ -173,10 +173,16 @@ pub async fn sign_in(
         );
     }
     let from = address.map_or_else(|| "?".to_owned(), |a| a.to_string());
-    if let Some(wait) = limiter.wait_needed(address, &role) {
-        eprintln!("audit-trail: sign-in refused for role {role:?} from {from}: too many failures");
-        return Err(WebError::TooManyAttempts { wait });
-    }
+    // Counted as a failure until the database has accepted the password.
+    let started = match limiter.begin(address, &role) {
+        Ok(started) => started,
+        Err(wait) => {
+            eprintln!(
+                "audit-trail: sign-in refused for role {role:?} from {from}: too many failures"
+            );
+            return Err(WebError::TooManyAttempts { wait });
+        }
+    };
 
     let mut config = settings.database.clone();
     config.user(&role);
@@ -189,7 +195,6 @@ pub async fn sign_in(
                 || code == Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
                 || is_password_missing(&e)
             {
-                limiter.record_failure(address, &role);
                 eprintln!("audit-trail: sign-in failed for role {role:?} from {from}");
                 return again(
                     StatusCode::UNAUTHORIZED,
@@ -197,6 +202,7 @@ pub async fn sign_in(
                     role,
                 );
             }
+            limiter.refund(address, &role, started);
             eprintln!(
                 "audit-trail: sign-in as {role:?} from {from}: cannot connect to {}: {}",
                 settings.database_description(),
@@ -205,6 +211,7 @@ pub async fn sign_in(
             return Err(WebError::DatabaseUnavailable);
         }
     };
+    limiter.refund(address, &role, started);
     // The password counts only if the database checked it: with trust or peer
     // authentication any password gets in. A random one must not.
     let mut probe = settings.database.clone();

@@ -24,6 +24,8 @@ enum Key {
 #[derive(Clone, Default)]
 pub struct SignInLimiter {
     failures: Arc<Mutex<HashMap<Key, VecDeque<Instant>>>>,
+    /// Serialises begin()'s check-then-count.
+    attempts: Arc<Mutex<()>>,
 }
 
 impl SignInLimiter {
@@ -59,6 +61,31 @@ impl SignInLimiter {
                 })
             })
             .max()
+    }
+
+    /// Starts an attempt: refused (with the wait) if the limit is reached, else counted as a
+    /// failure straight away, under the same lock, so parallel attempts cannot all slip in
+    /// before the first one fails. A successful attempt is given back with [`Self::refund`].
+    pub fn begin(&self, address: Option<IpAddr>, role: &str) -> Result<Instant, Duration> {
+        let now = Instant::now();
+        let _guard = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(wait) = self.wait_needed_at(address, role, now) {
+            return Err(wait);
+        }
+        self.record_failure_at(address, role, now);
+        Ok(now)
+    }
+
+    /// Takes back the failure [`Self::begin`] counted, for an attempt that did not fail.
+    pub fn refund(&self, address: Option<IpAddr>, role: &str, started: Instant) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for key in Self::keys(address, role) {
+            if let Some(times) = map.get_mut(&key) {
+                if let Some(i) = times.iter().rposition(|t| *t == started) {
+                    times.remove(i);
+                }
+            }
+        }
     }
 
     pub fn record_failure(&self, address: Option<IpAddr>, role: &str) {
@@ -118,5 +145,20 @@ mod tests {
         );
         let later = t0 + WINDOW + Duration::from_secs(1);
         assert_eq!(limiter.wait_needed_at(ip, "alice", later), None);
+    }
+
+    #[test]
+    fn attempts_in_flight_count_until_they_succeed() {
+        let limiter = SignInLimiter::default();
+        let ip: Option<IpAddr> = "127.0.0.1".parse().ok();
+        let started: Vec<Instant> = (0..MAX_FAILURES)
+            .map(|_| limiter.begin(ip, "carol").expect("within the limit"))
+            .collect();
+        // five in flight at once: a sixth waits, even before any of them has failed
+        assert!(limiter.begin(ip, "carol").is_err());
+        for t in started {
+            limiter.refund(ip, "carol", t);
+        }
+        assert!(limiter.begin(ip, "carol").is_ok());
     }
 }

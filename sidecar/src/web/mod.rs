@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// ranges are read in it too.
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
     pub tz: String,
+    /// A host name (and port) the dashboard is reached by besides its listen address, e.g.
+    /// behind a proxy: audit.example.com (repeatable). Requests for other names are refused.
+    #[arg(long = "public-host", value_name = "HOST[:PORT]")]
+    pub public_hosts: Vec<String>,
     /// Events per page.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(5..=500))]
     pub page_size: i64,
@@ -121,21 +125,35 @@ fn resolve_database(db: Option<&str>) -> Result<tokio_postgres::Config> {
 pub async fn run(db: Option<&str>, args: ServeArgs) -> Result<()> {
     let database = resolve_database(db)?;
     let zone: Tz = timespec::parse_zone(&args.tz).map_err(Error::Usage)?;
-    let settings = Settings {
-        database,
-        zone,
-        idle_timeout: args.idle_timeout,
-        page_size: args.page_size,
-    };
-    let database = settings.database_description();
-    let state = AppState::new(settings);
-
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", args.listen)))?;
     let address = listener
         .local_addr()
         .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", args.listen)))?;
+    let port = address.port();
+    let mut allowed_hosts = vec![address.to_string()];
+    if address.ip().is_loopback() {
+        allowed_hosts.extend([
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ]);
+    }
+    allowed_hosts.extend(
+        args.public_hosts
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase()),
+    );
+    let settings = Settings {
+        database,
+        zone,
+        idle_timeout: args.idle_timeout,
+        page_size: args.page_size,
+        allowed_hosts,
+    };
+    let database = settings.database_description();
+    let state = AppState::new(settings);
     if !address.ip().is_loopback() {
         eprintln!(
             "audit-trail: warning: the dashboard listens on {address}, reachable from other \

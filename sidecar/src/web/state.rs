@@ -20,6 +20,10 @@ pub struct Settings {
     pub zone: Tz,
     pub idle_timeout: Duration,
     pub page_size: i64,
+    /// `Host` header values requests may carry (lowercase); empty accepts any. A page of
+    /// another site that resolves its own name to this address (DNS rebinding) sends its
+    /// own name, and is refused.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Settings {
