@@ -17,7 +17,7 @@ as_root() {
 
 apt_packages=(
     "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" "postgresql-contrib"
-    libclang-dev clang pkg-config make
+    libclang-dev clang pkg-config make openssl
 )
 if [ "$WITH_BROWSER" = 1 ]; then
     apt_packages+=(chromium chromium-driver)

@@ -7,14 +7,36 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, Config, Socket};
 
 use crate::error::{describe, Error, Result};
+use crate::tls::{self, Tls, Verification};
 
 pub struct Target {
     pub config: Config,
     /// `user@host:port/dbname`, for messages: never the password.
     pub description: String,
+    /// How TCP connections are encrypted (see [`crate::tls`]).
+    pub tls: Tls,
+}
+
+/// The stream of a connection to a [`Target`].
+pub type Stream = <Tls as MakeTlsConnect<Socket>>::Stream;
+
+/// libpq's `sslmode=verify-ca|verify-full`, which tokio-postgres' parser does not know: read
+/// here, and passed on as `require` plus certificate verification.
+fn take_verify_mode(text: &str) -> (String, bool) {
+    let mut verify = false;
+    let mut out = text.to_owned();
+    for mode in ["sslmode=verify-full", "sslmode=verify-ca"] {
+        if out.contains(mode) {
+            verify = true;
+            out = out.replace(mode, "sslmode=require");
+        }
+    }
+    (out, verify)
 }
 
 fn env(name: &str) -> Option<String> {
@@ -38,14 +60,43 @@ pub fn resolve(db: Option<&str>, application_name: &str) -> Result<Target> {
         Some(text) => (Some(text.to_owned()), "--db"),
         None => (env("DATABASE_URL"), "DATABASE_URL"),
     };
-    let mut config = match text {
+    let (text, mut verify) = match text {
+        Some(text) => {
+            let (text, verify) = take_verify_mode(&text);
+            (Some(text), verify)
+        }
+        None => (None, false),
+    };
+    let mut config = match &text {
         // The parser's messages name the bad option, never echo the string (which may hold
         // a password).
         Some(text) => {
-            Config::from_str(&text).map_err(|e| Error::Usage(format!("{origin}: {}", chain(&e))))?
+            Config::from_str(text).map_err(|e| Error::Usage(format!("{origin}: {}", chain(&e))))?
         }
         None => Config::new(),
     };
+    if !text.as_deref().is_some_and(|t| t.contains("sslmode")) {
+        if let Some(mode) = env("PGSSLMODE") {
+            let (ssl_mode, verifies) = match mode.as_str() {
+                "disable" => (SslMode::Disable, false),
+                "prefer" | "allow" => (SslMode::Prefer, false),
+                "require" => (SslMode::Require, false),
+                "verify-ca" | "verify-full" => (SslMode::Require, true),
+                other => {
+                    return Err(Error::Usage(format!("PGSSLMODE: unknown mode \"{other}\"")));
+                }
+            };
+            config.ssl_mode(ssl_mode);
+            verify |= verifies;
+        }
+    }
+    let root_file = env("PGSSLROOTCERT").map(std::path::PathBuf::from);
+    let verification = if verify || root_file.is_some() {
+        Verification::Roots(root_file)
+    } else {
+        Verification::None
+    };
+    let tls = tls::connector(&verification)?;
     if config.get_hosts().is_empty() {
         match env("PGHOST") {
             Some(hosts) => {
@@ -99,6 +150,7 @@ pub fn resolve(db: Option<&str>, application_name: &str) -> Result<Target> {
     Ok(Target {
         config,
         description,
+        tls,
     })
 }
 
@@ -118,15 +170,10 @@ fn describe_target(config: &Config) -> String {
 }
 
 /// The client and the connection object, for callers that drive the connection themselves.
-pub async fn open(
-    target: &Target,
-) -> Result<(
-    Client,
-    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-)> {
+pub async fn open(target: &Target) -> Result<(Client, tokio_postgres::Connection<Socket, Stream>)> {
     target
         .config
-        .connect(NoTls)
+        .connect(target.tls.clone())
         .await
         .map_err(|e| Error::Connect {
             target: target.description.clone(),

@@ -9,6 +9,7 @@ pub mod filters;
 pub mod follow;
 pub mod record;
 pub mod timespec;
+pub mod tls;
 pub mod web;
 
 use cli::{Cli, Command};

@@ -10,6 +10,7 @@ mod export;
 mod follow;
 mod report;
 mod security;
+mod tls;
 
 use audit_trail_tests::TestDb;
 

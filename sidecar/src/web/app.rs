@@ -103,6 +103,7 @@ mod tests {
     fn app() -> Router {
         create_app(AppState::new(Settings {
             database: tokio_postgres::Config::new(),
+            tls: crate::tls::connector(&crate::tls::Verification::None).expect("TLS set-up"),
             zone: chrono_tz::Tz::UTC,
             idle_timeout: Duration::from_secs(60),
             page_size: 50,

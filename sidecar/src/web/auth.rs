@@ -13,7 +13,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
 
 use super::csrf::{check_sign_in, SIGN_IN_COOKIE, SIGN_IN_FORM_LIFETIME};
 use super::error::WebError;
@@ -187,7 +186,7 @@ pub async fn sign_in(
     let mut config = settings.database.clone();
     config.user(&role);
     config.password(password);
-    let (client, connection) = match config.connect(NoTls).await {
+    let (client, connection) = match config.connect(settings.tls.clone()).await {
         Ok(c) => c,
         Err(e) => {
             let code = e.as_db_error().map(|d| d.code().clone());
@@ -217,7 +216,7 @@ pub async fn sign_in(
     let mut probe = settings.database.clone();
     probe.user(&role);
     probe.password(random_token()?);
-    if probe.connect(NoTls).await.is_ok() {
+    if probe.connect(settings.tls.clone()).await.is_ok() {
         eprintln!(
             "audit-trail: sign-in refused for role {role:?} from {from}: {} accepts it without a password",
             settings.database_description()

@@ -95,7 +95,7 @@ const PLACEHOLDER_ROLE: &str = "audit-trail-dashboard";
 
 /// Where to connect, resolved as for the other commands (`--db`, `DATABASE_URL`, `PG*`),
 /// except that no role is needed: people sign in with their own.
-fn resolve_database(db: Option<&str>) -> Result<tokio_postgres::Config> {
+fn resolve_database(db: Option<&str>) -> Result<db::Target> {
     match db::resolve(db, APPLICATION_NAME) {
         Err(Error::Usage(m)) if m.starts_with("no database user") => {
             let text = db
@@ -109,21 +109,21 @@ fn resolve_database(db: Option<&str>) -> Result<tokio_postgres::Config> {
                 }
                 Some(t) => format!("{t} user={PLACEHOLDER_ROLE}"),
             };
-            let config = db::resolve(Some(&with_role), APPLICATION_NAME)?.config;
-            if config.get_dbname() == Some(PLACEHOLDER_ROLE) {
+            let target = db::resolve(Some(&with_role), APPLICATION_NAME)?;
+            if target.config.get_dbname() == Some(PLACEHOLDER_ROLE) {
                 return Err(Error::Usage(
                     "serve: name the database to serve: --db \"dbname=...\" or PGDATABASE".into(),
                 ));
             }
-            Ok(config)
+            Ok(target)
         }
-        other => other.map(|target| target.config),
+        other => other,
     }
 }
 
 /// Serves the dashboard until SIGINT or SIGTERM.
 pub async fn run(db: Option<&str>, args: ServeArgs) -> Result<()> {
-    let database = resolve_database(db)?;
+    let target = resolve_database(db)?;
     let zone: Tz = timespec::parse_zone(&args.tz).map_err(Error::Usage)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -146,7 +146,8 @@ pub async fn run(db: Option<&str>, args: ServeArgs) -> Result<()> {
             .map(|h| h.trim().to_ascii_lowercase()),
     );
     let settings = Settings {
-        database,
+        database: target.config,
+        tls: target.tls,
         zone,
         idle_timeout: args.idle_timeout,
         page_size: args.page_size,

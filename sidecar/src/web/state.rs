@@ -16,6 +16,8 @@ pub struct Settings {
     /// Where to connect: host, port, database and options. The role and password come from
     /// the sign-in form; any in the configuration are replaced.
     pub database: tokio_postgres::Config,
+    /// How connections to it are encrypted (libpq's sslmode meanings, see `crate::tls`).
+    pub tls: crate::tls::Tls,
     /// The zone times are shown in, and custom date ranges read in.
     pub zone: Tz,
     pub idle_timeout: Duration,
