@@ -102,6 +102,7 @@ unsafe fn capture(fcinfo: pg_sys::FunctionCallInfo) -> Result<()> {
             entity: datums::text(config.entity.as_bytes()),
             table_name: datums::text(config.table_name.as_bytes()),
             writer: None,
+            rows: changed_rows,
         };
         match operation {
             Operation::Truncate => {
@@ -145,6 +146,8 @@ struct StatementCapture<'a> {
     table_name: pg_sys::Datum,
     /// Opened at the first event: an UPDATE that changes no tracked column writes nothing.
     writer: Option<EventWriter>,
+    /// Rows the statement changed: many events are written in batches.
+    rows: i64,
 }
 
 /// Reads a transition table row by row.
@@ -212,7 +215,7 @@ impl StatementCapture<'_> {
 
     fn append(&mut self, event: &mut Event) -> Result<()> {
         if self.writer.is_none() {
-            self.writer = Some(EventWriter::open()?);
+            self.writer = Some(EventWriter::open_for(self.rows)?);
         }
         if let Some(writer) = self.writer.as_mut() {
             writer.append(event);
@@ -231,7 +234,7 @@ impl StatementCapture<'_> {
         let mut rows = unsafe { TransitionRows::new(store, desc) };
         // The writer's executor state must outlive the per-row scratch context.
         if self.writer.is_none() {
-            self.writer = Some(EventWriter::open()?);
+            self.writer = Some(EventWriter::open_for(self.rows)?);
         }
         let scratch = Scratch::new();
         while let Some((values, nulls)) = rows.next() {
@@ -288,7 +291,7 @@ impl StatementCapture<'_> {
                 continue;
             }
             if self.writer.is_none() {
-                self.writer = Some(EventWriter::open()?);
+                self.writer = Some(EventWriter::open_for(self.rows)?);
             }
             scratch.run(|| -> Result<()> {
                 let changed_fields = columns

@@ -158,6 +158,18 @@ pub fn events_table() -> Result<EventsTable> {
     Ok(table)
 }
 
+/// Events written at once by the multi-insert path.
+const BATCH: usize = 1000;
+
+/// Rows of a statement's events waiting for a multi-insert (COPY's path: one WAL record and
+/// one buffer lock per page instead of per row, and a bulk-insert state that extends the
+/// table several pages at a time).
+struct Batch {
+    slots: Vec<*mut pg_sys::TupleTableSlot>,
+    used: usize,
+    bulk: pg_sys::BulkInsertState,
+}
+
 /// An open `audit.events` with the executor state to insert into it; one per statement.
 pub struct EventWriter {
     table: EventsTable,
@@ -165,10 +177,19 @@ pub struct EventWriter {
     estate: *mut pg_sys::EState,
     result_rel: *mut pg_sys::ResultRelInfo,
     slot: *mut pg_sys::TupleTableSlot,
+    /// Set for statements that write many events, when nothing on audit.events needs rows
+    /// one at a time (row triggers a DBA added, generated columns).
+    batch: Option<Batch>,
 }
 
 impl EventWriter {
+    /// For one event, or a few.
     pub fn open() -> Result<Self> {
+        Self::open_for(1)
+    }
+
+    /// For a statement expected to write about `rows` events.
+    pub fn open_for(rows: i64) -> Result<Self> {
         let table = events_table()?;
         // SAFETY: this is the set-up logical replication's apply worker does for one relation
         // (create_edata_for_relation); every pointer comes from the PostgreSQL call before it.
@@ -195,28 +216,79 @@ impl EventWriter {
             pg_sys::AfterTriggerBeginQuery();
             let slot =
                 pg_sys::ExecInitExtraTupleSlot(estate, (*rel).rd_att, &pg_sys::TTSOpsVirtual);
+            let triggers = (*result_rel).ri_TrigDesc;
+            let row_triggers = !triggers.is_null()
+                && ((*triggers).trig_insert_before_row
+                    || (*triggers).trig_insert_after_row
+                    || (*triggers).trig_insert_instead_row);
+            let constraints = (*(*rel).rd_att).constr;
+            let generated = !constraints.is_null() && (*constraints).has_generated_stored;
+            let batch = (rows > 1 && !row_triggers && !generated).then(|| Batch {
+                slots: Vec::new(),
+                used: 0,
+                bulk: pg_sys::GetBulkInsertState(),
+            });
             Ok(EventWriter {
                 table,
                 rel,
                 estate,
                 result_rel,
                 slot,
+                batch,
             })
         }
     }
 
-    /// Appends one event, giving it the next id, which it returns.
+    /// Appends one event, giving it the next id, which it returns. In a batch the row is
+    /// written at the latest by close().
     pub fn append(&mut self, event: &mut Event) -> i64 {
-        // SAFETY: the slot belongs to this writer's estate and has the relation's descriptor;
+        // SAFETY: slots belong to this writer's estate and have the relation's descriptor;
         // every value is a datum of the column's type, built by the caller.
         unsafe {
             let id = ffi::nextval_internal(self.table.sequence, false);
             event.set(Column::Id, Some(pg_sys::Datum::from(id)));
+            let slot = match self.batch.as_mut() {
+                None => self.slot,
+                Some(batch) => {
+                    if batch.used == batch.slots.len() {
+                        // In the statement's executor memory, not the caller's per-row
+                        // context: a slot keeps its struct and its materialized row in the
+                        // context current when it is made.
+                        let previous = pg_sys::CurrentMemoryContext;
+                        pg_sys::CurrentMemoryContext = (*self.estate).es_query_cxt;
+                        batch.slots.push(pg_sys::ExecInitExtraTupleSlot(
+                            self.estate,
+                            (*self.rel).rd_att,
+                            &pg_sys::TTSOpsVirtual,
+                        ));
+                        pg_sys::CurrentMemoryContext = previous;
+                    }
+                    batch.slots[batch.used]
+                }
+            };
+            self.fill(slot, event);
+            match self.batch.as_mut() {
+                None => pg_sys::ExecSimpleRelationInsert(self.result_rel, self.estate, slot),
+                Some(batch) => {
+                    // The values live in the caller's per-row memory: copy them into the slot.
+                    pg_sys::ExecMaterializeSlot(slot);
+                    batch.used += 1;
+                    if batch.used == BATCH {
+                        self.flush();
+                    }
+                }
+            }
+            id
+        }
+    }
 
-            pg_sys::ExecClearTuple(self.slot);
-            let natts = (*(*self.slot).tts_tupleDescriptor).natts as usize;
-            let values = std::slice::from_raw_parts_mut((*self.slot).tts_values, natts);
-            let nulls = std::slice::from_raw_parts_mut((*self.slot).tts_isnull, natts);
+    unsafe fn fill(&self, slot: *mut pg_sys::TupleTableSlot, event: &Event) {
+        // SAFETY: guaranteed by append().
+        unsafe {
+            pg_sys::ExecClearTuple(slot);
+            let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
+            let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
+            let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
             nulls.fill(true);
             for (column, value) in event.values.iter().enumerate() {
                 if let Some(datum) = value {
@@ -225,14 +297,60 @@ impl EventWriter {
                     nulls[attribute] = false;
                 }
             }
-            pg_sys::ExecStoreVirtualTuple(self.slot);
-            pg_sys::ExecSimpleRelationInsert(self.result_rel, self.estate, self.slot);
-            id
+            pg_sys::ExecStoreVirtualTuple(slot);
+        }
+    }
+
+    /// Writes the batched rows: constraints, one multi-insert, then their index entries.
+    fn flush(&mut self) {
+        let Some(batch) = self.batch.as_mut() else {
+            return;
+        };
+        if batch.used == 0 {
+            return;
+        }
+        // SAFETY: the slots hold materialized rows of audit.events; this is COPY's sequence
+        // (CopyMultiInsertBufferFlush) for a table without row triggers.
+        unsafe {
+            let slots = &mut batch.slots[..batch.used];
+            if !(*(*self.rel).rd_att).constr.is_null() {
+                for &slot in slots.iter() {
+                    pg_sys::ExecConstraints(self.result_rel, slot, self.estate);
+                }
+            }
+            pg_sys::table_multi_insert(
+                self.rel,
+                slots.as_mut_ptr(),
+                slots.len() as core::ffi::c_int,
+                (*self.estate).es_output_cid,
+                0,
+                batch.bulk,
+            );
+            if (*self.result_rel).ri_NumIndices > 0 {
+                for &slot in slots.iter() {
+                    let recheck = pg_sys::ExecInsertIndexTuples(
+                        self.result_rel,
+                        slot,
+                        self.estate,
+                        false,
+                        false,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    );
+                    pg_sys::list_free(recheck);
+                }
+            }
+            batch.used = 0;
         }
     }
 
     /// Finishes the statement's writes; followers are woken at commit.
-    pub fn close(self) {
+    pub fn close(mut self) {
+        self.flush();
+        if let Some(batch) = self.batch.take() {
+            // SAFETY: made by GetBulkInsertState in open_for(); no longer used.
+            unsafe { pg_sys::FreeBulkInsertState(batch.bulk) };
+        }
         wakeup::events_written();
         // SAFETY: tears down exactly what open() set up, in reverse order.
         unsafe {
