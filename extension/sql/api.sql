@@ -119,12 +119,27 @@ BEGIN
                    redact_columns  = array_replace(redact_columns, stale[1], new_name)
              WHERE relid = command.objid;
         ELSIF command.object_type IN ('table', 'trigger') THEN
-            IF EXISTS (SELECT FROM pg_trigger t JOIN audit.tracked_tables s ON s.relid = t.tgrelid
-                        WHERE (t.tgrelid = command.objid OR t.oid = command.objid)
-                          AND t.tgname LIKE 'audit\_trail\_%'
-                          AND (t.tgenabled <> 'O'
-                               OR t.tgfoid <> 'audit.capture()'::regprocedure)) THEN
-                RAISE EXCEPTION 'the audit capture triggers of a tracked table cannot be disabled or replaced'
+            -- Every tracked table touched by the command must still have its four capture
+            -- triggers, by name, enabled, calling audit.capture(), and no other trigger may
+            -- call it (a renamed capture trigger could otherwise be disabled or dropped).
+            IF EXISTS (
+                SELECT FROM audit.tracked_tables s
+                 WHERE s.relid::oid IN (SELECT command.objid
+                                        UNION ALL
+                                        SELECT tgrelid FROM pg_trigger WHERE oid = command.objid)
+                   AND ((SELECT count(*) FROM pg_trigger t
+                          WHERE t.tgrelid = s.relid
+                            AND t.tgname IN ('audit_trail_insert', 'audit_trail_update',
+                                             'audit_trail_delete', 'audit_trail_truncate')
+                            AND t.tgenabled = 'O'
+                            AND t.tgfoid = 'audit.capture()'::regprocedure) <> 4
+                        OR EXISTS (SELECT FROM pg_trigger t
+                                    WHERE t.tgrelid = s.relid
+                                      AND t.tgfoid = 'audit.capture()'::regprocedure
+                                      AND t.tgname NOT IN ('audit_trail_insert', 'audit_trail_update',
+                                                           'audit_trail_delete', 'audit_trail_truncate')))
+            ) THEN
+                RAISE EXCEPTION 'the audit capture triggers of a tracked table cannot be disabled, renamed or replaced'
                     USING ERRCODE = 'insufficient_privilege',
                           HINT = 'audit.untrack() stops capture, and records that it did.';
             END IF;
@@ -155,6 +170,10 @@ CREATE EVENT TRIGGER audit_trail_ddl_command_end ON ddl_command_end
     WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
     EXECUTE FUNCTION audit.on_ddl_command_end();
 
+-- Records that a tracked table was dropped; for the event trigger below only.
+CREATE FUNCTION audit.record_table_dropped(table_name text) RETURNS bigint
+    LANGUAGE c AS 'MODULE_PATHNAME', 'audit_record_table_dropped';
+
 -- A dropped table leaves the settings, and its drop is recorded; a dropped ignored or
 -- redacted column leaves its list; dropping a subject column is refused, since later events
 -- could no longer name their subject; dropping a capture trigger by hand is refused.
@@ -180,9 +199,8 @@ BEGIN
         IF dropped.object_type = 'table' THEN
             IF EXISTS (SELECT FROM audit.tracked_tables WHERE relid::oid = dropped.objid) THEN
                 DELETE FROM audit.tracked_tables WHERE relid::oid = dropped.objid;
-                PERFORM audit.log_event('audit_log', 'table_dropped', NULL,
-                    jsonb_build_object('table', format('%I.%I', dropped.address_names[1],
-                                                       dropped.address_names[2])));
+                PERFORM audit.record_table_dropped(format('%I.%I', dropped.address_names[1],
+                                                          dropped.address_names[2]));
             END IF;
             CONTINUE;
         END IF;

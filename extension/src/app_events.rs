@@ -12,12 +12,34 @@ use crate::ffi::sql_callable;
 
 /// Actions only the extension records: an application cannot claim a row changed, that the
 /// log was purged, or that a table stopped being tracked.
-const RESERVED_ACTIONS: [&str; 6] = ["create", "update", "delete", "truncate", "purge", "untrack"];
+const RESERVED_ACTIONS: [&str; 7] = [
+    "create",
+    "update",
+    "delete",
+    "truncate",
+    "purge",
+    "untrack",
+    "table_dropped",
+];
 
 /// The extension's own events about the audit log itself.
 pub const AUDIT_LOG: &str = "audit_log";
 
 sql_callable!(audit_log_event, pg_finfo_audit_log_event => log_event_entry);
+sql_callable!(audit_record_table_dropped, pg_finfo_audit_record_table_dropped => table_dropped_entry);
+
+/// `audit.record_table_dropped(table)`, for the sql_drop event trigger only (PUBLIC may not
+/// call it): `table_dropped` is reserved in audit.log_event.
+unsafe fn table_dropped_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    use pgrx::IntoDatum;
+    // SAFETY: the SQL signature is (text).
+    let table = unsafe { args::text(fcinfo, 0) }.unwrap_or_default();
+    let details = pgrx::JsonB(serde_json::json!({ "table": table })).into_datum();
+    match record(AUDIT_LOG, "table_dropped", None, details) {
+        Ok(id) => pg_sys::Datum::from(id),
+        Err(e) => e.raise(),
+    }
+}
 
 unsafe fn log_event_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: the SQL signature is (text, text, text, jsonb).
@@ -48,14 +70,10 @@ pub fn log_event(
             parameter: "entity",
         });
     }
-    if entity.chars().count() > 63 || entity.chars().any(char::is_control) {
+    if !is_word(entity) {
         return Err(AuditError::InvalidEntity);
     }
-    let mut chars = action.chars();
-    let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && action.len() <= 63;
-    if !well_formed {
+    if !is_word(action) {
         return Err(AuditError::InvalidAction {
             action: action.to_owned(),
         });
@@ -69,6 +87,15 @@ pub fn log_event(
         return Err(AuditError::AuditLogEntity);
     }
     record(entity, action, subject_id, details)
+}
+
+/// A lowercase word: a letter, then letters, digits or `_`, at most 63 bytes. Nothing that
+/// renders like another word (case, spaces, invisible or look-alike characters).
+fn is_word(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && text.len() <= 63
 }
 
 /// A superuser, or a member of audit_admin.

@@ -55,7 +55,7 @@ pub enum AuditError {
     #[error("action \"{action}\" must be a lowercase word: a letter, then letters, digits or _ (at most 63)")]
     InvalidAction { action: String },
 
-    #[error("entity must be at most 63 characters without control characters")]
+    #[error("entity must be a lowercase word: a letter, then letters, digits or _ (at most 63)")]
     InvalidEntity,
 
     #[error("only members of audit_admin may record audit_log events")]

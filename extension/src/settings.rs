@@ -37,8 +37,8 @@ pub fn define() {
     GucRegistry::define_bool_guc(
         c"audit.notify",
         c"Wake change-stream followers (NOTIFY audit_trail_events) when a transaction writes events.",
-        c"Turn off for applications that use PREPARE TRANSACTION: PostgreSQL cannot prepare a \
-          transaction that notified. Followers then find new events by polling.",
+        c"Off: followers find new events by polling only. Prepared (two-phase) transactions \
+          never notify.",
         &NOTIFY,
         GucContext::Userset,
         GucFlags::default(),

@@ -122,7 +122,9 @@ fn relkind_name(relkind: u8) -> &'static str {
 }
 
 /// Checks that `relid` is a table the current user may track, returning its quoted name.
-fn check_trackable(relid: pg_sys::Oid) -> Result<String> {
+/// `check_owner` is false for the partitions of a table the caller was checked to own: their
+/// rows are reached through it anyway.
+fn check_trackable(relid: pg_sys::Oid, check_owner: bool) -> Result<String> {
     let relation = qualified_name(relid);
     // SAFETY: catalog look-ups of a relation that regclass input resolved.
     let (relkind, persistence, namespace) = unsafe {
@@ -145,7 +147,7 @@ fn check_trackable(relid: pg_sys::Oid) -> Result<String> {
     if namespace == unsafe { pg_sys::get_namespace_oid(c"audit".as_ptr(), true) } {
         return Err(AuditError::AuditSchemaTable { relation });
     }
-    if !privilege::current_user_is_owner_of(relid) {
+    if check_owner && !privilege::current_user_is_owner_of(relid) {
         return Err(AuditError::NotOwner { relation });
     }
     Ok(relation)
@@ -208,8 +210,12 @@ fn drop_capture_triggers(
 }
 
 pub fn track(request: TrackRequest) -> Result<()> {
+    track_table(request, true)
+}
+
+fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
     let relid = request.relid;
-    let relation = check_trackable(relid)?;
+    let relation = check_trackable(relid, check_owner)?;
     let entity = request.entity.trim().to_owned();
     if entity.is_empty() {
         return Err(AuditError::EmptyArgument {
@@ -328,13 +334,16 @@ pub fn track(request: TrackRequest) -> Result<()> {
     // through the parent fires only the parent's). New partitions are tracked by the DDL
     // event trigger (api.sql).
     for partition in partitions(relid)? {
-        track(TrackRequest {
-            relid: partition,
-            entity: request.entity.clone(),
-            subject_column: request.subject_column.clone(),
-            ignore_columns: request.ignore_columns.clone(),
-            redact_columns: request.redact_columns.clone(),
-        })?;
+        track_table(
+            TrackRequest {
+                relid: partition,
+                entity: request.entity.clone(),
+                subject_column: request.subject_column.clone(),
+                ignore_columns: request.ignore_columns.clone(),
+                redact_columns: request.redact_columns.clone(),
+            },
+            false,
+        )?;
     }
     Ok(())
 }
@@ -344,10 +353,23 @@ fn partitions(relid: pg_sys::Oid) -> Result<Vec<pg_sys::Oid>> {
         Spi::connect(|client| -> Result<Vec<pg_sys::Oid>> {
             let mut out = Vec::new();
             for row in client.select(
-                "SELECT inhrelid FROM pg_inherits WHERE inhparent = $1",
+                "SELECT i.inhrelid, c.relkind = 'f', format('%I.%I', n.nspname, c.relname) \
+                   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                   JOIN pg_namespace n ON n.oid = c.relnamespace \
+                  WHERE i.inhparent = $1",
                 None,
                 &[relid_arg(relid)],
             )? {
+                let foreign = row.get::<bool>(2)?.unwrap_or(false);
+                if foreign {
+                    // Foreign tables cannot carry capture triggers: writes that reach them
+                    // through the parent are captured; direct ones are not.
+                    let name = row.get::<String>(3)?.unwrap_or_default();
+                    pgrx::warning!(
+                        "writes made straight to foreign partition {name} are not captured"
+                    );
+                    continue;
+                }
                 if let Some(oid) = row.get::<pg_sys::Oid>(1)? {
                     out.push(oid);
                 }
@@ -358,9 +380,13 @@ fn partitions(relid: pg_sys::Oid) -> Result<Vec<pg_sys::Oid>> {
 }
 
 pub fn untrack(relid: pg_sys::Oid) -> Result<()> {
-    let relation = check_trackable(relid)?;
+    untrack_table(relid, true)
+}
+
+fn untrack_table(relid: pg_sys::Oid, check_owner: bool) -> Result<()> {
+    let relation = check_trackable(relid, check_owner)?;
     for partition in partitions(relid)? {
-        untrack(partition)?;
+        untrack_table(partition, false)?;
     }
     let removed = changing_capture(|| {
         privilege::as_extension_owner(|| {

@@ -90,13 +90,6 @@ pub fn resolve(db: Option<&str>, application_name: &str) -> Result<Target> {
             verify |= verifies;
         }
     }
-    let root_file = env("PGSSLROOTCERT").map(std::path::PathBuf::from);
-    let verification = if verify || root_file.is_some() {
-        Verification::Roots(root_file)
-    } else {
-        Verification::None
-    };
-    let tls = tls::connector(&verification)?;
     if config.get_hosts().is_empty() {
         match env("PGHOST") {
             Some(hosts) => {
@@ -146,6 +139,26 @@ pub fn resolve(db: Option<&str>, application_name: &str) -> Result<Target> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
+    // A unix socket is never encrypted (libpq ignores sslmode there); tokio-postgres would
+    // ask the server for TLS on it and fail under `require`.
+    let unix_only = !config.get_hosts().is_empty()
+        && config
+            .get_hosts()
+            .iter()
+            .all(|h| !matches!(h, tokio_postgres::config::Host::Tcp(_)));
+    if unix_only && config.get_ssl_mode() == SslMode::Require {
+        config.ssl_mode(SslMode::Prefer);
+    }
+    let root_file = match config.get_ssl_mode() {
+        SslMode::Disable => None,
+        _ => env("PGSSLROOTCERT").map(std::path::PathBuf::from),
+    };
+    let verification = if verify || root_file.is_some() {
+        Verification::Roots(root_file)
+    } else {
+        Verification::None
+    };
+    let tls = tls::connector(&verification)?;
     let description = describe_target(&config);
     Ok(Target {
         config,

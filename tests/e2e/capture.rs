@@ -681,3 +681,22 @@ fn writes_straight_to_partitions_are_captured_including_new_and_attached_ones() 
         ]
     );
 }
+
+#[test]
+fn two_phase_commit_works_on_tracked_tables() {
+    let (_db, mut c) = contacts_db();
+    c.batch_execute(
+        "BEGIN;
+         INSERT INTO crm.contacts (id, name) VALUES (1, 'prepared');
+         PREPARE TRANSACTION 'audit_2pc';",
+    )
+    .unwrap();
+    assert!(
+        events(&mut c).is_empty(),
+        "not visible before COMMIT PREPARED"
+    );
+    c.batch_execute("COMMIT PREPARED 'audit_2pc'").unwrap();
+    let ev = events(&mut c);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].subject_id.as_deref(), Some("1"));
+}

@@ -288,6 +288,7 @@ fn a_table_owner_cannot_switch_capture_off_by_hand() {
         "ALTER TABLE crm.contacts DISABLE TRIGGER audit_trail_insert",
         "ALTER TABLE crm.contacts DISABLE TRIGGER ALL",
         "ALTER TABLE crm.contacts ENABLE REPLICA TRIGGER audit_trail_delete",
+        "ALTER TRIGGER audit_trail_update ON crm.contacts RENAME TO harmless",
         "CREATE OR REPLACE TRIGGER audit_trail_insert AFTER INSERT ON crm.contacts
              REFERENCING NEW TABLE AS n FOR EACH STATEMENT
              EXECUTE FUNCTION suppress_redundant_updates_trigger()",
@@ -327,6 +328,18 @@ fn only_audit_admins_may_record_audit_log_events() {
         )
         .unwrap_err();
     assert_eq!(sqlstate(&err), "42501");
+    // nor by a look-alike name (surrounding spaces are trimmed: that is the real name)
+    for (entity, code) in [
+        ("Audit_Log", "22023"),
+        ("audit\u{200b}_log", "22023"),
+        ("audit_log ", "42501"),
+    ] {
+        let err = db
+            .client_as(&clerk)
+            .query_one("SELECT audit.log_event($1, 'export')", &[&entity])
+            .unwrap_err();
+        assert_eq!(sqlstate(&err), code, "{entity:?}");
+    }
     // their own application events are fine
     db.client_as(&clerk)
         .query_one(

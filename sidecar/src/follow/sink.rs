@@ -168,8 +168,10 @@ impl FileSink {
         }
         if let Some(last) = self.manifest.files.last().filter(|f| !f.closed) {
             let path = self.dir.join(&last.name);
+            // Not through a symlink planted in place of the file.
             let file = OpenOptions::new()
                 .append(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&path)
                 .map_err(io(&path))?;
             file.set_len(last.bytes).map_err(io(&path))?;

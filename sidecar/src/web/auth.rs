@@ -210,19 +210,30 @@ pub async fn sign_in(
             return Err(WebError::DatabaseUnavailable);
         }
     };
-    limiter.refund(address, &role, started);
     // The password counts only if the database checked it: with trust or peer
-    // authentication any password gets in. A random one must not.
+    // authentication any password gets in. A random one must be refused as a wrong
+    // password; any other outcome (accepted, or refused for another reason such as a
+    // connection limit) proves nothing, and the sign-in is refused.
     let mut probe = settings.database.clone();
     probe.user(&role);
     probe.password(random_token()?);
-    if probe.connect(settings.tls.clone()).await.is_ok() {
+    let checked = match probe.connect(settings.tls.clone()).await {
+        Ok(_) => false,
+        Err(e) => {
+            let code = e.as_db_error().map(|d| d.code().clone());
+            code == Some(SqlState::INVALID_PASSWORD)
+                || code == Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+                || is_password_missing(&e)
+        }
+    };
+    if !checked {
         eprintln!(
-            "audit-trail: sign-in refused for role {role:?} from {from}: {} accepts it without a password",
+            "audit-trail: sign-in refused for role {role:?} from {from}: {} did not check the password",
             settings.database_description()
         );
         return Err(WebError::PasswordNotChecked);
     }
+    limiter.refund(address, &role, started);
     let alive = Arc::new(AtomicBool::new(true));
     let flag = alive.clone();
     tokio::spawn(async move {

@@ -100,8 +100,17 @@ impl SignInLimiter {
                     .back()
                     .is_some_and(|t| now.duration_since(*t) < WINDOW)
             });
+            // Still full of live entries: drop the least recently failed ones, so a flood of
+            // made-up names or addresses cannot wipe the count of a role under attack.
             if map.len() >= MAX_KEYS {
-                map.clear();
+                let mut latest: Vec<(Key, Instant)> = map
+                    .iter()
+                    .filter_map(|(k, t)| t.back().map(|last| (k.clone(), *last)))
+                    .collect();
+                latest.sort_by_key(|(_, last)| *last);
+                for (key, _) in latest.into_iter().take(MAX_KEYS / 10) {
+                    map.remove(&key);
+                }
             }
         }
         for key in Self::keys(address, role) {

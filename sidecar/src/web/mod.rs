@@ -145,6 +145,11 @@ pub async fn run(db: Option<&str>, args: ServeArgs) -> Result<()> {
             .iter()
             .map(|h| h.trim().to_ascii_lowercase()),
     );
+    if address.ip().is_unspecified() && args.public_hosts.is_empty() {
+        // Listening on every address with no name given: there is no one name to hold
+        // requests to, so any is answered (and the warning below applies).
+        allowed_hosts.clear();
+    }
     let settings = Settings {
         database: target.config,
         tls: target.tls,
