@@ -205,7 +205,7 @@ impl StatementCapture<'_> {
 
     fn subject(&self, values: &[pg_sys::Datum], nulls: &[bool]) -> Option<pg_sys::Datum> {
         // SAFETY: values/nulls are a deformed row of the tracked table.
-        unsafe { row_json::subject(&self.config.subject_columns(), values, nulls) }
+        unsafe { row_json::subject(&self.config.columns, &self.config.subject, values, nulls) }
     }
 
     fn whole_row(&self, values: &[pg_sys::Datum], nulls: &[bool]) -> pg_sys::Datum {

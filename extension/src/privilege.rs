@@ -42,7 +42,8 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> Result<R> {
     }
 }
 
-/// The name of the role running the current statement (after SET ROLE).
+/// Whether the role running the current statement (after SET ROLE) owns the table, or is a
+/// superuser.
 pub fn current_user_is_owner_of(relid: pg_sys::Oid) -> bool {
     // SAFETY: ownership and superuser checks read the catalogs; both take valid oids.
     unsafe { pg_sys::superuser() || pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) }

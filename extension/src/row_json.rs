@@ -365,24 +365,26 @@ pub unsafe fn object<'a>(
     }
 }
 
-/// The subject id: the single column's text, or a JSON array text for a composite key.
-/// None when the (single) value is NULL.
+/// The subject id: the single column's text, or a JSON array text for a composite key
+/// (`key` indexes `columns`, in key order). None when the (single) value is NULL.
 ///
 /// # Safety
 /// As [`object`].
 pub unsafe fn subject(
-    columns: &[&ColumnCodec],
+    columns: &[ColumnCodec],
+    key: &[usize],
     values: &[pg_sys::Datum],
     nulls: &[bool],
 ) -> Option<pg_sys::Datum> {
     // SAFETY: guaranteed by the caller.
     unsafe {
-        if let [column] = columns {
+        if let [only] = key {
+            let column = &columns[*only];
             return (!nulls[column.index]).then(|| column.to_text(values[column.index]));
         }
         let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
         pg_sys::pushJsonbValue(&mut state, WJB_BEGIN_ARRAY, std::ptr::null_mut());
-        for column in columns {
+        for column in key.iter().map(|&i| &columns[i]) {
             column.push(
                 &mut state,
                 WJB_ELEM,

@@ -32,10 +32,6 @@ pub struct TableConfig {
 }
 
 impl TableConfig {
-    pub fn subject_columns(&self) -> Vec<&ColumnCodec> {
-        self.subject.iter().map(|&i| &self.columns[i]).collect()
-    }
-
     /// The columns in jsonb key order.
     pub fn in_json_order(&self) -> impl Iterator<Item = &ColumnCodec> + '_ {
         self.json_order.iter().map(|&i| &self.columns[i])
@@ -85,7 +81,8 @@ pub unsafe fn get(rel: pg_sys::Relation) -> Result<Rc<TableConfig>> {
     Ok(config)
 }
 
-fn relation_name(relid: pg_sys::Oid) -> String {
+/// The schema-qualified, quoted name of a relation, for messages and `table_name`.
+pub fn qualified_name(relid: pg_sys::Oid) -> String {
     // SAFETY: catalog look-ups of an existing relation.
     unsafe {
         let namespace = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
@@ -98,11 +95,6 @@ fn relation_name(relid: pg_sys::Oid) -> String {
             std::ffi::CStr::from_ptr(name).to_string_lossy(),
         )
     }
-}
-
-/// The schema-qualified, quoted name of a relation, for messages and `table_name`.
-pub fn qualified_name(relid: pg_sys::Oid) -> String {
-    relation_name(relid)
 }
 
 fn load_settings(relid: pg_sys::Oid) -> Result<Option<Settings>> {
@@ -134,7 +126,7 @@ unsafe fn build(rel: pg_sys::Relation) -> Result<TableConfig> {
     // SAFETY: `rel` is open; its descriptor stays valid while we read it.
     unsafe {
         let relid = (*rel).rd_id;
-        let table_name = relation_name(relid);
+        let table_name = qualified_name(relid);
         let settings = load_settings(relid)?.ok_or_else(|| AuditError::NotTracked {
             relation: table_name.clone(),
         })?;

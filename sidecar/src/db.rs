@@ -11,7 +11,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Config, Socket};
 
-use crate::error::{describe, Error, Result};
+use crate::error::{chain, describe, Error, Result};
 use crate::tls::{self, Tls, Verification};
 
 pub struct Target {
@@ -41,18 +41,6 @@ fn take_verify_mode(text: &str) -> (String, bool) {
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 pub fn resolve(db: Option<&str>, application_name: &str) -> Result<Target> {

@@ -59,11 +59,16 @@ impl Error {
 
 /// One line for a tokio-postgres error: the server's message, or the error and its causes.
 pub fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        return db.message().to_owned();
+    match e.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => chain(e),
     }
+}
+
+/// An error and its causes on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = e.source();
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());

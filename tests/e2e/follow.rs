@@ -45,6 +45,18 @@ fn ids(jsonl: &str) -> Vec<i64> {
         .collect()
 }
 
+fn subject_ids(jsonl: &str) -> Vec<String> {
+    jsonl
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("a JSON line")["subject_id"]
+                .as_str()
+                .expect("a subject id")
+                .to_owned()
+        })
+        .collect()
+}
+
 fn all_event_ids(db: &TestDb) -> Vec<i64> {
     db.client()
         .query("SELECT id FROM audit.events ORDER BY txid, id", &[])
@@ -115,16 +127,7 @@ fn rolled_back_transactions_never_appear() {
         )
         .unwrap();
     let out = follow_once(&db.conninfo("postgres"), &["--consumer", "c", "--stdout"]);
-    let subjects: Vec<String> = out
-        .stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["subject_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let subjects = subject_ids(&out.stdout);
     assert_eq!(subjects, ["1", "3"]);
 }
 
@@ -565,16 +568,7 @@ fn transaction_ids_are_ordered_as_numbers_not_as_text() {
         )
         .unwrap();
     let out = follow_once(&db.conninfo("postgres"), &["--consumer", "n", "--stdout"]);
-    let subjects: Vec<String> = out
-        .stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["subject_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let subjects = subject_ids(&out.stdout);
     assert_eq!(subjects, ["zeroth", "first", "second"]);
     let again = follow_once(&db.conninfo("postgres"), &["--consumer", "n", "--stdout"]);
     assert_eq!(again.stdout, "", "nothing is delivered twice");

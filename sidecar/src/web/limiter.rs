@@ -35,11 +35,6 @@ impl SignInLimiter {
         keys
     }
 
-    /// None if an attempt may go ahead, else how long until one may.
-    pub fn wait_needed(&self, address: Option<IpAddr>, role: &str) -> Option<Duration> {
-        self.wait_needed_at(address, role, Instant::now())
-    }
-
     fn wait_needed_at(
         &self,
         address: Option<IpAddr>,
@@ -86,10 +81,6 @@ impl SignInLimiter {
                 }
             }
         }
-    }
-
-    pub fn record_failure(&self, address: Option<IpAddr>, role: &str) {
-        self.record_failure_at(address, role, Instant::now());
     }
 
     fn record_failure_at(&self, address: Option<IpAddr>, role: &str, now: Instant) {
