@@ -127,6 +127,7 @@ pub fn resolve(db: Option<&str>, application_name: &str) -> Result<Target> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
+    pin_search_path(&mut config);
     // A unix socket is never encrypted (libpq ignores sslmode there); tokio-postgres would
     // ask the server for TLS on it and fail under `require`.
     let unix_only = !config.get_hosts().is_empty()
@@ -153,6 +154,26 @@ pub fn resolve(db: Option<&str>, application_name: &str) -> Result<Target> {
         description,
         tls,
     })
+}
+
+/// The `search_path` of every sidecar session, whatever the database or role settings say.
+/// Anyone who may create objects in a schema on the default path (the database owner owns
+/// `public`) could otherwise plant a function or operator that PostgreSQL prefers over the
+/// built-in one (an exact `public.to_json(text[])` beats `pg_catalog.to_json(anyelement)`),
+/// and it would run with the rights of the admin reading the log. `pg_temp` last: temporary
+/// objects are never found before the catalog's.
+pub const SEARCH_PATH: &str = "pg_catalog, pg_temp";
+
+/// Adds `-c search_path=...` to the startup options, after any the connection string gives,
+/// so it wins (the last setting of a parameter applies). Startup options also outrank
+/// `ALTER ROLE/DATABASE ... SET search_path`, and apply before the first query runs.
+fn pin_search_path(config: &mut Config) {
+    let pin = format!("-c search_path={}", SEARCH_PATH.replace(' ', ""));
+    let options = match config.get_options() {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing} {pin}"),
+        _ => pin,
+    };
+    config.options(&options);
 }
 
 fn describe_target(config: &Config) -> String {
@@ -198,7 +219,7 @@ pub async fn require_audit_admin(client: &Client) -> Result<String> {
     let row = client
         .query_one(
             "SELECT current_user::text, r.rolsuper,
-                    to_regclass('audit.events') IS NOT NULL,
+                    pg_catalog.to_regclass('audit.events') IS NOT NULL,
                     CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'audit_admin')
                          THEN pg_catalog.pg_has_role('audit_admin', 'MEMBER') END
                FROM pg_catalog.pg_roles r WHERE r.rolname = current_user",

@@ -8,9 +8,10 @@ use serde_json::value::RawValue;
 /// The columns read for every output format. JSON columns come as text so they are written
 /// out without being parsed and re-serialised. Some output names shadow their columns with a
 /// text version (`txid`): ORDER BY must name the table's columns as `events.<column>`.
+/// Functions are schema-qualified: see [`crate::db::SEARCH_PATH`] for why.
 pub const SELECT_EVENTS: &str = "SELECT id, occurred_at, actor, db_user, source, entity, action, \
-     subject_id, table_name, to_json(changed_fields)::text, old_data::text, new_data::text, \
-     host(client_addr), application_name, context::text, details::text, txid::text \
+     subject_id, table_name, pg_catalog.to_json(changed_fields)::text, old_data::text, new_data::text, \
+     pg_catalog.host(client_addr), application_name, context::text, details::text, txid::text \
      FROM audit.events";
 
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ mod dashboard;
 mod ddl;
 mod export;
 mod follow;
+mod hostile_db;
 mod report;
 mod security;
 mod tls;

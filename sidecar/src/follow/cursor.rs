@@ -73,7 +73,7 @@ pub async fn advance(
         .execute(
             "UPDATE audit.consumers
                 SET last_txid = $2::text::xid8, last_id = $3, delivered = delivered + $4,
-                    updated_at = now(), updated_by = current_user
+                    updated_at = pg_catalog.now(), updated_by = current_user
               WHERE name = $1",
             &[&name, &to.txid.to_string(), &to.id, &delivered],
         )
@@ -95,9 +95,10 @@ pub async fn reposition(
         Some(from) => {
             let row = client
                 .query_one(
-                    "SELECT (SELECT min(txid)::text FROM audit.events WHERE occurred_at >= $1),
-                            (SELECT max(txid)::text FROM audit.events),
-                            (SELECT max(id) FROM audit.events)",
+                    "SELECT (SELECT pg_catalog.min(txid)::text FROM audit.events
+                              WHERE occurred_at >= $1),
+                            (SELECT pg_catalog.max(txid)::text FROM audit.events),
+                            (SELECT pg_catalog.max(id) FROM audit.events)",
                     &[&from],
                 )
                 .await
@@ -123,7 +124,7 @@ pub async fn reposition(
              VALUES ($1, $2::text::xid8, $3, 0)
              ON CONFLICT (name) DO UPDATE
                 SET last_txid = excluded.last_txid, last_id = excluded.last_id, delivered = 0,
-                    updated_at = now(), updated_by = current_user",
+                    updated_at = pg_catalog.now(), updated_by = current_user",
             &[&name, &position.txid.to_string(), &position.id],
         )
         .await

@@ -29,6 +29,9 @@ use sink::{FileSink, Rotation, Sink};
 
 const CHANNEL: &str = "audit_trail_events";
 const RECHECK_AFTER_WAKEUP: Duration = Duration::from_millis(200);
+/// The stream's watermark: the oldest transaction still running when the batch's snapshot
+/// was taken. Everything older has ended.
+const WATERMARK: &str = "pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())";
 
 #[derive(Debug, Args)]
 pub struct FollowArgs {
@@ -347,7 +350,7 @@ impl Follower {
                 &format!(
                     "{SELECT_EVENTS}
                       WHERE (txid, id) > ($1::text::xid8, $2)
-                        AND txid < pg_snapshot_xmin(pg_current_snapshot())
+                        AND txid < {WATERMARK}
                       ORDER BY events.txid, events.id
                       LIMIT $3"
                 ),
@@ -362,8 +365,7 @@ impl Follower {
             .map_err(Failure::from_db("decoding events"))?;
         let held_back = if (events.len() as i64) < self.args.batch_size {
             tx.query_one(
-                "SELECT EXISTS (SELECT FROM audit.events
-                                 WHERE txid >= pg_snapshot_xmin(pg_current_snapshot()))",
+                &format!("SELECT EXISTS (SELECT FROM audit.events WHERE txid >= {WATERMARK})"),
                 &[],
             )
             .await
@@ -432,18 +434,20 @@ async fn wait_for_signal() {
 async fn status(client: &Client, consumer: &str) -> Result<()> {
     let row = client
         .query_opt(
-            "SELECT c.last_txid::text, c.last_id, c.delivered, c.updated_at, c.updated_by,
-                    pg_snapshot_xmin(pg_current_snapshot())::text,
-                    (SELECT count(*) FROM audit.events e
-                      WHERE (e.txid, e.id) > (c.last_txid, c.last_id)
-                        AND e.txid < pg_snapshot_xmin(pg_current_snapshot())),
-                    (SELECT min(e.occurred_at) FROM audit.events e
-                      WHERE (e.txid, e.id) > (c.last_txid, c.last_id)),
-                    (SELECT count(*) FROM audit.events e
-                      WHERE e.txid >= pg_snapshot_xmin(pg_current_snapshot())
-                        AND (e.txid, e.id) > (c.last_txid, c.last_id)),
-                    now()
-               FROM audit.consumers c WHERE c.name = $1",
+            &format!(
+                "SELECT c.last_txid::text, c.last_id, c.delivered, c.updated_at, c.updated_by,
+                        {WATERMARK}::text,
+                        (SELECT pg_catalog.count(*) FROM audit.events e
+                          WHERE (e.txid, e.id) > (c.last_txid, c.last_id)
+                            AND e.txid < {WATERMARK}),
+                        (SELECT pg_catalog.min(e.occurred_at) FROM audit.events e
+                          WHERE (e.txid, e.id) > (c.last_txid, c.last_id)),
+                        (SELECT pg_catalog.count(*) FROM audit.events e
+                          WHERE e.txid >= {WATERMARK}
+                            AND (e.txid, e.id) > (c.last_txid, c.last_id)),
+                        pg_catalog.now()
+                   FROM audit.consumers c WHERE c.name = $1"
+            ),
             &[&consumer],
         )
         .await

@@ -146,7 +146,8 @@ pub struct EventDetail {
 pub async fn event(client: &Client, id: i64) -> Result<Option<EventDetail>, tokio_postgres::Error> {
     let row = client
         .query_opt(
-            "SELECT id, occurred_at, actor, db_user, source, host(client_addr), application_name,
+            "SELECT id, occurred_at, actor, db_user, source, pg_catalog.host(client_addr),
+                    application_name,
                     entity, action, table_name, subject_id, changed_fields, summary, old_data,
                     new_data, context, details, txid::text
                FROM audit.report WHERE id = $1",
