@@ -13,7 +13,7 @@ use futures_util::{pin_mut, TryStreamExt};
 use serde::Serialize;
 use tokio_postgres::{Client, IsolationLevel};
 
-use crate::csv::{CsvWriter, SharedBuffer};
+use crate::csv::CsvWriter;
 use crate::error::{Error, Result};
 use crate::filters::Filters;
 use crate::record::{EventRecord, TimeFormat, SELECT_EVENTS};
@@ -58,7 +58,7 @@ pub struct Encoder {
 }
 
 enum EncoderKind {
-    Csv(Box<CsvWriter<SharedBuffer>>),
+    Csv(CsvWriter),
     Jsonl { buffer: Vec<u8>, times: TimeFormat },
 }
 
@@ -70,11 +70,7 @@ impl Encoder {
     /// An encoder for a format; a CSV one starts with its header row.
     pub fn with(format: Format, bom: bool, times: TimeFormat) -> std::io::Result<Encoder> {
         let kind = match format {
-            Format::Csv => EncoderKind::Csv(Box::new(CsvWriter::new(
-                SharedBuffer::default(),
-                bom,
-                times,
-            )?)),
+            Format::Csv => EncoderKind::Csv(CsvWriter::new(bom, times)),
             Format::Jsonl => EncoderKind::Jsonl {
                 buffer: Vec::with_capacity(CHUNK),
                 times,
@@ -85,7 +81,10 @@ impl Encoder {
 
     pub fn push(&mut self, event: &EventRecord) -> std::io::Result<()> {
         match &mut self.kind {
-            EncoderKind::Csv(w) => w.write(event),
+            EncoderKind::Csv(w) => {
+                w.write(event);
+                Ok(())
+            }
             EncoderKind::Jsonl { buffer, times } => {
                 let line = event.to_json_line(times).map_err(std::io::Error::other)?;
                 buffer.extend_from_slice(line.as_bytes());
@@ -98,7 +97,7 @@ impl Encoder {
     /// Whatever is encoded so far, removed from the buffer.
     pub fn take(&mut self) -> std::io::Result<Vec<u8>> {
         match &mut self.kind {
-            EncoderKind::Csv(w) => w.take(),
+            EncoderKind::Csv(w) => Ok(w.take()),
             EncoderKind::Jsonl { buffer, .. } => Ok(std::mem::take(buffer)),
         }
     }

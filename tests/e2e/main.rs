@@ -4,6 +4,7 @@ mod bad_input;
 mod capture;
 mod columns;
 mod concurrency;
+mod csv_cells;
 mod dashboard;
 mod ddl;
 mod export;
