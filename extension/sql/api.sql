@@ -74,109 +74,224 @@ COMMENT ON FUNCTION audit.purge(timestamptz) IS
 CREATE FUNCTION audit.capture_change_in_progress() RETURNS boolean
     LANGUAGE c AS 'MODULE_PATHNAME', 'audit_capture_change_in_progress';
 
--- After ALTER TABLE, CREATE TABLE, CREATE/ALTER TRIGGER:
--- * a renamed column keeps its role in the settings. RENAME COLUMN reports the column by
---   table oid and attribute number; the one settings name no longer on the table is its old
---   name;
--- * capture cannot be switched off by hand: disabling, or replacing, a capture trigger of a
---   tracked table is refused (audit.untrack stops capture, and is recorded);
--- * a new partition of a tracked table (CREATE TABLE ... PARTITION OF, ATTACH PARTITION) is
---   tracked with its parent's settings, so writes made straight to it are captured.
+-- Records an event of the extension's own (a tracked table altered, renamed or dropped); for
+-- the event triggers below only (PUBLIC may not call it, and audit.log_event refuses these
+-- actions).
+CREATE FUNCTION audit.record_ddl_event(entity text, action text, table_name text, details jsonb)
+    RETURNS bigint
+    LANGUAGE c AS 'MODULE_PATHNAME', 'audit_record_ddl_event';
+
+-- After every DDL command (no tag filter: a table can be created or changed by CREATE SCHEMA,
+-- ALTER VIEW, ALTER TYPE, ALTER FOREIGN TABLE, ... as well as by ALTER TABLE), whatever the
+-- command was, the tracked tables are checked as a whole:
+-- 1. capture cannot be switched off by hand: each tracked table has its four capture
+--    triggers, enabled, calling audit.capture(), and no other trigger calls it;
+-- 2. no write can reach a tracked table through a table that is not tracked: table
+--    inheritance is refused on either side of a tracked table, and a tracked table may be a
+--    partition only of a tracked table (statement triggers fire only for the table a
+--    statement names);
+-- 3. a new partition of a tracked table, however created or attached, is tracked with its
+--    parent's settings, so writes made straight to it are captured;
+-- 4. settings follow their columns by attribute number: a rename (by any command, and on
+--    every partition) carries the column's role to its new name; a dropped ignored column
+--    leaves the list; a dropped redacted column's name stays redacted, so a column re-added
+--    under that name is redacted too;
+-- 5. every command that changed a tracked table (its columns, their types, a rewrite, a
+--    rename, a move to another schema) is recorded as an 'alter' event of the table's
+--    entity, with the statement, so data changed by DDL leaves a trace.
 CREATE FUNCTION audit.on_ddl_command_end() RETURNS event_trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    command  record;
-    settings audit.tracked_tables;
-    member   record;
-    new_name text;
-    stale    text[];
+    offender  record;
+    member    record;
+    entry     record;
+    altered   record;
+    live      int2;
+    new_name  text;
+    notes     jsonb := '{}';
 BEGIN
-    IF audit.capture_change_in_progress() THEN
+    -- DROP EXTENSION drops the settings table too; then there is nothing to check.
+    IF to_regclass('audit.tracked_tables') IS NULL OR audit.capture_change_in_progress() THEN
         RETURN;
     END IF;
-    FOR command IN
-        SELECT objid, objsubid, object_type FROM pg_event_trigger_ddl_commands()
+
+    -- 1. Capture triggers intact.
+    SELECT s.relid INTO offender
+      FROM audit.tracked_tables AS s
+     WHERE (SELECT count(*) FROM pg_trigger AS t
+             WHERE t.tgrelid = s.relid
+               AND t.tgname IN ('audit_trail_insert', 'audit_trail_update',
+                                'audit_trail_delete', 'audit_trail_truncate')
+               AND t.tgenabled = 'O'
+               AND t.tgfoid = 'audit.capture()'::regprocedure) <> 4
+        OR EXISTS (SELECT FROM pg_trigger AS t
+                    WHERE t.tgrelid = s.relid
+                      AND t.tgfoid = 'audit.capture()'::regprocedure
+                      AND t.tgname NOT IN ('audit_trail_insert', 'audit_trail_update',
+                                           'audit_trail_delete', 'audit_trail_truncate'))
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'the audit capture triggers of tracked table % cannot be disabled, renamed or replaced',
+            offender.relid
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'audit.untrack() stops capture, and records that it did.';
+    END IF;
+
+    -- 2. No way around capture through another table.
+    SELECT s.relid, i.inhrelid::regclass AS child, i.inhparent::regclass AS parent
+      INTO offender
+      FROM audit.tracked_tables AS s
+      JOIN pg_inherits AS i ON s.relid::oid IN (i.inhrelid, i.inhparent)
+      JOIN pg_class AS c ON c.oid = i.inhrelid
+     WHERE NOT c.relispartition
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table inheritance between % and % is refused: % is tracked, and writes made through the other table would not be captured',
+            offender.child, offender.parent, offender.relid
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Use declarative partitioning; partitions of a tracked table are tracked with it.';
+    END IF;
+    SELECT s.relid, i.inhparent::regclass AS parent INTO offender
+      FROM audit.tracked_tables AS s
+      JOIN pg_inherits AS i ON i.inhrelid = s.relid
+     WHERE NOT EXISTS (SELECT FROM audit.tracked_tables AS p WHERE p.relid = i.inhparent)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'tracked table % cannot be a partition of %, which is not tracked: writes made through it would not be captured',
+            offender.relid, offender.parent
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = pg_catalog.format('Track %s first (its partitions are tracked with it).', offender.parent);
+    END IF;
+
+    -- 3. New partitions of tracked tables (at any depth: a partition tracked here is itself a
+    -- tracked parent on the next pass of the loop's query).
     LOOP
-        IF command.object_type = 'table column' AND command.objsubid > 0 THEN
-            SELECT * INTO settings FROM audit.tracked_tables WHERE relid = command.objid;
-            CONTINUE WHEN NOT FOUND;
-            SELECT attname INTO new_name
-              FROM pg_attribute
-             WHERE attrelid = command.objid AND attnum = command.objsubid;
-            SELECT array_agg(DISTINCT n) INTO stale
-              FROM unnest(settings.subject_columns || settings.ignore_columns
-                          || settings.redact_columns) AS n
-             WHERE NOT EXISTS (SELECT FROM pg_attribute a
-                                WHERE a.attrelid = command.objid AND a.attname = n
-                                  AND a.attnum > 0 AND NOT a.attisdropped);
-            CONTINUE WHEN stale IS NULL OR cardinality(stale) <> 1;
+        SELECT i.inhrelid AS partition, s.entity, s.subject_columns, s.ignore_columns,
+               s.redact_columns
+          INTO member
+          FROM pg_inherits AS i
+          JOIN audit.tracked_tables AS s ON s.relid = i.inhparent
+          JOIN pg_class AS c ON c.oid = i.inhrelid
+         WHERE c.relispartition
+           AND c.relkind IN ('r', 'p')
+           AND NOT EXISTS (SELECT FROM audit.tracked_tables AS t WHERE t.relid = i.inhrelid)
+         LIMIT 1;
+        EXIT WHEN NOT FOUND;
+        PERFORM audit.track(member.partition::regclass, member.entity,
+                            CASE WHEN cardinality(member.subject_columns) = 1
+                                 THEN member.subject_columns[1] END,
+                            member.ignore_columns::name[],
+                            -- Names kept for dropped redacted columns may not exist here.
+                            ARRAY(SELECT r FROM unnest(member.redact_columns) AS r
+                                   WHERE EXISTS (SELECT FROM pg_attribute AS a
+                                                  WHERE a.attrelid = member.partition
+                                                    AND a.attname = r AND a.attnum > 0
+                                                    AND NOT a.attisdropped))::name[]);
+    END LOOP;
+
+    -- 4. Settings follow their columns. Only entries out of step are visited.
+    FOR entry IN
+        SELECT s.relid, m.key AS name, (m.value #>> '{}')::int2 AS attnum
+          FROM audit.tracked_tables AS s
+         CROSS JOIN LATERAL jsonb_each(s.column_attnums) AS m
+         WHERE NOT EXISTS (SELECT FROM pg_attribute AS a
+                            WHERE a.attrelid = s.relid AND a.attname = m.key
+                              AND a.attnum = (m.value #>> '{}')::int2 AND NOT a.attisdropped)
+    LOOP
+        -- The name is on a live column (a restore renumbered the columns, or a redacted
+        -- column was re-added): the name is the truth.
+        SELECT a.attnum INTO live
+          FROM pg_attribute AS a
+         WHERE a.attrelid = entry.relid AND a.attname = entry.name
+           AND a.attnum > 0 AND NOT a.attisdropped;
+        IF FOUND THEN
             UPDATE audit.tracked_tables
-               SET subject_columns = array_replace(subject_columns, stale[1], new_name),
-                   ignore_columns  = array_replace(ignore_columns, stale[1], new_name),
-                   redact_columns  = array_replace(redact_columns, stale[1], new_name)
-             WHERE relid = command.objid;
-        ELSIF command.object_type IN ('table', 'trigger') THEN
-            -- Every tracked table touched by the command must still have its four capture
-            -- triggers, by name, enabled, calling audit.capture(), and no other trigger may
-            -- call it (a renamed capture trigger could otherwise be disabled or dropped).
-            IF EXISTS (
-                SELECT FROM audit.tracked_tables s
-                 WHERE s.relid::oid IN (SELECT command.objid
-                                        UNION ALL
-                                        SELECT tgrelid FROM pg_trigger WHERE oid = command.objid)
-                   AND ((SELECT count(*) FROM pg_trigger t
-                          WHERE t.tgrelid = s.relid
-                            AND t.tgname IN ('audit_trail_insert', 'audit_trail_update',
-                                             'audit_trail_delete', 'audit_trail_truncate')
-                            AND t.tgenabled = 'O'
-                            AND t.tgfoid = 'audit.capture()'::regprocedure) <> 4
-                        OR EXISTS (SELECT FROM pg_trigger t
-                                    WHERE t.tgrelid = s.relid
-                                      AND t.tgfoid = 'audit.capture()'::regprocedure
-                                      AND t.tgname NOT IN ('audit_trail_insert', 'audit_trail_update',
-                                                           'audit_trail_delete', 'audit_trail_truncate')))
-            ) THEN
-                RAISE EXCEPTION 'the audit capture triggers of a tracked table cannot be disabled, renamed or replaced'
-                    USING ERRCODE = 'insufficient_privilege',
-                          HINT = 'audit.untrack() stops capture, and records that it did.';
-            END IF;
-            CONTINUE WHEN command.object_type <> 'table';
-            -- The table itself (CREATE TABLE ... PARTITION OF) or, for ATTACH PARTITION
-            -- (reported as ALTER TABLE of the parent), its partitions.
-            FOR member IN
-                SELECT i.inhrelid AS partition, s.entity, s.subject_columns, s.ignore_columns,
-                       s.redact_columns
-                  FROM pg_inherits i
-                  JOIN audit.tracked_tables s ON s.relid = i.inhparent
-                  JOIN pg_class c ON c.oid = i.inhrelid
-                 WHERE (i.inhrelid = command.objid OR i.inhparent = command.objid)
-                   AND c.relispartition
-                   AND NOT EXISTS (SELECT FROM audit.tracked_tables t WHERE t.relid = i.inhrelid)
-            LOOP
-                PERFORM audit.track(member.partition::regclass, member.entity,
-                                    CASE WHEN cardinality(member.subject_columns) = 1
-                                         THEN member.subject_columns[1] END,
-                                    member.ignore_columns::name[], member.redact_columns::name[]);
-            END LOOP;
+               SET column_attnums = column_attnums || jsonb_build_object(entry.name, live)
+             WHERE relid = entry.relid;
+            CONTINUE;
         END IF;
+        CONTINUE WHEN entry.attnum IS NULL;   -- a redacted name waiting for its column
+        SELECT a.attname INTO new_name
+          FROM pg_attribute AS a
+         WHERE a.attrelid = entry.relid AND a.attnum = entry.attnum AND NOT a.attisdropped;
+        IF FOUND THEN
+            UPDATE audit.tracked_tables
+               SET subject_columns = array_replace(subject_columns, entry.name, new_name),
+                   ignore_columns  = array_replace(ignore_columns, entry.name, new_name),
+                   redact_columns  = array_replace(redact_columns, entry.name, new_name),
+                   column_attnums  = (column_attnums - entry.name)
+                                     || jsonb_build_object(new_name, entry.attnum)
+             WHERE relid = entry.relid;
+            notes := jsonb_set(notes, ARRAY[entry.relid::oid::text],
+                               coalesce(notes -> (entry.relid::oid::text), '[]')
+                               || jsonb_build_object('column_renamed',
+                                                     jsonb_build_array(entry.name, new_name)));
+        ELSE
+            UPDATE audit.tracked_tables
+               SET ignore_columns = array_remove(ignore_columns, entry.name),
+                   column_attnums = CASE WHEN entry.name = ANY (redact_columns)
+                                         THEN column_attnums || jsonb_build_object(entry.name, NULL)
+                                         ELSE column_attnums - entry.name END
+             WHERE relid = entry.relid;
+        END IF;
+    END LOOP;
+
+    -- 5. Record what changed tracked tables: each command's table (a column, or the row type
+    -- of the table, may be what the command reports), once per table.
+    FOR altered IN
+        SELECT DISTINCT ON (s.relid) s.relid, s.entity, s.table_name AS old_name,
+               pg_catalog.format('%I.%I', n.nspname, c.relname) AS new_name, d.command_tag
+          FROM pg_event_trigger_ddl_commands() AS d
+          JOIN audit.tracked_tables AS s
+            ON s.relid::oid = CASE WHEN d.classid = 'pg_type'::regclass
+                                   THEN (SELECT t.typrelid FROM pg_type AS t WHERE t.oid = d.objid)
+                                   ELSE d.objid END
+          JOIN pg_class AS c ON c.oid = s.relid
+          JOIN pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
+         ORDER BY s.relid
+    LOOP
+        IF altered.old_name <> altered.new_name THEN
+            UPDATE audit.tracked_tables SET table_name = altered.new_name
+             WHERE relid = altered.relid;
+            notes := jsonb_set(notes, ARRAY[altered.relid::oid::text],
+                               coalesce(notes -> (altered.relid::oid::text), '[]')
+                               || jsonb_build_object('table_renamed',
+                                                     jsonb_build_array(altered.old_name,
+                                                                       altered.new_name)));
+        END IF;
+        PERFORM audit.record_ddl_event(
+            altered.entity, 'alter', altered.new_name,
+            jsonb_strip_nulls(jsonb_build_object(
+                'command', altered.command_tag,
+                'statement', current_query(),
+                'settings', notes -> (altered.relid::oid::text))));
+        notes := notes - (altered.relid::oid::text);
+    END LOOP;
+    -- Settings changed by a command that reported no tracked table (e.g. a rename made on a
+    -- partitioned table and carried to its partitions).
+    FOR altered IN
+        SELECT s.relid, s.entity, s.table_name, m.value AS settings
+          FROM jsonb_each(notes) AS m
+          JOIN audit.tracked_tables AS s ON s.relid::oid = m.key::oid
+    LOOP
+        PERFORM audit.record_ddl_event(
+            altered.entity, 'alter', altered.table_name,
+            jsonb_build_object('statement', current_query(), 'settings', altered.settings));
     END LOOP;
 END
 $$;
 
 CREATE EVENT TRIGGER audit_trail_ddl_command_end ON ddl_command_end
-    WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
     EXECUTE FUNCTION audit.on_ddl_command_end();
 
--- Records that a tracked table was dropped; for the event trigger below only.
-CREATE FUNCTION audit.record_table_dropped(table_name text) RETURNS bigint
-    LANGUAGE c AS 'MODULE_PATHNAME', 'audit_record_table_dropped';
-
--- A dropped table leaves the settings, and its drop is recorded; a dropped ignored or
--- redacted column leaves its list; dropping a subject column is refused, since later events
--- could no longer name their subject; dropping a capture trigger by hand is refused.
+-- A dropped table leaves the settings, and its drop is recorded; dropping a subject column
+-- is refused, since later events could no longer name their subject; dropping a capture
+-- trigger by hand is refused. (Ignored and redacted columns are kept in step by
+-- audit.on_ddl_command_end, which runs right after.)
 CREATE FUNCTION audit.on_sql_drop() RETURNS event_trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -184,6 +299,7 @@ CREATE FUNCTION audit.on_sql_drop() RETURNS event_trigger
 AS $$
 DECLARE
     dropped     record;
+    settings    audit.tracked_tables;
     column_name text;
     target      regclass;
 BEGIN
@@ -197,10 +313,13 @@ BEGIN
          WHERE object_type IN ('table', 'table column', 'trigger')
     LOOP
         IF dropped.object_type = 'table' THEN
-            IF EXISTS (SELECT FROM audit.tracked_tables WHERE relid::oid = dropped.objid) THEN
-                DELETE FROM audit.tracked_tables WHERE relid::oid = dropped.objid;
-                PERFORM audit.record_table_dropped(format('%I.%I', dropped.address_names[1],
-                                                          dropped.address_names[2]));
+            DELETE FROM audit.tracked_tables WHERE relid::oid = dropped.objid
+                RETURNING * INTO settings;
+            IF FOUND THEN
+                PERFORM audit.record_ddl_event('audit_log', 'table_dropped', settings.table_name,
+                                               jsonb_build_object('table', settings.table_name,
+                                                                  'entity', settings.entity,
+                                                                  'statement', current_query()));
             END IF;
             CONTINUE;
         END IF;
@@ -228,13 +347,13 @@ BEGIN
                 USING ERRCODE = 'dependent_objects_still_exist',
                       HINT = 'Run audit.track on the table with another subject_column first.';
         END IF;
-        UPDATE audit.tracked_tables
-           SET ignore_columns = array_remove(ignore_columns, column_name),
-               redact_columns = array_remove(redact_columns, column_name)
-         WHERE relid::oid = dropped.objid;
     END LOOP;
 END
 $$;
 
 CREATE EVENT TRIGGER audit_trail_sql_drop ON sql_drop
     EXECUTE FUNCTION audit.on_sql_drop();
+
+-- ALWAYS: the hooks hold under session_replication_role = replica too.
+ALTER EVENT TRIGGER audit_trail_ddl_command_end ENABLE ALWAYS;
+ALTER EVENT TRIGGER audit_trail_sql_drop ENABLE ALWAYS;

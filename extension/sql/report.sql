@@ -62,6 +62,24 @@ SELECT e.id,
            WHEN e.action = 'purge'
                THEN pg_catalog.format('%s purged %s audit events older than %s', e.actor,
                                       e.details ->> 'rows', e.details ->> 'before')
+           WHEN e.action = 'alter' AND e.details ? 'settings'
+                AND e.details -> 'settings' @> '[{"table_renamed": []}]'
+               THEN pg_catalog.format('%s renamed %s table %s (%s)', e.actor, e.entity, e.table_name,
+                                      coalesce(e.details ->> 'command', 'DDL'))
+           WHEN e.action = 'alter'
+               THEN pg_catalog.format('%s altered %s table %s (%s)', e.actor, e.entity, e.table_name,
+                                      coalesce(e.details ->> 'command', 'DDL'))
+           WHEN e.action = 'track' AND e.entity = 'audit_log'
+               THEN pg_catalog.format('%s %s %s as %s', e.actor,
+                                      CASE WHEN e.details -> 'previous' = 'null'
+                                           THEN 'started tracking' ELSE 're-tracked' END,
+                                      e.table_name, e.details ->> 'entity')
+           WHEN e.action = 'untrack' AND e.entity = 'audit_log'
+               THEN pg_catalog.format('%s stopped tracking %s', e.actor,
+                                      coalesce(e.table_name, e.details ->> 'table'))
+           WHEN e.action = 'table_dropped' AND e.entity = 'audit_log'
+               THEN pg_catalog.format('%s dropped tracked table %s', e.actor,
+                                      coalesce(e.table_name, e.details ->> 'table'))
            ELSE pg_catalog.format('%s: %s %s%s', e.actor, e.action, e.entity,
                                   coalesce(' ' || e.subject_id, ''))
        END

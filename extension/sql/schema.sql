@@ -64,7 +64,13 @@ CREATE TABLE audit.tracked_tables (
     ignore_columns  text[]      NOT NULL DEFAULT '{}',
     redact_columns  text[]      NOT NULL DEFAULT '{}',
     tracked_at      timestamptz NOT NULL DEFAULT now(),
-    tracked_by      text        NOT NULL DEFAULT session_user
+    tracked_by      text        NOT NULL DEFAULT session_user,
+    -- What the DDL hooks compare against to keep the settings in step (api.sql): the table's
+    -- qualified name, and the attribute number of each column named above ({"name": attnum};
+    -- null for a redacted name whose column was dropped, so that a column re-added under that
+    -- name is redacted again). Names stay the truth: after a restore, attnums are re-learnt.
+    table_name      text        NOT NULL,
+    column_attnums  jsonb       NOT NULL DEFAULT '{}'
 );
 
 -- Durable cursors of change-stream consumers: the last (txid, id) each one has safely

@@ -9,33 +9,48 @@ use crate::datums;
 use crate::error::{AuditError, Result};
 use crate::event_store::{Column, Event, EventWriter};
 use crate::ffi::sql_callable;
+use crate::settings;
 
-/// Actions only the extension records: an application cannot claim a row changed, that the
-/// log was purged, or that a table stopped being tracked.
-const RESERVED_ACTIONS: [&str; 7] = [
+/// Actions only the extension records: an application cannot claim a row changed, that a
+/// table's tracking or schema changed, that the log was purged, or that a table was dropped.
+const RESERVED_ACTIONS: [&str; 9] = [
     "create",
     "update",
     "delete",
     "truncate",
     "purge",
+    "track",
     "untrack",
+    "alter",
     "table_dropped",
 ];
 
 /// The extension's own events about the audit log itself.
 pub const AUDIT_LOG: &str = "audit_log";
 
-sql_callable!(audit_log_event, pg_finfo_audit_log_event => log_event_entry);
-sql_callable!(audit_record_table_dropped, pg_finfo_audit_record_table_dropped => table_dropped_entry);
+/// What a non-admin may write through `audit.log_event`, by default: far above any real
+/// application event, far below what would let one role bloat the log.
+pub const DEFAULT_MAX_EVENT_BYTES: i32 = 64 * 1024;
 
-/// `audit.record_table_dropped(table)`, for the sql_drop event trigger only (PUBLIC may not
-/// call it): `table_dropped` is reserved in audit.log_event.
-unsafe fn table_dropped_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    use pgrx::IntoDatum;
-    // SAFETY: the SQL signature is (text).
-    let table = unsafe { args::text(fcinfo, 0) }.unwrap_or_default();
-    let details = pgrx::JsonB(serde_json::json!({ "table": table })).into_datum();
-    match record(AUDIT_LOG, "table_dropped", None, details) {
+/// Longest subject id an application event may name.
+const SUBJECT_MAX_BYTES: usize = 2048;
+
+sql_callable!(audit_log_event, pg_finfo_audit_log_event => log_event_entry);
+sql_callable!(audit_record_ddl_event, pg_finfo_audit_record_ddl_event => ddl_event_entry);
+
+/// `audit.record_ddl_event(entity, action, table_name, details)`, for the DDL event triggers
+/// only (PUBLIC may not call it): the actions they record are reserved in audit.log_event.
+unsafe fn ddl_event_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: the SQL signature is (text, text, text, jsonb).
+    let (entity, action, table, details) = unsafe {
+        (
+            args::text(fcinfo, 0).unwrap_or_default(),
+            args::text(fcinfo, 1).unwrap_or_default(),
+            args::text(fcinfo, 2),
+            args::datum(fcinfo, 3),
+        )
+    };
+    match record(&entity, &action, None, table.as_deref(), details) {
         Ok(id) => pg_sys::Datum::from(id),
         Err(e) => e.raise(),
     }
@@ -83,15 +98,32 @@ pub fn log_event(
             action: action.to_owned(),
         });
     }
-    if entity == AUDIT_LOG && !is_audit_admin() {
+    // The (entity, subject_id) index cannot hold more, and no key is that long.
+    if let Some(size) = subject_id.map(str::len).filter(|&n| n > SUBJECT_MAX_BYTES) {
+        return Err(AuditError::SubjectTooLong {
+            size,
+            limit: SUBJECT_MAX_BYTES,
+        });
+    }
+    if is_audit_admin() {
+        return record(entity, action, subject_id, None, details);
+    }
+    if entity == AUDIT_LOG {
         return Err(AuditError::AuditLogEntity);
     }
-    record(entity, action, subject_id, details)
+    let limit = settings::max_event_bytes();
+    // SAFETY: details is a jsonb datum; its raw size is read from the varlena header.
+    let size = subject_id.map_or(0, str::len)
+        + details.map_or(0, |d| unsafe { pg_sys::toast_raw_datum_size(d) });
+    if size > limit {
+        return Err(AuditError::EventTooLarge { size, limit });
+    }
+    record(entity, action, subject_id, None, details)
 }
 
 /// A lowercase word: a letter, then letters, digits or `_`, at most 63 bytes. Nothing that
 /// renders like another word (case, spaces, invisible or look-alike characters).
-fn is_word(text: &str) -> bool {
+pub fn is_word(text: &str) -> bool {
     let mut chars = text.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -115,6 +147,7 @@ pub fn record(
     entity: &str,
     action: &str,
     subject_id: Option<&str>,
+    table_name: Option<&str>,
     details: Option<pg_sys::Datum>,
 ) -> Result<i64> {
     let who = Attribution::current()?;
@@ -126,6 +159,10 @@ pub fn record(
     event.set(
         Column::SubjectId,
         subject_id.map(|s| datums::text(s.as_bytes())),
+    );
+    event.set(
+        Column::TableName,
+        table_name.map(|t| datums::text(t.as_bytes())),
     );
     event.set(Column::Details, details);
     let mut writer = EventWriter::open()?;

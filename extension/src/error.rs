@@ -61,8 +61,22 @@ pub enum AuditError {
     #[error("only members of audit_admin may record audit_log events")]
     AuditLogEntity,
 
+    #[error("entity \"audit_log\" is reserved for the audit log's own events: track the table under another entity")]
+    ReservedEntity,
+
+    #[error(
+        "application event of {size} bytes is larger than audit.max_event_bytes ({limit} bytes)"
+    )]
+    EventTooLarge { size: usize, limit: usize },
+
+    #[error("subject id of {size} bytes is longer than the limit of {limit} bytes")]
+    SubjectTooLong { size: usize, limit: usize },
+
     #[error("{relation} uses table inheritance (it has or is a child table): track the tables one by one")]
     Inheritance { relation: String },
+
+    #[error("{relation} is a partition of {parent}, which is not tracked: writes made through {parent} would not be captured; track {parent} (its partitions are tracked with it)")]
+    PartitionOfUntracked { relation: String, parent: String },
 
     #[error("a value of more than 256 MB cannot be recorded as jsonb")]
     ValueTooLarge,
@@ -112,8 +126,13 @@ impl AuditError {
             | Self::ReservedAction { .. }
             | Self::InvalidAction { .. }
             | Self::InvalidEntity => ERRCODE_INVALID_PARAMETER_VALUE,
-            Self::AuditLogEntity => ERRCODE_INSUFFICIENT_PRIVILEGE,
-            Self::Inheritance { .. } => ERRCODE_FEATURE_NOT_SUPPORTED,
+            Self::AuditLogEntity | Self::ReservedEntity => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::EventTooLarge { .. } | Self::SubjectTooLong { .. } => {
+                ERRCODE_PROGRAM_LIMIT_EXCEEDED
+            }
+            Self::Inheritance { .. } | Self::PartitionOfUntracked { .. } => {
+                ERRCODE_FEATURE_NOT_SUPPORTED
+            }
             Self::ValueTooLarge => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             Self::NotOwner { .. } | Self::NotSuperuser | Self::AppendOnly => {
                 ERRCODE_INSUFFICIENT_PRIVILEGE
@@ -130,6 +149,10 @@ impl AuditError {
     fn hint(&self) -> Option<&'static str> {
         match self {
             Self::AppendOnly => Some("Old events leave only through audit.purge(), which records that it ran."),
+            Self::EventTooLarge { .. } => Some(
+                "Record what the event is about, not the data itself; a superuser may raise the limit.",
+            ),
+            Self::SubjectTooLong { .. } => Some("A subject id names one entity, as a key does."),
             Self::InvalidContext { .. } => {
                 Some("Set it with audit.set_actor(actor, source, context => '{\"request_id\": \"...\"}'::jsonb).")
             }

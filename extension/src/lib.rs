@@ -31,6 +31,12 @@ pgrx::extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize
 #[allow(non_snake_case)]
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // Errors must never carry a Rust backtrace (pgrx adds one to an ERROR's DETAIL when
+    // RUST_BACKTRACE is set in the server's environment): it leaks code layout to clients
+    // and buries the message. RUST_LIB_BACKTRACE=0 turns capture off whatever
+    // RUST_BACKTRACE says; a backend is single-threaded, so nothing reads the environment
+    // concurrently.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     settings::define();
     table_config::register_invalidation_callbacks();
     wakeup::register_callbacks();

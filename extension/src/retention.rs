@@ -85,6 +85,12 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
     });
     let details = pgrx::JsonB(details);
     use pgrx::IntoDatum;
-    app_events::record(app_events::AUDIT_LOG, "purge", None, details.into_datum())?;
+    app_events::record(
+        app_events::AUDIT_LOG,
+        "purge",
+        None,
+        None,
+        details.into_datum(),
+    )?;
     Ok(deleted)
 }

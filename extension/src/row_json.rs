@@ -2,8 +2,9 @@
 //!
 //! The common column types (integers, numeric, text, booleans, timestamps, jsonb, uuid, ...)
 //! are encoded directly; every other type goes through PostgreSQL's own `to_jsonb` so that
-//! arrays, composites, domains, enums and user types with casts to json come out exactly as
-//! PostgreSQL renders them. Which path a column takes is decided once, when the table's settings
+//! arrays, composites, domains and enums come out exactly as PostgreSQL renders them. The one
+//! exception: a value whose type (or any type inside it) has a cast to json goes in as its
+//! output text, since to_jsonb would call that cast, and a table owner can define one. Which path a column takes is decided once, when the table's settings
 //! are loaded, not per row.
 
 use std::ffi::CString;
@@ -96,6 +97,10 @@ impl ColumnCodec {
                 | pg_sys::MONEYOID
                 | pg_sys::BITOID
                 | pg_sys::VARBITOID => Encoding::Output,
+                // to_jsonb would call a cast to json that the type's owner may have defined
+                // (for any user-defined type it finds in the value): such a function could
+                // record anything. The type's own output text cannot lie about the value.
+                _ if may_use_json_cast(base, 0) => Encoding::Output,
                 _ => Encoding::ToJsonb(to_jsonb_for(attr, context)),
             };
             ColumnCodec {
@@ -246,6 +251,54 @@ impl ColumnCodec {
 
 /// A call of `to_jsonb(anyelement)` bound to one column type. `to_jsonb` learns its argument's
 /// type from the call expression, so the lookup data carries a one-argument expression of it.
+/// Whether `to_jsonb` of a value of this type would call a cast function to json: as
+/// PostgreSQL decides it (jsonb_categorize_type), for a user-defined type that is neither an
+/// array nor composite, at any depth of arrays and composites. New casts invalidate the
+/// settings cache (see table_config), so the answer is re-checked when one appears.
+///
+/// # Safety
+/// Reads the type catalogs; `typoid` must be a valid type.
+unsafe fn may_use_json_cast(typoid: pg_sys::Oid, depth: u32) -> bool {
+    // Composite types cannot contain themselves; the limit only bounds pathological nesting,
+    // and erring towards the output text is safe.
+    if depth > 32 {
+        return true;
+    }
+    // SAFETY: catalog look-ups of a valid type; the row type's descriptor is released after
+    // use.
+    unsafe {
+        let typoid = pg_sys::getBaseType(typoid);
+        let element = pg_sys::get_element_type(typoid);
+        if element != pg_sys::InvalidOid {
+            return may_use_json_cast(element, depth + 1);
+        }
+        if pg_sys::type_is_rowtype(typoid) {
+            if typoid == pg_sys::RECORDOID {
+                return true;
+            }
+            let desc = pg_sys::lookup_rowtype_tupdesc(typoid, -1);
+            let found = (*desc)
+                .attrs
+                .as_slice((*desc).natts as usize)
+                .iter()
+                .any(|a| !a.attisdropped && may_use_json_cast(a.atttypid, depth + 1));
+            pg_sys::DecrTupleDescRefCount(desc);
+            return found;
+        }
+        if typoid.to_u32() < pg_sys::FirstNormalObjectId {
+            return false;
+        }
+        let mut cast = pg_sys::InvalidOid;
+        let path = pg_sys::find_coercion_pathway(
+            pg_sys::JSONOID,
+            typoid,
+            pg_sys::CoercionContext::COERCION_EXPLICIT,
+            &mut cast,
+        );
+        path == pg_sys::CoercionPathType::COERCION_PATH_FUNC && cast != pg_sys::InvalidOid
+    }
+}
+
 unsafe fn to_jsonb_for(
     attr: &pg_sys::FormData_pg_attribute,
     context: pg_sys::MemoryContext,

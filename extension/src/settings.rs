@@ -8,6 +8,8 @@ static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(N
 static SOURCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
+static MAX_EVENT_BYTES: GucSetting<i32> =
+    GucSetting::<i32>::new(crate::app_events::DEFAULT_MAX_EVENT_BYTES);
 
 pub fn define() {
     GucRegistry::define_string_guc(
@@ -43,6 +45,17 @@ pub fn define() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    // Superuser-only: the limit protects the log from the roles it bounds.
+    GucRegistry::define_int_guc(
+        c"audit.max_event_bytes",
+        c"Largest application event (details plus subject id) a role outside audit_admin may record.",
+        c"audit.log_event refuses larger ones with an error; members of audit_admin are not bound.",
+        &MAX_EVENT_BYTES,
+        1024,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_BYTE,
+    );
     // SAFETY: called once from _PG_init; reserving the prefix makes a typo such as
     // `SET audit.actr` an error instead of a silently ignored placeholder.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"audit".as_ptr()) };
@@ -75,4 +88,8 @@ pub fn context() -> Option<&'static CStr> {
 
 pub fn notify() -> bool {
     NOTIFY.get()
+}
+
+pub fn max_event_bytes() -> usize {
+    usize::try_from(MAX_EVENT_BYTES.get()).unwrap_or(usize::MAX)
 }

@@ -172,16 +172,18 @@ unsafe fn build(rel: pg_sys::Relation) -> Result<TableConfig> {
             .iter()
             .map(|name| position(name))
             .collect::<Result<Vec<_>>>()?;
-        let ignored = settings
+        // An ignored or redacted name without its column is a redaction kept for a dropped
+        // column (re-adding it redacts it again); it has nothing to mask yet.
+        let ignored: Vec<usize> = settings
             .ignore_columns
             .iter()
-            .map(|name| position(name))
-            .collect::<Result<Vec<_>>>()?;
-        let redacted = settings
+            .filter_map(|name| position(name).ok())
+            .collect();
+        let redacted: Vec<usize> = settings
             .redact_columns
             .iter()
-            .map(|name| position(name))
-            .collect::<Result<Vec<_>>>()?;
+            .filter_map(|name| position(name).ok())
+            .collect();
         for i in ignored {
             config.columns[i].ignored = true;
         }
@@ -220,7 +222,8 @@ pub unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, re
     event_store::invalidate(relid);
 }
 
-/// Syscache callback for pg_namespace: a schema was renamed or dropped.
+/// Syscache callback for pg_namespace (a schema was renamed or dropped) and pg_cast: every
+/// entry goes.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn on_namespace_invalidation(
     _arg: pg_sys::Datum,
@@ -240,6 +243,12 @@ pub fn register_invalidation_callbacks() {
         );
         pg_sys::CacheRegisterSyscacheCallback(
             pg_sys::SysCacheIdentifier::NAMESPACEOID as _,
+            Some(on_namespace_invalidation),
+            pg_sys::Datum::from(0),
+        );
+        // A new or dropped cast to json changes which columns row_json may hand to to_jsonb.
+        pg_sys::CacheRegisterSyscacheCallback(
+            pg_sys::SysCacheIdentifier::CASTSOURCETARGET as _,
             Some(on_namespace_invalidation),
             pg_sys::Datum::from(0),
         );

@@ -172,6 +172,14 @@ fn string_list(
     Ok(out)
 }
 
+/// The first column of the first row, if there is a row.
+fn first_text(rows: spi::SpiTupleTable<'_>) -> Result<Option<String>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(rows.first().get_one::<String>()?)
+}
+
 fn dedupe(names: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(names.len());
     for name in names {
@@ -222,6 +230,13 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
             parameter: "entity",
         });
     }
+    if !app_events::is_word(&entity) {
+        return Err(AuditError::InvalidEntity);
+    }
+    // Captured events of an ordinary table must never read as the log's own events.
+    if entity == app_events::AUDIT_LOG {
+        return Err(AuditError::ReservedEntity);
+    }
     let tracked_by = {
         // SAFETY: the session user exists.
         let name = unsafe { pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), false) };
@@ -231,9 +246,9 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
             .into_owned()
     };
 
-    changing_capture(|| {
+    let settings = changing_capture(|| {
         privilege::as_extension_owner(|| {
-            Spi::connect_mut(|client| -> Result<()> {
+            Spi::connect_mut(|client| -> Result<serde_json::Value> {
                 let columns = string_list(
                     client,
                     "SELECT attname::text FROM pg_attribute \
@@ -255,6 +270,31 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
                         relation: relation.clone(),
                     });
                 }
+                // A write through an untracked partitioned table would reach this one
+                // without firing its statement triggers.
+                let untracked_parent = first_text(client.select(
+                    "SELECT i.inhparent::regclass::text FROM pg_inherits i \
+                      WHERE i.inhrelid = $1 \
+                        AND NOT EXISTS (SELECT FROM audit.tracked_tables t \
+                                         WHERE t.relid = i.inhparent)",
+                    None,
+                    &[relid_arg(relid)],
+                )?)?;
+                if let Some(parent) = untracked_parent {
+                    return Err(AuditError::PartitionOfUntracked {
+                        relation: relation.clone(),
+                        parent,
+                    });
+                }
+                let previous = first_text(client.select(
+                    "SELECT pg_catalog.jsonb_build_object( \
+                       'entity', entity, 'subject_columns', subject_columns, \
+                       'ignore_columns', ignore_columns, 'redact_columns', redact_columns)::text \
+                     FROM audit.tracked_tables WHERE relid = $1",
+                    None,
+                    &[relid_arg(relid)],
+                )?)?
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
                 let check = |names: &[String], parameter: &'static str| -> Result<Vec<String>> {
                     for name in names {
                         if !columns.contains(name) {
@@ -293,15 +333,30 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
                     });
                 }
 
+                let settings = serde_json::json!({
+                    "table": relation,
+                    "entity": entity,
+                    "subject_columns": subject,
+                    "ignore_columns": ignore,
+                    "redact_columns": redact,
+                    "previous": previous,
+                });
+                // column_attnums: what the DDL hooks follow renames and drops by (api.sql).
                 client.update(
                     "INSERT INTO audit.tracked_tables \
-                   (relid, entity, subject_columns, ignore_columns, redact_columns, tracked_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
+                   (relid, entity, subject_columns, ignore_columns, redact_columns, tracked_by, \
+                    table_name, column_attnums) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, \
+                        coalesce((SELECT pg_catalog.jsonb_object_agg(attname, attnum) \
+                                    FROM pg_attribute \
+                                   WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped \
+                                     AND attname::text = ANY ($3 || $4 || $5)), '{}') \
                  ON CONFLICT (relid) DO UPDATE SET \
                    entity = excluded.entity, subject_columns = excluded.subject_columns, \
                    ignore_columns = excluded.ignore_columns, \
                    redact_columns = excluded.redact_columns, \
-                   tracked_at = excluded.tracked_at, tracked_by = excluded.tracked_by",
+                   tracked_at = excluded.tracked_at, tracked_by = excluded.tracked_by, \
+                   table_name = excluded.table_name, column_attnums = excluded.column_attnums",
                     None,
                     &[
                         relid_arg(relid),
@@ -310,6 +365,7 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
                         ignore.into(),
                         redact.into(),
                         tracked_by.into(),
+                        relation.clone().into(),
                     ],
                 )?;
                 drop_capture_triggers(client, relid, &relation)?;
@@ -323,7 +379,7 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
                         &[],
                     )?;
                 }
-                Ok(())
+                Ok(settings)
             })
         })
     })??;
@@ -333,7 +389,23 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
     // partition gets its own, so a write straight to a partition is captured too (a write
     // through the parent fires only the parent's). New partitions are tracked by the DDL
     // event trigger (api.sql).
-    for partition in partitions(relid)? {
+    let partitions = partitions(relid)?;
+    if check_owner {
+        // Tracking, and every change of its settings, is itself audited: otherwise an owner
+        // could ignore or un-redact every column, change data, and track back unseen.
+        let mut settings = settings;
+        settings["partitions"] = partitions.len().into();
+        use pgrx::IntoDatum;
+        let details = pgrx::JsonB(settings).into_datum();
+        app_events::record(
+            app_events::AUDIT_LOG,
+            "track",
+            None,
+            Some(&relation),
+            details,
+        )?;
+    }
+    for partition in partitions {
         track_table(
             TrackRequest {
                 relid: partition,
@@ -410,6 +482,12 @@ fn untrack_table(relid: pg_sys::Oid, check_owner: bool) -> Result<()> {
     // Stopping capture is itself audited.
     use pgrx::IntoDatum;
     let details = pgrx::JsonB(serde_json::json!({ "table": relation })).into_datum();
-    app_events::record(app_events::AUDIT_LOG, "untrack", None, details)?;
+    app_events::record(
+        app_events::AUDIT_LOG,
+        "untrack",
+        None,
+        Some(&relation),
+        details,
+    )?;
     Ok(())
 }

@@ -450,7 +450,8 @@ fn bulk_statements_apply_every_rule_row_by_row() {
     .unwrap();
     let counts: Vec<(String, i64)> = c
         .query(
-            "SELECT action, count(*) FROM audit.events GROUP BY 1 ORDER BY 1",
+            "SELECT action, count(*) FROM audit.events WHERE action <> 'track' \
+              GROUP BY 1 ORDER BY 1",
             &[],
         )
         .unwrap()

@@ -158,7 +158,9 @@ impl Cluster {
         let child = pg_command(Path::new("/bin/sh"))
             .arg("-c")
             .arg(
-                r#"exec 3<&0; "$0" -D "$1" & pid=$!; read -r _ <&3; kill -INT "$pid"; wait "$pid""#,
+                // RUST_BACKTRACE: errors must never carry a Rust backtrace, whatever the
+                // server's environment asks for; every test checks that under this one.
+                r#"exec 3<&0; RUST_BACKTRACE=1 "$0" -D "$1" & pid=$!; read -r _ <&3; kill -INT "$pid"; wait "$pid""#,
             )
             .arg(self.bindir.join("postgres"))
             .arg(self.dir.join("data"))

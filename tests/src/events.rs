@@ -21,14 +21,26 @@ pub struct Event {
     pub details: Option<Value>,
 }
 
-/// Every event, oldest first.
+/// Every event but the records of tracking settings and schema changes (`track`, `alter`),
+/// which most tests do not look at, oldest first.
 pub fn events(client: &mut impl postgres::GenericClient) -> Vec<Event> {
+    query(client, "WHERE action NOT IN ('track', 'alter')")
+}
+
+/// Every event, oldest first.
+pub fn all_events(client: &mut impl postgres::GenericClient) -> Vec<Event> {
+    query(client, "")
+}
+
+fn query(client: &mut impl postgres::GenericClient, filter: &str) -> Vec<Event> {
     client
         .query(
-            "SELECT id, txid::text::bigint, actor, db_user, source, application_name, entity, \
-                    action, table_name, subject_id, changed_fields, old_data, new_data, context, \
-                    details \
-               FROM audit.events ORDER BY id",
+            &format!(
+                "SELECT id, txid::text::bigint, actor, db_user, source, application_name, \
+                        entity, action, table_name, subject_id, changed_fields, old_data, \
+                        new_data, context, details \
+                   FROM audit.events {filter} ORDER BY id"
+            ),
             &[],
         )
         .expect("read audit.events")

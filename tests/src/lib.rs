@@ -9,7 +9,7 @@ pub mod sidecar;
 
 pub use cluster::Cluster;
 pub use db::TestDb;
-pub use events::{events, Event};
+pub use events::{all_events, events, Event};
 
 /// A server error as `SQLSTATE: message`, or the client error's text.
 pub fn error_text(e: &postgres::Error) -> String {
