@@ -13,6 +13,7 @@ mod follow;
 mod hostile_db;
 mod report;
 mod security;
+mod signin_throttle;
 mod tls;
 
 use audit_trail_tests::TestDb;

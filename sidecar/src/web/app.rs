@@ -108,6 +108,7 @@ mod tests {
             idle_timeout: Duration::from_secs(60),
             page_size: 50,
             allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
         }))
     }
 

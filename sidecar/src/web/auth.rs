@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, State};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,6 +17,7 @@ use tokio_postgres::error::SqlState;
 use super::csrf::{check_sign_in, SIGN_IN_COOKIE, SIGN_IN_FORM_LIFETIME};
 use super::error::WebError;
 use super::limiter::SignInLimiter;
+use super::proxy::client_address;
 use super::session::{
     clear_cookie, cookie, random_token, set_cookie, Session, Sessions, SignedIn, SESSION_COOKIE,
 };
@@ -28,19 +29,28 @@ use crate::error::Error;
 const MAX_ROLE: usize = 63;
 const MAX_PASSWORD: usize = 1024;
 
-/// The client's address, when the server knows it (absent in in-process tests).
+/// The client's address, when the server knows it (absent in in-process tests): the peer's,
+/// or the one a trusted proxy forwarded (see [`super::proxy`]).
 pub struct ClientAddress(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl<S> FromRequestParts<S> for ClientAddress
+where
+    Arc<Settings>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let settings = Arc::<Settings>::from_ref(state);
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(ClientAddress(client_address(
+            peer,
+            &parts.headers,
+            &settings.trusted_proxies,
+        )))
     }
 }
 
@@ -173,11 +183,12 @@ pub async fn sign_in(
     }
     let from = address.map_or_else(|| "?".to_owned(), |a| a.to_string());
     // Counted as a failure until the database has accepted the password.
-    let started = match limiter.begin(address, &role) {
-        Ok(started) => started,
+    let attempt = match limiter.begin(address, &role) {
+        Ok(attempt) => attempt,
         Err(wait) => {
             eprintln!(
-                "audit-trail: sign-in refused for role {role:?} from {from}: too many failures"
+                "audit-trail: sign-in refused for role {role:?} from {from}: {}s to wait after failures",
+                wait.as_secs_f64().ceil()
             );
             return Err(WebError::TooManyAttempts { wait });
         }
@@ -201,7 +212,7 @@ pub async fn sign_in(
                     role,
                 );
             }
-            limiter.refund(address, &role, started);
+            limiter.refund(attempt);
             eprintln!(
                 "audit-trail: sign-in as {role:?} from {from}: cannot connect to {}: {}",
                 settings.database_description(),
@@ -233,7 +244,7 @@ pub async fn sign_in(
         );
         return Err(WebError::PasswordNotChecked);
     }
-    limiter.refund(address, &role, started);
+    limiter.succeeded(attempt);
     let alive = Arc::new(AtomicBool::new(true));
     let flag = alive.clone();
     tokio::spawn(async move {

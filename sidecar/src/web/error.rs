@@ -167,19 +167,21 @@ impl IntoResponse for WebError {
                 link: None,
             },
             WebError::TooManyAttempts { wait } => {
-                let minutes = wait.as_secs().div_ceil(60).max(1);
+                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let seconds = seconds.max(1);
                 let shown = Shown {
                     status: StatusCode::TOO_MANY_REQUESTS,
                     title: "Too many failed sign-ins",
                     message: format!(
-                        "Sign-in is paused after several wrong passwords. Try again in {minutes} \
-                         minute{}.",
-                        if minutes == 1 { "" } else { "s" }
+                        "After several wrong passwords, sign-in for this role from your \
+                         address waits a little longer each time. Try again in {seconds} \
+                         second{}.",
+                        if seconds == 1 { "" } else { "s" }
                     ),
-                    link: None,
+                    link: Some(("Back to sign-in", "/sign-in".into())),
                 };
                 let mut response = page(shown, None);
-                if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
                 }
                 return response;

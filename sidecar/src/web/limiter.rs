@@ -1,120 +1,150 @@
-//! Rate limit of failed sign-ins, per client address and per role name: after
-//! [`MAX_FAILURES`] wrong passwords within [`WINDOW`], further attempts are refused without
-//! asking the database until the oldest failure is older than the window. Counting per role
-//! slows guessing one role's password from many addresses; per address, guessing many roles
-//! from one.
+//! Throttle of failed sign-ins, per (role, client address): a few wrong passwords are free
+//! (typos), then each further one makes that role wait before its next attempt from that
+//! address, [`FIRST_DELAY`] doubling up to [`MAX_DELAY`]. A success, or
+//! [`FORGET_AFTER`] without failures, starts the count over.
+//!
+//! Why not a lockout per role or per address: anyone can type wrong passwords, so a lock
+//! keyed on the role alone lets a stranger keep an admin out, and one keyed on the address
+//! alone locks out everyone behind the same proxy. Keyed on both, an attacker only slows
+//! down their own guesses at one role: the same person signing in from elsewhere is not
+//! affected, and from the same address waits at most [`MAX_DELAY`]. What this does not
+//! slow is guessing from many addresses at once; `pg_hba.conf` and PostgreSQL's
+//! `auth_delay` bound that at the database, which checks every password anyway.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const MAX_FAILURES: usize = 5;
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Keys remembered at most (old entries are dropped first), so a flood of made-up role
+/// Failures in a row that cost nothing.
+pub const FREE_FAILURES: u32 = 3;
+/// The wait after the first failure beyond the free ones; it doubles with each next one.
+pub const FIRST_DELAY: Duration = Duration::from_secs(1);
+pub const MAX_DELAY: Duration = Duration::from_secs(60);
+/// A key without failures for this long is forgotten.
+pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Keys remembered at most (the longest idle are dropped first), so a flood of made-up role
 /// names cannot grow memory without bound.
 const MAX_KEYS: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Address(IpAddr),
-    Role(String),
+struct Key {
+    role: String,
+    address: Option<IpAddr>,
+}
+
+impl Key {
+    fn new(address: Option<IpAddr>, role: &str) -> Key {
+        Key {
+            // PostgreSQL folds unquoted role names; guesses at `Auditor` count for `auditor`.
+            role: role.to_lowercase(),
+            address,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Failures in a row, including attempts still in flight.
+    failures: u32,
+    /// The latest failure (or attempt begun).
+    last: Instant,
+    /// No attempt before this.
+    next_allowed: Instant,
+}
+
+/// The wait imposed after `failures` failures in a row.
+pub fn delay_after(failures: u32) -> Duration {
+    match failures.checked_sub(FREE_FAILURES) {
+        None | Some(0) => Duration::ZERO,
+        Some(n) => {
+            let doublings = (n - 1).min(16);
+            FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY)
+        }
+    }
+}
+
+/// An attempt let through by [`SignInLimiter::begin`]: counted as a failure until it is
+/// settled by [`SignInLimiter::succeeded`] or [`SignInLimiter::refund`].
+#[derive(Debug)]
+pub struct Attempt {
+    key: Key,
+    started: Instant,
 }
 
 #[derive(Clone, Default)]
 pub struct SignInLimiter {
-    failures: Arc<Mutex<HashMap<Key, VecDeque<Instant>>>>,
-    /// Serialises begin()'s check-then-count.
-    attempts: Arc<Mutex<()>>,
+    entries: Arc<Mutex<HashMap<Key, Entry>>>,
 }
 
 impl SignInLimiter {
-    fn keys(address: Option<IpAddr>, role: &str) -> Vec<Key> {
-        let mut keys = vec![Key::Role(role.to_lowercase())];
-        keys.extend(address.map(Key::Address));
-        keys
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait_needed_at(
+    /// Starts an attempt: refused with the time left to wait, or let through and counted as
+    /// a failure straight away (under one lock), so parallel guesses cannot all slip in
+    /// before the first one fails.
+    pub fn begin(&self, address: Option<IpAddr>, role: &str) -> Result<Attempt, Duration> {
+        self.begin_at(address, role, Instant::now())
+    }
+
+    fn begin_at(
         &self,
         address: Option<IpAddr>,
         role: &str,
         now: Instant,
-    ) -> Option<Duration> {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        Self::keys(address, role)
-            .iter()
-            .filter_map(|k| map.get(k))
-            .filter_map(|times| {
-                let recent: Vec<&Instant> = times
-                    .iter()
-                    .filter(|t| now.duration_since(**t) < WINDOW)
-                    .collect();
-                (recent.len() >= MAX_FAILURES).then(|| {
-                    let oldest = recent[recent.len() - MAX_FAILURES];
-                    WINDOW.saturating_sub(now.duration_since(*oldest))
-                })
-            })
-            .max()
-    }
-
-    /// Starts an attempt: refused (with the wait) if the limit is reached, else counted as a
-    /// failure straight away, under the same lock, so parallel attempts cannot all slip in
-    /// before the first one fails. A successful attempt is given back with [`Self::refund`].
-    pub fn begin(&self, address: Option<IpAddr>, role: &str) -> Result<Instant, Duration> {
-        let now = Instant::now();
-        let _guard = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(wait) = self.wait_needed_at(address, role, now) {
-            return Err(wait);
-        }
-        self.record_failure_at(address, role, now);
-        Ok(now)
-    }
-
-    /// Takes back the failure [`Self::begin`] counted, for an attempt that did not fail.
-    pub fn refund(&self, address: Option<IpAddr>, role: &str, started: Instant) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for key in Self::keys(address, role) {
-            if let Some(times) = map.get_mut(&key) {
-                if let Some(i) = times.iter().rposition(|t| *t == started) {
-                    times.remove(i);
-                }
+    ) -> Result<Attempt, Duration> {
+        let key = Key::new(address, role);
+        let mut map = self.lock();
+        let live = map
+            .get(&key)
+            .copied()
+            .filter(|e| now.saturating_duration_since(e.last) < FORGET_AFTER);
+        if let Some(entry) = live {
+            if now < entry.next_allowed {
+                return Err(entry.next_allowed - now);
             }
         }
+        if live.is_none() && map.len() >= MAX_KEYS {
+            Self::evict(&mut map, now);
+        }
+        let failures = live.map_or(0, |e| e.failures).saturating_add(1);
+        map.insert(
+            key.clone(),
+            Entry {
+                failures,
+                last: now,
+                next_allowed: now + delay_after(failures),
+            },
+        );
+        Ok(Attempt { key, started: now })
     }
 
-    fn record_failure_at(&self, address: Option<IpAddr>, role: &str, now: Instant) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+    /// The password was right: this role from this address starts over.
+    pub fn succeeded(&self, attempt: Attempt) {
+        self.lock().remove(&attempt.key);
+    }
+
+    /// The attempt proved nothing either way (the database was unreachable): it is not
+    /// counted, and the next one may follow at once.
+    pub fn refund(&self, attempt: Attempt) {
+        let mut map = self.lock();
+        if let Some(entry) = map.get_mut(&attempt.key) {
+            entry.failures = entry.failures.saturating_sub(1);
+            entry.next_allowed = entry.next_allowed.min(attempt.started);
+        }
+    }
+
+    /// Makes room: forgets idle keys, then, if still full, the tenth that failed longest ago.
+    fn evict(map: &mut HashMap<Key, Entry>, now: Instant) {
+        map.retain(|_, e| now.saturating_duration_since(e.last) < FORGET_AFTER);
         if map.len() >= MAX_KEYS {
-            map.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < WINDOW)
-            });
-            // Still full of live entries: drop the least recently failed ones, so a flood of
-            // made-up names or addresses cannot wipe the count of a role under attack.
-            if map.len() >= MAX_KEYS {
-                let mut latest: Vec<(Key, Instant)> = map
-                    .iter()
-                    .filter_map(|(k, t)| t.back().map(|last| (k.clone(), *last)))
-                    .collect();
-                latest.sort_by_key(|(_, last)| *last);
-                for (key, _) in latest.into_iter().take(MAX_KEYS / 10) {
-                    map.remove(&key);
-                }
-            }
-        }
-        for key in Self::keys(address, role) {
-            let times = map.entry(key).or_default();
-            while times
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= WINDOW)
-            {
-                times.pop_front();
-            }
-            times.push_back(now);
-            while times.len() > MAX_FAILURES {
-                times.pop_front();
+            let mut by_age: Vec<(Key, Instant)> =
+                map.iter().map(|(k, e)| (k.clone(), e.last)).collect();
+            by_age.sort_by_key(|(_, last)| *last);
+            for (key, _) in by_age.into_iter().take(MAX_KEYS / 10) {
+                map.remove(&key);
             }
         }
     }
@@ -124,41 +154,106 @@ impl SignInLimiter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn locks_after_five_failures_and_unlocks_after_the_window() {
-        let limiter = SignInLimiter::default();
-        let ip: Option<IpAddr> = "127.0.0.1".parse().ok();
-        let t0 = Instant::now();
-        for i in 0..MAX_FAILURES {
-            assert_eq!(limiter.wait_needed_at(ip, "alice", t0), None, "attempt {i}");
-            limiter.record_failure_at(ip, "alice", t0);
+    fn ip(text: &str) -> Option<IpAddr> {
+        text.parse().ok()
+    }
+
+    /// Fails `n` attempts at `t`, each allowed.
+    fn fail(limiter: &SignInLimiter, address: Option<IpAddr>, role: &str, n: u32, t: Instant) {
+        for i in 0..n {
+            limiter
+                .begin_at(address, role, t)
+                .unwrap_or_else(|wait| panic!("attempt {i} refused, wait {wait:?}"));
         }
-        assert!(limiter.wait_needed_at(ip, "alice", t0).is_some());
-        // the same role from elsewhere, and another role from here, are locked too
-        assert!(limiter
-            .wait_needed_at("10.0.0.1".parse().ok(), "Alice", t0)
-            .is_some());
-        assert!(limiter.wait_needed_at(ip, "bob", t0).is_some());
-        assert_eq!(
-            limiter.wait_needed_at("10.0.0.1".parse().ok(), "bob", t0),
-            None
-        );
-        let later = t0 + WINDOW + Duration::from_secs(1);
-        assert_eq!(limiter.wait_needed_at(ip, "alice", later), None);
     }
 
     #[test]
-    fn attempts_in_flight_count_until_they_succeed() {
+    fn delays_grow_exponentially_to_a_small_cap() {
+        let delays: Vec<u64> = (0..12).map(|n| delay_after(n).as_secs()).collect();
+        assert_eq!(delays, [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(delay_after(u32::MAX), MAX_DELAY);
+    }
+
+    #[test]
+    fn failures_slow_down_one_role_from_one_address_only() {
         let limiter = SignInLimiter::default();
-        let ip: Option<IpAddr> = "127.0.0.1".parse().ok();
-        let started: Vec<Instant> = (0..MAX_FAILURES)
-            .map(|_| limiter.begin(ip, "carol").expect("within the limit"))
-            .collect();
-        // five in flight at once: a sixth waits, even before any of them has failed
-        assert!(limiter.begin(ip, "carol").is_err());
-        for t in started {
-            limiter.refund(ip, "carol", t);
+        let t0 = Instant::now();
+        fail(&limiter, ip("10.0.0.1"), "auditor", FREE_FAILURES + 1, t0);
+        assert_eq!(
+            limiter.begin_at(ip("10.0.0.1"), "Auditor", t0).err(),
+            Some(FIRST_DELAY)
+        );
+        // The same role from elsewhere, and another role from here: no wait.
+        assert!(limiter.begin_at(ip("10.0.0.2"), "auditor", t0).is_ok());
+        assert!(limiter.begin_at(ip("10.0.0.1"), "bob", t0).is_ok());
+        // After the delay, another attempt; the next delay is twice as long.
+        assert!(limiter
+            .begin_at(ip("10.0.0.1"), "auditor", t0 + FIRST_DELAY)
+            .is_ok());
+        assert_eq!(
+            limiter
+                .begin_at(ip("10.0.0.1"), "auditor", t0 + FIRST_DELAY)
+                .err(),
+            Some(FIRST_DELAY * 2)
+        );
+    }
+
+    #[test]
+    fn even_endless_failures_never_wait_longer_than_the_cap() {
+        let limiter = SignInLimiter::default();
+        let mut t = Instant::now();
+        for _ in 0..100 {
+            match limiter.begin_at(ip("10.0.0.1"), "auditor", t) {
+                Ok(_) => {}
+                Err(wait) => {
+                    assert!(wait <= MAX_DELAY, "{wait:?}");
+                    t += wait;
+                }
+            }
         }
-        assert!(limiter.begin(ip, "carol").is_ok());
+        assert!(limiter
+            .begin_at(ip("10.0.0.1"), "auditor", t + MAX_DELAY)
+            .is_ok());
+    }
+
+    #[test]
+    fn success_and_time_start_over() {
+        let limiter = SignInLimiter::default();
+        let t0 = Instant::now();
+        fail(&limiter, ip("10.0.0.1"), "auditor", FREE_FAILURES, t0);
+        let attempt = limiter
+            .begin_at(ip("10.0.0.1"), "auditor", t0)
+            .expect("allowed");
+        limiter.succeeded(attempt);
+        fail(&limiter, ip("10.0.0.1"), "auditor", FREE_FAILURES, t0);
+
+        fail(&limiter, ip("10.0.0.9"), "carol", FREE_FAILURES + 1, t0);
+        assert!(limiter.begin_at(ip("10.0.0.9"), "carol", t0).is_err());
+        fail(
+            &limiter,
+            ip("10.0.0.9"),
+            "carol",
+            FREE_FAILURES,
+            t0 + FORGET_AFTER,
+        );
+    }
+
+    #[test]
+    fn attempts_in_flight_count_until_settled() {
+        let limiter = SignInLimiter::default();
+        let t0 = Instant::now();
+        let started: Vec<Attempt> = (0..=FREE_FAILURES)
+            .map(|_| {
+                limiter
+                    .begin_at(ip("10.0.0.1"), "carol", t0)
+                    .expect("within the free attempts")
+            })
+            .collect();
+        // All in flight at once: the next waits, even before any of them has failed.
+        assert!(limiter.begin_at(ip("10.0.0.1"), "carol", t0).is_err());
+        for attempt in started {
+            limiter.refund(attempt);
+        }
+        assert!(limiter.begin_at(ip("10.0.0.1"), "carol", t0).is_ok());
     }
 }

@@ -8,7 +8,7 @@
 //! every export reads the log with the signed-in role's own rights.
 //!
 //! Layout: [`app`] is the one routing table and the security headers; [`state`] what handlers
-//! share; [`session`], [`csrf`] and [`limiter`] sign-in security; [`auth`], [`log_page`],
+//! share; [`session`], [`csrf`], [`limiter`] and [`proxy`] sign-in security; [`auth`], [`log_page`],
 //! [`event_page`] and [`export`] the handlers; [`params`] the filters as they travel in URLs
 //! and forms; [`queries`] the SQL; [`templates`] one struct per page; [`error`] what a person
 //! sees when something fails (never an internal message).
@@ -23,6 +23,7 @@ mod export;
 mod limiter;
 mod log_page;
 mod params;
+mod proxy;
 mod queries;
 mod session;
 mod state;
@@ -59,6 +60,11 @@ pub struct ServeArgs {
     /// behind a proxy: audit.example.com (repeatable). Requests for other names are refused.
     #[arg(long = "public-host", value_name = "HOST[:PORT]")]
     pub public_hosts: Vec<String>,
+    /// A reverse proxy (an address, or a network such as 10.0.0.0/8) whose X-Forwarded-For
+    /// header names the real client, for throttling failed sign-ins and for the log
+    /// (repeatable). From any other peer the header is ignored.
+    #[arg(long = "trusted-proxy", value_name = "ADDRESS|NETWORK")]
+    pub trusted_proxies: Vec<proxy::TrustedProxy>,
     /// Events per page.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(5..=500))]
     pub page_size: i64,
@@ -157,6 +163,7 @@ pub async fn run(db: Option<&str>, args: ServeArgs) -> Result<()> {
         idle_timeout: args.idle_timeout,
         page_size: args.page_size,
         allowed_hosts,
+        trusted_proxies: args.trusted_proxies,
     };
     let database = settings.database_description();
     let state = AppState::new(settings);

@@ -26,6 +26,8 @@ pub struct Settings {
     /// another site that resolves its own name to this address (DNS rebinding) sends its
     /// own name, and is refused.
     pub allowed_hosts: Vec<String>,
+    /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<super::proxy::TrustedProxy>,
 }
 
 impl Settings {
