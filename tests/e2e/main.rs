@@ -10,6 +10,7 @@ mod dashboard;
 mod ddl;
 mod export;
 mod follow;
+mod follow_status;
 mod hostile_db;
 mod report;
 mod security;

@@ -10,6 +10,7 @@
 
 mod cursor;
 mod sink;
+mod status;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -167,7 +168,7 @@ pub async fn run(db: Option<&str>, args: FollowArgs) -> Result<()> {
         Mode::Status => {
             let client = db::connect(&target).await?;
             db::require_audit_admin(&client).await?;
-            status(&client, &args.consumer).await
+            status::show(&client, &args.consumer).await
         }
         Mode::Reposition(from, sink) => {
             let client = db::connect(&target).await?;
@@ -429,61 +430,4 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
     }
-}
-
-async fn status(client: &Client, consumer: &str) -> Result<()> {
-    let row = client
-        .query_opt(
-            &format!(
-                "SELECT c.last_txid::text, c.last_id, c.delivered, c.updated_at, c.updated_by,
-                        {WATERMARK}::text,
-                        (SELECT pg_catalog.count(*) FROM audit.events e
-                          WHERE (e.txid, e.id) > (c.last_txid, c.last_id)
-                            AND e.txid < {WATERMARK}),
-                        (SELECT pg_catalog.min(e.occurred_at) FROM audit.events e
-                          WHERE (e.txid, e.id) > (c.last_txid, c.last_id)),
-                        (SELECT pg_catalog.count(*) FROM audit.events e
-                          WHERE e.txid >= {WATERMARK}
-                            AND (e.txid, e.id) > (c.last_txid, c.last_id)),
-                        pg_catalog.now()
-                   FROM audit.consumers c WHERE c.name = $1"
-            ),
-            &[&consumer],
-        )
-        .await
-        .map_err(|e| Error::database("reading the consumer", &e))?
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "no consumer named \"{consumer}\" (it is created by its first follow)"
-            ))
-        })?;
-    let updated_at: chrono::DateTime<chrono::Utc> = row.get(3);
-    let oldest: Option<chrono::DateTime<chrono::Utc>> = row.get(7);
-    let now: chrono::DateTime<chrono::Utc> = row.get(9);
-    println!("consumer:  {consumer}");
-    println!(
-        "position:  txid {}, id {} ({} events delivered; moved {} by {})",
-        row.get::<_, &str>(0),
-        row.get::<_, i64>(1),
-        row.get::<_, i64>(2),
-        updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        row.get::<_, &str>(4)
-    );
-    println!("ready:     {} events", row.get::<_, i64>(6));
-    let held: i64 = row.get(8);
-    if held > 0 {
-        println!(
-            "held back: {held} committed events wait for transactions older than txid {} to end",
-            row.get::<_, &str>(5)
-        );
-    }
-    match oldest {
-        Some(t) => println!(
-            "lag:       {:.1}s (oldest undelivered event at {})",
-            (now - t).num_milliseconds().max(0) as f64 / 1000.0,
-            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ),
-        None => println!("lag:       0s (up to date)"),
-    }
-    Ok(())
 }
