@@ -20,15 +20,25 @@ COMMENT ON FUNCTION audit.track(regclass, text, name, name[], name[]) IS
 CREATE FUNCTION audit.untrack(target regclass) RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'audit_untrack';
 
+-- capturing: all four capture triggers are in place and enabled. False only where they were
+-- never created: after a restore that stopped before its post-data section, or one that
+-- left out triggers; audit.track() on the table again puts them back.
 CREATE VIEW audit.tracked AS
-SELECT relid           AS table_name,
-       entity,
-       subject_columns,
-       ignore_columns,
-       redact_columns,
-       tracked_at,
-       tracked_by
-  FROM audit.tracked_tables;
+SELECT s.relid           AS table_name,
+       s.entity,
+       s.subject_columns,
+       s.ignore_columns,
+       s.redact_columns,
+       s.tracked_at,
+       s.tracked_by,
+       (SELECT count(*) = 4
+          FROM pg_catalog.pg_trigger AS t
+         WHERE t.tgrelid = s.relid
+           AND t.tgname IN ('audit_trail_insert', 'audit_trail_update',
+                            'audit_trail_delete', 'audit_trail_truncate')
+           AND t.tgenabled = 'O'
+           AND t.tgfoid = 'audit.capture()'::regprocedure) AS capturing
+  FROM audit.tracked_tables AS s;
 
 -- Attribution and application events --------------------------------------------------------
 
@@ -63,6 +73,29 @@ CREATE TRIGGER events_append_only
 -- ALWAYS: fires even under session_replication_role = replica.
 ALTER TABLE audit.events ENABLE ALWAYS TRIGGER events_append_only;
 
+-- No row enters audit.events through SQL once it holds events: INSERT or COPY into it
+-- could only forge or duplicate them (capture writes without SQL, and fires no statement
+-- trigger). Into an empty table it is a restore of a backup, which is allowed: a data-only
+-- restore into a database that already has a log fails loudly instead of mixing two logs.
+CREATE FUNCTION audit.refuse_insert() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM audit.events) THEN
+        RAISE EXCEPTION 'audit.events already holds events: rows cannot be added to it by INSERT or COPY'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Restore a backup of the audit log into a new database, where audit.events starts empty.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER events_no_sql_insert
+    BEFORE INSERT ON audit.events
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_insert();
+ALTER TABLE audit.events ENABLE ALWAYS TRIGGER events_no_sql_insert;
+
 CREATE FUNCTION audit.purge(older_than timestamptz) RETURNS bigint
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'audit_purge';
 COMMENT ON FUNCTION audit.purge(timestamptz) IS
@@ -81,11 +114,18 @@ CREATE FUNCTION audit.record_ddl_event(entity text, action text, table_name text
     RETURNS bigint
     LANGUAGE c AS 'MODULE_PATHNAME', 'audit_record_ddl_event';
 
+-- Whether a reported DDL command can change a table's rows or shape (extension/src/ddl_command.rs).
+CREATE FUNCTION audit.ddl_changes_table(command pg_ddl_command) RETURNS boolean
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'audit_ddl_changes_table';
+
 -- After every DDL command (no tag filter: a table can be created or changed by CREATE SCHEMA,
 -- ALTER VIEW, ALTER TYPE, ALTER FOREIGN TABLE, ... as well as by ALTER TABLE), whatever the
 -- command was, the tracked tables are checked as a whole:
--- 1. capture cannot be switched off by hand: each tracked table has its four capture
---    triggers, enabled, calling audit.capture(), and no other trigger calls it;
+-- 1. capture cannot be switched off by hand: every capture trigger of a tracked table is
+--    enabled, keeps its name and calls audit.capture(), and no other trigger calls it.
+--    (Dropping one is refused by audit.on_sql_drop. A missing one is not refused here: a
+--    restore creates a tracked table's triggers after its settings, one command at a time;
+--    audit.tracked shows whether each table is capturing.)
 -- 2. no write can reach a tracked table through a table that is not tracked: table
 --    inheritance is refused on either side of a tracked table, and a tracked table may be a
 --    partition only of a tracked table (statement triggers fire only for the table a
@@ -96,9 +136,11 @@ CREATE FUNCTION audit.record_ddl_event(entity text, action text, table_name text
 --    every partition) carries the column's role to its new name; a dropped ignored column
 --    leaves the list; a dropped redacted column's name stays redacted, so a column re-added
 --    under that name is redacted too;
--- 5. every command that changed a tracked table (its columns, their types, a rewrite, a
---    rename, a move to another schema) is recorded as an 'alter' event of the table's
---    entity, with the statement, so data changed by DDL leaves a trace.
+-- 5. every command that can change a tracked table's rows or columns (a type change, a
+--    dropped or added column, a rewrite, a rename, a move to another schema) is recorded as
+--    an 'alter' event of the table's entity, with the statement, so data changed by DDL
+--    leaves a trace. Constraints, indexes, ownership and the like are not: a restore runs
+--    those after loading the data, and must not add events to the log it restores.
 CREATE FUNCTION audit.on_ddl_command_end() RETURNS event_trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -121,17 +163,14 @@ BEGIN
     -- 1. Capture triggers intact.
     SELECT s.relid INTO offender
       FROM audit.tracked_tables AS s
-     WHERE (SELECT count(*) FROM pg_trigger AS t
-             WHERE t.tgrelid = s.relid
-               AND t.tgname IN ('audit_trail_insert', 'audit_trail_update',
-                                'audit_trail_delete', 'audit_trail_truncate')
-               AND t.tgenabled = 'O'
-               AND t.tgfoid = 'audit.capture()'::regprocedure) <> 4
-        OR EXISTS (SELECT FROM pg_trigger AS t
-                    WHERE t.tgrelid = s.relid
-                      AND t.tgfoid = 'audit.capture()'::regprocedure
-                      AND t.tgname NOT IN ('audit_trail_insert', 'audit_trail_update',
-                                           'audit_trail_delete', 'audit_trail_truncate'))
+      JOIN pg_trigger AS t ON t.tgrelid = s.relid
+     WHERE (t.tgname IN ('audit_trail_insert', 'audit_trail_update',
+                         'audit_trail_delete', 'audit_trail_truncate')
+            OR t.tgfoid = 'audit.capture()'::regprocedure)
+       AND (t.tgenabled <> 'O'
+            OR t.tgfoid <> 'audit.capture()'::regprocedure
+            OR t.tgname NOT IN ('audit_trail_insert', 'audit_trail_update',
+                                'audit_trail_delete', 'audit_trail_truncate'))
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'the audit capture triggers of tracked table % cannot be disabled, renamed or replaced',
@@ -252,6 +291,7 @@ BEGIN
           JOIN pg_class AS c ON c.oid = s.relid
           JOIN pg_namespace AS n ON n.oid = c.relnamespace
          WHERE d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
+           AND audit.ddl_changes_table(d.command)
          ORDER BY s.relid
     LOOP
         IF altered.old_name <> altered.new_name THEN

@@ -9,6 +9,7 @@ mod args;
 mod attribution;
 mod capture;
 mod datums;
+mod ddl_command;
 mod error;
 mod event_store;
 mod ffi;

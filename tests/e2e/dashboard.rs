@@ -39,14 +39,16 @@ fn crm() -> Crm {
                                          PRIMARY KEY (group_id, contact_id));
          CREATE TABLE crm.users (id bigint PRIMARY KEY, name text, email text, role text,
                                  password_hash text);
-         SELECT audit.track('crm.contacts', 'contact', ignore_columns => '{updated_at}');
-         SELECT audit.track('crm.groups', 'group');
-         SELECT audit.track('crm.group_members', 'group', subject_column => 'group_id');
-         SELECT audit.track('crm.users', 'user', redact_columns => '{password_hash}');
+         -- History from before: written while audit.events is still empty (the only time
+         -- SQL may add rows to it, as a restore does).
          INSERT INTO audit.events (occurred_at, actor, entity, action, subject_id, new_data)
          SELECT now() - interval '40 days' + g * interval '1 minute', 'old@example.com',
                 'contact', 'create', (100 + g)::text, jsonb_build_object('id', 100 + g)
-           FROM generate_series(1, 3) AS g;",
+           FROM generate_series(1, 3) AS g;
+         SELECT audit.track('crm.contacts', 'contact', ignore_columns => '{updated_at}');
+         SELECT audit.track('crm.groups', 'group');
+         SELECT audit.track('crm.group_members', 'group', subject_column => 'group_id');
+         SELECT audit.track('crm.users', 'user', redact_columns => '{password_hash}');",
     )
     .expect("CRM schema");
     let mut act = |actor: &str, source: &str, sql: &str| {

@@ -521,12 +521,12 @@ fn connection_from_pg_environment_variables_and_database_url() {
 
 #[test]
 fn an_export_cut_short_on_stdout_is_still_recorded_as_incomplete() {
-    let db = seeded_db();
+    let db = TestDb::new();
     db.client()
         .batch_execute(
             "INSERT INTO audit.events (actor, db_user, entity, action, new_data)
              SELECT 'bulk', 'app', 'contact', 'create', jsonb_build_object('n', repeat('x', 300))
-               FROM generate_series(1, 5000)",
+               FROM generate_series(1, 5400)",
         )
         .unwrap();
     let mut child = command()
