@@ -13,6 +13,7 @@ mod export;
 mod follow;
 mod follow_status;
 mod hostile_db;
+mod replication;
 mod report;
 mod security;
 mod signin_throttle;

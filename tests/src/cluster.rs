@@ -127,7 +127,7 @@ impl Cluster {
             "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
              shared_buffers = 128MB\nmax_connections = 150\nmax_prepared_transactions = 10\n\
-             log_min_messages = warning\n\
+             log_min_messages = warning\nwal_level = logical\n\
              password_encryption = 'scram-sha-256'",
             dir.display()
         )
