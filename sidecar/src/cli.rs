@@ -19,12 +19,25 @@ use crate::timespec::{self, Bound};
     version,
     about = "Read the audit_trail log: export it, follow it, browse it.",
     after_help = "Connection: --db, else DATABASE_URL, else PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE.\n\
+                  Against a hot standby, give the primary as --record-db for what commands write.\n\
                   Exit codes: 0 success, 2 bad usage or input, 3 permission denied, 1 anything else."
 )]
 pub struct Cli {
     /// Connection string: a postgresql:// URL or libpq key=value pairs.
     #[arg(long, global = true, value_name = "CONNINFO")]
     pub db: Option<String>,
+
+    /// Where commands write (export records, follow cursors, the dashboard's export
+    /// records) when --db is a read-only hot standby: the primary. Without it, writes go to
+    /// --db.
+    #[arg(
+        long,
+        global = true,
+        value_name = "CONNINFO",
+        env = "AUDIT_TRAIL_RECORD_DB",
+        hide_env_values = true
+    )]
+    pub record_db: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,

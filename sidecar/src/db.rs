@@ -243,3 +243,69 @@ pub async fn require_audit_admin(client: &Client) -> Result<String> {
     }
     Ok(role)
 }
+
+/// Whether the connected server is a hot standby (in recovery: read-only, so nothing can be
+/// written there, not even an event or a cursor).
+pub async fn in_recovery(client: &Client) -> Result<bool> {
+    client
+        .query_one("SELECT pg_catalog.pg_is_in_recovery()", &[])
+        .await
+        .map(|row| row.get(0))
+        .map_err(|e| Error::database("asking whether the server is a standby", &e))
+}
+
+/// The refusal when `--db` is a standby and nothing names the primary to write `what` to.
+pub fn standby_without_record_db(what: &str) -> Error {
+    Error::Usage(format!(
+        "--db is a read-only hot standby: give --record-db CONNINFO (or AUDIT_TRAIL_RECORD_DB) \
+         naming the primary, where {what} is written"
+    ))
+}
+
+/// The connection a command writes through, checked before anything is read from `read`
+/// (the `--db` connection, already admitted by [`require_audit_admin`]).
+///
+/// With `record_db`: a connection to it, admitted the same way (its role may differ from the
+/// one on `--db`), with the same pinned `search_path` (see [`resolve`]), and refused if it is
+/// a standby too. Without: `None` (writes go to `read`), unless `read` is a standby, which
+/// is refused here rather than after the output has gone out and the write fails.
+pub async fn record_connection(
+    read: &Client,
+    record_db: Option<&str>,
+    application_name: &str,
+    what: &str,
+) -> Result<Option<Client>> {
+    match record_db {
+        None if in_recovery(read).await? => Err(standby_without_record_db(what)),
+        None => Ok(None),
+        Some(text) => {
+            let target = resolve_record(text, application_name)?;
+            let client = connect(&target).await?;
+            require_audit_admin(&client).await?;
+            require_primary(&client, &target.description).await?;
+            Ok(Some(client))
+        }
+    }
+}
+
+/// Refuses a `--record-db` that is a standby too: nothing could be written there either.
+pub async fn require_primary(record: &Client, description: &str) -> Result<()> {
+    if in_recovery(record).await? {
+        return Err(Error::Usage(format!(
+            "--record-db: {description} is a standby too; name the primary"
+        )));
+    }
+    Ok(())
+}
+
+/// Where `--record-db` points, resolved as `--db` is (`PG*` fill in what it leaves out);
+/// errors name `--record-db`.
+pub fn resolve_record(text: &str, application_name: &str) -> Result<Target> {
+    resolve(Some(text), application_name).map_err(|e| match e {
+        Error::Usage(m) => Error::Usage(
+            m.strip_prefix("--db")
+                .map_or_else(|| m.clone(), |rest| format!("--record-db{rest}")),
+        ),
+        other => other,
+    })
+}

@@ -237,7 +237,8 @@ struct ExportDetails<'a> {
     complete: bool,
 }
 
-/// Records the export in the database it came from, attributed to the connected role (or to
+/// Records the export (in the database it came from, or on the primary when that is a
+/// standby), attributed to the connected role (or to
 /// `actor` when the dashboard exports on behalf of a signed-in user).
 pub async fn record_export(
     client: &mut Client,
@@ -288,9 +289,12 @@ impl<W: Write + Send> ChunkSink for WriterSink<W> {
 
 /// Exports to a file or (without one) stdout. A file is written under a temporary name in
 /// the same directory, synced, and renamed into place only once the export is complete and
-/// recorded: a failed export never leaves a file that looks finished.
+/// recorded: a failed export never leaves a file that looks finished. The export is read
+/// from `client` and recorded through `record` (the primary, when `client` is a standby),
+/// else through `client`.
 pub async fn run(
     client: &mut Client,
+    record: Option<&mut Client>,
     request: &ExportRequest,
     output: Option<&Path>,
     progress: bool,
@@ -303,16 +307,17 @@ pub async fn run(
             let result =
                 stream_counting(client, request, &mut sink, &mut progress, &mut sent).await;
             let flushed = sink.0.flush().map_err(Error::Output);
+            let recorder = record.unwrap_or(client);
             match result.and(flushed) {
                 Ok(()) => {
-                    record_export(client, request, sent, "cli", true).await?;
+                    record_export(recorder, request, sent, "cli", true).await?;
                     Ok(sent)
                 }
                 Err(e) => {
                     // Rows already went out (a closed pipe, an interrupted read): the export
                     // still happened, so it is recorded, as incomplete, if the database allows.
                     if sent > 0 {
-                        let _ = record_export(client, request, sent, "cli", false).await;
+                        let _ = record_export(recorder, request, sent, "cli", false).await;
                     }
                     Err(e)
                 }
@@ -337,7 +342,7 @@ pub async fn run(
             sink.0.flush().map_err(file_error)?;
             drop(sink);
             temp.as_file().sync_all().map_err(file_error)?;
-            record_export(client, request, rows, "cli", true).await?;
+            record_export(record.unwrap_or(client), request, rows, "cli", true).await?;
             temp.persist(path).map_err(|e| file_error(e.error))?;
             Ok(rows)
         }

@@ -23,14 +23,30 @@ pub async fn run(cli: Cli) -> Result<()> {
             let target = db::resolve(cli.db.as_deref(), "audit-trail export")?;
             let mut client = db::connect(&target).await?;
             db::require_audit_admin(&client).await?;
+            let mut record = db::record_connection(
+                &client,
+                cli.record_db.as_deref(),
+                "audit-trail export",
+                "the export record",
+            )
+            .await?;
             let output = args.output_path();
-            let rows = export::run(&mut client, &request, output, args.show_progress()).await?;
+            let rows = export::run(
+                &mut client,
+                record.as_mut(),
+                &request,
+                output,
+                args.show_progress(),
+            )
+            .await?;
             if let Some(path) = output {
                 eprintln!("audit-trail: exported {rows} events to {}", path.display());
             }
             Ok(())
         }
-        Command::Follow(args) => follow::run(cli.db.as_deref(), args).await,
-        Command::Serve(args) => web::run(cli.db.as_deref(), args).await,
+        Command::Follow(args) => {
+            follow::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await
+        }
+        Command::Serve(args) => web::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await,
     }
 }

@@ -17,6 +17,7 @@ mod replication;
 mod report;
 mod security;
 mod signin_throttle;
+mod standby;
 mod tls;
 
 use audit_trail_tests::TestDb;

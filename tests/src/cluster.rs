@@ -52,6 +52,26 @@ fn pg_command(program: &Path) -> Command {
     }
 }
 
+/// A new temporary directory for a server, owned by the user that runs it.
+fn server_dir() -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix("audit-trail-test-")
+        .tempdir()
+        .expect("cannot create a temporary directory")
+        .keep();
+    if running_as_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:"])
+            .arg(&dir)
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "cannot chown {dir:?} to postgres"
+        );
+    }
+    dir
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -79,21 +99,7 @@ impl Cluster {
     /// A cluster of its own, for tests that restart or break the server. Stopped on drop.
     pub fn start() -> Cluster {
         let bindir = pg_bindir();
-        let dir = tempfile::Builder::new()
-            .prefix("audit-trail-test-")
-            .tempdir()
-            .expect("cannot create a temporary directory")
-            .keep();
-        if running_as_root() {
-            let status = Command::new("chown")
-                .args(["-R", "postgres:"])
-                .arg(&dir)
-                .status();
-            assert!(
-                status.is_ok_and(|s| s.success()),
-                "cannot chown {dir:?} to postgres"
-            );
-        }
+        let dir = server_dir();
         let data = dir.join("data");
         let out = pg_command(&bindir.join("initdb"))
             .arg("-D")
@@ -134,7 +140,9 @@ impl Cluster {
         .expect("write postgresql.conf");
         fs::write(
             data.join("pg_hba.conf"),
-            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+            // `replication` lets `standby_of` copy and stream this cluster.
+            "local all all trust\nlocal replication all trust\n\
+             host all all 127.0.0.1/32 scram-sha-256\n",
         )
         .expect("write pg_hba.conf");
 
@@ -147,6 +155,59 @@ impl Cluster {
         cluster.launch();
         cluster.create_template();
         cluster
+    }
+
+    /// A hot standby of `primary`, streaming from it: a copy made with `pg_basebackup -R`
+    /// (which writes `primary_conninfo` and `standby.signal`; a fast checkpoint, or it waits
+    /// minutes for a spread one to start), on a port and socket directory
+    /// of its own. Stopped on drop.
+    pub fn standby_of(primary: &Cluster) -> Cluster {
+        let bindir = primary.bindir.clone();
+        let dir = server_dir();
+        let data = dir.join("data");
+        let out = pg_command(&bindir.join("pg_basebackup"))
+            .arg("-h")
+            .arg(&primary.dir)
+            .arg("-p")
+            .arg(primary.port.to_string())
+            .args([
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .expect("cannot run pg_basebackup");
+        assert!(
+            out.status.success(),
+            "pg_basebackup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port();
+        let mut conf = fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("postgresql.conf");
+        // The copied settings name the primary's port and socket; these come later and win.
+        writeln!(
+            conf,
+            "port = {port}\nunix_socket_directories = '{}'\nhot_standby = on",
+            dir.display()
+        )
+        .expect("write postgresql.conf");
+        let standby = Cluster {
+            port,
+            dir,
+            bindir,
+            server: Mutex::new(None),
+        };
+        standby.launch();
+        standby
     }
 
     fn launch(&self) {

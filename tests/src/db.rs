@@ -30,8 +30,17 @@ impl TestDb {
         Self::create("template1")
     }
 
+    /// A new database with `audit_trail` installed, on a cluster of the test's own (made by
+    /// [`Cluster::start`], so it has the template).
+    pub fn on(cluster: &'static Cluster) -> TestDb {
+        Self::create_on(cluster, "audit_template")
+    }
+
     fn create(template: &str) -> TestDb {
-        let cluster = Cluster::shared();
+        Self::create_on(Cluster::shared(), template)
+    }
+
+    fn create_on(cluster: &'static Cluster, template: &str) -> TestDb {
         let name = unique("t");
         cluster
             .superuser("postgres")

@@ -7,6 +7,11 @@
 //! transaction that commits late only holds back the stream (its own and every later
 //! transaction's events wait until it ends), it never makes the follower skip it. See
 //! docs/follow.md.
+//!
+//! Against a hot standby (`--db`), events are read there and the cursor is kept on the
+//! primary (`--record-db`): the standby's snapshot counts as running every transaction the
+//! primary had not finished as of the WAL replayed so far, so its `xmin` is as safe a
+//! watermark as the primary's.
 
 mod cursor;
 mod sink;
@@ -18,7 +23,7 @@ use std::time::Duration;
 use clap::Args;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, IsolationLevel};
+use tokio_postgres::{AsyncMessage, Client, GenericClient, IsolationLevel};
 
 use crate::db::{self, Target};
 use crate::error::{describe, Error, Result};
@@ -161,34 +166,50 @@ async fn connect_listening(target: &Target) -> Result<(Client, mpsc::UnboundedRe
     Ok((client, rx))
 }
 
-pub async fn run(db: Option<&str>, args: FollowArgs) -> Result<()> {
+const APPLICATION_NAME: &str = "audit-trail follow";
+/// What follow writes, for the refusal on a standby without --record-db.
+const WRITES: &str = "the consumer's position";
+
+pub async fn run(db: Option<&str>, record_db: Option<&str>, args: FollowArgs) -> Result<()> {
     let mode = args.mode()?;
-    let target = db::resolve(db, "audit-trail follow")?;
+    let target = db::resolve(db, APPLICATION_NAME)?;
+    let record_target = record_db
+        .map(|text| db::resolve_record(text, APPLICATION_NAME))
+        .transpose()?;
     match mode {
         Mode::Status => {
-            let client = db::connect(&target).await?;
+            // The cursor, and the sessions that hold the stream back, live on the primary:
+            // shown from there when it is given. Nothing is written, so a standby alone is
+            // fine too.
+            let client = db::connect(record_target.as_ref().unwrap_or(&target)).await?;
             db::require_audit_admin(&client).await?;
             status::show(&client, &args.consumer).await
         }
         Mode::Reposition(from, sink) => {
             let client = db::connect(&target).await?;
             db::require_audit_admin(&client).await?;
-            let position = cursor::reposition(&client, &args.consumer, from).await?;
+            let record =
+                db::record_connection(&client, record_db, APPLICATION_NAME, WRITES).await?;
+            let position =
+                cursor::reposition(record.as_ref().unwrap_or(&client), &args.consumer, from)
+                    .await?;
             eprintln!(
                 "audit-trail: consumer \"{}\" now at {position}",
                 args.consumer
             );
             match sink {
-                Some(sink) => Follower::new(target, args, sink).run().await,
+                Some(sink) => Follower::new(target, record_target, args, sink).run().await,
                 None => Ok(()),
             }
         }
-        Mode::Follow(sink) => Follower::new(target, args, sink).run().await,
+        Mode::Follow(sink) => Follower::new(target, record_target, args, sink).run().await,
     }
 }
 
 struct Follower {
     target: Target,
+    /// The primary, when `target` is a standby: the cursor is kept there.
+    record_target: Option<Target>,
     args: FollowArgs,
     sink: Sink,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -202,7 +223,12 @@ struct Batch {
 }
 
 impl Follower {
-    fn new(target: Target, args: FollowArgs, sink: Sink) -> Follower {
+    fn new(
+        target: Target,
+        record_target: Option<Target>,
+        args: FollowArgs,
+        sink: Sink,
+    ) -> Follower {
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -210,6 +236,7 @@ impl Follower {
         });
         Follower {
             target,
+            record_target,
             args,
             sink,
             stop,
@@ -225,8 +252,8 @@ impl Follower {
         let mut backoff = Duration::from_secs(1);
         let mut first = true;
         loop {
-            let connected = connect_listening(&self.target).await;
-            let (client, notifications) = match connected {
+            let connected = self.connect().await;
+            let (client, record, notifications) = match connected {
                 Ok(c) => c,
                 // Nothing reached yet, or a one-shot run: report, don't retry.
                 Err(e) if first || self.args.once => return Err(e),
@@ -241,13 +268,27 @@ impl Follower {
             };
             if first {
                 db::require_audit_admin(&client).await?;
-                cursor::ensure(&client, &self.args.consumer).await?;
+                match &record {
+                    Some(record) => {
+                        db::require_audit_admin(record).await?;
+                        let description = self
+                            .record_target
+                            .as_ref()
+                            .map_or("?", |t| t.description.as_str());
+                        db::require_primary(record, description).await?;
+                    }
+                    None if db::in_recovery(&client).await? => {
+                        return Err(db::standby_without_record_db(WRITES));
+                    }
+                    None => {}
+                }
+                cursor::ensure(record.as_ref().unwrap_or(&client), &self.args.consumer).await?;
             } else {
                 eprintln!("audit-trail: reconnected to {}", self.target.description);
             }
             first = false;
             backoff = Duration::from_secs(1);
-            match self.follow(client, notifications).await {
+            match self.follow(client, record, notifications).await {
                 Ok(()) => return Ok(()),
                 Err(Failure::Lost(reason)) if !self.args.once => {
                     eprintln!(
@@ -269,6 +310,25 @@ impl Follower {
         }
     }
 
+    /// The connection events are read from and, with a primary to record on, the connection
+    /// to it; the notifications come from whichever of them is the primary. A standby
+    /// cannot LISTEN, and NOTIFY is not replicated: the primary's notification arrives as
+    /// the events commit there, and the look again shortly after a wake-up (and the poll)
+    /// finds them once the standby has replayed them.
+    async fn connect(&self) -> Result<(Client, Option<Client>, mpsc::UnboundedReceiver<()>)> {
+        match &self.record_target {
+            None => {
+                let (client, notifications) = connect_listening(&self.target).await?;
+                Ok((client, None, notifications))
+            }
+            Some(record_target) => {
+                let client = db::connect(&self.target).await?;
+                let (record, notifications) = connect_listening(record_target).await?;
+                Ok((client, Some(record), notifications))
+            }
+        }
+    }
+
     /// Sleeps, unless a stop is requested first (then returns true).
     async fn pause(&mut self, how_long: Duration) -> bool {
         tokio::select! {
@@ -280,9 +340,12 @@ impl Follower {
     async fn follow(
         &mut self,
         mut client: Client,
+        mut record: Option<Client>,
         mut notifications: mpsc::UnboundedReceiver<()>,
     ) -> Result<(), Failure> {
-        client
+        record
+            .as_ref()
+            .unwrap_or(&client)
             .batch_execute(&format!("LISTEN {CHANNEL}"))
             .await
             .map_err(Failure::from_db("listening for new events"))?;
@@ -296,7 +359,10 @@ impl Follower {
             }
             // Drop wake-ups that arrived before this batch: it will see their events.
             while notifications.try_recv().is_ok() {}
-            let batch = self.batch(&mut client).await?;
+            let batch = match record.as_mut() {
+                None => self.batch(&mut client).await?,
+                Some(record) => self.batch_recorded(&mut client, record).await?,
+            };
             if batch.delivered as i64 == self.args.batch_size {
                 continue;
             }
@@ -346,6 +412,60 @@ impl Follower {
         let from = cursor::lock(&tx, &self.args.consumer)
             .await
             .map_err(Failure::Fatal)?;
+        let (events, held_back) = self.read(&tx, from).await?;
+        self.deliver(&tx, &events).await?;
+        tx.commit()
+            .await
+            .map_err(Failure::from_db("saving the position"))?;
+        Ok(Batch {
+            delivered: events.len(),
+            held_back,
+        })
+    }
+
+    /// As [`Follower::batch`], reading from a standby and keeping the cursor on the primary:
+    /// the primary's transaction holds the consumer (locked first, so a second follower is
+    /// refused before reading) while the events are read in one snapshot of the standby.
+    async fn batch_recorded(
+        &mut self,
+        client: &mut Client,
+        record: &mut Client,
+    ) -> Result<Batch, Failure> {
+        let held = record
+            .transaction()
+            .await
+            .map_err(Failure::from_db("starting a batch"))?;
+        let from = cursor::lock(&held, &self.args.consumer)
+            .await
+            .map_err(Failure::Fatal)?;
+        let read = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(Failure::from_db("starting a batch"))?;
+        let (events, held_back) = self.read(&read, from).await?;
+        read.commit()
+            .await
+            .map_err(Failure::from_db("reading events"))?;
+        self.deliver(&held, &events).await?;
+        held.commit()
+            .await
+            .map_err(Failure::from_db("saving the position"))?;
+        Ok(Batch {
+            delivered: events.len(),
+            held_back,
+        })
+    }
+
+    /// The next events after `from` below the watermark, and whether committed events wait
+    /// above it. Both queries run in `tx`'s one snapshot, on the server events are read from.
+    async fn read(
+        &self,
+        tx: &impl GenericClient,
+        from: Position,
+    ) -> Result<(Vec<EventRecord>, bool), Failure> {
         let rows = tx
             .query(
                 &format!(
@@ -375,23 +495,27 @@ impl Follower {
         } else {
             false
         };
+        Ok((events, held_back))
+    }
+
+    /// Hands the events to the sink, then moves the cursor past them in `tx` (committed by
+    /// the caller): an event is acknowledged only once the sink has it.
+    async fn deliver(
+        &mut self,
+        tx: &impl GenericClient,
+        events: &[EventRecord],
+    ) -> Result<(), Failure> {
         if let Some(last) = events.last() {
-            self.sink.deliver(&events).map_err(Failure::Fatal)?;
+            self.sink.deliver(events).map_err(Failure::Fatal)?;
             let to = Position {
                 txid: cursor::parse_txid(&last.txid).map_err(Failure::Fatal)?,
                 id: last.id,
             };
-            cursor::advance(&tx, &self.args.consumer, to, events.len() as i64)
+            cursor::advance(tx, &self.args.consumer, to, events.len() as i64)
                 .await
                 .map_err(Failure::Fatal)?;
         }
-        tx.commit()
-            .await
-            .map_err(Failure::from_db("saving the position"))?;
-        Ok(Batch {
-            delivered: events.len(),
-            held_back,
-        })
+        Ok(())
     }
 }
 

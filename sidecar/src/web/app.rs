@@ -104,6 +104,7 @@ mod tests {
         create_app(AppState::new(Settings {
             database: tokio_postgres::Config::new(),
             tls: crate::tls::connector(&crate::tls::Verification::None).expect("TLS set-up"),
+            record_database: None,
             zone: chrono_tz::Tz::UTC,
             idle_timeout: Duration::from_secs(60),
             page_size: 50,

@@ -262,6 +262,8 @@ pub async fn sign_in(
         }
         Err(other) => return Err(WebError::internal(format!("sign-in as {role:?}: {other}"))),
     }
+    // On failure no session is kept: its connections close as they drop.
+    let record = record_connection(&settings, &client, &role, password, &from, &alive).await?;
     // Dashboard queries are short; JIT compilation would cost more than it saves (the page
     // query's summary subquery is estimated high enough to trigger it).
     client
@@ -273,7 +275,7 @@ pub async fn sign_in(
     if let Some(old) = cookie(&headers, SESSION_COOKIE) {
         sessions.remove(old);
     }
-    let session = Session::new(role.clone(), client, alive)?;
+    let session = Session::new(role.clone(), client, record, alive)?;
     let token = sessions.insert(session)?;
     eprintln!("audit-trail: {role:?} signed in from {from}");
     let mut response = Redirect::to(&next).into_response();
@@ -287,6 +289,72 @@ pub async fn sign_in(
         }
     }
     Ok(response)
+}
+
+/// The signed-in role's connection to the primary (`--record-db`), admitted as on `--db`
+/// and, like every sidecar connection, with its `search_path` pinned (the configuration came
+/// from [`crate::db::resolve`]). Without `--record-db`, a standby is refused here, at sign-in,
+/// before any page reads the log: an export could not be recorded there.
+async fn record_connection(
+    settings: &Settings,
+    client: &tokio_postgres::Client,
+    role: &str,
+    password: &str,
+    from: &str,
+    alive: &Arc<AtomicBool>,
+) -> Result<Option<tokio_postgres::Client>, WebError> {
+    let Some((config, tls)) = &settings.record_database else {
+        let standby = crate::db::in_recovery(client)
+            .await
+            .map_err(|e| WebError::internal(format!("sign-in as {role:?}: {e}")))?;
+        if standby {
+            eprintln!(
+                "audit-trail: sign-in refused for role {role:?} from {from}: {} is a standby \
+                 and no --record-db was given",
+                settings.database_description()
+            );
+            return Err(WebError::StandbyWithoutRecordDb);
+        }
+        return Ok(None);
+    };
+    let mut config = config.clone();
+    config.user(role);
+    config.password(password);
+    let (record, connection) = config.connect(tls.clone()).await.map_err(|e| {
+        eprintln!(
+            "audit-trail: sign-in as {role:?} from {from}: cannot connect to --record-db: {}",
+            crate::error::describe(&e)
+        );
+        WebError::DatabaseUnavailable
+    })?;
+    // The session ends when either of its connections does.
+    let flag = alive.clone();
+    tokio::spawn(async move {
+        let _ = connection.await;
+        flag.store(false, Ordering::Relaxed);
+    });
+    match crate::db::require_audit_admin(&record).await {
+        Ok(_) => {}
+        Err(Error::PermissionDenied(_)) => {
+            eprintln!(
+                "audit-trail: sign-in refused for role {role:?} from {from}: not a member of \
+                 audit_admin on --record-db"
+            );
+            return Err(WebError::NotAdmin {
+                role: role.to_owned(),
+            });
+        }
+        Err(other) => return Err(WebError::internal(format!("sign-in as {role:?}: {other}"))),
+    }
+    let standby = crate::db::in_recovery(&record)
+        .await
+        .map_err(|e| WebError::internal(format!("sign-in as {role:?}: {e}")))?;
+    if standby {
+        return Err(WebError::internal(
+            "--record-db is a standby too: exports cannot be recorded there",
+        ));
+    }
+    Ok(Some(record))
 }
 
 /// tokio-postgres' own error when the server asks for a password it was not given.

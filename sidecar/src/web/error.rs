@@ -37,6 +37,9 @@ pub enum WebError {
     /// The database lets the role in without checking its password (trust or peer in
     /// pg_hba.conf), so a password typed here would prove nothing.
     PasswordNotChecked,
+    /// The database is a read-only hot standby and the dashboard was started without
+    /// `--record-db`, so an export could not be recorded.
+    StandbyWithoutRecordDb,
     /// Anything else: logged in full, shown as a reference number.
     Internal(String),
 }
@@ -200,6 +203,15 @@ impl IntoResponse for WebError {
                 message: "The database accepts this role without checking its password, so the \
                           dashboard cannot tell who you are. Ask the administrator to point the \
                           dashboard at a connection that requires passwords (scram-sha-256)."
+                    .into(),
+                link: Some(("Back to sign-in", "/sign-in".into())),
+            },
+            WebError::StandbyWithoutRecordDb => Shown {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                title: "The dashboard cannot record on this database",
+                message: "The database is a read-only standby, where exports cannot be \
+                          recorded. Ask the administrator to start the dashboard with \
+                          --record-db naming the primary."
                     .into(),
                 link: Some(("Back to sign-in", "/sign-in".into())),
             },

@@ -2,7 +2,8 @@
 //! through the same code ([`crate::export::stream_events`] into a [`ChunkSink`] that feeds
 //! the response body, then [`crate::export::record_export`]). It runs on the signed-in role's
 //! own connection, so the `audit_log`/`export` event is theirs (`db_user`, `actor`), with
-//! source `dashboard`.
+//! source `dashboard`; when the dashboard reads a standby, the event is recorded through the
+//! role's own connection to the primary (`--record-db`).
 //!
 //! The download completes only once the export is recorded: the sink always holds back the
 //! latest chunk, and sends it after the event is committed. If anything fails before the first
@@ -79,6 +80,7 @@ pub async fn download(
         times: TimeFormat::default(),
     };
     let mut client = session.client().await?;
+    let mut record = session.record_client().await?;
     let role = session.role.clone();
 
     let (tx, mut rx) = mpsc::channel::<Message>(4);
@@ -91,7 +93,11 @@ pub async fn download(
         let result = async {
             let rows =
                 stream_events(&mut client, &request, &mut sink, &mut Progress::new(false)).await?;
-            record_export(&mut client, &request, rows, "dashboard", true).await?;
+            let recorder = match record.as_deref_mut() {
+                Some(record) => record,
+                None => &mut *client,
+            };
+            record_export(recorder, &request, rows, "dashboard", true).await?;
             Ok::<u64, crate::error::Error>(rows)
         }
         .await;

@@ -102,7 +102,22 @@ const PLACEHOLDER_ROLE: &str = "audit-trail-dashboard";
 /// Where to connect, resolved as for the other commands (`--db`, `DATABASE_URL`, `PG*`),
 /// except that no role is needed: people sign in with their own.
 fn resolve_database(db: Option<&str>) -> Result<db::Target> {
-    match db::resolve(db, APPLICATION_NAME) {
+    resolve_for_sign_in(db, "--db", |text| db::resolve(text, APPLICATION_NAME))
+}
+
+/// Where exports are recorded (`--record-db`), resolved as [`resolve_database`].
+fn resolve_record_database(record_db: &str) -> Result<db::Target> {
+    resolve_for_sign_in(Some(record_db), "--record-db", |text| {
+        db::resolve_record(text.unwrap_or(record_db), APPLICATION_NAME)
+    })
+}
+
+fn resolve_for_sign_in(
+    db: Option<&str>,
+    flag: &str,
+    resolve: impl Fn(Option<&str>) -> Result<db::Target>,
+) -> Result<db::Target> {
+    match resolve(db) {
         Err(Error::Usage(m)) if m.starts_with("no database user") => {
             let text = db
                 .map(str::to_owned)
@@ -115,11 +130,11 @@ fn resolve_database(db: Option<&str>) -> Result<db::Target> {
                 }
                 Some(t) => format!("{t} user={PLACEHOLDER_ROLE}"),
             };
-            let target = db::resolve(Some(&with_role), APPLICATION_NAME)?;
+            let target = resolve(Some(&with_role))?;
             if target.config.get_dbname() == Some(PLACEHOLDER_ROLE) {
-                return Err(Error::Usage(
-                    "serve: name the database to serve: --db \"dbname=...\" or PGDATABASE".into(),
-                ));
+                return Err(Error::Usage(format!(
+                    "serve: name the database: {flag} \"dbname=...\" or PGDATABASE"
+                )));
             }
             Ok(target)
         }
@@ -128,8 +143,12 @@ fn resolve_database(db: Option<&str>) -> Result<db::Target> {
 }
 
 /// Serves the dashboard until SIGINT or SIGTERM.
-pub async fn run(db: Option<&str>, args: ServeArgs) -> Result<()> {
+pub async fn run(db: Option<&str>, record_db: Option<&str>, args: ServeArgs) -> Result<()> {
     let target = resolve_database(db)?;
+    let record_database = record_db
+        .map(resolve_record_database)
+        .transpose()?
+        .map(|t| (t.config, t.tls));
     let zone: Tz = timespec::parse_zone(&args.tz).map_err(Error::Usage)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -159,6 +178,7 @@ pub async fn run(db: Option<&str>, args: ServeArgs) -> Result<()> {
     let settings = Settings {
         database: target.config,
         tls: target.tls,
+        record_database,
         zone,
         idle_timeout: args.idle_timeout,
         page_size: args.page_size,

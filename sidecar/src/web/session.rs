@@ -71,17 +71,26 @@ pub struct Session {
     /// This session's CSRF token, in every form it is shown.
     pub csrf: String,
     client: Arc<tokio::sync::Mutex<Client>>,
+    /// The role's connection to the primary (`--record-db`) when `client` reads a standby:
+    /// exports are recorded through it.
+    record: Option<Arc<tokio::sync::Mutex<Client>>>,
     /// Cleared by the connection's task when the connection ends.
     alive: Arc<AtomicBool>,
     last_seen: Mutex<Instant>,
 }
 
 impl Session {
-    pub fn new(role: String, client: Client, alive: Arc<AtomicBool>) -> Result<Session, WebError> {
+    pub fn new(
+        role: String,
+        client: Client,
+        record: Option<Client>,
+        alive: Arc<AtomicBool>,
+    ) -> Result<Session, WebError> {
         Ok(Session {
             role,
             csrf: random_token()?,
             client: Arc::new(tokio::sync::Mutex::new(client)),
+            record: record.map(|r| Arc::new(tokio::sync::Mutex::new(r))),
             alive,
             last_seen: Mutex::new(Instant::now()),
         })
@@ -96,6 +105,20 @@ impl Session {
             return Err(WebError::ConnectionLost);
         }
         Ok(guard)
+    }
+
+    /// The connection to record through, when it is not [`Session::client`]'s.
+    pub async fn record_client(&self) -> Result<Option<OwnedMutexGuard<Client>>, WebError> {
+        let Some(record) = &self.record else {
+            return Ok(None);
+        };
+        let guard = tokio::time::timeout(BUSY_WAIT, record.clone().lock_owned())
+            .await
+            .map_err(|_| WebError::Busy)?;
+        if guard.is_closed() {
+            return Err(WebError::ConnectionLost);
+        }
+        Ok(Some(guard))
     }
 
     /// Refuses a form whose CSRF token is not this session's.

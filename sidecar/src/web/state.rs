@@ -18,6 +18,10 @@ pub struct Settings {
     pub database: tokio_postgres::Config,
     /// How connections to it are encrypted (libpq's sslmode meanings, see `crate::tls`).
     pub tls: crate::tls::Tls,
+    /// Where the signed-in role's exports are recorded when `database` is a standby
+    /// (`--record-db`, the primary), and how that connection is encrypted; role and password
+    /// again from the sign-in form. None: recorded in `database`.
+    pub record_database: Option<(tokio_postgres::Config, crate::tls::Tls)>,
     /// The zone times are shown in, and custom date ranges read in.
     pub zone: Tz,
     pub idle_timeout: Duration,
