@@ -59,7 +59,10 @@ fn a_subscriber_records_nothing_of_what_replication_applies() {
     assert_eq!(published.len(), 4, "{published:#?}");
     assert!(published.iter().all(|e| e.actor == "alice@example.com"));
     let applied = events(&mut s);
-    assert!(applied.is_empty(), "the subscriber recorded the apply: {applied:#?}");
+    assert!(
+        applied.is_empty(),
+        "the subscriber recorded the apply: {applied:#?}"
+    );
 
     // A change made on the subscriber itself is still captured there.
     s.batch_execute("INSERT INTO app.accounts VALUES (9, 'local@x')")
