@@ -6,8 +6,8 @@ use std::process::Command;
 
 use audit_trail_tests::{error_text, TestDb};
 
-/// A database with two tracked tables (ignore, redact and subject rules), activity, and a
-/// change-stream cursor.
+/// A database with tracked tables (ignore, redact and subject rules, a partitioned one),
+/// activity, and a change-stream cursor.
 fn source_db() -> TestDb {
     let db = TestDb::new();
     db.client()
@@ -20,6 +20,13 @@ fn source_db() -> TestDb {
              SELECT audit.track('app.accounts', 'user', ignore_columns => '{updated_at}',
                                 redact_columns => '{password_hash}');
              SELECT audit.track('app.members', 'group', subject_column => 'group_id');
+             CREATE TABLE app.logins (id int, at date, PRIMARY KEY (id, at))
+                 PARTITION BY RANGE (at);
+             CREATE TABLE app.logins_2026 PARTITION OF app.logins
+                 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+             SELECT audit.track('app.logins', 'user', subject_column => 'id');
+             INSERT INTO app.logins VALUES (1, '2026-05-01');
+             INSERT INTO app.logins_2026 VALUES (2, '2026-06-01');
              BEGIN;
              SELECT audit.set_actor('alice@example.com', 'import');
              INSERT INTO app.accounts (name, email, password_hash)

@@ -101,6 +101,17 @@ fn a_tracked_table_becomes_a_partition_only_of_a_tracked_table() {
         .map(|e| e.subject_id.clone().unwrap_or_default())
         .collect();
     assert_eq!(created, ["1", "2"], "{ev:#?}");
+    // Attaching a partition changes which rows the tracked table holds: on record.
+    let all = all_events(&mut c);
+    assert!(
+        of_action(&all, "alter").iter().any(|e| {
+            e.table_name.as_deref() == Some("crm.contacts_p")
+                && e.details.as_ref().unwrap()["statement"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("ATTACH PARTITION"))
+        }),
+        "{all:#?}"
+    );
 }
 
 #[test]

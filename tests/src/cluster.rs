@@ -72,6 +72,27 @@ fn server_dir() -> PathBuf {
     dir
 }
 
+/// Runs a PostgreSQL program to completion, failing the test with its stderr if it fails.
+fn run_pg(mut cmd: Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Appends settings to a data directory's postgresql.conf (later lines win).
+fn append_conf(data: &Path, settings: &str) {
+    let mut conf = fs::OpenOptions::new()
+        .append(true)
+        .open(data.join("postgresql.conf"))
+        .expect("postgresql.conf");
+    writeln!(conf, "{settings}").expect("write postgresql.conf");
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -101,43 +122,32 @@ impl Cluster {
         let bindir = pg_bindir();
         let dir = server_dir();
         let data = dir.join("data");
-        let out = pg_command(&bindir.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .output()
-            .expect("cannot run initdb");
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut initdb = pg_command(&bindir.join("initdb"));
+        initdb.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]);
+        run_pg(initdb, "initdb");
 
         let port = free_port();
-        let mut conf = fs::OpenOptions::new()
-            .append(true)
-            .open(data.join("postgresql.conf"))
-            .expect("postgresql.conf");
         // Durability is not under test here: skip fsyncs so tests run in seconds.
-        writeln!(
-            conf,
-            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+        append_conf(
+            &data,
+            &format!(
+                "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
              fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
              shared_buffers = 128MB\nmax_connections = 150\nmax_prepared_transactions = 10\n\
              log_min_messages = warning\nwal_level = logical\n\
              password_encryption = 'scram-sha-256'",
-            dir.display()
-        )
-        .expect("write postgresql.conf");
+                dir.display()
+            ),
+        );
         fs::write(
             data.join("pg_hba.conf"),
             // `replication` lets `standby_of` copy and stream this cluster.
@@ -165,7 +175,8 @@ impl Cluster {
         let bindir = primary.bindir.clone();
         let dir = server_dir();
         let data = dir.join("data");
-        let out = pg_command(&bindir.join("pg_basebackup"))
+        let mut basebackup = pg_command(&bindir.join("pg_basebackup"));
+        basebackup
             .arg("-h")
             .arg(&primary.dir)
             .arg("-p")
@@ -180,26 +191,17 @@ impl Cluster {
                 "--no-sync",
                 "-D",
             ])
-            .arg(&data)
-            .output()
-            .expect("cannot run pg_basebackup");
-        assert!(
-            out.status.success(),
-            "pg_basebackup failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .arg(&data);
+        run_pg(basebackup, "pg_basebackup");
         let port = free_port();
-        let mut conf = fs::OpenOptions::new()
-            .append(true)
-            .open(data.join("postgresql.conf"))
-            .expect("postgresql.conf");
         // The copied settings name the primary's port and socket; these come later and win.
-        writeln!(
-            conf,
-            "port = {port}\nunix_socket_directories = '{}'\nhot_standby = on",
-            dir.display()
-        )
-        .expect("write postgresql.conf");
+        append_conf(
+            &data,
+            &format!(
+                "port = {port}\nunix_socket_directories = '{}'\nhot_standby = on",
+                dir.display()
+            ),
+        );
         let standby = Cluster {
             port,
             dir,
