@@ -137,7 +137,8 @@ CREATE FUNCTION audit.ddl_changes_table(command pg_ddl_command) RETURNS boolean
 --    leaves the list; a dropped redacted column's name stays redacted, so a column re-added
 --    under that name is redacted too;
 -- 5. every command that can change a tracked table's rows or columns (a type change, a
---    dropped or added column, a rewrite, a rename, a move to another schema) is recorded as
+--    dropped or added column, a rewrite, a rename, a move to another schema, a partition
+--    attached or detached, a renamed value of an enum a column uses) is recorded as
 --    an 'alter' event of the table's entity, with the statement, so data changed by DDL
 --    leaves a trace. Constraints, indexes, ownership and the like are not: a restore runs
 --    those after loading the data, and must not add events to the log it restores.
@@ -285,9 +286,16 @@ BEGIN
                pg_catalog.format('%I.%I', n.nspname, c.relname) AS new_name, d.command_tag
           FROM pg_event_trigger_ddl_commands() AS d
           JOIN audit.tracked_tables AS s
-            ON s.relid::oid = CASE WHEN d.classid = 'pg_type'::regclass
-                                   THEN (SELECT t.typrelid FROM pg_type AS t WHERE t.oid = d.objid)
-                                   ELSE d.objid END
+            ON CASE WHEN d.classid = 'pg_class'::regclass THEN s.relid::oid = d.objid
+                    -- A type: the table's own row type, or the type of one of its columns
+                    -- (directly, as array elements, or under a domain): renaming an enum
+                    -- value changes what every row holding it reads.
+                    ELSE s.relid::oid = (SELECT t.typrelid FROM pg_type AS t WHERE t.oid = d.objid)
+                         OR EXISTS (SELECT FROM pg_attribute AS a
+                                      JOIN pg_type AS t ON t.oid = a.atttypid
+                                     WHERE a.attrelid = s.relid AND a.attnum > 0
+                                       AND NOT a.attisdropped
+                                       AND d.objid IN (t.oid, t.typelem, t.typbasetype)) END
           JOIN pg_class AS c ON c.oid = s.relid
           JOIN pg_namespace AS n ON n.oid = c.relnamespace
          WHERE d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)

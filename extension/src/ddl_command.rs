@@ -93,7 +93,10 @@ unsafe fn changes_table(command: &pg_sys::CollectedCommand) -> bool {
                 !node.is_null()
                     && matches!(
                         (*node).type_,
-                        pg_sys::NodeTag::T_RenameStmt | pg_sys::NodeTag::T_AlterObjectSchemaStmt
+                        pg_sys::NodeTag::T_RenameStmt
+                            | pg_sys::NodeTag::T_AlterObjectSchemaStmt
+                            // ALTER TYPE ... RENAME VALUE (and ADD VALUE) of an enum.
+                            | pg_sys::NodeTag::T_AlterEnumStmt
                     )
             }
             _ => false,

@@ -335,6 +335,29 @@ fn table_rewrites_that_keep_the_data_are_recorded_and_capture_goes_on() {
     assert_eq!(name, "Bob");
 }
 
+#[test]
+fn renaming_an_enum_value_a_tracked_column_uses_is_recorded() {
+    // Every row holding 'bronze' would read 'gold' afterwards, without a row event.
+    let db = TestDb::new();
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE TYPE tier AS ENUM ('bronze', 'gold');
+         CREATE DOMAIN member_tier AS tier;
+         CREATE TABLE members (id int PRIMARY KEY, t tier, ts tier[], d member_tier);
+         CREATE TABLE other (id int PRIMARY KEY);
+         SELECT audit.track('members', 'user');
+         SELECT audit.track('other', 'user');
+         INSERT INTO members VALUES (1, 'bronze', '{bronze}', 'bronze');
+         ALTER TYPE tier RENAME VALUE 'bronze' TO 'platinum';",
+    )
+    .unwrap();
+    let ev = all_events(&mut c);
+    let alters = of_action(&ev, "alter");
+    assert_eq!(alters.len(), 1, "{ev:#?}");
+    assert_eq!(alters[0].table_name.as_deref(), Some("public.members"));
+    assert_eq!(alters[0].details.as_ref().unwrap()["command"], "ALTER TYPE");
+}
+
 // --- tracking itself is on record, audit_log cannot be impersonated ---------------------------
 
 #[test]
