@@ -377,14 +377,20 @@ BEGIN
             -- NULL when the table itself is being dropped.
             target := to_regclass(format('%I.%I', dropped.address_names[1],
                                          dropped.address_names[2]));
-            IF target IS NOT NULL
-               AND EXISTS (SELECT FROM audit.tracked_tables WHERE relid = target) THEN
-                RAISE EXCEPTION 'cannot drop trigger % of %: it captures changes for the audit log',
-                    dropped.address_names[3], target
-                    USING ERRCODE = 'insufficient_privilege',
-                          HINT = 'audit.untrack() stops capture, and records that it did.';
+            CONTINUE WHEN target IS NULL
+                       OR NOT EXISTS (SELECT FROM audit.tracked_tables WHERE relid = target);
+            -- A superuser who confirmed dropping the log (as pg_restore --clean does before it
+            -- drops the extension) may drop capture triggers too; it is recorded.
+            IF coalesce(current_setting('audit.allow_drop_extension', true), 'off') = 'on' THEN
+                PERFORM audit.record_ddl_event('audit_log', 'untrack', target::text,
+                                               jsonb_build_object('trigger', dropped.address_names[3],
+                                                                  'statement', current_query()));
+                CONTINUE;
             END IF;
-            CONTINUE;
+            RAISE EXCEPTION 'cannot drop trigger % of %: it captures changes for the audit log',
+                dropped.address_names[3], target
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'audit.untrack() stops capture, and records that it did.';
         END IF;
         column_name := dropped.address_names[cardinality(dropped.address_names)];
         IF EXISTS (SELECT FROM audit.tracked_tables
@@ -402,6 +408,16 @@ $$;
 CREATE EVENT TRIGGER audit_trail_sql_drop ON sql_drop
     EXECUTE FUNCTION audit.on_sql_drop();
 
+-- DROP EXTENSION audit_trail (or DROP SCHEMA audit) deletes the log: refused while it
+-- holds events unless the session sets audit.allow_drop_extension (extension/src/drop_guard.rs).
+CREATE FUNCTION audit.on_ddl_command_start() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'audit_on_ddl_command_start';
+
+CREATE EVENT TRIGGER audit_trail_ddl_command_start ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION audit.on_ddl_command_start();
+
 -- ALWAYS: the hooks hold under session_replication_role = replica too.
+ALTER EVENT TRIGGER audit_trail_ddl_command_start ENABLE ALWAYS;
 ALTER EVENT TRIGGER audit_trail_ddl_command_end ENABLE ALWAYS;
 ALTER EVENT TRIGGER audit_trail_sql_drop ENABLE ALWAYS;

@@ -87,6 +87,9 @@ pub enum AuditError {
     #[error("column \"{column}\" of {relation} is in its audit settings but no longer exists: run audit.track on it again")]
     StaleSettings { relation: String, column: String },
 
+    #[error("dropping {what} would delete the audit log, which holds events")]
+    DropDeletesLog { what: &'static str },
+
     #[error("audit.events is append-only")]
     AppendOnly,
 
@@ -127,6 +130,7 @@ impl AuditError {
             | Self::InvalidAction { .. }
             | Self::InvalidEntity => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::AuditLogEntity | Self::ReservedEntity => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::DropDeletesLog { .. } => ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
             Self::EventTooLarge { .. } | Self::SubjectTooLong { .. } => {
                 ERRCODE_PROGRAM_LIMIT_EXCEEDED
             }
@@ -153,6 +157,10 @@ impl AuditError {
                 "Record what the event is about, not the data itself; a superuser may raise the limit.",
             ),
             Self::SubjectTooLong { .. } => Some("A subject id names one entity, as a key does."),
+            Self::DropDeletesLog { .. } => Some(
+                "Keep a copy first (pg_dump), then confirm in the same session: \
+                 SET audit.allow_drop_extension = on.",
+            ),
             Self::InvalidContext { .. } => {
                 Some("Set it with audit.set_actor(actor, source, context => '{\"request_id\": \"...\"}'::jsonb).")
             }

@@ -10,6 +10,7 @@ mod attribution;
 mod capture;
 mod datums;
 mod ddl_command;
+mod drop_guard;
 mod error;
 mod event_store;
 mod ffi;

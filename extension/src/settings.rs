@@ -8,6 +8,7 @@ static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(N
 static SOURCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
+static ALLOW_DROP_EXTENSION: GucSetting<bool> = GucSetting::<bool>::new(false);
 static MAX_EVENT_BYTES: GucSetting<i32> =
     GucSetting::<i32>::new(crate::app_events::DEFAULT_MAX_EVENT_BYTES);
 
@@ -56,6 +57,15 @@ pub fn define() {
         GucContext::Suset,
         GucFlags::UNIT_BYTE,
     );
+    GucRegistry::define_bool_guc(
+        c"audit.allow_drop_extension",
+        c"Confirms that DROP EXTENSION audit_trail may delete an audit log that holds events.",
+        c"Set it in the session that drops the extension, after keeping a copy of the log. It \
+          also lets that session drop capture triggers (recorded), as pg_restore --clean does.",
+        &ALLOW_DROP_EXTENSION,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     // SAFETY: called once from _PG_init; reserving the prefix makes a typo such as
     // `SET audit.actr` an error instead of a silently ignored placeholder.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"audit".as_ptr()) };
@@ -92,4 +102,8 @@ pub fn notify() -> bool {
 
 pub fn max_event_bytes() -> usize {
     usize::try_from(MAX_EVENT_BYTES.get()).unwrap_or(usize::MAX)
+}
+
+pub fn allow_drop_extension() -> bool {
+    ALLOW_DROP_EXTENSION.get()
 }

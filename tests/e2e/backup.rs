@@ -234,3 +234,116 @@ fn a_data_only_restore_cannot_add_a_second_copy_of_the_log() {
         error_text(&err)
     );
 }
+
+#[test]
+fn dropping_the_extension_with_its_log_must_be_confirmed() {
+    let db = source_db();
+    let count = |db: &TestDb| -> i64 {
+        db.client()
+            .query_one("SELECT count(*) FROM audit.events", &[])
+            .unwrap()
+            .get(0)
+    };
+    let before = count(&db);
+    // Each from a fresh backend, which has not loaded the library yet.
+    for statement in [
+        "DROP EXTENSION audit_trail CASCADE",
+        "DROP SCHEMA audit CASCADE",
+        "DROP EXTENSION IF EXISTS hstore, audit_trail CASCADE",
+    ] {
+        let err = db.client().batch_execute(statement).unwrap_err();
+        assert_eq!(
+            err.code().map(|c| c.code()),
+            Some("2BP01"),
+            "{statement}: {}",
+            error_text(&err)
+        );
+        assert!(
+            error_text(&err).contains("would delete the audit log"),
+            "{statement}: {}",
+            error_text(&err)
+        );
+    }
+    assert_eq!(count(&db), before);
+    // Only a superuser may confirm.
+    let clerk = db.create_role("clerk", "LOGIN");
+    let mut as_clerk = db.client_as(&clerk);
+    // (Before the library is loaded, PostgreSQL keeps any audit.* value as a placeholder,
+    // which loading it then refuses; here it is loaded first.)
+    as_clerk
+        .batch_execute("SELECT audit.log_event('contact', 'viewed')")
+        .unwrap();
+    let err = as_clerk
+        .batch_execute("SET audit.allow_drop_extension = on")
+        .unwrap_err();
+    assert_eq!(
+        err.code().map(|c| c.code()),
+        Some("42501"),
+        "{}",
+        error_text(&err)
+    );
+    // Confirmed: the drop goes through, and the server's own log says who did it.
+    db.client()
+        .batch_execute("SET audit.allow_drop_extension = on; DROP EXTENSION audit_trail CASCADE;")
+        .unwrap();
+    let server_log = std::fs::read_to_string(db.cluster.dir.join("server.log")).unwrap();
+    assert!(
+        server_log
+            .contains("postgres is dropping extension audit_trail and the audit log it holds"),
+        "not in the server log"
+    );
+    // A log without events goes without asking.
+    let empty = TestDb::new();
+    empty
+        .client()
+        .batch_execute("DROP EXTENSION audit_trail")
+        .unwrap();
+}
+
+#[test]
+fn a_clean_restore_over_a_log_works_once_confirmed() {
+    let source = source_db();
+    // pg_restore --clean cannot drop a partition's inherited key (PostgreSQL's own
+    // limitation, with or without audit_trail): leave the partitioned table out here.
+    source
+        .client()
+        .batch_execute("DROP TABLE app.logins")
+        .unwrap();
+    let before = snapshot(&source);
+    let dir = tempfile::tempdir().unwrap();
+    let custom = dump(&source, dir.path(), &["-Fc"], "db.dump");
+    // --exit-on-error: without it pg_restore goes on past the refused DROP EXTENSION,
+    // dropping (and recording the drop of) each table before failing to restore the log.
+    let restore = |confirm: bool| {
+        let mut cmd = tool(&source, "pg_restore");
+        cmd.args([
+            "--clean",
+            "--if-exists",
+            "--exit-on-error",
+            "-d",
+            &source.conninfo("postgres"),
+            &custom,
+        ]);
+        if confirm {
+            cmd.env("PGOPTIONS", "-c audit.allow_drop_extension=on");
+        }
+        cmd.output().unwrap()
+    };
+    // Unconfirmed, its first step (dropping the capture triggers) is refused and the log
+    // stays as it was.
+    let refused = restore(false);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("it captures changes for the audit log"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(snapshot(&source), before);
+    let confirmed = restore(true);
+    assert!(
+        confirmed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&confirmed.stderr)
+    );
+    assert_eq!(snapshot(&source), before);
+}

@@ -541,6 +541,9 @@ fn track_again_replaces_the_settings() {
 #[test]
 fn drop_extension_then_create_extension_works() {
     let (db, mut c) = contacts_db();
+    // The log holds the record of tracking crm.contacts: dropping it must be confirmed.
+    c.batch_execute("SET audit.allow_drop_extension = on")
+        .unwrap();
     let err = c.batch_execute("DROP EXTENSION audit_trail").unwrap_err();
     assert!(
         audit_trail_tests::error_text(&err).contains("depend"),
