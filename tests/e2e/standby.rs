@@ -345,6 +345,19 @@ fn serve_from_the_standby_records_exports_on_the_primary() {
     assert_eq!(exports[0].db_user, admin);
     assert_eq!(exports[0].source, "dashboard");
 
+    // Given a role that gets in as it is, serve finds the standby before it starts.
+    let refused = run(command().args([
+        "serve",
+        "--db",
+        &pair.standby.conninfo(&db.name, "postgres"),
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--record-db"), "{}", refused.stderr);
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+
     // Without --record-db, signing in to the standby is refused, naming the flag.
     let alone = Dashboard::start_on(pair.standby.port, &db.name, &[]);
     let reply = Http::new(&alone).sign_in(&admin, PASSWORD);

@@ -142,6 +142,24 @@ fn resolve_for_sign_in(
     }
 }
 
+/// Whether `--db` is a standby, when that can be known before anyone signs in: only when it
+/// names a role of its own that gets in as it is (a trusted socket, a password in the
+/// environment). Otherwise the first sign-in finds out (see `auth`); no attempt is made with
+/// the placeholder role, which would only leave a failed login in the server's log.
+async fn refuses_standby_now(target: &db::Target) -> bool {
+    if target.config.get_user() == Some(PLACEHOLDER_ROLE) {
+        return false;
+    }
+    let probe = async {
+        let client = db::connect(target).await.ok()?;
+        db::in_recovery(&client).await.ok()
+    };
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(10), probe).await,
+        Ok(Some(true))
+    )
+}
+
 /// Serves the dashboard until SIGINT or SIGTERM.
 pub async fn run(db: Option<&str>, record_db: Option<&str>, args: ServeArgs) -> Result<()> {
     let target = resolve_database(db)?;
@@ -150,6 +168,11 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: ServeArgs) -> 
         .transpose()?
         .map(|t| (t.config, t.tls));
     let zone: Tz = timespec::parse_zone(&args.tz).map_err(Error::Usage)?;
+    if record_database.is_none() && refuses_standby_now(&target).await {
+        return Err(db::standby_without_record_db(
+            "the dashboard's exports are recorded",
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", args.listen)))?;
