@@ -26,8 +26,8 @@ lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Pure unit tests (no database).
-unit: setup
+## Pure unit tests (no database, so none of setup's packages).
+unit:
 	$(CARGO) test -p audit-trail
 
 ## End-to-end tests: a throwaway cluster started by the tests, one database per test.

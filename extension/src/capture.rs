@@ -36,6 +36,10 @@ enum Operation {
     Truncate,
 }
 
+/// The trigger call's data, checked to be an AFTER ... FOR EACH STATEMENT trigger.
+///
+/// # Safety
+/// `fcinfo` must be a valid function call.
 unsafe fn trigger_data(fcinfo: pg_sys::FunctionCallInfo) -> Result<&'static pg_sys::TriggerData> {
     let not_a_trigger = AuditError::NotATrigger {
         function: "audit.capture()",
@@ -57,6 +61,8 @@ unsafe fn trigger_data(fcinfo: pg_sys::FunctionCallInfo) -> Result<&'static pg_s
     }
 }
 
+/// # Safety
+/// `fcinfo` must be a valid function call.
 unsafe fn capture(fcinfo: pg_sys::FunctionCallInfo) -> Result<()> {
     // SAFETY: trigger_data checked the call; the relation and transition tables it points to
     // are valid for the duration of the call.
@@ -157,6 +163,9 @@ struct TransitionRows {
 }
 
 impl TransitionRows {
+    /// # Safety
+    /// `store` and `desc` must be a transition table of the firing trigger and its relation's
+    /// descriptor, valid for the reader's life.
     unsafe fn new(store: *mut pg_sys::Tuplestorestate, desc: pg_sys::TupleDesc) -> Self {
         // SAFETY: the store and descriptor come from the firing trigger. Another trigger may
         // have read the same transition table before us, hence the rescan.
@@ -224,6 +233,9 @@ impl StatementCapture<'_> {
     }
 
     /// Runs `f` on each row of a transition table, appending the event it returns.
+    ///
+    /// # Safety
+    /// `store` and `desc` must be a transition table of the firing trigger and its descriptor.
     unsafe fn each_row(
         &mut self,
         store: *mut pg_sys::Tuplestorestate,
@@ -250,6 +262,11 @@ impl StatementCapture<'_> {
         Ok(())
     }
 
+    /// Pairs the old and new rows of an UPDATE and appends an event for each that changed a
+    /// tracked column.
+    ///
+    /// # Safety
+    /// `old`, `new` and `desc` must be the firing trigger's transition tables and descriptor.
     unsafe fn each_update(
         &mut self,
         old: *mut pg_sys::Tuplestorestate,

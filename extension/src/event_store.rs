@@ -282,6 +282,8 @@ impl EventWriter {
         }
     }
 
+    /// # Safety
+    /// `slot` must be an empty virtual slot of audit.events.
     unsafe fn fill(&self, slot: *mut pg_sys::TupleTableSlot, event: &Event) {
         // SAFETY: guaranteed by append().
         unsafe {

@@ -66,6 +66,7 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
         PgTryBuilder::new(|| {
             PURGING.set(true);
             Spi::connect_mut(|client| {
+                // SAFETY: the value is a timestamptz, as the oid says.
                 let args = [unsafe { DatumWithOid::new(before_ts, pg_sys::TIMESTAMPTZOID) }];
                 client
                     .update(

@@ -236,6 +236,8 @@ impl ColumnCodec {
         }
     }
 
+    /// # Safety
+    /// `value` must be a non-null datum of this column's type.
     unsafe fn output_cstr(&self, value: pg_sys::Datum) -> *mut core::ffi::c_char {
         // SAFETY: the output function of this column's base type applied to one of its values.
         unsafe {
@@ -243,6 +245,8 @@ impl ColumnCodec {
         }
     }
 
+    /// # Safety
+    /// `value` must be a non-null datum of this column's type.
     unsafe fn output_string(&self, value: pg_sys::Datum) -> pg_sys::JsonbValue {
         // SAFETY: see output_cstr.
         unsafe { jsonb_string(std::ffi::CStr::from_ptr(self.output_cstr(value)).to_bytes()) }
@@ -299,6 +303,10 @@ unsafe fn may_use_json_cast(typoid: pg_sys::Oid, depth: u32) -> bool {
     }
 }
 
+/// A call of `to_jsonb` on the column's type, built once per column.
+///
+/// # Safety
+/// `attr` must be a live attribute; `context` must outlive the returned FmgrInfo.
 unsafe fn to_jsonb_for(
     attr: &pg_sys::FormData_pg_attribute,
     context: pg_sys::MemoryContext,
@@ -362,6 +370,8 @@ fn jsonb_numeric(numeric: pg_sys::Numeric) -> pg_sys::JsonbValue {
     }
 }
 
+/// # Safety
+/// `state` must be a jsonb parse state being built.
 unsafe fn push_scalar(
     state: &mut *mut pg_sys::JsonbParseState,
     token: pg_sys::JsonbIteratorToken::Type,
@@ -371,6 +381,8 @@ unsafe fn push_scalar(
     unsafe { pg_sys::pushJsonbValue(state, token, &mut value) };
 }
 
+/// # Safety
+/// `state` must be a jsonb parse state being built; `jsonb` a detoasted jsonb value.
 unsafe fn push_binary(
     state: &mut *mut pg_sys::JsonbParseState,
     token: pg_sys::JsonbIteratorToken::Type,

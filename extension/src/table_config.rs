@@ -100,6 +100,7 @@ pub fn qualified_name(relid: pg_sys::Oid) -> String {
 fn load_settings(relid: pg_sys::Oid) -> Result<Option<Settings>> {
     let settings = privilege::as_extension_owner(|| {
         Spi::connect(|client| -> spi::Result<Option<Settings>> {
+            // SAFETY: an oid is a valid regclass datum.
             let args = [unsafe { DatumWithOid::new(relid, pg_sys::REGCLASSOID) }];
             let rows = client.select(
                 "SELECT entity, subject_columns, ignore_columns, redact_columns \
@@ -122,6 +123,8 @@ fn load_settings(relid: pg_sys::Oid) -> Result<Option<Settings>> {
     Ok(settings)
 }
 
+/// # Safety
+/// `rel` must be an open relation.
 unsafe fn build(rel: pg_sys::Relation) -> Result<TableConfig> {
     // SAFETY: `rel` is open; its descriptor stays valid while we read it.
     unsafe {
