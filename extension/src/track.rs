@@ -34,6 +34,7 @@ const TRIGGERS: [(&str, &str, &str); 4] = [
     ("audit_trail_truncate", "TRUNCATE", ""),
 ];
 
+#[derive(Clone)]
 pub struct TrackRequest {
     pub relid: pg_sys::Oid,
     pub entity: String,
@@ -173,11 +174,11 @@ fn string_list(
 }
 
 /// The first column of the first row, if there is a row.
-fn first_text(rows: spi::SpiTupleTable<'_>) -> Result<Option<String>> {
+fn first<T: pgrx::FromDatum + pgrx::IntoDatum>(rows: spi::SpiTupleTable<'_>) -> Result<Option<T>> {
     if rows.is_empty() {
         return Ok(None);
     }
-    Ok(rows.first().get_one::<String>()?)
+    Ok(rows.first().get_one::<T>()?)
 }
 
 fn dedupe(names: &[String]) -> Vec<String> {
@@ -224,162 +225,26 @@ pub fn track(request: TrackRequest) -> Result<()> {
 fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
     let relid = request.relid;
     let relation = check_trackable(relid, check_owner)?;
-    let entity = request.entity.trim().to_owned();
-    if entity.is_empty() {
-        return Err(AuditError::EmptyArgument {
-            parameter: "entity",
-        });
-    }
-    if !app_events::is_word(&entity) {
-        return Err(AuditError::InvalidEntity);
-    }
-    // Captured events of an ordinary table must never read as the log's own events.
-    if entity == app_events::AUDIT_LOG {
-        return Err(AuditError::ReservedEntity);
-    }
-    let tracked_by = {
-        // SAFETY: the session user exists.
-        let name = unsafe { pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), false) };
-        // SAFETY: a palloc'd NUL-terminated name.
-        unsafe { std::ffi::CStr::from_ptr(name) }
-            .to_string_lossy()
-            .into_owned()
-    };
+    let entity = checked_entity(&request.entity)?;
+    let tracked_by = session_user_name();
 
     let settings = changing_capture(|| {
         privilege::as_extension_owner(|| {
             Spi::connect_mut(|client| -> Result<serde_json::Value> {
-                let columns = string_list(
-                    client,
-                    "SELECT attname::text FROM pg_attribute \
-                 WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-                    relid,
-                )?;
-                let inherits = client
-                .select(
-                    "SELECT EXISTS (SELECT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-                      WHERE (i.inhparent = $1 OR i.inhrelid = $1) AND NOT c.relispartition)",
-                    None,
-                    &[relid_arg(relid)],
-                )?
-                .first()
-                .get_one::<bool>()?
-                .unwrap_or(false);
-                if inherits {
-                    return Err(AuditError::Inheritance {
-                        relation: relation.clone(),
-                    });
-                }
-                // A write through an untracked partitioned table would reach this one
-                // without firing its statement triggers.
-                let untracked_parent = first_text(client.select(
-                    "SELECT i.inhparent::regclass::text FROM pg_inherits i \
-                      WHERE i.inhrelid = $1 \
-                        AND NOT EXISTS (SELECT FROM audit.tracked_tables t \
-                                         WHERE t.relid = i.inhparent)",
-                    None,
-                    &[relid_arg(relid)],
-                )?)?;
-                if let Some(parent) = untracked_parent {
-                    return Err(AuditError::PartitionOfUntracked {
-                        relation: relation.clone(),
-                        parent,
-                    });
-                }
-                let previous = first_text(client.select(
-                    "SELECT pg_catalog.jsonb_build_object( \
-                       'entity', entity, 'subject_columns', subject_columns, \
-                       'ignore_columns', ignore_columns, 'redact_columns', redact_columns)::text \
-                     FROM audit.tracked_tables WHERE relid = $1",
-                    None,
-                    &[relid_arg(relid)],
-                )?)?
-                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
-                let check = |names: &[String], parameter: &'static str| -> Result<Vec<String>> {
-                    for name in names {
-                        if !columns.contains(name) {
-                            return Err(AuditError::UnknownColumn {
-                                relation: relation.clone(),
-                                parameter,
-                                column: name.clone(),
-                            });
-                        }
-                    }
-                    Ok(dedupe(names))
-                };
-                let subject = match &request.subject_column {
-                Some(column) => check(std::slice::from_ref(column), "subject_column")?,
-                None => string_list(
-                    client,
-                    "SELECT a.attname::text \
-                     FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(attnum, n), pg_attribute a \
-                     WHERE i.indrelid = $1 AND i.indisprimary \
-                       AND a.attrelid = i.indrelid AND a.attnum = k.attnum \
-                     ORDER BY k.n",
-                    relid,
-                )?,
-            };
-                if subject.is_empty() {
-                    return Err(AuditError::NoSubject {
-                        relation: relation.clone(),
-                    });
-                }
-                let ignore = check(&request.ignore_columns, "ignore_columns")?;
-                let redact = check(&request.redact_columns, "redact_columns")?;
-                if let Some(column) = subject.iter().find(|c| redact.contains(c)) {
-                    return Err(AuditError::RedactedSubject {
-                        relation: relation.clone(),
-                        column: column.clone(),
-                    });
-                }
-
-                let settings = serde_json::json!({
+                refuse_ways_around(client, relid, &relation)?;
+                let previous = previous_settings(client, relid)?;
+                let columns = Columns::resolve(client, relid, &relation, &request)?;
+                store_settings(client, relid, &relation, &entity, &columns, &tracked_by)?;
+                drop_capture_triggers(client, relid, &relation)?;
+                create_capture_triggers(client, &relation)?;
+                Ok(serde_json::json!({
                     "table": relation,
                     "entity": entity,
-                    "subject_columns": subject,
-                    "ignore_columns": ignore,
-                    "redact_columns": redact,
+                    "subject_columns": columns.subject,
+                    "ignore_columns": columns.ignore,
+                    "redact_columns": columns.redact,
                     "previous": previous,
-                });
-                // column_attnums: what the DDL hooks follow renames and drops by (api.sql).
-                client.update(
-                    "INSERT INTO audit.tracked_tables \
-                   (relid, entity, subject_columns, ignore_columns, redact_columns, tracked_by, \
-                    table_name, column_attnums) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, \
-                        coalesce((SELECT pg_catalog.jsonb_object_agg(attname, attnum) \
-                                    FROM pg_attribute \
-                                   WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped \
-                                     AND attname::text = ANY ($3 || $4 || $5)), '{}') \
-                 ON CONFLICT (relid) DO UPDATE SET \
-                   entity = excluded.entity, subject_columns = excluded.subject_columns, \
-                   ignore_columns = excluded.ignore_columns, \
-                   redact_columns = excluded.redact_columns, \
-                   tracked_at = excluded.tracked_at, tracked_by = excluded.tracked_by, \
-                   table_name = excluded.table_name, column_attnums = excluded.column_attnums",
-                    None,
-                    &[
-                        relid_arg(relid),
-                        entity.clone().into(),
-                        subject.into(),
-                        ignore.into(),
-                        redact.into(),
-                        tracked_by.into(),
-                        relation.clone().into(),
-                    ],
-                )?;
-                drop_capture_triggers(client, relid, &relation)?;
-                for (name, event, referencing) in TRIGGERS {
-                    client.update(
-                        &format!(
-                            "CREATE TRIGGER {name} AFTER {event} ON {relation} {referencing} \
-                         FOR EACH STATEMENT EXECUTE FUNCTION audit.capture()"
-                        ),
-                        None,
-                        &[],
-                    )?;
-                }
-                Ok(settings)
+                }))
             })
         })
     })??;
@@ -409,12 +274,203 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
         track_table(
             TrackRequest {
                 relid: partition,
-                entity: request.entity.clone(),
-                subject_column: request.subject_column.clone(),
-                ignore_columns: request.ignore_columns.clone(),
-                redact_columns: request.redact_columns.clone(),
+                ..request.clone()
             },
             false,
+        )?;
+    }
+    Ok(())
+}
+
+/// The entity, trimmed: a lowercase word, and never the log's own `audit_log` (captured
+/// events of an ordinary table must not read as the log's own).
+fn checked_entity(entity: &str) -> Result<String> {
+    let entity = entity.trim();
+    if entity.is_empty() {
+        return Err(AuditError::EmptyArgument {
+            parameter: "entity",
+        });
+    }
+    if !app_events::is_word(entity) {
+        return Err(AuditError::InvalidEntity);
+    }
+    if entity == app_events::AUDIT_LOG {
+        return Err(AuditError::ReservedEntity);
+    }
+    Ok(entity.to_owned())
+}
+
+fn session_user_name() -> String {
+    // SAFETY: the session user exists; its name is a palloc'd NUL-terminated string.
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(pg_sys::GetSessionUserId(), false);
+        std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Refuses a table that other tables could write through without firing its statement
+/// triggers: one in table inheritance, or a partition of a table that is not tracked.
+fn refuse_ways_around(
+    client: &spi::SpiClient<'_>,
+    relid: pg_sys::Oid,
+    relation: &str,
+) -> Result<()> {
+    let inherits = first::<bool>(client.select(
+        "SELECT EXISTS (SELECT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+          WHERE (i.inhparent = $1 OR i.inhrelid = $1) AND NOT c.relispartition)",
+        None,
+        &[relid_arg(relid)],
+    )?)?;
+    if inherits == Some(true) {
+        return Err(AuditError::Inheritance {
+            relation: relation.to_owned(),
+        });
+    }
+    let untracked_parent = first::<String>(client.select(
+        "SELECT i.inhparent::regclass::text FROM pg_inherits i \
+          WHERE i.inhrelid = $1 \
+            AND NOT EXISTS (SELECT FROM audit.tracked_tables t WHERE t.relid = i.inhparent)",
+        None,
+        &[relid_arg(relid)],
+    )?)?;
+    match untracked_parent {
+        Some(parent) => Err(AuditError::PartitionOfUntracked {
+            relation: relation.to_owned(),
+            parent,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The settings before this call, for the record of a re-track; None the first time.
+fn previous_settings(
+    client: &spi::SpiClient<'_>,
+    relid: pg_sys::Oid,
+) -> Result<Option<serde_json::Value>> {
+    let text = first::<String>(client.select(
+        "SELECT pg_catalog.jsonb_build_object( \
+           'entity', entity, 'subject_columns', subject_columns, \
+           'ignore_columns', ignore_columns, 'redact_columns', redact_columns)::text \
+         FROM audit.tracked_tables WHERE relid = $1",
+        None,
+        &[relid_arg(relid)],
+    )?)?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+/// The columns each setting names, checked against the table.
+struct Columns {
+    subject: Vec<String>,
+    ignore: Vec<String>,
+    redact: Vec<String>,
+}
+
+impl Columns {
+    fn resolve(
+        client: &spi::SpiClient<'_>,
+        relid: pg_sys::Oid,
+        relation: &str,
+        request: &TrackRequest,
+    ) -> Result<Columns> {
+        let existing = string_list(
+            client,
+            "SELECT attname::text FROM pg_attribute \
+              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            relid,
+        )?;
+        let check = |names: &[String], parameter: &'static str| -> Result<Vec<String>> {
+            if let Some(missing) = names.iter().find(|n| !existing.contains(n)) {
+                return Err(AuditError::UnknownColumn {
+                    relation: relation.to_owned(),
+                    parameter,
+                    column: missing.clone(),
+                });
+            }
+            Ok(dedupe(names))
+        };
+        let subject = match &request.subject_column {
+            Some(column) => check(std::slice::from_ref(column), "subject_column")?,
+            None => string_list(
+                client,
+                "SELECT a.attname::text \
+                   FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(attnum, n), \
+                        pg_attribute a \
+                  WHERE i.indrelid = $1 AND i.indisprimary \
+                    AND a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                  ORDER BY k.n",
+                relid,
+            )?,
+        };
+        if subject.is_empty() {
+            return Err(AuditError::NoSubject {
+                relation: relation.to_owned(),
+            });
+        }
+        let columns = Columns {
+            ignore: check(&request.ignore_columns, "ignore_columns")?,
+            redact: check(&request.redact_columns, "redact_columns")?,
+            subject,
+        };
+        if let Some(column) = columns.subject.iter().find(|c| columns.redact.contains(c)) {
+            return Err(AuditError::RedactedSubject {
+                relation: relation.to_owned(),
+                column: column.clone(),
+            });
+        }
+        Ok(columns)
+    }
+}
+
+/// Inserts or replaces the table's row of audit.tracked_tables. column_attnums is what the
+/// DDL hooks follow renames and drops by (api.sql).
+fn store_settings(
+    client: &mut spi::SpiClient<'_>,
+    relid: pg_sys::Oid,
+    relation: &str,
+    entity: &str,
+    columns: &Columns,
+    tracked_by: &str,
+) -> Result<()> {
+    client.update(
+        "INSERT INTO audit.tracked_tables \
+           (relid, entity, subject_columns, ignore_columns, redact_columns, tracked_by, \
+            table_name, column_attnums) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, \
+                coalesce((SELECT pg_catalog.jsonb_object_agg(attname, attnum) \
+                            FROM pg_attribute \
+                           WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped \
+                             AND attname::text = ANY ($3 || $4 || $5)), '{}') \
+         ON CONFLICT (relid) DO UPDATE SET \
+           entity = excluded.entity, subject_columns = excluded.subject_columns, \
+           ignore_columns = excluded.ignore_columns, \
+           redact_columns = excluded.redact_columns, \
+           tracked_at = excluded.tracked_at, tracked_by = excluded.tracked_by, \
+           table_name = excluded.table_name, column_attnums = excluded.column_attnums",
+        None,
+        &[
+            relid_arg(relid),
+            entity.to_owned().into(),
+            columns.subject.clone().into(),
+            columns.ignore.clone().into(),
+            columns.redact.clone().into(),
+            tracked_by.to_owned().into(),
+            relation.to_owned().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn create_capture_triggers(client: &mut spi::SpiClient<'_>, relation: &str) -> Result<()> {
+    for (name, event, referencing) in TRIGGERS {
+        client.update(
+            &format!(
+                "CREATE TRIGGER {name} AFTER {event} ON {relation} {referencing} \
+                 FOR EACH STATEMENT EXECUTE FUNCTION audit.capture()"
+            ),
+            None,
+            &[],
         )?;
     }
     Ok(())
