@@ -8,6 +8,7 @@ mod columns;
 mod concurrency;
 mod csv_cells;
 mod dashboard;
+mod dashboard_views;
 mod ddl;
 mod export;
 mod follow;

@@ -369,25 +369,30 @@ impl EventView {
         let field = |o: Option<&Value>, k: &str| o.and_then(|o| o.get(k)).cloned();
         let (diff_title, diff) = match e.action.as_str() {
             "update" => {
+                // An update stores the whole row after and the previous values of the columns
+                // that changed, ignored ones included (which `changed_fields` leaves out), so
+                // the row before is `new_data || old_data`, as in `audit.report.before`.
+                let before_of = |k: &str| field(old, k).or_else(|| field(new, k));
                 let changed = e.changed_fields.clone().unwrap_or_default();
                 let mut rows: Vec<DiffRow> = changed
                     .iter()
                     .map(|k| DiffRow {
                         field: k.clone(),
-                        before: Cell::of(field(old, k).as_ref()),
+                        before: Cell::of(before_of(k).as_ref()),
                         after: Cell::of(field(new, k).as_ref()),
                         changed: true,
                     })
                     .collect();
-                // The rest of the row, unchanged, for context.
+                // The rest of the row, for context; an ignored column that changed with the
+                // others is marked as changed, since its value did change.
                 for k in keys(new) {
                     if !changed.contains(&k) {
-                        let v = field(new, &k);
+                        let (before, after) = (before_of(&k), field(new, &k));
                         rows.push(DiffRow {
+                            changed: before != after,
+                            before: Cell::of(before.as_ref()),
+                            after: Cell::of(after.as_ref()),
                             field: k,
-                            before: Cell::of(v.as_ref()),
-                            after: Cell::of(v.as_ref()),
-                            changed: false,
                         });
                     }
                 }
@@ -556,6 +561,32 @@ mod tests {
             ]
         );
         assert_eq!(v.time, "2025-11-25 12:00:00 UTC");
+    }
+
+    #[test]
+    fn an_ignored_column_that_changed_shows_its_previous_value() {
+        let e = detail(
+            "update",
+            Some(json!({"email": "a@x", "updated_at": "2026-01-01"})),
+            Some(json!({"id": 42, "email": "b@x", "updated_at": "2026-02-02"})),
+            &["email"],
+        );
+        let v = EventView::new(&e, Tz::UTC);
+        let row = v
+            .diff
+            .iter()
+            .find(|r| r.field == "updated_at")
+            .expect("updated_at listed");
+        assert_eq!(
+            (
+                row.before.text.as_str(),
+                row.after.text.as_str(),
+                row.changed
+            ),
+            ("2026-01-01", "2026-02-02", true)
+        );
+        let id = v.diff.iter().find(|r| r.field == "id").expect("id listed");
+        assert!(!id.changed);
     }
 
     #[test]
