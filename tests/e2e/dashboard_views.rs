@@ -111,3 +111,39 @@ fn the_event_page_shows_the_row_before_an_update_as_the_report_does() {
         ["email", "updated_at"]
     );
 }
+
+#[test]
+fn the_action_filter_offers_the_actions_in_the_log() {
+    let db = TestDb::new();
+    let admin = log_with_every_kind_of_action(&db);
+    let in_log: Vec<String> = db
+        .client()
+        .query("SELECT DISTINCT action FROM audit.events ORDER BY 1", &[])
+        .expect("actions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for action in ["track", "alter", "untrack", "table_dropped", "merge"] {
+        assert!(
+            in_log.iter().any(|a| a == action),
+            "no {action}: {in_log:?}"
+        );
+    }
+
+    let dash = Dashboard::start(&db);
+    let b = Browser::start();
+    sign_in(&b, &dash, &admin);
+    b.goto(&dash.url("/reports/audit-log?range=all"));
+    let offered = b.attrs("#action option", "value");
+    for action in &in_log {
+        assert!(
+            offered.contains(action),
+            "{action} is in the log but not offered: {offered:?}"
+        );
+    }
+    // Choosing one filters by it.
+    b.select("#action", "merge");
+    b.click("form.filters button[type=submit]");
+    b.wait_url("filtered by merge", |u| u.contains("action=merge"));
+    assert_eq!(b.find_all("table.events tbody tr").len(), 1);
+}

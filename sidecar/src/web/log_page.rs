@@ -6,6 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 
+use super::actions::ActionChoices;
 use super::error::WebError;
 use super::params::LogParams;
 use super::queries;
@@ -20,6 +21,7 @@ pub async fn home() -> Redirect {
 
 pub async fn show(
     State(settings): State<Arc<Settings>>,
+    State(action_choices): State<ActionChoices>,
     SignedIn { session, .. }: SignedIn,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
@@ -29,6 +31,10 @@ pub async fn show(
     let tracked = queries::tracked_entities(&client)
         .await
         .map_err(|e| WebError::query(role, "reading tracked tables", &e))?;
+    let actions = action_choices
+        .get(&client)
+        .await
+        .map_err(|e| WebError::query(role, "reading the actions in the log", &e))?;
     let (listed, error) = match params.to_filters(Utc::now(), settings.zone) {
         Ok(filters) => {
             let page = queries::list(&client, &filters, params.page, settings.page_size)
@@ -51,6 +57,7 @@ pub async fn show(
             listed,
             error,
             &tracked,
+            &actions,
             settings.zone,
             &session.csrf,
         ),

@@ -13,6 +13,7 @@
 //! and forms; [`queries`] the SQL; [`templates`] one struct per page; [`error`] what a person
 //! sees when something fails (never an internal message).
 
+mod actions;
 mod app;
 mod assets;
 mod auth;

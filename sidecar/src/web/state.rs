@@ -8,6 +8,7 @@ use axum::extract::FromRef;
 use chrono_tz::Tz;
 use tokio_postgres::config::Host;
 
+use super::actions::ActionChoices;
 use super::limiter::SignInLimiter;
 use super::session::Sessions;
 
@@ -56,6 +57,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub sessions: Sessions,
     pub limiter: SignInLimiter,
+    pub actions: ActionChoices,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             sessions: Sessions::new(settings.idle_timeout),
             settings: Arc::new(settings),
             limiter: SignInLimiter::default(),
+            actions: ActionChoices::default(),
         }
     }
 }
@@ -83,5 +86,11 @@ impl FromRef<AppState> for Sessions {
 impl FromRef<AppState> for SignInLimiter {
     fn from_ref(state: &AppState) -> Self {
         state.limiter.clone()
+    }
+}
+
+impl FromRef<AppState> for ActionChoices {
+    fn from_ref(state: &AppState) -> Self {
+        state.actions.clone()
     }
 }

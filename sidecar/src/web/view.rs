@@ -10,7 +10,6 @@ use super::queries::{EventDetail, EventPage as Listed};
 
 /// Entities every installation has (the three categories of the report, and the log itself).
 const KNOWN_ENTITIES: [&str; 4] = ["contact", "group", "user", "audit_log"];
-const KNOWN_ACTIONS: [&str; 6] = ["create", "update", "delete", "truncate", "export", "purge"];
 /// Sources suggested in the Source filter (any value can be typed).
 pub const KNOWN_SOURCES: [&str; 6] = ["manual", "import", "api", "sync", "cli", "dashboard"];
 
@@ -124,6 +123,7 @@ impl LogView {
         listed: Option<Listed>,
         error: Option<String>,
         tracked: &[String],
+        actions: &[String],
         zone: Tz,
         csrf: &str,
     ) -> LogView {
@@ -219,11 +219,7 @@ impl LogView {
                 tracked,
                 params.entities.first().map(String::as_str),
             ),
-            actions: options(
-                &KNOWN_ACTIONS,
-                &[],
-                params.actions.first().map(String::as_str),
-            ),
+            actions: options(&[], actions, params.actions.first().map(String::as_str)),
             sources: KNOWN_SOURCES.to_vec(),
             source: params.source.clone(),
             subject: params.subject.clone(),

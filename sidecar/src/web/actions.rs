@@ -1,0 +1,93 @@
+//! The choices of the Action filter: the actions the log holds.
+//!
+//! `SELECT DISTINCT action FROM audit.events` reads the whole log (it may hold 100M rows, and
+//! no index leads with `action`, so a loose index scan is not available either): far too much
+//! for a page view. What is offered instead is bounded:
+//!
+//! - every action the extension itself records (constant, free), and
+//! - the application actions (`export`, `merge`, ...) among the newest [`SAMPLE`] events,
+//!   which the `(occurred_at, id)` index returns without touching the rest of the log,
+//!
+//! kept in the process for [`FRESH_FOR`], so most page views run no query for it at all. An
+//! application action seen only long ago may be missing from the list; a URL naming it still
+//! filters by it, and the page then offers it as the selected choice.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+/// Actions the extension records (row changes, tracking, schema changes, retention), and
+/// `export`, which every export writes: offered whether or not the log holds them yet.
+pub const RESERVED: [&str; 10] = [
+    "create",
+    "update",
+    "delete",
+    "truncate",
+    "track",
+    "alter",
+    "untrack",
+    "table_dropped",
+    "purge",
+    "export",
+];
+
+/// How many of the newest events are read for application actions: a few milliseconds
+/// through the index, whatever the size of the log.
+const SAMPLE: i64 = 10_000;
+
+/// How long a list read from the log is shown before it is read again.
+const FRESH_FOR: Duration = Duration::from_secs(60);
+
+/// The list last read, shared by every session of the process (all of them audit admins, who
+/// may see every action anyway).
+#[derive(Clone, Default)]
+pub struct ActionChoices {
+    cached: Arc<Mutex<Option<(Instant, Vec<String>)>>>,
+}
+
+impl ActionChoices {
+    /// The reserved actions, then the application actions recently recorded, alphabetically.
+    pub async fn get(&self, client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+        if let Some(list) = self.fresh() {
+            return Ok(list);
+        }
+        let recent = recent_actions(client).await?;
+        let mut list: Vec<String> = RESERVED.iter().map(|a| (*a).to_owned()).collect();
+        list.extend(
+            recent
+                .into_iter()
+                .filter(|a| !RESERVED.contains(&a.as_str())),
+        );
+        if let Ok(mut cached) = self.cached.lock() {
+            *cached = Some((Instant::now(), list.clone()));
+        }
+        Ok(list)
+    }
+
+    fn fresh(&self) -> Option<Vec<String>> {
+        // A poisoned lock (a request panicked holding it) leaves the cache unused: every
+        // page view then reads the bounded sample, still correct.
+        let cached = self.cached.lock().ok()?;
+        cached
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < FRESH_FOR)
+            .map(|(_, list)| list.clone())
+    }
+}
+
+/// The distinct actions of the newest `SAMPLE` events, alphabetically.
+async fn recent_actions(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    client
+        .query(
+            "SELECT DISTINCT action
+               FROM (SELECT action FROM audit.events
+                      ORDER BY occurred_at DESC, id DESC LIMIT $1) AS recent
+              ORDER BY action",
+            &[&SAMPLE],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect()
+}
