@@ -147,3 +147,41 @@ fn the_action_filter_offers_the_actions_in_the_log() {
     b.wait_url("filtered by merge", |u| u.contains("action=merge"));
     assert_eq!(b.find_all("table.events tbody tr").len(), 1);
 }
+
+#[test]
+fn the_filter_card_holds_its_buttons_and_nothing_scrolls_sideways() {
+    let db = TestDb::new();
+    let admin = log_with_every_kind_of_action(&db);
+    let dash = Dashboard::start(&db);
+    let b = Browser::start();
+    sign_in(&b, &dash, &admin);
+    for width in [1400, 1280, 1024, 860, 420] {
+        b.set_size(width, 900);
+        b.goto(&dash.url("/reports/audit-log?range=all"));
+        // On narrow screens the filters fold into a disclosure; open it to measure.
+        b.script("document.getElementById('filter-panel').open = true; return null;");
+        let outside = b.script(
+            "const card = document.getElementById('filter-panel').getBoundingClientRect();
+             return [...document.querySelectorAll('#filter-panel .btn')]
+               .map(e => [e.textContent.trim(), e.getBoundingClientRect()])
+               .filter(([, r]) => r.left < card.left || r.right > card.right
+                                  || r.top < card.top || r.bottom > card.bottom)
+               .map(([name, r]) => `${name}: ${r.left}..${r.right} outside ${card.left}..${card.right}`);",
+        );
+        assert_eq!(
+            outside,
+            Value::Array(vec![]),
+            "at {width} px, buttons leave the filter card"
+        );
+        let overflow = b.script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+        );
+        assert_eq!(
+            overflow.as_i64(),
+            Some(0),
+            "at {width} px, the page scrolls sideways"
+        );
+        assert_eq!(b.find_all("#filter-panel .btn").len(), 2);
+        b.screenshot(&format!("dashboard-filters-{width}"));
+    }
+}
