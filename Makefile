@@ -6,7 +6,7 @@ PG_CONFIG  ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
 CARGO      ?= cargo
 export PG_CONFIG
 
-.PHONY: all setup install build lint unit e2e test demo demo-stop bench clean
+.PHONY: all setup install build lint unit e2e test demo demo-stop demo-check bench clean
 
 all: test
 
@@ -34,17 +34,28 @@ unit:
 e2e: install build
 	$(CARGO) test -p audit-trail-tests
 
-test: lint unit e2e
+test: lint unit e2e demo-check
 
-## A project-local cluster under .demo/ with a sample CRM, activity, a report and a CSV export.
+## A cluster of this clone's own (data under /var/tmp, see scripts/demo.sh) with a sample CRM,
+## activity, a report, a CSV export, and the dashboard left running on http://127.0.0.1:8080.
 demo: install
 	$(CARGO) build --release -p audit-trail
 	./scripts/demo.sh
 
+## Stops the dashboard and the demo cluster.
 demo-stop:
 	./scripts/demo.sh stop
 
+## The demo run twice from a copy in a directory only its owner can enter, checked, stopped
+## (about 20 s; uses the installed extension and the debug binary).
+demo-check: install build
+	@command -v curl >/dev/null || { echo "demo-check: apt-get install curl"; \
+	    sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); $$sudo apt-get update -qq && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl; }
+	./scripts/demo-check.sh
+
 clean:
+	-./scripts/demo.sh clean
 	$(CARGO) clean
 	rm -rf .demo audit-report.csv
 

@@ -1,81 +1,258 @@
 #!/usr/bin/env bash
-# `make demo`: a project-local PostgreSQL cluster under .demo/ (port 5499 unless
-# AUDIT_DEMO_PORT is set), the sample CRM of sql/demo/, activity by several users, a report
-# in the terminal and a CSV export. Safe to run again: the demo database is recreated.
-# `scripts/demo.sh stop` stops the cluster.
+# `make demo`: a PostgreSQL cluster of this clone's own (port 5499 unless AUDIT_DEMO_PORT is
+# set), the sample CRM of sql/demo/, a day of activity by several users, a report in the
+# terminal, a CSV export, and the dashboard (`audit-trail serve`) left running on
+# http://127.0.0.1:8080 (AUDIT_DEMO_HTTP_PORT) with a demo admin's role and password.
+# Safe to run again: the demo database is recreated, the dashboard restarted.
+#
+#   scripts/demo.sh [run]   set up (or refresh) and start everything
+#   scripts/demo.sh stop    stop the dashboard and the cluster
+#   scripts/demo.sh clean   stop, then delete the cluster and .demo/
+#
+# Where things live. As root the server runs as `postgres` (runuser), which cannot enter a
+# clone under /root (mode 700) or any other private directory. So the cluster's data
+# directory, unix socket and server log live in a directory of their own under /var/tmp,
+# named after the clone (AUDIT_DEMO_RUN overrides), created mode 0700 and owned by the user
+# that runs the server; the script refuses a directory there that it did not make (a link,
+# another owner, a wider mode). `.demo/` in the clone holds only what the invoking user
+# needs: `run-dir` (the pointer to that directory), `password` (the demo admin's, mode 0600,
+# generated once), the dashboard's pid file and log, and `server.log`, a link to the
+# server's log.
+#
+# Other knobs: AUDIT_DEMO_BIN (the audit-trail binary; target/release/audit-trail),
+# AUDIT_DEMO_PAUSE (seconds between the scripted transactions; 1).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEMO="$ROOT/.demo"
-DATA="$DEMO/data"
 PORT="${AUDIT_DEMO_PORT:-5499}"
+HTTP_PORT="${AUDIT_DEMO_HTTP_PORT:-8080}"
+PAUSE="${AUDIT_DEMO_PAUSE:-1}"
+BIN="${AUDIT_DEMO_BIN:-$ROOT/target/release/audit-trail}"
 PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
 BINDIR="$("$PG_CONFIG" --bindir)"
 DB=audit_demo
+ADMIN=auditor
+URL="http://127.0.0.1:$HTTP_PORT"
 # Quiet NOTICEs (an existing grant on a second run, ...): the demo prints its own report.
 export PGOPTIONS="-c client_min_messages=warning"
 
+# The run directory: one per clone, named after its directory and a hash of its path, short
+# enough for a unix socket path.
+run_dir() {
+    if [ -n "${AUDIT_DEMO_RUN:-}" ]; then
+        echo "$AUDIT_DEMO_RUN"
+        return
+    fi
+    local name hash
+    name="$(basename "$ROOT")"
+    name="${name//[^A-Za-z0-9_.-]/_}"
+    name="${name:0:24}"
+    hash="$(printf '%s' "$ROOT" | sha256sum | cut -c1-10)"
+    echo "/var/tmp/audit-trail-demo-$name-$hash"
+}
+RUN="$(run_dir)"
+DATA="$RUN/data"
+PIDFILE="$DEMO/dashboard.pid"
+
+as_root() { [ "$(id -u)" -eq 0 ]; }
+
 as_postgres() {
-    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    # From /: postgres may not be able to enter the current directory.
+    if as_root; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+die() {
+    echo "demo: $*" >&2
+    exit 1
+}
+
+# Makes (or checks) the run directory: a real directory, owned by the server's user, 0700.
+make_run_dir() {
+    local owner
+    owner="$(as_root && echo postgres || id -un)"
+    if [ ! -e "$RUN" ] && [ ! -L "$RUN" ]; then
+        if as_root; then
+            install -d -m 0700 -o postgres -g postgres "$RUN"
+        else
+            (umask 077 && mkdir "$RUN")
+        fi
+    fi
+    [ -d "$RUN" ] && [ ! -L "$RUN" ] || die "$RUN is not a directory; remove it"
+    [ "$(stat -c '%U %a' "$RUN")" = "$owner 700" ] ||
+        die "$RUN must be owned by $owner with mode 700 (it is $(stat -c '%U %a' "$RUN")); remove it"
 }
 
 running() {
     [ -f "$DATA/postmaster.pid" ] && as_postgres "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1
 }
 
+# The pid in the pid file, if that process is still our dashboard.
+dashboard_pid() {
+    local pid
+    [ -f "$PIDFILE" ] || return 1
+    pid="$(cat "$PIDFILE")"
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] &&
+        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'audit-trail serve' && echo "$pid"
+}
+
+stop_dashboard() {
+    local pid
+    if pid="$(dashboard_pid)"; then
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
+        echo "dashboard stopped"
+    fi
+    rm -f "$PIDFILE"
+}
+
 stop() {
+    stop_dashboard
     if running; then
         as_postgres "$BINDIR/pg_ctl" -D "$DATA" stop -m fast >/dev/null
         echo "demo cluster stopped"
+    fi
+    # A cluster left in .demo/data by an earlier version of this script.
+    if [ -f "$DEMO/data/postmaster.pid" ]; then
+        as_postgres "$BINDIR/pg_ctl" -D "$DEMO/data" stop -m fast >/dev/null 2>&1 || true
     fi
 }
 
 start() {
     mkdir -p "$DEMO"
-    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$DEMO"; fi
+    chmod 0700 "$DEMO"
+    make_run_dir
+    printf '%s\n' "$RUN" >"$DEMO/run-dir"
+    ln -sfn "$RUN/server.log" "$DEMO/server.log"
+    if [ -f "$DEMO/data/postmaster.pid" ]; then
+        # The old in-clone cluster would hold the port.
+        as_postgres "$BINDIR/pg_ctl" -D "$DEMO/data" stop -m fast >/dev/null 2>&1 || true
+    fi
     if [ ! -f "$DATA/PG_VERSION" ]; then
         as_postgres "$BINDIR/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --locale=C >/dev/null
-        cat >>"$DATA/postgresql.conf" <<CONF
-port = $PORT
+        as_postgres tee -a "$DATA/postgresql.conf" >/dev/null <<CONF
 listen_addresses = '127.0.0.1'
-unix_socket_directories = '$DEMO'
+unix_socket_directories = '$RUN'
+password_encryption = 'scram-sha-256'
 CONF
-        printf 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n' >"$DATA/pg_hba.conf"
+        # The scripts come in over the socket as they are; the dashboard over TCP with a
+        # password, which is what it requires.
+        printf 'local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n' |
+            as_postgres tee "$DATA/pg_hba.conf" >/dev/null
     fi
     if ! running; then
-        as_postgres "$BINDIR/pg_ctl" -D "$DATA" -l "$DEMO/server.log" -w start >/dev/null
+        as_postgres "$BINDIR/pg_ctl" -D "$DATA" -l "$RUN/server.log" -o "-p $PORT" -w start >/dev/null ||
+            die "the cluster did not start; see $RUN/server.log"
     fi
-    echo "demo cluster running: host=$DEMO port=$PORT (log: .demo/server.log)"
+    echo "demo cluster running: host=$RUN port=$PORT (log: .demo/server.log)"
+}
+
+# The demo admin's password: generated once, kept in .demo/password (0600).
+password() {
+    if [ ! -s "$DEMO/password" ]; then
+        (
+            umask 077
+            if command -v openssl >/dev/null; then
+                openssl rand -base64 24
+            else
+                head -c 24 /dev/urandom | base64
+            fi | tr -d '/+=\n' | cut -c1-24 >"$DEMO/password.tmp"
+            mv "$DEMO/password.tmp" "$DEMO/password"
+        )
+    fi
+    chmod 0600 "$DEMO/password"
+    cat "$DEMO/password"
 }
 
 psql_demo() {
-    "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$DEMO" -p "$PORT" -U postgres "$@"
+    "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$RUN" -p "$PORT" -U postgres "$@"
+}
+
+# Whether the dashboard answers its sign-in page (bash's /dev/tcp: no curl needed).
+answers() {
+    local status
+    status="$(
+        exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" || exit 1
+        printf 'GET /sign-in HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$HTTP_PORT" >&3
+        head -1 <&3
+    )" 2>/dev/null || return 1
+    [[ "$status" == "HTTP/1."?" 200"* ]]
+}
+
+start_dashboard() {
+    [ -x "$BIN" ] || die "no $BIN: run cargo build --release -p audit-trail (make demo does)"
+    stop_dashboard
+    : >"$DEMO/dashboard.log"
+    # Its own session, output to a file: it outlives this script and holds no terminal.
+    setsid "$BIN" serve --db "host=127.0.0.1 port=$PORT dbname=$DB connect_timeout=10" \
+        --listen "127.0.0.1:$HTTP_PORT" </dev/null >>"$DEMO/dashboard.log" 2>&1 &
+    echo $! >"$PIDFILE"
+    for _ in $(seq 100); do
+        if ! dashboard_pid >/dev/null; then
+            cat "$DEMO/dashboard.log" >&2
+            rm -f "$PIDFILE"
+            die "the dashboard did not start (is port $HTTP_PORT taken? AUDIT_DEMO_HTTP_PORT picks another)"
+        fi
+        if answers; then
+            return
+        fi
+        sleep 0.1
+    done
+    die "the dashboard does not answer on $URL; see .demo/dashboard.log"
 }
 
 case "${1:-run}" in
-stop) stop; exit 0 ;;
+stop)
+    stop
+    exit 0
+    ;;
+clean)
+    stop
+    if [ -d "$RUN" ] && [ ! -L "$RUN" ]; then rm -rf "$RUN"; fi
+    rm -rf "$DEMO"
+    exit 0
+    ;;
 run) ;;
-*) echo "usage: $0 [run|stop]" >&2; exit 2 ;;
+*)
+    echo "usage: $0 [run|stop|clean]" >&2
+    exit 2
+    ;;
 esac
 
 start
+stop_dashboard
+PASSWORD="$(password)"
 psql_demo -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-# An auditor who may read the log (and nothing else): what a DBA would set up.
+# An auditor who may read the log (and nothing else): what a DBA would set up. Its password
+# is for the dashboard, which signs in over TCP (scram-sha-256); the scripts use the socket.
 psql_demo -d postgres -c "DO \$\$ BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'auditor') THEN
-        CREATE ROLE auditor LOGIN;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ADMIN') THEN
+        CREATE ROLE $ADMIN LOGIN;
     END IF;
 END \$\$"
+# Through stdin, so the password is never on a command line.
+printf '%s\n' "ALTER ROLE $ADMIN PASSWORD :'pw';" | psql_demo -d postgres -v pw="$PASSWORD"
 psql_demo -d "$DB" -f "$ROOT/sql/demo/schema.sql"
-psql_demo -d "$DB" -c "GRANT audit_admin TO auditor"
-psql_demo -d "$DB" -f "$ROOT/sql/demo/activity.sql"
+psql_demo -d "$DB" -c "GRANT audit_admin TO $ADMIN"
+echo "replaying a day of CRM activity (28 transactions, ${PAUSE} s apart)..."
+psql_demo -d "$DB" -v pause="$PAUSE" -f "$ROOT/sql/demo/activity.sql"
 
-export PGHOST="$DEMO" PGPORT="$PORT"
-"$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -U auditor -d "$DB" -f "$ROOT/sql/demo/report.sql"
+export PGHOST="$RUN" PGPORT="$PORT"
+"$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -U "$ADMIN" -d "$DB" -f "$ROOT/sql/demo/report.sql"
 
 CSV="$ROOT/audit-report.csv"
 echo "== Export =="
-"$ROOT/target/release/audit-trail" export --db "host=$DEMO port=$PORT user=auditor dbname=$DB" \
-    --since 1d --output "$CSV"
-echo "   (ran: audit-trail export --db 'host=$DEMO port=$PORT user=auditor dbname=$DB' --since 1d --output audit-report.csv;"
+"$BIN" export --db "host=$RUN port=$PORT user=$ADMIN dbname=$DB" --since 1d --output "$CSV"
+echo "   (ran: audit-trail export --db 'host=$RUN port=$PORT user=$ADMIN dbname=$DB' --since 1d --output audit-report.csv;"
 echo "    the export itself is now recorded in audit.export_activity)"
+
+start_dashboard
+echo "$URL" >"$DEMO/dashboard.url"
+echo
+echo "== Dashboard =="
+echo "   $URL   sign in as role: $ADMIN   password: $PASSWORD"
+echo "   (password kept in .demo/password; log: .demo/dashboard.log; make demo-stop stops it all)"

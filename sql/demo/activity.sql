@@ -2,6 +2,14 @@
 -- application would; each transaction names the application user acting (audit.actor) and
 -- where the change came from (audit.source). SET LOCAL lasts until COMMIT, so no transaction
 -- inherits the previous one's actor. Deterministic: run it once on a fresh schema.sql.
+--
+-- The transactions are :pause seconds apart (1 unless psql -v pause=N says otherwise), so
+-- that each happens at a moment of its own and the log, newest first, reads like a day's
+-- activity. The pauses come between transactions: occurred_at is always the server's clock.
+\if :{?pause}
+\else
+\set pause 1
+\endif
 
 -- Alice, the admin, sets up the team. -------------------------------------------------------
 BEGIN;
@@ -25,6 +33,7 @@ SELECT u.id, p.permission
                ('erin@example.com', 'reports.view')) AS p (email, permission)
   JOIN crm.users AS u ON u.email = p.email;
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Contacts typed in by the agents. ----------------------------------------------------------
 BEGIN;
@@ -38,6 +47,7 @@ VALUES ('Maria', 'Gonzalez', 'maria.gonzalez@acme.example', '+1 415-555-0142', '
        ('Priya', 'Raman', 'priya.raman@umbrella.example', '+1 617-555-0165', 'Umbrella Health', 'Boston', 'customer'),
        ('Tomas', 'Silva', 'tomas.silva@atlantico.example', '+351 21-555-0134', 'Atlantico Foods', 'Lisbon', 'customer');
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 BEGIN;
 SET LOCAL audit.actor = 'dave@example.com';
@@ -47,6 +57,7 @@ VALUES ('Fatima', 'Al-Sayed', 'fatima.alsayed@hooli.example', '+1 206-555-0187',
        ('Daniel', 'Kim', 'daniel.kim@starkind.example', '+1 212-555-0119', 'Stark Industries', 'New York', 'lead'),
        ('Sophie', 'Martin', 'sophie.martin@wayne.example', '+33 1-555-0156', 'Wayne Enterprises', 'Paris', 'customer');
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Dave enters Daniel Kim a second time; he removes the duplicate later.
 BEGIN;
@@ -55,6 +66,7 @@ SET LOCAL audit.source = 'manual';
 INSERT INTO crm.contacts (first_name, last_name, email, company, city)
 VALUES ('Dan', 'Kim', 'daniel.kim@starkind.example', 'Stark Industries', 'New York');
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- The nightly import: 500 leads from a trade-show list, one statement, one event per row. ---
 -- Imported addresses are all @example.net, which is how later statements find them.
@@ -86,6 +98,7 @@ SELECT first_name,
                      'Adams', 'Nelson', 'Hill'])[1 + (i / 20) % 25]
        ) AS names (first_name, last_name);
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Edits. Each one sets updated_at as the application does; it is ignored, so the events
 -- list only the columns that really changed. --------------------------------------------
@@ -96,6 +109,7 @@ UPDATE crm.contacts
    SET email = 'maria.gonzalez@acmecorp.example', updated_at = now()
  WHERE email = 'maria.gonzalez@acme.example';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Lars moved to the Oslo office.
 BEGIN;
@@ -105,6 +119,7 @@ UPDATE crm.contacts
    SET phone = '+47 22-555-0148', city = 'Oslo', updated_at = now()
  WHERE email = 'lars.eriksson@nordicfreight.example';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
@@ -113,6 +128,7 @@ UPDATE crm.contacts
    SET city = 'Porto', updated_at = now()
  WHERE email = 'tomas.silva@atlantico.example';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Groups. ---------------------------------------------------------------------------------
 BEGIN;
@@ -123,6 +139,7 @@ VALUES ('VIP', 'Key accounts: a named agent answers within the hour'),
        ('Newsletter', 'Opted in to the monthly newsletter'),
        ('Churn risk', 'Customers whose usage or renewals are slipping');
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 BEGIN;
 SET LOCAL audit.actor = 'carol@example.com';
@@ -134,6 +151,7 @@ SELECT g.id, c.id
    AND c.email IN ('maria.gonzalez@acmecorp.example', 'aiko.tanaka@initech.example',
                    'priya.raman@umbrella.example', 'sophie.martin@wayne.example');
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 BEGIN;
 SET LOCAL audit.actor = 'dave@example.com';
@@ -145,6 +163,7 @@ SELECT g.id, c.id
    AND c.email IN ('lars.eriksson@nordicfreight.example', 'fatima.alsayed@hooli.example',
                    'tomas.silva@atlantico.example');
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Two trade-show accounts signed: their 40 imported contacts become customers, one
 -- statement, 40 update events.
@@ -156,6 +175,7 @@ UPDATE crm.contacts
  WHERE email LIKE '%@example.net'
    AND company IN ('Northwind Traders', 'Contoso');
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Imported contacts met at the London and Dublin shows opted in to the newsletter (100 rows).
 BEGIN;
@@ -168,6 +188,7 @@ SELECT g.id, c.id
    AND c.email LIKE '%@example.net'
    AND c.city IN ('London', 'Dublin');
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- A save with no real change: only updated_at moves, and updated_at is ignored, so this
 -- records no event.
@@ -178,6 +199,7 @@ UPDATE crm.contacts
    SET updated_at = now()
  WHERE email = 'james.obrien@globex.example';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- A change through the public API: the request's id and the end user's address go into the
 -- event's context. audit.set_actor sets all three settings; PERFORM in a DO block runs it
@@ -193,6 +215,7 @@ UPDATE crm.contacts
    SET phone = '+1 212-555-0186', lifecycle_stage = 'prospect', updated_at = now()
  WHERE first_name = 'Daniel' AND last_name = 'Kim';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Carol exports the VIP list. The database cannot see an export, so the application logs
 -- it (a DO block again, so that psql prints nothing).
@@ -211,6 +234,7 @@ BEGIN
 END
 $$;
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Membership removals. ----------------------------------------------------------------------
 BEGIN;
@@ -221,6 +245,7 @@ DELETE FROM crm.group_members AS m
  WHERE g.id = m.group_id AND c.id = m.contact_id
    AND g.name = 'VIP' AND c.email = 'priya.raman@umbrella.example';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- An unsubscribe.
 BEGIN;
@@ -231,6 +256,7 @@ DELETE FROM crm.group_members AS m
  WHERE g.id = m.group_id AND c.id = m.contact_id
    AND g.name = 'Newsletter' AND c.email = 'liam.johnson.21@example.net';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Contact deletions. ------------------------------------------------------------------------
 BEGIN;
@@ -239,6 +265,7 @@ SET LOCAL audit.source = 'manual';
 DELETE FROM crm.contacts
  WHERE first_name = 'Dan' AND last_name = 'Kim';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- An erasure request: the event keeps the deleted row, for the audit, not for the CRM.
 BEGIN;
@@ -247,6 +274,7 @@ SET LOCAL audit.source = 'manual';
 DELETE FROM crm.contacts
  WHERE email = 'kenji.wilson.133@example.net';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
@@ -255,6 +283,7 @@ UPDATE crm.groups
    SET name = 'At risk', description = 'Accounts to call this quarter', updated_at = now()
  WHERE name = 'Churn risk';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- User administration. ----------------------------------------------------------------------
 -- Carol is promoted: the role change and her new rights commit together, one transaction.
@@ -273,6 +302,7 @@ DELETE FROM crm.user_permissions
  WHERE permission = 'queue.agent'
    AND user_id = (SELECT id FROM crm.users WHERE email = 'carol@example.com');
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Carol updates her own profile.
 BEGIN;
@@ -282,6 +312,7 @@ UPDATE crm.users
    SET name = 'Carol Nguyen-Park', updated_at = now()
  WHERE email = 'carol@example.com';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Bob changes his password: the event says password_hash changed, and stores
 -- "[redacted]" in place of both hashes.
@@ -293,6 +324,7 @@ UPDATE crm.users
        updated_at = now()
  WHERE email = 'bob@example.com';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
@@ -309,6 +341,7 @@ BEGIN
 END
 $$;
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- The group goes; its memberships go with it (ON DELETE CASCADE), and each removal is an
 -- event of its own under the group.
@@ -318,6 +351,7 @@ SET LOCAL audit.source = 'manual';
 DELETE FROM crm.groups
  WHERE name = 'At risk';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 BEGIN;
 SET LOCAL audit.actor = 'alice@example.com';
@@ -326,6 +360,7 @@ UPDATE crm.users
    SET email = 'dave.okafor@example.com', updated_at = now()
  WHERE email = 'dave@example.com';
 COMMIT;
+SELECT pg_sleep(:pause) \g /dev/null
 
 -- Erin left the company; her permission rows go with her, each recorded under her user.
 BEGIN;
