@@ -239,7 +239,7 @@ printf '%s\n' "ALTER ROLE $ADMIN PASSWORD :'pw';" | psql_demo -d postgres -v pw=
 psql_demo -d "$DB" -f "$ROOT/sql/demo/schema.sql"
 psql_demo -d "$DB" -c "GRANT audit_admin TO $ADMIN"
 echo "replaying a day of CRM activity (28 transactions, ${PAUSE} s apart)..."
-psql_demo -d "$DB" -v pause="$PAUSE" -f "$ROOT/sql/demo/activity.sql"
+psql_demo -d "$DB" -c "SET demo.pause = '$PAUSE'" -f "$ROOT/sql/demo/activity.sql"
 
 export PGHOST="$RUN" PGPORT="$PORT"
 "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -U "$ADMIN" -d "$DB" -f "$ROOT/sql/demo/report.sql"

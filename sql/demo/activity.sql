@@ -3,13 +3,10 @@
 -- where the change came from (audit.source). SET LOCAL lasts until COMMIT, so no transaction
 -- inherits the previous one's actor. Deterministic: run it once on a fresh schema.sql.
 --
--- The transactions are :pause seconds apart (1 unless psql -v pause=N says otherwise), so
+-- The transactions are demo.pause seconds apart (1 unless the session sets demo.pause), so
 -- that each happens at a moment of its own and the log, newest first, reads like a day's
 -- activity. The pauses come between transactions: occurred_at is always the server's clock.
-\if :{?pause}
-\else
-\set pause 1
-\endif
+-- Plain SQL, so that psql and the tests (which set demo.pause = 0) run the same file.
 
 -- Alice, the admin, sets up the team. -------------------------------------------------------
 BEGIN;
@@ -33,7 +30,7 @@ SELECT u.id, p.permission
                ('erin@example.com', 'reports.view')) AS p (email, permission)
   JOIN crm.users AS u ON u.email = p.email;
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Contacts typed in by the agents. ----------------------------------------------------------
 BEGIN;
@@ -47,7 +44,7 @@ VALUES ('Maria', 'Gonzalez', 'maria.gonzalez@acme.example', '+1 415-555-0142', '
        ('Priya', 'Raman', 'priya.raman@umbrella.example', '+1 617-555-0165', 'Umbrella Health', 'Boston', 'customer'),
        ('Tomas', 'Silva', 'tomas.silva@atlantico.example', '+351 21-555-0134', 'Atlantico Foods', 'Lisbon', 'customer');
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 BEGIN;
 SET LOCAL audit.actor = 'dave@example.com';
@@ -57,7 +54,7 @@ VALUES ('Fatima', 'Al-Sayed', 'fatima.alsayed@hooli.example', '+1 206-555-0187',
        ('Daniel', 'Kim', 'daniel.kim@starkind.example', '+1 212-555-0119', 'Stark Industries', 'New York', 'lead'),
        ('Sophie', 'Martin', 'sophie.martin@wayne.example', '+33 1-555-0156', 'Wayne Enterprises', 'Paris', 'customer');
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Dave enters Daniel Kim a second time; he removes the duplicate later.
 BEGIN;
@@ -66,7 +63,7 @@ SET LOCAL audit.source = 'manual';
 INSERT INTO crm.contacts (first_name, last_name, email, company, city)
 VALUES ('Dan', 'Kim', 'daniel.kim@starkind.example', 'Stark Industries', 'New York');
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- The nightly import: 500 leads from a trade-show list, one statement, one event per row. ---
 -- Imported addresses are all @example.net, which is how later statements find them.
@@ -98,7 +95,7 @@ SELECT first_name,
                      'Adams', 'Nelson', 'Hill'])[1 + (i / 20) % 25]
        ) AS names (first_name, last_name);
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Edits. Each one sets updated_at as the application does; it is ignored, so the events
 -- list only the columns that really changed. --------------------------------------------
@@ -109,7 +106,7 @@ UPDATE crm.contacts
    SET email = 'maria.gonzalez@acmecorp.example', updated_at = now()
  WHERE email = 'maria.gonzalez@acme.example';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Lars moved to the Oslo office.
 BEGIN;
@@ -119,7 +116,7 @@ UPDATE crm.contacts
    SET phone = '+47 22-555-0148', city = 'Oslo', updated_at = now()
  WHERE email = 'lars.eriksson@nordicfreight.example';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
@@ -128,7 +125,7 @@ UPDATE crm.contacts
    SET city = 'Porto', updated_at = now()
  WHERE email = 'tomas.silva@atlantico.example';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Groups. ---------------------------------------------------------------------------------
 BEGIN;
@@ -139,7 +136,7 @@ VALUES ('VIP', 'Key accounts: a named agent answers within the hour'),
        ('Newsletter', 'Opted in to the monthly newsletter'),
        ('Churn risk', 'Customers whose usage or renewals are slipping');
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 BEGIN;
 SET LOCAL audit.actor = 'carol@example.com';
@@ -151,7 +148,7 @@ SELECT g.id, c.id
    AND c.email IN ('maria.gonzalez@acmecorp.example', 'aiko.tanaka@initech.example',
                    'priya.raman@umbrella.example', 'sophie.martin@wayne.example');
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 BEGIN;
 SET LOCAL audit.actor = 'dave@example.com';
@@ -163,7 +160,7 @@ SELECT g.id, c.id
    AND c.email IN ('lars.eriksson@nordicfreight.example', 'fatima.alsayed@hooli.example',
                    'tomas.silva@atlantico.example');
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Two trade-show accounts signed: their 40 imported contacts become customers, one
 -- statement, 40 update events.
@@ -175,7 +172,7 @@ UPDATE crm.contacts
  WHERE email LIKE '%@example.net'
    AND company IN ('Northwind Traders', 'Contoso');
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Imported contacts met at the London and Dublin shows opted in to the newsletter (100 rows).
 BEGIN;
@@ -188,7 +185,7 @@ SELECT g.id, c.id
    AND c.email LIKE '%@example.net'
    AND c.city IN ('London', 'Dublin');
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- A save with no real change: only updated_at moves, and updated_at is ignored, so this
 -- records no event.
@@ -199,7 +196,7 @@ UPDATE crm.contacts
    SET updated_at = now()
  WHERE email = 'james.obrien@globex.example';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- A change through the public API: the request's id and the end user's address go into the
 -- event's context. audit.set_actor sets all three settings; PERFORM in a DO block runs it
@@ -215,7 +212,7 @@ UPDATE crm.contacts
    SET phone = '+1 212-555-0186', lifecycle_stage = 'prospect', updated_at = now()
  WHERE first_name = 'Daniel' AND last_name = 'Kim';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Carol exports the VIP list. The database cannot see an export, so the application logs
 -- it (a DO block again, so that psql prints nothing).
@@ -234,7 +231,7 @@ BEGIN
 END
 $$;
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Membership removals. ----------------------------------------------------------------------
 BEGIN;
@@ -245,7 +242,7 @@ DELETE FROM crm.group_members AS m
  WHERE g.id = m.group_id AND c.id = m.contact_id
    AND g.name = 'VIP' AND c.email = 'priya.raman@umbrella.example';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- An unsubscribe.
 BEGIN;
@@ -256,7 +253,7 @@ DELETE FROM crm.group_members AS m
  WHERE g.id = m.group_id AND c.id = m.contact_id
    AND g.name = 'Newsletter' AND c.email = 'liam.johnson.21@example.net';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Contact deletions. ------------------------------------------------------------------------
 BEGIN;
@@ -265,7 +262,7 @@ SET LOCAL audit.source = 'manual';
 DELETE FROM crm.contacts
  WHERE first_name = 'Dan' AND last_name = 'Kim';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- An erasure request: the event keeps the deleted row, for the audit, not for the CRM.
 BEGIN;
@@ -274,7 +271,7 @@ SET LOCAL audit.source = 'manual';
 DELETE FROM crm.contacts
  WHERE email = 'kenji.wilson.133@example.net';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
@@ -283,7 +280,7 @@ UPDATE crm.groups
    SET name = 'At risk', description = 'Accounts to call this quarter', updated_at = now()
  WHERE name = 'Churn risk';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- User administration. ----------------------------------------------------------------------
 -- Carol is promoted: the role change and her new rights commit together, one transaction.
@@ -302,7 +299,7 @@ DELETE FROM crm.user_permissions
  WHERE permission = 'queue.agent'
    AND user_id = (SELECT id FROM crm.users WHERE email = 'carol@example.com');
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Carol updates her own profile.
 BEGIN;
@@ -312,7 +309,7 @@ UPDATE crm.users
    SET name = 'Carol Nguyen-Park', updated_at = now()
  WHERE email = 'carol@example.com';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Bob changes his password: the event says password_hash changed, and stores
 -- "[redacted]" in place of both hashes.
@@ -324,7 +321,7 @@ UPDATE crm.users
        updated_at = now()
  WHERE email = 'bob@example.com';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
@@ -341,7 +338,7 @@ BEGIN
 END
 $$;
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- The group goes; its memberships go with it (ON DELETE CASCADE), and each removal is an
 -- event of its own under the group.
@@ -351,7 +348,7 @@ SET LOCAL audit.source = 'manual';
 DELETE FROM crm.groups
  WHERE name = 'At risk';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 BEGIN;
 SET LOCAL audit.actor = 'alice@example.com';
@@ -360,7 +357,7 @@ UPDATE crm.users
    SET email = 'dave.okafor@example.com', updated_at = now()
  WHERE email = 'dave@example.com';
 COMMIT;
-SELECT pg_sleep(:pause) \g /dev/null
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
 
 -- Erin left the company; her permission rows go with her, each recorded under her user.
 BEGIN;

@@ -9,6 +9,8 @@ fn demo_db() -> (TestDb, postgres::Client) {
     let mut c = db.client();
     c.batch_execute(include_str!("../../sql/demo/schema.sql"))
         .expect("demo schema");
+    // No pauses between the scenes here.
+    c.batch_execute("SET demo.pause = 0").expect("demo.pause");
     c.batch_execute(include_str!("../../sql/demo/activity.sql"))
         .expect("demo activity");
     (db, c)
