@@ -10,23 +10,7 @@ use crate::error::{AuditError, Result};
 use crate::event_store::{Column, Event, EventWriter};
 use crate::ffi::sql_callable;
 use crate::settings;
-
-/// Actions only the extension records: an application cannot claim a row changed, that a
-/// table's tracking or schema changed, that the log was purged, or that a table was dropped.
-const RESERVED_ACTIONS: [&str; 9] = [
-    "create",
-    "update",
-    "delete",
-    "truncate",
-    "purge",
-    "track",
-    "untrack",
-    "alter",
-    "table_dropped",
-];
-
-/// The extension's own events about the audit log itself.
-pub const AUDIT_LOG: &str = "audit_log";
+use audit_trail_contract::{is_reserved_action, is_word, AUDIT_LOG_ENTITY};
 
 /// What a non-admin may write through `audit.log_event`, by default: far above any real
 /// application event, far below what would let one role bloat the log.
@@ -93,7 +77,7 @@ pub fn log_event(
             action: action.to_owned(),
         });
     }
-    if RESERVED_ACTIONS.contains(&action) {
+    if is_reserved_action(action) {
         return Err(AuditError::ReservedAction {
             action: action.to_owned(),
         });
@@ -108,7 +92,7 @@ pub fn log_event(
     if is_audit_admin() {
         return record(entity, action, subject_id, None, details);
     }
-    if entity == AUDIT_LOG {
+    if entity == AUDIT_LOG_ENTITY {
         return Err(AuditError::AuditLogEntity);
     }
     let limit = settings::max_event_bytes();
@@ -119,15 +103,6 @@ pub fn log_event(
         return Err(AuditError::EventTooLarge { size, limit });
     }
     record(entity, action, subject_id, None, details)
-}
-
-/// A lowercase word: a letter, then letters, digits or `_`, at most 63 bytes. Nothing that
-/// renders like another word (case, spaces, invisible or look-alike characters).
-pub fn is_word(text: &str) -> bool {
-    let mut chars = text.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && text.len() <= 63
 }
 
 /// A superuser, or a member of audit_admin.

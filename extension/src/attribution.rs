@@ -45,21 +45,11 @@ fn session_user_name() -> CString {
     name
 }
 
-/// Checks that `audit.context` is one JSON object before PostgreSQL parses it, so that a bad
-/// value fails with a message that names the setting rather than a bare JSON syntax error.
+/// `audit.context` must be one JSON object (the contract's rule), named in the error.
 fn validate_context(raw: &str) -> Result<()> {
-    serde_json::from_str::<serde::de::IgnoredAny>(raw).map_err(|e| AuditError::InvalidContext {
+    audit_trail_contract::check_context(raw).map_err(|e| AuditError::InvalidContext {
         reason: e.to_string(),
-    })?;
-    if !raw.trim_start().starts_with('{') {
-        return Err(AuditError::InvalidContext {
-            reason: format!(
-                "got {}",
-                raw.trim_start().chars().take(20).collect::<String>()
-            ),
-        });
-    }
-    Ok(())
+    })
 }
 
 impl Attribution {

@@ -52,10 +52,10 @@ pub enum AuditError {
     #[error("action \"{action}\" is reserved: only the extension records it")]
     ReservedAction { action: String },
 
-    #[error("action \"{action}\" must be a lowercase word: a letter, then letters, digits or _ (at most 63)")]
+    #[error("action \"{action}\" must be {}", audit_trail_contract::WORD_RULE)]
     InvalidAction { action: String },
 
-    #[error("entity must be a lowercase word: a letter, then letters, digits or _ (at most 63)")]
+    #[error("entity must be {}", audit_trail_contract::WORD_RULE)]
     InvalidEntity,
 
     #[error("only members of audit_admin may record audit_log events")]

@@ -39,25 +39,8 @@ pub enum Column {
 }
 
 const COLUMN_COUNT: usize = 17;
-const COLUMN_NAMES: [&str; COLUMN_COUNT] = [
-    "id",
-    "occurred_at",
-    "txid",
-    "actor",
-    "db_user",
-    "source",
-    "client_addr",
-    "application_name",
-    "entity",
-    "action",
-    "table_name",
-    "subject_id",
-    "changed_fields",
-    "old_data",
-    "new_data",
-    "context",
-    "details",
-];
+/// Column names by [`Column`], in table order (the contract's list).
+const COLUMN_NAMES: [&str; COLUMN_COUNT] = audit_trail_contract::EVENT_COLUMNS;
 
 /// One event to append; a NULL column is `None`.
 pub struct Event {

@@ -87,7 +87,7 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
     let details = pgrx::JsonB(details);
     use pgrx::IntoDatum;
     app_events::record(
-        app_events::AUDIT_LOG,
+        audit_trail_contract::AUDIT_LOG_ENTITY,
         "purge",
         None,
         None,

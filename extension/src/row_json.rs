@@ -17,7 +17,7 @@ use pgrx::pg_sys::JsonbIteratorToken::{
 
 use crate::datums;
 
-pub const REDACTED: &str = "[redacted]";
+use audit_trail_contract::REDACTED;
 
 enum Encoding {
     Bool,

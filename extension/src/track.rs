@@ -13,25 +13,27 @@ use crate::error::{AuditError, Result};
 use crate::ffi::sql_callable;
 use crate::privilege;
 use crate::table_config::qualified_name;
+use audit_trail_contract::{is_word, AUDIT_LOG_ENTITY, CAPTURE_TRIGGERS};
 
-/// Trigger name, event, and REFERENCING clause of each capture trigger.
+/// Trigger name (from the contract, which the DDL hooks in api.sql spell too), event, and
+/// REFERENCING clause of each capture trigger.
 const TRIGGERS: [(&str, &str, &str); 4] = [
     (
-        "audit_trail_insert",
+        CAPTURE_TRIGGERS[0],
         "INSERT",
         "REFERENCING NEW TABLE AS audit_trail_new",
     ),
     (
-        "audit_trail_update",
+        CAPTURE_TRIGGERS[1],
         "UPDATE",
         "REFERENCING OLD TABLE AS audit_trail_old NEW TABLE AS audit_trail_new",
     ),
     (
-        "audit_trail_delete",
+        CAPTURE_TRIGGERS[2],
         "DELETE",
         "REFERENCING OLD TABLE AS audit_trail_old",
     ),
-    ("audit_trail_truncate", "TRUNCATE", ""),
+    (CAPTURE_TRIGGERS[3], "TRUNCATE", ""),
 ];
 
 #[derive(Clone)]
@@ -263,7 +265,7 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
         use pgrx::IntoDatum;
         let details = pgrx::JsonB(settings).into_datum();
         app_events::record(
-            app_events::AUDIT_LOG,
+            AUDIT_LOG_ENTITY,
             "track",
             None,
             Some(&relation),
@@ -291,10 +293,10 @@ fn checked_entity(entity: &str) -> Result<String> {
             parameter: "entity",
         });
     }
-    if !app_events::is_word(entity) {
+    if !is_word(entity) {
         return Err(AuditError::InvalidEntity);
     }
-    if entity == app_events::AUDIT_LOG {
+    if entity == AUDIT_LOG_ENTITY {
         return Err(AuditError::ReservedEntity);
     }
     Ok(entity.to_owned())
@@ -539,7 +541,7 @@ fn untrack_table(relid: pg_sys::Oid, check_owner: bool) -> Result<()> {
     use pgrx::IntoDatum;
     let details = pgrx::JsonB(serde_json::json!({ "table": relation })).into_datum();
     app_events::record(
-        app_events::AUDIT_LOG,
+        AUDIT_LOG_ENTITY,
         "untrack",
         None,
         Some(&relation),

@@ -46,7 +46,7 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut c
                 return;
             }
             // SAFETY: constant NUL-terminated strings; the transaction is still open.
-            unsafe { ffi::async_notify(c"audit_trail_events", c"") };
+            unsafe { ffi::async_notify(audit_trail_contract::NOTIFY_CHANNEL, c"") };
             LAST_NOTIFY.set(now);
         }
         pg_sys::XactEvent::XACT_EVENT_ABORT

@@ -19,25 +19,7 @@
 use crate::record::{EventRecord, TimeFormat};
 
 /// The DESIGN.md header, then the columns that follow it.
-pub const HEADER: [&str; 17] = [
-    "id",
-    "occurred_at",
-    "actor",
-    "db_user",
-    "source",
-    "entity",
-    "action",
-    "subject_id",
-    "table_name",
-    "changed_fields",
-    "old_data",
-    "new_data",
-    "client_addr",
-    "application_name",
-    "context",
-    "details",
-    "txid",
-];
+pub const HEADER: [&str; 17] = audit_trail_contract::CSV_HEADER;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 

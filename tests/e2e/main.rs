@@ -5,6 +5,7 @@ mod bad_input;
 mod bypass;
 mod capture;
 mod columns;
+mod contract;
 mod concurrency;
 mod csv_cells;
 mod dashboard;

@@ -33,8 +33,15 @@ use crate::timespec::{self, Bound};
 use cursor::Position;
 use sink::{FileSink, Rotation, Sink};
 
-const CHANNEL: &str = "audit_trail_events";
+
 const RECHECK_AFTER_WAKEUP: Duration = Duration::from_millis(200);
+/// The channel capture notifies at commit (the contract's name, plain ASCII).
+fn channel() -> &'static str {
+    audit_trail_contract::NOTIFY_CHANNEL
+        .to_str()
+        .unwrap_or("audit_trail_events")
+}
+
 /// The stream's watermark: the oldest transaction still running when the batch's snapshot
 /// was taken. Everything older has ended.
 const WATERMARK: &str = "pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())";
@@ -91,16 +98,11 @@ enum Mode {
 
 impl FollowArgs {
     fn mode(&self) -> Result<Mode> {
-        if self.consumer.trim().is_empty()
-            || !self
-                .consumer
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c))
-            || self.consumer.len() > 100
-        {
-            return Err(Error::Usage(
-                "--consumer: use 1 to 100 letters, digits and _ . : -".into(),
-            ));
+        if !audit_trail_contract::is_consumer_name(&self.consumer) {
+            return Err(Error::Usage(format!(
+                "--consumer: use {}",
+                audit_trail_contract::CONSUMER_NAME_RULE
+            )));
         }
         if self.status {
             return Ok(Mode::Status);
@@ -346,7 +348,7 @@ impl Follower {
         record
             .as_ref()
             .unwrap_or(&client)
-            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .batch_execute(&format!("LISTEN {}", channel()))
             .await
             .map_err(Failure::from_db("listening for new events"))?;
         let poll = Duration::from_secs(self.args.poll_seconds);

@@ -1,0 +1,42 @@
+//! `audit.context`: a JSON object the application sets per transaction.
+
+/// Why an `audit.context` value was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ContextError {
+    #[error("{0}")]
+    NotJson(String),
+    #[error("got {0}")]
+    NotAnObject(String),
+}
+
+/// Checks that `raw` is one JSON object, so that a bad value fails with a message naming the
+/// setting rather than a bare JSON syntax error from PostgreSQL.
+pub fn check_context(raw: &str) -> Result<(), ContextError> {
+    serde_json::from_str::<serde::de::IgnoredAny>(raw)
+        .map_err(|e| ContextError::NotJson(e.to_string()))?;
+    let start = raw.trim_start();
+    if !start.starts_with('{') {
+        return Err(ContextError::NotAnObject(start.chars().take(20).collect()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_pass_and_everything_else_is_named() {
+        assert_eq!(check_context(r#"{"request_id": "42"}"#), Ok(()));
+        assert_eq!(check_context(" {}"), Ok(()));
+        assert_eq!(
+            check_context("[1, 2]"),
+            Err(ContextError::NotAnObject("[1, 2]".into()))
+        );
+        assert!(matches!(check_context("{"), Err(ContextError::NotJson(_))));
+        assert!(matches!(
+            check_context(r#"{"a": 1} {"b": 2}"#),
+            Err(ContextError::NotJson(_))
+        ));
+    }
+}
