@@ -35,7 +35,9 @@ mod tests {
             assert!(is_word(ok), "{ok}");
         }
         let long = "a".repeat(64);
-        for bad in ["", "Update", "update ", " update", "1abc", "_x", "up-date", "ｕpdate", &long] {
+        for bad in [
+            "", "Update", "update ", " update", "1abc", "_x", "up-date", "ｕpdate", &long,
+        ] {
             assert!(!is_word(bad), "{bad:?}");
         }
     }
