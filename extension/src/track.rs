@@ -264,13 +264,7 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
         settings["partitions"] = partitions.len().into();
         use pgrx::IntoDatum;
         let details = pgrx::JsonB(settings).into_datum();
-        app_events::record(
-            AUDIT_LOG_ENTITY,
-            "track",
-            None,
-            Some(&relation),
-            details,
-        )?;
+        app_events::record(AUDIT_LOG_ENTITY, "track", None, Some(&relation), details)?;
     }
     for partition in partitions {
         track_table(
@@ -540,12 +534,6 @@ fn untrack_table(relid: pg_sys::Oid, check_owner: bool) -> Result<()> {
     // Stopping capture is itself audited.
     use pgrx::IntoDatum;
     let details = pgrx::JsonB(serde_json::json!({ "table": relation })).into_datum();
-    app_events::record(
-        AUDIT_LOG_ENTITY,
-        "untrack",
-        None,
-        Some(&relation),
-        details,
-    )?;
+    app_events::record(AUDIT_LOG_ENTITY, "untrack", None, Some(&relation), details)?;
     Ok(())
 }
