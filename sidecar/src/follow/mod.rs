@@ -33,7 +33,6 @@ use crate::timespec::{self, Bound};
 use cursor::Position;
 use sink::{FileSink, Rotation, Sink};
 
-
 const RECHECK_AFTER_WAKEUP: Duration = Duration::from_millis(200);
 /// The channel capture notifies at commit (the contract's name, plain ASCII).
 fn channel() -> &'static str {
