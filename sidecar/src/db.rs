@@ -2,7 +2,8 @@
 //!
 //! Where the connection comes from, as libpq does it: `--db` (a URL or `key=value` string),
 //! else `DATABASE_URL`, else nothing; then `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD` and
-//! `PGDATABASE` fill whatever is still missing.
+//! `PGDATABASE` fill whatever is still missing, and with no user anywhere, the operating
+//! system user connects (libpq's default).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -43,7 +44,84 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// Who connects when neither the connection string nor `PGUSER` names a role.
+#[derive(Clone, Copy)]
+pub enum DefaultUser<'a> {
+    /// The operating system user, as libpq does: the commands run as the operator's own role.
+    OsUser,
+    /// A stand-in: the dashboard, whose people sign in with their own roles.
+    Role(&'a str),
+}
+
+/// Where the commands connect: `--db`, else `DATABASE_URL`, then the `PG*` variables, then
+/// the operating system user.
 pub fn resolve(db: Option<&str>, application_name: &str) -> Result<Target> {
+    resolve_as(db, application_name, DefaultUser::OsUser)
+}
+
+/// libpq's two ways to write a connection string.
+fn is_url(text: &str) -> bool {
+    text.starts_with("postgresql://") || text.starts_with("postgres://")
+}
+
+/// A connection string that cannot be read. tokio-postgres says "invalid connection string:
+/// CAUSE"; the cause names the bad option and never echoes the text, which may hold a
+/// password, so only the cause is kept, under the form the user wrote.
+fn malformed(origin: &str, text: &str, e: &tokio_postgres::Error) -> Error {
+    let form = if is_url(text) {
+        "connection URL"
+    } else {
+        "connection string"
+    };
+    let cause = std::error::Error::source(e).map_or_else(|| chain(e), chain);
+    Error::Usage(format!("{origin}: malformed {form}: {cause}"))
+}
+
+/// The name of the operating system user the process runs as (its effective user ID), looked
+/// up as libpq does (`getpwuid_r`, not `$USER`, which anyone can set). None when the ID has
+/// no name, e.g. an arbitrary ID in a container.
+#[cfg(unix)]
+fn os_user_name() -> Option<String> {
+    // SAFETY: geteuid takes nothing, cannot fail and touches no memory of ours.
+    let uid = unsafe { libc::geteuid() };
+    let mut buf: Vec<libc::c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: an all-zero passwd (null pointers, zero IDs) is a valid value of the type;
+        // getpwuid_r only writes it.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is to live memory of ours, `buf.len()` is its size, and the
+        // strings getpwuid_r stores in `entry` point into `buf`, read before `buf` changes.
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut entry, buf.as_mut_ptr(), buf.len(), &mut found) };
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || found.is_null() || entry.pw_name.is_null() {
+            return None;
+        }
+        // SAFETY: on success pw_name is a NUL-terminated string inside `buf`, alive here.
+        let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+        return name
+            .to_str()
+            .ok()
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+    }
+}
+
+#[cfg(not(unix))]
+fn os_user_name() -> Option<String> {
+    env("USERNAME")
+}
+
+/// As [`resolve`], with `default_user` when no role is named.
+pub fn resolve_as(
+    db: Option<&str>,
+    application_name: &str,
+    default_user: DefaultUser,
+) -> Result<Target> {
     let (text, origin) = match db {
         Some(text) => (Some(text.to_owned()), "--db"),
         None => (env("DATABASE_URL"), "DATABASE_URL"),
@@ -56,11 +134,7 @@ pub fn resolve(db: Option<&str>, application_name: &str) -> Result<Target> {
         None => (None, false),
     };
     let mut config = match &text {
-        // The parser's messages name the bad option, never echo the string (which may hold
-        // a password).
-        Some(text) => {
-            Config::from_str(text).map_err(|e| Error::Usage(format!("{origin}: {}", chain(&e))))?
-        }
+        Some(text) => Config::from_str(text).map_err(|e| malformed(origin, text, &e))?,
         None => Config::new(),
     };
     if !text.as_deref().is_some_and(|t| t.contains("sslmode")) {
@@ -102,12 +176,17 @@ pub fn resolve(db: Option<&str>, application_name: &str) -> Result<Target> {
         }
     }
     if config.get_user().is_none() {
-        let user = env("PGUSER")
-            .or_else(|| env("USER"))
-            .or_else(|| env("LOGNAME"));
-        let user = user.ok_or_else(|| {
-            Error::Usage("no database user: give one in --db or set PGUSER".into())
-        })?;
+        let user = match (env("PGUSER"), default_user) {
+            (Some(user), _) => user,
+            (None, DefaultUser::Role(role)) => role.to_owned(),
+            (None, DefaultUser::OsUser) => os_user_name().ok_or_else(|| {
+                Error::Usage(
+                    "no database user: give one in --db or set PGUSER \
+                     (the operating system user has no name)"
+                        .into(),
+                )
+            })?,
+        };
         config.user(&user);
     }
     if config.get_password().is_none() {
@@ -301,7 +380,16 @@ pub async fn require_primary(record: &Client, description: &str) -> Result<()> {
 /// Where `--record-db` points, resolved as `--db` is (`PG*` fill in what it leaves out);
 /// errors name `--record-db`.
 pub fn resolve_record(text: &str, application_name: &str) -> Result<Target> {
-    resolve(Some(text), application_name).map_err(|e| match e {
+    resolve_record_as(text, application_name, DefaultUser::OsUser)
+}
+
+/// As [`resolve_record`], with `default_user` when no role is named.
+pub fn resolve_record_as(
+    text: &str,
+    application_name: &str,
+    default_user: DefaultUser,
+) -> Result<Target> {
+    resolve_as(Some(text), application_name, default_user).map_err(|e| match e {
         Error::Usage(m) => Error::Usage(
             m.strip_prefix("--db")
                 .map_or_else(|| m.clone(), |rest| format!("--record-db{rest}")),

@@ -427,7 +427,7 @@ fn bad_input_gets_one_line_the_right_exit_code_and_no_file() {
         (
             vec!["--db".into(), "port=notanumber".into()],
             2,
-            "--db: invalid connection string",
+            "--db: malformed connection string",
         ),
         (
             vec!["--db".into(), format!("{conninfo} dbname=no_such_db")],

@@ -37,7 +37,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use clap::Args;
 
-use crate::db;
+use crate::db::{self, DefaultUser};
 use crate::error::{Error, Result};
 use crate::timespec;
 
@@ -101,46 +101,33 @@ const APPLICATION_NAME: &str = "audit-trail dashboard";
 const PLACEHOLDER_ROLE: &str = "audit-trail-dashboard";
 
 /// Where to connect, resolved as for the other commands (`--db`, `DATABASE_URL`, `PG*`),
-/// except that no role is needed: people sign in with their own.
+/// except that no role is needed: people sign in with their own. Without one in `--db` or
+/// `PGUSER`, the placeholder stands in (never the operating system user, which the CLI
+/// defaults to: the dashboard does not act as whoever started it).
 fn resolve_database(db: Option<&str>) -> Result<db::Target> {
-    resolve_for_sign_in(db, "--db", |text| db::resolve(text, APPLICATION_NAME))
+    let target = db::resolve_as(db, APPLICATION_NAME, DefaultUser::Role(PLACEHOLDER_ROLE))?;
+    require_dbname(target, "--db")
 }
 
 /// Where exports are recorded (`--record-db`), resolved as [`resolve_database`].
 fn resolve_record_database(record_db: &str) -> Result<db::Target> {
-    resolve_for_sign_in(Some(record_db), "--record-db", |text| {
-        db::resolve_record(text.unwrap_or(record_db), APPLICATION_NAME)
-    })
+    let target = db::resolve_record_as(
+        record_db,
+        APPLICATION_NAME,
+        DefaultUser::Role(PLACEHOLDER_ROLE),
+    )?;
+    require_dbname(target, "--record-db")
 }
 
-fn resolve_for_sign_in(
-    db: Option<&str>,
-    flag: &str,
-    resolve: impl Fn(Option<&str>) -> Result<db::Target>,
-) -> Result<db::Target> {
-    match resolve(db) {
-        Err(Error::Usage(m)) if m.starts_with("no database user") => {
-            let text = db
-                .map(str::to_owned)
-                .or_else(|| std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty()));
-            let with_role = match text {
-                None => format!("user={PLACEHOLDER_ROLE}"),
-                Some(t) if t.starts_with("postgres://") || t.starts_with("postgresql://") => {
-                    let sep = if t.contains('?') { '&' } else { '?' };
-                    format!("{t}{sep}user={PLACEHOLDER_ROLE}")
-                }
-                Some(t) => format!("{t} user={PLACEHOLDER_ROLE}"),
-            };
-            let target = resolve(Some(&with_role))?;
-            if target.config.get_dbname() == Some(PLACEHOLDER_ROLE) {
-                return Err(Error::Usage(format!(
-                    "serve: name the database: {flag} \"dbname=...\" or PGDATABASE"
-                )));
-            }
-            Ok(target)
-        }
-        other => other,
+/// libpq names the database after the role when nothing else does: after the placeholder,
+/// that is no database anyone meant.
+fn require_dbname(target: db::Target, flag: &str) -> Result<db::Target> {
+    if target.config.get_dbname() == Some(PLACEHOLDER_ROLE) {
+        return Err(Error::Usage(format!(
+            "serve: name the database: {flag} \"dbname=...\" or PGDATABASE"
+        )));
     }
+    Ok(target)
 }
 
 /// Whether `--db` is a standby, when that can be known before anyone signs in: only when it
