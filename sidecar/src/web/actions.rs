@@ -39,11 +39,14 @@ const SAMPLE: i64 = 10_000;
 /// How long a list read from the log is shown before it is read again.
 const FRESH_FOR: Duration = Duration::from_secs(60);
 
+/// A list and when it was read.
+type Read = (Instant, Vec<String>);
+
 /// The list last read, shared by every session of the process (all of them audit admins, who
 /// may see every action anyway).
 #[derive(Clone, Default)]
 pub struct ActionChoices {
-    cached: Arc<Mutex<Option<(Instant, Vec<String>)>>>,
+    cached: Arc<Mutex<Option<Read>>>,
 }
 
 impl ActionChoices {
