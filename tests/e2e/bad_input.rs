@@ -160,3 +160,30 @@ fn a_misspelled_audit_setting_is_an_error() {
     let (_, msg) = error_of(&mut c, "SET audit.actr = 'alice'");
     assert!(msg.contains("audit.actr"), "{msg}");
 }
+
+#[test]
+fn a_typo_in_an_audit_setting_is_reported_in_a_fresh_backend() {
+    let (db, _c) = crate::contacts_db();
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = notices.clone();
+    let mut config: postgres::Config = db.conninfo("postgres").parse().unwrap();
+    config.notice_callback(move |n| seen.lock().unwrap().push(n.message().to_owned()));
+    // A new connection: the library is not loaded until the first capture.
+    let mut fresh = config.connect(postgres::NoTls).unwrap();
+    let outcome = fresh.batch_execute(
+        "BEGIN; SET LOCAL audit.actr = 'alice@example.com';
+         INSERT INTO crm.contacts (name) VALUES ('Ann'); COMMIT;",
+    );
+    let notices = notices.lock().unwrap().clone();
+    match outcome {
+        Err(e) => assert!(
+            audit_trail_tests::error_text(&e).contains("audit.actr"),
+            "{}",
+            audit_trail_tests::error_text(&e)
+        ),
+        Ok(()) => assert!(
+            notices.iter().any(|n| n.contains("audit.actr")),
+            "the typo went unreported: {notices:?}"
+        ),
+    }
+}
