@@ -2,14 +2,10 @@
 //! tables, renames by any command, DDL that rewrites data, re-tracking, casts, sizes.
 //! Each test reproduces an attack that once worked.
 
-use audit_trail_tests::{all_events, error_text, events, Event, TestDb};
+use audit_trail_tests::{all_events, error_text, events, sqlstate, Event, TestDb};
 use serde_json::{json, Value};
 
 use crate::contacts_db;
-
-fn sqlstate(e: &postgres::Error) -> String {
-    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
-}
 
 /// The error has this SQLSTATE and its message names the cause.
 fn assert_refused(err: &postgres::Error, code: &str, cause: &str) {

@@ -1,12 +1,8 @@
 //! Least privilege: who may read, who may write, and what nobody can do.
 
-use audit_trail_tests::{events, TestDb};
+use audit_trail_tests::{events, sqlstate, TestDb};
 
 use crate::contacts_db;
-
-fn sqlstate(e: &postgres::Error) -> String {
-    e.code().map(|c| c.code().to_string()).unwrap_or_default()
-}
 
 /// A login role allowed to write crm.contacts and nothing else.
 fn clerk(db: &TestDb) -> String {

@@ -93,7 +93,8 @@ fn append_conf(data: &Path, settings: &str) {
     writeln!(conf, "{settings}").expect("write postgresql.conf");
 }
 
-fn free_port() -> u16 {
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -11,6 +11,11 @@ pub use cluster::Cluster;
 pub use db::TestDb;
 pub use events::{all_events, events, Event};
 
+/// The SQLSTATE of a server error ("" for a client error), e.g. "42501".
+pub fn sqlstate(e: &postgres::Error) -> String {
+    e.code().map(|c| c.code().to_owned()).unwrap_or_default()
+}
+
 /// A server error as `SQLSTATE: message`, or the client error's text.
 pub fn error_text(e: &postgres::Error) -> String {
     match e.as_db_error() {
