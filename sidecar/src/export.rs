@@ -238,8 +238,8 @@ struct ExportDetails<'a> {
 }
 
 /// Records the export (in the database it came from, or on the primary when that is a
-/// standby), attributed to the connected role (or to
-/// `actor` when the dashboard exports on behalf of a signed-in user).
+/// standby), attributed to the connected role: the dashboard connects as the signed-in
+/// person's own role, so the database names who exported without the sidecar saying so.
 pub async fn record_export(
     client: &mut Client,
     request: &ExportRequest,

@@ -1,5 +1,6 @@
-//! Which events to read: the filters shared by `export`, `follow` and the dashboard, and the
-//! SQL they become. Values are always bound as parameters, never written into the SQL text.
+//! Which events to read: the filters shared by `export` and the dashboard (`follow` streams
+//! every committed event, unfiltered), and the SQL they become. Values are always bound as
+//! parameters, never written into the SQL text.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -46,11 +47,6 @@ impl Condition {
             " AND "
         });
         self.sql.push_str(&clause);
-    }
-
-    /// Adds a further condition with its own value, e.g. a keyset bound.
-    pub fn and(&mut self, template: &str, value: Param) {
-        self.push(template, value);
     }
 
     pub fn param_refs(&self) -> Vec<&(dyn ToSql + Sync)> {
