@@ -19,6 +19,7 @@ mod hostile_db;
 mod replication;
 mod report;
 mod security;
+mod surface;
 mod signin_throttle;
 mod standby;
 mod tls;

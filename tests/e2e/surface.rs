@@ -1,0 +1,94 @@
+//! The SQL surface as a golden file: every object of the extension with its signature,
+//! owner-rights and search_path settings, and who may use it. An unintended change of a
+//! grant, a function's rights or a view's columns fails here with a diff; an intended one is
+//! accepted by running the test with `UPDATE_GOLDEN=1` and committing the file.
+
+use std::path::PathBuf;
+
+use audit_trail_tests::TestDb;
+
+const SURFACE: &str = "
+SELECT kind || ' ' || name || coalesce(' ' || extra, '') || ' ' || acl AS line
+  FROM (
+    SELECT 'function' AS kind,
+           p.oid::regprocedure::text AS name,
+           concat_ws(' ',
+                     CASE WHEN p.prosecdef THEN 'SECURITY DEFINER' END,
+                     array_to_string(p.proconfig, ' ')) AS extra,
+           coalesce(array_to_string(ARRAY(SELECT a::text FROM unnest(p.proacl) a ORDER BY 1), ','),
+                    'default') AS acl
+      FROM pg_proc p
+     WHERE p.pronamespace = 'audit'::regnamespace
+    UNION ALL
+    SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'S' THEN 'sequence' ELSE 'table' END,
+           c.oid::regclass::text,
+           '(' || (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod),
+                                     ', ' ORDER BY a.attnum)
+                     FROM pg_attribute a
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) || ')',
+           coalesce(array_to_string(ARRAY(SELECT a::text FROM unnest(c.relacl) a ORDER BY 1), ','),
+                    'default')
+      FROM pg_class c
+     WHERE c.relnamespace = 'audit'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S')
+    UNION ALL
+    SELECT 'event trigger', e.evtname::text,
+           e.evtevent || ' ' || e.evtenabled::text || coalesce(' ' || array_to_string(e.evttags, ','), ''),
+           e.evtfoid::regproc::text
+      FROM pg_event_trigger e
+    UNION ALL
+    SELECT 'trigger', t.tgname::text || ' ON ' || t.tgrelid::regclass::text, t.tgenabled::text,
+           t.tgfoid::regproc::text
+      FROM pg_trigger t
+     WHERE t.tgrelid = 'audit.events'::regclass AND NOT t.tgisinternal
+  ) AS surface
+ ORDER BY 1";
+
+fn golden() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("expected/sql_surface.txt")
+}
+
+#[test]
+fn the_sql_surface_is_what_the_golden_file_says() {
+    let db = TestDb::new();
+    let lines: Vec<String> = db
+        .client()
+        .query(SURFACE, &[])
+        .expect("read the SQL surface")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let actual = lines.join("\n") + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(golden(), &actual).expect("write the golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(golden()).unwrap_or_default();
+    if actual != expected {
+        let out =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/sql_surface.actual.txt");
+        let _ = std::fs::write(&out, &actual);
+        panic!(
+            "the SQL surface changed: diff {} {} (UPDATE_GOLDEN=1 accepts it)",
+            golden().display(),
+            out.display()
+        );
+    }
+}
+
+#[test]
+fn every_function_that_runs_with_more_rights_pins_its_search_path() {
+    let db = TestDb::new();
+    let unpinned: Vec<String> = db
+        .client()
+        .query(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p
+              WHERE p.pronamespace = 'audit'::regnamespace AND p.prosecdef
+                AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(unpinned.is_empty(), "{unpinned:?}");
+}
