@@ -28,7 +28,7 @@ lint: setup
 
 ## Pure unit tests (no database, so none of setup's packages).
 unit:
-	$(CARGO) test -p audit-trail
+	$(CARGO) test -p audit-trail-contract -p audit-trail
 
 ## End-to-end tests: a throwaway cluster started by the tests, one database per test.
 e2e: install build
