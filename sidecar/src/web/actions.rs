@@ -15,22 +15,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use audit_trail_contract::{CAPTURED_ACTIONS, EXTENSION_ACTIONS};
 use tokio_postgres::Client;
 
-/// Actions the extension records (row changes, tracking, schema changes, retention), and
-/// `export`, which every export writes: offered whether or not the log holds them yet.
-pub const RESERVED: [&str; 10] = [
-    "create",
-    "update",
-    "delete",
-    "truncate",
-    "track",
-    "alter",
-    "untrack",
-    "table_dropped",
-    "purge",
-    "export",
-];
+/// `export`, which every export writes: offered, with every action the extension records
+/// (row changes, tracking, schema changes, retention), whether or not the log holds them yet.
+const EXPORT: &str = "export";
+
+fn reserved() -> impl Iterator<Item = &'static str> {
+    CAPTURED_ACTIONS
+        .into_iter()
+        .chain(EXTENSION_ACTIONS)
+        .chain([EXPORT])
+}
 
 /// How many of the newest events are read for application actions: a few milliseconds
 /// through the index, whatever the size of the log.
@@ -56,12 +53,12 @@ impl ActionChoices {
             return Ok(list);
         }
         let recent = recent_actions(client).await?;
-        let mut list: Vec<String> = RESERVED.iter().map(|a| (*a).to_owned()).collect();
-        list.extend(
-            recent
-                .into_iter()
-                .filter(|a| !RESERVED.contains(&a.as_str())),
-        );
+        let mut list: Vec<String> = reserved().map(str::to_owned).collect();
+        let application: Vec<String> = recent
+            .into_iter()
+            .filter(|a| !reserved().any(|r| r == a))
+            .collect();
+        list.extend(application);
         if let Ok(mut cached) = self.cached.lock() {
             *cached = Some((Instant::now(), list.clone()));
         }
