@@ -19,9 +19,9 @@ mod hostile_db;
 mod replication;
 mod report;
 mod security;
-mod surface;
 mod signin_throttle;
 mod standby;
+mod surface;
 mod tls;
 
 use audit_trail_tests::TestDb;
