@@ -18,11 +18,10 @@ use super::csrf::{check_sign_in, SIGN_IN_COOKIE, SIGN_IN_FORM_LIFETIME};
 use super::error::WebError;
 use super::limiter::SignInLimiter;
 use super::proxy::client_address;
-use super::session::{
-    clear_cookie, cookie, random_token, set_cookie, Session, Sessions, SignedIn, SESSION_COOKIE,
-};
+use super::session::{Session, Sessions, SignedIn, SESSION_COOKIE};
 use super::state::Settings;
 use super::templates::{render, Layout, SignInPage};
+use super::token::{clear_cookie, cookie, random_token, set_cookie};
 use crate::error::Error;
 
 /// PostgreSQL role names are at most 63 bytes.

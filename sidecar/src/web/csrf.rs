@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::WebError;
-use super::session::{cookie, same_secret};
+use super::token::{cookie, same_secret};
 
 pub const SIGN_IN_COOKIE: &str = "audit_trail_sign_in";
 /// How long a sign-in form stays usable.

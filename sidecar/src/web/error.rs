@@ -7,8 +7,19 @@ use std::time::Duration;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::session::{random_token, NoSession};
 use super::templates::{render, ErrorPage, Layout, NotAdminPage};
+use super::token::random_token;
+
+/// Why a request has no session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSession {
+    /// No cookie, or one naming no session (never signed in, signed out, server restarted).
+    Missing,
+    /// Idle for longer than the timeout.
+    Expired,
+    /// The database closed the session's connection.
+    ConnectionLost,
+}
 
 #[derive(Debug)]
 pub enum WebError {
@@ -245,4 +256,11 @@ fn page(shown: Shown, reference: Option<String>) -> Response {
         link: shown.link,
     };
     (shown.status, render(&page)).into_response()
+}
+
+/// No random bytes for a token: the system's random source failed (a server fault).
+impl From<getrandom::Error> for WebError {
+    fn from(e: getrandom::Error) -> Self {
+        WebError::internal(format!("no random bytes for a token: {e}"))
+    }
 }

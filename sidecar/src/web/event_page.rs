@@ -35,7 +35,7 @@ pub async fn show(
         .as_deref()
         .map(|subject| LogParams::subject_history(&event.entity, subject).href());
     let page = EventPage {
-        layout: Layout::signed_in(&format!("Event {id}"), &session),
+        layout: Layout::signed_in(&format!("Event {id}"), &session.role, &session.csrf),
         event: EventView::new(&event, settings.zone),
         back_href: back.href(),
         history_href,

@@ -51,7 +51,7 @@ pub async fn show(
         axum::http::StatusCode::OK
     };
     let page = LogPage {
-        layout: Layout::signed_in("Audit Log", &session),
+        layout: Layout::signed_in("Audit Log", &session.role, &session.csrf),
         view: LogView::new(
             &params,
             listed,

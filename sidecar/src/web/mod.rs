@@ -8,10 +8,15 @@
 //! every export reads the log with the signed-in role's own rights.
 //!
 //! Layout: [`app`] is the one routing table and the security headers; [`state`] what handlers
-//! share; [`session`], [`csrf`], [`limiter`] and [`proxy`] sign-in security; [`auth`], [`log_page`],
-//! [`event_page`] and [`export`] the handlers; [`params`] the filters as they travel in URLs
-//! and forms; [`queries`] the SQL; [`templates`] one struct per page; [`error`] what a person
-//! sees when something fails (never an internal message).
+//! share; [`session`], [`csrf`], [`limiter`] and [`proxy`] sign-in security, over [`token`]
+//! (random secrets and cookie headers); [`auth`], [`log_page`], [`event_page`] and [`export`]
+//! the handlers; [`params`] the filters as they travel in URLs and forms; [`queries`] the
+//! SQL; [`actions`] the Action filter's choices; [`view`] what a page shows, built from query
+//! results; [`templates`] one struct per page; [`error`] what a person sees when something
+//! fails (never an internal message).
+//!
+//! Imports run one way: handlers use sessions, sessions use errors, errors use templates,
+//! templates use views; [`token`] and [`view`] use nothing of the dashboard's own state.
 
 mod actions;
 mod app;
@@ -29,6 +34,7 @@ mod queries;
 mod session;
 mod state;
 mod templates;
+mod token;
 mod view;
 
 use std::net::SocketAddr;

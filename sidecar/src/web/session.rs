@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
+use axum::http::Method;
 use tokio::sync::OwnedMutexGuard;
 use tokio_postgres::Client;
 
-use super::error::WebError;
+use super::error::{NoSession, WebError};
+use super::token::{cookie, random_token, same_secret};
 
 pub const SESSION_COOKIE: &str = "audit_trail_session";
 
@@ -22,48 +23,6 @@ const MAX_SESSIONS: usize = 200;
 /// How long a request waits for its session's connection while another request (an export)
 /// uses it.
 const BUSY_WAIT: Duration = Duration::from_secs(20);
-
-/// 32 bytes from the operating system's random source, as 64 hex digits.
-pub fn random_token() -> Result<String, WebError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| WebError::internal(format!("no random bytes for a token: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Compares two secrets in time independent of where they differ.
-pub fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-/// The value of a cookie in the request.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// `Set-Cookie` for a cookie only this site's pages send back, and no script can read.
-pub fn set_cookie(name: &str, value: &str, max_age: Option<Duration>) -> String {
-    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
-    if let Some(age) = max_age {
-        c.push_str(&format!("; Max-Age={}", age.as_secs()));
-    }
-    c
-}
-
-pub fn clear_cookie(name: &str) -> String {
-    format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
-}
 
 pub struct Session {
     /// The database role signed in.
@@ -146,17 +105,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Sessions {
     map: Arc<Mutex<HashMap<String, Arc<Session>>>>,
     idle_timeout: Duration,
-}
-
-/// Why a request has no session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoSession {
-    /// No cookie, or one naming no session (never signed in, signed out, server restarted).
-    Missing,
-    /// Idle for longer than the timeout.
-    Expired,
-    /// The database closed the session's connection.
-    ConnectionLost,
 }
 
 impl Sessions {
@@ -246,44 +194,5 @@ where
                 .unwrap_or_else(|| "/".into())
         });
         Err(WebError::SignInRequired { next, reason })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_long_random_and_distinct() {
-        let a = random_token().unwrap();
-        let b = random_token().unwrap();
-        assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
-    }
-
-    #[test]
-    fn secrets_compare_exactly() {
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
-        assert!(!same_secret("abc", "abcd"));
-        assert!(!same_secret("", "a"));
-    }
-
-    #[test]
-    fn cookies_are_found_by_exact_name() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            axum::http::header::COOKIE,
-            "x_audit_trail_session=evil; audit_trail_session=good; other=1"
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(cookie(&h, SESSION_COOKIE), Some("good"));
-        assert_eq!(cookie(&h, "missing"), None);
-        let set = set_cookie(SESSION_COOKIE, "t", None);
-        assert!(
-            set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/")
-        );
     }
 }

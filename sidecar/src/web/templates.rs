@@ -5,7 +5,6 @@
 use askama::Template;
 use axum::response::Html;
 
-use super::session::Session;
 use super::view::{EventView, LogView};
 
 /// What the base template needs: the page title, and who is signed in (for the sign-out form).
@@ -32,17 +31,17 @@ impl Layout {
         }
     }
 
-    pub fn signed_in(title: &str, session: &Session) -> Layout {
+    /// A page for a signed-in `role`, whose forms carry `csrf`.
+    pub fn signed_in(title: &str, role: &str, csrf: &str) -> Layout {
         Layout {
             user: Some(UserBar {
-                role: session.role.clone(),
-                initial: session
-                    .role
+                role: role.to_owned(),
+                initial: role
                     .chars()
                     .find(|c| c.is_alphanumeric())
                     .map(|c| c.to_uppercase().collect())
                     .unwrap_or_else(|| "?".into()),
-                csrf: session.csrf.clone(),
+                csrf: csrf.to_owned(),
             }),
             ..Layout::public(title)
         }
