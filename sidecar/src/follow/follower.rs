@@ -1,0 +1,396 @@
+//! The follower: one connection (two against a standby), batches in the commit-safe order,
+//! delivery to the sink, then the cursor; wake-ups, reconnects and stopping on a signal.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, Client, GenericClient, IsolationLevel};
+
+use super::args::FollowArgs;
+use super::cursor::{self, Position};
+use super::sink::Sink;
+use super::{WATERMARK, WRITES};
+use crate::db::{self, Target};
+use crate::error::{describe, Error, Result};
+use crate::record::{EventRecord, SELECT_EVENTS};
+
+const RECHECK_AFTER_WAKEUP: Duration = Duration::from_millis(200);
+/// The channel capture notifies at commit (the contract's name, plain ASCII).
+fn channel() -> &'static str {
+    audit_trail_contract::NOTIFY_CHANNEL
+        .to_str()
+        .unwrap_or("audit_trail_events")
+}
+
+/// A connection whose notifications are forwarded to a channel; the channel closes when the
+/// connection does.
+async fn connect_listening(target: &Target) -> Result<(Client, mpsc::UnboundedReceiver<()>)> {
+    let (client, mut connection) = db::open(target).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    if tx.send(()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    Ok((client, rx))
+}
+
+pub(super) struct Follower {
+    target: Target,
+    /// The primary, when `target` is a standby: the cursor is kept there.
+    record_target: Option<Target>,
+    args: FollowArgs,
+    sink: Sink,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// What one batch found.
+struct Batch {
+    delivered: usize,
+    /// Committed events exist that wait for an older transaction to end.
+    held_back: bool,
+}
+
+impl Follower {
+    pub(super) fn new(
+        target: Target,
+        record_target: Option<Target>,
+        args: FollowArgs,
+        sink: Sink,
+    ) -> Follower {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        Follower {
+            target,
+            record_target,
+            args,
+            sink,
+            stop,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Follows until stopped (or drained, with --once), reconnecting when the server goes away.
+    pub(super) async fn run(mut self) -> Result<()> {
+        let mut backoff = Duration::from_secs(1);
+        let mut first = true;
+        loop {
+            let connected = self.connect().await;
+            let (client, record, notifications) = match connected {
+                Ok(c) => c,
+                // Nothing reached yet, or a one-shot run: report, don't retry.
+                Err(e) if first || self.args.once => return Err(e),
+                Err(e) => {
+                    eprintln!("audit-trail: {e}; retrying in {}s", backoff.as_secs());
+                    if self.pause(backoff).await {
+                        return Ok(());
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            };
+            if first {
+                db::require_audit_admin(&client).await?;
+                match &record {
+                    Some(record) => {
+                        db::require_audit_admin(record).await?;
+                        let description = self
+                            .record_target
+                            .as_ref()
+                            .map_or("?", |t| t.description.as_str());
+                        db::require_primary(record, description).await?;
+                    }
+                    None if db::in_recovery(&client).await? => {
+                        return Err(db::standby_without_record_db(WRITES));
+                    }
+                    None => {}
+                }
+                cursor::ensure(record.as_ref().unwrap_or(&client), &self.args.consumer).await?;
+            } else {
+                eprintln!("audit-trail: reconnected to {}", self.target.description);
+            }
+            first = false;
+            backoff = Duration::from_secs(1);
+            match self.follow(client, record, notifications).await {
+                Ok(()) => return Ok(()),
+                Err(Failure::Lost(reason)) if !self.args.once => {
+                    eprintln!(
+                        "audit-trail: lost the connection to {} ({reason}); reconnecting",
+                        self.target.description
+                    );
+                    if self.pause(backoff).await {
+                        return Ok(());
+                    }
+                }
+                Err(Failure::Lost(reason)) => {
+                    return Err(Error::Connect {
+                        target: self.target.description.clone(),
+                        reason,
+                    })
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// The connection events are read from and, with a primary to record on, the connection
+    /// to it; the notifications come from whichever of them is the primary. A standby
+    /// cannot LISTEN, and NOTIFY is not replicated: the primary's notification arrives as
+    /// the events commit there, and the look again shortly after a wake-up (and the poll)
+    /// finds them once the standby has replayed them.
+    async fn connect(&self) -> Result<(Client, Option<Client>, mpsc::UnboundedReceiver<()>)> {
+        match &self.record_target {
+            None => {
+                let (client, notifications) = connect_listening(&self.target).await?;
+                Ok((client, None, notifications))
+            }
+            Some(record_target) => {
+                let client = db::connect(&self.target).await?;
+                let (record, notifications) = connect_listening(record_target).await?;
+                Ok((client, Some(record), notifications))
+            }
+        }
+    }
+
+    /// Sleeps, unless a stop is requested first (then returns true).
+    async fn pause(&mut self, how_long: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(how_long) => self.stopping(),
+            _ = self.stop.changed() => true,
+        }
+    }
+
+    async fn follow(
+        &mut self,
+        mut client: Client,
+        mut record: Option<Client>,
+        mut notifications: mpsc::UnboundedReceiver<()>,
+    ) -> Result<(), Failure> {
+        record
+            .as_ref()
+            .unwrap_or(&client)
+            .batch_execute(&format!("LISTEN {}", channel()))
+            .await
+            .map_err(Failure::from_db("listening for new events"))?;
+        let poll = Duration::from_secs(self.args.poll_seconds);
+        let mut quick = Duration::from_millis(50);
+        let once_started = std::time::Instant::now();
+        let mut recheck = false;
+        loop {
+            if self.stopping() {
+                return Ok(());
+            }
+            // Drop wake-ups that arrived before this batch: it will see their events.
+            while notifications.try_recv().is_ok() {}
+            let batch = match record.as_mut() {
+                None => self.batch(&mut client).await?,
+                Some(record) => self.batch_recorded(&mut client, record).await?,
+            };
+            if batch.delivered as i64 == self.args.batch_size {
+                continue;
+            }
+            if self.args.once {
+                let waited = once_started.elapsed();
+                if !batch.held_back || waited >= Duration::from_secs(self.args.hold_timeout) {
+                    return Ok(());
+                }
+            }
+            // Events held back by an older, still running transaction get no notification
+            // when that transaction ends if it wrote no events itself: look again soon.
+            let wait = if batch.held_back {
+                let wait = quick;
+                quick = (quick * 2).min(Duration::from_secs(1));
+                wait
+            } else if recheck {
+                // Writers notify at most once per 100 ms each (see the extension's wakeup.rs):
+                // transactions committing right after a notifying one are found by looking
+                // again shortly after a wake-up.
+                RECHECK_AFTER_WAKEUP
+            } else {
+                quick = Duration::from_millis(50);
+                poll
+            };
+            recheck = false;
+            tokio::select! {
+                woke = notifications.recv() => {
+                    if woke.is_none() {
+                        return Err(Failure::Lost("the server closed the connection".into()));
+                    }
+                    recheck = true;
+                }
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.stop.changed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Reads, delivers and acknowledges one batch, in one transaction holding the consumer.
+    async fn batch(&mut self, client: &mut Client) -> Result<Batch, Failure> {
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .map_err(Failure::from_db("starting a batch"))?;
+        let from = cursor::lock(&tx, &self.args.consumer)
+            .await
+            .map_err(Failure::Fatal)?;
+        let (events, held_back) = self.read(&tx, from).await?;
+        self.deliver(&tx, &events).await?;
+        tx.commit()
+            .await
+            .map_err(Failure::from_db("saving the position"))?;
+        Ok(Batch {
+            delivered: events.len(),
+            held_back,
+        })
+    }
+
+    /// As [`Follower::batch`], reading from a standby and keeping the cursor on the primary:
+    /// the primary's transaction holds the consumer (locked first, so a second follower is
+    /// refused before reading) while the events are read in one snapshot of the standby.
+    async fn batch_recorded(
+        &mut self,
+        client: &mut Client,
+        record: &mut Client,
+    ) -> Result<Batch, Failure> {
+        let held = record
+            .transaction()
+            .await
+            .map_err(Failure::from_db("starting a batch"))?;
+        let from = cursor::lock(&held, &self.args.consumer)
+            .await
+            .map_err(Failure::Fatal)?;
+        let read = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(Failure::from_db("starting a batch"))?;
+        let (events, held_back) = self.read(&read, from).await?;
+        read.commit()
+            .await
+            .map_err(Failure::from_db("reading events"))?;
+        self.deliver(&held, &events).await?;
+        held.commit()
+            .await
+            .map_err(Failure::from_db("saving the position"))?;
+        Ok(Batch {
+            delivered: events.len(),
+            held_back,
+        })
+    }
+
+    /// The next events after `from` below the watermark, and whether committed events wait
+    /// above it. Both queries run in `tx`'s one snapshot, on the server events are read from.
+    async fn read(
+        &self,
+        tx: &impl GenericClient,
+        from: Position,
+    ) -> Result<(Vec<EventRecord>, bool), Failure> {
+        let rows = tx
+            .query(
+                &format!(
+                    "{SELECT_EVENTS}
+                      WHERE (txid, id) > ($1::text::xid8, $2)
+                        AND txid < {WATERMARK}
+                      ORDER BY events.txid, events.id
+                      LIMIT $3"
+                ),
+                &[&from.txid.to_string(), &from.id, &self.args.batch_size],
+            )
+            .await
+            .map_err(Failure::from_db("reading events"))?;
+        let events = rows
+            .iter()
+            .map(EventRecord::from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::from_db("decoding events"))?;
+        let held_back = if (events.len() as i64) < self.args.batch_size {
+            tx.query_one(
+                &format!("SELECT EXISTS (SELECT FROM audit.events WHERE txid >= {WATERMARK})"),
+                &[],
+            )
+            .await
+            .map_err(Failure::from_db("reading events"))?
+            .get(0)
+        } else {
+            false
+        };
+        Ok((events, held_back))
+    }
+
+    /// Hands the events to the sink, then moves the cursor past them in `tx` (committed by
+    /// the caller): an event is acknowledged only once the sink has it.
+    async fn deliver(
+        &mut self,
+        tx: &impl GenericClient,
+        events: &[EventRecord],
+    ) -> Result<(), Failure> {
+        if let Some(last) = events.last() {
+            self.sink.deliver(events).map_err(Failure::Fatal)?;
+            let to = Position {
+                txid: cursor::parse_txid(&last.txid).map_err(Failure::Fatal)?,
+                id: last.id,
+            };
+            cursor::advance(tx, &self.args.consumer, to, events.len() as i64)
+                .await
+                .map_err(Failure::Fatal)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why following stopped: a lost connection is retried, anything else ends the command.
+enum Failure {
+    Lost(String),
+    Fatal(Error),
+}
+
+impl Failure {
+    fn from_db(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> Failure {
+        move |e| {
+            let server_going_away = e.as_db_error().is_some_and(|db| {
+                db.code().code().starts_with("57P") // admin_shutdown, crash_shutdown, ...
+            });
+            let io_error = std::error::Error::source(&e).is_some_and(|c| c.is::<std::io::Error>());
+            if e.is_closed() || server_going_away || io_error {
+                Failure::Lost(describe(&e))
+            } else {
+                Failure::Fatal(Error::database(doing, &e))
+            }
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
