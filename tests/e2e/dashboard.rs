@@ -173,7 +173,16 @@ fn an_admin_signs_in_filters_opens_an_event_and_exports_in_a_browser() {
     let db = &crm.db;
     let dash = Dashboard::start(db);
     let b = Browser::start();
+    sign_in_comes_back_to_the_view_asked_for(&b, &dash, &crm);
+    let updates = filters_tabs_and_ranges_live_in_the_url(&b, &dash, db);
+    the_event_page_shows_the_change_and_the_subject_history(&b, &dash, db, &updates);
+    export_is_the_filtered_log_as_the_cli_writes_it_and_is_recorded(&b, &dash, &crm);
+    keyboard_and_a_narrow_window_reach_everything(&b, &dash, updates[0]);
+    signing_out_ends_the_session(&b, &dash);
+}
 
+fn sign_in_comes_back_to_the_view_asked_for(b: &Browser, dash: &Dashboard, crm: &Crm) {
+    let db = &crm.db;
     // Not signed in: the sign-in page, which comes back to the view asked for.
     b.goto(&dash.url("/reports/audit-log?range=7d&entity=contact"));
     b.wait_url("the sign-in page", |u| u.contains("/sign-in?next="));
@@ -195,17 +204,20 @@ fn an_admin_signs_in_filters_opens_an_event_and_exports_in_a_browser() {
     assert_eq!(b.text("main h1"), "Audit Log");
     assert!(b.text(".account").contains(&crm.admin));
     assert_eq!(
-        listed(&b),
+        listed(b),
         newest_first(
             db,
             "entity = 'contact' AND occurred_at >= now() - interval '7 days'"
         )
     );
+}
 
+/// Returns the ids of alice's contact updates, newest first.
+fn filters_tabs_and_ranges_live_in_the_url(b: &Browser, dash: &Dashboard, db: &TestDb) -> Vec<i64> {
     // The whole log (default: last 30 days), as people first see it.
     b.goto(&dash.url("/reports/audit-log"));
     let recent = newest_first(db, "occurred_at >= now() - interval '30 days'");
-    assert_eq!(listed(&b), recent);
+    assert_eq!(listed(b), recent);
     assert_eq!(
         b.texts("table.events thead th"),
         [
@@ -241,10 +253,10 @@ fn an_admin_signs_in_filters_opens_an_event_and_exports_in_a_browser() {
         "entity = 'contact' AND action = 'update' AND actor = 'alice@example.com' \
          AND occurred_at >= now() - interval '30 days'",
     );
-    assert_eq!(listed(&b), updates);
+    assert_eq!(listed(b), updates);
     // The URL is the view: loading it again shows the same.
     b.goto(&url);
-    assert_eq!(listed(&b), updates);
+    assert_eq!(listed(b), updates);
 
     // A category tab keeps the other filters and replaces entity and action.
     b.click(".tabs a[href*='entity=group']");
@@ -253,7 +265,7 @@ fn an_admin_signs_in_filters_opens_an_event_and_exports_in_a_browser() {
     b.click(".chip a[aria-label*='Actor']");
     b.wait_url("the actor filter removed", |u| !u.contains("actor="));
     assert_eq!(
-        listed(&b),
+        listed(b),
         newest_first(
             db,
             "entity = 'group' AND occurred_at >= now() - interval '30 days'"
@@ -272,6 +284,15 @@ fn an_admin_signs_in_filters_opens_an_event_and_exports_in_a_browser() {
         Some("true")
     );
 
+    updates
+}
+
+fn the_event_page_shows_the_change_and_the_subject_history(
+    b: &Browser,
+    dash: &Dashboard,
+    db: &TestDb,
+    updates: &[i64],
+) {
     // The event detail of the contact update: field | before | after.
     b.goto(&dash.url("/reports/audit-log?range=all&entity=contact&action=update"));
     b.click("table.events tbody tr:first-child a.row-link");
@@ -310,10 +331,17 @@ fn an_admin_signs_in_filters_opens_an_event_and_exports_in_a_browser() {
     b.click(".page-actions a[href*='subject=1']");
     b.wait_url("the contact's history", |u| u.contains("subject=1"));
     assert_eq!(
-        listed(&b),
+        listed(b),
         newest_first(db, "entity = 'contact' AND subject_id = '1'")
     );
+}
 
+fn export_is_the_filtered_log_as_the_cli_writes_it_and_is_recorded(
+    b: &Browser,
+    dash: &Dashboard,
+    crm: &Crm,
+) {
+    let db = &crm.db;
     // Export at the top right: exactly the filtered events, as the CLI writes them.
     b.goto(&dash.url("/reports/audit-log?range=all&entity=contact"));
     let button = b.find("#export-button");
@@ -401,7 +429,9 @@ fn an_admin_signs_in_filters_opens_an_event_and_exports_in_a_browser() {
     ]));
     assert_eq!(cli.code, 0, "{}", cli.stderr);
     assert_eq!(String::from_utf8_lossy(&downloaded), cli.stdout);
+}
 
+fn keyboard_and_a_narrow_window_reach_everything(b: &Browser, dash: &Dashboard, event: i64) {
     // Keyboard: the first Tab reaches the skip link, which leads to the page, whose first
     // control is Export.
     b.goto(&dash.url("/reports/audit-log"));
@@ -427,7 +457,7 @@ fn an_admin_signs_in_filters_opens_an_event_and_exports_in_a_browser() {
     assert_eq!(overflow.as_i64(), Some(0), "the page scrolls sideways");
     assert!(b.displayed("#export-button"));
     b.screenshot("dashboard-audit-log-narrow");
-    b.goto(&dash.url(&format!("/reports/audit-log/events/{}", updates[0])));
+    b.goto(&dash.url(&format!("/reports/audit-log/events/{}", event)));
     let overflow = b.script(
         "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
     );
@@ -440,7 +470,9 @@ fn an_admin_signs_in_filters_opens_an_event_and_exports_in_a_browser() {
     b.script("document.getElementById('diff-title').scrollIntoView(); return null;");
     b.screenshot("dashboard-event-detail-narrow-changes");
     b.set_size(1280, 900);
+}
 
+fn signing_out_ends_the_session(b: &Browser, dash: &Dashboard) {
     // Sign out: the session is gone.
     b.click(".account button[type=submit]");
     b.wait_url("signed out", |u| u.contains("/sign-in?notice=signed-out"));
