@@ -3,8 +3,8 @@
 use chrono_tz::Tz;
 use serde_json::Value;
 
-use crate::web::queries::EventDetail;
 use super::{action_class, format_time, iso};
+use crate::web::queries::EventDetail;
 
 /// One value in the field | before | after table.
 pub struct Cell {
