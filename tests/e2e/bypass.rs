@@ -532,3 +532,32 @@ fn errors_carry_no_rust_backtrace() {
     );
     assert!(!db_err.message().contains(".rs:"), "{}", db_err.message());
 }
+
+#[test]
+fn untrack_and_a_dropped_table_are_summarised_with_the_table() {
+    let (_db, mut c) = contacts_db();
+    c.batch_execute(
+        "CREATE TABLE crm.notes (id int PRIMARY KEY);
+         SELECT audit.track('crm.notes', 'note');
+         SELECT audit.untrack('crm.contacts');
+         DROP TABLE crm.notes;",
+    )
+    .unwrap();
+    let summaries: Vec<String> = c
+        .query(
+            "SELECT summary FROM audit.report
+              WHERE action IN ('untrack', 'table_dropped') ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "postgres stopped tracking crm.contacts",
+            "postgres dropped tracked table crm.notes"
+        ]
+    );
+}
