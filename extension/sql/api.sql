@@ -161,6 +161,28 @@ BEGIN
         RETURN;
     END IF;
 
+    -- 0. The log's own tables keep their shape and their guards: no ALTER TABLE (no
+    -- disabling their append-only triggers, no column changes) and no trigger changes on
+    -- them outside the extension's own scripts, for every role, superusers included. (A
+    -- superuser can still disable this event trigger first: docs/integrity.md says how the
+    -- seals catch what follows.)
+    SELECT d.command_tag, d.object_identity INTO offender
+      FROM pg_event_trigger_ddl_commands() AS d
+     WHERE NOT d.in_extension
+       AND CASE d.classid
+               WHEN 'pg_class'::regclass THEN d.objid
+               WHEN 'pg_trigger'::regclass THEN (SELECT t.tgrelid FROM pg_trigger AS t
+                                                  WHERE t.oid = d.objid)
+           END IN (to_regclass('audit.events'), to_regclass('audit.seals'),
+                   to_regclass('audit.seal_keys'))
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% of % is refused: the audit log''s own tables cannot be altered',
+            offender.command_tag, offender.object_identity
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'ALTER EXTENSION audit_trail UPDATE changes them.';
+    END IF;
+
     -- 1. Capture triggers intact.
     SELECT s.relid INTO offender
       FROM audit.tracked_tables AS s
@@ -370,6 +392,13 @@ BEGIN
                                                                   'statement', current_query()));
             END IF;
             CONTINUE;
+        END IF;
+        IF dropped.object_type = 'trigger'
+           AND dropped.address_names[1] = 'audit'
+           AND dropped.address_names[2] IN ('events', 'seals', 'seal_keys') THEN
+            RAISE EXCEPTION 'cannot drop trigger % of audit.%: it guards the audit log',
+                dropped.address_names[3], dropped.address_names[2]
+                USING ERRCODE = 'insufficient_privilege';
         END IF;
         IF dropped.object_type = 'trigger' THEN
             CONTINUE WHEN audit.capture_change_in_progress()

@@ -16,3 +16,6 @@ GRANT USAGE ON SCHEMA audit TO audit_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA audit TO audit_admin;
 -- Followers keep their own cursors.
 GRANT INSERT, UPDATE, DELETE ON audit.consumers TO audit_admin;
+-- Sealers (audit-trail seal, as an audit_admin member) add seals and register their public
+-- key; nothing may change either afterwards (append-only triggers).
+GRANT INSERT ON audit.seals, audit.seal_keys TO audit_admin;

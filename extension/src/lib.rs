@@ -27,7 +27,16 @@ mod wakeup;
 
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("../sql/api.sql", name = "api", requires = ["schema"]);
-pgrx::extension_sql_file!("../sql/report.sql", name = "report", requires = ["api"]);
+pgrx::extension_sql_file!(
+    "../sql/integrity.sql",
+    name = "integrity",
+    requires = ["api"]
+);
+pgrx::extension_sql_file!(
+    "../sql/report.sql",
+    name = "report",
+    requires = ["integrity"]
+);
 pgrx::extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[allow(non_snake_case)]

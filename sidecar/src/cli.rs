@@ -20,7 +20,8 @@ use crate::timespec::{self, Bound};
     about = "Read the audit_trail log: export it, follow it, browse it.",
     after_help = "Connection: --db, else DATABASE_URL, else PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE.\n\
                   Against a hot standby, give the primary as --record-db for what commands write.\n\
-                  Exit codes: 0 success, 2 bad usage or input, 3 permission denied, 1 anything else."
+                  Exit codes: 0 success, 2 bad usage or input, 3 permission denied, 4 integrity\n\
+                  violation found by verify, 1 anything else."
 )]
 pub struct Cli {
     /// Connection string: a postgresql:// URL or libpq key=value pairs.
@@ -51,6 +52,12 @@ pub enum Command {
     Follow(crate::follow::FollowArgs),
     /// Serve the Audit Log dashboard.
     Serve(crate::web::ServeArgs),
+    /// Make an Ed25519 key for sealing: KEYFILE (secret) and KEYFILE.pub.
+    Keygen(crate::integrity::KeygenArgs),
+    /// Seal committed events into the signed hash chain and write checkpoints.
+    Seal(crate::integrity::seal::SealArgs),
+    /// Check the events and seals against the given public key(s); exit 4 on any change.
+    Verify(crate::integrity::verify::VerifyArgs),
 }
 
 /// The event filters shared by every command that reads events.

@@ -29,6 +29,10 @@ pub enum Error {
     #[error("writing output: {0}")]
     Output(#[source] std::io::Error),
 
+    /// `verify` found the log or its seals changed: exit 4.
+    #[error("integrity violation: {0}")]
+    Integrity(String),
+
     #[error("{0}")]
     Other(String),
 }
@@ -38,6 +42,7 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::PermissionDenied(_) => 3,
+            Error::Integrity(_) => 4,
             _ => 1,
         }
     }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod export;
 pub mod filters;
 pub mod follow;
+pub mod integrity;
 pub mod record;
 pub mod timespec;
 pub mod tls;
@@ -48,5 +49,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             follow::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await
         }
         Command::Serve(args) => web::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await,
+        Command::Keygen(args) => integrity::keygen(&args),
+        Command::Seal(args) => integrity::seal::run(cli.db.as_deref(), args).await,
+        Command::Verify(args) => {
+            integrity::verify::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await
+        }
     }
 }

@@ -16,6 +16,7 @@ mod export;
 mod follow;
 mod follow_status;
 mod hostile_db;
+mod integrity;
 mod replication;
 mod report;
 mod security;

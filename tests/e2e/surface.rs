@@ -38,8 +38,8 @@ SELECT kind || ' ' || name || coalesce(' ' || extra, '') || ' ' || acl AS line
     UNION ALL
     SELECT 'trigger', t.tgname::text || ' ON ' || t.tgrelid::regclass::text, t.tgenabled::text,
            t.tgfoid::regproc::text
-      FROM pg_trigger t
-     WHERE t.tgrelid = 'audit.events'::regclass AND NOT t.tgisinternal
+      FROM pg_trigger t JOIN pg_class tc ON tc.oid = t.tgrelid
+     WHERE tc.relnamespace = 'audit'::regnamespace AND NOT t.tgisinternal
   ) AS surface
  ORDER BY 1";
 

@@ -1,0 +1,266 @@
+//! The hash chain, version 1 (docs/integrity.md): how an event is encoded and hashed, how a
+//! batch's hashes become a seal's head, and the signed checkpoint note. Pure functions:
+//! sealing and verifying call the same ones.
+
+use sha2::{Digest, Sha256};
+
+pub type Hash = [u8; 32];
+
+/// Reads every event's columns in the canonical text form, in table order (the contract's
+/// EVENT_COLUMNS), after its position: `txid` as text and `id`. Functions are qualified (see
+/// `crate::db::SEARCH_PATH`); `EXTRACT` is SQL syntax for `pg_catalog.extract`.
+pub const SELECT_CANONICAL: &str = "SELECT e.txid::text, e.id, \
+     e.id::text, \
+     ((EXTRACT(EPOCH FROM e.occurred_at) * 1000000)::bigint)::text, \
+     e.txid::text, e.actor, e.db_user, e.source, e.client_addr::text, e.application_name, \
+     e.entity, e.action, e.table_name, e.subject_id, e.changed_fields::text, \
+     e.old_data::text, e.new_data::text, e.context::text, e.details::text \
+     FROM audit.events AS e";
+
+/// Columns of [`SELECT_CANONICAL`] before the 17 canonical ones.
+pub const POSITION_COLUMNS: usize = 2;
+
+/// An event's place in the stream: (txid, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    pub txid: u64,
+    pub id: i64,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "txid {}, id {}", self.txid, self.id)
+    }
+}
+
+/// SHA-256 of the canonical encoding of one event's 17 columns.
+pub fn event_hash<'a>(columns: impl IntoIterator<Item = Option<&'a str>>) -> Hash {
+    let mut h = Sha256::new();
+    h.update(b"audit_trail event v1\n");
+    for value in columns {
+        match value {
+            None => h.update([0u8]),
+            Some(v) => {
+                h.update([1u8]);
+                h.update((v.len() as u64).to_be_bytes());
+                h.update(v.as_bytes());
+            }
+        }
+    }
+    h.finalize().into()
+}
+
+/// The root of one batch: its event hashes, in order.
+pub fn batch_root(hashes: &[Hash]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(b"audit_trail batch v1\n");
+    for hash in hashes {
+        h.update(hash);
+    }
+    h.finalize().into()
+}
+
+/// The chain's head after a batch.
+pub fn next_head(prev: &Hash, root: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update(b"audit_trail chain v1\n");
+    h.update(prev);
+    h.update(root);
+    h.finalize().into()
+}
+
+/// Bytes of one event's entry in a seal's digests.
+pub const DIGEST_LEN: usize = 24;
+
+/// One event's entry in a seal's digests: txid, id, the first 8 bytes of its hash.
+pub fn digest_entry(position: Position, hash: &Hash) -> [u8; DIGEST_LEN] {
+    let mut out = [0u8; DIGEST_LEN];
+    out[..8].copy_from_slice(&position.txid.to_be_bytes());
+    out[8..16].copy_from_slice(&position.id.to_be_bytes());
+    out[16..].copy_from_slice(&hash[..8]);
+    out
+}
+
+/// The entries of a seal's digests; None if its length is not a whole number of entries.
+pub fn parse_digests(digests: &[u8]) -> Option<Vec<(Position, [u8; 8])>> {
+    if !digests.len().is_multiple_of(DIGEST_LEN) {
+        return None;
+    }
+    Some(
+        digests
+            .chunks_exact(DIGEST_LEN)
+            .map(|c| {
+                let mut txid = [0u8; 8];
+                let mut id = [0u8; 8];
+                let mut short = [0u8; 8];
+                txid.copy_from_slice(&c[..8]);
+                id.copy_from_slice(&c[8..16]);
+                short.copy_from_slice(&c[16..]);
+                (
+                    Position {
+                        txid: u64::from_be_bytes(txid),
+                        id: i64::from_be_bytes(id),
+                    },
+                    short,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The signed part of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub database: String,
+    pub seq: i64,
+    pub last: Position,
+    pub events: i64,
+    pub total: i64,
+    pub batch_root: Hash,
+    pub digests_sha: Hash,
+    pub prev: Hash,
+    pub head: Hash,
+    /// RFC 3339 UTC, seconds.
+    pub time: String,
+}
+
+const NOTE_HEADER: &str = "audit_trail checkpoint v1";
+
+impl Checkpoint {
+    /// The body the signature covers, ending with a newline.
+    pub fn body(&self) -> String {
+        format!(
+            "{NOTE_HEADER}\ndatabase {}\nseq {}\nlast {} {}\nevents {} {}\nbatch {}\ndigests {}\nprev {}\nhead {}\ntime {}\n",
+            self.database,
+            self.seq,
+            self.last.txid,
+            self.last.id,
+            self.events,
+            self.total,
+            hex::encode(self.batch_root),
+            hex::encode(self.digests_sha),
+            hex::encode(self.prev),
+            hex::encode(self.head),
+            self.time
+        )
+    }
+
+    /// Reads a body back; None when it is not exactly a version 1 body.
+    pub fn parse(body: &str) -> Option<Checkpoint> {
+        let mut lines = body.strip_suffix('\n')?.split('\n');
+        if lines.next()? != NOTE_HEADER {
+            return None;
+        }
+        let mut field = |name: &str| -> Option<String> {
+            lines
+                .next()?
+                .strip_prefix(name)?
+                .strip_prefix(' ')
+                .map(str::to_owned)
+        };
+        let hash = |text: String| -> Option<Hash> { hex::decode(text).ok()?.try_into().ok() };
+        let database = field("database")?;
+        let seq = field("seq")?.parse().ok()?;
+        let last = field("last")?;
+        let (txid, id) = last.split_once(' ')?;
+        let events = field("events")?;
+        let (events, total) = events.split_once(' ')?;
+        let checkpoint = Checkpoint {
+            database,
+            seq,
+            last: Position {
+                txid: txid.parse().ok()?,
+                id: id.parse().ok()?,
+            },
+            events: events.parse().ok()?,
+            total: total.parse().ok()?,
+            batch_root: hash(field("batch")?)?,
+            digests_sha: hash(field("digests")?)?,
+            prev: hash(field("prev")?)?,
+            head: hash(field("head")?)?,
+            time: field("time")?,
+        };
+        // Exactly the body it was written as: nothing added, nothing reformatted.
+        (lines.next().is_none() && checkpoint.body() == body).then_some(checkpoint)
+    }
+}
+
+/// A checkpoint with its signature, as stored in a checkpoint file.
+pub fn note(body: &str, key_id: &str, signature: &[u8; 64]) -> String {
+    format!("{body}\n\u{2014} {key_id} {}\n", hex::encode(signature))
+}
+
+/// A checkpoint file's body, key id and signature.
+pub fn parse_note(text: &str) -> Option<(String, String, [u8; 64])> {
+    let (body, signature_line) = text.split_once("\n\n")?;
+    let line = signature_line.strip_suffix('\n')?;
+    let rest = line.strip_prefix("\u{2014} ")?;
+    let (key_id, signature) = rest.split_once(' ')?;
+    let signature: [u8; 64] = hex::decode(signature).ok()?.try_into().ok()?;
+    Some((format!("{body}\n"), key_id.to_owned(), signature))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            database: "crm".into(),
+            seq: 3,
+            last: Position { txid: 812, id: 40 },
+            events: 10,
+            total: 30,
+            batch_root: [1; 32],
+            digests_sha: [2; 32],
+            prev: [3; 32],
+            head: [4; 32],
+            time: "2026-12-01T12:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn checkpoints_round_trip_exactly() {
+        let c = sample();
+        let body = c.body();
+        assert_eq!(Checkpoint::parse(&body), Some(c));
+        assert_eq!(Checkpoint::parse(&body.replace("seq 3", "seq 03")), None);
+        assert_eq!(Checkpoint::parse(&format!("{body}extra\n")), None);
+        let note = note(&body, "0123456789abcdef", &[7; 64]);
+        let (b, key, sig) = parse_note(&note).unwrap();
+        assert_eq!(
+            (b.as_str(), key.as_str(), sig),
+            (body.as_str(), "0123456789abcdef", [7; 64])
+        );
+    }
+
+    #[test]
+    fn the_encoding_tells_null_from_empty_and_moves_between_columns() {
+        let a = event_hash([Some("a"), None, Some("")]);
+        assert_ne!(a, event_hash([Some("a"), Some(""), None]));
+        assert_ne!(
+            event_hash([Some("ab"), Some("c")]),
+            event_hash([Some("a"), Some("bc")])
+        );
+        assert_eq!(a, event_hash([Some("a"), None, Some("")]));
+    }
+
+    #[test]
+    fn digests_round_trip() {
+        let p = Position {
+            txid: u64::MAX - 1,
+            id: -5,
+        };
+        let e = digest_entry(p, &[9; 32]);
+        assert_eq!(parse_digests(&e), Some(vec![(p, [9; 8])]));
+        assert_eq!(parse_digests(&e[..23]), None);
+    }
+
+    #[test]
+    fn the_head_depends_on_order_and_on_the_previous_head() {
+        let (x, y) = ([1u8; 32], [2u8; 32]);
+        assert_ne!(batch_root(&[x, y]), batch_root(&[y, x]));
+        let root = batch_root(&[x]);
+        assert_ne!(next_head(&[0; 32], &root), next_head(&[5; 32], &root));
+    }
+}

@@ -1,0 +1,400 @@
+//! `audit-trail seal`: extends the hash chain over committed events, batch by batch, signing
+//! each seal with the operator's key and writing it as a checkpoint file too.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use ed25519_dalek::{Signer, SigningKey};
+use sha2::{Digest, Sha256};
+use tokio_postgres::{Client, IsolationLevel};
+
+use super::chain::{self, Checkpoint, Hash, Position, POSITION_COLUMNS, SELECT_CANONICAL};
+use super::keys;
+use crate::db;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// The secret key file written by `audit-trail keygen` (never stored in the database).
+    #[arg(long, value_name = "KEYFILE", required_unless_present = "status")]
+    pub key: Option<PathBuf>,
+    /// Directory to append each seal's signed checkpoint to (ship it to write-once storage).
+    #[arg(long, value_name = "DIR", required_unless_present = "status")]
+    pub checkpoints: Option<PathBuf>,
+    /// Seal what is ready, then exit (default: keep sealing every --interval).
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between sealing rounds when running as a service.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub interval: u64,
+    /// Events per seal at most.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    pub batch: i64,
+    /// Show how far the log is sealed (audit.integrity), then exit.
+    #[arg(long)]
+    pub status: bool,
+}
+
+const APPLICATION_NAME: &str = "audit-trail seal";
+/// The stream's watermark (as `follow`): every transaction older than it has ended.
+const WATERMARK: &str = "pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())";
+/// One sealer at a time: the key of a transaction-level advisory lock ("audit_trail seal").
+const SEALER_LOCK: i64 = 0x6175_6469_745f_7365;
+
+pub async fn run(db_arg: Option<&str>, args: SealArgs) -> Result<()> {
+    let target = db::resolve(db_arg, APPLICATION_NAME)?;
+    if args.status {
+        let client = db::connect(&target).await?;
+        db::require_audit_admin(&client).await?;
+        return status(&client).await;
+    }
+    let (Some(keyfile), Some(dir)) = (&args.key, &args.checkpoints) else {
+        return Err(Error::Usage(
+            "seal needs --key KEYFILE and --checkpoints DIR".into(),
+        ));
+    };
+    let key = keys::read_secret(keyfile)?;
+    check_directory(dir)?;
+    let mut client = db::connect(&target).await?;
+    db::require_audit_admin(&client).await?;
+    if db::in_recovery(&client).await? {
+        return Err(Error::Usage(
+            "--db is a read-only hot standby: seal writes seals, point it at the primary".into(),
+        ));
+    }
+    let key_id = register(&client, &key).await?;
+    let database: String = client
+        .query_one("SELECT pg_catalog.current_database()::text", &[])
+        .await
+        .map_err(|e| Error::database("reading the database name", &e))?
+        .get(0);
+    let sealer = Sealer {
+        key,
+        key_id,
+        database,
+        dir: dir.clone(),
+        batch: args.batch,
+    };
+    loop {
+        sealer.backfill_checkpoints(&client).await?;
+        let mut sealed = 0;
+        while let Some(checkpoint) = sealer.seal_batch(&mut client).await? {
+            sealed += checkpoint.events;
+            if checkpoint.events < args.batch {
+                break;
+            }
+        }
+        if sealed > 0 {
+            eprintln!("audit-trail: sealed {sealed} events");
+        }
+        if args.once {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(args.interval)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+/// The directory must exist and take files: refused up front rather than after sealing.
+fn check_directory(dir: &Path) -> Result<()> {
+    let meta = std::fs::metadata(dir).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => Error::Usage(format!(
+            "--checkpoints: {} does not exist (create it, on storage the database cannot reach)",
+            dir.display()
+        )),
+        _ => Error::File {
+            path: dir.to_owned(),
+            source,
+        },
+    })?;
+    if !meta.is_dir() {
+        return Err(Error::Usage(format!(
+            "--checkpoints: {} is not a directory",
+            dir.display()
+        )));
+    }
+    let probe = dir.join(".audit-trail-write-test");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|source| Error::File {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+/// Registers the public key (once) and returns its key id; refuses a database that holds a
+/// different key under the same id.
+async fn register(client: &Client, key: &SigningKey) -> Result<String> {
+    let public = key.verifying_key();
+    let key_id = keys::key_id(&public);
+    client
+        .execute(
+            "INSERT INTO audit.seal_keys (key_id, public_key) VALUES ($1, $2)
+             ON CONFLICT (key_id) DO NOTHING",
+            &[&key_id, &public.as_bytes().as_slice()],
+        )
+        .await
+        .map_err(|e| Error::database("registering the public key", &e))?;
+    let stored: Vec<u8> = client
+        .query_one(
+            "SELECT public_key FROM audit.seal_keys WHERE key_id = $1",
+            &[&key_id],
+        )
+        .await
+        .map_err(|e| Error::database("reading the registered key", &e))?
+        .get(0);
+    if stored != public.as_bytes() {
+        return Err(Error::Integrity(format!(
+            "the database holds another public key under key id {key_id}"
+        )));
+    }
+    Ok(key_id)
+}
+
+struct Sealer {
+    key: SigningKey,
+    key_id: String,
+    database: String,
+    dir: PathBuf,
+    batch: i64,
+}
+
+/// The file of seal `seq` in the checkpoint directory.
+pub fn checkpoint_file(dir: &Path, seq: i64) -> PathBuf {
+    dir.join(format!("{seq:012}.checkpoint"))
+}
+
+fn hash_from(bytes: &[u8], what: &str) -> Result<Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| Error::Integrity(format!("{what} is not a 32-byte hash")))
+}
+
+impl Sealer {
+    /// Seals the next batch of committed events, if any, in one transaction.
+    async fn seal_batch(&self, client: &mut Client) -> Result<Option<Checkpoint>> {
+        let db_error = |doing| move |e: tokio_postgres::Error| Error::database(doing, &e);
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .map_err(db_error("starting a seal"))?;
+        let locked: bool = tx
+            .query_one(
+                "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
+                &[&SEALER_LOCK],
+            )
+            .await
+            .map_err(db_error("taking the sealer's lock"))?
+            .get(0);
+        if !locked {
+            return Err(Error::Other(
+                "another audit-trail seal is sealing this database".into(),
+            ));
+        }
+        let last = tx
+            .query_opt(
+                "SELECT seq, last_txid::text, last_id, total, head FROM audit.seals
+                  ORDER BY seq DESC LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(db_error("reading the last seal"))?;
+        let (seq, from, total, prev) = match &last {
+            None => (1, Position { txid: 0, id: 0 }, 0, [0u8; 32]),
+            Some(row) => (
+                row.get::<_, i64>(0) + 1,
+                Position {
+                    txid: parse_txid(row.get(1))?,
+                    id: row.get(2),
+                },
+                row.get::<_, i64>(3),
+                hash_from(row.get(4), "the last seal's head")?,
+            ),
+        };
+        let rows = tx
+            .query(
+                &format!(
+                    "{SELECT_CANONICAL}
+                      WHERE (e.txid, e.id) > ($1::text::xid8, $2) AND e.txid < {WATERMARK}
+                      ORDER BY e.txid, e.id
+                      LIMIT $3"
+                ),
+                &[&from.txid.to_string(), &from.id, &self.batch],
+            )
+            .await
+            .map_err(db_error("reading events to seal"))?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut hashes = Vec::with_capacity(rows.len());
+        let mut digests = Vec::with_capacity(rows.len() * chain::DIGEST_LEN);
+        let mut position = from;
+        for row in &rows {
+            position = Position {
+                txid: parse_txid(row.get(0))?,
+                id: row.get(1),
+            };
+            let hash = chain::event_hash(
+                (POSITION_COLUMNS..POSITION_COLUMNS + 17).map(|i| row.get::<_, Option<&str>>(i)),
+            );
+            digests.extend_from_slice(&chain::digest_entry(position, &hash));
+            hashes.push(hash);
+        }
+        let first = Position {
+            txid: parse_txid(rows[0].get(0))?,
+            id: rows[0].get(1),
+        };
+        let root = chain::batch_root(&hashes);
+        let events = rows.len() as i64;
+        let checkpoint = Checkpoint {
+            database: self.database.clone(),
+            seq,
+            last: position,
+            events,
+            total: total + events,
+            batch_root: root,
+            digests_sha: Sha256::digest(&digests).into(),
+            prev,
+            head: chain::next_head(&prev, &root),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        let body = checkpoint.body();
+        let signature = self.key.sign(body.as_bytes()).to_bytes();
+        tx.execute(
+            "INSERT INTO audit.seals (seq, first_txid, first_id, last_txid, last_id, events,
+                                      total, prev_head, batch_root, head, digests, key_id,
+                                      checkpoint, signature)
+             VALUES ($1, $2::text::xid8, $3, $4::text::xid8, $5, $6, $7, $8, $9, $10, $11,
+                     $12, $13, $14)",
+            &[
+                &seq,
+                &first.txid.to_string(),
+                &first.id,
+                &position.txid.to_string(),
+                &position.id,
+                &(events as i32),
+                &checkpoint.total,
+                &prev.as_slice(),
+                &root.as_slice(),
+                &checkpoint.head.as_slice(),
+                &digests,
+                &self.key_id,
+                &body,
+                &signature.as_slice(),
+            ],
+        )
+        .await
+        .map_err(db_error("storing the seal"))?;
+        tx.commit().await.map_err(db_error("committing the seal"))?;
+        // After the commit: a checkpoint file always names a seal that exists. A crash in
+        // between leaves the file to backfill_checkpoints on the next run.
+        self.write_checkpoint(seq, &body, &signature)?;
+        Ok(Some(checkpoint))
+    }
+
+    fn write_checkpoint(&self, seq: i64, body: &str, signature: &[u8; 64]) -> Result<()> {
+        let path = checkpoint_file(&self.dir, seq);
+        let file_error = |source| Error::File {
+            path: path.clone(),
+            source,
+        };
+        let mut temp = tempfile::NamedTempFile::new_in(&self.dir).map_err(file_error)?;
+        temp.write_all(chain::note(body, &self.key_id, signature).as_bytes())
+            .and_then(|()| temp.as_file().sync_all())
+            .map_err(file_error)?;
+        // Never replace a checkpoint: one that exists is evidence.
+        temp.persist_noclobber(&path)
+            .map_err(|e| file_error(e.error))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(file_error)
+    }
+
+    /// Writes the files of this key's seals that the directory lacks (a run stopped between
+    /// committing a seal and writing its file).
+    async fn backfill_checkpoints(&self, client: &Client) -> Result<()> {
+        let rows = client
+            .query(
+                "SELECT seq, checkpoint, signature FROM audit.seals
+                  WHERE key_id = $1 ORDER BY seq DESC LIMIT 100",
+                &[&self.key_id],
+            )
+            .await
+            .map_err(|e| Error::database("reading recent seals", &e))?;
+        for row in rows {
+            let seq: i64 = row.get(0);
+            if checkpoint_file(&self.dir, seq).exists() {
+                break;
+            }
+            let body: String = row.get(1);
+            let signature: [u8; 64] = row
+                .get::<_, &[u8]>(2)
+                .try_into()
+                .map_err(|_| Error::Integrity(format!("seal {seq} has a malformed signature")))?;
+            // Only what this key really signed goes to the directory.
+            let verifying = self.key.verifying_key();
+            let valid = verifying
+                .verify_strict(
+                    body.as_bytes(),
+                    &ed25519_dalek::Signature::from_bytes(&signature),
+                )
+                .is_ok();
+            if valid {
+                self.write_checkpoint(seq, &body, &signature)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn parse_txid(text: &str) -> Result<u64> {
+    text.parse()
+        .map_err(|_| Error::Other(format!("unexpected transaction id {text:?}")))
+}
+
+async fn status(client: &Client) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT last_seal, last_sealed_at, sealed_through_id, sealed_through_time,
+                    sealed_events, unsealed_events,
+                    pg_catalog.date_part('epoch', oldest_unsealed_age), active_key
+               FROM audit.integrity",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::database("reading audit.integrity", &e))?;
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or("-".to_owned(), |t| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+    };
+    match row.get::<_, Option<i64>>(0) {
+        None => println!("sealed:    nothing yet"),
+        Some(seq) => println!(
+            "sealed:    {} events, through id {} ({}), last seal {} at {} with key {}",
+            row.get::<_, i64>(4),
+            row.get::<_, Option<i64>>(2)
+                .map_or("-".into(), |i| i.to_string()),
+            time(row.get(3)),
+            seq,
+            time(row.get(1)),
+            row.get::<_, Option<&str>>(7).unwrap_or("-"),
+        ),
+    }
+    let waiting: i64 = row.get(5);
+    match row.get::<_, Option<f64>>(6) {
+        Some(age) if waiting > 0 => {
+            println!("unsealed:  {waiting} events, the oldest {age:.0}s old")
+        }
+        _ => println!("unsealed:  0 events"),
+    }
+    Ok(())
+}
