@@ -408,3 +408,40 @@ fn bad_keys_directories_and_roles_get_one_line_and_the_right_code() {
         "exists already",
     );
 }
+
+#[test]
+fn a_restored_backup_of_a_sealed_log_verifies() {
+    let s = sealed();
+    let dump = s.dir.path().join("db.dump");
+    let bindir = s.db.cluster.bindir();
+    let out = std::process::Command::new(bindir.join("pg_dump"))
+        .args(["-Fc", "-f"])
+        .arg(&dump)
+        .args(["-d", &s.db.conninfo("postgres")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = TestDb::without_extension();
+    let out = std::process::Command::new(bindir.join("pg_restore"))
+        .args(["-d", &restored.conninfo("postgres")])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut cmd = command();
+    cmd.args(["verify", "--db", &restored.conninfo("postgres"), "--pubkey"])
+        .arg(s.pubkey())
+        .arg("--checkpoints")
+        .arg(s.checkpoints());
+    let out = run(&mut cmd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("intact"), "{}", out.stdout);
+}
