@@ -77,6 +77,12 @@ SELECT e.id,
            WHEN e.action = 'untrack' AND e.entity = 'audit_log'
                THEN pg_catalog.format('%s stopped tracking %s', e.actor,
                                       coalesce(e.table_name, e.details ->> 'table'))
+           WHEN e.action = 'sign_in' AND e.entity = 'audit_log'
+               THEN pg_catalog.format('%s signed in to the dashboard from %s', e.actor,
+                                      coalesce(e.details ->> 'from', 'an unknown address'))
+           WHEN e.action = 'verify_failed' AND e.entity = 'audit_log'
+               THEN pg_catalog.format('%s found the audit log altered: %s', e.actor,
+                                      coalesce(e.details -> 'findings' -> 0 ->> 'message', 'see details'))
            WHEN e.action = 'table_dropped' AND e.entity = 'audit_log'
                THEN pg_catalog.format('%s dropped tracked table %s', e.actor,
                                       coalesce(e.table_name, e.details ->> 'table'))

@@ -445,3 +445,55 @@ fn a_restored_backup_of_a_sealed_log_verifies() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("intact"), "{}", out.stdout);
 }
+
+#[test]
+fn the_dashboard_shows_how_far_the_log_is_sealed_and_sign_ins_are_recorded() {
+    use audit_trail_tests::browser::{Dashboard, Http};
+    const PASSWORD: &str = "correct horse battery";
+    let s = sealed();
+    let admin = s.db.create_role(
+        "sealadmin",
+        &format!("LOGIN PASSWORD '{PASSWORD}' IN ROLE audit_admin"),
+    );
+    s.db.client()
+        .batch_execute("INSERT INTO items VALUES (9000, 'after the seal')")
+        .unwrap();
+    let dash = Dashboard::start(&s.db);
+    let http = Http::new(&dash);
+    let cookie = http.session(&admin, PASSWORD);
+    let page = http.get("/reports/audit-log", Some(&cookie));
+    assert_eq!(page.status, 200, "{}", page.body);
+    let last_sealed: i64 =
+        s.db.client()
+            .query_one("SELECT sealed_through_id FROM audit.integrity", &[])
+            .unwrap()
+            .get(0);
+    assert!(
+        page.body
+            .contains(&format!("Sealed through event {last_sealed} (")),
+        "{}",
+        page.body
+    );
+    // The insert above and the sign-in itself wait to be sealed.
+    assert!(
+        page.body.contains("2 events waiting to be sealed"),
+        "{}",
+        page.body
+    );
+    let (actor, source, summary): (String, String, String) =
+        s.db.client()
+            .query_one(
+                "SELECT actor, source, summary FROM audit.report WHERE action = 'sign_in'",
+                &[],
+            )
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .unwrap();
+    assert_eq!(
+        (actor.as_str(), source.as_str()),
+        (admin.as_str(), "dashboard")
+    );
+    assert!(
+        summary.contains("signed in to the dashboard from"),
+        "{summary}"
+    );
+}

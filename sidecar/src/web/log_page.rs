@@ -44,6 +44,9 @@ pub async fn show(
         }
         Err(message) => (None, Some(message)),
     };
+    let integrity = queries::integrity(&client)
+        .await
+        .map_err(|e| WebError::query(role, "reading audit.integrity", &e))?;
     drop(client);
     let status = if error.is_some() {
         axum::http::StatusCode::BAD_REQUEST
@@ -61,6 +64,24 @@ pub async fn show(
             settings.zone,
             &session.csrf,
         ),
+        integrity: integrity_line(&integrity, settings.zone),
     };
     Ok((status, render(&page)).into_response())
+}
+
+/// "Sealed through event 812 (2026-12-01 12:00:00 UTC) · 3 events waiting to be sealed".
+fn integrity_line(i: &queries::Integrity, zone: chrono_tz::Tz) -> String {
+    let waiting = match i.unsealed {
+        0 => "nothing waiting to be sealed".to_owned(),
+        1 => "1 event waiting to be sealed".to_owned(),
+        n => format!("{n} events waiting to be sealed"),
+    };
+    match (i.sealed_through_id, i.sealed_through_time) {
+        (Some(id), Some(t)) => format!(
+            "Sealed through event {id} ({}) · {waiting}",
+            super::view::format_time(t, zone)
+        ),
+        (Some(id), None) => format!("Sealed through event {id} · {waiting}"),
+        _ => format!("Not sealed yet (audit-trail seal) · {waiting}"),
+    }
 }

@@ -191,3 +191,24 @@ pub async fn tracked_entities(client: &Client) -> Result<Vec<String>, tokio_post
         .map(|r| r.try_get(0))
         .collect()
 }
+
+/// How far the log is sealed (audit.integrity), for the status line above the log.
+pub struct Integrity {
+    pub sealed_through_id: Option<i64>,
+    pub sealed_through_time: Option<chrono::DateTime<chrono::Utc>>,
+    pub unsealed: i64,
+}
+
+pub async fn integrity(client: &Client) -> Result<Integrity, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT sealed_through_id, sealed_through_time, unsealed_events FROM audit.integrity",
+            &[],
+        )
+        .await?;
+    Ok(Integrity {
+        sealed_through_id: row.try_get(0)?,
+        sealed_through_time: row.try_get(1)?,
+        unsealed: row.try_get(2)?,
+    })
+}

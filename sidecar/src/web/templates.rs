@@ -117,6 +117,8 @@ pub struct ErrorPage {
 pub struct LogPage {
     pub layout: Layout,
     pub view: LogView,
+    /// How far the log is sealed, in one line.
+    pub integrity: String,
 }
 
 #[derive(Template)]
