@@ -87,3 +87,10 @@ bench-follow: install
 	./bench/follow.sh
 
 .PHONY: bench-follow
+
+## Integrity benchmark: seal and verify throughput over 1,000,000 events, seal lag at 1,000/s.
+bench-integrity: install
+	$(CARGO) build --release -p audit-trail
+	./bench/integrity.sh
+
+.PHONY: bench-integrity
