@@ -176,6 +176,23 @@ fn a_changed_actor_is_found() {
     ));
     assert_violation(&s.verify(&[]), &format!("event {id} "));
     assert_violation(&s.verify(&[]), "was altered");
+    // Every finding as JSON, and the failed verification is itself on record.
+    let out = s.verify(&["--format", "json"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON report");
+    assert_eq!(report["intact"], false);
+    assert_eq!(report["findings"][0]["kind"], "event_altered");
+    assert_eq!(report["findings"][0]["event_id"], id);
+    let recorded: i64 =
+        s.db.client()
+            .query_one(
+                "SELECT count(*) FROM audit.events
+              WHERE entity = 'audit_log' AND action = 'verify_failed'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+    assert_eq!(recorded, 3);
 }
 
 #[test]
@@ -496,4 +513,30 @@ fn the_dashboard_shows_how_far_the_log_is_sealed_and_sign_ins_are_recorded() {
         summary.contains("signed in to the dashboard from"),
         "{summary}"
     );
+}
+
+#[test]
+fn after_a_key_rotation_old_seals_verify_with_the_old_public_key() {
+    let s = sealed();
+    let new_key = s.dir.path().join("new.key");
+    keygen(&new_key);
+    s.db.client()
+        .batch_execute("INSERT INTO items VALUES (7000, 'after the rotation')")
+        .unwrap();
+    let out = seal_with(&s.db, &new_key, &s.checkpoints());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let keys: i64 =
+        s.db.client()
+            .query_one("SELECT count(DISTINCT key_id) FROM audit.seals", &[])
+            .unwrap()
+            .get(0);
+    assert_eq!(keys, 2);
+    let new_pub = s.dir.path().join("new.key.pub");
+    let out = s.verify(&["--pubkey", new_pub.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // With only the new key, the old seals cannot be checked: said so, exit 4.
+    let mut cmd = command();
+    cmd.args(["verify", "--db", &s.db.conninfo("postgres"), "--pubkey"])
+        .arg(&new_pub);
+    assert_violation(&run(&mut cmd), "which was not given");
 }
