@@ -364,3 +364,33 @@ fn serve_from_the_standby_records_exports_on_the_primary() {
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert!(reply.body.contains("--record-db"), "{}", reply.body);
 }
+
+#[test]
+fn verify_reads_a_standby_and_needs_the_primary_for_its_record() {
+    let db = tracked_db();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("seal.key");
+    let checkpoints = dir.path().join("checkpoints");
+    std::fs::create_dir(&checkpoints).unwrap();
+    let out = run(command().args(["keygen", "--output"]).arg(&key));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(command()
+        .args(["seal", "--once", "--db", &db.conninfo("postgres"), "--key"])
+        .arg(&key)
+        .arg("--checkpoints")
+        .arg(&checkpoints));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    wait_replayed(&db);
+    let verify = |extra: &[&str]| {
+        run(command()
+            .args(["verify", "--db", &standby_conninfo(&db), "--pubkey"])
+            .arg(dir.path().join("seal.key.pub"))
+            .arg("--checkpoints")
+            .arg(&checkpoints)
+            .args(extra))
+    };
+    assert_refused(&verify(&[]));
+    let out = verify(&["--record-db", &db.conninfo("postgres")]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("intact"), "{}", out.stdout);
+}

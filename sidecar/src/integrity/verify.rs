@@ -92,9 +92,17 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: VerifyArgs
     let target = db::resolve(db_arg, APPLICATION_NAME)?;
     let mut client = db::connect(&target).await?;
     db::require_audit_admin(&client).await?;
+    // A failed verification is recorded: on a standby, that needs the primary.
+    let record = db::record_connection(
+        &client,
+        record_db,
+        APPLICATION_NAME,
+        "a failed verification's record",
+    )
+    .await?;
     let report = verify(&mut client, &keys, checkpoints.as_ref()).await?;
     if !report.findings.is_empty() {
-        record_violation(&client, record_db, &report).await;
+        record_violation(record.as_ref().unwrap_or(&client), &report).await;
     }
     match args.format {
         ReportFormat::Json => {
@@ -541,21 +549,13 @@ async fn verify(
     })
 }
 
-/// Records a failed verification in the log when it still takes writes (the primary, or
-/// `--record-db`); best effort: the finding itself is already on its way to the operator.
-async fn record_violation(client: &Client, record_db: Option<&str>, report: &Report) {
+/// Records a failed verification in the log (on the primary when `--db` is a standby);
+/// best effort: the finding itself is already on its way to the operator.
+async fn record_violation(writer: &Client, report: &Report) {
     let details = serde_json::json!({
         "findings": report.findings.iter().take(20).collect::<Vec<_>>(),
         "seals": report.seals,
     });
-    let record = match record_db {
-        Some(text) => match db::resolve_record(text, APPLICATION_NAME) {
-            Ok(target) => db::connect(&target).await.ok(),
-            Err(_) => None,
-        },
-        None => None,
-    };
-    let writer = record.as_ref().unwrap_or(client);
     let _ = writer
         .execute(
             "SELECT audit.log_event('audit_log', 'verify_failed', NULL, $1::text::jsonb)",
