@@ -24,6 +24,25 @@ impl Sealed {
     fn seal(&self) -> Run {
         seal_with(&self.db, &self.key(), &self.checkpoints())
     }
+    /// Seals until nothing waits. Other tests' transactions on the shared cluster can hold
+    /// the watermark for a moment (transaction ids are cluster-wide).
+    fn seal_all(&self) {
+        for _ in 0..600 {
+            let out = self.seal();
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            let waiting: i64 = self
+                .db
+                .client()
+                .query_one("SELECT unsealed_events FROM audit.integrity", &[])
+                .unwrap()
+                .get(0);
+            if waiting == 0 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        panic!("events stayed unsealed for 5 minutes");
+    }
     fn verify(&self, extra: &[&str]) -> Run {
         let mut cmd = command();
         cmd.args(["verify", "--db", &self.db.conninfo("postgres"), "--pubkey"])
@@ -119,8 +138,7 @@ fn sealed() -> Sealed {
     std::fs::create_dir(dir.path().join("checkpoints")).unwrap();
     let s = Sealed { db, dir };
     keygen(&s.key());
-    let out = s.seal();
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    s.seal_all();
     s
 }
 
@@ -159,7 +177,14 @@ fn an_untouched_log_verifies_and_every_event_is_sealed_once() {
             .unwrap()
             .get(0);
     assert_eq!((sealed, unsealed), (all, 0));
-    assert_eq!(seals, (all + 9) / 10);
+    // Batches of at most 10 (more seals when other tests' transactions held the watermark).
+    assert!(seals >= (all + 9) / 10, "{seals} seals for {all} events");
+    let biggest: i32 =
+        s.db.client()
+            .query_one("SELECT max(events) FROM audit.seals", &[])
+            .unwrap()
+            .get(0);
+    assert!(biggest <= 10);
     let files = std::fs::read_dir(s.checkpoints()).unwrap().count() as i64;
     assert_eq!(files, seals);
     // Sealing again finds nothing new and changes nothing.
@@ -274,7 +299,9 @@ fn seals_recomputed_without_the_key_are_found() {
     assert_violation(&s.verify(&[]), "which was not given");
     // Rewriting a seal's signed text in place is caught by its signature.
     let s = sealed();
-    s.tamper("UPDATE audit.seals SET checkpoint = replace(checkpoint, 'events 10', 'events 11') WHERE seq = 2");
+    s.tamper(
+        "UPDATE audit.seals SET checkpoint = replace(checkpoint, 'head ', 'head 0') WHERE seq = 2",
+    );
     assert_violation(&s.verify(&[]), "seal 2 has a bad signature");
 }
 

@@ -186,18 +186,23 @@ impl Sealer {
             .start()
             .await
             .map_err(db_error("starting a seal"))?;
-        let locked: bool = tx
-            .query_one(
-                "SELECT pg_catalog.pg_try_advisory_xact_lock($1)",
+        // Waits a little: a sealer that just finished may still be ending its transaction.
+        tx.batch_execute("SET LOCAL lock_timeout = '10s'")
+            .await
+            .map_err(db_error("taking the sealer's lock"))?;
+        if let Err(e) = tx
+            .execute(
+                "SELECT pg_catalog.pg_advisory_xact_lock($1)",
                 &[&SEALER_LOCK],
             )
             .await
-            .map_err(db_error("taking the sealer's lock"))?
-            .get(0);
-        if !locked {
-            return Err(Error::Other(
-                "another audit-trail seal is sealing this database".into(),
-            ));
+        {
+            return Err(match e.code() {
+                Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                    Error::Other("another audit-trail seal is sealing this database".into())
+                }
+                _ => Error::database("taking the sealer's lock", &e),
+            });
         }
         let last = tx
             .query_opt(
@@ -232,6 +237,8 @@ impl Sealer {
             .await
             .map_err(db_error("reading events to seal"))?;
         if rows.is_empty() {
+            // Ended here, not by dropping it: the lock must be free when this process exits.
+            tx.commit().await.map_err(db_error("ending a seal"))?;
             return Ok(None);
         }
         let mut hashes = Vec::with_capacity(rows.len());

@@ -173,10 +173,17 @@ struct SealRow {
     prev: Vec<u8>,
     root: Vec<u8>,
     head: Vec<u8>,
-    digests: Vec<u8>,
     key_id: String,
     checkpoint: String,
     signature: Vec<u8>,
+    /// The signed checkpoint, when the signature and the row agree with it.
+    signed: Option<Checkpoint>,
+}
+
+type Tx<'a> = tokio_postgres::Transaction<'a>;
+
+fn db_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
+    move |e| Error::database(doing, &e)
 }
 
 async fn verify(
@@ -184,7 +191,6 @@ async fn verify(
     keys: &HashMap<String, VerifyingKey>,
     files: Option<&CheckpointFiles>,
 ) -> Result<Report> {
-    let db_error = |doing| move |e: tokio_postgres::Error| Error::database(doing, &e);
     // One snapshot for seals and events alike.
     let tx = client
         .build_transaction()
@@ -194,8 +200,28 @@ async fn verify(
         .await
         .map_err(db_error("starting verification"))?;
     let mut findings = Vec::new();
+    check_registered_keys(&tx, keys, &mut findings).await?;
+    let seals = check_seals(&tx, keys, &mut findings).await?;
+    let events = check_events(&tx, &seals, &mut findings).await?;
+    if let Some(files) = files {
+        check_checkpoint_files(files, &seals, keys, &mut findings);
+    }
+    tx.commit().await.map_err(db_error("ending verification"))?;
+    Ok(Report {
+        intact: findings.is_empty(),
+        seals: seals.len() as i64,
+        events,
+        sealed_through_id: seals.last().map(|s| s.last.id),
+        findings,
+    })
+}
 
-    // The registered keys: a replaced one is itself a finding.
+/// A key the database registered under a given key's id must be that key.
+async fn check_registered_keys(
+    tx: &Tx<'_>,
+    keys: &HashMap<String, VerifyingKey>,
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
     for row in tx
         .query("SELECT key_id, public_key FROM audit.seal_keys", &[])
         .await
@@ -203,23 +229,34 @@ async fn verify(
     {
         let key_id: String = row.get(0);
         let stored: &[u8] = row.get(1);
-        if let Some(given) = keys.get(&key_id) {
-            if given.as_bytes() != stored {
-                push(
-                    &mut findings,
-                    "key_replaced",
-                    None,
-                    None,
-                    format!("the database's key {key_id} differs from the given key"),
-                );
-            }
+        if keys
+            .get(&key_id)
+            .is_some_and(|given| given.as_bytes() != stored)
+        {
+            push(
+                findings,
+                "key_replaced",
+                None,
+                None,
+                format!("the database's key {key_id} differs from the given key"),
+            );
         }
     }
+    Ok(())
+}
 
+/// The seals themselves: numbering, chaining, signatures, rows equal to what is signed. The
+/// digests are not read here (they are the bulk of a seal): check_events reads them one
+/// seal at a time.
+async fn check_seals(
+    tx: &Tx<'_>,
+    keys: &HashMap<String, VerifyingKey>,
+    findings: &mut Vec<Finding>,
+) -> Result<Vec<SealRow>> {
     let rows = tx
         .query(
             "SELECT seq, last_txid::text, last_id, events, total, prev_head, batch_root, head,
-                    digests, key_id, checkpoint, signature
+                    key_id, checkpoint, signature
                FROM audit.seals ORDER BY seq",
             &[],
         )
@@ -238,22 +275,20 @@ async fn verify(
             prev: row.get(5),
             root: row.get(6),
             head: row.get(7),
-            digests: row.get(8),
-            key_id: row.get(9),
-            checkpoint: row.get(10),
-            signature: row.get(11),
+            key_id: row.get(8),
+            checkpoint: row.get(9),
+            signature: row.get(10),
+            signed: None,
         });
     }
     drop(rows);
-
-    // 1. The seals themselves: numbering, chaining, signatures, rows equal to what is signed.
     let mut previous_head = [0u8; 32].to_vec();
     let mut total = 0;
-    for (i, s) in seals.iter().enumerate() {
+    for (i, s) in seals.iter_mut().enumerate() {
         let expected_seq = i as i64 + 1;
         if s.seq != expected_seq {
             push(
-                &mut findings,
+                findings,
                 "seal_missing",
                 Some(s.seq),
                 None,
@@ -266,7 +301,7 @@ async fn verify(
         }
         let Some(key) = keys.get(&s.key_id) else {
             push(
-                &mut findings,
+                findings,
                 "unknown_key",
                 Some(s.seq),
                 None,
@@ -284,7 +319,7 @@ async fn verify(
         });
         if !signed {
             push(
-                &mut findings,
+                findings,
                 "bad_signature",
                 Some(s.seq),
                 None,
@@ -295,7 +330,7 @@ async fn verify(
             );
             continue;
         }
-        let matches = Checkpoint::parse(&s.checkpoint).is_some_and(|c| {
+        let checkpoint = Checkpoint::parse(&s.checkpoint).filter(|c| {
             c.seq == s.seq
                 && c.last == s.last
                 && c.events == s.events
@@ -303,250 +338,301 @@ async fn verify(
                 && c.batch_root.as_slice() == s.root
                 && c.prev.as_slice() == s.prev
                 && c.head.as_slice() == s.head
-                && c.digests_sha == <Hash>::from(Sha256::digest(&s.digests))
         });
-        if !matches {
+        let Some(checkpoint) = checkpoint else {
             push(
-                &mut findings,
+                findings,
                 "seal_rewritten",
                 Some(s.seq),
                 None,
                 format!("seal {}'s row differs from its signed checkpoint", s.seq),
             );
             continue;
-        }
+        };
         if s.prev != previous_head || total + s.events != s.total {
             push(
-                &mut findings,
+                findings,
                 "seal_out_of_chain",
                 Some(s.seq),
                 None,
                 format!("seal {} does not follow seal {}", s.seq, s.seq - 1),
             );
         }
-        let root: Option<Hash> = s.root.as_slice().try_into().ok();
-        let prev: Option<Hash> = s.prev.as_slice().try_into().ok();
-        if let (Some(root), Some(prev)) = (root, prev) {
-            if chain::next_head(&prev, &root).as_slice() != s.head {
-                push(
-                    &mut findings,
-                    "seal_out_of_chain",
-                    Some(s.seq),
-                    None,
-                    format!("seal {}'s head does not follow from its batch", s.seq),
-                );
-            }
+        if chain::next_head(&checkpoint.prev, &checkpoint.batch_root) != checkpoint.head {
+            push(
+                findings,
+                "seal_out_of_chain",
+                Some(s.seq),
+                None,
+                format!("seal {}'s head does not follow from its batch", s.seq),
+            );
         }
         previous_head = s.head.clone();
         total = s.total;
+        s.signed = Some(checkpoint);
     }
+    Ok(seals)
+}
 
-    // 2. The events against the seals' digests and batch roots.
-    let mut events_read = 0i64;
-    if let Some(last) = seals.last() {
+/// Events one query streams at most: seals are checked in runs of consecutive seals.
+const CHUNK_EVENTS: i64 = 200_000;
+
+/// The events against the seals (memory bounded by a run of seals, whatever the log's
+/// size): each position in a seal's digests must hold an event whose hash matches, in
+/// order, and nothing else may sit in between; the batch's hashes must give its root.
+/// Returns how many events were read.
+async fn check_events(tx: &Tx<'_>, seals: &[SealRow], findings: &mut Vec<Finding>) -> Result<i64> {
+    let mut read = 0i64;
+    let mut after = Position { txid: 0, id: 0 };
+    let mut start = 0;
+    while start < seals.len() {
+        let mut end = start + 1;
+        let mut events = seals[start].events;
+        while end < seals.len() && events + seals[end].events <= CHUNK_EVENTS {
+            events += seals[end].events;
+            end += 1;
+        }
+        let run = &seals[start..end];
+        start = end;
+        let (first_seq, last) = (run[0].seq, &run[run.len() - 1]);
+        let mut digests: HashMap<i64, Vec<u8>> = HashMap::with_capacity(run.len());
+        for row in tx
+            .query(
+                "SELECT seq, digests FROM audit.seals WHERE seq BETWEEN $1 AND $2",
+                &[&first_seq, &last.seq],
+            )
+            .await
+            .map_err(db_error("reading the seals' digests"))?
+        {
+            digests.insert(row.get(0), row.get(1));
+        }
+        let from_txid = after.txid.to_string();
+        let to_txid = last.last.txid.to_string();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&from_txid, &after.id, &to_txid, &last.last.id];
         let stream = tx
             .query_raw(
                 &format!(
                     "{SELECT_CANONICAL}
-                      WHERE (e.txid, e.id) <= ($1::text::xid8, $2::bigint)
+                      WHERE (e.txid, e.id) > ($1::text::xid8, $2::bigint)
+                        AND (e.txid, e.id) <= ($3::text::xid8, $4::bigint)
                       ORDER BY e.txid, e.id"
                 ),
-                [
-                    &last.last.txid.to_string() as &(dyn tokio_postgres::types::ToSql + Sync),
-                    &last.last.id,
-                ],
+                params,
             )
             .await
             .map_err(db_error("reading the sealed events"))?;
         pin_mut!(stream);
         let mut pending: Option<(Position, Hash)> = None;
-        'seals: for s in &seals {
-            let Some(expected) = chain::parse_digests(&s.digests) else {
-                continue;
-            };
-            let mut hashes = Vec::with_capacity(expected.len());
-            let mut divergent = false;
-            let mut expected_iter = expected.iter().peekable();
+        for s in run {
+            after = s.last;
+            let mut actual = Vec::with_capacity(s.events as usize);
             loop {
-                let actual = match pending.take() {
-                    Some(a) => Some(a),
+                let next = match pending.take() {
+                    Some(event) => Some(event),
                     None => match stream
                         .try_next()
                         .await
                         .map_err(db_error("reading the sealed events"))?
                     {
-                        Some(row) => {
-                            events_read += 1;
-                            let position = Position {
-                                txid: parse_txid(row.get(0))?,
-                                id: row.get(1),
-                            };
-                            let hash = chain::event_hash(
-                                (POSITION_COLUMNS..POSITION_COLUMNS + 17)
-                                    .map(|i| row.get::<_, Option<&str>>(i)),
-                            );
-                            Some((position, hash))
-                        }
+                        Some(row) => Some(hashed(&row)?),
                         None => None,
                     },
                 };
-                let actual = match actual {
-                    Some(a) if a.0 <= s.last => Some(a),
-                    Some(a) => {
-                        pending = Some(a);
-                        None
+                match next {
+                    Some(event) if event.0 <= s.last => actual.push(event),
+                    Some(event) => {
+                        pending = Some(event);
+                        break;
                     }
-                    None => None,
-                };
-                match (expected_iter.peek(), actual) {
-                    (None, None) => break,
-                    (Some(&&(pos, _)), None) => {
-                        push(
-                            &mut findings,
-                            "event_missing",
-                            Some(s.seq),
-                            Some(pos.id),
-                            format!(
-                                "event {} ({pos}) is missing: sealed in seal {}",
-                                pos.id, s.seq
-                            ),
-                        );
-                        divergent = true;
-                        expected_iter.next();
-                    }
-                    (None, Some((pos, _))) => {
-                        push(
-                            &mut findings,
-                            "event_inserted",
-                            Some(s.seq),
-                            Some(pos.id),
-                            format!(
-                                "event {} ({pos}) was inserted where seal {} has no event",
-                                pos.id, s.seq
-                            ),
-                        );
-                        divergent = true;
-                    }
-                    (Some(&&(epos, short)), Some((apos, hash))) => {
-                        if epos == apos {
-                            expected_iter.next();
-                            hashes.push(hash);
-                            if hash[..8] != short {
-                                push(
-                                    &mut findings,
-                                    "event_altered",
-                                    Some(s.seq),
-                                    Some(apos.id),
-                                    format!(
-                                        "event {} ({apos}) was altered since seal {}",
-                                        apos.id, s.seq
-                                    ),
-                                );
-                                divergent = true;
-                            }
-                        } else if epos < apos {
-                            push(
-                                &mut findings,
-                                "event_missing",
-                                Some(s.seq),
-                                Some(epos.id),
-                                format!(
-                                    "event {} ({epos}) is missing: sealed in seal {}",
-                                    epos.id, s.seq
-                                ),
-                            );
-                            divergent = true;
-                            expected_iter.next();
-                            pending = Some((apos, hash));
-                        } else {
-                            push(
-                                &mut findings,
-                                "event_inserted",
-                                Some(s.seq),
-                                Some(apos.id),
-                                format!(
-                                    "event {} ({apos}) was inserted where seal {} has no event",
-                                    apos.id, s.seq
-                                ),
-                            );
-                            divergent = true;
-                        }
-                    }
-                }
-                // Enough to say what happened; a wholesale rewrite need not list every row.
-                if findings.len() > MAX_FINDINGS {
-                    break 'seals;
+                    None => break,
                 }
             }
-            if !divergent && chain::batch_root(&hashes).as_slice() != s.root {
-                push(
-                    &mut findings,
-                    "batch_altered",
-                    Some(s.seq),
-                    None,
-                    format!("the events of seal {} differ from what it sealed", s.seq),
-                );
+            read += actual.len() as i64;
+            check_seal_events(s, digests.get(&s.seq), &actual, findings);
+            // Enough to say what happened; a wholesale rewrite need not list every row.
+            if findings.len() > MAX_FINDINGS {
+                return Ok(read);
             }
         }
     }
+    Ok(read)
+}
 
-    // 3. The checkpoint files against the seals: a newer file means a cut-off tail.
-    if let Some(files) = files {
-        let by_seq: HashMap<i64, &SealRow> = seals.iter().map(|s| (s.seq, s)).collect();
-        let newest_db = seals.last().map_or(0, |s| s.seq);
-        for (seq, file) in files {
-            match (file, by_seq.get(seq)) {
-                (Err(why), _) => push(
-                    &mut findings,
-                    "checkpoint_unreadable",
-                    Some(*seq),
-                    None,
-                    format!("checkpoint {seq} cannot be read: {why}"),
-                ),
-                (Ok((body, key_id, signature)), db_seal) => {
-                    let signed = keys.get(key_id).is_some_and(|k| {
-                        k.verify_strict(body.as_bytes(), &Signature::from_bytes(signature))
-                            .is_ok()
-                    });
-                    if !signed {
-                        push(
-                            &mut findings,
-                            "checkpoint_bad_signature",
-                            Some(*seq),
-                            None,
-                            format!("checkpoint file {seq} is not signed by a given key"),
-                        );
-                    } else if *seq > newest_db {
-                        push(
-                    &mut findings,
-                            "tail_cut",
-                            Some(*seq),
-                            None,
-                            format!(
-                                "seals after {newest_db} are missing from the database, but checkpoint {seq} exists: the newest events and their seals were cut off"
-                            ),
-                        );
-                    } else if db_seal.is_some_and(|s| s.checkpoint != *body) {
-                        push(
-                            &mut findings,
-                            "seal_rewritten",
-                            Some(*seq),
-                            None,
-                            format!("seal {seq} differs from its checkpoint file"),
-                        );
-                    }
+/// An event row of SELECT_CANONICAL: its position and hash.
+fn hashed(row: &tokio_postgres::Row) -> Result<(Position, Hash)> {
+    let position = Position {
+        txid: parse_txid(row.get(0))?,
+        id: row.get(1),
+    };
+    let hash = chain::event_hash(
+        (POSITION_COLUMNS..POSITION_COLUMNS + 17).map(|i| row.get::<_, Option<&str>>(i)),
+    );
+    Ok((position, hash))
+}
+
+/// One seal's events against its digests and root; only what a valid signature vouches for
+/// can be compared with.
+fn check_seal_events(
+    s: &SealRow,
+    digests: Option<&Vec<u8>>,
+    actual: &[(Position, Hash)],
+    findings: &mut Vec<Finding>,
+) {
+    let Some(checkpoint) = &s.signed else {
+        return;
+    };
+    let expected = digests.and_then(|d| {
+        chain::parse_digests(d)
+            .filter(|_| checkpoint.digests_sha == <Hash>::from(Sha256::digest(d)))
+    });
+    let Some(expected) = expected else {
+        push(
+            findings,
+            "seal_rewritten",
+            Some(s.seq),
+            None,
+            format!("seal {}'s digests differ from its signed checkpoint", s.seq),
+        );
+        return;
+    };
+    let before = findings.len();
+    compare(s.seq, &expected, actual, findings);
+    if findings.len() == before {
+        let hashes: Vec<Hash> = actual.iter().map(|(_, h)| *h).collect();
+        if chain::batch_root(&hashes) != checkpoint.batch_root {
+            push(
+                findings,
+                "batch_altered",
+                Some(s.seq),
+                None,
+                format!("the events of seal {} differ from what it sealed", s.seq),
+            );
+        }
+    }
+}
+
+/// Merges a seal's expected (position, short hash) list with the events found in its range.
+fn compare(
+    seq: i64,
+    expected: &[(Position, [u8; 8])],
+    actual: &[(Position, Hash)],
+    findings: &mut Vec<Finding>,
+) {
+    let (mut e, mut a) = (0, 0);
+    while e < expected.len() || a < actual.len() {
+        match (expected.get(e), actual.get(a)) {
+            (Some(&(epos, short)), Some(&(apos, hash))) if epos == apos => {
+                if hash[..8] != short {
+                    push(
+                        findings,
+                        "event_altered",
+                        Some(seq),
+                        Some(apos.id),
+                        format!("event {} ({apos}) was altered since seal {seq}", apos.id),
+                    );
+                }
+                e += 1;
+                a += 1;
+            }
+            (Some(&(epos, _)), Some(&(apos, _))) if apos < epos => {
+                push(
+                    findings,
+                    "event_inserted",
+                    Some(seq),
+                    Some(apos.id),
+                    format!(
+                        "event {} ({apos}) was inserted where seal {seq} has no event",
+                        apos.id
+                    ),
+                );
+                a += 1;
+            }
+            (Some(&(epos, _)), _) => {
+                push(
+                    findings,
+                    "event_missing",
+                    Some(seq),
+                    Some(epos.id),
+                    format!(
+                        "event {} ({epos}) is missing: sealed in seal {seq}",
+                        epos.id
+                    ),
+                );
+                e += 1;
+            }
+            (None, Some(&(apos, _))) => {
+                push(
+                    findings,
+                    "event_inserted",
+                    Some(seq),
+                    Some(apos.id),
+                    format!(
+                        "event {} ({apos}) was inserted where seal {seq} has no event",
+                        apos.id
+                    ),
+                );
+                a += 1;
+            }
+            (None, None) => break,
+        }
+    }
+}
+
+/// The checkpoint files against the seals: a signed file newer than the database's last
+/// seal means the newest events and their seals were cut off.
+fn check_checkpoint_files(
+    files: &CheckpointFiles,
+    seals: &[SealRow],
+    keys: &HashMap<String, VerifyingKey>,
+    findings: &mut Vec<Finding>,
+) {
+    let by_seq: HashMap<i64, &SealRow> = seals.iter().map(|s| (s.seq, s)).collect();
+    let newest_db = seals.last().map_or(0, |s| s.seq);
+    for (seq, file) in files {
+        match file {
+            Err(why) => push(
+                findings,
+                "checkpoint_unreadable",
+                Some(*seq),
+                None,
+                format!("checkpoint {seq} cannot be read: {why}"),
+            ),
+            Ok((body, key_id, signature)) => {
+                let signed = keys.get(key_id).is_some_and(|k| {
+                    k.verify_strict(body.as_bytes(), &Signature::from_bytes(signature))
+                        .is_ok()
+                });
+                if !signed {
+                    push(
+                        findings,
+                        "checkpoint_bad_signature",
+                        Some(*seq),
+                        None,
+                        format!("checkpoint file {seq} is not signed by a given key"),
+                    );
+                } else if *seq > newest_db {
+                    push(
+                        findings,
+                        "tail_cut",
+                        Some(*seq),
+                        None,
+                        format!(
+                            "seals after {newest_db} are missing from the database, but checkpoint {seq} exists: the newest events and their seals were cut off"
+                        ),
+                    );
+                } else if by_seq.get(seq).is_some_and(|s| s.checkpoint != *body) {
+                    push(
+                        findings,
+                        "seal_rewritten",
+                        Some(*seq),
+                        None,
+                        format!("seal {seq} differs from its checkpoint file"),
+                    );
                 }
             }
         }
     }
-    tx.commit().await.map_err(db_error("ending verification"))?;
-    Ok(Report {
-        intact: findings.is_empty(),
-        seals: seals.len() as i64,
-        events: events_read,
-        sealed_through_id: seals.last().map(|s| s.last.id),
-        findings,
-    })
 }
 
 /// Records a failed verification in the log (on the primary when `--db` is a standby);
