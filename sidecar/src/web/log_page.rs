@@ -74,6 +74,12 @@ fn integrity_line(i: &queries::Integrity, zone: chrono_tz::Tz) -> String {
     let waiting = match i.unsealed {
         0 => "nothing waiting to be sealed".to_owned(),
         1 => "1 event waiting to be sealed".to_owned(),
+        n if n > queries::UNSEALED_COUNTED => {
+            format!(
+                "more than {} events waiting to be sealed",
+                queries::UNSEALED_COUNTED
+            )
+        }
         n => format!("{n} events waiting to be sealed"),
     };
     match (i.sealed_through_id, i.sealed_through_time) {
