@@ -214,7 +214,7 @@ pub async fn integrity(client: &Client) -> Result<Integrity, tokio_postgres::Err
                         SELECT FROM audit.events AS e
                          WHERE (e.txid, e.id) > coalesce((SELECT (l.last_txid, l.last_id) FROM last AS l),
                                                          ('0'::xid8, 0::bigint))
-                         LIMIT $1 + 1) AS waiting)",
+                         LIMIT $1::bigint + 1) AS waiting)",
             &[&UNSEALED_COUNTED],
         )
         .await?;
