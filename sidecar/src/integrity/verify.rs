@@ -512,6 +512,10 @@ fn check_seal_events(
     }
 }
 
+fn inserted(seq: i64) -> String {
+    format!("was inserted where seal {seq} has no event")
+}
+
 /// Merges a seal's expected (position, short hash) list with the events found in its range.
 fn compare(
     seq: i64,
@@ -519,62 +523,46 @@ fn compare(
     actual: &[(Position, Hash)],
     findings: &mut Vec<Finding>,
 ) {
+    let mut event = |kind, position: Position, what: String| {
+        push(
+            findings,
+            kind,
+            Some(seq),
+            Some(position.id),
+            format!("event {} ({position}) {what}", position.id),
+        )
+    };
     let (mut e, mut a) = (0, 0);
-    while e < expected.len() || a < actual.len() {
+    loop {
         match (expected.get(e), actual.get(a)) {
+            (None, None) => break,
             (Some(&(epos, short)), Some(&(apos, hash))) if epos == apos => {
                 if hash[..8] != short {
-                    push(
-                        findings,
+                    event(
                         "event_altered",
-                        Some(seq),
-                        Some(apos.id),
-                        format!("event {} ({apos}) was altered since seal {seq}", apos.id),
+                        apos,
+                        format!("was altered since seal {seq}"),
                     );
                 }
                 e += 1;
                 a += 1;
             }
             (Some(&(epos, _)), Some(&(apos, _))) if apos < epos => {
-                push(
-                    findings,
-                    "event_inserted",
-                    Some(seq),
-                    Some(apos.id),
-                    format!(
-                        "event {} ({apos}) was inserted where seal {seq} has no event",
-                        apos.id
-                    ),
-                );
+                event("event_inserted", apos, inserted(seq));
+                a += 1;
+            }
+            (None, Some(&(apos, _))) => {
+                event("event_inserted", apos, inserted(seq));
                 a += 1;
             }
             (Some(&(epos, _)), _) => {
-                push(
-                    findings,
+                event(
                     "event_missing",
-                    Some(seq),
-                    Some(epos.id),
-                    format!(
-                        "event {} ({epos}) is missing: sealed in seal {seq}",
-                        epos.id
-                    ),
+                    epos,
+                    format!("is missing: sealed in seal {seq}"),
                 );
                 e += 1;
             }
-            (None, Some(&(apos, _))) => {
-                push(
-                    findings,
-                    "event_inserted",
-                    Some(seq),
-                    Some(apos.id),
-                    format!(
-                        "event {} ({apos}) was inserted where seal {seq} has no event",
-                        apos.id
-                    ),
-                );
-                a += 1;
-            }
-            (None, None) => break,
         }
     }
 }
