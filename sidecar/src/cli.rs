@@ -50,6 +50,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Stream committed events, in commit-safe order, from a durable per-consumer cursor.
     Follow(crate::follow::FollowArgs),
+    /// Evaluate alert rules over the committed event stream; record and deliver alerts.
+    Alert(crate::alert::AlertArgs),
     /// Serve the Audit Log dashboard.
     Serve(crate::web::ServeArgs),
     /// Make an Ed25519 key for sealing: KEYFILE (secret) and KEYFILE.pub.

@@ -1,5 +1,6 @@
 //! `audit-trail`: the sidecar that reads the audit_trail log outside PostgreSQL.
 
+pub mod alert;
 pub mod cli;
 pub mod csv;
 pub mod db;
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Follow(args) => {
             follow::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await
         }
+        Command::Alert(args) => alert::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await,
         Command::Serve(args) => web::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await,
         Command::Keygen(args) => integrity::keygen(&args),
         Command::Seal(args) => integrity::seal::run(cli.db.as_deref(), args).await,

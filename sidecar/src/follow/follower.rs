@@ -5,12 +5,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, GenericClient, IsolationLevel};
+use tokio_postgres::{AsyncMessage, Client, GenericClient, IsolationLevel, Transaction};
 
-use super::args::FollowArgs;
 use super::cursor::{self, Position};
-use super::sink::Sink;
-use super::{WATERMARK, WRITES};
+use super::WATERMARK;
 use crate::db::{self, Target};
 use crate::error::{describe, Error, Result};
 use crate::record::{EventRecord, SELECT_EVENTS};
@@ -45,12 +43,40 @@ async fn connect_listening(target: &Target) -> Result<(Client, mpsc::UnboundedRe
     Ok((client, rx))
 }
 
-pub(super) struct Follower {
+/// How a consumer reads the stream: shared by `follow` and `alert`.
+pub(crate) struct StreamOptions {
+    pub consumer: String,
+    /// Deliver everything committed so far, then return.
+    pub once: bool,
+    /// With `once`: how long to wait for events held back by an older transaction.
+    pub hold_timeout: Duration,
+    pub poll: Duration,
+    pub batch_size: i64,
+    /// What the command writes, for the refusal on a standby without --record-db.
+    pub writes: &'static str,
+}
+
+/// What a consumer does with each batch. Both calls run inside the batch's transaction on
+/// the primary (the one that advances the cursor, committed after them), so whatever
+/// `handle` writes there commits together with the new position, or not at all.
+/// Not `pub`: the futures need not be `Send` (the follower runs on the caller's task).
+#[allow(async_fn_in_trait)]
+pub(crate) trait Handler {
+    /// Takes the batch (not empty) before the cursor moves past it: once this returns, the
+    /// events are acknowledged.
+    async fn handle(&mut self, tx: &Transaction<'_>, events: &[EventRecord]) -> Result<()>;
+    /// The batch's transaction committed: what `handle` wrote is durable.
+    async fn committed(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) struct Follower<H> {
     target: Target,
     /// The primary, when `target` is a standby: the cursor is kept there.
     record_target: Option<Target>,
-    args: FollowArgs,
-    sink: Sink,
+    args: StreamOptions,
+    handler: H,
     stop: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -61,13 +87,13 @@ struct Batch {
     held_back: bool,
 }
 
-impl Follower {
-    pub(super) fn new(
+impl<H: Handler> Follower<H> {
+    pub(crate) fn new(
         target: Target,
         record_target: Option<Target>,
-        args: FollowArgs,
-        sink: Sink,
-    ) -> Follower {
+        args: StreamOptions,
+        handler: H,
+    ) -> Follower<H> {
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
@@ -77,7 +103,7 @@ impl Follower {
             target,
             record_target,
             args,
-            sink,
+            handler,
             stop,
         }
     }
@@ -87,7 +113,7 @@ impl Follower {
     }
 
     /// Follows until stopped (or drained, with --once), reconnecting when the server goes away.
-    pub(super) async fn run(mut self) -> Result<()> {
+    pub(crate) async fn run(mut self) -> Result<()> {
         let mut backoff = Duration::from_secs(1);
         let mut first = true;
         loop {
@@ -117,7 +143,7 @@ impl Follower {
                         db::require_primary(record, description).await?;
                     }
                     None if db::in_recovery(&client).await? => {
-                        return Err(db::standby_without_record_db(WRITES));
+                        return Err(db::standby_without_record_db(self.args.writes));
                     }
                     None => {}
                 }
@@ -188,7 +214,7 @@ impl Follower {
             .batch_execute(&format!("LISTEN {}", channel()))
             .await
             .map_err(Failure::from_db("listening for new events"))?;
-        let poll = Duration::from_secs(self.args.poll_seconds);
+        let poll = self.args.poll;
         let mut quick = Duration::from_millis(50);
         let once_started = std::time::Instant::now();
         let mut recheck = false;
@@ -207,7 +233,7 @@ impl Follower {
             }
             if self.args.once {
                 let waited = once_started.elapsed();
-                if !batch.held_back || waited >= Duration::from_secs(self.args.hold_timeout) {
+                if !batch.held_back || waited >= self.args.hold_timeout {
                     return Ok(());
                 }
             }
@@ -256,6 +282,7 @@ impl Follower {
         tx.commit()
             .await
             .map_err(Failure::from_db("saving the position"))?;
+        self.handler.committed().await.map_err(Failure::Fatal)?;
         Ok(Batch {
             delivered: events.len(),
             held_back,
@@ -292,6 +319,7 @@ impl Follower {
         held.commit()
             .await
             .map_err(Failure::from_db("saving the position"))?;
+        self.handler.committed().await.map_err(Failure::Fatal)?;
         Ok(Batch {
             delivered: events.len(),
             held_back,
@@ -337,15 +365,18 @@ impl Follower {
         Ok((events, held_back))
     }
 
-    /// Hands the events to the sink, then moves the cursor past them in `tx` (committed by
-    /// the caller): an event is acknowledged only once the sink has it.
+    /// Hands the events to the handler, then moves the cursor past them in `tx` (committed
+    /// by the caller): an event is acknowledged only once the handler has it.
     async fn deliver(
         &mut self,
-        tx: &impl GenericClient,
+        tx: &Transaction<'_>,
         events: &[EventRecord],
     ) -> Result<(), Failure> {
         if let Some(last) = events.last() {
-            self.sink.deliver(events).map_err(Failure::Fatal)?;
+            self.handler
+                .handle(tx, events)
+                .await
+                .map_err(Failure::Fatal)?;
             let to = Position {
                 txid: cursor::parse_txid(&last.txid).map_err(Failure::Fatal)?,
                 id: last.id,

@@ -14,21 +14,24 @@
 //! watermark as the primary's.
 
 mod args;
-mod cursor;
-mod follower;
+pub(crate) mod cursor;
+pub(crate) mod follower;
 mod sink;
 mod status;
 
 pub use args::FollowArgs;
 
+use std::time::Duration;
+
 use crate::db;
 use crate::error::Result;
 use args::Mode;
-use follower::Follower;
+use follower::{Follower, Handler, StreamOptions};
+use sink::Sink;
 
 /// The stream's watermark: the oldest transaction still running when the batch's snapshot
 /// was taken. Everything older has ended.
-const WATERMARK: &str = "pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())";
+pub(crate) const WATERMARK: &str = "pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())";
 
 const APPLICATION_NAME: &str = "audit-trail follow";
 /// What follow writes, for the refusal on a standby without --record-db.
@@ -62,10 +65,40 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: FollowArgs) ->
                 args.consumer
             );
             match sink {
-                Some(sink) => Follower::new(target, record_target, args, sink).run().await,
+                Some(sink) => follow(target, record_target, args, sink).await,
                 None => Ok(()),
             }
         }
-        Mode::Follow(sink) => Follower::new(target, record_target, args, sink).run().await,
+        Mode::Follow(sink) => follow(target, record_target, args, sink).await,
+    }
+}
+
+async fn follow(
+    target: db::Target,
+    record_target: Option<db::Target>,
+    args: FollowArgs,
+    sink: Sink,
+) -> Result<()> {
+    let options = StreamOptions {
+        consumer: args.consumer,
+        once: args.once,
+        hold_timeout: Duration::from_secs(args.hold_timeout),
+        poll: Duration::from_secs(args.poll_seconds),
+        batch_size: args.batch_size,
+        writes: WRITES,
+    };
+    Follower::new(target, record_target, options, sink)
+        .run()
+        .await
+}
+
+/// `follow` hands each batch to its sink: written and made durable before the cursor moves.
+impl Handler for Sink {
+    async fn handle(
+        &mut self,
+        _tx: &tokio_postgres::Transaction<'_>,
+        events: &[crate::record::EventRecord],
+    ) -> Result<()> {
+        self.deliver(events)
     }
 }

@@ -1,0 +1,371 @@
+//! Evaluating rules over the stream: per (rule, actor) sliding windows of matching events,
+//! thresholds, and one alert per rule, actor and window.
+//!
+//! Time is the events' own `occurred_at`, not the clock: evaluation gives the same alerts
+//! whenever it runs, which is what lets a restart rebuild the windows by replaying the
+//! events just before the cursor (see [`Engine::observe`] with `emit = false`).
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::rules::{Rule, Severity};
+use crate::record::EventRecord;
+
+/// At most this many event ids are listed in one alert (its count says how many there were).
+pub const MAX_EVENT_IDS: usize = 100;
+
+/// What an alert records as its event's details, and what webhooks receive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Alert {
+    pub rule: String,
+    pub severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub actor: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    /// Matching events in the window.
+    pub count: u64,
+    /// The window's total of the rule's `sum` field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sum: Option<f64>,
+    /// The first [`MAX_EVENT_IDS`] of them.
+    pub event_ids: Vec<i64>,
+    /// The consumer that raised it: a restart of that consumer knows its own alerts.
+    pub consumer: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Group {
+    /// Matching events in the window: when, how much, which.
+    events: VecDeque<(DateTime<Utc>, f64, i64)>,
+    total: f64,
+    /// Alerted for the window ending then: quiet until an event at or after it.
+    quiet_until: Option<DateTime<Utc>>,
+    /// The alert raised in the current batch, still gathering the burst's events.
+    pending: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    consumer: String,
+    groups: HashMap<(usize, String), Group>,
+    pending: Vec<Alert>,
+}
+
+/// An event's JSON columns, parsed only when a rule looks at them.
+struct Lazy<'a> {
+    event: &'a EventRecord,
+    details: Option<Option<Value>>,
+    changed: Option<Vec<String>>,
+}
+
+impl<'a> Lazy<'a> {
+    fn details(&mut self) -> Option<&Value> {
+        let event = self.event;
+        self.details
+            .get_or_insert_with(|| {
+                event
+                    .details
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str(d).ok())
+            })
+            .as_ref()
+    }
+
+    fn number(&mut self, key: &str) -> Option<f64> {
+        self.details().and_then(|d| d.get(key)).and_then(|v| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+    }
+
+    fn changed(&mut self) -> &[String] {
+        let event = self.event;
+        self.changed.get_or_insert_with(|| {
+            event
+                .changed_fields
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok())
+                .unwrap_or_default()
+        })
+    }
+}
+
+fn any_of(list: &Option<Vec<String>>, value: &str) -> bool {
+    list.as_ref().is_none_or(|l| l.iter().any(|v| v == value))
+}
+
+fn matches(rule: &Rule, e: &mut Lazy<'_>) -> bool {
+    let f = &rule.filter;
+    let event = e.event;
+    if !(any_of(&f.entity, &event.entity)
+        && any_of(&f.action, &event.action)
+        && any_of(&f.source, &event.source))
+    {
+        return false;
+    }
+    if f.application_name.is_some()
+        && !any_of(
+            &f.application_name,
+            event.application_name.as_deref().unwrap_or(""),
+        )
+    {
+        return false;
+    }
+    if let Some(allowed) = &f.db_user_not_in {
+        if allowed.iter().any(|u| u == &event.db_user) {
+            return false;
+        }
+    }
+    if let Some(fields) = &f.changed_fields_any {
+        if !e.changed().iter().any(|c| fields.contains(c)) {
+            return false;
+        }
+    }
+    f.details_above
+        .iter()
+        .all(|(key, above)| e.number(key).is_some_and(|n| n > *above))
+}
+
+impl Engine {
+    pub fn new(rules: Vec<Rule>, consumer: &str) -> Engine {
+        Engine {
+            rules,
+            consumer: consumer.to_owned(),
+            groups: HashMap::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The longest window: how far back a restart replays to rebuild the windows.
+    pub fn longest_window(&self) -> std::time::Duration {
+        self.rules
+            .iter()
+            .map(|r| r.window)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Evaluates one event. With `emit`, alerts are raised for [`Engine::take`]; without, the
+    /// windows and the quiet periods are only rebuilt (a restart replaying events already
+    /// evaluated: a crossing there was alerted then).
+    pub fn observe(&mut self, event: &EventRecord, emit: bool) {
+        if event.entity == audit_trail_contract::AUDIT_LOG_ENTITY && event.action == "alert" {
+            // Alerts are not evaluated (no rule alerting on alerts, forever); our own
+            // restore the quiet period they started.
+            self.remember(event);
+            return;
+        }
+        let mut lazy = Lazy {
+            event,
+            details: None,
+            changed: None,
+        };
+        for (index, rule) in self.rules.iter().enumerate() {
+            if !matches(rule, &mut lazy) {
+                continue;
+            }
+            let amount = match &rule.sum {
+                // An event without the field adds nothing to the total.
+                Some(field) => lazy.number(field).unwrap_or(0.0),
+                None => 1.0,
+            };
+            let at = event.occurred_at;
+            let window = chrono::Duration::from_std(rule.window).unwrap_or(chrono::Duration::MAX);
+            let group = self.groups.entry((index, event.actor.clone())).or_default();
+            let since = at - window;
+            while group.events.front().is_some_and(|(t, _, _)| *t <= since) {
+                if let Some((_, a, _)) = group.events.pop_front() {
+                    group.total -= a;
+                }
+            }
+            group.events.push_back((at, amount, event.id));
+            group.total += amount;
+            let measure = if rule.sum.is_some() {
+                group.total
+            } else {
+                group.events.len() as f64
+            };
+            if let Some(p) = group.pending {
+                // Still the same burst, in the same batch: one alert gathers it.
+                if let Some(alert) = self.pending.get_mut(p) {
+                    alert.count = group.events.len() as u64;
+                    alert.sum = rule.sum.as_ref().map(|_| group.total);
+                    if alert.event_ids.len() < MAX_EVENT_IDS {
+                        alert.event_ids.push(event.id);
+                    }
+                }
+                continue;
+            }
+            if group.quiet_until.is_some_and(|q| at < q) || measure <= rule.more_than {
+                continue;
+            }
+            let window_start = group.events.front().map_or(at, |(t, _, _)| *t);
+            let window_end = window_start + window;
+            group.quiet_until = Some(window_end);
+            if emit {
+                group.pending = Some(self.pending.len());
+                self.pending.push(Alert {
+                    rule: rule.name.clone(),
+                    severity: rule.severity,
+                    description: rule.description.clone(),
+                    actor: event.actor.clone(),
+                    window_start,
+                    window_end,
+                    count: group.events.len() as u64,
+                    sum: rule.sum.as_ref().map(|_| group.total),
+                    event_ids: group
+                        .events
+                        .iter()
+                        .map(|(_, _, id)| *id)
+                        .take(MAX_EVENT_IDS)
+                        .collect(),
+                    consumer: self.consumer.clone(),
+                });
+            }
+        }
+    }
+
+    /// An alert this consumer raised before: quiet for its rule, actor and window.
+    fn remember(&mut self, event: &EventRecord) {
+        let Some(alert) = event
+            .details
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Alert>(d).ok())
+            .filter(|a| a.consumer == self.consumer)
+        else {
+            return;
+        };
+        let Some(index) = self.rules.iter().position(|r| r.name == alert.rule) else {
+            return;
+        };
+        let group = self.groups.entry((index, alert.actor)).or_default();
+        if group.quiet_until.is_none_or(|q| q < alert.window_end) {
+            group.quiet_until = Some(alert.window_end);
+        }
+    }
+
+    /// The alerts raised since the last call; the bursts they gather end with the batch.
+    pub fn take(&mut self) -> Vec<Alert> {
+        for group in self.groups.values_mut() {
+            group.pending = None;
+        }
+        // Forget actors whose windows are empty and quiet periods over, so the state stays
+        // the size of the recent activity.
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Drops groups with nothing in their window any more, as of `now` (event time).
+    pub fn prune(&mut self, now: DateTime<Utc>) {
+        let rules = &self.rules;
+        self.groups.retain(|(index, _), g| {
+            let window = rules
+                .get(*index)
+                .and_then(|r| chrono::Duration::from_std(r.window).ok())
+                .unwrap_or(chrono::Duration::MAX);
+            let recent = g.events.back().is_some_and(|(t, _, _)| *t > now - window);
+            let quiet = g.quiet_until.is_some_and(|q| q > now);
+            recent || quiet
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::rules;
+
+    fn event(id: i64, minute: i64, actor: &str, entity: &str, action: &str) -> EventRecord {
+        EventRecord {
+            id,
+            occurred_at: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::minutes(minute),
+            actor: actor.into(),
+            db_user: "crm_app".into(),
+            source: "app".into(),
+            entity: entity.into(),
+            action: action.into(),
+            subject_id: None,
+            table_name: None,
+            changed_fields: None,
+            old_data: None,
+            new_data: None,
+            client_addr: None,
+            application_name: None,
+            context: None,
+            details: None,
+            txid: "1".into(),
+        }
+    }
+
+    #[test]
+    fn a_burst_is_one_alert_per_window() {
+        let mut engine = Engine::new(rules::builtin(), "alerts");
+        for id in 0..150 {
+            engine.observe(&event(id, 0, "ann", "contact", "delete"), true);
+        }
+        let alerts = engine.take();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].rule, "mass-deletion");
+        assert_eq!(alerts[0].count, 150);
+        assert_eq!(alerts[0].event_ids.len(), MAX_EVENT_IDS);
+        // Later in the same window: quiet. In the next one: again.
+        for id in 150..300 {
+            engine.observe(&event(id, 5, "ann", "contact", "delete"), true);
+        }
+        assert!(engine.take().is_empty());
+        for id in 300..402 {
+            engine.observe(&event(id, 30, "ann", "contact", "delete"), true);
+        }
+        assert_eq!(engine.take().len(), 1);
+        // Another actor's few deletes: nothing.
+        for id in 500..550 {
+            engine.observe(&event(id, 30, "bob", "contact", "delete"), true);
+        }
+        assert!(engine.take().is_empty());
+    }
+
+    #[test]
+    fn a_replayed_crossing_or_a_recorded_alert_keeps_a_restart_quiet() {
+        let mut engine = Engine::new(rules::builtin(), "alerts");
+        for id in 0..101 {
+            engine.observe(&event(id, 0, "ann", "contact", "delete"), false);
+        }
+        engine.observe(&event(101, 1, "ann", "contact", "delete"), true);
+        assert!(engine.take().is_empty());
+
+        let mut first = Engine::new(rules::builtin(), "alerts");
+        first.observe(&event(1, 0, "ann", "user", "delete"), true);
+        let alert = first.take().remove(0);
+        let mut recorded = event(2, 0, "alerter", "audit_log", "alert");
+        recorded.details = serde_json::to_string(&alert).ok();
+        let mut restarted = Engine::new(rules::builtin(), "alerts");
+        restarted.observe(&recorded, false);
+        restarted.observe(&event(3, 2, "ann", "user", "delete"), true);
+        assert!(restarted.take().is_empty());
+    }
+
+    #[test]
+    fn sums_and_details() {
+        let mut engine = Engine::new(rules::builtin(), "alerts");
+        let mut export = |id, rows: u64| {
+            let mut e = event(id, id, "ann", "audit_log", "export");
+            e.details = Some(format!("{{\"rows\": {rows}}}"));
+            engine.observe(&e, true);
+            engine.take()
+        };
+        assert!(export(1, 900).is_empty());
+        let big = export(2, 2000);
+        assert_eq!(big.len(), 1);
+        assert_eq!(big[0].rule, "mass-export");
+        assert!(export(3, 900).is_empty());
+        let total = export(4, 1500);
+        assert_eq!(total.len(), 1);
+        assert_eq!(total[0].rule, "mass-export-total");
+        assert_eq!(total[0].sum, Some(5300.0));
+    }
+}

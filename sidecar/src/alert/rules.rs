@@ -1,0 +1,386 @@
+//! The alert rule format (TOML, see docs/alerts.md) and the built-in set.
+//!
+//! A rule is a declarative filter on one event, plus a threshold over a sliding window of
+//! the matching events of one actor: more than `more_than` events (or, with `sum`, more than
+//! that total of a numeric `details` field) within `within`. A rule without a threshold
+//! fires on any matching event; its window then only groups a burst into one alert.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// A rules file. Unknown keys are refused: a misspelt filter would otherwise match
+/// everything (or nothing) without a word.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    /// Start from the built-in set (on by default).
+    #[serde(default = "yes")]
+    builtin: bool,
+    /// The roles the application connects as: with any, the built-in `direct-edit` rule
+    /// reports captured changes made by other roles.
+    #[serde(default)]
+    application_roles: Vec<String>,
+    /// Names of built-in rules to leave out.
+    #[serde(default)]
+    disable: Vec<String>,
+    /// Rules of the site; one named like a built-in replaces it.
+    #[serde(default, rename = "rule")]
+    rules: Vec<RuleSpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    name: String,
+    severity: Severity,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default, rename = "match")]
+    filter: Filter,
+    #[serde(default)]
+    threshold: Option<ThresholdSpec>,
+}
+
+/// What one event must look like. Every given condition must hold; lists mean "any of".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    #[serde(default)]
+    pub entity: Option<Vec<String>>,
+    #[serde(default)]
+    pub action: Option<Vec<String>>,
+    #[serde(default)]
+    pub source: Option<Vec<String>>,
+    #[serde(default)]
+    pub application_name: Option<Vec<String>>,
+    #[serde(default)]
+    pub db_user_not_in: Option<Vec<String>>,
+    /// The event's changed_fields contain at least one of these.
+    #[serde(default)]
+    pub changed_fields_any: Option<Vec<String>>,
+    /// `details.<key>` is a number greater than the value.
+    #[serde(default)]
+    pub details_above: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdSpec {
+    #[serde(default)]
+    more_than: f64,
+    within: String,
+    #[serde(default)]
+    sum: Option<String>,
+}
+
+/// A rule ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub severity: Severity,
+    pub description: Option<String>,
+    pub filter: Filter,
+    /// Fires when the window's count (or sum) is greater than this.
+    pub more_than: f64,
+    pub window: Duration,
+    /// Sum this numeric `details` field instead of counting events.
+    pub sum: Option<String>,
+}
+
+/// How long a rule without a threshold gathers a burst into one alert.
+const DEFAULT_WINDOW: Duration = Duration::from_secs(600);
+
+impl Rule {
+    fn from_spec(spec: RuleSpec) -> std::result::Result<Rule, String> {
+        if spec.name.trim().is_empty() {
+            return Err("a rule has an empty name".into());
+        }
+        let (more_than, window, sum) = match spec.threshold {
+            None => (0.0, DEFAULT_WINDOW, None),
+            Some(t) => {
+                let window = parse_duration(&t.within)
+                    .map_err(|e| format!("rule \"{}\": within: {e}", spec.name))?;
+                if !t.more_than.is_finite() || t.more_than < 0.0 {
+                    return Err(format!(
+                        "rule \"{}\": more_than must be a number, 0 or more",
+                        spec.name
+                    ));
+                }
+                (t.more_than, window, t.sum)
+            }
+        };
+        Ok(Rule {
+            name: spec.name,
+            severity: spec.severity,
+            description: spec.description,
+            filter: spec.filter,
+            more_than,
+            window,
+            sum,
+        })
+    }
+}
+
+/// `30s`, `10m`, `1h`, `1d`.
+fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a duration like 30s, 10m, 1h or 1d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => {
+            return Err(format!(
+                "\"{text}\" is not a duration like 30s, 10m, 1h or 1d"
+            ))
+        }
+    };
+    match n.checked_mul(seconds) {
+        Some(s) if s > 0 => Ok(Duration::from_secs(s)),
+        _ => Err(format!(
+            "\"{text}\" must be more than 0 and less than forever"
+        )),
+    }
+}
+
+/// The built-in set: thresholds a CRM's security team would pick. Rules needing site
+/// knowledge (the application's roles) are added only when it is given.
+const BUILTIN: &str = r#"
+[[rule]]
+name = "mass-export"
+severity = "warning"
+description = "one export of more than 1,000 rows"
+match = { action = ["export"], details_above = { rows = 1000 } }
+
+[[rule]]
+name = "mass-export-total"
+severity = "warning"
+description = "more than 5,000 rows exported by one actor within an hour"
+match = { action = ["export"] }
+threshold = { sum = "rows", more_than = 5000, within = "1h" }
+
+[[rule]]
+name = "mass-deletion"
+severity = "critical"
+description = "more than 100 contacts deleted by one actor within 10 minutes"
+match = { entity = ["contact"], action = ["delete"] }
+threshold = { more_than = 100, within = "10m" }
+
+[[rule]]
+name = "user-deleted"
+severity = "warning"
+description = "a user deleted"
+match = { entity = ["user"], action = ["delete"] }
+
+[[rule]]
+name = "truncate"
+severity = "critical"
+description = "a tracked table truncated"
+match = { action = ["truncate"] }
+
+[[rule]]
+name = "privilege-change"
+severity = "warning"
+description = "a user's role or permissions changed"
+match = { entity = ["user"], action = ["update"], changed_fields_any = ["role", "roles", "permission", "permissions"] }
+
+[[rule]]
+name = "audit-trail-touched"
+severity = "critical"
+description = "tracking stopped or altered, events purged, a tracked table dropped, or an integrity violation"
+match = { entity = ["audit_log"], action = ["untrack", "purge", "table_dropped", "alter", "verify_failed"] }
+"#;
+
+/// The built-in rule that needs `application_roles`.
+fn direct_edit(roles: &[String]) -> Rule {
+    Rule {
+        name: "direct-edit".into(),
+        severity: Severity::Warning,
+        description: Some("a captured change made outside the application's roles".into()),
+        filter: Filter {
+            action: Some(
+                audit_trail_contract::CAPTURED_ACTIONS
+                    .iter()
+                    .map(|a| (*a).to_owned())
+                    .collect(),
+            ),
+            db_user_not_in: Some(roles.to_vec()),
+            ..Filter::default()
+        },
+        more_than: 0.0,
+        window: DEFAULT_WINDOW,
+        sum: None,
+    }
+}
+
+/// The built-in set, as used without --rules.
+pub fn builtin() -> Vec<Rule> {
+    compile(parse_builtin(), Vec::new()).unwrap_or_default()
+}
+
+fn parse_builtin() -> RulesFile {
+    // The built-in text is a constant checked by the unit tests below.
+    toml::from_str(BUILTIN).unwrap_or(RulesFile {
+        builtin: false,
+        application_roles: Vec::new(),
+        disable: Vec::new(),
+        rules: Vec::new(),
+    })
+}
+
+fn compile(file: RulesFile, extra: Vec<Rule>) -> std::result::Result<Vec<Rule>, String> {
+    let mut rules = file
+        .rules
+        .into_iter()
+        .map(Rule::from_spec)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    rules.extend(extra);
+    Ok(rules)
+}
+
+/// Reads a rules file: the built-in set (unless `builtin = false`) with the file's changes.
+/// Any problem is one line naming the file, exit 2.
+pub fn load(path: &Path) -> Result<Vec<Rule>> {
+    let bad = |problem: String| Error::Usage(format!("{}: {problem}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| Error::File {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    let file: RulesFile = toml::from_str(&text).map_err(|e| bad(one_line(&e)))?;
+    for name in &file.disable {
+        if !builtin().iter().any(|r| &r.name == name) && name != "direct-edit" {
+            return Err(bad(format!("disable: no built-in rule named \"{name}\"")));
+        }
+    }
+    let mut rules = if file.builtin { builtin() } else { Vec::new() };
+    if file.builtin && !file.application_roles.is_empty() {
+        rules.push(direct_edit(&file.application_roles));
+    }
+    rules.retain(|r| !file.disable.contains(&r.name));
+    let own = file
+        .rules
+        .iter()
+        .cloned()
+        .map(Rule::from_spec)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    for (i, rule) in own.iter().enumerate() {
+        if own[..i].iter().any(|r| r.name == rule.name) {
+            return Err(bad(format!("two rules are named \"{}\"", rule.name)));
+        }
+    }
+    // A site rule named like a built-in one replaces it.
+    rules.retain(|r| !own.iter().any(|o| o.name == r.name));
+    rules.extend(own);
+    Ok(rules)
+}
+
+/// toml's message spans several lines (the offending line, a caret): keep the cause and
+/// where it is.
+fn one_line(e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => format!("{message} (at byte {})", span.start),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_set_parses() {
+        let rules = builtin();
+        let names: Vec<_> = rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "mass-export",
+                "mass-export-total",
+                "mass-deletion",
+                "user-deleted",
+                "truncate",
+                "privilege-change",
+                "audit-trail-touched"
+            ]
+        );
+        let total = &rules[1];
+        assert_eq!(total.sum.as_deref(), Some("rows"));
+        assert_eq!(total.window, Duration::from_secs(3600));
+        assert_eq!(rules[2].more_than, 100.0);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    fn load_text(text: &str) -> Result<Vec<Rule>> {
+        let dir = tempfile::tempdir().map_err(|e| Error::Other(e.to_string()))?;
+        let path = dir.path().join("rules.toml");
+        std::fs::write(&path, text).map_err(|e| Error::Other(e.to_string()))?;
+        load(&path)
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_syntax_are_one_line() {
+        for text in [
+            "[[rule]]\nname = \"x\"\nseverity = \"info\"\nmatch = { entitty = [\"a\"] }\n",
+            "[[rule]\nname = \"x\"\n",
+            "[[rule]]\nname = \"x\"\nseverity = \"loud\"\n",
+            "[[rule]]\nname = \"x\"\nseverity = \"info\"\nthreshold = { within = \"5 min\" }\n",
+        ] {
+            match load_text(text) {
+                Err(Error::Usage(m)) => {
+                    assert!(m.contains("rules.toml: "), "{m}");
+                    assert!(!m.contains('\n'), "{m}");
+                }
+                other => panic!("{text:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn site_rules_add_replace_and_disable() {
+        let rules = load_text(
+            "application_roles = [\"crm_app\"]\ndisable = [\"truncate\"]\n\
+             [[rule]]\nname = \"mass-deletion\"\nseverity = \"info\"\n\
+             match = { action = [\"delete\"] }\nthreshold = { more_than = 5, within = \"1m\" }\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<_> = rules.iter().map(|r| r.name.as_str()).collect();
+        assert!(names.contains(&"direct-edit"));
+        assert!(!names.contains(&"truncate"));
+        let deletion = rules.iter().find(|r| r.name == "mass-deletion");
+        assert_eq!(deletion.map(|r| r.more_than), Some(5.0));
+    }
+}
