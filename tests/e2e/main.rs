@@ -1,5 +1,6 @@
 //! End-to-end tests: each test gets a fresh database on one shared throwaway cluster.
 
+mod alert;
 mod backup;
 mod bad_input;
 mod bypass;
