@@ -94,3 +94,10 @@ bench-integrity: install
 	./bench/integrity.sh
 
 .PHONY: bench-integrity
+
+## Alerts benchmark: built-in rules over 1,000,000 events, commit-to-webhook latency.
+bench-alerts: install
+	$(CARGO) build --release -p audit-trail
+	./bench/alerts.sh
+
+.PHONY: bench-alerts
