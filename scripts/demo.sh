@@ -244,6 +244,15 @@ psql_demo -d "$DB" -c "SET demo.pause = '$PAUSE'" -f "$ROOT/sql/demo/activity.sq
 export PGHOST="$RUN" PGPORT="$PORT"
 "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -U "$ADMIN" -d "$DB" -f "$ROOT/sql/demo/report.sql"
 
+echo "== Alerts =="
+# The built-in rules over the day's activity (docs/alerts.md): each alert is recorded in the
+# log, and shows on the dashboard as an event of the audit log itself.
+"$BIN" alert --once --consumer demo --db "host=$RUN port=$PORT user=$ADMIN dbname=$DB" \
+    --stdout >"$DEMO/alerts.jsonl"
+"$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -U "$ADMIN" -d "$DB" \
+    -c "SELECT '   ' || summary FROM audit.report WHERE action = 'alert' ORDER BY id"
+echo "   (ran: audit-trail alert --once --consumer demo --stdout; alerts also in .demo/alerts.jsonl)"
+
 CSV="$ROOT/audit-report.csv"
 echo "== Export =="
 "$BIN" export --db "host=$RUN port=$PORT user=$ADMIN dbname=$DB" --since 1d --output "$CSV"

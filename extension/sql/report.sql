@@ -80,6 +80,11 @@ SELECT e.id,
            WHEN e.action = 'sign_in' AND e.entity = 'audit_log'
                THEN pg_catalog.format('%s signed in to the dashboard from %s', e.actor,
                                       coalesce(e.details ->> 'from', 'an unknown address'))
+           WHEN e.action = 'alert' AND e.entity = 'audit_log'
+               THEN pg_catalog.format('alert %s (%s): %s, by %s (%s events)',
+                                      e.details ->> 'rule', e.details ->> 'severity',
+                                      coalesce(e.details ->> 'description', 'see details'),
+                                      e.details ->> 'actor', e.details ->> 'count')
            WHEN e.action = 'verify_failed' AND e.entity = 'audit_log'
                THEN pg_catalog.format('%s found the audit log altered: %s', e.actor,
                                       coalesce(e.details -> 'findings' -> 0 ->> 'message', 'see details'))
