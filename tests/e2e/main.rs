@@ -18,6 +18,7 @@ mod follow;
 mod follow_status;
 mod hostile_db;
 mod integrity;
+mod overview;
 mod replication;
 mod report;
 mod security;

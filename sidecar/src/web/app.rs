@@ -9,7 +9,7 @@ use axum::Router;
 
 use super::error::WebError;
 use super::state::AppState;
-use super::{assets, auth, csrf, event_page, export, log_page};
+use super::{assets, auth, csrf, event_page, export, log_page, overview_page};
 
 /// Scripts and styles only from this server's own files, no inline script, no framing, forms
 /// only to this server.
@@ -26,6 +26,7 @@ pub fn create_app(state: AppState) -> Router {
         .route("/sign-in", get(auth::sign_in_form).post(auth::sign_in))
         .route("/sign-out", post(auth::sign_out))
         .route("/reports/audit-log", get(log_page::show))
+        .route("/reports/overview", get(overview_page::show))
         .route("/reports/audit-log/events/{id}", get(event_page::show))
         .route("/reports/audit-log/export", post(export::download))
         .route("/assets/{name}", get(assets::serve))

@@ -28,6 +28,7 @@ mod event_page;
 mod export;
 mod limiter;
 mod log_page;
+mod overview_page;
 mod params;
 mod proxy;
 mod queries;

@@ -224,3 +224,101 @@ pub async fn integrity(client: &Client) -> Result<Integrity, tokio_postgres::Err
         unsealed: row.try_get(2)?,
     })
 }
+
+/// One day of the overview: events by category.
+pub struct DayCounts {
+    pub day: chrono::NaiveDate,
+    pub contacts: i64,
+    pub groups: i64,
+    pub users: i64,
+    pub exports: i64,
+}
+
+/// A recorded alert, newest first.
+pub struct AlertRow {
+    pub id: i64,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    pub rule: Option<String>,
+    pub severity: Option<String>,
+    pub actor: Option<String>,
+    pub description: Option<String>,
+}
+
+/// Events per day by category since `since`, days in `zone`.
+pub async fn days(
+    client: &Client,
+    since: chrono::DateTime<chrono::Utc>,
+    zone: &str,
+) -> Result<Vec<DayCounts>, tokio_postgres::Error> {
+    client
+        .query(
+            "SELECT (occurred_at AT TIME ZONE $2)::date,
+                    pg_catalog.count(*) FILTER (WHERE entity = 'contact' AND action <> 'export'),
+                    pg_catalog.count(*) FILTER (WHERE entity = 'group'),
+                    pg_catalog.count(*) FILTER (WHERE entity = 'user'),
+                    pg_catalog.count(*) FILTER (WHERE action = 'export')
+               FROM audit.events
+              WHERE occurred_at >= $1
+              GROUP BY 1 ORDER BY 1",
+            &[&since, &zone],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(DayCounts {
+                day: r.try_get(0)?,
+                contacts: r.try_get(1)?,
+                groups: r.try_get(2)?,
+                users: r.try_get(3)?,
+                exports: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// The busiest actors since `since`.
+pub async fn top_actors(
+    client: &Client,
+    since: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Result<Vec<(String, i64)>, tokio_postgres::Error> {
+    client
+        .query(
+            "SELECT actor, pg_catalog.count(*) FROM audit.events WHERE occurred_at >= $1
+              GROUP BY actor ORDER BY 2 DESC, 1 LIMIT $2",
+            &[&since, &limit],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// The newest alerts (audit_log/alert events), whatever the range.
+pub async fn latest_alerts(
+    client: &Client,
+    limit: i64,
+) -> Result<Vec<AlertRow>, tokio_postgres::Error> {
+    client
+        .query(
+            "SELECT id, occurred_at, details ->> 'rule', details ->> 'severity',
+                    details ->> 'actor', details ->> 'description'
+               FROM audit.events
+              WHERE entity = 'audit_log' AND action = 'alert'
+              ORDER BY occurred_at DESC, id DESC LIMIT $1",
+            &[&limit],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AlertRow {
+                id: r.try_get(0)?,
+                occurred_at: r.try_get(1)?,
+                rule: r.try_get(2)?,
+                severity: r.try_get(3)?,
+                actor: r.try_get(4)?,
+                description: r.try_get(5)?,
+            })
+        })
+        .collect()
+}

@@ -5,11 +5,19 @@
 use askama::Template;
 use axum::response::Html;
 
-use super::view::{EventView, LogView};
+use super::view::{EventView, LogView, OverviewView};
 
 /// What the base template needs: the page title, and who is signed in (for the sign-out form).
+/// The page of the main navigation a page belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    AuditLog,
+    Overview,
+}
+
 pub struct Layout {
     pub title: String,
+    pub nav: Nav,
     pub user: Option<UserBar>,
     /// Cache-busting suffix of the asset URLs.
     pub version: &'static str,
@@ -26,6 +34,7 @@ impl Layout {
     pub fn public(title: &str) -> Layout {
         Layout {
             title: title.to_owned(),
+            nav: Nav::AuditLog,
             user: None,
             version: env!("CARGO_PKG_VERSION"),
         }
@@ -45,6 +54,17 @@ impl Layout {
             }),
             ..Layout::public(title)
         }
+    }
+}
+
+impl Layout {
+    /// The same layout, marking `nav` as the current page of the navigation.
+    pub fn on(self, nav: Nav) -> Layout {
+        Layout { nav, ..self }
+    }
+
+    pub fn is(&self, nav: Nav) -> bool {
+        self.nav == nav
     }
 }
 
@@ -128,4 +148,11 @@ pub struct EventPage {
     pub event: EventView,
     pub back_href: String,
     pub history_href: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+pub struct OverviewPage {
+    pub layout: Layout,
+    pub view: OverviewView,
 }

@@ -4,12 +4,14 @@
 
 mod event;
 mod log;
+mod overview;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 pub use event::EventView;
 pub use log::LogView;
+pub use overview::OverviewView;
 
 pub fn format_time(t: DateTime<Utc>, zone: Tz) -> String {
     t.with_timezone(&zone)

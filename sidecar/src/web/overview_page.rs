@@ -1,0 +1,65 @@
+//! Reports → Overview: what happened lately at a glance, linking into the log.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+
+use super::error::WebError;
+use super::params::Range;
+use super::queries;
+use super::session::SignedIn;
+use super::state::Settings;
+use super::templates::{render, Layout, Nav, OverviewPage};
+use super::view::OverviewView;
+
+/// Busiest actors and latest alerts shown.
+const LISTED: i64 = 5;
+
+pub async fn show(
+    State(settings): State<Arc<Settings>>,
+    SignedIn { session, .. }: SignedIn,
+    RawQuery(query): RawQuery,
+) -> Result<Response, WebError> {
+    let range = match form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "range")
+        .map(|(_, v)| v.into_owned())
+        .as_deref()
+    {
+        None | Some("30d") => Range::Month,
+        Some("7d") => Range::Week,
+        Some(other) => {
+            return Err(WebError::BadRequest(format!(
+                "the overview shows the last 7d or 30d, not \"{other}\""
+            )))
+        }
+    };
+    let zone = settings.zone;
+    let today = Utc::now().with_timezone(&zone).date_naive();
+    let days_back = if range == Range::Week { 6 } else { 29 };
+    let first_day = today - chrono::Duration::days(days_back);
+    // Midnight of the first day, in the dashboard's zone.
+    let since = first_day
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(zone).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| WebError::internal("no midnight on the overview's first day"))?;
+    let role = &session.role;
+    let client = session.client().await?;
+    let days = queries::days(&client, since, zone.name())
+        .await
+        .map_err(|e| WebError::query(role, "counting events per day", &e))?;
+    let actors = queries::top_actors(&client, since, LISTED)
+        .await
+        .map_err(|e| WebError::query(role, "reading the busiest actors", &e))?;
+    let alerts = queries::latest_alerts(&client, LISTED)
+        .await
+        .map_err(|e| WebError::query(role, "reading the latest alerts", &e))?;
+    drop(client);
+    let page = OverviewPage {
+        layout: Layout::signed_in("Overview", &session.role, &session.csrf).on(Nav::Overview),
+        view: OverviewView::new(range, today, &days, &actors, &alerts, zone),
+    };
+    Ok(render(&page).into_response())
+}

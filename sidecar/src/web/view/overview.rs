@@ -1,0 +1,246 @@
+//! The Overview: events per day by category as a server-rendered bar chart, the busiest
+//! actors, and the latest alerts, each linking to the filtered log that explains it.
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+
+use super::format_time;
+use crate::web::params::{LogParams, Range, Tab};
+use crate::web::queries::{AlertRow, DayCounts};
+
+/// Chart geometry, in SVG user units (the SVG scales to the page, so 420 px still reads).
+const BAR: u32 = 16;
+const GAP: u32 = 4;
+const HEIGHT: u32 = 140;
+
+/// One category of the chart: its label, CSS class and tab of the log.
+const CATEGORIES: [(&str, &str, Tab); 4] = [
+    ("Contacts", "cat-contact", Tab::Contacts),
+    ("Groups", "cat-group", Tab::Groups),
+    ("Users", "cat-user", Tab::Users),
+    ("Exports", "cat-export", Tab::Exports),
+];
+
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub height: u32,
+    pub class: &'static str,
+    /// Tooltip and accessible name: "2026-11-30: 12 contacts".
+    pub title: String,
+}
+
+pub struct Legend {
+    pub label: &'static str,
+    pub class: &'static str,
+    pub total: i64,
+    pub href: String,
+}
+
+pub struct ActorRow {
+    pub actor: String,
+    pub count: i64,
+    pub href: String,
+}
+
+pub struct AlertItem {
+    pub when: String,
+    pub rule: String,
+    pub severity: String,
+    pub severity_class: &'static str,
+    pub text: String,
+    pub event_href: String,
+    pub actor_href: Option<String>,
+}
+
+pub struct RangeLink {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
+}
+
+pub struct OverviewView {
+    pub range_label: &'static str,
+    pub ranges: Vec<RangeLink>,
+    pub width: u32,
+    pub height: u32,
+    pub rects: Vec<Rect>,
+    /// Day labels under the chart (first, middle, last day): x, text-anchor, text.
+    pub labels: Vec<(u32, &'static str, String)>,
+    pub max: i64,
+    pub legend: Vec<Legend>,
+    pub actors: Vec<ActorRow>,
+    pub alerts: Vec<AlertItem>,
+    pub log_href: String,
+}
+
+impl OverviewView {
+    pub fn new(
+        range: Range,
+        today: NaiveDate,
+        days: &[DayCounts],
+        actors: &[(String, i64)],
+        alerts: &[AlertRow],
+        zone: Tz,
+    ) -> OverviewView {
+        let span: i64 = if range == Range::Week { 7 } else { 30 };
+        let first = today - chrono::Duration::days(span - 1);
+        let value = |d: &DayCounts, i: usize| [d.contacts, d.groups, d.users, d.exports][i];
+        let max = days
+            .iter()
+            .map(|d| (0..4).map(|i| value(d, i)).sum::<i64>())
+            .max()
+            .unwrap_or(0);
+        let mut rects = Vec::new();
+        for offset in 0..span {
+            let date = first + chrono::Duration::days(offset);
+            let Some(d) = days.iter().find(|d| d.day == date) else {
+                continue;
+            };
+            let x = offset as u32 * (BAR + GAP);
+            let mut top = HEIGHT;
+            for (i, (label, class, _)) in CATEGORIES.iter().enumerate() {
+                let n = value(d, i);
+                if n == 0 || max == 0 {
+                    continue;
+                }
+                let height = ((n as f64 / max as f64) * f64::from(HEIGHT)).ceil() as u32;
+                let height = height.clamp(1, top);
+                top -= height;
+                rects.push(Rect {
+                    x,
+                    y: top,
+                    height,
+                    class,
+                    title: format!("{date}: {n} {}", label.to_lowercase()),
+                });
+            }
+        }
+        let labels = [(0, "start"), (span / 2, "middle"), (span - 1, "end")]
+            .into_iter()
+            .map(|(o, anchor)| {
+                let date = first + chrono::Duration::days(o);
+                // The last label ends where its bar does; the middle one is centred on it.
+                let x = o as u32 * (BAR + GAP)
+                    + match anchor {
+                        "end" => BAR,
+                        "middle" => BAR / 2,
+                        _ => 0,
+                    };
+                (x, anchor, date.format("%b %-d").to_string())
+            })
+            .collect();
+        let base = LogParams {
+            range,
+            ..LogParams::default()
+        };
+        let legend = CATEGORIES
+            .iter()
+            .enumerate()
+            .map(|(i, (label, class, tab))| Legend {
+                label,
+                class,
+                total: days.iter().map(|d| value(d, i)).sum(),
+                href: base.with_tab(*tab).href(),
+            })
+            .collect();
+        let actor_href = |actor: &str| {
+            LogParams {
+                actors: vec![actor.to_owned()],
+                ..base.clone()
+            }
+            .href()
+        };
+        OverviewView {
+            range_label: range.label(),
+            ranges: [Range::Week, Range::Month]
+                .into_iter()
+                .map(|r| RangeLink {
+                    label: r.label(),
+                    href: format!("/reports/overview?range={}", r.as_str()),
+                    current: r == range,
+                })
+                .collect(),
+            width: span as u32 * (BAR + GAP),
+            height: HEIGHT,
+            rects,
+            labels,
+            max,
+            legend,
+            actors: actors
+                .iter()
+                .map(|(actor, count)| ActorRow {
+                    actor: actor.clone(),
+                    count: *count,
+                    href: actor_href(actor),
+                })
+                .collect(),
+            alerts: alerts
+                .iter()
+                .map(|a| {
+                    let severity = a.severity.clone().unwrap_or_else(|| "info".into());
+                    AlertItem {
+                        when: format_time(a.occurred_at, zone),
+                        rule: a.rule.clone().unwrap_or_else(|| "alert".into()),
+                        severity_class: match severity.as_str() {
+                            "critical" => "sev-critical",
+                            "warning" => "sev-warning",
+                            _ => "sev-info",
+                        },
+                        severity,
+                        text: match (&a.description, &a.actor) {
+                            (Some(d), Some(actor)) => format!("{d}: {actor}"),
+                            (Some(d), None) => d.clone(),
+                            (None, Some(actor)) => actor.clone(),
+                            (None, None) => String::new(),
+                        },
+                        event_href: format!("/reports/audit-log/events/{}", a.id),
+                        actor_href: a.actor.as_deref().map(actor_href),
+                    }
+                })
+                .collect(),
+            log_href: base.href(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32, contacts: i64, exports: i64) -> DayCounts {
+        DayCounts {
+            day: NaiveDate::from_ymd_opt(2026, 11, d).unwrap(),
+            contacts,
+            groups: 0,
+            users: 0,
+            exports,
+        }
+    }
+
+    #[test]
+    fn bars_stack_to_the_busiest_day_and_days_without_events_are_empty() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let v = OverviewView::new(
+            Range::Week,
+            today,
+            &[day(28, 30, 10), day(30, 10, 0)],
+            &[],
+            &[],
+            Tz::UTC,
+        );
+        assert_eq!(v.max, 40);
+        assert_eq!(v.rects.len(), 3);
+        // The busiest day fills the height exactly, contacts below exports.
+        let busiest: Vec<&Rect> = v
+            .rects
+            .iter()
+            .filter(|r| r.title.starts_with("2026-11-28"))
+            .collect();
+        assert_eq!(busiest.iter().map(|r| r.height).sum::<u32>(), HEIGHT);
+        assert!(busiest[0].y > busiest[1].y);
+        assert_eq!(v.legend[0].total, 40);
+        assert_eq!(v.legend[3].total, 10);
+        assert_eq!(v.width, 7 * (BAR + GAP));
+    }
+}
