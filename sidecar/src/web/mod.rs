@@ -9,11 +9,11 @@
 //!
 //! Layout: [`app`] is the one routing table and the security headers; [`state`] what handlers
 //! share; [`session`], [`csrf`], [`limiter`] and [`proxy`] sign-in security, over [`token`]
-//! (random secrets and cookie headers); [`auth`], [`log_page`], [`event_page`] and [`export`]
-//! the handlers; [`params`] the filters as they travel in URLs and forms; [`queries`] the
-//! SQL; [`actions`] the Action filter's choices; [`view`] what a page shows, built from query
-//! results; [`templates`] one struct per page; [`error`] what a person sees when something
-//! fails (never an internal message).
+//! (random secrets and cookie headers); [`auth`], [`log_page`], [`event_page`],
+//! [`overview_page`] and [`export`] the handlers; [`params`] the filters as they travel in
+//! URLs and forms; [`queries`] the SQL; [`actions`] the Action filter's choices; [`view`] what
+//! a page shows, built from query results; [`templates`] one struct per page; [`error`] what a
+//! person sees when something fails (never an internal message).
 //!
 //! Imports run one way: handlers use sessions, sessions use errors, errors use templates,
 //! templates use views; [`token`] and [`view`] use nothing of the dashboard's own state.
