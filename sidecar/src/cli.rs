@@ -21,7 +21,7 @@ use crate::timespec::{self, Bound};
     after_help = "Connection: --db, else DATABASE_URL, else PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE.\n\
                   Against a hot standby, give the primary as --record-db for what commands write.\n\
                   Exit codes: 0 success, 2 bad usage or input, 3 permission denied, 4 integrity\n\
-                  violation found by verify, 1 anything else."
+                  violation found by verify or archive --check, 1 anything else."
 )]
 pub struct Cli {
     /// Connection string: a postgresql:// URL or libpq key=value pairs.
@@ -54,6 +54,10 @@ pub enum Command {
     Alert(crate::alert::AlertArgs),
     /// Serve the Audit Log dashboard.
     Serve(crate::web::ServeArgs),
+    /// Write closed partitions of the log as Parquet with manifests (or --check them).
+    Archive(crate::archive::ArchiveArgs),
+    /// Run audit.maintain() once (partitions ahead, retention) and print what it did.
+    Maintain(crate::archive::MaintainArgs),
     /// Make an Ed25519 key for sealing: KEYFILE (secret) and KEYFILE.pub.
     Keygen(crate::integrity::KeygenArgs),
     /// Seal committed events into the signed hash chain and write checkpoints.

@@ -1,6 +1,7 @@
 //! `audit-trail`: the sidecar that reads the audit_trail log outside PostgreSQL.
 
 pub mod alert;
+pub mod archive;
 pub mod cli;
 pub mod csv;
 pub mod db;
@@ -51,6 +52,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Alert(args) => alert::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await,
         Command::Serve(args) => web::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await,
+        Command::Archive(args) => {
+            archive::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await
+        }
+        Command::Maintain(_) => {
+            archive::maintain(cli.db.as_deref(), cli.record_db.as_deref()).await
+        }
         Command::Keygen(args) => integrity::keygen(&args),
         Command::Seal(args) => integrity::seal::run(cli.db.as_deref(), args).await,
         Command::Verify(args) => {

@@ -1,0 +1,605 @@
+//! `audit-trail archive` and `audit-trail maintain` (docs/archive.md).
+//!
+//! `archive` writes each closed, not yet archived partition of `audit.events` as Parquet in a
+//! Hive layout (`DIR/year=2026/month=01/events_20260101.parquet`) with a manifest beside it,
+//! then records it with `audit.record_archive`, which checks the row count in the database.
+//! The order makes a partition's record the last thing to happen: retention may drop an
+//! archived partition, so the record must never exist without durable files. Files appear
+//! under their final names only once complete and synced; the manifest comes after them;
+//! and if the record is refused, the files just placed are removed again.
+//!
+//! `archive --check DIR` holds the files under DIR to their manifests, without a database.
+//! `maintain` runs `audit.maintain()` once, for schedulers.
+
+pub mod manifest;
+pub mod parquet;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use clap::Args;
+use futures_util::{pin_mut, TryStreamExt};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, IsolationLevel};
+
+use crate::db;
+use crate::error::{Error, Result};
+use crate::timespec::{self, Bound};
+use manifest::{Layout, Manifest, ManifestFile, SCHEMA_VERSION};
+use parquet::{ArchiveRow, PartitionWriter, DEFAULT_MAX_FILE_BYTES};
+
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// Write the archives under this existing directory, as
+    /// year=YYYY/month=MM/events_YYYYMMDD.parquet with a .manifest.json beside each.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "check",
+        conflicts_with = "check"
+    )]
+    pub output_dir: Option<PathBuf>,
+
+    /// Only partitions that end at or before this time: a date (its midnight, UTC), RFC 3339,
+    /// or relative (90d).
+    #[arg(long, value_name = "DATE")]
+    pub before: Option<String>,
+
+    /// Only this partition (repeatable): audit.events_20260101, or events_20260101.
+    #[arg(long = "partition", value_name = "NAME")]
+    pub partitions: Vec<String>,
+
+    /// Check the archives under DIR against their manifests (size, SHA-256, row count) and
+    /// exit 4 naming the first file missing, truncated or altered. Needs no database.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["before", "partitions"])]
+    pub check: Option<PathBuf>,
+
+    /// Split a partition's archive into numbered parts past this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FILE_BYTES, hide = true)]
+    pub max_file_bytes: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintainArgs {}
+
+/// A partition as `audit.partitions` lists it.
+#[derive(Debug, Clone)]
+struct Partition {
+    name: String,
+    from_time: Option<DateTime<Utc>>,
+    to_time: Option<DateTime<Utc>>,
+    is_default: bool,
+    closed: bool,
+    archived: bool,
+}
+
+/// The events of one partition, in the order they are archived. Parameters, never text: the
+/// bounds come from the database, but nothing read is ever spliced into SQL.
+const SELECT_RANGE: &str = "SELECT id, occurred_at, actor, db_user, source, entity, action, \
+     subject_id, table_name, changed_fields, old_data::text, new_data::text, \
+     pg_catalog.host(client_addr), application_name, context::text, details::text, txid::text \
+     FROM audit.events WHERE occurred_at >= $1 AND occurred_at < $2 \
+     ORDER BY occurred_at, id";
+
+fn archive_row(row: &tokio_postgres::Row) -> Result<ArchiveRow> {
+    let decode = |e: tokio_postgres::Error| Error::database("decoding an event", &e);
+    let txid: String = row.try_get(16).map_err(decode)?;
+    let txid = txid
+        .parse::<u64>()
+        .ok()
+        .and_then(|t| i64::try_from(t).ok())
+        .ok_or_else(|| Error::Other(format!("txid {txid} does not fit a signed 64-bit integer")))?;
+    Ok(ArchiveRow {
+        id: row.try_get(0).map_err(decode)?,
+        occurred_at: row.try_get(1).map_err(decode)?,
+        actor: row.try_get(2).map_err(decode)?,
+        db_user: row.try_get(3).map_err(decode)?,
+        source: row.try_get(4).map_err(decode)?,
+        entity: row.try_get(5).map_err(decode)?,
+        action: row.try_get(6).map_err(decode)?,
+        subject_id: row.try_get(7).map_err(decode)?,
+        table_name: row.try_get(8).map_err(decode)?,
+        changed_fields: row.try_get(9).map_err(decode)?,
+        old_data: row.try_get(10).map_err(decode)?,
+        new_data: row.try_get(11).map_err(decode)?,
+        client_addr: row.try_get(12).map_err(decode)?,
+        application_name: row.try_get(13).map_err(decode)?,
+        context: row.try_get(14).map_err(decode)?,
+        details: row.try_get(15).map_err(decode)?,
+        txid,
+    })
+}
+
+/// `--before`, read as the other commands read times (a bare date is its midnight in UTC).
+fn parse_before(text: &str) -> Result<DateTime<Utc>> {
+    timespec::parse("--before", text, Bound::Start, Utc::now(), Tz::UTC)
+        .map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// Refuses (exit 2) an output directory that is missing, not a directory, or not writable,
+/// before anything is read: a bad path must not cost a partition's worth of reading.
+fn check_output_dir(dir: &Path) -> Result<PathBuf> {
+    let flag = |what: String| Error::Usage(format!("--output-dir {}: {what}", dir.display()));
+    let meta = std::fs::metadata(dir).map_err(|e| flag(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(flag("not a directory".into()));
+    }
+    // A real attempt answers for permissions, read-only mounts and ACLs alike.
+    tempfile::Builder::new()
+        .prefix(".audit-trail-probe-")
+        .tempfile_in(dir)
+        .map_err(|e| flag(format!("cannot write there: {e}")))?;
+    std::fs::canonicalize(dir).map_err(|e| flag(e.to_string()))
+}
+
+/// `audit.events_20260101` for `events_20260101`.
+fn qualified(name: &str) -> String {
+    if name.contains('.') {
+        name.to_owned()
+    } else {
+        format!("audit.{name}")
+    }
+}
+
+async fn list_partitions(client: &Client) -> Result<Vec<Partition>> {
+    let rows = client
+        .query(
+            "SELECT partition, from_time, to_time, is_default, closed, archived \
+               FROM audit.partitions ORDER BY from_time NULLS LAST, partition",
+            &[],
+        )
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
+                Error::Other(
+                    "this database's audit_trail has no audit.partitions: update it \
+                     (ALTER EXTENSION audit_trail UPDATE)"
+                        .into(),
+                )
+            } else {
+                Error::database("listing partitions", &e)
+            }
+        })?;
+    rows.iter()
+        .map(|r| {
+            let decode = |e: tokio_postgres::Error| Error::database("listing partitions", &e);
+            Ok(Partition {
+                name: r.try_get(0).map_err(decode)?,
+                from_time: r.try_get(1).map_err(decode)?,
+                to_time: r.try_get(2).map_err(decode)?,
+                is_default: r.try_get(3).map_err(decode)?,
+                closed: r.try_get(4).map_err(decode)?,
+                archived: r.try_get(5).map_err(decode)?,
+            })
+        })
+        .collect()
+}
+
+/// The partitions to archive, oldest first. Named partitions that cannot be archived are
+/// refused (exit 2) before anything is written; named ones already archived are skipped
+/// with a note.
+fn select(
+    all: &[Partition],
+    names: &[String],
+    before: Option<DateTime<Utc>>,
+) -> Result<Vec<Partition>> {
+    let fits_before = |p: &Partition| match (before, p.to_time) {
+        (None, _) => true,
+        (Some(b), Some(t)) => t <= b,
+        (Some(_), None) => false,
+    };
+    if names.is_empty() {
+        return Ok(all
+            .iter()
+            .filter(|p| !p.is_default && p.closed && !p.archived && fits_before(p))
+            .cloned()
+            .collect());
+    }
+    let mut chosen: Vec<Partition> = Vec::new();
+    for name in names {
+        let name = qualified(name.trim());
+        let p = all.iter().find(|p| p.name == name).ok_or_else(|| {
+            Error::Usage(format!(
+                "--partition {name}: no such partition (see audit.partitions)"
+            ))
+        })?;
+        if p.is_default {
+            return Err(Error::Usage(format!(
+                "--partition {name}: the default partition is never archived (audit.maintain() \
+                 moves its rows into partitions of their own)"
+            )));
+        }
+        if !p.closed {
+            return Err(Error::Usage(format!(
+                "--partition {name}: still open (it ends {})",
+                p.to_time.map_or_else(|| "never".into(), |t| t.to_rfc3339())
+            )));
+        }
+        if p.archived {
+            eprintln!("audit-trail: {name} is already archived; skipped");
+            continue;
+        }
+        if !fits_before(p) {
+            eprintln!("audit-trail: {name} ends after --before; skipped");
+            continue;
+        }
+        if !chosen.iter().any(|c| c.name == p.name) {
+            chosen.push(p.clone());
+        }
+    }
+    chosen.sort_by_key(|p| p.from_time);
+    Ok(chosen)
+}
+
+/// What one partition's archive came to.
+struct Archived {
+    rows: u64,
+    bytes: u64,
+    files: usize,
+}
+
+/// Writes a file under a temporary name in `dir`, syncs it and renames it to `name`.
+fn write_durably(dir: &Path, name: &str, contents: &[u8]) -> Result<PathBuf> {
+    let target = dir.join(name);
+    let file_error = |source| Error::File {
+        path: target.clone(),
+        source,
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(file_error)?;
+    temp.write_all(contents).map_err(file_error)?;
+    temp.as_file().sync_all().map_err(file_error)?;
+    temp.persist(&target).map_err(|e| file_error(e.error))?;
+    parquet::sync_dir(dir).map_err(file_error)?;
+    Ok(target)
+}
+
+fn write_error(e: parquet::WriteError) -> Error {
+    Error::Other(format!("writing the archive: {e}"))
+}
+
+/// Archives one partition: read from `client`, recorded through `record` (the primary, when
+/// `client` is a standby), else through `client` once its read has ended.
+async fn archive_partition(
+    client: &mut Client,
+    record: Option<&mut Client>,
+    root: &Path,
+    partition: &Partition,
+    max_file_bytes: u64,
+) -> Result<Archived> {
+    let (Some(from_time), Some(to_time)) = (partition.from_time, partition.to_time) else {
+        return Err(Error::Other(format!(
+            "{}: a partition without bounds cannot be archived",
+            partition.name
+        )));
+    };
+    let layout = Layout::of(&partition.name, from_time)?;
+    let dir = root.join(&layout.dir);
+    std::fs::create_dir_all(&dir).map_err(|source| Error::File {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut writer = PartitionWriter::new(&dir, &layout.stem, max_file_bytes);
+
+    // One repeatable-read snapshot: the files hold exactly what one moment of the
+    // partition held, which is what audit.record_archive then counts again.
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| Error::database("starting the archive read", &e))?;
+    let params: [&(dyn ToSql + Sync); 2] = [&from_time, &to_time];
+    let rows = tx
+        .query_raw(SELECT_RANGE, params)
+        .await
+        .map_err(|e| Error::database("reading audit.events", &e))?;
+    pin_mut!(rows);
+    let mut count = 0u64;
+    let mut first_id: Option<i64> = None;
+    let mut last_id: Option<i64> = None;
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|e| Error::database("reading audit.events", &e))?
+    {
+        let event = archive_row(&row)?;
+        first_id = Some(first_id.map_or(event.id, |f| f.min(event.id)));
+        last_id = Some(last_id.map_or(event.id, |l| l.max(event.id)));
+        writer.push(&event).map_err(write_error)?;
+        count += 1;
+    }
+    tx.commit()
+        .await
+        .map_err(|e| Error::database("finishing the archive read", &e))?;
+    writer.finish().map_err(write_error)?;
+    let placed = writer.place().map_err(write_error)?;
+
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        partition: partition.name.clone(),
+        from_time,
+        to_time,
+        rows: count,
+        first_id,
+        last_id,
+        created_at: Utc::now(),
+        created_by: format!("audit-trail {}", env!("CARGO_PKG_VERSION")),
+        files: placed.iter().map(ManifestFile::from).collect(),
+    };
+    let remove_placed = || {
+        for p in &placed {
+            let _ = std::fs::remove_file(dir.join(&p.name));
+        }
+    };
+    let manifest_path = match manifest
+        .to_pretty_json()
+        .and_then(|text| write_durably(&dir, &layout.manifest_name(), &text))
+    {
+        Ok(path) => path,
+        Err(e) => {
+            remove_placed();
+            return Err(e);
+        }
+    };
+    let manifest_json = serde_json::to_value(&manifest)
+        .map_err(|e| Error::Other(format!("encoding the manifest: {e}")))?;
+    let rows_param = i64::try_from(count)
+        .map_err(|_| Error::Other(format!("{count} rows do not fit a bigint")))?;
+    let location = manifest_path.display().to_string();
+    let recorder = record.unwrap_or(client);
+    let recorded = recorder
+        .execute(
+            "SELECT audit.record_archive($1, $2, $3, $4)",
+            &[&partition.name, &rows_param, &location, &manifest_json],
+        )
+        .await;
+    if let Err(e) = recorded {
+        // Unrecorded files must not look like an archive: the manifest goes first, so that
+        // what remains if a removal fails is at worst files no manifest vouches for.
+        let _ = std::fs::remove_file(&manifest_path);
+        remove_placed();
+        let _ = parquet::sync_dir(&dir);
+        return Err(Error::database("recording the archive", &e));
+    }
+    Ok(Archived {
+        rows: count,
+        bytes: placed.iter().map(|p| p.bytes).sum(),
+        files: placed.len(),
+    })
+}
+
+/// The lock key that keeps two archive runs on one database from writing the same
+/// partition: an arbitrary constant of this command (`'audit-trail archive'` as bytes).
+const ARCHIVE_LOCK: i64 = 0x6175_6469_7461_7263;
+
+/// `audit-trail archive` (or `--check`).
+pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArgs) -> Result<()> {
+    if let Some(dir) = &args.check {
+        let summary = manifest::check(dir, |line| println!("{line}"))?;
+        println!(
+            "checked {} manifests, {} files, {} rows, {} bytes: all intact",
+            summary.manifests, summary.files, summary.rows, summary.bytes
+        );
+        return Ok(());
+    }
+    let Some(output_dir) = &args.output_dir else {
+        return Err(Error::Usage("give --output-dir DIR or --check DIR".into()));
+    };
+    let before = args.before.as_deref().map(parse_before).transpose()?;
+    if args.partitions.iter().any(|p| p.trim().is_empty()) {
+        return Err(Error::Usage("--partition: value must not be empty".into()));
+    }
+    let root = check_output_dir(output_dir)?;
+
+    let target = db::resolve(db_arg, "audit-trail archive")?;
+    let mut client = db::connect(&target).await?;
+    db::require_audit_admin(&client).await?;
+    let mut record = db::record_connection(
+        &client,
+        record_db,
+        "audit-trail archive",
+        "the archive record",
+    )
+    .await?;
+
+    let all = list_partitions(&client).await?;
+    let chosen = select(&all, &args.partitions, before)?;
+    if chosen.is_empty() {
+        println!("nothing to archive");
+        return Ok(());
+    }
+    {
+        let recorder = record.as_mut().unwrap_or(&mut client);
+        let locked: bool = recorder
+            .query_one(
+                "SELECT pg_catalog.pg_try_advisory_lock($1)",
+                &[&ARCHIVE_LOCK],
+            )
+            .await
+            .map_err(|e| Error::database("taking the archive lock", &e))?
+            .get(0);
+        if !locked {
+            return Err(Error::Other(
+                "another audit-trail archive is running on this database".into(),
+            ));
+        }
+    }
+
+    let started = Instant::now();
+    let (mut total_rows, mut total_bytes, mut done) = (0u64, 0u64, 0usize);
+    for partition in &chosen {
+        let t = Instant::now();
+        let archived = archive_partition(
+            &mut client,
+            record.as_mut(),
+            &root,
+            partition,
+            args.max_file_bytes,
+        )
+        .await?;
+        total_rows += archived.rows;
+        total_bytes += archived.bytes;
+        done += 1;
+        println!(
+            "{}: {} rows, {} bytes in {} file{}, {:.2} s",
+            partition.name,
+            archived.rows,
+            archived.bytes,
+            archived.files,
+            if archived.files == 1 { "" } else { "s" },
+            t.elapsed().as_secs_f64()
+        );
+    }
+    println!(
+        "archived {done} partition{}: {total_rows} rows, {total_bytes} bytes, {:.2} s",
+        if done == 1 { "" } else { "s" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `audit-trail maintain`: `audit.maintain()` once, its jsonb printed (pretty) on stdout.
+/// It writes (partitions, moved rows, retention), so it runs where writes go: `--record-db`
+/// when given (the primary, when `--db` is a standby), else `--db`.
+pub async fn maintain(db_arg: Option<&str>, record_db: Option<&str>) -> Result<()> {
+    let target = match record_db {
+        Some(text) => db::resolve_record(text, "audit-trail maintain")?,
+        None => db::resolve(db_arg, "audit-trail maintain")?,
+    };
+    let client = db::connect(&target).await?;
+    db::require_audit_admin(&client).await?;
+    if db::in_recovery(&client).await? {
+        return Err(match record_db {
+            Some(_) => Error::Usage(format!(
+                "--record-db: {} is a standby; name the primary",
+                target.description
+            )),
+            None => db::standby_without_record_db("audit.maintain()"),
+        });
+    }
+    let done: serde_json::Value = client
+        .query_one("SELECT audit.maintain()", &[])
+        .await
+        .map_err(|e| Error::database("running audit.maintain()", &e))?
+        .try_get(0)
+        .map_err(|e| Error::database("reading what audit.maintain() did", &e))?;
+    let text = serde_json::to_string_pretty(&done)
+        .map_err(|e| Error::Other(format!("printing the result: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn month(y: i32, m: u32) -> Option<DateTime<Utc>> {
+        Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single()
+    }
+
+    fn partitions() -> Vec<Partition> {
+        let p = |name: &str, from, to, closed, archived| Partition {
+            name: name.into(),
+            from_time: from,
+            to_time: to,
+            is_default: false,
+            closed,
+            archived,
+        };
+        vec![
+            p(
+                "audit.events_20260101",
+                month(2026, 1),
+                month(2026, 2),
+                true,
+                true,
+            ),
+            p(
+                "audit.events_20260201",
+                month(2026, 2),
+                month(2026, 3),
+                true,
+                false,
+            ),
+            p(
+                "audit.events_20260301",
+                month(2026, 3),
+                month(2026, 4),
+                true,
+                false,
+            ),
+            p(
+                "audit.events_20261201",
+                month(2026, 12),
+                month(2027, 1),
+                false,
+                false,
+            ),
+            Partition {
+                name: "audit.events_default".into(),
+                from_time: None,
+                to_time: None,
+                is_default: true,
+                closed: false,
+                archived: false,
+            },
+        ]
+    }
+
+    fn names(ps: &[Partition]) -> Vec<&str> {
+        ps.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    #[test]
+    fn selects_closed_unarchived_partitions_before_a_date() {
+        let all = partitions();
+        let chosen = select(&all, &[], None).expect("select");
+        assert_eq!(
+            names(&chosen),
+            ["audit.events_20260201", "audit.events_20260301"]
+        );
+        let before = parse_before("2026-03-01").expect("a date");
+        let chosen = select(&all, &[], Some(before)).expect("select");
+        assert_eq!(names(&chosen), ["audit.events_20260201"]);
+        let chosen = select(&all, &["events_20260301".into()], None).expect("select");
+        assert_eq!(names(&chosen), ["audit.events_20260301"]);
+    }
+
+    #[test]
+    fn refuses_unknown_open_and_default_partitions() {
+        let all = partitions();
+        for bad in ["events_20250101", "audit.events_20261201", "events_default"] {
+            let err = select(&all, &[bad.into()], None).expect_err(bad);
+            assert_eq!(err.exit_code(), 2, "{bad}: {err}");
+        }
+        assert_eq!(
+            parse_before("last tuesday").expect_err("bad").exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_missing_or_file_output_dir_is_bad_usage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("nope");
+        assert_eq!(
+            check_output_dir(&missing).expect_err("missing").exit_code(),
+            2
+        );
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").expect("write");
+        assert_eq!(check_output_dir(&file).expect_err("a file").exit_code(), 2);
+        check_output_dir(dir.path()).expect("writable");
+        // The probe leaves nothing behind.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+}

@@ -1,0 +1,633 @@
+//! The Parquet side of `audit-trail archive`: the schema of an archived event, and a writer
+//! that turns a stream of events into one or more finished files of a partition, each written
+//! under a temporary name, synced, and renamed into place only when all of them are complete.
+//!
+//! Memory is bounded by one row group (the writer encodes a row group's columns before it
+//! writes them out) plus one Arrow batch, whatever the size of the partition.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono::{DateTime, Utc};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
+
+/// Rows per row group: large enough for scans (engines read a row group's column chunk in one
+/// go, and its min/max statistics skip whole groups), small enough that the writer's buffer
+/// stays in the tens of megabytes.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Rows per Arrow batch handed to the writer: the unit of the size check that splits files.
+const BATCH_ROWS: usize = 8 * 1024;
+
+/// A partition's archive is split into `_part-NNNN` files past this size, so no single file
+/// is unwieldy to copy or to read with one task (an engine's split is a file or a row group).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// One event as archived. JSON columns are kept as the database's own text of the jsonb
+/// value (what `jsonb::text` prints), so they are written byte for byte, never re-encoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveRow {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub db_user: String,
+    pub source: String,
+    pub entity: String,
+    pub action: String,
+    pub subject_id: Option<String>,
+    pub table_name: Option<String>,
+    pub changed_fields: Option<Vec<Option<String>>>,
+    pub old_data: Option<String>,
+    pub new_data: Option<String>,
+    pub client_addr: Option<String>,
+    pub application_name: Option<String>,
+    pub context: Option<String>,
+    pub details: Option<String>,
+    /// xid8: a 64-bit (epoch << 32 | xid) counter. Its epoch grows by one every 2^32
+    /// transactions, so it stays below 2^63 for far longer than any cluster lives: it fits a
+    /// signed INT64, which every engine reads (unsigned 64-bit is poorly supported).
+    pub txid: i64,
+}
+
+/// The archive's columns, in the order of the CSV export's header (`contract`), with their
+/// nullability as in `audit.events`.
+pub fn schema() -> SchemaRef {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new(
+            "occurred_at",
+            // Parquet TIMESTAMP(MICROS, isAdjustedToUTC = true): the same instant as
+            // timestamptz, at the same precision.
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        text("actor", false),
+        text("db_user", false),
+        text("source", false),
+        text("entity", false),
+        text("action", false),
+        text("subject_id", true),
+        text("table_name", true),
+        Field::new(
+            "changed_fields",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
+        text("old_data", true),
+        text("new_data", true),
+        text("client_addr", true),
+        text("application_name", true),
+        text("context", true),
+        text("details", true),
+        Field::new("txid", DataType::Int64, false),
+    ]))
+}
+
+/// The writer settings: zstd (a good ratio at a fast level, read by every engine), row groups
+/// of [`ROW_GROUP_ROWS`], and page statistics on (the default) so that `occurred_at` and `id`
+/// ranges prune row groups.
+pub fn writer_properties() -> WriterProperties {
+    let level = ZstdLevel::try_new(3).unwrap_or_default();
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_created_by(format!("audit-trail {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Column builders for one Arrow batch.
+struct BatchBuilder {
+    id: Int64Builder,
+    occurred_at: TimestampMicrosecondBuilder,
+    actor: StringBuilder,
+    db_user: StringBuilder,
+    source: StringBuilder,
+    entity: StringBuilder,
+    action: StringBuilder,
+    subject_id: StringBuilder,
+    table_name: StringBuilder,
+    changed_fields: ListBuilder<StringBuilder>,
+    old_data: StringBuilder,
+    new_data: StringBuilder,
+    client_addr: StringBuilder,
+    application_name: StringBuilder,
+    context: StringBuilder,
+    details: StringBuilder,
+    txid: Int64Builder,
+    rows: usize,
+    schema: SchemaRef,
+}
+
+impl BatchBuilder {
+    fn new(schema: SchemaRef) -> BatchBuilder {
+        // The list's item field must match the schema's exactly, nullability included.
+        let item = Field::new("item", DataType::Utf8, true);
+        BatchBuilder {
+            id: Int64Builder::new(),
+            occurred_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            actor: StringBuilder::new(),
+            db_user: StringBuilder::new(),
+            source: StringBuilder::new(),
+            entity: StringBuilder::new(),
+            action: StringBuilder::new(),
+            subject_id: StringBuilder::new(),
+            table_name: StringBuilder::new(),
+            changed_fields: ListBuilder::new(StringBuilder::new()).with_field(item),
+            old_data: StringBuilder::new(),
+            new_data: StringBuilder::new(),
+            client_addr: StringBuilder::new(),
+            application_name: StringBuilder::new(),
+            context: StringBuilder::new(),
+            details: StringBuilder::new(),
+            txid: Int64Builder::new(),
+            rows: 0,
+            schema,
+        }
+    }
+
+    fn push(&mut self, row: &ArchiveRow) {
+        self.id.append_value(row.id);
+        self.occurred_at
+            .append_value(row.occurred_at.timestamp_micros());
+        self.actor.append_value(&row.actor);
+        self.db_user.append_value(&row.db_user);
+        self.source.append_value(&row.source);
+        self.entity.append_value(&row.entity);
+        self.action.append_value(&row.action);
+        self.subject_id.append_option(row.subject_id.as_deref());
+        self.table_name.append_option(row.table_name.as_deref());
+        match &row.changed_fields {
+            Some(fields) => {
+                for field in fields {
+                    self.changed_fields.values().append_option(field.as_deref());
+                }
+                self.changed_fields.append(true);
+            }
+            None => self.changed_fields.append(false),
+        }
+        self.old_data.append_option(row.old_data.as_deref());
+        self.new_data.append_option(row.new_data.as_deref());
+        self.client_addr.append_option(row.client_addr.as_deref());
+        self.application_name
+            .append_option(row.application_name.as_deref());
+        self.context.append_option(row.context.as_deref());
+        self.details.append_option(row.details.as_deref());
+        self.txid.append_value(row.txid);
+        self.rows += 1;
+    }
+
+    /// The rows so far as a batch; the builders start over.
+    fn finish(&mut self) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.occurred_at.finish()),
+            Arc::new(self.actor.finish()),
+            Arc::new(self.db_user.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.entity.finish()),
+            Arc::new(self.action.finish()),
+            Arc::new(self.subject_id.finish()),
+            Arc::new(self.table_name.finish()),
+            Arc::new(self.changed_fields.finish()),
+            Arc::new(self.old_data.finish()),
+            Arc::new(self.new_data.finish()),
+            Arc::new(self.client_addr.finish()),
+            Arc::new(self.application_name.finish()),
+            Arc::new(self.context.finish()),
+            Arc::new(self.details.finish()),
+            Arc::new(self.txid.finish()),
+        ];
+        self.rows = 0;
+        RecordBatch::try_new(self.schema.clone(), columns)
+    }
+}
+
+/// A `Write` that hashes and counts what reaches the file, so a file's SHA-256 and size are
+/// known when it is closed, without reading it back.
+struct HashingWriter {
+    file: File,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parquet { path: PathBuf, message: String },
+}
+
+/// A file of a partition's archive, finished and synced under its temporary name.
+struct Finished {
+    temp: tempfile::TempPath,
+    rows: u64,
+    bytes: u64,
+    sha256: String,
+}
+
+/// A file in place under its final name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedFile {
+    /// The file's name, in the partition's directory.
+    pub name: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Lower-case hex.
+    pub sha256: String,
+}
+
+struct OpenFile {
+    temp: tempfile::TempPath,
+    writer: ArrowWriter<HashingWriter>,
+    rows: u64,
+}
+
+/// Writes one partition's events into `dir` as `STEM.parquet`, or as `STEM_part-0001.parquet`,
+/// `STEM_part-0002.parquet`, ... when they exceed `max_file_bytes`. Nothing appears under a
+/// final name before [`PartitionWriter::place`]; dropped before then (an error, an
+/// interrupted run), it removes its temporary files.
+pub struct PartitionWriter {
+    dir: PathBuf,
+    stem: String,
+    max_file_bytes: u64,
+    schema: SchemaRef,
+    props: WriterProperties,
+    batch: BatchBuilder,
+    current: Option<OpenFile>,
+    finished: Vec<Finished>,
+}
+
+impl PartitionWriter {
+    pub fn new(dir: &Path, stem: &str, max_file_bytes: u64) -> PartitionWriter {
+        let schema = schema();
+        PartitionWriter {
+            dir: dir.to_path_buf(),
+            stem: stem.to_owned(),
+            max_file_bytes: max_file_bytes.max(1),
+            batch: BatchBuilder::new(schema.clone()),
+            schema,
+            props: writer_properties(),
+            current: None,
+            finished: Vec::new(),
+        }
+    }
+
+    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> WriteError {
+        let path = path.to_path_buf();
+        move |source| WriteError::Io {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    fn parquet(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> WriteError {
+        let path = path.to_path_buf();
+        move |e| WriteError::Parquet {
+            path: path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn open(&mut self) -> Result<&mut OpenFile, WriteError> {
+        if self.current.is_none() {
+            // A dot name the engines' globs (`*.parquet`) and Hive discovery skip, in the
+            // target directory so the final rename stays within one file system. 0600, as
+            // tempfile creates it: the audit log is sensitive.
+            let temp = tempfile::Builder::new()
+                .prefix(&format!(".{}.", self.stem))
+                .suffix(".parquet.tmp")
+                .tempfile_in(&self.dir)
+                .map_err(self.io(&self.dir))?;
+            let (file, temp) = temp.into_parts();
+            let sink = HashingWriter {
+                file,
+                hasher: Sha256::new(),
+                bytes: 0,
+            };
+            let writer = ArrowWriter::try_new(sink, self.schema.clone(), Some(self.props.clone()))
+                .map_err(Self::parquet(&temp))?;
+            self.current = Some(OpenFile {
+                temp,
+                writer,
+                rows: 0,
+            });
+        }
+        match self.current.as_mut() {
+            Some(open) => Ok(open),
+            None => unreachable!("opened above"),
+        }
+    }
+
+    pub fn push(&mut self, row: &ArchiveRow) -> Result<(), WriteError> {
+        self.batch.push(row);
+        if self.batch.rows >= BATCH_ROWS {
+            self.write_batch()?;
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self) -> Result<(), WriteError> {
+        let rows = self.batch.rows as u64;
+        let batch = self.batch.finish().map_err(|e| WriteError::Parquet {
+            path: self.dir.clone(),
+            message: e.to_string(),
+        })?;
+        let limit = self.max_file_bytes;
+        let open = self.open()?;
+        open.writer
+            .write(&batch)
+            .map_err(Self::parquet(&open.temp))?;
+        open.rows += rows;
+        // An estimate (the row group in progress is counted before compression), so files
+        // end near the limit, never far past it.
+        let size = (open.writer.bytes_written() + open.writer.in_progress_size()) as u64;
+        if size >= limit {
+            self.close_current()?;
+        }
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> Result<(), WriteError> {
+        let Some(open) = self.current.take() else {
+            return Ok(());
+        };
+        let OpenFile { temp, writer, rows } = open;
+        // into_inner writes the footer once and hands back the file.
+        let mut sink = writer.into_inner().map_err(Self::parquet(&temp))?;
+        sink.flush().map_err(self.io(&temp))?;
+        sink.file.sync_all().map_err(self.io(&temp))?;
+        self.finished.push(Finished {
+            temp,
+            rows,
+            bytes: sink.bytes,
+            sha256: hex::encode(sink.hasher.finalize()),
+        });
+        Ok(())
+    }
+
+    /// Writes what is buffered and closes the last file (an empty partition still gets one
+    /// file, with the schema and no rows, so that readers find the columns).
+    pub fn finish(&mut self) -> Result<(), WriteError> {
+        if self.batch.rows > 0 {
+            self.write_batch()?;
+        }
+        if self.current.is_none() && self.finished.is_empty() {
+            self.open()?;
+        }
+        self.close_current()
+    }
+
+    /// The final names: one file is `STEM.parquet`, several are numbered from 1.
+    pub fn final_names(stem: &str, count: usize) -> Vec<String> {
+        if count == 1 {
+            vec![format!("{stem}.parquet")]
+        } else {
+            (1..=count)
+                .map(|i| format!("{stem}_part-{i:04}.parquet"))
+                .collect()
+        }
+    }
+
+    /// Renames the finished files into place (replacing files of the same names, which only
+    /// an earlier run that failed to record its archive can have left) and syncs the
+    /// directory so the names are durable.
+    pub fn place(mut self) -> Result<Vec<PlacedFile>, WriteError> {
+        let finished = std::mem::take(&mut self.finished);
+        let names = Self::final_names(&self.stem, finished.len());
+        let mut placed = Vec::with_capacity(finished.len());
+        for (file, name) in finished.into_iter().zip(names) {
+            let target = self.dir.join(&name);
+            file.temp.persist(&target).map_err(|e| WriteError::Io {
+                path: target.clone(),
+                source: e.error,
+            })?;
+            placed.push(PlacedFile {
+                name,
+                rows: file.rows,
+                bytes: file.bytes,
+                sha256: file.sha256,
+            });
+        }
+        sync_dir(&self.dir).map_err(self.io(&self.dir))?;
+        Ok(placed)
+    }
+}
+
+/// Makes the names of a directory's new or renamed files durable (fsync of the directory).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, TimestampMicrosecondType};
+    use arrow_array::Array;
+    use chrono::TimeZone;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::{LogicalType, TimeUnit, Type as PhysicalType};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    fn row(id: i64) -> ArchiveRow {
+        ArchiveRow {
+            id,
+            occurred_at: Utc
+                .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+                .single()
+                .expect("a valid time")
+                + chrono::Duration::microseconds(id),
+            actor: format!("user{}@example.com", id % 3),
+            db_user: "app".into(),
+            source: "manual".into(),
+            entity: "contact".into(),
+            action: "update".into(),
+            subject_id: (id % 2 == 0).then(|| id.to_string()),
+            table_name: Some("crm.contacts".into()),
+            changed_fields: match id % 3 {
+                0 => None,
+                1 => Some(vec![]),
+                _ => Some(vec![Some("email".into()), Some("név".into())]),
+            },
+            old_data: Some(r#"{"email": "a@b.c"}"#.into()),
+            new_data: (id % 5 != 0).then(|| r#"{"name": "Zoë 😀", "x": null}"#.into()),
+            client_addr: Some("10.0.0.7".into()),
+            application_name: None,
+            context: None,
+            details: Some("{}".into()),
+            txid: (7 << 32) + id,
+        }
+    }
+
+    #[test]
+    fn schema_has_typed_columns_in_export_order() {
+        let schema = schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(
+            names.join(","),
+            audit_trail_contract::CSV_HEADER.join(","),
+            "the archive's columns are the export's"
+        );
+        // The Parquet schema the writer derives: logical types engines rely on.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = PartitionWriter::new(dir.path(), "events_20260101", DEFAULT_MAX_FILE_BYTES);
+        w.push(&row(1)).expect("push");
+        w.finish().expect("finish");
+        let placed = w.place().expect("place");
+        let file = File::open(dir.path().join(&placed[0].name)).expect("open");
+        let reader = SerializedFileReader::new(file).expect("a parquet file");
+        let descr = reader.metadata().file_metadata().schema_descr_ptr();
+        let leaf = |path: &str| {
+            (0..descr.num_columns())
+                .map(|i| descr.column(i))
+                .find(|c| c.path().string() == path)
+                .unwrap_or_else(|| panic!("no column {path}"))
+        };
+        assert_eq!(leaf("id").physical_type(), PhysicalType::INT64);
+        assert_eq!(leaf("txid").physical_type(), PhysicalType::INT64);
+        let time = leaf("occurred_at");
+        assert!(
+            matches!(time.logical_type_ref(),
+                     Some(LogicalType::Timestamp(t))
+                         if t.is_adjusted_to_u_t_c && matches!(t.unit, TimeUnit::MICROS)),
+            "{:?}",
+            time.logical_type_ref()
+        );
+        for text in [
+            "actor",
+            "old_data",
+            "client_addr",
+            "changed_fields.list.item",
+        ] {
+            assert_eq!(leaf(text).physical_type(), PhysicalType::BYTE_ARRAY);
+            assert_eq!(
+                leaf(text).logical_type_ref(),
+                Some(&LogicalType::String),
+                "{text}"
+            );
+        }
+        assert_eq!(leaf("changed_fields.list.item").max_rep_level(), 1);
+        let codec = reader.metadata().row_group(0).column(0).compression();
+        assert!(matches!(codec, Compression::ZSTD(_)), "{codec:?}");
+    }
+
+    #[test]
+    fn rows_round_trip_and_the_hash_and_size_are_the_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = PartitionWriter::new(dir.path(), "events_20260101", DEFAULT_MAX_FILE_BYTES);
+        let rows: Vec<ArchiveRow> = (1..=20_000).map(row).collect();
+        for r in &rows {
+            w.push(r).expect("push");
+        }
+        w.finish().expect("finish");
+        let placed = w.place().expect("place");
+        assert_eq!(placed.len(), 1);
+        assert_eq!(placed[0].name, "events_20260101.parquet");
+        assert_eq!(placed[0].rows, 20_000);
+        let path = dir.path().join(&placed[0].name);
+        let bytes = std::fs::read(&path).expect("read");
+        assert_eq!(bytes.len() as u64, placed[0].bytes);
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), placed[0].sha256);
+        // No temporary file is left behind.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["events_20260101.parquet".to_owned()]);
+
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).expect("open"))
+            .expect("reader")
+            .build()
+            .expect("build");
+        let mut n = 0usize;
+        for batch in reader {
+            let batch = batch.expect("batch");
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            let times = batch.column(1).as_primitive::<TimestampMicrosecondType>();
+            let lists = batch.column(9).as_list::<i32>();
+            let new_data = batch.column(11).as_string::<i32>();
+            let txids = batch.column(16).as_primitive::<Int64Type>();
+            for i in 0..batch.num_rows() {
+                let expected = &rows[n];
+                assert_eq!(ids.value(i), expected.id);
+                assert_eq!(times.value(i), expected.occurred_at.timestamp_micros());
+                assert_eq!(txids.value(i), expected.txid);
+                let got_list = (!lists.is_null(i)).then(|| {
+                    let items = lists.value(i);
+                    let items = items.as_string::<i32>();
+                    (0..items.len())
+                        .map(|j| Some(items.value(j).to_owned()))
+                        .collect::<Vec<_>>()
+                });
+                assert_eq!(got_list, expected.changed_fields);
+                let got_new = (!new_data.is_null(i)).then(|| new_data.value(i).to_owned());
+                assert_eq!(got_new, expected.new_data);
+                n += 1;
+            }
+        }
+        assert_eq!(n, rows.len());
+    }
+
+    #[test]
+    fn large_partitions_split_into_numbered_parts_and_an_empty_one_is_one_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = PartitionWriter::new(dir.path(), "events_20260201", 64 * 1024);
+        for id in 1..=60_000 {
+            w.push(&row(id)).expect("push");
+        }
+        w.finish().expect("finish");
+        let placed = w.place().expect("place");
+        assert!(placed.len() > 1, "{placed:?}");
+        assert_eq!(placed[0].name, "events_20260201_part-0001.parquet");
+        assert_eq!(placed.iter().map(|p| p.rows).sum::<u64>(), 60_000);
+        for p in &placed {
+            let file = File::open(dir.path().join(&p.name)).expect("open");
+            let reader = SerializedFileReader::new(file).expect("parquet");
+            assert_eq!(reader.metadata().file_metadata().num_rows() as u64, p.rows);
+        }
+
+        let mut empty = PartitionWriter::new(dir.path(), "events_20260301", 1 << 30);
+        empty.finish().expect("finish");
+        let placed = empty.place().expect("place");
+        assert_eq!(placed.len(), 1);
+        assert_eq!(placed[0].rows, 0);
+    }
+
+    #[test]
+    fn a_writer_dropped_before_place_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = PartitionWriter::new(dir.path(), "events_20260101", 16 * 1024);
+        for id in 1..=30_000 {
+            w.push(&row(id)).expect("push");
+        }
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+}
