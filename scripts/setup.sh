@@ -18,6 +18,7 @@ as_root() {
 apt_packages=(
     "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" "postgresql-contrib"
     libclang-dev clang pkg-config make openssl
+    python3-venv # the DuckDB virtualenv below
 )
 if [ "$WITH_BROWSER" = 1 ]; then
     apt_packages+=(chromium chromium-driver)
@@ -51,5 +52,17 @@ pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
 if ! grep -qs "^pg${PG_MAJOR} = \"${PG_CONFIG}\"" "$pgrx_config"; then
     log "cargo pgrx init --pg${PG_MAJOR} ${PG_CONFIG}"
     cargo pgrx init "--pg${PG_MAJOR}" "$PG_CONFIG"
+fi
+# DuckDB, which the archive tests and bench-archive use as an independent Parquet reader
+# (tests/e2e/archive.rs, bench/archive.sh). From PyPI into a virtualenv of the clone's own
+# (.venv-tools/, ignored by git): Debian's Python is "externally managed" and refuses pip
+# installs outside one. Debian's python3 (not a pyenv or other one first on PATH), so the
+# venv is the same on every machine.
+DUCKDB_VERSION="2.0.1"
+tools_venv="$(cd "$(dirname "$0")/.." && pwd)/.venv-tools"
+if ! "$tools_venv/bin/python" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '${DUCKDB_VERSION}')" 2>/dev/null; then
+    log "python3 -m venv .venv-tools; pip install duckdb==${DUCKDB_VERSION}"
+    /usr/bin/python3 -m venv "$tools_venv"
+    "$tools_venv/bin/pip" install --quiet --disable-pip-version-check "duckdb==${DUCKDB_VERSION}"
 fi
 log "ready: PostgreSQL ${PG_MAJOR}, cargo-pgrx ${PGRX_VERSION}"
