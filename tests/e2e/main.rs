@@ -1,6 +1,7 @@
 //! End-to-end tests: each test gets a fresh database on one shared throwaway cluster.
 
 mod alert;
+mod archive;
 mod backup;
 mod bad_input;
 mod bypass;

@@ -35,12 +35,9 @@ use parquet::{ArchiveRow, PartitionWriter, DEFAULT_MAX_FILE_BYTES};
 pub struct ArchiveArgs {
     /// Write the archives under this existing directory, as
     /// year=YYYY/month=MM/events_YYYYMMDD.parquet with a .manifest.json beside each.
-    #[arg(
-        long,
-        value_name = "DIR",
-        required_unless_present = "check",
-        conflicts_with = "check"
-    )]
+    // Not `required` in clap: its message for a missing argument is two lines, and the
+    // binary prints one (see `run`).
+    #[arg(long, value_name = "DIR", conflicts_with = "check")]
     pub output_dir: Option<PathBuf>,
 
     /// Only partitions that end at or before this time: a date (its midnight, UTC), RFC 3339,
@@ -147,8 +144,13 @@ fn qualified(name: &str) -> String {
 async fn list_partitions(client: &Client) -> Result<Vec<Partition>> {
     let rows = client
         .query(
-            "SELECT partition, from_time, to_time, is_default, closed, archived \
-               FROM audit.partitions ORDER BY from_time NULLS LAST, partition",
+            // A partition attached by an upgrade from 0.1.0 starts at -infinity, which no
+            // chrono time holds: such a bound reads as NULL, and the partition is not archived.
+            "SELECT partition, \
+                    CASE WHEN pg_catalog.isfinite(from_time) THEN from_time END, \
+                    CASE WHEN pg_catalog.isfinite(to_time) THEN to_time END, \
+                    is_default, closed, archived \
+               FROM audit.partitions ORDER BY is_default, from_time, partition",
             &[],
         )
         .await
@@ -191,12 +193,24 @@ fn select(
         (Some(b), Some(t)) => t <= b,
         (Some(_), None) => false,
     };
+    let bounded = |p: &Partition| p.from_time.is_some() && p.to_time.is_some();
     if names.is_empty() {
-        return Ok(all
+        let candidates = all
             .iter()
-            .filter(|p| !p.is_default && p.closed && !p.archived && fits_before(p))
-            .cloned()
-            .collect());
+            .filter(|p| !p.is_default && p.closed && !p.archived && fits_before(p));
+        let mut chosen = Vec::new();
+        for p in candidates {
+            if bounded(p) {
+                chosen.push(p.clone());
+            } else {
+                eprintln!(
+                    "audit-trail: {} has no finite time range (a partition from before 0.2.0); \
+                     not archived",
+                    p.name
+                );
+            }
+        }
+        return Ok(chosen);
     }
     let mut chosen: Vec<Partition> = Vec::new();
     for name in names {
@@ -216,6 +230,12 @@ fn select(
             return Err(Error::Usage(format!(
                 "--partition {name}: still open (it ends {})",
                 p.to_time.map_or_else(|| "never".into(), |t| t.to_rfc3339())
+            )));
+        }
+        if !bounded(p) {
+            return Err(Error::Usage(format!(
+                "--partition {name}: no finite time range (a partition from before 0.2.0); \
+                 cannot be archived"
             )));
         }
         if p.archived {
