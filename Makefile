@@ -101,3 +101,11 @@ bench-alerts: install
 	./bench/alerts.sh
 
 .PHONY: bench-alerts
+
+## Archive benchmark: maintain and archive 1,000,000 events as Parquet, bytes per event vs the
+## table, a DuckDB full scan.
+bench-archive: install
+	$(CARGO) build --release -p audit-trail
+	./bench/archive.sh
+
+.PHONY: bench-archive
