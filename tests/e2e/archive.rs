@@ -778,3 +778,30 @@ fn is_root() -> bool {
     // SAFETY: geteuid takes nothing, cannot fail and touches no memory of ours.
     unsafe { libc::geteuid() == 0 }
 }
+
+#[test]
+fn a_second_archive_run_at_the_same_time_is_refused() {
+    let db = seeded_db();
+    maintain(&db, "postgres");
+    // What a first run holds while it works (the key is the sidecar's, "auditarc").
+    let mut first = db.client();
+    first
+        .batch_execute("SELECT pg_advisory_lock(x'6175646974617263'::bigint)")
+        .expect("lock");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let dir = out_dir.path().to_str().expect("UTF-8");
+    let out = cli(&db, "postgres", &["archive", "--output-dir", dir]);
+    assert_eq!(out.code, 1, "{} {}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("another audit-trail archive is running"),
+        "{}",
+        out.stderr
+    );
+    assert!(files_under(out_dir.path()).is_empty());
+    first
+        .batch_execute("SELECT pg_advisory_unlock_all()")
+        .expect("unlock");
+    let out = cli(&db, "postgres", &["archive", "--output-dir", dir]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

@@ -396,8 +396,8 @@ async fn archive_partition(
     })
 }
 
-/// The lock key that keeps two archive runs on one database from writing the same
-/// partition: an arbitrary constant of this command (`'audit-trail archive'` as bytes).
+/// The advisory lock key that keeps two archive runs on one database from writing the same
+/// partition: a constant of this command's own (the bytes of "auditarc").
 const ARCHIVE_LOCK: i64 = 0x6175_6469_7461_7263;
 
 /// `audit-trail archive` (or `--check`).
@@ -430,12 +430,8 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
     )
     .await?;
 
-    let all = list_partitions(&client).await?;
-    let chosen = select(&all, &args.partitions, before)?;
-    if chosen.is_empty() {
-        println!("nothing to archive");
-        return Ok(());
-    }
+    // Taken before the partitions are listed, so a run never archives again what another
+    // run archived after this one looked. Held until the connection closes.
     {
         let recorder = record.as_mut().unwrap_or(&mut client);
         let locked: bool = recorder
@@ -453,6 +449,13 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
         }
     }
 
+    // Listed where archives are recorded: a standby may not show the last run's records yet.
+    let all = list_partitions(record.as_ref().unwrap_or(&client)).await?;
+    let chosen = select(&all, &args.partitions, before)?;
+    if chosen.is_empty() {
+        println!("nothing to archive");
+        return Ok(());
+    }
     let started = Instant::now();
     let (mut total_rows, mut total_bytes, mut done) = (0u64, 0u64, 0usize);
     for partition in &chosen {
