@@ -305,41 +305,78 @@ async fn archive_partition(
         path: dir.clone(),
         source,
     })?;
-    let mut writer = PartitionWriter::new(&dir, &layout.stem, max_file_bytes);
+    let writer = PartitionWriter::new(&dir, &layout.stem, max_file_bytes);
 
-    // One repeatable-read snapshot: the files hold exactly what one moment of the
-    // partition held, which is what audit.record_archive then counts again.
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
+    // Encoding runs on a thread of its own, fed through a short queue: while it compresses
+    // a row group, rows keep arriving, so the server never waits on a full socket. The
+    // queue bounds the rows in flight to CHUNK_ROWS * QUEUED_CHUNKS.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<ArchiveRow>>(QUEUED_CHUNKS);
+    let encoder = tokio::task::spawn_blocking(move || {
+        let mut writer = writer;
+        while let Some(chunk) = receiver.blocking_recv() {
+            for row in &chunk {
+                writer.push(row)?;
+            }
+        }
+        writer.finish()?;
+        Ok::<_, parquet::WriteError>(writer)
+    });
+
+    let read = async {
+        // One repeatable-read snapshot: the files hold exactly what one moment of the
+        // partition held, which is what audit.record_archive then counts again.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| Error::database("starting the archive read", &e))?;
+        let params: [&(dyn ToSql + Sync); 2] = [&from_time, &to_time];
+        let rows = tx
+            .query_raw(SELECT_RANGE, params)
+            .await
+            .map_err(|e| Error::database("reading audit.events", &e))?;
+        pin_mut!(rows);
+        let mut count = 0u64;
+        let mut first_id: Option<i64> = None;
+        let mut last_id: Option<i64> = None;
+        let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|e| Error::database("reading audit.events", &e))?
+        {
+            let event = archive_row(&row)?;
+            first_id = Some(first_id.map_or(event.id, |f| f.min(event.id)));
+            last_id = Some(last_id.map_or(event.id, |l| l.max(event.id)));
+            chunk.push(event);
+            count += 1;
+            if chunk.len() == CHUNK_ROWS {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
+                if sender.send(full).await.is_err() {
+                    // The encoder stopped: its error is reported below.
+                    return Ok((count, first_id, last_id));
+                }
+            }
+        }
+        if !chunk.is_empty() && sender.send(chunk).await.is_err() {
+            return Ok((count, first_id, last_id));
+        }
+        tx.commit()
+            .await
+            .map_err(|e| Error::database("finishing the archive read", &e))?;
+        Ok::<_, Error>((count, first_id, last_id))
+    };
+    let read = read.await;
+    // Ends the encoder's loop (after a failed read too: its files are then dropped unplaced,
+    // which removes them).
+    drop(sender);
+    let encoded = encoder
         .await
-        .map_err(|e| Error::database("starting the archive read", &e))?;
-    let params: [&(dyn ToSql + Sync); 2] = [&from_time, &to_time];
-    let rows = tx
-        .query_raw(SELECT_RANGE, params)
-        .await
-        .map_err(|e| Error::database("reading audit.events", &e))?;
-    pin_mut!(rows);
-    let mut count = 0u64;
-    let mut first_id: Option<i64> = None;
-    let mut last_id: Option<i64> = None;
-    while let Some(row) = rows
-        .try_next()
-        .await
-        .map_err(|e| Error::database("reading audit.events", &e))?
-    {
-        let event = archive_row(&row)?;
-        first_id = Some(first_id.map_or(event.id, |f| f.min(event.id)));
-        last_id = Some(last_id.map_or(event.id, |l| l.max(event.id)));
-        writer.push(&event).map_err(write_error)?;
-        count += 1;
-    }
-    tx.commit()
-        .await
-        .map_err(|e| Error::database("finishing the archive read", &e))?;
-    writer.finish().map_err(write_error)?;
+        .map_err(|e| Error::Other(format!("the Parquet encoder stopped: {e}")))?;
+    let writer = encoded.map_err(write_error)?;
+    let (count, first_id, last_id) = read?;
     let placed = writer.place().map_err(write_error)?;
 
     let manifest = Manifest {
@@ -395,6 +432,10 @@ async fn archive_partition(
         files: placed.len(),
     })
 }
+
+/// Rows handed to the encoder thread at a time, and how many such chunks may wait for it.
+const CHUNK_ROWS: usize = 2048;
+const QUEUED_CHUNKS: usize = 8;
 
 /// The advisory lock key that keeps two archive runs on one database from writing the same
 /// partition: a constant of this command's own (the bytes of "auditarc").
