@@ -4,6 +4,7 @@
 PG_MAJOR   ?= 15
 PG_CONFIG  ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
 CARGO      ?= cargo
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 export PG_CONFIG
 
 .PHONY: all setup install build lint unit e2e test demo demo-stop demo-check bench clean
@@ -17,12 +18,27 @@ setup:
 ## Build the extension in release mode and install it into the system PostgreSQL.
 install: setup
 	cd extension && $(CARGO) pgrx install --release --pg-config $(PG_CONFIG)
+	@# Install scripts of earlier versions, frozen: an existing install can be recreated at
+	@# its version (the upgrade test does). cargo pgrx copies the upgrade scripts itself.
+	install -m 644 extension/sql/audit_trail--0.1.0.sql "$$($(PG_CONFIG) --sharedir)/extension/"
+	@# The install script of this version is committed (extension/sql/audit_trail--$(VERSION).sql)
+	@# so that what each release installs is reviewed; it must be what the build generates.
+	@cmp -s "$$($(PG_CONFIG) --sharedir)/extension/audit_trail--$(VERSION).sql" extension/sql/audit_trail--$(VERSION).sql || \
+	    { echo "install: extension/sql/audit_trail--$(VERSION).sql differs from the generated install script;"; \
+	      echo "         if the change is intended: make schema-script"; exit 1; }
+
+## Refreshes the committed install script of this version from the build.
+schema-script: setup
+	cd extension && $(CARGO) pgrx install --release --pg-config $(PG_CONFIG)
+	cp "$$($(PG_CONFIG) --sharedir)/extension/audit_trail--$(VERSION).sql" extension/sql/
+
+.PHONY: schema-script
 
 ## The sidecar binary the end-to-end tests run.
 build: setup
 	$(CARGO) build -p audit-trail
 
-lint: setup
+lint: setup install
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

@@ -57,8 +57,18 @@ pub const CSV_HEADER: [&str; 17] = [
 /// Actions only capture records: a row was created, updated or deleted, a table emptied.
 pub const CAPTURED_ACTIONS: [&str; 4] = ["create", "update", "delete", "truncate"];
 
-/// Actions the extension records about the log itself and tracked tables' DDL.
-pub const EXTENSION_ACTIONS: [&str; 5] = ["purge", "track", "untrack", "alter", "table_dropped"];
+/// Actions the extension records about the log itself and tracked tables' DDL. (`archive`,
+/// which `audit.record_archive` records, is not among them: applications archive contacts.)
+pub const EXTENSION_ACTIONS: [&str; 8] = [
+    "purge",
+    "track",
+    "untrack",
+    "alter",
+    "table_dropped",
+    "retention",
+    "hold",
+    "release",
+];
 
 /// Whether an application may not record this action through `audit.log_event`.
 pub fn is_reserved_action(action: &str) -> bool {

@@ -81,9 +81,14 @@ CREATE FUNCTION audit.refuse_insert() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    filled boolean;
 BEGIN
-    IF EXISTS (SELECT FROM audit.events) THEN
-        RAISE EXCEPTION 'audit.events already holds events: rows cannot be added to it by INSERT or COPY'
+    -- On a partition (pg_restore loads each one by itself), that partition must be empty.
+    EXECUTE format('SELECT EXISTS (SELECT FROM %I.%I)', TG_TABLE_SCHEMA, TG_TABLE_NAME) INTO filled;
+    IF filled THEN
+        RAISE EXCEPTION '%.% already holds events: rows cannot be added to it by INSERT or COPY',
+            TG_TABLE_SCHEMA, TG_TABLE_NAME
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Restore a backup of the audit log into a new database, where audit.events starts empty.';
     END IF;
@@ -106,6 +111,17 @@ COMMENT ON FUNCTION audit.purge(timestamptz) IS
 -- True while audit.track/untrack create or drop capture triggers; set only by their code.
 CREATE FUNCTION audit.capture_change_in_progress() RETURNS boolean
     LANGUAGE c AS 'MODULE_PATHNAME', 'audit_capture_change_in_progress';
+
+-- True only while audit.maintain or audit.purge run the maintenance functions
+-- (extension/sql/lifetime.sql): the hooks let them, and nothing else, create, fill, attach
+-- and drop partitions of audit.events.
+CREATE FUNCTION audit.maintenance_in_progress() RETURNS boolean
+    LANGUAGE c AS 'MODULE_PATHNAME', 'audit_maintenance_in_progress';
+
+-- The name of the table a reported DDL command attaches as a partition, when that is all
+-- it does (extension/src/ddl_command.rs).
+CREATE FUNCTION audit.ddl_attached_partition(command pg_ddl_command) RETURNS text
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'audit_ddl_attached_partition';
 
 -- Records an event of the extension's own (a tracked table altered, renamed or dropped); for
 -- the event triggers below only (PUBLIC may not call it, and audit.log_event refuses these
@@ -157,15 +173,18 @@ DECLARE
     notes     jsonb := '{}';
 BEGIN
     -- DROP EXTENSION drops the settings table too; then there is nothing to check.
-    IF to_regclass('audit.tracked_tables') IS NULL OR audit.capture_change_in_progress() THEN
+    IF to_regclass('audit.tracked_tables') IS NULL OR audit.capture_change_in_progress()
+       OR audit.maintenance_in_progress() THEN
         RETURN;
     END IF;
 
     -- 0. The log's own tables keep their shape and their guards: no ALTER TABLE (no
-    -- disabling their append-only triggers, no column changes) and no trigger changes on
-    -- them outside the extension's own scripts, for every role, superusers included. (A
-    -- superuser can still disable this event trigger first: docs/integrity.md says how the
-    -- seals catch what follows.)
+    -- disabling their append-only triggers, no column changes, no partition detached) and no
+    -- trigger changes on them outside the extension's own scripts and audit.maintain(), for
+    -- every role, superusers included. (A superuser can still disable this event trigger
+    -- first: docs/integrity.md says how the seals catch what follows.) What a restore runs
+    -- is let through: attaching an empty table as a partition (its rows are loaded after),
+    -- and a partition's guard triggers, which only add protection.
     SELECT d.command_tag, d.object_identity INTO offender
       FROM pg_event_trigger_ddl_commands() AS d
      WHERE NOT d.in_extension
@@ -174,13 +193,51 @@ BEGIN
                WHEN 'pg_trigger'::regclass THEN (SELECT t.tgrelid FROM pg_trigger AS t
                                                   WHERE t.oid = d.objid)
            END IN (to_regclass('audit.events'), to_regclass('audit.seals'),
-                   to_regclass('audit.seal_keys'))
+                   to_regclass('audit.seal_keys'), to_regclass('audit.archives'),
+                   to_regclass('audit.retention_gaps'))
+       AND NOT (d.classid = 'pg_class'::regclass AND d.objid = 'audit.events'::regclass
+                AND audit.ddl_attached_partition(d.command) IS NOT NULL)
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION '% of % is refused: the audit log''s own tables cannot be altered',
             offender.command_tag, offender.object_identity
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'ALTER EXTENSION audit_trail UPDATE changes them.';
+                  HINT = 'ALTER EXTENSION audit_trail UPDATE changes them; audit.maintain() manages partitions.';
+    END IF;
+    -- No rows arrive by attaching a filled table (every partition of that name is checked:
+    -- the statement's schema is not at hand).
+    SELECT pg_catalog.format('attaching %s to audit.events', i.inhrelid::regclass) AS what
+      INTO offender
+      FROM pg_event_trigger_ddl_commands() AS d
+      JOIN pg_inherits AS i ON i.inhparent = 'audit.events'::regclass
+      JOIN pg_class AS c ON c.oid = i.inhrelid
+     WHERE NOT d.in_extension
+       AND d.classid = 'pg_class'::regclass AND d.objid = 'audit.events'::regclass
+       AND c.relname = audit.ddl_attached_partition(d.command)
+       AND EXISTS (SELECT FROM audit.events AS e WHERE e.tableoid = i.inhrelid)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% is refused: it holds rows, which would enter the log without capture',
+            offender.what
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'audit.maintain() manages the partitions of audit.events.';
+    END IF;
+    -- Partitions: no guard switched off, no other trigger (one could rewrite events as
+    -- capture writes them).
+    SELECT t.relid::regclass AS partition INTO offender
+      FROM pg_partition_tree('audit.events') AS t
+      JOIN pg_trigger AS g ON g.tgrelid = t.relid
+     WHERE t.relid <> 'audit.events'::regclass
+       AND g.tgparentid = 0 AND NOT g.tgisinternal
+       AND (g.tgfoid NOT IN ('audit.refuse_change()'::regprocedure,
+                             'audit.refuse_insert()'::regprocedure)
+            OR g.tgenabled = 'D')
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'triggers on partition % of audit.events are refused: only its guards may be there, and none disabled',
+            offender.partition
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'audit.maintain() manages the partitions of audit.events.';
     END IF;
 
     -- 1. Capture triggers intact.
@@ -374,7 +431,8 @@ DECLARE
     target      regclass;
 BEGIN
     -- DROP EXTENSION drops the settings table too; then there is nothing to keep in step.
-    IF to_regclass('audit.tracked_tables') IS NULL THEN
+    -- audit.maintain() drops partitions of audit.events under the retention policy.
+    IF to_regclass('audit.tracked_tables') IS NULL OR audit.maintenance_in_progress() THEN
         RETURN;
     END IF;
     FOR dropped IN
@@ -382,6 +440,21 @@ BEGIN
           FROM pg_event_trigger_dropped_objects()
          WHERE object_type IN ('table', 'table column', 'trigger')
     LOOP
+        -- A partition of audit.events (made by audit.maintain, named events_...): only
+        -- retention or audit.purge drop one, and record it; a superuser who confirmed
+        -- dropping the log (as pg_restore --clean does first) may too.
+        IF dropped.object_type IN ('table', 'trigger')
+           AND dropped.address_names[1] = 'audit'
+           AND dropped.address_names[2] LIKE 'events\_%'
+           AND coalesce(current_setting('audit.allow_drop_extension', true), 'off') <> 'on' THEN
+            RAISE EXCEPTION 'cannot drop %: it is part of the audit log',
+                CASE dropped.object_type
+                    WHEN 'table' THEN 'partition audit.' || quote_ident(dropped.address_names[2])
+                    ELSE pg_catalog.format('trigger %s of audit.%s', dropped.address_names[3],
+                                           dropped.address_names[2]) END
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Old events leave through retention (audit.set_retention, audit.maintain) or audit.purge(), which record it.';
+        END IF;
         IF dropped.object_type = 'table' THEN
             DELETE FROM audit.tracked_tables WHERE relid::oid = dropped.objid
                 RETURNING * INTO settings;

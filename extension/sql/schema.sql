@@ -35,22 +35,19 @@ CREATE TABLE audit.events (
     new_data         jsonb,
     context          jsonb,
     details          jsonb
-);
+) PARTITION BY RANGE (occurred_at);
 ALTER SEQUENCE audit.events_id_seq OWNED BY audit.events.id;
 
--- Indexes earn their place: each btree is one more write per captured change, the largest
--- part of capture's cost after the event row itself (see bench/results). So:
--- (occurred_at, id) serves time ranges and the report's newest-first order with keyset
--- pagination; (entity, subject_id) serves "the whole history of contact 42"; (txid, id) is
--- the change stream's order. There is no primary-key index: ids are unique by construction
--- (one sequence, and rows are never updated), and a BRIN index finds an id among the few
--- block ranges that can hold it, since ids grow with the table. Other filters (actor,
--- action, source) are applied within a time range.
-CREATE INDEX events_occurred_at_idx ON audit.events (occurred_at, id);
-CREATE INDEX events_subject_idx ON audit.events (entity, subject_id);
-CREATE INDEX events_txid_idx ON audit.events (txid, id);
-CREATE INDEX events_id_brin ON audit.events USING brin (id);
--- Without a key, a publication that replicates deletes (audit.purge) needs the whole row.
+-- Partitions by time (monthly by default; extension/sql/lifetime.sql) let retention drop a
+-- month at once and let every index stay the size of a month. They are made by
+-- audit.maintain(), not here: objects made by this script belong to the extension, and
+-- pg_dump would then leave their definitions out. The default partition catches what no
+-- partition covers yet, so capture never fails when maintenance has not run; maintenance
+-- later moves such rows into partitions of their own.
+CREATE TABLE audit.events_default PARTITION OF audit.events DEFAULT;
+
+-- Without a key, a publication that replicates deletes (audit.purge) needs the whole row;
+-- each partition is set the same way when it is made (audit.setup_events_partition).
 ALTER TABLE audit.events REPLICA IDENTITY FULL;
 
 COMMENT ON TABLE audit.events IS
@@ -88,6 +85,7 @@ CREATE TABLE audit.consumers (
 -- pg_dump keeps the audit data and the settings (the extension's own objects are recreated
 -- by CREATE EXTENSION on restore).
 SELECT pg_catalog.pg_extension_config_dump('audit.events', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.events_default', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.tracked_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.consumers', '');

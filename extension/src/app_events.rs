@@ -21,6 +21,26 @@ const SUBJECT_MAX_BYTES: usize = 2048;
 
 sql_callable!(audit_log_event, pg_finfo_audit_log_event => log_event_entry);
 sql_callable!(audit_record_ddl_event, pg_finfo_audit_record_ddl_event => ddl_event_entry);
+sql_callable!(audit_record_table_dropped, pg_finfo_audit_record_table_dropped => table_dropped_entry);
+
+/// `audit.record_table_dropped(table_name)` of 0.1.0, kept so that a 0.1.0 schema runs with
+/// this library until `ALTER EXTENSION audit_trail UPDATE` (which replaces it).
+unsafe fn table_dropped_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: the SQL signature is (text).
+    let table = unsafe { args::text(fcinfo, 0) };
+    use pgrx::IntoDatum;
+    let details = pgrx::JsonB(serde_json::json!({ "table": table })).into_datum();
+    match record(
+        AUDIT_LOG_ENTITY,
+        "table_dropped",
+        None,
+        table.as_deref(),
+        details,
+    ) {
+        Ok(id) => pg_sys::Datum::from(id),
+        Err(e) => e.raise(),
+    }
+}
 
 /// `audit.record_ddl_event(entity, action, table_name, details)`, for the DDL event triggers
 /// only (PUBLIC may not call it): the actions they record are reserved in audit.log_event.
@@ -141,7 +161,7 @@ pub fn record(
     );
     event.set(Column::Details, details);
     let mut writer = EventWriter::open()?;
-    let id = writer.append(&mut event);
+    let id = writer.append(&mut event)?;
     writer.close();
     Ok(id)
 }

@@ -227,7 +227,7 @@ impl StatementCapture<'_> {
             self.writer = Some(EventWriter::open_for(self.rows)?);
         }
         if let Some(writer) = self.writer.as_mut() {
-            writer.append(event);
+            writer.append(event)?;
         }
         Ok(())
     }

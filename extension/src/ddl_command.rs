@@ -103,3 +103,52 @@ unsafe fn changes_table(command: &pg_sys::CollectedCommand) -> bool {
         }
     }
 }
+
+sql_callable!(audit_ddl_attached_partition, pg_finfo_audit_ddl_attached_partition => attached_partition_entry);
+
+/// `audit.ddl_attached_partition(pg_ddl_command)`: the name (without schema) of the table an
+/// ALTER TABLE attaches as a partition when that is all it does (what a restore runs on
+/// `audit.events`), else NULL. A name, not an oid: ATTACH reports no address for the table,
+/// and the statement's name would be resolved here against the hook's own search_path.
+unsafe fn attached_partition_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: as changes_table_entry; the union member read is the one the type says is set,
+    // and an AT_AttachPartition subcommand's definition is a PartitionCmd naming a RangeVar.
+    let attached = unsafe {
+        args::datum(fcinfo, 0).and_then(|d| {
+            let command = &*d.cast_mut_ptr::<pg_sys::CollectedCommand>();
+            if command.type_ != pg_sys::CollectedCommandType::SCT_AlterTable {
+                return None;
+            }
+            let subcommands =
+                PgList::<pg_sys::CollectedATSubcmd>::from_pg(command.d.alterTable.subcmds);
+            if subcommands.len() != 1 {
+                return None;
+            }
+            let node = (*subcommands.get_ptr(0)?).parsetree;
+            if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_AlterTableCmd {
+                return None;
+            }
+            let cmd = &*node.cast::<pg_sys::AlterTableCmd>();
+            if cmd.subtype != AT_AttachPartition || cmd.def.is_null() {
+                return None;
+            }
+            let name = (*cmd.def.cast::<pg_sys::PartitionCmd>()).name;
+            if name.is_null() || (*name).relname.is_null() {
+                return None;
+            }
+            Some(
+                std::ffi::CStr::from_ptr((*name).relname)
+                    .to_bytes()
+                    .to_vec(),
+            )
+        })
+    };
+    match attached {
+        Some(name) => crate::datums::text(&name),
+        None => {
+            // SAFETY: fcinfo is the call's own; a NULL result is flagged there.
+            unsafe { (*fcinfo).isnull = true };
+            pg_sys::Datum::from(0)
+        }
+    }
+}

@@ -96,6 +96,12 @@ pub enum AuditError {
     #[error("the audit_trail extension is not installed in this database")]
     NotInstalled,
 
+    #[error("no partition of audit.events takes events at {at}")]
+    NoPartition { at: String },
+
+    #[error("{0}")]
+    Held(String),
+
     #[error("{function} must be called as an AFTER ... FOR EACH STATEMENT trigger created by audit.track")]
     NotATrigger { function: &'static str },
 
@@ -138,11 +144,11 @@ impl AuditError {
                 ERRCODE_FEATURE_NOT_SUPPORTED
             }
             Self::ValueTooLarge => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            Self::NotOwner { .. } | Self::NotSuperuser | Self::AppendOnly => {
+            Self::NotOwner { .. } | Self::NotSuperuser | Self::AppendOnly | Self::Held(_) => {
                 ERRCODE_INSUFFICIENT_PRIVILEGE
             }
             Self::InvalidContext { .. } => ERRCODE_INVALID_TEXT_REPRESENTATION,
-            Self::NotTracked { .. } | Self::NotInstalled => {
+            Self::NotTracked { .. } | Self::NotInstalled | Self::NoPartition { .. } => {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             Self::NotATrigger { .. } => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
@@ -152,7 +158,9 @@ impl AuditError {
 
     fn hint(&self) -> Option<&'static str> {
         match self {
-            Self::AppendOnly => Some("Old events leave only through audit.purge(), which records that it ran."),
+            Self::AppendOnly => Some("Old events leave only through retention (audit.set_retention, audit.maintain) or audit.purge(), which record that they ran."),
+            Self::NoPartition { .. } => Some("Its default partition, audit.events_default, was removed: ALTER EXTENSION audit_trail UPDATE, or restore it from a backup."),
+            Self::Held(_) => Some("audit.holds lists the legal holds; audit.release(name) ends one."),
             Self::EventTooLarge { .. } => Some(
                 "Record what the event is about, not the data itself; a superuser may raise the limit.",
             ),

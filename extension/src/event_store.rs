@@ -68,13 +68,14 @@ impl Event {
     }
 }
 
-/// Where `audit.events` and its id sequence are, and which attribute holds each column.
+/// Where `audit.events` and its id sequence are.
 #[derive(Clone, Copy)]
 pub struct EventsTable {
     pub relid: pg_sys::Oid,
     pub owner: pg_sys::Oid,
     sequence: pg_sys::Oid,
-    attribute_of: [usize; COLUMN_COUNT],
+    /// Partitioned by time (0.2.0 on), or a plain table (0.1.0, until ALTER EXTENSION UPDATE).
+    pub partitioned: bool,
 }
 
 thread_local! {
@@ -114,6 +115,27 @@ pub fn events_table() -> Result<EventsTable> {
             return Err(AuditError::NotInstalled);
         }
         let owner = (*(*rel).rd_rel).relowner;
+        let partitioned = (*(*rel).rd_rel).relkind as u8 == pg_sys::RELKIND_PARTITIONED_TABLE;
+        pg_sys::RelationClose(rel);
+        EventsTable {
+            relid,
+            owner,
+            sequence,
+            partitioned,
+        }
+    };
+    EVENTS_TABLE.with(|cached| cached.set(Some(table)));
+    Ok(table)
+}
+
+/// Which attribute of `rel` holds each column (a partition attached from an older table may
+/// number them differently from the parent).
+///
+/// # Safety
+/// `rel` must be an open relation.
+unsafe fn attributes_of(rel: pg_sys::Relation) -> Result<[usize; COLUMN_COUNT]> {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
         let desc = (*rel).rd_att;
         let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
         let mut attribute_of = [usize::MAX; COLUMN_COUNT];
@@ -126,19 +148,74 @@ pub fn events_table() -> Result<EventsTable> {
                 attribute_of[column] = index;
             }
         }
-        pg_sys::RelationClose(rel);
         if attribute_of.contains(&usize::MAX) {
             return Err(AuditError::NotInstalled);
         }
-        EventsTable {
-            relid,
-            owner,
-            sequence,
-            attribute_of,
+        Ok(attribute_of)
+    }
+}
+
+/// The partition of `audit.events` that takes an event of time `at`, and the time range
+/// [from, to) over which it is that partition (for the default partition, the gap between
+/// its neighbours).
+///
+/// Capture routes rows itself, as logical replication's apply worker does, rather than
+/// through the executor's tuple routing: one look-up in the parent's cached partition
+/// bounds per statement, instead of routing state built for every statement.
+///
+/// # Safety
+/// `parent` must be the open, locked, partitioned `audit.events`.
+unsafe fn partition_for(parent: pg_sys::Relation, at: i64) -> Result<(pg_sys::Oid, i64, i64)> {
+    // SAFETY: the partition descriptor and its bounds belong to the parent's relcache entry,
+    // which the lock the caller holds keeps stable; a range-partitioned table's bound info has
+    // ndatums single-column bounds and ndatums + 1 indexes.
+    unsafe {
+        let desc = pg_sys::RelationGetPartitionDesc(parent, true);
+        let none = AuditError::NoPartition {
+            at: <pgrx::datum::TimestampWithTimeZone as pgrx::FromDatum>::from_datum(
+                pg_sys::Datum::from(at),
+                false,
+            )
+            .map(pgrx::datum::datetime_support::ToIsoString::to_iso_string)
+            .unwrap_or_default(),
+        };
+        if desc.is_null() || (*desc).nparts == 0 || (*desc).boundinfo.is_null() {
+            return Err(none);
         }
-    };
-    EVENTS_TABLE.with(|cached| cached.set(Some(table)));
-    Ok(table)
+        let bounds = &*(*desc).boundinfo;
+        let ndatums = bounds.ndatums as usize;
+        // Bound i as a time: MINVALUE and MAXVALUE as the ends of i64.
+        let bound = |i: usize| -> i64 {
+            let kind = *(*bounds.kind.add(i));
+            if kind == pg_sys::PartitionRangeDatumKind::PARTITION_RANGE_DATUM_MINVALUE {
+                i64::MIN
+            } else if kind == pg_sys::PartitionRangeDatumKind::PARTITION_RANGE_DATUM_MAXVALUE {
+                i64::MAX
+            } else {
+                (*(*bounds.datums.add(i))).value() as i64
+            }
+        };
+        // The number of bounds at or below `at`: the partition is indexes[that].
+        let below = (0..ndatums).take_while(|&i| bound(i) <= at).count();
+        let from = if below == 0 {
+            i64::MIN
+        } else {
+            bound(below - 1)
+        };
+        let to = if below == ndatums {
+            i64::MAX
+        } else {
+            bound(below)
+        };
+        let mut index = *bounds.indexes.add(below);
+        if index < 0 {
+            index = bounds.default_index;
+        }
+        if index < 0 || !*(*desc).is_leaf.add(index as usize) {
+            return Err(none);
+        }
+        Ok((*(*desc).oids.add(index as usize), from, to))
+    }
 }
 
 /// Events written at once by the multi-insert path.
@@ -156,11 +233,27 @@ struct Batch {
 /// An open `audit.events` with the executor state to insert into it; one per statement.
 pub struct EventWriter {
     table: EventsTable,
+    /// The partitioned parent, held open (and locked) while its partitions are written.
+    parent: Option<pg_sys::Relation>,
+    rows: i64,
+    /// The memory context current at open_for(): targets are opened in it, since appends
+    /// run in a per-row context that is reset after each row.
+    context: pg_sys::MemoryContext,
+    /// Where rows go now: opened at the first event, and again when an event falls outside
+    /// its time range.
+    target: Option<Target>,
+}
+
+/// One table rows are inserted into: `audit.events` itself, or one of its partitions.
+struct Target {
+    from: i64,
+    to: i64,
     rel: pg_sys::Relation,
+    attribute_of: [usize; COLUMN_COUNT],
     estate: *mut pg_sys::EState,
     result_rel: *mut pg_sys::ResultRelInfo,
     slot: *mut pg_sys::TupleTableSlot,
-    /// Set for statements that write many events, when nothing on audit.events needs rows
+    /// Set for statements that write many events, when nothing on the table needs rows
     /// one at a time (row triggers a DBA added, generated columns).
     batch: Option<Batch>,
 }
@@ -174,17 +267,101 @@ impl EventWriter {
     /// For a statement expected to write about `rows` events.
     pub fn open_for(rows: i64) -> Result<Self> {
         let table = events_table()?;
+        // SAFETY: locks the parent as an INSERT naming it would, before its partitions.
+        let parent = table
+            .partitioned
+            .then(|| unsafe { pg_sys::table_open(table.relid, pg_sys::RowExclusiveLock as _) });
+        Ok(EventWriter {
+            table,
+            parent,
+            rows,
+            // SAFETY: reads the current context pointer.
+            context: unsafe { pg_sys::CurrentMemoryContext },
+            target: None,
+        })
+    }
+
+    /// The target for an event at time `at`, opened if need be.
+    fn target_for(&mut self, at: i64) -> Result<&mut Target> {
+        let current = self
+            .target
+            .as_ref()
+            .is_some_and(|t| t.from <= at && at < t.to);
+        if !current {
+            if let Some(old) = self.target.take() {
+                old.close();
+            }
+            let (relid, from, to) = match self.parent {
+                // SAFETY: the parent is open and locked (open_for).
+                Some(parent) => unsafe { partition_for(parent, at)? },
+                None => (self.table.relid, i64::MIN, i64::MAX),
+            };
+            // SAFETY: relid is audit.events or one of its partitions; the writer's context
+            // lives as long as the writer.
+            let opened = unsafe {
+                let previous = pg_sys::CurrentMemoryContext;
+                pg_sys::CurrentMemoryContext = self.context;
+                let opened = Target::open(relid, from, to, self.rows);
+                pg_sys::CurrentMemoryContext = previous;
+                opened
+            };
+            self.target = Some(opened?);
+        }
+        self.target.as_mut().ok_or(AuditError::NotInstalled)
+    }
+
+    /// Appends one event, giving it the next id, which it returns. In a batch the row is
+    /// written at the latest by close().
+    pub fn append(&mut self, event: &mut Event) -> Result<i64> {
+        let at = event.values[Column::OccurredAt as usize]
+            .map(|d| d.value() as i64)
+            .unwrap_or_default();
+        let sequence = self.table.sequence;
+        let target = self.target_for(at)?;
+        // SAFETY: the sequence is audit.events' own.
+        let id = unsafe { ffi::nextval_internal(sequence, false) };
+        event.set(Column::Id, Some(pg_sys::Datum::from(id)));
+        // SAFETY: the target is open; every value is a datum of its column's type, built by
+        // the caller.
+        unsafe { target.insert(event) };
+        Ok(id)
+    }
+
+    /// Finishes the statement's writes; followers are woken at commit.
+    pub fn close(mut self) {
+        if let Some(target) = self.target.take() {
+            target.close();
+        }
+        if let Some(parent) = self.parent.take() {
+            // SAFETY: opened in open_for(); the lock is kept to the end of the transaction.
+            unsafe { pg_sys::table_close(parent, pg_sys::NoLock as _) };
+        }
+        wakeup::events_written();
+    }
+}
+
+impl Target {
+    /// # Safety
+    /// `relid` must be audit.events or a partition of it, its parent locked by the caller.
+    unsafe fn open(relid: pg_sys::Oid, from: i64, to: i64, rows: i64) -> Result<Target> {
         // SAFETY: this is the set-up logical replication's apply worker does for one relation
         // (create_edata_for_relation); every pointer comes from the PostgreSQL call before it.
         unsafe {
-            let rel = pg_sys::table_open(table.relid, pg_sys::RowExclusiveLock as _);
+            let rel = pg_sys::table_open(relid, pg_sys::RowExclusiveLock as _);
+            let attribute_of = match attributes_of(rel) {
+                Ok(attributes) => attributes,
+                Err(e) => {
+                    pg_sys::table_close(rel, pg_sys::NoLock as _);
+                    return Err(e);
+                }
+            };
             let estate = pg_sys::CreateExecutorState();
 
             let rte = pg_sys::palloc0(std::mem::size_of::<pg_sys::RangeTblEntry>())
                 as *mut pg_sys::RangeTblEntry;
             (*rte).type_ = pg_sys::NodeTag::T_RangeTblEntry;
             (*rte).rtekind = pg_sys::RTEKind::RTE_RELATION;
-            (*rte).relid = table.relid;
+            (*rte).relid = relid;
             (*rte).relkind = pg_sys::RELKIND_RELATION as _;
             (*rte).rellockmode = pg_sys::RowExclusiveLock as _;
             pg_sys::ExecInitRangeTable(estate, pg_sys::lappend(std::ptr::null_mut(), rte.cast()));
@@ -211,9 +388,11 @@ impl EventWriter {
                 used: 0,
                 bulk: pg_sys::GetBulkInsertState(),
             });
-            Ok(EventWriter {
-                table,
+            Ok(Target {
+                from,
+                to,
                 rel,
+                attribute_of,
                 estate,
                 result_rel,
                 slot,
@@ -222,14 +401,11 @@ impl EventWriter {
         }
     }
 
-    /// Appends one event, giving it the next id, which it returns. In a batch the row is
-    /// written at the latest by close().
-    pub fn append(&mut self, event: &mut Event) -> i64 {
-        // SAFETY: slots belong to this writer's estate and have the relation's descriptor;
-        // every value is a datum of the column's type, built by the caller.
+    /// # Safety
+    /// Every value of `event` must be a datum of its column's type.
+    unsafe fn insert(&mut self, event: &Event) {
+        // SAFETY: slots belong to this target's estate and have the relation's descriptor.
         unsafe {
-            let id = ffi::nextval_internal(self.table.sequence, false);
-            event.set(Column::Id, Some(pg_sys::Datum::from(id)));
             let slot = match self.batch.as_mut() {
                 None => self.slot,
                 Some(batch) => {
@@ -251,6 +427,7 @@ impl EventWriter {
             };
             self.fill(slot, event);
             match self.batch.as_mut() {
+                // Checks the partition's bounds too (a partition's constraint).
                 None => pg_sys::ExecSimpleRelationInsert(self.result_rel, self.estate, slot),
                 Some(batch) => {
                     // The values live in the caller's per-row memory: copy them into the slot.
@@ -261,7 +438,6 @@ impl EventWriter {
                     }
                 }
             }
-            id
         }
     }
 
@@ -277,7 +453,7 @@ impl EventWriter {
             nulls.fill(true);
             for (column, value) in event.values.iter().enumerate() {
                 if let Some(datum) = value {
-                    let attribute = self.table.attribute_of[column];
+                    let attribute = self.attribute_of[column];
                     values[attribute] = *datum;
                     nulls[attribute] = false;
                 }
@@ -301,6 +477,11 @@ impl EventWriter {
             if !(*(*self.rel).rd_att).constr.is_null() {
                 for &slot in slots.iter() {
                     pg_sys::ExecConstraints(self.result_rel, slot, self.estate);
+                }
+            }
+            if (*(*self.rel).rd_rel).relispartition {
+                for &slot in slots.iter() {
+                    pg_sys::ExecPartitionCheck(self.result_rel, slot, self.estate, true);
                 }
             }
             pg_sys::table_multi_insert(
@@ -329,14 +510,13 @@ impl EventWriter {
         }
     }
 
-    /// Finishes the statement's writes; followers are woken at commit.
-    pub fn close(mut self) {
+    /// Writes what is batched and tears the executor state down.
+    fn close(mut self) {
         self.flush();
         if let Some(batch) = self.batch.take() {
-            // SAFETY: made by GetBulkInsertState in open_for(); no longer used.
+            // SAFETY: made by GetBulkInsertState in open(); no longer used.
             unsafe { pg_sys::FreeBulkInsertState(batch.bulk) };
         }
-        wakeup::events_written();
         // SAFETY: tears down exactly what open() set up, in reverse order.
         unsafe {
             pg_sys::AfterTriggerEndQuery(self.estate);

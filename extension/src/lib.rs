@@ -33,9 +33,14 @@ pgrx::extension_sql_file!(
     requires = ["api"]
 );
 pgrx::extension_sql_file!(
+    "../sql/lifetime.sql",
+    name = "lifetime",
+    requires = ["integrity"]
+);
+pgrx::extension_sql_file!(
     "../sql/report.sql",
     name = "report",
-    requires = ["integrity"]
+    requires = ["lifetime"]
 );
 pgrx::extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 

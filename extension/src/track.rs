@@ -221,7 +221,13 @@ fn drop_capture_triggers(
 }
 
 pub fn track(request: TrackRequest) -> Result<()> {
-    track_table(request, true)
+    track_table(request, true)?;
+    // The first events go to partitions of their own, not the default partition, even
+    // where audit.maintain() is not scheduled yet. (Not on a 0.1.0 schema, unpartitioned.)
+    if crate::event_store::events_table()?.partitioned {
+        crate::retention::run_maintenance(true)?;
+    }
+    Ok(())
 }
 
 fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
@@ -429,6 +435,41 @@ fn store_settings(
     columns: &Columns,
     tracked_by: &str,
 ) -> Result<()> {
+    // A 0.1.0 schema (this library, before ALTER EXTENSION audit_trail UPDATE) has neither
+    // table_name nor column_attnums, nor the hooks that read them.
+    let schema_0_1_0 = client
+        .select(
+            "SELECT NOT EXISTS (SELECT FROM pg_attribute \
+                                 WHERE attrelid = 'audit.tracked_tables'::regclass \
+                                   AND attname = 'column_attnums' AND NOT attisdropped)",
+            None,
+            &[],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false);
+    if schema_0_1_0 {
+        client.update(
+            "INSERT INTO audit.tracked_tables \
+               (relid, entity, subject_columns, ignore_columns, redact_columns, tracked_by) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (relid) DO UPDATE SET \
+               entity = excluded.entity, subject_columns = excluded.subject_columns, \
+               ignore_columns = excluded.ignore_columns, \
+               redact_columns = excluded.redact_columns, \
+               tracked_at = excluded.tracked_at, tracked_by = excluded.tracked_by",
+            None,
+            &[
+                relid_arg(relid),
+                entity.to_owned().into(),
+                columns.subject.clone().into(),
+                columns.ignore.clone().into(),
+                columns.redact.clone().into(),
+                tracked_by.to_owned().into(),
+            ],
+        )?;
+        return Ok(());
+    }
     client.update(
         "INSERT INTO audit.tracked_tables \
            (relid, entity, subject_columns, ignore_columns, redact_columns, tracked_by, \

@@ -215,7 +215,7 @@ fn a_data_only_restore_cannot_add_a_second_copy_of_the_log() {
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("audit.events already holds events"),
+        String::from_utf8_lossy(&out.stderr).contains("already holds events"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -319,7 +319,9 @@ fn a_clean_restore_over_a_log_works_once_confirmed() {
     let refused = restore(false);
     assert!(!refused.status.success());
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("it captures changes for the audit log"),
+        // The first drop is a capture trigger's or a partition's trigger's, whichever the
+        // dump lists first; both are refused.
+        String::from_utf8_lossy(&refused.stderr).contains("audit log"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );

@@ -19,6 +19,7 @@ mod follow;
 mod follow_status;
 mod hostile_db;
 mod integrity;
+mod lifetime;
 mod overview;
 mod replication;
 mod report;

@@ -30,6 +30,8 @@ SELECT kind || ' ' || name || coalesce(' ' || extra, '') || ' ' || acl AS line
                     'default')
       FROM pg_class c
      WHERE c.relnamespace = 'audit'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S')
+       -- Partitions by month are data (audit.partitions lists them); the default one is not.
+       AND (NOT c.relispartition OR c.relname = 'events_default')
     UNION ALL
     SELECT 'event trigger', e.evtname::text,
            e.evtevent || ' ' || e.evtenabled::text || coalesce(' ' || array_to_string(e.evttags, ','), ''),
@@ -40,6 +42,7 @@ SELECT kind || ' ' || name || coalesce(' ' || extra, '') || ' ' || acl AS line
            t.tgfoid::regproc::text
       FROM pg_trigger t JOIN pg_class tc ON tc.oid = t.tgrelid
      WHERE tc.relnamespace = 'audit'::regnamespace AND NOT t.tgisinternal
+       AND (NOT tc.relispartition OR tc.relname = 'events_default')
   ) AS surface
  ORDER BY 1";
 

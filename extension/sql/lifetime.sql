@@ -1,0 +1,641 @@
+-- audit_trail: the log's lifetime (docs/storage.md). Runs after integrity.sql.
+--
+-- audit.events is partitioned by time. audit.maintain() makes partitions ahead, moves rows
+-- out of the default partition, and applies the retention policy by dropping whole
+-- partitions, never those a legal hold covers, and (by default) only once they are
+-- archived. Every change to the policy, every hold and release, every archive and every drop
+-- is an audit_log event.
+
+-- The policy. One row at most; none means the defaults (monthly partitions, three made
+-- ahead, keep forever). No row is inserted here, so that a restore, which copies the row a
+-- site set, never collides with one made by CREATE EXTENSION.
+CREATE TABLE audit.storage_policy (
+    singleton          boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    partition_interval interval    NOT NULL DEFAULT '1 month',
+    premake            integer     NOT NULL DEFAULT 3 CHECK (premake BETWEEN 1 AND 120),
+    keep               interval    CHECK (keep > '0'),
+    archive_first      boolean     NOT NULL DEFAULT true,
+    updated_at         timestamptz NOT NULL DEFAULT now(),
+    updated_by         text        NOT NULL DEFAULT session_user
+);
+
+COMMENT ON TABLE audit.storage_policy IS
+    'Partition interval and retention of audit.events; set by audit.set_retention and audit.set_partition_interval.';
+
+-- Legal holds: history kept, a released hold stays as a row.
+CREATE TABLE audit.legal_holds (
+    name        text        NOT NULL CHECK (name ~ '^[A-Za-z0-9_.:-]{1,100}$'),
+    reason      text        NOT NULL CHECK (reason <> ''),
+    from_time   timestamptz NOT NULL,
+    to_time     timestamptz NOT NULL,
+    placed_at   timestamptz NOT NULL DEFAULT now(),
+    placed_by   text        NOT NULL DEFAULT session_user,
+    released_at timestamptz,
+    released_by text,
+    CHECK (to_time > from_time)
+);
+CREATE UNIQUE INDEX legal_holds_active_name ON audit.legal_holds (name) WHERE released_at IS NULL;
+
+CREATE VIEW audit.holds AS
+SELECT name, reason, from_time, to_time, placed_at, placed_by, released_at, released_by,
+       released_at IS NULL AS active
+  FROM audit.legal_holds;
+
+COMMENT ON VIEW audit.holds IS
+    'Legal holds: no event in an active hold''s time range is dropped, by retention or by audit.purge.';
+
+-- Archives written by `audit-trail archive` (docs/archive.md): one row per archived partition.
+CREATE TABLE audit.archives (
+    partition   text        NOT NULL,
+    from_time   timestamptz NOT NULL,
+    to_time     timestamptz NOT NULL,
+    rows        bigint      NOT NULL CHECK (rows >= 0),
+    first_id    bigint,
+    last_id     bigint,
+    location    text        NOT NULL,
+    manifest    jsonb       NOT NULL,
+    archived_at timestamptz NOT NULL DEFAULT now(),
+    archived_by text        NOT NULL DEFAULT session_user
+);
+
+COMMENT ON TABLE audit.archives IS
+    'Partitions of audit.events written to Parquet by audit-trail archive, with their manifests.';
+
+-- Which sealed events retention dropped, so that `audit-trail verify` can tell them from
+-- events deleted behind its back (docs/integrity.md): for a seal, `dropped` has one bit per
+-- event of the seal in chain order, or is NULL when all of them went. The purge event that
+-- dropped them carries the SHA-256 of its rows here, and is sealed in its turn.
+CREATE TABLE audit.retention_gaps (
+    seq      bigint      NOT NULL,
+    dropped  bit varying,
+    reason   text        NOT NULL,
+    noted_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX retention_gaps_seq ON audit.retention_gaps (seq);
+
+COMMENT ON TABLE audit.retention_gaps IS
+    'Sealed events dropped by retention or audit.purge, per seal (one bit per event, NULL for all).';
+
+CREATE TRIGGER archives_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.archives
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
+ALTER TABLE audit.archives ENABLE ALWAYS TRIGGER archives_append_only;
+CREATE TRIGGER retention_gaps_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.retention_gaps
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
+ALTER TABLE audit.retention_gaps ENABLE ALWAYS TRIGGER retention_gaps_append_only;
+
+SELECT pg_catalog.pg_extension_config_dump('audit.storage_policy', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.legal_holds', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.archives', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.retention_gaps', '');
+
+-- The partitions of audit.events, oldest first. Bounds are read back from the catalog's own
+-- text (which round-trips under any DateStyle); a partition attached by an upgrade from
+-- 0.1.0 starts at -infinity.
+CREATE VIEW audit.partitions AS
+WITH p AS (
+    SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS partition,
+           pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound, c.reltuples
+      FROM pg_catalog.pg_inherits AS i
+      JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE i.inhparent = 'audit.events'::regclass
+), b AS (
+    SELECT p.*, p.bound = 'DEFAULT' AS is_default,
+           CASE WHEN p.bound <> 'DEFAULT'
+                THEN coalesce(pg_catalog.substring(p.bound, $r$FROM \('([^']*)'\)$r$)::timestamptz,
+                              '-infinity') END AS from_time,
+           CASE WHEN p.bound <> 'DEFAULT'
+                THEN coalesce(pg_catalog.substring(p.bound, $r$TO \('([^']*)'\)$r$)::timestamptz,
+                              'infinity') END AS to_time
+      FROM p
+)
+SELECT b.partition, b.from_time, b.to_time, b.is_default,
+       coalesce(b.to_time <= pg_catalog.now(), false) AS closed,
+       greatest(b.reltuples, 0)::bigint AS rows_estimate,
+       pg_catalog.pg_total_relation_size(b.oid) AS bytes,
+       EXISTS (SELECT FROM audit.archives AS a WHERE a.partition = b.partition) AS archived,
+       EXISTS (SELECT FROM audit.legal_holds AS h
+                WHERE h.released_at IS NULL
+                  AND (b.is_default OR (h.from_time < b.to_time AND h.to_time > b.from_time)))
+           AS held
+  FROM b
+ ORDER BY b.is_default, b.from_time;
+
+COMMENT ON VIEW audit.partitions IS
+    'Partitions of audit.events: time range, size, whether archived and whether a legal hold covers them.';
+
+-- The start of the partition that holds time t, for partitions `every` long: whole months
+-- (1, 2, 3, 4, 6 or 12) counted from January, whole weeks from Monday, or whole days, in UTC.
+CREATE FUNCTION audit.partition_start(t timestamptz, every interval) RETURNS timestamptz
+    LANGUAGE plpgsql IMMUTABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    months int := extract(year FROM every)::int * 12 + extract(month FROM every)::int;
+    days   int := extract(day FROM every)::int;
+    utc    timestamp := t AT TIME ZONE 'UTC';
+    m      int;
+    d      bigint;
+BEGIN
+    IF months > 0 THEN
+        m := extract(year FROM utc)::int * 12 + extract(month FROM utc)::int - 1;
+        m := m - m % months;
+        RETURN make_timestamptz(m / 12, m % 12 + 1, 1, 0, 0, 0, 'UTC');
+    END IF;
+    d := floor(extract(epoch FROM date_trunc('day', utc)) / 86400)::bigint;
+    -- Day 0 (1970-01-01) was a Thursday: weeks start 3 days earlier, on Monday.
+    d := CASE WHEN days % 7 = 0 THEN d - (d + 3) % days ELSE d - d % days END;
+    RETURN to_timestamp(d * 86400);
+END
+$$;
+
+-- Policy ------------------------------------------------------------------------------------
+
+-- How long events are kept (NULL: forever, the default), and whether a partition must be
+-- archived (audit.archives) before retention drops it. Superusers only (no grant).
+CREATE FUNCTION audit.set_retention(keep interval, archive_first boolean DEFAULT true)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    before jsonb := (SELECT jsonb_build_object('keep', p.keep, 'archive_first', p.archive_first)
+                       FROM audit.storage_policy AS p);
+BEGIN
+    IF keep IS NOT NULL AND keep < interval '1 day' THEN
+        RAISE EXCEPTION 'retention of % is too short: keep at least one day of events', keep
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF archive_first IS NULL THEN
+        RAISE EXCEPTION 'archive_first must be true or false'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO audit.storage_policy AS p (keep, archive_first)
+    VALUES (set_retention.keep, set_retention.archive_first)
+    ON CONFLICT (singleton) DO UPDATE
+       SET keep = excluded.keep, archive_first = excluded.archive_first,
+           updated_at = now(), updated_by = session_user;
+    PERFORM audit.record_ddl_event('audit_log', 'retention', NULL,
+        jsonb_build_object('before', coalesce(before, '{"keep": null, "archive_first": true}'),
+                           'after', jsonb_build_object('keep', keep,
+                                                       'archive_first', archive_first)));
+END
+$$;
+
+COMMENT ON FUNCTION audit.set_retention(interval, boolean) IS
+    'Keep events this long (NULL: forever); with archive_first, drop a partition only once archived.';
+
+-- The length of partitions made from now on (existing ones keep theirs). Superusers only.
+CREATE FUNCTION audit.set_partition_interval(every interval) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    months int := extract(year FROM every)::int * 12 + extract(month FROM every)::int;
+    days   int := extract(day FROM every)::int;
+BEGIN
+    IF every IS NULL
+       OR extract(epoch FROM every - justify_days(date_trunc('day', every))) <> 0
+       OR NOT ((months IN (1, 2, 3, 4, 6, 12) AND days = 0)
+               OR (months = 0 AND days BETWEEN 1 AND 28 AND (days < 7 OR days % 7 = 0))) THEN
+        RAISE EXCEPTION 'partition interval % is not supported', coalesce(every::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use whole months (1, 2, 3, 4, 6 or 12), whole weeks, or 1 to 6 days.';
+    END IF;
+    INSERT INTO audit.storage_policy AS p (partition_interval) VALUES (every)
+    ON CONFLICT (singleton) DO UPDATE
+       SET partition_interval = excluded.partition_interval,
+           updated_at = now(), updated_by = session_user;
+    PERFORM audit.record_ddl_event('audit_log', 'retention', NULL,
+        jsonb_build_object('partition_interval', every));
+END
+$$;
+
+-- Legal holds -------------------------------------------------------------------------------
+
+-- Admins may place a hold (it only protects events); releasing one is for superusers.
+CREATE FUNCTION audit.hold(name text, reason text, from_time timestamptz, to_time timestamptz)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.:-]{1,100}$' THEN
+        RAISE EXCEPTION 'hold name % is not valid: use 1 to 100 letters, digits, and _ . : -',
+            coalesce(quote_literal(name), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF coalesce(reason, '') = '' THEN
+        RAISE EXCEPTION 'a legal hold needs a reason' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF from_time IS NULL OR to_time IS NULL OR to_time <= from_time THEN
+        RAISE EXCEPTION 'a legal hold needs a time range with from_time before to_time'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT FROM audit.legal_holds AS h
+                WHERE h.name = hold.name AND h.released_at IS NULL) THEN
+        RAISE EXCEPTION 'legal hold "%" is already active', name
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    INSERT INTO audit.legal_holds (name, reason, from_time, to_time)
+    VALUES (hold.name, hold.reason, hold.from_time, hold.to_time);
+    PERFORM audit.record_ddl_event('audit_log', 'hold', NULL,
+        jsonb_build_object('name', name, 'reason', reason,
+                           'from', from_time, 'to', to_time));
+END
+$$;
+
+COMMENT ON FUNCTION audit.hold(text, text, timestamptz, timestamptz) IS
+    'Place a legal hold: nothing in [from_time, to_time) is dropped until it is released.';
+
+CREATE FUNCTION audit.release(name text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    held audit.legal_holds;
+BEGIN
+    UPDATE audit.legal_holds AS h
+       SET released_at = now(), released_by = session_user
+     WHERE h.name = release.name AND h.released_at IS NULL
+    RETURNING * INTO held;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no active legal hold is named %', coalesce(quote_literal(name), 'NULL')
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    PERFORM audit.record_ddl_event('audit_log', 'release', NULL,
+        jsonb_build_object('name', held.name, 'reason', held.reason,
+                           'from', held.from_time, 'to', held.to_time,
+                           'placed_by', held.placed_by));
+END
+$$;
+
+-- Maintenance -------------------------------------------------------------------------------
+
+-- Raises unless called from the extension's own maintenance.
+CREATE FUNCTION audit.require_maintenance() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT audit.maintenance_in_progress() THEN
+        RAISE EXCEPTION 'partitions of audit.events are managed by audit.maintain()'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+
+-- Makes the partition [from_time, to_time), moving into it any rows the default partition
+-- holds for that range (the move happens before the attach, which would otherwise fail).
+CREATE FUNCTION audit.create_events_partition(from_time timestamptz, to_time timestamptz)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name  text := 'events_' || to_char(from_time AT TIME ZONE 'UTC', 'YYYYMMDD');
+    moved bigint := 0;
+BEGIN
+    PERFORM audit.require_maintenance();
+    IF to_regclass(format('audit.%I', name)) IS NOT NULL THEN
+        name := name || to_char(from_time AT TIME ZONE 'UTC', '"_"HH24MISS');
+    END IF;
+    EXECUTE format('CREATE TABLE audit.%I (LIKE audit.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)', name);
+    IF EXISTS (SELECT FROM audit.events_default AS d
+                WHERE d.occurred_at >= from_time AND d.occurred_at < to_time) THEN
+        EXECUTE format('INSERT INTO audit.%I SELECT * FROM audit.events_default AS d
+                         WHERE d.occurred_at >= $1 AND d.occurred_at < $2', name)
+          USING from_time, to_time;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        DELETE FROM audit.events_default AS d
+         WHERE d.occurred_at >= from_time AND d.occurred_at < to_time;
+    END IF;
+    PERFORM audit.setup_events_partition(format('audit.%I', name)::regclass);
+    EXECUTE format('ALTER TABLE audit.events ATTACH PARTITION audit.%I FOR VALUES FROM (%L) TO (%L)',
+                   name, from_time, to_time);
+    RETURN jsonb_strip_nulls(jsonb_build_object(
+        'partition', 'audit.' || name, 'from', from_time, 'to', to_time,
+        'moved_from_default', nullif(moved, 0)));
+END
+$$;
+
+-- Readies a partition of audit.events: its indexes, its guards, its replica identity.
+--
+-- Indexes earn their place: each btree is one more write per captured change, the largest
+-- part of capture's cost after the event row itself (see bench/results). So:
+-- (occurred_at, id) serves time ranges and the report's newest-first order with keyset
+-- pagination; (entity, subject_id) serves "the whole history of contact 42"; (txid, id) is
+-- the change stream's order; (actor, occurred_at, id) serves "what did this person do",
+-- newest first, so that an actor with no events costs one probe per partition instead of a
+-- walk of the time index. There is no primary-key index: ids are unique by construction
+-- (one sequence, and rows are never updated), and a BRIN index finds an id among the few
+-- block ranges that can hold it, since ids grow with the table. Other filters (action,
+-- source, table) are applied within a time range.
+--
+-- The indexes are the partition's own, not partitions of indexes on audit.events: the
+-- parent is made by CREATE EXTENSION, so indexes on it would exist before a restore attaches
+-- the partitions pg_dump saved, be built on each as it is attached, and collide with the
+-- partition's own indexes that pg_dump creates next.
+--
+-- Statement triggers fire only for the table a statement names, so each partition refuses
+-- changes and SQL inserts itself.
+CREATE FUNCTION audit.setup_events_partition(part regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := (SELECT c.relname FROM pg_class AS c WHERE c.oid = part);
+BEGIN
+    EXECUTE format('CREATE INDEX %I ON %s (occurred_at, id)', name || '_occurred_at_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (entity, subject_id)', name || '_entity_subject_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (txid, id)', name || '_txid_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (actor, occurred_at, id)', name || '_actor_occurred_at_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s USING brin (id)', name || '_id_idx', part);
+    PERFORM audit.guard_events_partition(part);
+END
+$$;
+
+CREATE FUNCTION audit.guard_events_partition(part regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
+    EXECUTE format('CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_change()', part);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER events_append_only', part);
+    EXECUTE format('CREATE TRIGGER events_no_sql_insert BEFORE INSERT ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_insert()', part);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER events_no_sql_insert', part);
+END
+$$;
+
+-- Notes which sealed events are about to be dropped: those of `source` (audit.events or
+-- one of its partitions) before `before`. Refuses when some are not sealed yet, since a
+-- dropped event that was never sealed would leave no trace in the chain. Returns the
+-- SHA-256 of the rows it wrote (NULL when nothing is sealed: no chain to keep).
+CREATE FUNCTION audit.note_retention_gaps(source regclass, before timestamptz, reason text)
+    RETURNS text
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sealed  record;
+    lo      record;
+    hi      record;
+    digest  text;
+BEGIN
+    PERFORM audit.require_maintenance();
+    SELECT s.seq, s.last_txid, s.last_id INTO sealed
+      FROM audit.seals AS s ORDER BY s.seq DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT e.txid, e.id FROM %s AS e WHERE e.occurred_at < $1
+                     ORDER BY e.txid, e.id LIMIT 1', source) INTO lo USING before;
+    IF lo.txid IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format('SELECT e.txid, e.id FROM %s AS e WHERE e.occurred_at < $1
+                     ORDER BY e.txid DESC, e.id DESC LIMIT 1', source) INTO hi USING before;
+    IF (hi.txid, hi.id) > (sealed.last_txid, sealed.last_id) THEN
+        RAISE EXCEPTION 'events of % before % are not all sealed yet', source, before
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Run audit-trail seal first: retention keeps the hash chain verifiable.';
+    END IF;
+    EXECUTE format($q$
+        WITH noted AS (
+            INSERT INTO audit.retention_gaps (seq, dropped, reason)
+            SELECT s.seq,
+                   CASE WHEN bool_and(d.hit) THEN NULL
+                        ELSE string_agg(CASE WHEN d.hit THEN '1' ELSE '0' END, '' ORDER BY d.k)::varbit
+                   END,
+                   $3
+              FROM audit.seals AS s
+             CROSS JOIN LATERAL (
+                   SELECT k, EXISTS (SELECT FROM %s AS e
+                                      WHERE e.txid = r.txid AND e.id = r.id
+                                        AND e.occurred_at < $4) AS hit
+                     FROM generate_series(0, s.events - 1) AS k,
+                          LATERAL (SELECT (('x' || encode(substring(s.digests FROM k * 24 + 1 FOR 8), 'hex'))::bit(64)::bigint)::text::xid8 AS txid,
+                                          ('x' || encode(substring(s.digests FROM k * 24 + 9 FOR 8), 'hex'))::bit(64)::bigint AS id) AS r
+                  ) AS d
+             WHERE (s.last_txid, s.last_id) >= ($1::xid8, $2::bigint)
+               AND (s.first_txid, s.first_id) <= ($5::xid8, $6::bigint)
+             GROUP BY s.seq
+            HAVING bool_or(d.hit)
+            RETURNING seq, dropped
+        )
+        SELECT encode(sha256(convert_to(coalesce(string_agg(seq || ':' || coalesce(dropped::text, '*'), ',' ORDER BY seq), ''), 'UTF8')), 'hex')
+          FROM noted
+    $q$, source) INTO digest USING lo.txid, lo.id, reason, before, hi.txid, hi.id;
+    RETURN digest;
+END
+$$;
+
+-- Drops one partition of audit.events and records it as an audit_log/purge event.
+CREATE FUNCTION audit.drop_events_partition(part regclass, reason text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    info    record;
+    stats   record;
+    gaps    text;
+    details jsonb;
+BEGIN
+    PERFORM audit.require_maintenance();
+    SELECT * INTO info FROM audit.partitions AS p
+     WHERE p.partition = (SELECT format('%I.%I', n.nspname, c.relname)
+                            FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                           WHERE c.oid = part);
+    IF NOT FOUND OR info.is_default THEN
+        RAISE EXCEPTION '% is not a partition of audit.events that can be dropped', part
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    EXECUTE format('SELECT count(*) AS rows, min(id) AS first_id, max(id) AS last_id FROM %s', part)
+       INTO stats;
+    gaps := audit.note_retention_gaps(part, 'infinity', reason);
+    EXECUTE format('DROP TABLE %s', part);
+    details := jsonb_strip_nulls(jsonb_build_object(
+        'partition', info.partition, 'from', info.from_time, 'to', info.to_time,
+        'before', info.to_time, 'rows', stats.rows, 'first_id', stats.first_id,
+        'last_id', stats.last_id, 'reason', reason, 'retention_gaps_sha256', gaps,
+        'archived', info.archived));
+    PERFORM audit.record_ddl_event('audit_log', 'purge', NULL, details);
+    RETURN details;
+END
+$$;
+
+-- What audit.maintain() does, as the extension's owner: partitions ahead (and for rows
+-- waiting in the default partition), then, unless create_only, retention.
+CREATE FUNCTION audit.run_maintenance(create_only boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    policy  record;
+    every   interval;
+    start   timestamptz;
+    lo      timestamptz;
+    hi      timestamptz;
+    other   record;
+    part    record;
+    cutoff  timestamptz;
+    held_rows bigint;
+    created jsonb := '[]';
+    dropped jsonb := '[]';
+    kept    jsonb := '[]';
+BEGIN
+    PERFORM audit.require_maintenance();
+    -- Never stall capture behind a lock for long: a busy step is retried by the next run.
+    PERFORM set_config('lock_timeout', '10s', true);
+    SELECT coalesce(p.partition_interval, '1 month') AS every, coalesce(p.premake, 3) AS premake,
+           p.keep, coalesce(p.archive_first, true) AS archive_first
+      INTO policy
+      FROM (SELECT) AS one LEFT JOIN audit.storage_policy AS p ON true;
+    every := policy.every;
+
+    FOR start IN
+        SELECT DISTINCT audit.partition_start(d.occurred_at, every) FROM audit.events_default AS d
+        UNION
+        SELECT audit.partition_start(now(), every) + every * g
+          FROM generate_series(0, policy.premake) AS g
+        ORDER BY 1
+    LOOP
+        lo := start;
+        hi := start + every;
+        -- Fit between existing partitions (they may have another length, after a change of
+        -- interval, or be the range an upgrade from 0.1.0 attached).
+        FOR other IN
+            SELECT p.from_time, p.to_time FROM audit.partitions AS p
+             WHERE NOT p.is_default AND p.from_time < hi AND p.to_time > lo
+             ORDER BY p.from_time
+        LOOP
+            IF other.from_time <= lo THEN
+                lo := greatest(lo, other.to_time);
+            ELSE
+                hi := least(hi, other.from_time);
+            END IF;
+        END LOOP;
+        CONTINUE WHEN lo >= hi;
+        created := created || audit.create_events_partition(lo, hi);
+    END LOOP;
+
+    IF policy.keep IS NOT NULL AND NOT create_only THEN
+        cutoff := now() - policy.keep;
+        FOR part IN
+            SELECT p.* FROM audit.partitions AS p
+             WHERE NOT p.is_default AND p.to_time <= cutoff
+             ORDER BY p.from_time
+        LOOP
+            IF part.held THEN
+                kept := kept || jsonb_build_object('partition', part.partition,
+                    'reason', 'held: ' || (SELECT string_agg(h.name, ', ' ORDER BY h.name)
+                                             FROM audit.legal_holds AS h
+                                            WHERE h.released_at IS NULL
+                                              AND h.from_time < part.to_time
+                                              AND h.to_time > part.from_time));
+                CONTINUE;
+            END IF;
+            IF policy.archive_first THEN
+                EXECUTE format('SELECT count(*) FROM %s', part.partition) INTO held_rows;
+                IF NOT EXISTS (SELECT FROM audit.archives AS a
+                                WHERE a.partition = part.partition AND a.rows = held_rows) THEN
+                    kept := kept || jsonb_build_object('partition', part.partition,
+                        'reason', CASE WHEN part.archived THEN 'changed since it was archived'
+                                       ELSE 'not archived yet' END);
+                    CONTINUE;
+                END IF;
+            END IF;
+            BEGIN
+                dropped := dropped || audit.drop_events_partition(part.partition::regclass,
+                                                                  'retention');
+            EXCEPTION
+                WHEN lock_not_available OR object_not_in_prerequisite_state THEN
+                    kept := kept || jsonb_build_object('partition', part.partition,
+                                                       'reason', SQLERRM);
+            END;
+        END LOOP;
+    END IF;
+
+    RETURN jsonb_build_object(
+        'created', created, 'dropped', dropped, 'kept', kept,
+        'retention', CASE WHEN policy.keep IS NULL THEN 'keep forever'
+                          ELSE policy.keep::text END,
+        'default_partition_rows', (SELECT count(*) FROM audit.events_default));
+END
+$$;
+
+CREATE FUNCTION audit.maintain() RETURNS jsonb
+    LANGUAGE c AS 'MODULE_PATHNAME', 'audit_maintain';
+
+COMMENT ON FUNCTION audit.maintain() IS
+    'Create partitions ahead, move rows out of the default partition, apply retention; returns what it did.';
+
+-- Drops whole partitions that end at or before `before` (for audit.purge, which deletes the
+-- rest of the range row by row). Returns the rows dropped.
+CREATE FUNCTION audit.drop_partitions_before(before timestamptz) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part  record;
+    total bigint := 0;
+BEGIN
+    PERFORM audit.require_maintenance();
+    FOR part IN
+        SELECT p.partition FROM audit.partitions AS p
+         WHERE NOT p.is_default AND p.to_time <= before
+         ORDER BY p.from_time
+    LOOP
+        total := total + (audit.drop_events_partition(part.partition::regclass, 'purge') ->> 'rows')::bigint;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
+-- For `audit-trail archive`: records that a partition was written to an archive, after
+-- checking that the archive holds every one of its events.
+CREATE FUNCTION audit.record_archive(partition text, rows bigint, location text, manifest jsonb)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    info  record;
+    stats record;
+BEGIN
+    SELECT * INTO info FROM audit.partitions AS p WHERE p.partition = record_archive.partition;
+    IF NOT FOUND OR info.is_default THEN
+        RAISE EXCEPTION '% is not a partition of audit.events', coalesce(partition, 'NULL')
+            USING ERRCODE = 'data_exception';
+    END IF;
+    IF coalesce(location, '') = '' OR manifest IS NULL THEN
+        RAISE EXCEPTION 'an archive needs a location and a manifest'
+            USING ERRCODE = 'data_exception';
+    END IF;
+    EXECUTE format('SELECT count(*) AS rows, min(id) AS first_id, max(id) AS last_id FROM %s',
+                   info.partition) INTO stats;
+    IF stats.rows IS DISTINCT FROM record_archive.rows THEN
+        RAISE EXCEPTION 'the archive of % holds % events, the partition %',
+            info.partition, coalesce(record_archive.rows::text, 'NULL'), stats.rows
+            USING ERRCODE = 'data_exception';
+    END IF;
+    INSERT INTO audit.archives (partition, from_time, to_time, rows, first_id, last_id,
+                                location, manifest)
+    VALUES (info.partition, info.from_time, info.to_time, stats.rows, stats.first_id,
+            stats.last_id, location, manifest);
+    PERFORM audit.record_ddl_event('audit_log', 'archive', NULL,
+        jsonb_build_object('partition', info.partition, 'from', info.from_time,
+                           'to', info.to_time, 'rows', stats.rows, 'location', location,
+                           'manifest_sha256', encode(sha256(convert_to(manifest::text, 'UTF8')), 'hex')));
+END
+$$;
+
+-- The default partition, made with audit.events (schema.sql), gets its indexes and guards here.
+SELECT audit.setup_events_partition('audit.events_default');

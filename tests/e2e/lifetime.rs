@@ -1,0 +1,230 @@
+//! Partitions, maintenance, retention and legal holds (docs/storage.md).
+
+use audit_trail_tests::{error_text, sqlstate, TestDb};
+
+/// A log whose history spans four past months, seeded while it is empty (the one time SQL
+/// may add rows), then spread into monthly partitions by maintenance.
+fn history() -> (TestDb, serde_json::Value) {
+    let db = TestDb::new();
+    db.client()
+        .batch_execute(
+            "INSERT INTO audit.events (occurred_at, actor, entity, action, subject_id)
+             SELECT date_trunc('month', now()) - make_interval(months => m) + make_interval(days => d),
+                    'actor' || d % 3, 'contact', 'update', (m * 100 + d)::text
+               FROM generate_series(1, 4) AS m, generate_series(0, 9) AS d;",
+        )
+        .expect("seed history");
+    let done: serde_json::Value = db
+        .client()
+        .query_one("SELECT audit.maintain()", &[])
+        .expect("maintain")
+        .get(0);
+    (db, done)
+}
+
+fn count(db: &TestDb, sql: &str) -> i64 {
+    db.client().query_one(sql, &[]).expect(sql).get(0)
+}
+
+#[test]
+fn maintenance_moves_rows_out_of_the_default_partition_into_months_of_their_own() {
+    let (db, done) = history();
+    // The four past months, this one and three ahead.
+    assert_eq!(done["created"].as_array().map(Vec::len), Some(8), "{done}");
+    assert_eq!(done["default_partition_rows"], 0, "{done}");
+    assert_eq!(count(&db, "SELECT count(*) FROM audit.events_default"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM audit.events"), 40);
+    // Every row is in the partition of its month.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM audit.events AS e JOIN audit.partitions AS p
+                 ON p.partition = e.tableoid::regclass::text
+              WHERE e.occurred_at >= p.from_time AND e.occurred_at < p.to_time"
+        ),
+        40
+    );
+    // A second run has nothing to do; capture goes to this month's partition.
+    let again: serde_json::Value = db
+        .client()
+        .query_one("SELECT audit.maintain()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(again["created"], serde_json::json!([]), "{again}");
+    db.client()
+        .batch_execute(
+            "CREATE TABLE contacts (id int PRIMARY KEY, name text);
+             SELECT audit.track('contacts', 'contact');
+             INSERT INTO contacts SELECT g, 'n' FROM generate_series(1, 10) g;",
+        )
+        .unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM audit.events_default"), 0);
+}
+
+#[test]
+fn retention_drops_whole_months_but_never_what_a_legal_hold_covers() {
+    let (db, _) = history();
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "SELECT audit.hold('case-7', 'county court subpoena',
+                               date_trunc('month', now()) - interval '3 months' + interval '2 days',
+                               date_trunc('month', now()) - interval '3 months' + interval '3 days');
+             SELECT audit.set_retention('1 month', archive_first => false);",
+        )
+        .expect("hold and retention");
+    let done: serde_json::Value = client
+        .query_one("SELECT audit.maintain()", &[])
+        .unwrap()
+        .get(0);
+    let dropped = done["dropped"].as_array().expect("dropped");
+    let kept = done["kept"].as_array().expect("kept");
+    // Months 2 and 4 back go (month 1 back is not a whole month past the retention yet... it
+    // ended at the start of this month, less than a month ago); month 3 back is held.
+    assert_eq!(dropped.len(), 2, "{done}");
+    assert!(dropped.iter().all(|d| d["rows"] == 10), "{done}");
+    assert_eq!(kept.len(), 1, "{done}");
+    assert!(
+        kept[0]["reason"].as_str().unwrap_or("").contains("case-7"),
+        "{done}"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM audit.events WHERE action = 'update'"
+        ),
+        20
+    );
+    // Each drop is recorded, with the partition and its rows.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM audit.events
+              WHERE entity = 'audit_log' AND action = 'purge' AND (details ->> 'rows')::int = 10
+                AND details ->> 'partition' LIKE 'audit.events_%'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM audit.events
+              WHERE entity = 'audit_log' AND action IN ('hold', 'retention')"
+        ),
+        2
+    );
+
+    // audit.purge keeps its meaning, and refuses what the hold covers.
+    let err = client
+        .batch_execute("SELECT audit.purge(now())")
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42501", "{}", error_text(&err));
+    assert!(error_text(&err).contains("case-7"), "{}", error_text(&err));
+
+    // Released (superusers only), the held month goes at the next run.
+    client
+        .batch_execute("SELECT audit.release('case-7')")
+        .unwrap();
+    let done: serde_json::Value = client
+        .query_one("SELECT audit.maintain()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(done["dropped"].as_array().map(Vec::len), Some(1), "{done}");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM audit.holds WHERE NOT active"),
+        1
+    );
+}
+
+#[test]
+fn with_archive_first_an_unarchived_month_is_kept() {
+    let (db, _) = history();
+    let mut client = db.client();
+    client
+        .batch_execute("SELECT audit.set_retention('1 month')")
+        .unwrap();
+    let done: serde_json::Value = client
+        .query_one("SELECT audit.maintain()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(done["dropped"], serde_json::json!([]), "{done}");
+    let kept = done["kept"].as_array().expect("kept");
+    assert_eq!(kept.len(), 3, "{done}");
+    assert!(
+        kept.iter().all(|k| k["reason"] == "not archived yet"),
+        "{done}"
+    );
+}
+
+#[test]
+fn partitions_cannot_be_dropped_detached_emptied_or_unguarded_by_hand() {
+    let (db, _) = history();
+    let mut client = db.client();
+    let oldest: String = client
+        .query_one(
+            "SELECT partition FROM audit.partitions WHERE NOT is_default ORDER BY from_time LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    for sql in [
+        format!("DROP TABLE {oldest}"),
+        format!("ALTER TABLE audit.events DETACH PARTITION {oldest}"),
+        format!("DELETE FROM {oldest}"),
+        format!("TRUNCATE {oldest}"),
+        format!("ALTER TABLE {oldest} DISABLE TRIGGER events_append_only"),
+        format!("DROP TRIGGER events_append_only ON {oldest}"),
+        format!("INSERT INTO {oldest} (occurred_at, actor, entity, action) SELECT occurred_at, 'x', 'y', 'z' FROM {oldest} LIMIT 1"),
+        "CREATE TABLE public.forged (LIKE audit.events INCLUDING DEFAULTS);
+         INSERT INTO public.forged (occurred_at, actor, entity, action) VALUES ('2001-01-01', 'x', 'y', 'z');
+         ALTER TABLE audit.events ATTACH PARTITION public.forged FOR VALUES FROM ('2001-01-01') TO ('2001-02-01')".to_string(),
+        "SELECT audit.create_events_partition('2001-01-01', '2001-02-01')".to_string(),
+    ] {
+        let err = client.batch_execute(&sql).unwrap_err();
+        assert_eq!(sqlstate(&err), "42501", "{sql}: {}", error_text(&err));
+    }
+    assert_eq!(count(&db, "SELECT count(*) FROM audit.events"), 40);
+    // Admins may maintain and place holds, not change the policy or release.
+    let admin = db.create_role("keeper", "LOGIN IN ROLE audit_admin");
+    let mut as_admin = db.client_as(&admin);
+    as_admin.batch_execute("SELECT audit.maintain()").unwrap();
+    as_admin
+        .batch_execute("SELECT audit.hold('h1', 'audit', '2020-01-01', '2021-01-01')")
+        .unwrap();
+    for sql in [
+        "SELECT audit.set_retention('1 day')",
+        "SELECT audit.release('h1')",
+        "SELECT audit.purge(now())",
+    ] {
+        let err = as_admin.batch_execute(sql).unwrap_err();
+        assert_eq!(sqlstate(&err), "42501", "{sql}: {}", error_text(&err));
+    }
+    // Bad input: one clear error each.
+    for (sql, state) in [
+        (
+            "SELECT audit.hold('bad name', 'r', now(), now() + interval '1 day')",
+            "22023",
+        ),
+        (
+            "SELECT audit.hold('h2', '', now(), now() + interval '1 day')",
+            "22023",
+        ),
+        (
+            "SELECT audit.hold('h3', 'r', now(), now() - interval '1 day')",
+            "22023",
+        ),
+        (
+            "SELECT audit.hold('h1', 'again', now(), now() + interval '1 day')",
+            "23505",
+        ),
+        ("SELECT audit.release('nope')", "P0002"),
+        ("SELECT audit.set_retention('1 hour')", "22023"),
+        (
+            "SELECT audit.set_partition_interval('5 weeks 2 hours')",
+            "22023",
+        ),
+    ] {
+        let err = client.batch_execute(sql).unwrap_err();
+        assert_eq!(sqlstate(&err), state, "{sql}: {}", error_text(&err));
+    }
+}
