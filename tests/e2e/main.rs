@@ -28,6 +28,7 @@ mod signin_throttle;
 mod standby;
 mod surface;
 mod tls;
+mod upgrade;
 
 use audit_trail_tests::TestDb;
 

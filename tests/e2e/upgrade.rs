@@ -1,0 +1,231 @@
+//! `ALTER EXTENSION audit_trail UPDATE` from 0.1.0 (its install script frozen in
+//! extension/sql/audit_trail--0.1.0.sql): nothing of the log, the settings or the cursors is
+//! lost or changed, capture goes on, and the schema is exactly a fresh install's.
+
+use audit_trail_tests::TestDb;
+
+/// Every object of the extension, with what defines it: columns, defaults, indexes,
+/// constraints, triggers, view and function bodies, privileges, comments, and the tables
+/// pg_dump keeps the data of.
+const MEMBERS: &str = "
+WITH ext AS (SELECT oid, extconfig FROM pg_extension WHERE extname = 'audit_trail'),
+members AS (
+    SELECT d.classid, d.objid
+      FROM pg_depend AS d, ext
+     WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'
+)
+SELECT pg_describe_object(m.classid, m.objid, 0) || E'\\n' || coalesce(CASE m.classid
+    WHEN 'pg_proc'::regclass THEN
+        (SELECT pg_get_functiondef(p.oid) || ' acl ' || coalesce(p.proacl::text, '-')
+           FROM pg_proc AS p WHERE p.oid = m.objid)
+    WHEN 'pg_class'::regclass THEN
+        (SELECT c.relkind::text || ' acl ' || coalesce(c.relacl::text, '-')
+                || ' replident ' || c.relreplident::text
+                || ' partbound ' || coalesce(pg_get_expr(c.relpartbound, c.oid), '-')
+                || ' view ' || coalesce(pg_get_viewdef(c.oid), '-')
+                || ' columns ' || coalesce((
+                    SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                                      || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+                                      || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), ''),
+                                      ', ' ORDER BY a.attnum)
+                      FROM pg_attribute AS a
+                      LEFT JOIN pg_attrdef AS ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '-')
+                || ' indexes ' || coalesce((
+                    SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY 1)
+                      FROM pg_index AS i WHERE i.indrelid = c.oid), '-')
+                || ' constraints ' || coalesce((
+                    SELECT string_agg(k.conname || ' ' || pg_get_constraintdef(k.oid), '; ' ORDER BY 1)
+                      FROM pg_constraint AS k WHERE k.conrelid = c.oid), '-')
+                || ' triggers ' || coalesce((
+                    SELECT string_agg(pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text, '; ' ORDER BY 1)
+                      FROM pg_trigger AS t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '-')
+                || ' config ' || (c.oid = ANY ((SELECT extconfig FROM ext)::oid[]))::text
+                || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+           FROM pg_class AS c WHERE c.oid = m.objid)
+    WHEN 'pg_event_trigger'::regclass THEN
+        (SELECT e.evtevent || ' ' || e.evtenabled::text || ' ' || coalesce(e.evttags::text, '-')
+                || ' ' || e.evtfoid::regprocedure::text
+           FROM pg_event_trigger AS e WHERE e.oid = m.objid)
+    END, '') || coalesce(' comment ' || obj_description(m.objid, m.classid::regclass::name), '')
+  FROM members AS m
+ ORDER BY 1";
+
+fn members(db: &TestDb) -> Vec<String> {
+    db.client()
+        .query(MEMBERS, &[])
+        .expect("extension members")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Every event as text, in id order.
+fn events(db: &TestDb) -> Vec<String> {
+    db.client()
+        .query("SELECT e::text FROM audit.events AS e ORDER BY id", &[])
+        .expect("events")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+fn settings(db: &TestDb) -> Vec<String> {
+    db.client()
+        .query(
+            "SELECT relid::text, entity, subject_columns::text, ignore_columns::text,
+                    redact_columns::text, tracked_by
+               FROM audit.tracked_tables ORDER BY 1",
+            &[],
+        )
+        .expect("settings")
+        .iter()
+        .map(|row| {
+            (0..6)
+                .map(|i| row.get::<_, String>(i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn an_upgrade_from_0_1_0_keeps_every_event_and_ends_as_a_fresh_install() {
+    let db = TestDb::without_extension();
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "CREATE EXTENSION audit_trail VERSION '0.1.0';
+             CREATE TABLE contacts (id int PRIMARY KEY, name text, email text, secret text,
+                                    touched timestamptz);
+             CREATE TABLE groups (id int PRIMARY KEY, name text);
+             SELECT audit.track('contacts', 'contact', ignore_columns => '{touched}',
+                                redact_columns => '{secret}');
+             SELECT audit.track('groups', 'group');
+             BEGIN;
+             SELECT audit.set_actor('alice@example.com', 'app', '{\"request_id\": \"r1\"}');
+             INSERT INTO contacts SELECT g, 'n' || g, g || '@x', 's', now()
+               FROM generate_series(1, 40) g;
+             COMMIT;
+             UPDATE contacts SET email = 'é@x' WHERE id <= 3;
+             DELETE FROM contacts WHERE id = 40;
+             INSERT INTO groups VALUES (1, 'sales');
+             SELECT audit.log_event('contact', 'export', NULL, '{\"rows\": 39}');
+             INSERT INTO audit.consumers (name, last_txid, last_id, delivered)
+                 VALUES ('siem', '5', 7, 7);",
+        )
+        .expect("a 0.1.0 install with activity");
+    let version: String = client
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'audit_trail'",
+            &[],
+        )
+        .expect("version")
+        .get(0);
+    assert_eq!(version, "0.1.0");
+    let relkind: i8 = client
+        .query_one(
+            "SELECT relkind FROM pg_class WHERE oid = 'audit.events'::regclass",
+            &[],
+        )
+        .expect("relkind")
+        .get(0);
+    assert_eq!(relkind as u8, b'r', "0.1.0 stores events in a plain table");
+    let before = events(&db);
+    // Two track events (this library records them), 40 creates, 3 updates, a delete, a
+    // group and an export.
+    assert_eq!(before.len(), 2 + 40 + 3 + 1 + 1 + 1);
+    let settings_before = settings(&db);
+    let consumer_before: String = client
+        .query_one("SELECT c::text FROM audit.consumers AS c", &[])
+        .expect("consumer")
+        .get(0);
+
+    client
+        .batch_execute("ALTER EXTENSION audit_trail UPDATE")
+        .expect("upgrade to the current version");
+
+    let version: String = client
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'audit_trail'",
+            &[],
+        )
+        .expect("version")
+        .get(0);
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    let relkind: i8 = client
+        .query_one(
+            "SELECT relkind FROM pg_class WHERE oid = 'audit.events'::regclass",
+            &[],
+        )
+        .expect("relkind")
+        .get(0);
+    assert_eq!(
+        relkind as u8, b'p',
+        "the store is partitioned after the upgrade"
+    );
+    assert_eq!(events(&db), before, "not an event lost or changed");
+    assert_eq!(settings(&db), settings_before);
+    let consumer_after: String = client
+        .query_one("SELECT c::text FROM audit.consumers AS c", &[])
+        .expect("consumer")
+        .get(0);
+    assert_eq!(consumer_after, consumer_before);
+    let table_name: String = client
+        .query_one(
+            "SELECT table_name FROM audit.tracked_tables WHERE relid = 'contacts'::regclass",
+            &[],
+        )
+        .expect("table_name")
+        .get(0);
+    assert_eq!(table_name, "public.contacts");
+
+    // Capture, the DDL hooks and maintenance work on the upgraded schema.
+    client
+        .batch_execute(
+            "UPDATE contacts SET name = 'after' WHERE id = 1;
+             ALTER TABLE contacts RENAME COLUMN secret TO hidden;
+             UPDATE contacts SET hidden = 'h2' WHERE id = 2;",
+        )
+        .expect("capture after the upgrade");
+    let after = events(&db);
+    assert_eq!(after[..before.len()], before[..]);
+    let redacted: String = client
+        .query_one(
+            "SELECT new_data ->> 'hidden' FROM audit.events
+              WHERE entity = 'contact' AND action = 'update' ORDER BY id DESC LIMIT 1",
+            &[],
+        )
+        .expect("last update")
+        .get(0);
+    assert_eq!(redacted, "[redacted]", "settings followed the rename");
+    let done: serde_json::Value = client
+        .query_one("SELECT audit.maintain()", &[])
+        .expect("maintain after the upgrade")
+        .get(0);
+    assert!(
+        !done["created"].as_array().expect("created").is_empty(),
+        "maintenance makes the months after the 0.1.0 partition: {done}"
+    );
+    let partition: String = client
+        .query_one(
+            "SELECT partition FROM audit.partitions WHERE from_time = '-infinity'",
+            &[],
+        )
+        .expect("the 0.1.0 table is a partition")
+        .get(0);
+    assert_eq!(partition, "audit.events_0_1_0");
+
+    // The schema is a fresh install's, object for object.
+    let fresh = TestDb::new();
+    let upgraded = members(&db);
+    let expected = members(&fresh);
+    for (u, f) in upgraded.iter().zip(&expected) {
+        assert_eq!(u, f, "upgraded and fresh schemas differ");
+    }
+    assert_eq!(upgraded.len(), expected.len(), "the same objects");
+    assert!(
+        expected.len() > 40,
+        "the comparison sees the extension's objects"
+    );
+}
