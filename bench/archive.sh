@@ -67,6 +67,21 @@ HEAP_BYTES="$(bval archive "SELECT pg_relation_size('$PARTITION')")"
 log "maintain moved $ROWS events into $PARTITION in ${MAINTAIN_SECONDS}s"
 bpsql -d postgres -c "CHECKPOINT"
 
+# For reference: how long the server alone takes to send the rows archive reads (the same
+# query, as binary COPY to /dev/null). It runs first, so both find the partition cached.
+FROM_TIME="$(bval archive "SELECT from_time FROM audit.partitions WHERE partition = '$PARTITION'")"
+TO_TIME="$(bval archive "SELECT to_time FROM audit.partitions WHERE partition = '$PARTITION'")"
+log "reference: the server sends the rows to psql"
+start="$(now)"
+bpsql -d archive -c "COPY (SELECT id, occurred_at, actor, db_user, source, entity, action,
+        subject_id, table_name, changed_fields, old_data::text, new_data::text,
+        host(client_addr), application_name, context::text, details::text, txid::text
+   FROM audit.events WHERE occurred_at >= '$FROM_TIME' AND occurred_at < '$TO_TIME'
+  ORDER BY occurred_at, id) TO STDOUT (FORMAT binary)" >/dev/null
+end="$(now)"
+COPY_SECONDS="$(seconds "$start" "$end")"
+LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
+
 log "archive"
 TIME=()
 if [ -x /usr/bin/time ]; then TIME=(/usr/bin/time -f '%M' -o "$BENCH_TMP/archive.rss"); fi
@@ -137,6 +152,7 @@ from bench/events.sql in one past month ($PARTITION).
 |---|---|
 | \`audit-trail maintain\`: make the partition, move the events out of the default partition | ${MAINTAIN_SECONDS} s |
 | \`audit-trail archive\` of the partition (release build, zstd, 128k-row groups) | ${ARCHIVE_SECONDS} s, **$ARCHIVE_RATE rows/s**, peak memory $PEAK |
+| for reference: the server alone sends the same rows (\`COPY (query) TO STDOUT (FORMAT binary)\` to /dev/null) | ${COPY_SECONDS} s |
 | Parquet written | $PARQUET_BYTES bytes in $FILES file(s): **$PARQUET_PER bytes/event** |
 | the partition in PostgreSQL (pg_total_relation_size: heap, TOAST, indexes) | $TABLE_BYTES bytes: **$TABLE_PER bytes/event** (heap alone $HEAP_PER); $RATIO× the Parquet |
 | DuckDB $DUCK_VERSION, every column of every row, median of $BENCH_ROUNDS | **${DUCK_MEDIAN} s** ($DUCK_RATE rows/s; rounds: $DUCK_ROUNDS_TEXT) |
@@ -148,6 +164,6 @@ as the best case and the ratio to the table as indicative. The archive streams t
 bounded memory (the peak is one 128k-row group being encoded, whatever the partition's size);
 its rate is bound by decoding rows and encoding columns on the sidecar's side.
 
-Machine: $MACHINE
+Load average before the archive: $LOAD. Machine: $MACHINE
 MD
 log "wrote bench/results/archive-$DATE.md"
