@@ -743,7 +743,9 @@ CREATE TABLE audit.legal_holds (
     placed_by   text        NOT NULL DEFAULT session_user,
     released_at timestamptz,
     released_by text,
-    CHECK (to_time > from_time)
+    CHECK (to_time > from_time),
+    -- Keys make a second copy of a row (a data-only restore over a log) fail loudly.
+    UNIQUE (name, placed_at)
 );
 CREATE UNIQUE INDEX legal_holds_active_name ON audit.legal_holds (name) WHERE released_at IS NULL;
 
@@ -766,7 +768,8 @@ CREATE TABLE audit.archives (
     location    text        NOT NULL,
     manifest    jsonb       NOT NULL,
     archived_at timestamptz NOT NULL DEFAULT now(),
-    archived_by text        NOT NULL DEFAULT session_user
+    archived_by text        NOT NULL DEFAULT session_user,
+    PRIMARY KEY (partition, archived_at)
 );
 
 COMMENT ON TABLE audit.archives IS
@@ -778,11 +781,12 @@ COMMENT ON TABLE audit.archives IS
 -- dropped them carries the SHA-256 of its rows here, and is sealed in its turn.
 CREATE TABLE audit.retention_gaps (
     seq      bigint      NOT NULL,
+    source   text        NOT NULL,
     dropped  bit varying,
     reason   text        NOT NULL,
-    noted_at timestamptz NOT NULL DEFAULT now()
+    noted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (seq, source, noted_at)
 );
-CREATE INDEX retention_gaps_seq ON audit.retention_gaps (seq);
 
 COMMENT ON TABLE audit.retention_gaps IS
     'Sealed events dropped by retention or audit.purge, per seal (one bit per event, NULL for all).';
@@ -1119,8 +1123,8 @@ BEGIN
     END IF;
     EXECUTE format($q$
         WITH noted AS (
-            INSERT INTO audit.retention_gaps (seq, dropped, reason)
-            SELECT s.seq,
+            INSERT INTO audit.retention_gaps (seq, source, dropped, reason)
+            SELECT s.seq, $7,
                    CASE WHEN bool_and(d.hit) THEN NULL
                         ELSE string_agg(CASE WHEN d.hit THEN '1' ELSE '0' END, '' ORDER BY d.k)::varbit
                    END,
@@ -1142,7 +1146,8 @@ BEGIN
         )
         SELECT encode(sha256(convert_to(coalesce(string_agg(seq || ':' || coalesce(dropped::text, '*'), ',' ORDER BY seq), ''), 'UTF8')), 'hex')
           FROM noted
-    $q$, source) INTO digest USING lo.txid, lo.id, reason, before, hi.txid, hi.id;
+    $q$, source) INTO digest USING lo.txid, lo.id, reason, before, hi.txid, hi.id,
+                                   source::text;
     RETURN digest;
 END
 $$;

@@ -165,7 +165,10 @@ unsafe fn attributes_of(rel: pg_sys::Relation) -> Result<[usize; COLUMN_COUNT]> 
 ///
 /// # Safety
 /// `parent` must be the open, locked, partitioned `audit.events`.
-unsafe fn partition_for(parent: pg_sys::Relation, at: i64) -> Result<(pg_sys::Oid, i64, i64)> {
+unsafe fn partition_for(
+    parent: pg_sys::Relation,
+    at: i64,
+) -> Result<(pg_sys::Oid, i64, i64, bool)> {
     // SAFETY: the partition descriptor and its bounds belong to the parent's relcache entry,
     // which the lock the caller holds keeps stable; a range-partitioned table's bound info has
     // ndatums single-column bounds and ndatums + 1 indexes.
@@ -208,13 +211,14 @@ unsafe fn partition_for(parent: pg_sys::Relation, at: i64) -> Result<(pg_sys::Oi
             bound(below)
         };
         let mut index = *bounds.indexes.add(below);
-        if index < 0 {
+        let is_default = index < 0;
+        if is_default {
             index = bounds.default_index;
         }
         if index < 0 || !*(*desc).is_leaf.add(index as usize) {
             return Err(none);
         }
-        Ok((*(*desc).oids.add(index as usize), from, to))
+        Ok((*(*desc).oids.add(index as usize), from, to, is_default))
     }
 }
 
@@ -291,17 +295,17 @@ impl EventWriter {
             if let Some(old) = self.target.take() {
                 old.close();
             }
-            let (relid, from, to) = match self.parent {
+            let (relid, from, to, is_default) = match self.parent {
                 // SAFETY: the parent is open and locked (open_for).
                 Some(parent) => unsafe { partition_for(parent, at)? },
-                None => (self.table.relid, i64::MIN, i64::MAX),
+                None => (self.table.relid, i64::MIN, i64::MAX, false),
             };
             // SAFETY: relid is audit.events or one of its partitions; the writer's context
             // lives as long as the writer.
             let opened = unsafe {
                 let previous = pg_sys::CurrentMemoryContext;
                 pg_sys::CurrentMemoryContext = self.context;
-                let opened = Target::open(relid, from, to, self.rows);
+                let opened = Target::open(relid, from, to, is_default, self.rows);
                 pg_sys::CurrentMemoryContext = previous;
                 opened
             };
@@ -343,7 +347,13 @@ impl EventWriter {
 impl Target {
     /// # Safety
     /// `relid` must be audit.events or a partition of it, its parent locked by the caller.
-    unsafe fn open(relid: pg_sys::Oid, from: i64, to: i64, rows: i64) -> Result<Target> {
+    unsafe fn open(
+        relid: pg_sys::Oid,
+        from: i64,
+        to: i64,
+        is_default: bool,
+        rows: i64,
+    ) -> Result<Target> {
         // SAFETY: this is the set-up logical replication's apply worker does for one relation
         // (create_edata_for_relation); every pointer comes from the PostgreSQL call before it.
         unsafe {
@@ -370,6 +380,19 @@ impl Target {
                 as *mut pg_sys::ResultRelInfo;
             (*result_rel).type_ = pg_sys::NodeTag::T_ResultRelInfo;
             pg_sys::InitResultRelInfo(result_rel, rel, 1, std::ptr::null_mut(), 0);
+            // The executor checks a partition's bounds on every insert, building the check
+            // from the catalog for each new ResultRelInfo, i.e. once per statement here: a
+            // cost of the order of the whole insert for one-row statements. The rows were
+            // routed by those very bounds (partition_for), so a monthly partition's check is
+            // a constant true; the default partition, whose bounds are the negation of all
+            // the others, keeps the real one.
+            if (*(*rel).rd_rel).relispartition && !is_default {
+                let always = pg_sys::lappend(
+                    std::ptr::null_mut(),
+                    pg_sys::makeBoolConst(true, false).cast(),
+                );
+                (*result_rel).ri_PartitionCheckExpr = pg_sys::ExecPrepareCheck(always, estate);
+            }
             (*estate).es_output_cid = pg_sys::GetCurrentCommandId(true);
             pg_sys::ExecOpenIndices(result_rel, false);
             // Row triggers a DBA may have added to audit.events need a query level to queue in.

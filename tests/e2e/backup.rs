@@ -36,7 +36,15 @@ fn source_db() -> TestDb {
              INSERT INTO app.members VALUES (1, 1), (1, 2);
              DELETE FROM app.members WHERE account_id = 2;
              INSERT INTO audit.consumers (name, last_txid, last_id, delivered)
-                 VALUES ('siem', '5', 7, 7);",
+                 VALUES ('siem', '5', 7, 7);
+             SELECT audit.set_retention('5 years');
+             SELECT audit.hold('case-1', 'litigation', '2026-01-01', '2027-01-01');
+             SELECT audit.record_archive(p.partition,
+                                         (SELECT count(*) FROM audit.events AS e
+                                           WHERE e.tableoid = p.partition::regclass),
+                                         's3://audit/archive', '{\"files\": []}')
+               FROM audit.partitions AS p
+              WHERE p.from_time <= now() AND p.to_time > now();",
         )
         .expect("source database");
     db
@@ -65,6 +73,13 @@ fn snapshot(db: &TestDb) -> Vec<String> {
         "SELECT (table_name, entity, subject_columns, ignore_columns, redact_columns)::text
            FROM audit.tracked ORDER BY table_name::text",
         "SELECT (name, last_txid, last_id, delivered)::text FROM audit.consumers ORDER BY name",
+        // Partitioned, held, archived: every partition with its range and its events.
+        "SELECT (p.partition, p.from_time, p.to_time, p.archived, p.held,
+                 (SELECT count(*) FROM audit.events AS e WHERE e.tableoid = p.partition::regclass))::text
+           FROM audit.partitions AS p ORDER BY p.is_default, p.from_time",
+        "SELECT (name, reason, from_time, to_time, active)::text FROM audit.holds ORDER BY name",
+        "SELECT (keep, archive_first, partition_interval)::text FROM audit.storage_policy",
+        "SELECT (partition, rows, location, manifest)::text FROM audit.archives ORDER BY partition",
     ] {
         out.extend(
             c.query(query, &[])
