@@ -162,7 +162,8 @@ Notes: the generated events repeat a few shapes (40 actors, one table, similar r
 zstd and dictionary encoding do better on them than on a real log; take the bytes per event
 as the best case and the ratio to the table as indicative. The archive streams the rows in
 bounded memory (the peak is one 128k-row group being encoded, whatever the partition's size);
-its rate is bound by decoding rows and encoding columns on the sidecar's side.
+it encodes on a thread of its own while rows arrive, so its time is close to the server's
+own time to send the rows (the reference line); on 2 cores the two compete for CPU.
 
 Load average before the archive: $LOAD. Machine: $MACHINE
 MD
