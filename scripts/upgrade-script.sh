@@ -14,9 +14,7 @@ out=extension/sql/audit_trail--0.1.0--0.2.0.sql
         sed -E 's/^CREATE FUNCTION /CREATE OR REPLACE FUNCTION /; s/^CREATE VIEW /CREATE OR REPLACE VIEW /' "extension/sql/$f.sql"
     done
     echo
-    echo "-- The 0.1.0 table, now a partition, gets the index 0.2.0 adds and the guards every"
-    echo "-- partition has."
-    echo "CREATE INDEX events_0_1_0_actor_occurred_at_id_idx ON audit.events_0_1_0 (actor, occurred_at, id);"
+    echo "-- The 0.1.0 table, now a partition, gets the guards every partition has."
     echo "SELECT audit.guard_events_partition('audit.events_0_1_0');"
 } > "$out"
 echo "wrote $out"

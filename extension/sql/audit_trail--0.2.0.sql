@@ -819,6 +819,61 @@ CREATE TABLE audit.retention_gaps (
 COMMENT ON TABLE audit.retention_gaps IS
     'Sealed events dropped by retention or audit.purge, per seal (one bit per event, NULL for all).';
 
+-- Which hours hold events of each actor, source, entity, action and table, and how many:
+-- what the dashboard's filters and Overview read instead of scanning months of events, made
+-- by audit.maintain() from the events committed since its last run (so capture pays
+-- nothing for it). Every event with txid below audit.summary_state.watermark is counted
+-- once; later ones (the tail) are read directly.
+CREATE TABLE audit.event_summary (
+    hour       timestamptz NOT NULL,
+    actor      text        NOT NULL,
+    source     text        NOT NULL,
+    entity     text        NOT NULL,
+    action     text        NOT NULL,
+    table_name text,
+    events     bigint      NOT NULL CHECK (events > 0),
+    UNIQUE NULLS NOT DISTINCT (hour, actor, source, entity, action, table_name)
+);
+CREATE INDEX event_summary_actor ON audit.event_summary (actor, hour);
+CREATE INDEX event_summary_source ON audit.event_summary (source, hour);
+CREATE INDEX event_summary_entity_action ON audit.event_summary (entity, action, hour);
+CREATE INDEX event_summary_table ON audit.event_summary (table_name, hour);
+
+COMMENT ON TABLE audit.event_summary IS
+    'Events per hour by actor, source, entity, action and table, for every event with txid below audit.summary_state.watermark.';
+
+CREATE TABLE audit.summary_state (
+    singleton     boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    watermark     xid8        NOT NULL,
+    summarized_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE audit.summary_state IS
+    'Events with txid below watermark are counted in audit.event_summary; later ones are not yet.';
+
+-- Only maintenance writes the summary (a changed summary would hide events from filters).
+CREATE FUNCTION audit.refuse_summary_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT audit.maintenance_in_progress() THEN
+        RAISE EXCEPTION 'audit.% is written only by audit.maintain()', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER event_summary_maintained
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.event_summary
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
+ALTER TABLE audit.event_summary ENABLE ALWAYS TRIGGER event_summary_maintained;
+CREATE TRIGGER summary_state_maintained
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.summary_state
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
+ALTER TABLE audit.summary_state ENABLE ALWAYS TRIGGER summary_state_maintained;
+
 CREATE TRIGGER archives_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.archives
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
@@ -832,6 +887,8 @@ SELECT pg_catalog.pg_extension_config_dump('audit.storage_policy', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.legal_holds', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.archives', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.retention_gaps', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.event_summary', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.summary_state', '');
 
 -- The partitions of audit.events, oldest first. Bounds are read back from the catalog's own
 -- text (which round-trips under any DateStyle); a partition attached by an upgrade from
@@ -1071,12 +1128,11 @@ $$;
 -- part of capture's cost after the event row itself (see bench/results). So:
 -- (occurred_at, id) serves time ranges and the report's newest-first order with keyset
 -- pagination; (entity, subject_id) serves "the whole history of contact 42"; (txid, id) is
--- the change stream's order; (actor, occurred_at, id) serves "what did this person do",
--- newest first, so that an actor with no events costs one probe per partition instead of a
--- walk of the time index. There is no primary-key index: ids are unique by construction
+-- the change stream's order. There is no primary-key index: ids are unique by construction
 -- (one sequence, and rows are never updated), and a BRIN index finds an id among the few
--- block ranges that can hold it, since ids grow with the table. Other filters (action,
--- source, table) are applied within a time range.
+-- block ranges that can hold it, since ids grow with the table. The other filters (actor,
+-- action, source, table) find their hours in audit.event_summary, made by maintenance at no
+-- cost to capture: an index on actor alone cost capture about a tenth of its time.
 --
 -- The indexes are the partition's own, not partitions of indexes on audit.events: the
 -- parent is made by CREATE EXTENSION, so indexes on it would exist before a restore attaches
@@ -1095,7 +1151,6 @@ BEGIN
     EXECUTE format('CREATE INDEX %I ON %s (occurred_at, id)', name || '_occurred_at_id_idx', part);
     EXECUTE format('CREATE INDEX %I ON %s (entity, subject_id)', name || '_entity_subject_id_idx', part);
     EXECUTE format('CREATE INDEX %I ON %s (txid, id)', name || '_txid_id_idx', part);
-    EXECUTE format('CREATE INDEX %I ON %s (actor, occurred_at, id)', name || '_actor_occurred_at_id_idx', part);
     EXECUTE format('CREATE INDEX %I ON %s USING brin (id)', name || '_id_idx', part);
     PERFORM audit.guard_events_partition(part);
 END
@@ -1204,6 +1259,8 @@ BEGIN
        INTO stats;
     gaps := audit.note_retention_gaps(part, 'infinity', reason);
     EXECUTE format('DROP TABLE %s', part);
+    DELETE FROM audit.event_summary AS s
+     WHERE s.hour >= info.from_time AND s.hour < info.to_time;
     details := jsonb_strip_nulls(jsonb_build_object(
         'partition', info.partition, 'from', info.from_time, 'to', info.to_time,
         'before', info.to_time, 'rows', stats.rows, 'first_id', stats.first_id,
@@ -1211,6 +1268,41 @@ BEGIN
         'archived', info.archived));
     PERFORM audit.record_ddl_event('audit_log', 'purge', NULL, details);
     RETURN details;
+END
+$$;
+
+-- Counts the events committed since the last run into audit.event_summary: those with a
+-- txid from the old watermark up to the oldest transaction still running (so none can still
+-- commit below it, and each event is counted exactly once). Returns the events counted.
+CREATE FUNCTION audit.summarize_events() RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    low     xid8 := coalesce((SELECT s.watermark FROM audit.summary_state AS s), '0');
+    high    xid8 := pg_snapshot_xmin(pg_current_snapshot());
+    counted bigint;
+BEGIN
+    PERFORM audit.require_maintenance();
+    IF high <= low THEN
+        RETURN 0;
+    END IF;
+    WITH counts AS (
+        SELECT date_trunc('hour', e.occurred_at, 'UTC') AS hour, e.actor, e.source, e.entity,
+               e.action, e.table_name, count(*) AS events
+          FROM audit.events AS e
+         WHERE e.txid >= low AND e.txid < high
+         GROUP BY 1, 2, 3, 4, 5, 6
+    ), added AS (
+        INSERT INTO audit.event_summary AS s (hour, actor, source, entity, action, table_name, events)
+        SELECT * FROM counts
+        ON CONFLICT (hour, actor, source, entity, action, table_name)
+        DO UPDATE SET events = s.events + excluded.events
+    )
+    SELECT coalesce(sum(c.events), 0) INTO counted FROM counts AS c;
+    INSERT INTO audit.summary_state AS st (watermark) VALUES (high)
+    ON CONFLICT (singleton) DO UPDATE SET watermark = excluded.watermark, summarized_at = now();
+    RETURN counted;
 END
 $$;
 
@@ -1230,6 +1322,7 @@ DECLARE
     part    record;
     cutoff  timestamptz;
     held_rows bigint;
+    summarized bigint;
     created jsonb := '[]';
     dropped jsonb := '[]';
     kept    jsonb := '[]';
@@ -1268,6 +1361,10 @@ BEGIN
         CONTINUE WHEN lo >= hi;
         created := created || audit.create_events_partition(lo, hi);
     END LOOP;
+
+    IF NOT create_only THEN
+        summarized := audit.summarize_events();
+    END IF;
 
     IF policy.keep IS NOT NULL AND NOT create_only THEN
         cutoff := now() - policy.keep;
@@ -1310,7 +1407,8 @@ BEGIN
         'created', created, 'dropped', dropped, 'kept', kept,
         'retention', CASE WHEN policy.keep IS NULL THEN 'keep forever'
                           ELSE policy.keep::text END,
-        'default_partition_rows', (SELECT count(*) FROM audit.events_default));
+        'default_partition_rows', (SELECT count(*) FROM audit.events_default),
+        'summarized_events', summarized);
 END
 $$;
 

@@ -137,6 +137,13 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
                     )?
                     .first()
                     .get_one::<String>()?;
+                // Hours wholly before the purge leave the summary; the hour it cuts keeps
+                // its counts (filters then read that hour and find fewer events).
+                client.update(
+                    "DELETE FROM audit.event_summary WHERE hour < pg_catalog.date_trunc('hour', $1, 'UTC')",
+                    None,
+                    &args,
+                )?;
                 PURGING.set(true);
                 let deleted = client
                     .update(

@@ -3,8 +3,8 @@
 -- 1. The store becomes partitioned without rewriting a row: the 0.1.0 table is renamed and
 --    attached, as it is, as the partition of everything up to the end of the month of the
 --    upgrade (or of its newest event). Attaching checks that bound with one scan of the
---    table, and the one index 0.2.0 adds (actor) is built on it; capture waits for the
---    upgrade's transaction, about as long as those take (docs/storage.md gives figures).
+--    table; capture waits for the upgrade's transaction, about as long as that scan takes.
+--    The first audit.maintain() afterwards counts the old events into audit.event_summary.
 -- 2. The tracked tables' settings gain the name and column numbers the DDL hooks follow.
 -- 3. Functions, views, triggers and grants are then defined as in 0.2.0 (CREATE OR REPLACE
 --    where 0.1.0 had the object, so that nothing depending on it is dropped).

@@ -228,3 +228,93 @@ fn partitions_cannot_be_dropped_detached_emptied_or_unguarded_by_hand() {
         assert_eq!(sqlstate(&err), state, "{sql}: {}", error_text(&err));
     }
 }
+
+/// The summary counts, per hour and filter dimension, exactly the events audit.events holds.
+fn assert_summary_matches(db: &TestDb, watermark_only: bool) {
+    let tail = if watermark_only {
+        "WHERE e.txid < (SELECT watermark FROM audit.summary_state)"
+    } else {
+        ""
+    };
+    let diff = count(
+        db,
+        &format!(
+            "SELECT count(*) FROM (
+                (SELECT date_trunc('hour', e.occurred_at, 'UTC') AS hour, e.actor, e.source,
+                        e.entity, e.action, e.table_name, count(*) AS events
+                   FROM audit.events AS e {tail} GROUP BY 1, 2, 3, 4, 5, 6
+                 EXCEPT
+                 SELECT hour, actor, source, entity, action, table_name, events FROM audit.event_summary)
+                UNION ALL
+                (SELECT hour, actor, source, entity, action, table_name, events FROM audit.event_summary
+                 EXCEPT
+                 SELECT date_trunc('hour', e.occurred_at, 'UTC'), e.actor, e.source, e.entity,
+                        e.action, e.table_name, count(*)
+                   FROM audit.events AS e {tail} GROUP BY 1, 2, 3, 4, 5, 6)) AS d"
+        ),
+    );
+    assert_eq!(
+        diff, 0,
+        "audit.event_summary differs from the events it counts"
+    );
+}
+
+#[test]
+fn the_summary_counts_each_committed_event_once_including_late_commits() {
+    let (db, done) = history();
+    assert_eq!(done["summarized_events"], 40, "{done}");
+    assert_summary_matches(&db, true);
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "CREATE TABLE contacts (id int PRIMARY KEY, name text);
+             SELECT audit.track('contacts', 'contact');",
+        )
+        .unwrap();
+    // A transaction writes events, stays open while maintenance runs, and commits after.
+    let mut late = db.client();
+    late.batch_execute(
+        "BEGIN; INSERT INTO contacts SELECT g, 'late' FROM generate_series(1, 5) g;",
+    )
+    .unwrap();
+    client
+        .batch_execute("INSERT INTO contacts VALUES (100, 'on time')")
+        .unwrap();
+    client.batch_execute("SELECT audit.maintain()").unwrap();
+    late.batch_execute("COMMIT").unwrap();
+    // Below the watermark everything is counted; the late events are above it (the tail).
+    assert_summary_matches(&db, true);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM audit.events
+              WHERE txid >= (SELECT watermark FROM audit.summary_state) AND subject_id IN ('1', '2', '3', '4', '5')
+                AND entity = 'contact' AND action = 'create' AND table_name = 'public.contacts'"
+        ),
+        5,
+        "the late transaction's events wait in the tail"
+    );
+    client.batch_execute("SELECT audit.maintain()").unwrap();
+    // Once nothing is running, the summary holds every event exactly once.
+    client.batch_execute("SELECT audit.maintain()").unwrap();
+    let total_summary = count(&db, "SELECT sum(events)::bigint FROM audit.event_summary");
+    let below = count(
+        &db,
+        "SELECT count(*) FROM audit.events WHERE txid < (SELECT watermark FROM audit.summary_state)",
+    );
+    assert_eq!(total_summary, below);
+    assert_summary_matches(&db, true);
+
+    // Only maintenance writes it.
+    let err = client
+        .batch_execute("DELETE FROM audit.event_summary")
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42501", "{}", error_text(&err));
+
+    // Retention takes a dropped month's hours out of it.
+    client
+        .batch_execute("SELECT audit.set_retention('1 month', archive_first => false)")
+        .unwrap();
+    client.batch_execute("SELECT audit.maintain()").unwrap();
+    assert_summary_matches(&db, true);
+}
