@@ -115,7 +115,7 @@ pub struct CheckSummary {
 }
 
 /// Every manifest under `root`, in a stable (sorted) order.
-fn find_manifests(root: &Path) -> Result<Vec<PathBuf>> {
+pub fn find_manifests(root: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -150,7 +150,7 @@ fn find_manifests(root: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// A path for messages: relative to the root the user named.
-fn shown(root: &Path, path: &Path) -> String {
+pub fn shown(root: &Path, path: &Path) -> String {
     path.strip_prefix(root)
         .unwrap_or(path)
         .display()
@@ -174,112 +174,146 @@ fn digest(path: &Path) -> std::io::Result<(String, u64)> {
     Ok((hex::encode(hasher.finalize()), total))
 }
 
-/// Checks every manifest under `root`: each file exists with its size, SHA-256 and (read
-/// from the Parquet footer) row count, and the files add up to the manifest's rows. Calls
-/// `report` with one line per file checked. The first file that is missing, truncated or
-/// altered is an integrity violation naming it (exit 4).
-pub fn check(root: &Path, mut report: impl FnMut(&str)) -> Result<CheckSummary> {
+/// The manifests under a directory the user named with `flag` (`--check`, `--archive`):
+/// refused (exit 2) when it is not a directory or holds none, since a check that checks
+/// nothing must not pass for one that found everything intact.
+pub fn manifests_under(flag: &str, root: &Path) -> Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(root)
-        .map_err(|e| Error::Usage(format!("--check {}: {e}", root.display())))?;
+        .map_err(|e| Error::Usage(format!("{flag} {}: {e}", root.display())))?;
     if !meta.is_dir() {
         return Err(Error::Usage(format!(
-            "--check {}: not a directory",
+            "{flag} {}: not a directory",
             root.display()
         )));
     }
     let manifests = find_manifests(root)?;
     if manifests.is_empty() {
-        // A check that checks nothing must not pass for one that found everything intact.
         return Err(Error::Usage(format!(
-            "--check {}: no *{MANIFEST_SUFFIX} under this directory",
+            "{flag} {}: no *{MANIFEST_SUFFIX} under this directory",
             root.display()
         )));
     }
+    Ok(manifests)
+}
+
+/// One manifest whose files all matched it.
+#[derive(Debug, Clone)]
+pub struct CheckedManifest {
+    pub manifest: Manifest,
+    /// Its files, in the manifest's order.
+    pub files: Vec<PathBuf>,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Checks every manifest under `root`: each file exists with its size, SHA-256 and (read
+/// from the Parquet footer) row count, and the files add up to the manifest's rows. Calls
+/// `report` with one line per file checked. The first file that is missing, truncated or
+/// altered is an integrity violation naming it (exit 4).
+pub fn check(root: &Path, mut report: impl FnMut(&str)) -> Result<CheckSummary> {
     let mut summary = CheckSummary::default();
-    for manifest_path in manifests {
-        let name = shown(root, &manifest_path);
-        let violation = |what: String| Error::Integrity(what);
-        let text = std::fs::read(&manifest_path)
-            .map_err(|e| violation(format!("{name}: cannot read the manifest: {e}")))?;
-        let manifest: Manifest = serde_json::from_slice(&text)
-            .map_err(|e| violation(format!("{name}: not a valid manifest: {e}")))?;
-        if manifest.schema_version != SCHEMA_VERSION {
-            return Err(Error::Other(format!(
-                "{name}: manifest schema_version {} is not one this audit-trail reads ({SCHEMA_VERSION})",
-                manifest.schema_version
-            )));
-        }
-        let dir = manifest_path.parent().unwrap_or(root);
-        let mut rows = 0u64;
-        for file in &manifest.files {
-            // Manifests name files beside themselves; anything else was not written by archive.
-            if file.path.contains('/') || file.path.contains('\\') || file.path.starts_with('.') {
-                return Err(violation(format!(
-                    "{name}: names a file outside its directory: {}",
-                    file.path
-                )));
-            }
-            let path = dir.join(&file.path);
-            let shown_file = shown(root, &path);
-            let on_disk = match std::fs::metadata(&path) {
-                Ok(m) => m.len(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(violation(format!("{shown_file}: missing")));
-                }
-                Err(e) => return Err(violation(format!("{shown_file}: {e}"))),
-            };
-            if on_disk < file.bytes {
-                return Err(violation(format!(
-                    "{shown_file}: truncated ({on_disk} bytes, the manifest says {})",
-                    file.bytes
-                )));
-            }
-            if on_disk > file.bytes {
-                return Err(violation(format!(
-                    "{shown_file}: altered ({on_disk} bytes, the manifest says {})",
-                    file.bytes
-                )));
-            }
-            let (sha256, _) = digest(&path).map_err(|e| violation(format!("{shown_file}: {e}")))?;
-            if sha256 != file.sha256 {
-                return Err(violation(format!(
-                    "{shown_file}: altered (SHA-256 {sha256}, the manifest says {})",
-                    file.sha256
-                )));
-            }
-            let footer_rows = File::open(&path)
-                .map_err(parquet::errors::ParquetError::from)
-                .and_then(SerializedFileReader::new)
-                .map(|r| r.metadata().file_metadata().num_rows())
-                .map_err(|e| {
-                    violation(format!("{shown_file}: not a readable Parquet file: {e}"))
-                })?;
-            if u64::try_from(footer_rows).ok() != Some(file.rows) {
-                return Err(violation(format!(
-                    "{shown_file}: holds {footer_rows} rows, the manifest says {}",
-                    file.rows
-                )));
-            }
-            rows += file.rows;
-            summary.files += 1;
-            summary.bytes += file.bytes;
-            report(&format!(
-                "ok {shown_file}: {} rows, {} bytes, sha256 {}",
-                file.rows,
-                file.bytes,
-                &file.sha256[..file.sha256.len().min(16)]
-            ));
-        }
-        if rows != manifest.rows {
-            return Err(violation(format!(
-                "{name}: its files hold {rows} rows, the manifest says {}",
-                manifest.rows
-            )));
-        }
+    for manifest_path in manifests_under("--check", root)? {
+        let checked = check_manifest(root, &manifest_path, &mut report)?;
         summary.manifests += 1;
-        summary.rows += rows;
+        summary.files += checked.files.len();
+        summary.rows += checked.rows;
+        summary.bytes += checked.bytes;
     }
     Ok(summary)
+}
+
+/// Checks one manifest (found under `root`, which messages name paths relative to) and
+/// every file it lists; see [`check`].
+pub fn check_manifest(
+    root: &Path,
+    manifest_path: &Path,
+    report: &mut impl FnMut(&str),
+) -> Result<CheckedManifest> {
+    let name = shown(root, manifest_path);
+    let violation = |what: String| Error::Integrity(what);
+    let text = std::fs::read(manifest_path)
+        .map_err(|e| violation(format!("{name}: cannot read the manifest: {e}")))?;
+    let manifest: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| violation(format!("{name}: not a valid manifest: {e}")))?;
+    if manifest.schema_version != SCHEMA_VERSION {
+        return Err(Error::Other(format!(
+            "{name}: manifest schema_version {} is not one this audit-trail reads ({SCHEMA_VERSION})",
+            manifest.schema_version
+        )));
+    }
+    let dir = manifest_path.parent().unwrap_or(root);
+    let mut rows = 0u64;
+    let mut bytes = 0u64;
+    let mut files = Vec::with_capacity(manifest.files.len());
+    for file in &manifest.files {
+        // Manifests name files beside themselves; anything else was not written by archive.
+        if file.path.contains('/') || file.path.contains('\\') || file.path.starts_with('.') {
+            return Err(violation(format!(
+                "{name}: names a file outside its directory: {}",
+                file.path
+            )));
+        }
+        let path = dir.join(&file.path);
+        let shown_file = shown(root, &path);
+        let on_disk = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(violation(format!("{shown_file}: missing")));
+            }
+            Err(e) => return Err(violation(format!("{shown_file}: {e}"))),
+        };
+        if on_disk < file.bytes {
+            return Err(violation(format!(
+                "{shown_file}: truncated ({on_disk} bytes, the manifest says {})",
+                file.bytes
+            )));
+        }
+        if on_disk > file.bytes {
+            return Err(violation(format!(
+                "{shown_file}: altered ({on_disk} bytes, the manifest says {})",
+                file.bytes
+            )));
+        }
+        let (sha256, _) = digest(&path).map_err(|e| violation(format!("{shown_file}: {e}")))?;
+        if sha256 != file.sha256 {
+            return Err(violation(format!(
+                "{shown_file}: altered (SHA-256 {sha256}, the manifest says {})",
+                file.sha256
+            )));
+        }
+        let footer_rows = File::open(&path)
+            .map_err(parquet::errors::ParquetError::from)
+            .and_then(SerializedFileReader::new)
+            .map(|r| r.metadata().file_metadata().num_rows())
+            .map_err(|e| violation(format!("{shown_file}: not a readable Parquet file: {e}")))?;
+        if u64::try_from(footer_rows).ok() != Some(file.rows) {
+            return Err(violation(format!(
+                "{shown_file}: holds {footer_rows} rows, the manifest says {}",
+                file.rows
+            )));
+        }
+        rows += file.rows;
+        bytes += file.bytes;
+        report(&format!(
+            "ok {shown_file}: {} rows, {} bytes, sha256 {}",
+            file.rows,
+            file.bytes,
+            &file.sha256[..file.sha256.len().min(16)]
+        ));
+        files.push(path);
+    }
+    if rows != manifest.rows {
+        return Err(violation(format!(
+            "{name}: its files hold {rows} rows, the manifest says {}",
+            manifest.rows
+        )));
+    }
+    Ok(CheckedManifest {
+        manifest,
+        files,
+        rows,
+        bytes,
+    })
 }
 
 #[cfg(test)]

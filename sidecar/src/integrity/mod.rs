@@ -2,8 +2,10 @@
 //! signed hash chain over committed events and writes checkpoints outside the database,
 //! `verify` recomputes everything against the public key it is given.
 
+pub mod archived;
 pub mod chain;
 pub mod keys;
+pub mod retention;
 pub mod seal;
 pub mod verify;
 

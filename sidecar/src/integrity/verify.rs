@@ -12,9 +12,12 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, IsolationLevel};
 
+use super::archived;
 use super::chain::{self, Checkpoint, Hash, Position, POSITION_COLUMNS, SELECT_CANONICAL};
 use super::keys;
+use super::retention::{self, Mask, PurgeEvent};
 use super::seal::parse_txid;
+use crate::archive::manifest;
 use crate::db;
 use crate::error::{Error, Result};
 
@@ -29,6 +32,11 @@ pub struct VerifyArgs {
     /// How to report: one line (text), or every finding as JSON on stdout.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+    /// A directory of `audit-trail archive` (repeatable): events retention dropped are
+    /// read back from its Parquet files (checked against their manifests first) and held to
+    /// the seals that listed them.
+    #[arg(long = "archive", value_name = "DIR")]
+    pub archives: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -69,9 +77,54 @@ struct Finding {
 struct Report {
     intact: bool,
     seals: i64,
+    /// Sealed events read from audit.events.
     events: i64,
     sealed_through_id: Option<i64>,
+    /// Sealed events absent from audit.events that retention notes say were dropped.
+    dropped_events: i64,
+    /// The purge events that dropped sealed events, in chain order.
+    purges: Vec<PurgeEvent>,
+    /// With --archive: what the archives vouched for.
+    archives: Option<ArchiveReport>,
     findings: Vec<Finding>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ArchiveReport {
+    /// Parquet files read (each checked against its manifest first).
+    files: usize,
+    rows_read: u64,
+    /// Dropped events found in an archive whose hash matched their seal.
+    dropped_verified: i64,
+    /// Dropped events found in no archive given.
+    dropped_without_archive: i64,
+}
+
+/// Archived files that matched their manifests, and the violations of those that did not.
+#[derive(Default)]
+struct Archives {
+    files: Vec<PathBuf>,
+    violations: Vec<String>,
+}
+
+/// Checks the archives under each directory against their manifests (as `archive --check`
+/// does), before the database is read. A directory that is missing or holds no manifest is
+/// bad usage; a file that does not match its manifest is a violation, and its files are not
+/// read.
+fn check_archives(dirs: &[PathBuf]) -> Result<Archives> {
+    let mut out = Archives::default();
+    for dir in dirs {
+        for path in manifest::manifests_under("--archive", dir)? {
+            match manifest::check_manifest(dir, &path, &mut |_| {}) {
+                Ok(checked) => out.files.extend(checked.files),
+                Err(Error::Integrity(what)) => {
+                    out.violations.push(format!("{}: {what}", dir.display()))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: VerifyArgs) -> Result<()> {
@@ -89,6 +142,11 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: VerifyArgs
         Some(dir) => Some(read_checkpoints(dir)?),
         None => None,
     };
+    let archives = if args.archives.is_empty() {
+        None
+    } else {
+        Some(check_archives(&args.archives)?)
+    };
     let target = db::resolve(db_arg, APPLICATION_NAME)?;
     let mut client = db::connect(&target).await?;
     db::require_audit_admin(&client).await?;
@@ -100,7 +158,7 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: VerifyArgs
         "a failed verification's record",
     )
     .await?;
-    let report = verify(&mut client, &keys, checkpoints.as_ref()).await?;
+    let report = verify(&mut client, &keys, checkpoints.as_ref(), archives.as_ref()).await?;
     if !report.findings.is_empty() {
         record_violation(record.as_ref().unwrap_or(&client), &report).await;
     }
@@ -111,12 +169,13 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: VerifyArgs
             println!("{json}");
         }
         ReportFormat::Text if report.intact => println!(
-            "audit-trail: intact: {} seals over {} events{}",
+            "audit-trail: intact: {} seals over {} events{}{}",
             report.seals,
             report.events,
             report
                 .sealed_through_id
-                .map_or(String::new(), |id| format!(", sealed through event {id}"))
+                .map_or(String::new(), |id| format!(", sealed through event {id}")),
+            retention_summary(&report)
         ),
         ReportFormat::Text => {}
     }
@@ -134,6 +193,26 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: VerifyArgs
             }))
         }
     }
+}
+
+/// The summary line's account of retention: how many sealed events were dropped, by which
+/// purge events, and what the archives vouched for.
+fn retention_summary(report: &Report) -> String {
+    let mut out = String::new();
+    if report.dropped_events > 0 || !report.purges.is_empty() {
+        out.push_str(&format!("; {} dropped by retention", report.dropped_events));
+        if !report.purges.is_empty() {
+            let purges: Vec<String> = report.purges.iter().map(PurgeEvent::describe).collect();
+            out.push_str(&format!(" ({})", purges.join("; ")));
+        }
+    }
+    if let Some(a) = &report.archives {
+        out.push_str(&format!(
+            "; {} dropped events verified from archives ({} files, {} rows read), {} dropped without an archive",
+            a.dropped_verified, a.files, a.rows_read, a.dropped_without_archive
+        ));
+    }
+    out
 }
 
 /// Each checkpoint file by seq: its body, key id and signature, or why it is unreadable.
@@ -190,6 +269,7 @@ async fn verify(
     client: &mut Client,
     keys: &HashMap<String, VerifyingKey>,
     files: Option<&CheckpointFiles>,
+    archives: Option<&Archives>,
 ) -> Result<Report> {
     // One snapshot for seals and events alike.
     let tx = client
@@ -202,18 +282,234 @@ async fn verify(
     let mut findings = Vec::new();
     check_registered_keys(&tx, keys, &mut findings).await?;
     let seals = check_seals(&tx, keys, &mut findings).await?;
-    let events = check_events(&tx, &seals, &mut findings).await?;
+    let has_gaps = retention::has_gap_table(&tx).await?;
+    let mut gaps = Gaps {
+        enabled: has_gaps,
+        purges: if has_gaps {
+            retention::read_purge_events(&tx, seals.last().map(|s| s.last)).await?
+        } else {
+            Vec::new()
+        },
+        dropped: 0,
+        // Only --archive needs to know which events went; otherwise they are counted.
+        collected: archives.map(|_| Vec::new()),
+    };
+    let events = check_events(&tx, &seals, &mut gaps, &mut findings).await?;
+    if has_gaps {
+        check_gap_notes(&tx, &seals, &mut gaps.purges, &mut findings).await?;
+    }
     if let Some(files) = files {
         check_checkpoint_files(files, &seals, keys, &mut findings);
     }
     tx.commit().await.map_err(db_error("ending verification"))?;
+    let archive_report = match archives {
+        Some(archives) => Some(check_archived_events(
+            archives,
+            gaps.collected.as_deref().unwrap_or(&[]),
+            &mut findings,
+        )),
+        None => None,
+    };
+    // Only the drops that left sealed events behind them are retention's story here.
+    let purges = gaps
+        .purges
+        .into_iter()
+        .filter(|p| p.seals.is_some())
+        .collect();
     Ok(Report {
         intact: findings.is_empty(),
         seals: seals.len() as i64,
         events,
         sealed_through_id: seals.last().map(|s| s.last.id),
+        dropped_events: gaps.dropped,
+        purges,
+        archives: archive_report,
         findings,
     })
+}
+
+/// What check_events learns about retention as it goes.
+struct Gaps {
+    /// Whether the database has retention notes (0.1.0 has none).
+    enabled: bool,
+    /// Purge events that name notes; check_events marks those whose sealed hash matched.
+    purges: Vec<PurgeEvent>,
+    /// Sealed events absent from audit.events and noted as dropped.
+    dropped: i64,
+    /// With --archive: each of those, its short hash and its seal, in chain order.
+    collected: Option<Vec<DroppedEvent>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DroppedEvent {
+    position: Position,
+    short: [u8; 8],
+    seq: i64,
+}
+
+/// Each drop's notes must be vouched for by a purge event: one whose details carry the
+/// SHA-256 of exactly those notes, and whose own sealed hash matched (or which no seal
+/// covers yet). Notes added or changed after the fact match none.
+async fn check_gap_notes(
+    tx: &Tx<'_>,
+    seals: &[SealRow],
+    purges: &mut [PurgeEvent],
+    findings: &mut Vec<Finding>,
+) -> Result<()> {
+    let events = |seq: i64| seal_events(seals, seq);
+    let mut by_digest: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, p) in purges.iter().enumerate() {
+        by_digest.entry(p.sha256.clone()).or_default().push(i);
+    }
+    let mut matched = vec![false; purges.len()];
+    let mut groups = Vec::new();
+    retention::read_groups(tx, events, |g| groups.push(g)).await?;
+    for group in groups {
+        let seals_named = if group.first_seq == group.last_seq {
+            format!("seal {}", group.first_seq)
+        } else {
+            format!("seals {}..{}", group.first_seq, group.last_seq)
+        };
+        let candidates = by_digest.get(&group.sha256).map_or(&[][..], Vec::as_slice);
+        let good = candidates
+            .iter()
+            .copied()
+            .find(|&i| !purges[i].sealed || purges[i].verified);
+        let Some(i) = good else {
+            let why = match candidates.first() {
+                Some(&i) => format!(
+                    " (purge event {} names them, but it was altered since it was sealed)",
+                    purges[i].event_id
+                ),
+                None => String::new(),
+            };
+            push(
+                findings,
+                "gap_notes_unrecorded",
+                Some(group.first_seq),
+                None,
+                format!(
+                    "retention gap notes for {seals_named} are not recorded by any purge event{why} (source {}, noted at {})",
+                    group.source, group.noted_at
+                ),
+            );
+            continue;
+        };
+        matched[i] = true;
+        let p = &mut purges[i];
+        p.noted_events += group.noted_events;
+        p.seals = Some(match p.seals {
+            None => (group.first_seq, group.last_seq),
+            Some((a, b)) => (a.min(group.first_seq), b.max(group.last_seq)),
+        });
+        // A partition is dropped only when all its events are sealed, and each is in exactly
+        // one seal: its notes mark as many events as the purge event says it dropped.
+        if p.partition.is_some() && p.rows.is_some_and(|rows| rows != p.noted_events) {
+            push(
+                findings,
+                "gap_notes_mismatch",
+                Some(group.first_seq),
+                Some(p.event_id),
+                format!(
+                    "purge event {} says {} rows were dropped, but its retention gap notes mark {} sealed events",
+                    p.event_id,
+                    p.rows.unwrap_or(0),
+                    p.noted_events
+                ),
+            );
+        }
+    }
+    for (p, matched) in purges.iter().zip(matched) {
+        // The SQL returns the digest of no rows (SHA-256 of the empty text) when a drop
+        // touched no sealed event, and then notes nothing.
+        let empty = hex::encode(Sha256::digest(b""));
+        if !matched && p.sha256 != empty {
+            push(
+                findings,
+                "gap_notes_removed",
+                None,
+                Some(p.event_id),
+                format!(
+                    "purge event {} records retention gap notes that audit.retention_gaps no longer holds",
+                    p.event_id
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The events of seal `seq`, from the seals read (numbered from 1 when intact).
+fn seal_events(seals: &[SealRow], seq: i64) -> Option<i64> {
+    let guess = usize::try_from(seq - 1).ok().and_then(|i| seals.get(i));
+    match guess {
+        Some(s) if s.seq == seq => Some(s.events),
+        _ => seals.iter().find(|s| s.seq == seq).map(|s| s.events),
+    }
+}
+
+/// Reads the archived files and holds every dropped event found there to its seal's digest
+/// entry. Memory: the dropped events' positions (32 bytes each) and one batch of rows.
+fn check_archived_events(
+    archives: &Archives,
+    dropped: &[DroppedEvent],
+    findings: &mut Vec<Finding>,
+) -> ArchiveReport {
+    let mut report = ArchiveReport {
+        files: archives.files.len(),
+        ..ArchiveReport::default()
+    };
+    for violation in &archives.violations {
+        push(findings, "archive_altered", None, None, violation.clone());
+    }
+    let mut sorted: Vec<DroppedEvent> = dropped.to_vec();
+    sorted.sort_by_key(|d| d.position);
+    let mut verified = vec![false; sorted.len()];
+    for path in &archives.files {
+        let find = |p: Position| sorted.binary_search_by_key(&p, |d| d.position).ok();
+        let mut altered = Vec::new();
+        let read = archived::for_each_event(
+            path,
+            |p| find(p).is_some(),
+            |p, hash| {
+                if let Some(k) = find(p) {
+                    if hash[..8] == sorted[k].short {
+                        verified[k] = true;
+                    } else {
+                        altered.push(sorted[k]);
+                    }
+                }
+            },
+        );
+        match read {
+            Ok(rows) => report.rows_read += rows,
+            Err(e) => push(
+                findings,
+                "archive_unreadable",
+                None,
+                None,
+                format!("{}: {e}", path.display()),
+            ),
+        }
+        for d in altered {
+            push(
+                findings,
+                "archive_event_altered",
+                Some(d.seq),
+                Some(d.position.id),
+                format!(
+                    "event {} ({}) in archive {} differs from what seal {} sealed",
+                    d.position.id,
+                    d.position,
+                    path.display(),
+                    d.seq
+                ),
+            );
+        }
+    }
+    report.dropped_verified = verified.iter().filter(|v| **v).count() as i64;
+    report.dropped_without_archive = sorted.len() as i64 - report.dropped_verified;
+    report
 }
 
 /// A key the database registered under a given key's id must be that key.
@@ -381,7 +677,12 @@ const CHUNK_EVENTS: i64 = 200_000;
 /// size): each position in a seal's digests must hold an event whose hash matches, in
 /// order, and nothing else may sit in between; the batch's hashes must give its root.
 /// Returns how many events were read.
-async fn check_events(tx: &Tx<'_>, seals: &[SealRow], findings: &mut Vec<Finding>) -> Result<i64> {
+async fn check_events(
+    tx: &Tx<'_>,
+    seals: &[SealRow],
+    gaps: &mut Gaps,
+    findings: &mut Vec<Finding>,
+) -> Result<i64> {
     let mut read = 0i64;
     let mut after = Position { txid: 0, id: 0 };
     let mut start = 0;
@@ -406,6 +707,29 @@ async fn check_events(tx: &Tx<'_>, seals: &[SealRow], findings: &mut Vec<Finding
         {
             digests.insert(row.get(0), row.get(1));
         }
+        // The run's retention notes, at most one bit per event of the run.
+        let masks = if gaps.enabled {
+            retention::read_masks(
+                tx,
+                first_seq,
+                last.seq,
+                |seq| seal_events(run, seq),
+                |seq, source| {
+                    push(
+                        findings,
+                        "gap_notes_malformed",
+                        Some(seq),
+                        None,
+                        format!(
+                            "the retention gap note of {source} for seal {seq} does not have one bit per event of the seal"
+                        ),
+                    )
+                },
+            )
+            .await?
+        } else {
+            HashMap::new()
+        };
         let from_txid = after.txid.to_string();
         let to_txid = last.last.txid.to_string();
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
@@ -424,19 +748,26 @@ async fn check_events(tx: &Tx<'_>, seals: &[SealRow], findings: &mut Vec<Finding
             .map_err(db_error("reading the sealed events"))?;
         pin_mut!(stream);
         let mut pending: Option<(Position, Hash)> = None;
+        // A stream polled again after its end fails ("connection closed"); with whole seals
+        // dropped by retention, the last seals of a run can have no event left to read.
+        let mut ended = false;
         for s in run {
             after = s.last;
             let mut actual = Vec::with_capacity(s.events as usize);
             loop {
                 let next = match pending.take() {
                     Some(event) => Some(event),
+                    None if ended => None,
                     None => match stream
                         .try_next()
                         .await
                         .map_err(db_error("reading the sealed events"))?
                     {
                         Some(row) => Some(hashed(&row)?),
-                        None => None,
+                        None => {
+                            ended = true;
+                            None
+                        }
                     },
                 };
                 match next {
@@ -449,7 +780,14 @@ async fn check_events(tx: &Tx<'_>, seals: &[SealRow], findings: &mut Vec<Finding
                 }
             }
             read += actual.len() as i64;
-            check_seal_events(s, digests.get(&s.seq), &actual, findings);
+            check_seal_events(
+                s,
+                digests.get(&s.seq),
+                masks.get(&s.seq),
+                &actual,
+                gaps,
+                findings,
+            );
             // Enough to say what happened; a wholesale rewrite need not list every row.
             if findings.len() > MAX_FINDINGS {
                 return Ok(read);
@@ -476,7 +814,9 @@ fn hashed(row: &tokio_postgres::Row) -> Result<(Position, Hash)> {
 fn check_seal_events(
     s: &SealRow,
     digests: Option<&Vec<u8>>,
+    mask: Option<&Mask>,
     actual: &[(Position, Hash)],
+    gaps: &mut Gaps,
     findings: &mut Vec<Finding>,
 ) {
     let Some(checkpoint) = &s.signed else {
@@ -497,8 +837,10 @@ fn check_seal_events(
         return;
     };
     let before = findings.len();
-    compare(s.seq, &expected, actual, findings);
-    if findings.len() == before {
+    let dropped = compare(s.seq, &expected, actual, mask, gaps, findings);
+    // With events dropped, the root cannot be recomputed: each remaining event was held to
+    // its digest entry, and the digests themselves to the signed checkpoint.
+    if findings.len() == before && dropped == 0 {
         let hashes: Vec<Hash> = actual.iter().map(|(_, h)| *h).collect();
         if chain::batch_root(&hashes) != checkpoint.batch_root {
             push(
@@ -517,12 +859,17 @@ fn inserted(seq: i64) -> String {
 }
 
 /// Merges a seal's expected (position, short hash) list with the events found in its range.
+/// An expected event that is absent is dropped when the seal's retention notes mark it, else
+/// missing. Returns how many were dropped.
 fn compare(
     seq: i64,
     expected: &[(Position, [u8; 8])],
     actual: &[(Position, Hash)],
+    mask: Option<&Mask>,
+    gaps: &mut Gaps,
     findings: &mut Vec<Finding>,
-) {
+) -> i64 {
+    let mut dropped = 0;
     let mut event = |kind, position: Position, what: String| {
         push(
             findings,
@@ -543,6 +890,9 @@ fn compare(
                         apos,
                         format!("was altered since seal {seq}"),
                     );
+                } else if let Ok(i) = gaps.purges.binary_search_by_key(&apos, |p| p.position) {
+                    // Read in chain order, so a search finds whether this is a purge event.
+                    gaps.purges[i].verified = true;
                 }
                 e += 1;
                 a += 1;
@@ -555,16 +905,29 @@ fn compare(
                 event("event_inserted", apos, inserted(seq));
                 a += 1;
             }
-            (Some(&(epos, _)), _) => {
-                event(
-                    "event_missing",
-                    epos,
-                    format!("is missing: sealed in seal {seq}"),
-                );
+            (Some(&(epos, short)), _) => {
+                if mask.is_some_and(|m| m.marks(e)) {
+                    dropped += 1;
+                    if let Some(collected) = gaps.collected.as_mut() {
+                        collected.push(DroppedEvent {
+                            position: epos,
+                            short,
+                            seq,
+                        });
+                    }
+                } else {
+                    event(
+                        "event_missing",
+                        epos,
+                        format!("is missing: sealed in seal {seq}"),
+                    );
+                }
                 e += 1;
             }
         }
     }
+    gaps.dropped += dropped;
+    dropped
 }
 
 /// The checkpoint files against the seals: a signed file newer than the database's last
