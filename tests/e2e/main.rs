@@ -19,6 +19,7 @@ mod follow;
 mod follow_status;
 mod hostile_db;
 mod integrity;
+mod integrity_retention;
 mod lifetime;
 mod overview;
 mod replication;
