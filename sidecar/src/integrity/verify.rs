@@ -419,10 +419,10 @@ async fn check_gap_notes(
             );
         }
     }
+    // The SQL returns the digest of no rows (SHA-256 of the empty text) when a drop touched
+    // no sealed event, and then notes nothing.
+    let empty = hex::encode(Sha256::digest(b""));
     for (p, matched) in purges.iter().zip(matched) {
-        // The SQL returns the digest of no rows (SHA-256 of the empty text) when a drop
-        // touched no sealed event, and then notes nothing.
-        let empty = hex::encode(Sha256::digest(b""));
         if !matched && p.sha256 != empty {
             push(
                 findings,
