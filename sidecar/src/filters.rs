@@ -37,18 +37,6 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// Adds `column <op> $n` for a value.
-    fn push(&mut self, template: &str, value: Param) {
-        self.params.push(value);
-        let clause = template.replace("$?", &format!("${}", self.params.len()));
-        self.sql.push_str(if self.sql.is_empty() {
-            " WHERE "
-        } else {
-            " AND "
-        });
-        self.sql.push_str(&clause);
-    }
-
     pub fn param_refs(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params
             .iter()
@@ -75,16 +63,31 @@ impl Filters {
         *self == Filters::default()
     }
 
-    pub fn condition(&self) -> Condition {
-        let mut c = Condition {
-            sql: String::new(),
-            params: Vec::new(),
+    /// Whether a filter on a column the hourly summary (`audit.event_summary`) counts by is
+    /// set: actor, entity, action, table or source (not the time range, not the subject).
+    pub fn has_dimensions(&self) -> bool {
+        !(self.actors.is_empty()
+            && self.entities.is_empty()
+            && self.actions.is_empty()
+            && self.table.is_none()
+            && self.source.is_none())
+    }
+
+    /// The clauses of these filters, each with its values appended to `params` (numbered in
+    /// the order they are pushed), split by what they filter: the summary answers for
+    /// `dimensions` only. The column names are those of both `audit.events` and
+    /// `audit.event_summary`, unqualified, so one text serves either table.
+    pub fn clauses(&self, params: &mut Vec<Param>) -> Clauses {
+        let mut bind = |template: &str, value: Param| {
+            params.push(value);
+            template.replace("$?", &format!("${}", params.len()))
         };
+        let mut out = Clauses::default();
         if let Some(since) = self.since {
-            c.push("occurred_at >= $?", Box::new(since));
+            out.time.push(bind("occurred_at >= $?", Box::new(since)));
         }
         if let Some(until) = self.until {
-            c.push("occurred_at < $?", Box::new(until));
+            out.time.push(bind("occurred_at < $?", Box::new(until)));
         }
         for (column, values) in [
             ("actor", &self.actors),
@@ -93,20 +96,59 @@ impl Filters {
         ] {
             match values.as_slice() {
                 [] => {}
-                [one] => c.push(&format!("{column} = $?"), Box::new(one.clone())),
-                many => c.push(&format!("{column} = ANY ($?)"), Box::new(many.to_vec())),
+                [one] => out
+                    .dimensions
+                    .push(bind(&format!("{column} = $?"), Box::new(one.clone()))),
+                many => out.dimensions.push(bind(
+                    &format!("{column} = ANY ($?)"),
+                    Box::new(many.to_vec()),
+                )),
             }
         }
         if let Some(table) = &self.table {
-            c.push("table_name = $?", Box::new(table.clone()));
-        }
-        if let Some(subject) = &self.subject {
-            c.push("subject_id = $?", Box::new(subject.clone()));
+            out.dimensions
+                .push(bind("table_name = $?", Box::new(table.clone())));
         }
         if let Some(source) = &self.source {
-            c.push("source = $?", Box::new(source.clone()));
+            out.dimensions
+                .push(bind("source = $?", Box::new(source.clone())));
         }
-        c
+        if let Some(subject) = &self.subject {
+            out.subject = Some(bind("subject_id = $?", Box::new(subject.clone())));
+        }
+        out
+    }
+
+    pub fn condition(&self) -> Condition {
+        let mut params = Vec::new();
+        let clauses = self.clauses(&mut params);
+        let all: Vec<String> = clauses.all().collect();
+        Condition {
+            sql: if all.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", all.join(" AND "))
+            },
+            params,
+        }
+    }
+}
+
+/// The clauses of [`Filters`], by kind (see [`Filters::clauses`]).
+#[derive(Debug, Default, PartialEq)]
+pub struct Clauses {
+    pub time: Vec<String>,
+    pub dimensions: Vec<String>,
+    pub subject: Option<String>,
+}
+
+impl Clauses {
+    pub fn all(&self) -> impl Iterator<Item = String> + '_ {
+        self.time
+            .iter()
+            .chain(&self.dimensions)
+            .chain(&self.subject)
+            .cloned()
     }
 }
 
@@ -138,10 +180,31 @@ mod tests {
         assert_eq!(
             c.sql,
             " WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) AND entity = $4 \
-             AND table_name = $5 AND subject_id = $6 AND source = $7"
+             AND table_name = $5 AND source = $6 AND subject_id = $7"
         );
         assert_eq!(c.params.len(), 7);
         assert!(!c.sql.contains("DROP"));
+        assert!(f.has_dimensions());
+    }
+
+    #[test]
+    fn the_time_range_and_the_subject_are_not_dimensions_of_the_summary() {
+        let f = Filters {
+            since: Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()),
+            subject: Some("7".into()),
+            ..Default::default()
+        };
+        assert!(!f.has_dimensions());
+        let mut params = Vec::new();
+        let c = Filters {
+            source: Some("api".into()),
+            ..f
+        }
+        .clauses(&mut params);
+        assert_eq!(c.time, ["occurred_at >= $1"]);
+        assert_eq!(c.dimensions, ["source = $2"]);
+        assert_eq!(c.subject.as_deref(), Some("subject_id = $3"));
+        assert_eq!(params.len(), 3);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub async fn show(
 ) -> Result<Response, WebError> {
     let params = LogParams::parse(query.unwrap_or_default().as_bytes());
     let role = &session.role;
-    let client = session.client().await?;
+    let mut client = session.client().await?;
     let tracked = queries::tracked_entities(&client)
         .await
         .map_err(|e| WebError::query(role, "reading tracked tables", &e))?;
@@ -37,7 +37,7 @@ pub async fn show(
         .map_err(|e| WebError::query(role, "reading the actions in the log", &e))?;
     let (listed, error) = match params.to_filters(Utc::now(), settings.zone) {
         Ok(filters) => {
-            let page = queries::list(&client, &filters, params.page, settings.page_size)
+            let page = queries::list(&mut client, &filters, params.page, settings.page_size)
                 .await
                 .map_err(|e| WebError::query(role, "reading the audit log", &e))?;
             (Some(page), None)
@@ -47,6 +47,9 @@ pub async fn show(
     let integrity = queries::integrity(&client)
         .await
         .map_err(|e| WebError::query(role, "reading audit.integrity", &e))?;
+    let summary = queries::summary_state(&*client)
+        .await
+        .map_err(|e| WebError::query(role, "reading audit.summary_state", &e))?;
     drop(client);
     let status = if error.is_some() {
         axum::http::StatusCode::BAD_REQUEST
@@ -65,6 +68,7 @@ pub async fn show(
             &session.csrf,
         ),
         integrity: integrity_line(&integrity, settings.zone),
+        summary_notice: super::view::summary_notice(&summary, Utc::now(), settings.zone),
     };
     Ok((status, render(&page)).into_response())
 }

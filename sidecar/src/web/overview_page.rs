@@ -46,20 +46,28 @@ pub async fn show(
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| WebError::internal("no midnight on the overview's first day"))?;
     let role = &session.role;
-    let client = session.client().await?;
-    let days = queries::days(&client, since, zone.name())
+    // The summary counts UTC hours: they make up the days only if every midnight does.
+    let days_on_hours = (0..=days_back).all(|d| {
+        (first_day + chrono::Duration::days(d))
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(zone).earliest())
+            .is_some_and(|t| t.timestamp() % 3600 == 0)
+    });
+    let mut client = session.client().await?;
+    let counts = queries::overview_counts(&mut client, since, zone.name(), days_on_hours, LISTED)
         .await
-        .map_err(|e| WebError::query(role, "counting events per day", &e))?;
-    let actors = queries::top_actors(&client, since, LISTED)
-        .await
-        .map_err(|e| WebError::query(role, "reading the busiest actors", &e))?;
+        .map_err(|e| WebError::query(role, "counting events per day and actor", &e))?;
     let alerts = queries::latest_alerts(&client, LISTED)
         .await
         .map_err(|e| WebError::query(role, "reading the latest alerts", &e))?;
+    let summary = queries::summary_state(&*client)
+        .await
+        .map_err(|e| WebError::query(role, "reading audit.summary_state", &e))?;
     drop(client);
     let page = OverviewPage {
         layout: Layout::signed_in("Overview", &session.role, &session.csrf).on(Nav::Overview),
-        view: OverviewView::new(range, today, &days, &actors, &alerts, zone),
+        view: OverviewView::new(range, today, &counts.days, &counts.actors, &alerts, zone),
+        summary_notice: super::view::summary_notice(&summary, Utc::now(), zone),
     };
     Ok(render(&page).into_response())
 }

@@ -151,6 +151,8 @@ pub struct LogParams {
     pub entities: Vec<String>,
     pub actions: Vec<String>,
     pub source: String,
+    /// `table_name`, e.g. `crm.contacts` (no form field: links and hand-made URLs).
+    pub table: String,
     pub subject: String,
     pub page: Page,
 }
@@ -189,6 +191,7 @@ impl LogParams {
                 "entity" => push(&mut p.entities),
                 "action" => push(&mut p.actions),
                 "source" => p.source = value,
+                "table" => p.table = value,
                 "subject" => p.subject = value,
                 "before" => {
                     if let Some(c) = Cursor::decode(&value) {
@@ -249,7 +252,7 @@ impl LogParams {
             actors: self.actors.clone(),
             entities: self.entities.clone(),
             actions: self.actions.clone(),
-            table: None,
+            table: one(&self.table),
             subject: one(&self.subject),
             source: one(&self.source),
         })
@@ -275,6 +278,9 @@ impl LogParams {
         }
         if !self.source.is_empty() {
             pairs.push(("source", self.source.clone()));
+        }
+        if !self.table.is_empty() {
+            pairs.push(("table", self.table.clone()));
         }
         if !self.subject.is_empty() {
             pairs.push(("subject", self.subject.clone()));
@@ -359,12 +365,13 @@ mod tests {
     fn round_trips_through_the_query_string() {
         let p = LogParams::parse(
             b"range=custom&from=2026-11-01&to=2026-11-20&actor=alice%40example.com&actor=bob\
-              &entity=contact&action=update&action=delete&source=import&subject=42\
+              &entity=contact&action=update&action=delete&source=import&subject=42&table=crm.contacts\
               &before=1764072000000000_17&junk=1",
         );
         assert_eq!(p.range, Range::Custom);
         assert_eq!(p.actors, ["alice@example.com", "bob"]);
         assert_eq!(p.actions, ["update", "delete"]);
+        assert_eq!(p.table, "crm.contacts");
         assert_eq!(
             p.page,
             Page::Before(Cursor {

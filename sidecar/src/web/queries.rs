@@ -7,13 +7,14 @@
 //! summary of every matching event before sorting. Each summary is looked up by
 //! (occurred_at, id), which the events' btree index serves (there is no index on id alone).
 
+use chrono::DurationRound;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient, IsolationLevel};
 
 use super::params::{Cursor, Page};
-use crate::filters::Filters;
+use crate::filters::{Filters, Param};
 
 pub struct ListedEvent {
     pub id: i64,
@@ -42,47 +43,237 @@ pub struct EventPage {
     pub has_older: bool,
 }
 
-/// One page of events matching `filters`, newest first.
+/// What `audit.summary_state` says: which events the hourly summary counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SummaryState {
+    /// The installed extension keeps no summary.
+    Unavailable,
+    /// Nothing summarized yet: every event is in the tail.
+    Empty,
+    /// Events with `txid < watermark` are counted in `audit.event_summary`.
+    At {
+        /// The `xid8` as text: it travels back into SQL as `$n::text::xid8`, a constant the
+        /// planner sees, so the tail is found through the (txid, id) index.
+        watermark: String,
+        summarized_at: DateTime<Utc>,
+    },
+}
+
+impl SummaryState {
+    fn watermark(&self) -> Option<&str> {
+        match self {
+            SummaryState::At { watermark, .. } => Some(watermark),
+            _ => None,
+        }
+    }
+}
+
+pub async fn summary_state(
+    client: &impl GenericClient,
+) -> Result<SummaryState, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT pg_catalog.to_regclass('audit.summary_state') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    if !exists {
+        return Ok(SummaryState::Unavailable);
+    }
+    let row = client
+        .query_opt(
+            "SELECT watermark::text, summarized_at FROM audit.summary_state LIMIT 1",
+            &[],
+        )
+        .await?;
+    Ok(match row {
+        None => SummaryState::Empty,
+        Some(r) => match (r.try_get(0)?, r.try_get(1)?) {
+            (Some(watermark), Some(summarized_at)) => SummaryState::At {
+                watermark,
+                summarized_at,
+            },
+            _ => SummaryState::Empty,
+        },
+    })
+}
+
+/// The summary and the events are read in one snapshot: the watermark read first must be
+/// the one the summary was written with, or hours counted after it would be taken for hours
+/// with summarized events and the page could skip some.
+async fn snapshot(
+    client: &mut Client,
+) -> Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+}
+
+/// Floors a time to its UTC hour, as `audit.event_summary.hour` is.
+pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(chrono::Duration::hours(1)).unwrap_or(t)
+}
+
+/// The SQL of one page of the list and its parameters.
+pub struct PageSql {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+/// Today's page query: the newest (or, going back, oldest) `limit` matching events by the
+/// (occurred_at, id) index. With a dimension filter that matches rarely or never, this walks
+/// the index a long way: [`summarized_page_sql`] is used then.
+pub fn plain_page_sql(filters: &Filters, page: Page, limit: i64) -> PageSql {
+    let mut params = Vec::new();
+    let mut clauses: Vec<String> = filters.clauses(&mut params).all().collect();
+    let order = order_of(page);
+    if let Some(k) = keyset(page, &mut params) {
+        clauses.push(k);
+    }
+    params.push(Box::new(limit));
+    PageSql {
+        sql: format!(
+            "SELECT {COLUMNS} FROM audit.events{where_} \
+             ORDER BY occurred_at {order}, id {order} LIMIT ${limit}",
+            where_ = where_(&clauses),
+            limit = params.len(),
+        ),
+        params,
+    }
+}
+
+/// A page found through the hourly summary: the hours whose summary rows match the
+/// dimension filters, newest first (oldest first going back to newer pages), then in each
+/// such hour the matching summarized events by the (occurred_at, id) index, and the events
+/// not summarized yet (`txid >= watermark`) by the (txid, id) index.
+///
+/// `limit + 3` hours are enough: every candidate hour holds a matching summarized event
+/// except the cursor's hour (its matches may all lie on the other side of the cursor) and
+/// the two hours cut by the time range, so the hours give at least `limit` events.
+pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark: &str) -> PageSql {
+    let mut params = Vec::new();
+    let clauses = filters.clauses(&mut params);
+    let order = order_of(page);
+    let mut hours = clauses.dimensions.clone();
+    if let Some(since) = filters.since {
+        params.push(Box::new(hour_of(since)));
+        hours.push(format!("hour >= ${}", params.len()));
+    }
+    if let Some(until) = filters.until {
+        params.push(Box::new(until));
+        hours.push(format!("hour < ${}", params.len()));
+    }
+    let mut events: Vec<String> = clauses.all().collect();
+    if let Some(k) = keyset(page, &mut params) {
+        events.push(k);
+    }
+    if let Page::Before(c) | Page::After(c) = page {
+        params.push(Box::new(hour_of(c.at)));
+        let op = if order == "DESC" { "<=" } else { ">=" };
+        hours.push(format!("hour {op} ${}", params.len()));
+    }
+    params.push(Box::new(watermark.to_owned()));
+    let watermark = format!("${}::text::xid8", params.len());
+    params.push(Box::new(limit + 3));
+    let hours_limit = params.len();
+    params.push(Box::new(limit));
+    let limit = params.len();
+    let mut summarized = events.clone();
+    summarized.push("occurred_at >= h.hour".into());
+    summarized.push("occurred_at < h.hour + interval '1 hour'".into());
+    summarized.push(format!("txid < {watermark}"));
+    let mut tail = events;
+    tail.push(format!("txid >= {watermark}"));
+    PageSql {
+        sql: format!(
+            "SELECT {COLUMNS} FROM (\
+             SELECT p.* FROM (SELECT DISTINCT hour FROM audit.event_summary{hours} \
+             ORDER BY hour {order} LIMIT ${hours_limit}) AS h \
+             CROSS JOIN LATERAL (SELECT {COLUMNS} FROM audit.events{summarized} \
+             ORDER BY occurred_at {order}, id {order} LIMIT ${limit}) AS p \
+             UNION ALL \
+             (SELECT {COLUMNS} FROM audit.events{tail} \
+             ORDER BY occurred_at {order}, id {order} LIMIT ${limit})) AS u \
+             ORDER BY occurred_at {order}, id {order} LIMIT ${limit}",
+            hours = where_(&hours),
+            summarized = where_(&summarized),
+            tail = where_(&tail),
+        ),
+        params,
+    }
+}
+
+const COLUMNS: &str = "id, occurred_at, actor, action, entity, subject_id, source";
+
+fn order_of(page: Page) -> &'static str {
+    match page {
+        Page::After(_) => "ASC",
+        Page::Newest | Page::Before(_) => "DESC",
+    }
+}
+
+fn keyset(page: Page, params: &mut Vec<Param>) -> Option<String> {
+    let (op, c) = match page {
+        Page::Newest => return None,
+        Page::Before(c) => ("<", c),
+        Page::After(c) => (">", c),
+    };
+    params.push(Box::new(c.at));
+    params.push(Box::new(c.id));
+    Some(format!(
+        "(occurred_at, id) {op} (${}, ${})",
+        params.len() - 1,
+        params.len()
+    ))
+}
+
+fn where_(clauses: &[String]) -> String {
+    if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    }
+}
+
+/// One page of events matching `filters`, newest first. With a filter on a dimension of the
+/// summary (and no subject, which the (entity, subject_id) index serves), the page is found
+/// through the summary once there is one.
 pub async fn list(
-    client: &Client,
+    client: &mut Client,
     filters: &Filters,
     page: Page,
     size: i64,
 ) -> Result<EventPage, tokio_postgres::Error> {
-    let mut condition = filters.condition();
-    let (keyset, order) = match page {
-        Page::Newest => (None, "DESC"),
-        Page::Before(c) => (Some(("<", c)), "DESC"),
-        Page::After(c) => (Some((">", c)), "ASC"),
+    let tx = snapshot(client).await?;
+    let state = if filters.has_dimensions() && filters.subject.is_none() {
+        summary_state(&tx).await?
+    } else {
+        SummaryState::Unavailable
     };
-    if let Some((op, c)) = keyset {
-        let n = condition.params.len();
-        condition.sql.push_str(if condition.sql.is_empty() {
-            " WHERE "
-        } else {
-            " AND "
-        });
-        condition
-            .sql
-            .push_str(&format!("(occurred_at, id) {op} (${}, ${})", n + 1, n + 2));
-        condition.params.push(Box::new(c.at));
-        condition.params.push(Box::new(c.id));
-    }
-    condition.params.push(Box::new(size + 1));
-    let limit = condition.params.len();
+    let found = match state.watermark() {
+        Some(w) => summarized_page_sql(filters, page, size + 1, w),
+        None => plain_page_sql(filters, page, size + 1),
+    };
+    let order = order_of(page);
     let sql = format!(
         "SELECT e.id, e.occurred_at, e.actor, e.action, e.entity, e.subject_id, e.source,
                 (SELECT r.summary FROM audit.report AS r
                   WHERE r.occurred_at = e.occurred_at AND r.id = e.id)
-           FROM (SELECT id, occurred_at, actor, action, entity, subject_id, source
-                   FROM audit.events{where_}
-                  ORDER BY occurred_at {order}, id {order}
-                  LIMIT ${limit}) AS e
+           FROM ({found}) AS e
           ORDER BY e.occurred_at {order}, e.id {order}",
-        where_ = condition.sql,
+        found = found.sql,
     );
-    let params: Vec<&(dyn ToSql + Sync)> = condition.param_refs();
-    let rows = client.query(&sql, &params).await?;
+    let params: Vec<&(dyn ToSql + Sync)> = found
+        .params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let rows = tx.query(&sql, &params).await?;
+    tx.commit().await?;
     let mut events = rows
         .iter()
         .map(|r| {
@@ -244,24 +435,49 @@ pub struct AlertRow {
     pub description: Option<String>,
 }
 
-/// Events per day by category since `since`, days in `zone`.
-pub async fn days(
-    client: &Client,
-    since: chrono::DateTime<chrono::Utc>,
+/// The Overview's counts: events per day by category, and the busiest actors.
+pub struct OverviewCounts {
+    pub days: Vec<DayCounts>,
+    pub actors: Vec<(String, i64)>,
+}
+
+/// Categories of the chart, as aggregates over rows with `entity`, `action` and a count.
+const CATEGORIES: &str =
+    "coalesce(pg_catalog.sum(n) FILTER (WHERE entity = 'contact' AND action <> 'export'), 0)::bigint,
+     coalesce(pg_catalog.sum(n) FILTER (WHERE entity = 'group'), 0)::bigint,
+     coalesce(pg_catalog.sum(n) FILTER (WHERE entity = 'user'), 0)::bigint,
+     coalesce(pg_catalog.sum(n) FILTER (WHERE action = 'export'), 0)::bigint";
+
+/// Events per day by category and the busiest `limit` actors since `since` (a midnight in
+/// `zone`). The summary's hours are UTC hours: they add up to days only when every midnight
+/// of the range falls on a UTC hour (`days_on_hours`); otherwise, and without a summary,
+/// the events are counted directly. Summary and tail are read in one snapshot.
+pub async fn overview_counts(
+    client: &mut Client,
+    since: DateTime<Utc>,
     zone: &str,
-) -> Result<Vec<DayCounts>, tokio_postgres::Error> {
-    client
-        .query(
-            "SELECT (occurred_at AT TIME ZONE $2)::date,
-                    pg_catalog.count(*) FILTER (WHERE entity = 'contact' AND action <> 'export'),
-                    pg_catalog.count(*) FILTER (WHERE entity = 'group'),
-                    pg_catalog.count(*) FILTER (WHERE entity = 'user'),
-                    pg_catalog.count(*) FILTER (WHERE action = 'export')
-               FROM audit.events
-              WHERE occurred_at >= $1
-              GROUP BY 1 ORDER BY 1",
-            &[&since, &zone],
-        )
+    days_on_hours: bool,
+    limit: i64,
+) -> Result<OverviewCounts, tokio_postgres::Error> {
+    let tx = snapshot(client).await?;
+    let state = if days_on_hours {
+        summary_state(&tx).await?
+    } else {
+        SummaryState::Unavailable
+    };
+    let (days_sql, actors_sql, watermark) = match state.watermark() {
+        Some(w) => (SUMMARIZED_DAYS, SUMMARIZED_ACTORS, Some(w.to_owned())),
+        None => (PLAIN_DAYS, PLAIN_ACTORS, None),
+    };
+    let days_sql = days_sql.replace("{CATEGORIES}", CATEGORIES);
+    let mut days_params: Vec<&(dyn ToSql + Sync)> = vec![&since, &zone];
+    let mut actors_params: Vec<&(dyn ToSql + Sync)> = vec![&since, &limit];
+    if let Some(w) = &watermark {
+        days_params.push(w);
+        actors_params.push(w);
+    }
+    let days = tx
+        .query(&days_sql, &days_params)
         .await?
         .iter()
         .map(|r| {
@@ -273,26 +489,45 @@ pub async fn days(
                 exports: r.try_get(4)?,
             })
         })
-        .collect()
-}
-
-/// The busiest actors since `since`.
-pub async fn top_actors(
-    client: &Client,
-    since: chrono::DateTime<chrono::Utc>,
-    limit: i64,
-) -> Result<Vec<(String, i64)>, tokio_postgres::Error> {
-    client
-        .query(
-            "SELECT actor, pg_catalog.count(*) FROM audit.events WHERE occurred_at >= $1
-              GROUP BY actor ORDER BY 2 DESC, 1 LIMIT $2",
-            &[&since, &limit],
-        )
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    let actors = tx
+        .query(actors_sql, &actors_params)
         .await?
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect()
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    tx.commit().await?;
+    Ok(OverviewCounts { days, actors })
 }
+
+/// `$1` since, `$2` zone.
+const PLAIN_DAYS: &str = "SELECT day, {CATEGORIES}
+   FROM (SELECT (occurred_at AT TIME ZONE $2)::date AS day, entity, action, 1 AS n
+           FROM audit.events WHERE occurred_at >= $1) AS e
+  GROUP BY day ORDER BY day";
+
+/// `$1` since (on a UTC hour), `$2` zone, `$3` watermark: the summary's hours from `$1`,
+/// and the events not summarized yet.
+const SUMMARIZED_DAYS: &str = "SELECT day, {CATEGORIES}
+   FROM (SELECT (hour AT TIME ZONE $2)::date AS day, entity, action, events AS n
+           FROM audit.event_summary WHERE hour >= $1
+         UNION ALL
+         SELECT (occurred_at AT TIME ZONE $2)::date, entity, action, 1
+           FROM audit.events WHERE occurred_at >= $1 AND txid >= $3::text::xid8) AS e
+  GROUP BY day ORDER BY day";
+
+/// `$1` since, `$2` how many.
+const PLAIN_ACTORS: &str = "SELECT actor, pg_catalog.count(*) FROM audit.events
+  WHERE occurred_at >= $1 GROUP BY actor ORDER BY 2 DESC, 1 LIMIT $2";
+
+/// `$1` since (on a UTC hour), `$2` how many, `$3` watermark.
+const SUMMARIZED_ACTORS: &str = "SELECT actor, pg_catalog.sum(n)::bigint
+   FROM (SELECT actor, pg_catalog.sum(events) AS n FROM audit.event_summary
+          WHERE hour >= $1 GROUP BY actor
+         UNION ALL
+         SELECT actor, pg_catalog.count(*) FROM audit.events
+          WHERE occurred_at >= $1 AND txid >= $3::text::xid8 GROUP BY actor) AS a
+  GROUP BY actor ORDER BY 2 DESC, 1 LIMIT $2";
 
 /// The newest alerts (audit_log/alert events), whatever the range.
 pub async fn latest_alerts(
@@ -321,4 +556,126 @@ pub async fn latest_alerts(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, h, m, 7).unwrap()
+    }
+
+    fn filters() -> Filters {
+        Filters {
+            since: Some(t(9, 30)),
+            until: Some(t(17, 45)),
+            actors: vec!["ann".into(), "bob".into()],
+            source: Some("api; DROP TABLE x".into()),
+            ..Filters::default()
+        }
+    }
+
+    /// Whitespace-insensitive, so the tests read as SQL.
+    fn squeeze(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn the_plain_page_is_the_time_index_walk_it_always_was() {
+        let q = plain_page_sql(&filters(), Page::Newest, 51);
+        assert_eq!(
+            squeeze(&q.sql),
+            "SELECT id, occurred_at, actor, action, entity, subject_id, source FROM audit.events \
+             WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) AND source = $4 \
+             ORDER BY occurred_at DESC, id DESC LIMIT $5"
+        );
+        assert_eq!(q.params.len(), 5);
+    }
+
+    #[test]
+    fn a_summarized_page_reads_candidate_hours_then_each_hour_and_the_tail() {
+        let cursor = Cursor {
+            at: t(15, 20),
+            id: 99,
+        };
+        let q = summarized_page_sql(&filters(), Page::Before(cursor), 51, "12345");
+        assert_eq!(
+            squeeze(&q.sql),
+            "SELECT id, occurred_at, actor, action, entity, subject_id, source FROM (\
+             SELECT p.* FROM (SELECT DISTINCT hour FROM audit.event_summary \
+             WHERE actor = ANY ($3) AND source = $4 AND hour >= $5 AND hour < $6 AND hour <= $9 \
+             ORDER BY hour DESC LIMIT $11) AS h \
+             CROSS JOIN LATERAL (SELECT id, occurred_at, actor, action, entity, subject_id, source \
+             FROM audit.events WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) \
+             AND source = $4 AND (occurred_at, id) < ($7, $8) AND occurred_at >= h.hour \
+             AND occurred_at < h.hour + interval '1 hour' AND txid < $10::text::xid8 \
+             ORDER BY occurred_at DESC, id DESC LIMIT $12) AS p \
+             UNION ALL \
+             (SELECT id, occurred_at, actor, action, entity, subject_id, source FROM audit.events \
+             WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) AND source = $4 \
+             AND (occurred_at, id) < ($7, $8) AND txid >= $10::text::xid8 \
+             ORDER BY occurred_at DESC, id DESC LIMIT $12)) AS u \
+             ORDER BY occurred_at DESC, id DESC LIMIT $12"
+        );
+        assert_eq!(q.params.len(), 12);
+        // Values travel as parameters only.
+        assert!(!q.sql.contains("DROP") && !q.sql.contains("12345") && !q.sql.contains("ann"));
+        // The hours: since's hour, until, the cursor's hour, and limit + 3 of them.
+        let shown: Vec<String> = q.params.iter().map(|p| format!("{p:?}")).collect();
+        assert_eq!(
+            shown[4],
+            format!("{:?}", Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap())
+        );
+        assert_eq!(
+            shown[8],
+            format!(
+                "{:?}",
+                Utc.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap()
+            )
+        );
+        assert_eq!(shown[9], "\"12345\"");
+        assert_eq!((shown[10].as_str(), shown[11].as_str()), ("54", "51"));
+    }
+
+    #[test]
+    fn newer_pages_read_hours_oldest_first_from_the_cursor() {
+        let cursor = Cursor {
+            at: t(15, 20),
+            id: 99,
+        };
+        let only_entity = Filters {
+            entities: vec!["user".into()],
+            ..Filters::default()
+        };
+        let q = summarized_page_sql(&only_entity, Page::After(cursor), 11, "7");
+        let sql = squeeze(&q.sql);
+        assert!(
+            sql.contains(
+                "FROM audit.event_summary WHERE entity = $1 AND hour >= $4 ORDER BY hour ASC LIMIT $6"
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains("(occurred_at, id) > ($2, $3)"), "{sql}");
+        assert!(
+            sql.ends_with("ORDER BY occurred_at ASC, id ASC LIMIT $7"),
+            "{sql}"
+        );
+        let newest = squeeze(&summarized_page_sql(&only_entity, Page::Newest, 11, "7").sql);
+        assert!(
+            newest
+                .contains("FROM audit.event_summary WHERE entity = $1 ORDER BY hour DESC LIMIT $3"),
+            "{newest}"
+        );
+        assert!(!newest.contains("occurred_at, id) <"), "{newest}");
+    }
+
+    #[test]
+    fn hours_are_utc_hours() {
+        assert_eq!(
+            hour_of(t(9, 30)),
+            Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap()
+        );
+    }
 }

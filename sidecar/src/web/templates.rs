@@ -139,6 +139,8 @@ pub struct LogPage {
     pub view: LogView,
     /// How far the log is sealed, in one line.
     pub integrity: String,
+    /// Set when the hourly summary is stale (see `view::summary_notice`).
+    pub summary_notice: Option<String>,
 }
 
 #[derive(Template)]
@@ -155,4 +157,6 @@ pub struct EventPage {
 pub struct OverviewPage {
     pub layout: Layout,
     pub view: OverviewView,
+    /// Set when the hourly summary is stale (see `view::summary_notice`).
+    pub summary_notice: Option<String>,
 }

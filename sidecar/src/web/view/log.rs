@@ -129,6 +129,10 @@ impl LogView {
         ] {
             hidden.extend(values.iter().skip(1).map(|v| (key, v.clone())));
         }
+        // No field of its own: kept across "Apply filters" as a hidden field.
+        if !params.table.is_empty() {
+            hidden.push(("table", params.table.clone()));
+        }
 
         let chips = Self::chips(params);
         let rows: Vec<Row> = listed
@@ -249,6 +253,17 @@ impl LogView {
                 value: params.source.clone(),
                 remove_href: LogParams {
                     source: String::new(),
+                    ..base.clone()
+                }
+                .href(),
+            });
+        }
+        if !params.table.is_empty() {
+            chips.push(Chip {
+                label: "Table",
+                value: params.table.clone(),
+                remove_href: LogParams {
+                    table: String::new(),
                     ..base.clone()
                 }
                 .href(),
