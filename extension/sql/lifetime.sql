@@ -92,13 +92,12 @@ CREATE TABLE audit.event_summary (
     entity     text        NOT NULL,
     action     text        NOT NULL,
     table_name text,
-    events     bigint      NOT NULL CHECK (events > 0),
-    UNIQUE NULLS NOT DISTINCT (hour, actor, source, entity, action, table_name)
-);
-CREATE INDEX event_summary_actor ON audit.event_summary (actor, hour);
-CREATE INDEX event_summary_source ON audit.event_summary (source, hour);
-CREATE INDEX event_summary_entity_action ON audit.event_summary (entity, action, hour);
-CREATE INDEX event_summary_table ON audit.event_summary (table_name, hour);
+    events     bigint      NOT NULL CHECK (events > 0)
+) PARTITION BY RANGE (hour);
+-- Partitioned as audit.events is, partition for partition (audit.create_events_partition), so
+-- that retention drops a month's summary with its events, writing no WAL for its rows; its
+-- indexes are each partition's own, for the reason audit.setup_events_partition gives.
+CREATE TABLE audit.event_summary_default PARTITION OF audit.event_summary DEFAULT;
 
 COMMENT ON TABLE audit.event_summary IS
     'Events per hour by actor, source, entity, action and table, for every event with txid below audit.summary_state.watermark.';
@@ -112,13 +111,20 @@ CREATE TABLE audit.summary_state (
 COMMENT ON TABLE audit.summary_state IS
     'Events with txid below watermark are counted in audit.event_summary; later ones are not yet.';
 
--- Only maintenance writes the summary (a changed summary would hide events from filters).
+-- Only maintenance writes the summary (a changed summary would hide events from filters),
+-- but for a restore, which loads each table while it is empty.
 CREATE FUNCTION audit.refuse_summary_change() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    filled boolean;
 BEGIN
-    IF NOT audit.maintenance_in_progress() THEN
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE format('SELECT EXISTS (SELECT FROM %I.%I)', TG_TABLE_SCHEMA, TG_TABLE_NAME)
+           INTO filled;
+    END IF;
+    IF NOT audit.maintenance_in_progress() AND (TG_OP <> 'INSERT' OR filled) THEN
         RAISE EXCEPTION 'audit.% is written only by audit.maintain()', TG_TABLE_NAME
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -130,6 +136,27 @@ CREATE TRIGGER event_summary_maintained
     BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.event_summary
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
 ALTER TABLE audit.event_summary ENABLE ALWAYS TRIGGER event_summary_maintained;
+
+-- A summary partition's indexes (one per filter, the hour last for newest-first reads) and
+-- guard.
+CREATE FUNCTION audit.setup_summary_partition(part regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := (SELECT c.relname FROM pg_class AS c WHERE c.oid = part);
+BEGIN
+    EXECUTE format('CREATE INDEX %I ON %s (hour)', name || '_hour_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (actor, hour)', name || '_actor_hour_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (source, hour)', name || '_source_hour_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (entity, action, hour)', name || '_entity_action_hour_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (table_name, hour)', name || '_table_name_hour_idx', part);
+    EXECUTE format('CREATE TRIGGER event_summary_maintained
+                    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change()', part);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER event_summary_maintained', part);
+END
+$$;
 CREATE TRIGGER summary_state_maintained
     BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.summary_state
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
@@ -148,7 +175,7 @@ SELECT pg_catalog.pg_extension_config_dump('audit.storage_policy', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.legal_holds', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.archives', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.retention_gaps', '');
-SELECT pg_catalog.pg_extension_config_dump('audit.event_summary', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.event_summary_default', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.summary_state', '');
 
 -- The partitions of audit.events, oldest first. Bounds are read back from the catalog's own
@@ -357,8 +384,9 @@ CREATE FUNCTION audit.create_events_partition(from_time timestamptz, to_time tim
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    name  text := 'events_' || to_char(from_time AT TIME ZONE 'UTC', 'YYYYMMDD');
-    moved bigint := 0;
+    name    text := 'events_' || to_char(from_time AT TIME ZONE 'UTC', 'YYYYMMDD');
+    summary text;
+    moved   bigint := 0;
 BEGIN
     PERFORM audit.require_maintenance();
     IF to_regclass(format('audit.%I', name)) IS NOT NULL THEN
@@ -377,6 +405,16 @@ BEGIN
     PERFORM audit.setup_events_partition(format('audit.%I', name)::regclass);
     EXECUTE format('ALTER TABLE audit.events ATTACH PARTITION audit.%I FOR VALUES FROM (%L) TO (%L)',
                    name, from_time, to_time);
+    -- Its summary, alike (audit.event_summary_YYYYMMDD for audit.events_YYYYMMDD).
+    summary := 'event_summary_' || substr(name, length('events_') + 1);
+    EXECUTE format('CREATE TABLE audit.%I (LIKE audit.event_summary INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', summary);
+    EXECUTE format('INSERT INTO audit.%I SELECT * FROM audit.event_summary_default AS d
+                     WHERE d.hour >= $1 AND d.hour < $2', summary)
+      USING from_time, to_time;
+    DELETE FROM audit.event_summary_default AS d WHERE d.hour >= from_time AND d.hour < to_time;
+    PERFORM audit.setup_summary_partition(format('audit.%I', summary)::regclass);
+    EXECUTE format('ALTER TABLE audit.event_summary ATTACH PARTITION audit.%I FOR VALUES FROM (%L) TO (%L)',
+                   summary, from_time, to_time);
     RETURN jsonb_strip_nulls(jsonb_build_object(
         'partition', 'audit.' || name, 'from', from_time, 'to', to_time,
         'moved_from_default', nullif(moved, 0)));
@@ -505,6 +543,7 @@ DECLARE
     info    record;
     stats   record;
     gaps    text;
+    summary text;
     details jsonb;
 BEGIN
     PERFORM audit.require_maintenance();
@@ -519,9 +558,22 @@ BEGIN
     EXECUTE format('SELECT count(*) AS rows, min(id) AS first_id, max(id) AS last_id FROM %s', part)
        INTO stats;
     gaps := audit.note_retention_gaps(part, 'infinity', reason);
+    -- The month's summary goes with it (a summary partition of another range, made before a
+    -- change of interval, is cleared row by row instead).
+    summary := (SELECT format('%I.%I', n.nspname, c.relname)
+                  FROM pg_inherits AS i
+                  JOIN pg_class AS c ON c.oid = i.inhrelid
+                  JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                 WHERE i.inhparent = 'audit.event_summary'::regclass
+                   AND pg_get_expr(c.relpartbound, c.oid)
+                       = pg_get_expr((SELECT p.relpartbound FROM pg_class AS p WHERE p.oid = part), part));
     EXECUTE format('DROP TABLE %s', part);
-    DELETE FROM audit.event_summary AS s
-     WHERE s.hour >= info.from_time AND s.hour < info.to_time;
+    IF summary IS NOT NULL THEN
+        EXECUTE format('DROP TABLE %s', summary);
+    ELSE
+        DELETE FROM audit.event_summary AS s
+         WHERE s.hour >= info.from_time AND s.hour < info.to_time;
+    END IF;
     details := jsonb_strip_nulls(jsonb_build_object(
         'partition', info.partition, 'from', info.from_time, 'to', info.to_time,
         'before', info.to_time, 'rows', stats.rows, 'first_id', stats.first_id,
@@ -548,17 +600,30 @@ BEGIN
     IF high <= low THEN
         RETURN 0;
     END IF;
+    -- One row per (hour, actor, source, entity, action, table): added to where it exists,
+    -- inserted where not. (No unique index to do it with ON CONFLICT: the summary's indexes
+    -- are per partition; maintenance runs one at a time, under its lock. Both parts see the
+    -- rows as they were before the statement.)
     WITH counts AS (
         SELECT date_trunc('hour', e.occurred_at, 'UTC') AS hour, e.actor, e.source, e.entity,
                e.action, e.table_name, count(*) AS events
           FROM audit.events AS e
          WHERE e.txid >= low AND e.txid < high
          GROUP BY 1, 2, 3, 4, 5, 6
-    ), added AS (
-        INSERT INTO audit.event_summary AS s (hour, actor, source, entity, action, table_name, events)
-        SELECT * FROM counts
-        ON CONFLICT (hour, actor, source, entity, action, table_name)
-        DO UPDATE SET events = s.events + excluded.events
+    ), updated AS (
+        UPDATE audit.event_summary AS s
+           SET events = s.events + c.events
+          FROM counts AS c
+         WHERE s.hour = c.hour AND s.actor = c.actor AND s.source = c.source
+           AND s.entity = c.entity AND s.action = c.action
+           AND s.table_name IS NOT DISTINCT FROM c.table_name
+    ), inserted AS (
+        INSERT INTO audit.event_summary (hour, actor, source, entity, action, table_name, events)
+        SELECT c.* FROM counts AS c
+         WHERE NOT EXISTS (SELECT FROM audit.event_summary AS s
+                            WHERE s.hour = c.hour AND s.actor = c.actor AND s.source = c.source
+                              AND s.entity = c.entity AND s.action = c.action
+                              AND s.table_name IS NOT DISTINCT FROM c.table_name)
     )
     SELECT coalesce(sum(c.events), 0) INTO counted FROM counts AS c;
     INSERT INTO audit.summary_state AS st (watermark) VALUES (high)
@@ -589,6 +654,8 @@ DECLARE
     kept    jsonb := '[]';
 BEGIN
     PERFORM audit.require_maintenance();
+    -- One maintenance at a time (a second waits for the first).
+    PERFORM pg_advisory_xact_lock(hashtext('audit_trail maintenance'));
     -- Never stall capture behind a lock for long: a busy step is retried by the next run.
     PERFORM set_config('lock_timeout', '10s', true);
     SELECT coalesce(p.partition_interval, '1 month') AS every, coalesce(p.premake, 3) AS premake,
@@ -740,5 +807,6 @@ BEGIN
 END
 $$;
 
--- The default partition, made with audit.events (schema.sql), gets its indexes and guards here.
+-- The default partitions, made with their tables, get their indexes and guards here.
 SELECT audit.setup_events_partition('audit.events_default');
+SELECT audit.setup_summary_partition('audit.event_summary_default');
