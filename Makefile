@@ -125,3 +125,10 @@ bench-archive: install
 	./bench/archive.sh
 
 .PHONY: bench-archive
+
+## Retention benchmark: dropping a month of 1,000,000 events vs deleting them row by row
+## (seconds and WAL).
+bench-retention: install
+	./bench/retention.sh
+
+.PHONY: bench-retention

@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:28
+-- extension/src/lib.rs:29
 -- bootstrap
 -- audit_trail: storage. Runs first (bootstrap); functions and views come in api.sql.
 
@@ -103,7 +103,7 @@ SELECT pg_catalog.pg_extension_config_dump('audit.consumers', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:29
+-- extension/src/lib.rs:30
 -- requires:
 --   schema
 
@@ -636,7 +636,7 @@ ALTER EVENT TRIGGER audit_trail_sql_drop ENABLE ALWAYS;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:30
+-- extension/src/lib.rs:31
 -- requires:
 --   api
 
@@ -734,7 +734,7 @@ COMMENT ON VIEW audit.integrity IS
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:35
+-- extension/src/lib.rs:36
 -- requires:
 --   integrity
 
@@ -1553,7 +1553,7 @@ SELECT audit.setup_summary_partition('audit.event_summary_default');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:40
+-- extension/src/lib.rs:41
 -- requires:
 --   lifetime
 
@@ -1689,7 +1689,7 @@ CREATE VIEW audit.export_activity AS SELECT * FROM audit.report WHERE action = '
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:45
+-- extension/src/lib.rs:46
 -- finalize
 -- audit_trail: privileges. Runs last (finalize), once every object exists.
 

@@ -14,6 +14,7 @@ mod drop_guard;
 mod error;
 mod event_store;
 mod ffi;
+mod maintenance_worker;
 mod memory;
 mod privilege;
 mod retention;
@@ -53,7 +54,11 @@ pub extern "C-unwind" fn _PG_init() {
     // RUST_BACKTRACE says; a backend is single-threaded, so nothing reads the environment
     // concurrently.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    // Before settings::define, which reserves the audit. prefix: a setting of the worker's
+    // read from postgresql.conf must not be dropped as unknown first.
+    maintenance_worker::define();
     settings::define();
+    maintenance_worker::register();
     table_config::register_invalidation_callbacks();
     wakeup::register_callbacks();
 }

@@ -318,3 +318,72 @@ fn the_summary_counts_each_committed_event_once_including_late_commits() {
     client.batch_execute("SELECT audit.maintain()").unwrap();
     assert_summary_matches(&db, true);
 }
+
+#[test]
+fn with_the_library_preloaded_a_background_worker_maintains_the_named_database() {
+    use audit_trail_tests::cluster::Cluster;
+    let cluster: &'static Cluster = Box::leak(Box::new(Cluster::start_with(
+        "shared_preload_libraries = 'audit_trail'\n\
+         audit.maintenance_databases = 'maintained, not_there'\n\
+         audit.maintenance_interval = 1",
+    )));
+    cluster
+        .superuser("postgres")
+        .batch_execute("CREATE DATABASE maintained TEMPLATE audit_template")
+        .unwrap();
+    let mut client = cluster.superuser("maintained");
+    // Rows for a past month land in the default partition until maintenance runs.
+    client
+        .batch_execute(
+            "INSERT INTO audit.events (occurred_at, actor, entity, action)
+             SELECT date_trunc('month', now()) - interval '40 days' + make_interval(mins => g),
+                    'seeded', 'contact', 'update'
+               FROM generate_series(1, 25) g",
+        )
+        .unwrap();
+    // The workers start with the server: restart it now that the database exists (the
+    // worker of a missing database exits and is retried a minute later).
+    drop(client);
+    cluster.restart();
+    let mut client = cluster.superuser("maintained");
+    // The worker runs every second: wait (a bounded wait for liveness, not a timing
+    // assertion) until the default partition is empty and the month has its partition.
+    let mut moved = false;
+    for _ in 0..120 {
+        let left: i64 = client
+            .query_one("SELECT count(*) FROM audit.events_default", &[])
+            .unwrap()
+            .get(0);
+        let summarized: i64 = client
+            .query_one(
+                "SELECT coalesce(sum(events), 0)::bigint FROM audit.event_summary WHERE actor = 'seeded'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if left == 0 && summarized == 25 {
+            moved = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(moved, "the worker moved and summarized the events");
+    let partitions: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit.partitions WHERE NOT is_default AND closed",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(partitions >= 1);
+    // A database named in the setting that does not exist does not stop the others.
+    let workers: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'audit_trail maintenance'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(workers >= 1, "the worker of the existing database runs");
+    cluster.stop();
+}

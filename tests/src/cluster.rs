@@ -120,6 +120,11 @@ impl Cluster {
 
     /// A cluster of its own, for tests that restart or break the server. Stopped on drop.
     pub fn start() -> Cluster {
+        Self::start_with("")
+    }
+
+    /// A cluster of its own with extra postgresql.conf lines (e.g. shared_preload_libraries).
+    pub fn start_with(settings: &str) -> Cluster {
         let bindir = pg_bindir();
         let dir = server_dir();
         let data = dir.join("data");
@@ -149,6 +154,9 @@ impl Cluster {
                 dir.display()
             ),
         );
+        if !settings.is_empty() {
+            append_conf(&data, settings);
+        }
         fs::write(
             data.join("pg_hba.conf"),
             // `replication` lets `standby_of` copy and stream this cluster.
