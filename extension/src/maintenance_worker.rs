@@ -21,12 +21,22 @@ static INTERVAL_SECONDS: GucSetting<i32> = GucSetting::<i32>::new(3600);
 /// Defines the settings; called from _PG_init whether or not the library is preloaded, so
 /// that a setting in postgresql.conf is always known.
 pub fn define() {
+    // Read once, at server start, when the workers are registered. PostgreSQL refuses to
+    // create a server-start setting after start-up, so a backend that loads the library
+    // later (the usual case: no preloading) defines it as reloadable; without preloading
+    // no worker reads it anyway.
+    // SAFETY: reads a flag the postmaster sets while it loads preloaded libraries.
+    let context = if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        GucContext::Postmaster
+    } else {
+        GucContext::Sighup
+    };
     GucRegistry::define_string_guc(
         c"audit.maintenance_databases",
         c"Databases in which a background worker runs audit.maintain() on a schedule.",
         c"Comma-separated. Needs audit_trail in shared_preload_libraries; read at server start.",
         &DATABASES,
-        GucContext::Postmaster,
+        context,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
