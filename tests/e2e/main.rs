@@ -12,6 +12,7 @@ mod conninfo;
 mod contract;
 mod csv_cells;
 mod dashboard;
+mod dashboard_summary;
 mod dashboard_views;
 mod ddl;
 mod export;
