@@ -1,0 +1,45 @@
+-- :events audit events over the 13 months before now (one every 395 days / :events), as a
+-- CRM's log would hold them, for bench/scale.sh. Run as a superuser while audit.events is empty
+-- (SQL INSERT is allowed only then); they land in the default partition until maintenance.
+--   actors: 1,000 with a long tail (actor number = 1000 * u^3, u spread evenly over [0, 1)):
+--           user0 makes 10 % of the events, half the actors under 0.05 % each, user999 a
+--           handful;
+--   entities: 60 % contact, 25 % group (a third memberships), 12 % user, 3 % contact exports;
+--   actions: update 50 %, create 30 %, delete 20 % of the changes, export for exports;
+--   sources: manual ~69 %, import ~20 %, api ~10 %, sync 1 %;
+--   tables: crm.contacts, crm.groups, crm.group_members, crm.users (none for exports).
+INSERT INTO audit.events (occurred_at, actor, db_user, source, client_addr, application_name,
+                          entity, action, table_name, subject_id, changed_fields, old_data,
+                          new_data, details)
+SELECT ts, 'user' || least(999, floor(1000 * u * u * u)::int) || '@example.com', 'crm_app',
+       source, '10.0.0.7', 'crm-web', entity, action,
+       CASE WHEN action = 'export' THEN NULL
+            WHEN entity = 'contact' THEN 'crm.contacts'
+            WHEN entity = 'group' AND g % 3 = 0 THEN 'crm.group_members'
+            WHEN entity = 'group' THEN 'crm.groups'
+            ELSE 'crm.users' END,
+       CASE WHEN action = 'export' THEN NULL ELSE (g % 50000)::text END,
+       CASE WHEN action = 'update' THEN '{email}'::text[] END,
+       CASE action
+           WHEN 'update' THEN jsonb_build_object('email', 'o' || g % 50000 || '@example.com')
+           WHEN 'delete' THEN jsonb_build_object('id', g % 50000, 'name', 'Contact ' || g % 50000)
+       END,
+       CASE WHEN action IN ('create', 'update')
+            THEN jsonb_build_object('id', g % 50000, 'email', 'c' || g % 50000 || '@example.com')
+       END,
+       CASE WHEN action = 'export' THEN jsonb_build_object('rows', g % 5000) END
+  FROM (SELECT g,
+               now() - (g * interval '395 days' / :events) AS ts,
+               -- A fixed, well-spread fraction per event (golden ratio): reruns are identical.
+               (g * 0.6180339887498949) % 1 AS u,
+               CASE WHEN g % 100 = 42 THEN 'sync'
+                    ELSE (ARRAY['manual','manual','manual','manual','manual','manual','manual',
+                                'import','import','api'])[1 + (g / 7) % 10] END AS source,
+               CASE WHEN g % 100 < 60 THEN 'contact'
+                    WHEN g % 100 < 85 THEN 'group'
+                    WHEN g % 100 < 97 THEN 'user'
+                    ELSE 'contact' END AS entity,
+               CASE WHEN g % 100 >= 97 THEN 'export'
+                    ELSE (ARRAY['update','update','update','update','update','create',
+                                'create','create','delete','delete'])[1 + g * 13 % 10] END AS action
+          FROM generate_series(1::bigint, :events) AS g) AS s;
