@@ -154,18 +154,25 @@ pub fn plain_page_sql(filters: &Filters, page: Page, limit: i64) -> PageSql {
 /// `limit + 3` hours are enough: every candidate hour holds a matching summarized event
 /// except the cursor's hour (its matches may all lie on the other side of the cursor) and
 /// the two hours cut by the time range, so the hours give at least `limit` events.
+/// Fewer are read when the summary's counts show it: once the hours before one hold `limit`
+/// matching events for certain (not counting those three hours, whose counts may include
+/// events outside the page's bounds), that hour and older ones cannot reach the page; so a
+/// filter that matches often reads an hour or two, not `limit + 3`.
 pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark: &str) -> PageSql {
     let mut params = Vec::new();
     let clauses = filters.clauses(&mut params);
     let order = order_of(page);
     let mut hours = clauses.dimensions.clone();
+    let mut uncertain = Vec::new();
     if let Some(since) = filters.since {
         params.push(Box::new(hour_of(since)));
         hours.push(format!("hour >= ${}", params.len()));
+        uncertain.push(hour_of(since));
     }
     if let Some(until) = filters.until {
         params.push(Box::new(until));
         hours.push(format!("hour < ${}", params.len()));
+        uncertain.push(hour_of(until));
     }
     let mut events: Vec<String> = clauses.all().collect();
     if let Some(k) = keyset(page, &mut params) {
@@ -175,7 +182,10 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
         params.push(Box::new(hour_of(c.at)));
         let op = if order == "DESC" { "<=" } else { ">=" };
         hours.push(format!("hour {op} ${}", params.len()));
+        uncertain.push(hour_of(c.at));
     }
+    params.push(Box::new(uncertain));
+    let uncertain = params.len();
     params.push(Box::new(watermark.to_owned()));
     let watermark = format!("${}::text::xid8", params.len());
     params.push(Box::new(limit + 3));
@@ -191,8 +201,12 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
     PageSql {
         sql: format!(
             "SELECT {COLUMNS} FROM (\
-             SELECT p.* FROM (SELECT DISTINCT hour FROM audit.event_summary{hours} \
-             ORDER BY hour {order} LIMIT ${hours_limit}) AS h \
+             SELECT p.* FROM (SELECT hour FROM (\
+             SELECT hour, pg_catalog.sum(CASE WHEN hour = ANY (${uncertain}) THEN 0 ELSE n END) \
+             OVER (ORDER BY hour {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
+             FROM (SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary{hours} \
+             GROUP BY hour ORDER BY hour {order} LIMIT ${hours_limit}) AS c) AS c \
+             WHERE before IS NULL OR before < ${limit}::bigint) AS h \
              CROSS JOIN LATERAL (SELECT {COLUMNS} FROM audit.events{summarized} \
              ORDER BY occurred_at {order}, id {order} LIMIT ${limit}) AS p \
              UNION ALL \
@@ -604,39 +618,37 @@ mod tests {
         assert_eq!(
             squeeze(&q.sql),
             "SELECT id, occurred_at, actor, action, entity, subject_id, source FROM (\
-             SELECT p.* FROM (SELECT DISTINCT hour FROM audit.event_summary \
+             SELECT p.* FROM (SELECT hour FROM (SELECT hour, \
+             pg_catalog.sum(CASE WHEN hour = ANY ($10) THEN 0 ELSE n END) OVER (ORDER BY hour DESC \
+             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
+             FROM (SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
              WHERE actor = ANY ($3) AND source = $4 AND hour >= $5 AND hour < $6 AND hour <= $9 \
-             ORDER BY hour DESC LIMIT $11) AS h \
+             GROUP BY hour ORDER BY hour DESC LIMIT $12) AS c) AS c \
+             WHERE before IS NULL OR before < $13::bigint) AS h \
              CROSS JOIN LATERAL (SELECT id, occurred_at, actor, action, entity, subject_id, source \
              FROM audit.events WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) \
              AND source = $4 AND (occurred_at, id) < ($7, $8) AND occurred_at >= h.hour \
-             AND occurred_at < h.hour + interval '1 hour' AND txid < $10::text::xid8 \
-             ORDER BY occurred_at DESC, id DESC LIMIT $12) AS p \
+             AND occurred_at < h.hour + interval '1 hour' AND txid < $11::text::xid8 \
+             ORDER BY occurred_at DESC, id DESC LIMIT $13) AS p \
              UNION ALL \
              (SELECT id, occurred_at, actor, action, entity, subject_id, source FROM audit.events \
              WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) AND source = $4 \
-             AND (occurred_at, id) < ($7, $8) AND txid >= $10::text::xid8 \
-             ORDER BY occurred_at DESC, id DESC LIMIT $12)) AS u \
-             ORDER BY occurred_at DESC, id DESC LIMIT $12"
+             AND (occurred_at, id) < ($7, $8) AND txid >= $11::text::xid8 \
+             ORDER BY occurred_at DESC, id DESC LIMIT $13)) AS u \
+             ORDER BY occurred_at DESC, id DESC LIMIT $13"
         );
-        assert_eq!(q.params.len(), 12);
+        assert_eq!(q.params.len(), 13);
         // Values travel as parameters only.
         assert!(!q.sql.contains("DROP") && !q.sql.contains("12345") && !q.sql.contains("ann"));
-        // The hours: since's hour, until, the cursor's hour, and limit + 3 of them.
+        // The hours: since's hour, until, the cursor's hour, and limit + 3 of them; the hours
+        // whose counts are not certain: since's, until's and the cursor's.
         let shown: Vec<String> = q.params.iter().map(|p| format!("{p:?}")).collect();
-        assert_eq!(
-            shown[4],
-            format!("{:?}", Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap())
-        );
-        assert_eq!(
-            shown[8],
-            format!(
-                "{:?}",
-                Utc.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap()
-            )
-        );
-        assert_eq!(shown[9], "\"12345\"");
-        assert_eq!((shown[10].as_str(), shown[11].as_str()), ("54", "51"));
+        let hour = |h| Utc.with_ymd_and_hms(2026, 11, 30, h, 0, 0).unwrap();
+        assert_eq!(shown[4], format!("{:?}", hour(9)));
+        assert_eq!(shown[8], format!("{:?}", hour(15)));
+        assert_eq!(shown[9], format!("{:?}", vec![hour(9), hour(17), hour(15)]));
+        assert_eq!(shown[10], "\"12345\"");
+        assert_eq!((shown[11].as_str(), shown[12].as_str()), ("54", "51"));
     }
 
     #[test]
@@ -653,19 +665,22 @@ mod tests {
         let sql = squeeze(&q.sql);
         assert!(
             sql.contains(
-                "FROM audit.event_summary WHERE entity = $1 AND hour >= $4 ORDER BY hour ASC LIMIT $6"
+                "FROM audit.event_summary WHERE entity = $1 AND hour >= $4 \
+                 GROUP BY hour ORDER BY hour ASC LIMIT $7"
             ),
             "{sql}"
         );
         assert!(sql.contains("(occurred_at, id) > ($2, $3)"), "{sql}");
+        assert!(sql.contains("OVER (ORDER BY hour ASC"), "{sql}");
         assert!(
-            sql.ends_with("ORDER BY occurred_at ASC, id ASC LIMIT $7"),
+            sql.ends_with("ORDER BY occurred_at ASC, id ASC LIMIT $8"),
             "{sql}"
         );
         let newest = squeeze(&summarized_page_sql(&only_entity, Page::Newest, 11, "7").sql);
         assert!(
-            newest
-                .contains("FROM audit.event_summary WHERE entity = $1 ORDER BY hour DESC LIMIT $3"),
+            newest.contains(
+                "FROM audit.event_summary WHERE entity = $1 GROUP BY hour ORDER BY hour DESC LIMIT $4"
+            ),
             "{newest}"
         );
         assert!(!newest.contains("occurred_at, id) <"), "{newest}");
