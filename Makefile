@@ -141,3 +141,10 @@ bench-retention: install
 	./bench/retention.sh
 
 .PHONY: bench-retention
+
+## Routing benchmark: capture's cost per statement with 0.1.0's single table vs 0.2.0's
+## partitions, same library, side by side.
+bench-routing: install
+	./bench/routing.sh
+
+.PHONY: bench-routing
