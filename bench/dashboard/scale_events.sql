@@ -29,7 +29,8 @@ SELECT ts, 'user' || least(999, floor(1000 * u * u * u)::int) || '@example.com',
        END,
        CASE WHEN action = 'export' THEN jsonb_build_object('rows', g % 5000) END
   FROM (SELECT g,
-               now() - (g * interval '395 days' / :events) AS ts,
+               -- (seconds, not g * interval: 10M times 395 days is out of an interval's range)
+               now() - make_interval(secs => g * (395 * 86400.0 / :events)) AS ts,
                -- A fixed, well-spread fraction per event (golden ratio): reruns are identical.
                (g * 0.6180339887498949) % 1 AS u,
                CASE WHEN g % 100 = 42 THEN 'sync'
