@@ -142,6 +142,28 @@ fn direct_edits_alert_only_once_application_roles_are_configured() {
     );
 }
 
+#[test]
+fn activity_outside_business_hours_alerts_once_they_are_configured() {
+    let run = |hours: &str| {
+        let db = crm_db();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules = dir.path().join("rules.toml");
+        std::fs::write(&rules, format!("business_hours = {hours}\n")).expect("rules");
+        by_rule(&alerts(&alert_once(
+            &db,
+            &["--stdout", "--rules", rules.to_str().expect("utf-8 path")],
+        )))
+    };
+    // Hours that hold every minute of every day: nothing is outside them.
+    let always = run(
+        "{ timezone = \"Pacific/Auckland\", days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"], from = \"00:00\", to = \"24:00\" }",
+    );
+    assert!(!always.contains_key("off-hours"), "{always:?}");
+    // No business day at all: the whole burst of the set-up is one alert.
+    let never = run("{ timezone = \"UTC\", days = [], from = \"08:00\", to = \"18:00\" }");
+    assert_eq!(never.get("off-hours"), Some(&1), "{never:?}");
+}
+
 /// A webhook receiver that answers 500 to its first `failures` requests, then 200, and
 /// keeps the bodies it accepted.
 fn receiver(failures: usize) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {

@@ -122,6 +122,13 @@ fn matches(rule: &Rule, e: &mut Lazy<'_>) -> bool {
             return false;
         }
     }
+    if rule
+        .outside
+        .as_ref()
+        .is_some_and(|h| h.contains(event.occurred_at))
+    {
+        return false;
+    }
     if let Some(fields) = &f.changed_fields_any {
         if !e.changed().iter().any(|c| fields.contains(c)) {
             return false;

@@ -33,6 +33,10 @@ struct RulesFile {
     /// reports captured changes made by other roles.
     #[serde(default)]
     application_roles: Vec<String>,
+    /// The site's business hours: with them, the built-in `off-hours` rule reports activity
+    /// outside them.
+    #[serde(default)]
+    business_hours: Option<HoursSpec>,
     /// Names of built-in rules to leave out.
     #[serde(default)]
     disable: Vec<String>,
@@ -78,6 +82,86 @@ pub struct Filter {
     /// `details.<key>` is a number greater than the value.
     #[serde(default)]
     pub details_above: BTreeMap<String, f64>,
+    /// The event happened outside these hours (in their time zone).
+    #[serde(default)]
+    pub outside_hours: Option<HoursSpec>,
+}
+
+/// Business hours as written in a rules file: `{ timezone = "Europe/Berlin", days = ["mon",
+/// "tue", "wed", "thu", "fri"], from = "08:00", to = "19:00" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursSpec {
+    timezone: String,
+    #[serde(default = "working_days")]
+    days: Vec<String>,
+    from: String,
+    to: String,
+}
+
+fn working_days() -> Vec<String> {
+    ["mon", "tue", "wed", "thu", "fri"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Business hours, checked: the days they apply on and the minutes of the day [from, to).
+#[derive(Debug, Clone)]
+pub struct BusinessHours {
+    zone: chrono_tz::Tz,
+    days: [bool; 7],
+    from: u32,
+    to: u32,
+}
+
+impl BusinessHours {
+    fn parse(spec: &HoursSpec) -> std::result::Result<BusinessHours, String> {
+        let zone = spec
+            .timezone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("unknown time zone \"{}\"", spec.timezone))?;
+        const NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+        let mut days = [false; 7];
+        for day in &spec.days {
+            let i = NAMES
+                .iter()
+                .position(|n| n.eq_ignore_ascii_case(day))
+                .ok_or_else(|| format!("unknown day \"{day}\" (mon ... sun)"))?;
+            days[i] = true;
+        }
+        let minute = |text: &str| -> std::result::Result<u32, String> {
+            let bad = || format!("\"{text}\" is not a time of day (HH:MM, 00:00 to 24:00)");
+            let (h, m) = text.split_once(':').ok_or_else(bad)?;
+            let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            if m > 59 || h > 24 || (h == 24 && m != 0) {
+                return Err(bad());
+            }
+            Ok(h * 60 + m)
+        };
+        let (from, to) = (minute(&spec.from)?, minute(&spec.to)?);
+        if from >= to {
+            return Err(format!(
+                "business hours from {} must be before to {}",
+                spec.from, spec.to
+            ));
+        }
+        Ok(BusinessHours {
+            zone,
+            days,
+            from,
+            to,
+        })
+    }
+
+    /// Whether `at` falls within these hours, on one of their days, in their time zone.
+    pub fn contains(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        use chrono::{Datelike, Timelike};
+        let local = at.with_timezone(&self.zone);
+        let minute = local.hour() * 60 + local.minute();
+        self.days[local.weekday().num_days_from_monday() as usize]
+            && self.from <= minute
+            && minute < self.to
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +186,8 @@ pub struct Rule {
     pub window: Duration,
     /// Sum this numeric `details` field instead of counting events.
     pub sum: Option<String>,
+    /// From `match.outside_hours`: the event must fall outside these.
+    pub outside: Option<BusinessHours>,
 }
 
 /// How long a rule without a threshold gathers a burst into one alert.
@@ -126,6 +212,13 @@ impl Rule {
                 (t.more_than, window, t.sum)
             }
         };
+        let outside = spec
+            .filter
+            .outside_hours
+            .as_ref()
+            .map(BusinessHours::parse)
+            .transpose()
+            .map_err(|e| format!("rule \"{}\": outside_hours: {e}", spec.name))?;
         Ok(Rule {
             name: spec.name,
             severity: spec.severity,
@@ -134,6 +227,7 @@ impl Rule {
             more_than,
             window,
             sum,
+            outside,
         })
     }
 }
@@ -234,8 +328,27 @@ fn direct_edit(roles: &[String]) -> Rule {
         more_than: 0.0,
         window: DEFAULT_WINDOW,
         sum: None,
+        outside: None,
     }
 }
+
+/// The built-in rule that needs `business_hours`: any activity outside them, a burst of one
+/// actor gathered into one alert.
+fn off_hours(hours: BusinessHours) -> Rule {
+    Rule {
+        name: "off-hours".into(),
+        severity: Severity::Warning,
+        description: Some("activity outside business hours".into()),
+        filter: Filter::default(),
+        more_than: 0.0,
+        window: DEFAULT_WINDOW,
+        sum: None,
+        outside: Some(hours),
+    }
+}
+
+/// Built-in rules that stay off until the rules file gives what they need.
+const SITE_RULES: [&str; 2] = ["direct-edit", "off-hours"];
 
 /// The built-in set, as used without --rules.
 pub fn builtin() -> Vec<Rule> {
@@ -247,6 +360,7 @@ fn parse_builtin() -> RulesFile {
     toml::from_str(BUILTIN).unwrap_or(RulesFile {
         builtin: false,
         application_roles: Vec::new(),
+        business_hours: None,
         disable: Vec::new(),
         rules: Vec::new(),
     })
@@ -272,13 +386,19 @@ pub fn load(path: &Path) -> Result<Vec<Rule>> {
     })?;
     let file: RulesFile = toml::from_str(&text).map_err(|e| bad(one_line(&e)))?;
     for name in &file.disable {
-        if !builtin().iter().any(|r| &r.name == name) && name != "direct-edit" {
+        if !builtin().iter().any(|r| &r.name == name) && !SITE_RULES.contains(&name.as_str()) {
             return Err(bad(format!("disable: no built-in rule named \"{name}\"")));
         }
     }
     let mut rules = if file.builtin { builtin() } else { Vec::new() };
     if file.builtin && !file.application_roles.is_empty() {
         rules.push(direct_edit(&file.application_roles));
+    }
+    if let Some(spec) = &file.business_hours {
+        let hours = BusinessHours::parse(spec).map_err(|e| bad(format!("business_hours: {e}")))?;
+        if file.builtin {
+            rules.push(off_hours(hours));
+        }
     }
     rules.retain(|r| !file.disable.contains(&r.name));
     let own = file
@@ -333,6 +453,72 @@ mod tests {
         assert_eq!(total.sum.as_deref(), Some("rows"));
         assert_eq!(total.window, Duration::from_secs(3600));
         assert_eq!(rules[2].more_than, 100.0);
+    }
+
+    #[test]
+    fn business_hours_follow_their_time_zone_and_days() {
+        let spec = |days: &[&str], from: &str, to: &str| HoursSpec {
+            timezone: "Europe/Berlin".into(),
+            days: days.iter().map(|d| (*d).to_owned()).collect(),
+            from: from.into(),
+            to: to.into(),
+        };
+        let hours = BusinessHours::parse(&spec(
+            &["mon", "tue", "wed", "thu", "fri"],
+            "08:00",
+            "19:00",
+        ))
+        .unwrap();
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        // Tuesday 1 December 2026: 07:30 UTC is 08:30 in Berlin (winter, UTC+1).
+        assert!(hours.contains(at("2026-12-01T07:30:00Z")));
+        assert!(!hours.contains(at("2026-12-01T06:30:00Z")));
+        assert!(!hours.contains(at("2026-12-01T18:00:00Z")));
+        // In summer Berlin is UTC+2: 06:30 UTC is 08:30 there.
+        assert!(hours.contains(at("2026-07-01T06:30:00Z")));
+        // Saturday.
+        assert!(!hours.contains(at("2026-12-05T10:00:00Z")));
+        let always = BusinessHours::parse(&spec(
+            &["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+            "00:00",
+            "24:00",
+        ))
+        .unwrap();
+        assert!(always.contains(at("2026-12-05T23:59:00Z")));
+        for (days, from, to) in [
+            (&["mon"][..], "9:00", "8:00"),
+            (&["mon"][..], "25:00", "26:00"),
+            (&["funday"][..], "08:00", "09:00"),
+            (&["mon"][..], "08:61", "09:00"),
+        ] {
+            assert!(
+                BusinessHours::parse(&spec(days, from, to)).is_err(),
+                "{days:?} {from} {to}"
+            );
+        }
+        let bad_zone = HoursSpec {
+            timezone: "Mars/Olympus".into(),
+            ..spec(&["mon"], "08:00", "09:00")
+        };
+        assert!(BusinessHours::parse(&bad_zone).is_err());
+    }
+
+    #[test]
+    fn business_hours_turn_on_the_off_hours_rule() {
+        let rules =
+            load_text("business_hours = { timezone = \"UTC\", from = \"08:00\", to = \"18:00\" }")
+                .unwrap();
+        assert!(rules
+            .iter()
+            .any(|r| r.name == "off-hours" && r.outside.is_some()));
+        assert!(!builtin().iter().any(|r| r.name == "off-hours"));
+        let err = load_text(
+            "business_hours = { timezone = \"Nowhere\", from = \"08:00\", to = \"18:00\" }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("business_hours: unknown time zone"), "{err}");
+        assert!(!err.contains('\n'));
     }
 
     #[test]
