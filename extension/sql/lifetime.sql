@@ -111,6 +111,29 @@ CREATE TABLE audit.summary_state (
 COMMENT ON TABLE audit.summary_state IS
     'Events with txid below watermark are counted in audit.event_summary; later ones are not yet.';
 
+-- Rollups of the summary that the dashboard's Overview reads over weeks of events: events per
+-- hour by entity and action (the categories), and per UTC day by actor (the busiest actors).
+-- Made with the summary, partitioned alike.
+CREATE TABLE audit.category_hours (
+    hour   timestamptz NOT NULL,
+    entity text        NOT NULL,
+    action text        NOT NULL,
+    events bigint      NOT NULL CHECK (events > 0)
+) PARTITION BY RANGE (hour);
+CREATE TABLE audit.category_hours_default PARTITION OF audit.category_hours DEFAULT;
+
+CREATE TABLE audit.actor_days (
+    day    timestamptz NOT NULL,
+    actor  text        NOT NULL,
+    events bigint      NOT NULL CHECK (events > 0)
+) PARTITION BY RANGE (day);
+CREATE TABLE audit.actor_days_default PARTITION OF audit.actor_days DEFAULT;
+
+COMMENT ON TABLE audit.category_hours IS
+    'Events per UTC hour by entity and action, for every event counted in audit.event_summary.';
+COMMENT ON TABLE audit.actor_days IS
+    'Events per UTC day by actor, for every event counted in audit.event_summary.';
+
 -- Only maintenance writes the summary (a changed summary would hide events from filters),
 -- but for a restore, which loads each table while it is empty.
 CREATE FUNCTION audit.refuse_summary_change() RETURNS trigger
@@ -137,26 +160,52 @@ CREATE TRIGGER event_summary_maintained
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
 ALTER TABLE audit.event_summary ENABLE ALWAYS TRIGGER event_summary_maintained;
 
--- A summary partition's indexes (one per filter, the hour last for newest-first reads) and
--- guard.
+-- The summary tables, partitioned as audit.events, partition for partition.
+CREATE FUNCTION audit.summary_tables() RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ARRAY['event_summary', 'category_hours', 'actor_days'] $$;
+
+-- A summary partition's indexes (for the summary, one per filter, the hour last for
+-- newest-first reads) and guard.
 CREATE FUNCTION audit.setup_summary_partition(part regclass) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    name text := (SELECT c.relname FROM pg_class AS c WHERE c.oid = part);
+    name   text := (SELECT c.relname FROM pg_class AS c WHERE c.oid = part);
+    parent text := (SELECT p.relname FROM pg_inherits AS i JOIN pg_class AS p ON p.oid = i.inhparent
+                     WHERE i.inhrelid = part);
 BEGIN
-    EXECUTE format('CREATE INDEX %I ON %s (hour)', name || '_hour_idx', part);
-    EXECUTE format('CREATE INDEX %I ON %s (actor, hour)', name || '_actor_hour_idx', part);
-    EXECUTE format('CREATE INDEX %I ON %s (source, hour)', name || '_source_hour_idx', part);
-    EXECUTE format('CREATE INDEX %I ON %s (entity, action, hour)', name || '_entity_action_hour_idx', part);
-    EXECUTE format('CREATE INDEX %I ON %s (table_name, hour)', name || '_table_name_hour_idx', part);
+    -- Not attached yet: the table's name says which summary it is.
+    parent := coalesce(parent, (SELECT t FROM unnest(audit.summary_tables()) AS t
+                                 WHERE name LIKE t || '\_%' ORDER BY length(t) DESC LIMIT 1));
+    IF parent = 'event_summary' THEN
+        EXECUTE format('CREATE INDEX %I ON %s (hour)', name || '_hour_idx', part);
+        EXECUTE format('CREATE INDEX %I ON %s (actor, hour)', name || '_actor_hour_idx', part);
+        EXECUTE format('CREATE INDEX %I ON %s (source, hour)', name || '_source_hour_idx', part);
+        EXECUTE format('CREATE INDEX %I ON %s (entity, action, hour)', name || '_entity_action_hour_idx', part);
+        EXECUTE format('CREATE INDEX %I ON %s (table_name, hour)', name || '_table_name_hour_idx', part);
+    ELSIF parent = 'category_hours' THEN
+        EXECUTE format('CREATE INDEX %I ON %s (hour)', name || '_hour_idx', part);
+    ELSE
+        EXECUTE format('CREATE INDEX %I ON %s (day)', name || '_day_idx', part);
+    END IF;
     EXECUTE format('CREATE TRIGGER event_summary_maintained
                     BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s
                     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change()', part);
     EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER event_summary_maintained', part);
 END
 $$;
+
+CREATE TRIGGER category_hours_maintained
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.category_hours
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
+ALTER TABLE audit.category_hours ENABLE ALWAYS TRIGGER category_hours_maintained;
+CREATE TRIGGER actor_days_maintained
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.actor_days
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
+ALTER TABLE audit.actor_days ENABLE ALWAYS TRIGGER actor_days_maintained;
 CREATE TRIGGER summary_state_maintained
     BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.summary_state
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
@@ -176,6 +225,8 @@ SELECT pg_catalog.pg_extension_config_dump('audit.legal_holds', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.archives', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.retention_gaps', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.event_summary_default', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.category_hours_default', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.actor_days_default', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.summary_state', '');
 
 -- The partitions of audit.events, oldest first. Bounds are read back from the catalog's own
@@ -384,9 +435,11 @@ CREATE FUNCTION audit.create_events_partition(from_time timestamptz, to_time tim
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    name    text := 'events_' || to_char(from_time AT TIME ZONE 'UTC', 'YYYYMMDD');
-    summary text;
-    moved   bigint := 0;
+    name      text := 'events_' || to_char(from_time AT TIME ZONE 'UTC', 'YYYYMMDD');
+    summary   text;
+    companion text;
+    key       text;
+    moved     bigint := 0;
 BEGIN
     PERFORM audit.require_maintenance();
     IF to_regclass(format('audit.%I', name)) IS NOT NULL THEN
@@ -405,16 +458,20 @@ BEGIN
     PERFORM audit.setup_events_partition(format('audit.%I', name)::regclass);
     EXECUTE format('ALTER TABLE audit.events ATTACH PARTITION audit.%I FOR VALUES FROM (%L) TO (%L)',
                    name, from_time, to_time);
-    -- Its summary, alike (audit.event_summary_YYYYMMDD for audit.events_YYYYMMDD).
-    summary := 'event_summary_' || substr(name, length('events_') + 1);
-    EXECUTE format('CREATE TABLE audit.%I (LIKE audit.event_summary INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', summary);
-    EXECUTE format('INSERT INTO audit.%I SELECT * FROM audit.event_summary_default AS d
-                     WHERE d.hour >= $1 AND d.hour < $2', summary)
-      USING from_time, to_time;
-    DELETE FROM audit.event_summary_default AS d WHERE d.hour >= from_time AND d.hour < to_time;
-    PERFORM audit.setup_summary_partition(format('audit.%I', summary)::regclass);
-    EXECUTE format('ALTER TABLE audit.event_summary ATTACH PARTITION audit.%I FOR VALUES FROM (%L) TO (%L)',
-                   summary, from_time, to_time);
+    -- Its summaries, alike (audit.event_summary_YYYYMMDD for audit.events_YYYYMMDD, ...).
+    FOREACH companion IN ARRAY audit.summary_tables() LOOP
+        key := CASE companion WHEN 'actor_days' THEN 'day' ELSE 'hour' END;
+        summary := companion || '_' || substr(name, length('events_') + 1);
+        EXECUTE format('CREATE TABLE audit.%I (LIKE audit.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                       summary, companion);
+        EXECUTE format('WITH moved AS (DELETE FROM audit.%I AS d WHERE d.%I >= $1 AND d.%I < $2 RETURNING d.*)
+                        INSERT INTO audit.%I SELECT * FROM moved',
+                       companion || '_default', key, key, summary)
+          USING from_time, to_time;
+        PERFORM audit.setup_summary_partition(format('audit.%I', summary)::regclass);
+        EXECUTE format('ALTER TABLE audit.%I ATTACH PARTITION audit.%I FOR VALUES FROM (%L) TO (%L)',
+                       companion, summary, from_time, to_time);
+    END LOOP;
     RETURN jsonb_strip_nulls(jsonb_build_object(
         'partition', 'audit.' || name, 'from', from_time, 'to', to_time,
         'moved_from_default', nullif(moved, 0)));
@@ -542,9 +599,11 @@ AS $$
 DECLARE
     info    record;
     stats   record;
-    gaps    text;
-    summary text;
-    details jsonb;
+    gaps      text;
+    summary   text;
+    companion text;
+    bound     text;
+    details   jsonb;
 BEGIN
     PERFORM audit.require_maintenance();
     SELECT * INTO info FROM audit.partitions AS p
@@ -558,22 +617,26 @@ BEGIN
     EXECUTE format('SELECT count(*) AS rows, min(id) AS first_id, max(id) AS last_id FROM %s', part)
        INTO stats;
     gaps := audit.note_retention_gaps(part, 'infinity', reason);
-    -- The month's summary goes with it (a summary partition of another range, made before a
+    -- The month's summaries go with it (a summary partition of another range, made before a
     -- change of interval, is cleared row by row instead).
-    summary := (SELECT format('%I.%I', n.nspname, c.relname)
-                  FROM pg_inherits AS i
-                  JOIN pg_class AS c ON c.oid = i.inhrelid
-                  JOIN pg_namespace AS n ON n.oid = c.relnamespace
-                 WHERE i.inhparent = 'audit.event_summary'::regclass
-                   AND pg_get_expr(c.relpartbound, c.oid)
-                       = pg_get_expr((SELECT p.relpartbound FROM pg_class AS p WHERE p.oid = part), part));
+    bound := pg_get_expr((SELECT p.relpartbound FROM pg_class AS p WHERE p.oid = part), part);
     EXECUTE format('DROP TABLE %s', part);
-    IF summary IS NOT NULL THEN
-        EXECUTE format('DROP TABLE %s', summary);
-    ELSE
-        DELETE FROM audit.event_summary AS s
-         WHERE s.hour >= info.from_time AND s.hour < info.to_time;
-    END IF;
+    FOREACH companion IN ARRAY audit.summary_tables() LOOP
+        summary := (SELECT format('%I.%I', n.nspname, c.relname)
+                      FROM pg_inherits AS i
+                      JOIN pg_class AS c ON c.oid = i.inhrelid
+                      JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                     WHERE i.inhparent = format('audit.%I', companion)::regclass
+                       AND pg_get_expr(c.relpartbound, c.oid) = bound);
+        IF summary IS NOT NULL THEN
+            EXECUTE format('DROP TABLE %s', summary);
+        ELSE
+            EXECUTE format('DELETE FROM audit.%I AS s WHERE s.%I >= $1 AND s.%I < $2', companion,
+                           CASE companion WHEN 'actor_days' THEN 'day' ELSE 'hour' END,
+                           CASE companion WHEN 'actor_days' THEN 'day' ELSE 'hour' END)
+              USING info.from_time, info.to_time;
+        END IF;
+    END LOOP;
     details := jsonb_strip_nulls(jsonb_build_object(
         'partition', info.partition, 'from', info.from_time, 'to', info.to_time,
         'before', info.to_time, 'rows', stats.rows, 'first_id', stats.first_id,
@@ -624,6 +687,32 @@ BEGIN
                             WHERE s.hour = c.hour AND s.actor = c.actor AND s.source = c.source
                               AND s.entity = c.entity AND s.action = c.action
                               AND s.table_name IS NOT DISTINCT FROM c.table_name)
+    ), categories AS (
+        SELECT c.hour, c.entity, c.action, sum(c.events)::bigint AS events
+          FROM counts AS c GROUP BY 1, 2, 3
+    ), categories_updated AS (
+        UPDATE audit.category_hours AS s
+           SET events = s.events + c.events
+          FROM categories AS c
+         WHERE s.hour = c.hour AND s.entity = c.entity AND s.action = c.action
+    ), categories_inserted AS (
+        INSERT INTO audit.category_hours (hour, entity, action, events)
+        SELECT c.* FROM categories AS c
+         WHERE NOT EXISTS (SELECT FROM audit.category_hours AS s
+                            WHERE s.hour = c.hour AND s.entity = c.entity AND s.action = c.action)
+    ), actors AS (
+        SELECT date_trunc('day', c.hour, 'UTC') AS day, c.actor, sum(c.events)::bigint AS events
+          FROM counts AS c GROUP BY 1, 2
+    ), actors_updated AS (
+        UPDATE audit.actor_days AS s
+           SET events = s.events + a.events
+          FROM actors AS a
+         WHERE s.day = a.day AND s.actor = a.actor
+    ), actors_inserted AS (
+        INSERT INTO audit.actor_days (day, actor, events)
+        SELECT a.* FROM actors AS a
+         WHERE NOT EXISTS (SELECT FROM audit.actor_days AS s
+                            WHERE s.day = a.day AND s.actor = a.actor)
     )
     SELECT coalesce(sum(c.events), 0) INTO counted FROM counts AS c;
     INSERT INTO audit.summary_state AS st (watermark) VALUES (high)
@@ -810,3 +899,5 @@ $$;
 -- The default partitions, made with their tables, get their indexes and guards here.
 SELECT audit.setup_events_partition('audit.events_default');
 SELECT audit.setup_summary_partition('audit.event_summary_default');
+SELECT audit.setup_summary_partition('audit.category_hours_default');
+SELECT audit.setup_summary_partition('audit.actor_days_default');

@@ -137,13 +137,15 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
                     )?
                     .first()
                     .get_one::<String>()?;
-                // Hours wholly before the purge leave the summary; the hour it cuts keeps
-                // its counts (filters then read that hour and find fewer events).
-                client.update(
+                // Hours (days) wholly before the purge leave the summaries; the hour (day) it
+                // cuts keeps its counts (filters then read that hour and find fewer events).
+                for delete in [
                     "DELETE FROM audit.event_summary WHERE hour < pg_catalog.date_trunc('hour', $1, 'UTC')",
-                    None,
-                    &args,
-                )?;
+                    "DELETE FROM audit.category_hours WHERE hour < pg_catalog.date_trunc('hour', $1, 'UTC')",
+                    "DELETE FROM audit.actor_days WHERE day < pg_catalog.date_trunc('day', $1, 'UTC')",
+                ] {
+                    client.update(delete, None, &args)?;
+                }
                 PURGING.set(true);
                 let deleted = client
                     .update(

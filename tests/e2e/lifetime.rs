@@ -257,6 +257,27 @@ fn assert_summary_matches(db: &TestDb, watermark_only: bool) {
         diff, 0,
         "audit.event_summary differs from the events it counts"
     );
+    // The Overview's rollups agree with it.
+    for (rollup, from_summary) in [
+        (
+            "SELECT hour, entity, action, events FROM audit.category_hours",
+            "SELECT hour, entity, action, sum(events)::bigint FROM audit.event_summary GROUP BY 1, 2, 3",
+        ),
+        (
+            "SELECT day, actor, events FROM audit.actor_days",
+            "SELECT date_trunc('day', hour, 'UTC'), actor, sum(events)::bigint
+               FROM audit.event_summary GROUP BY 1, 2",
+        ),
+    ] {
+        let diff = count(
+            db,
+            &format!(
+                "SELECT count(*) FROM (({rollup} EXCEPT {from_summary})
+                                       UNION ALL ({from_summary} EXCEPT {rollup})) AS d"
+            ),
+        );
+        assert_eq!(diff, 0, "{rollup} differs from the summary");
+    }
 }
 
 #[test]
