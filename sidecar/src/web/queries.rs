@@ -180,15 +180,23 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
         hours.push(format!("hour < ${}", params.len()));
         uncertain.push(hour_of(until));
     }
-    let mut events: Vec<String> = clauses.all().collect();
-    if let Some(k) = keyset(page, &mut params) {
-        events.push(k);
-    }
-    if let Page::Before(c) | Page::After(c) = page {
+    let events: Vec<String> = clauses.all().collect();
+    let mut tail = events.clone();
+    let mut summarized = events;
+    if let (Some(k), Page::Before(c) | Page::After(c)) = (keyset(page, &mut params), page) {
+        // The cursor's time is the parameter before its id.
+        let at = params.len() - 1;
+        tail.push(k.clone());
         params.push(Box::new(hour_of(c.at)));
         let op = if order == "DESC" { "<=" } else { ">=" };
         hours.push(format!("hour {op} ${}", params.len()));
         uncertain.push(hour_of(c.at));
+        // In an hour's index scan the keyset bounds only the cursor's own hour. As an index
+        // condition a row comparison would start every hour's scan at the cursor and walk
+        // all the hours in between; so the time alone bounds the scan, and the row comparison
+        // is a filter that only the cursor's hour needs.
+        summarized.push(format!("occurred_at {op} ${at}"));
+        summarized.push(format!("(h.hour <> ${} OR {k})", params.len()));
     }
     params.push(Box::new(uncertain));
     let uncertain = params.len();
@@ -198,11 +206,9 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
     let hours_limit = params.len();
     params.push(Box::new(limit));
     let limit = params.len();
-    let mut summarized = events.clone();
     summarized.push("occurred_at >= h.hour".into());
     summarized.push("occurred_at < h.hour + interval '1 hour'".into());
     summarized.push(format!("txid < {watermark}"));
-    let mut tail = events;
     tail.push(format!("txid >= {watermark}"));
     PageSql {
         sql: format!(
@@ -633,7 +639,8 @@ mod tests {
              WHERE before IS NULL OR before < $13::bigint) AS h \
              CROSS JOIN LATERAL (SELECT id, occurred_at, actor, action, entity, subject_id, source \
              FROM audit.events WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) \
-             AND source = $4 AND (occurred_at, id) < ($7, $8) AND occurred_at >= h.hour \
+             AND source = $4 AND occurred_at <= $7 AND (h.hour <> $9 OR (occurred_at, id) < ($7, $8)) \
+             AND occurred_at >= h.hour \
              AND occurred_at < h.hour + interval '1 hour' AND txid < $11::text::xid8 \
              ORDER BY occurred_at DESC, id DESC LIMIT $13) AS p \
              UNION ALL \
@@ -676,7 +683,14 @@ mod tests {
             ),
             "{sql}"
         );
-        assert!(sql.contains("(occurred_at, id) > ($2, $3)"), "{sql}");
+        assert!(
+            sql.contains("occurred_at >= $2 AND (h.hour <> $4 OR (occurred_at, id) > ($2, $3))"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("(occurred_at, id) > ($2, $3) AND txid >= $6::text::xid8"),
+            "{sql}"
+        );
         assert!(sql.contains("OVER (ORDER BY hour ASC"), "{sql}");
         assert!(
             sql.ends_with("ORDER BY occurred_at ASC, id ASC LIMIT $8"),
