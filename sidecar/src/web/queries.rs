@@ -536,7 +536,7 @@ const PLAIN_DAYS: &str = "SELECT day, {CATEGORIES}
 /// and the events not summarized yet.
 const SUMMARIZED_DAYS: &str = "SELECT day, {CATEGORIES}
    FROM (SELECT (hour AT TIME ZONE $2)::date AS day, entity, action, events AS n
-           FROM audit.event_summary WHERE hour >= $1
+           FROM audit.category_hours WHERE hour >= $1
          UNION ALL
          SELECT (occurred_at AT TIME ZONE $2)::date, entity, action, 1
            FROM audit.events WHERE occurred_at >= $1 AND txid >= $3::text::xid8) AS e
@@ -546,10 +546,18 @@ const SUMMARIZED_DAYS: &str = "SELECT day, {CATEGORIES}
 const PLAIN_ACTORS: &str = "SELECT actor, pg_catalog.count(*) FROM audit.events
   WHERE occurred_at >= $1 GROUP BY actor ORDER BY 2 DESC, 1 LIMIT $2";
 
-/// `$1` since (on a UTC hour), `$2` how many, `$3` watermark.
+/// `$1` since (on a UTC hour), `$2` how many, `$3` watermark: whole UTC days from
+/// `audit.actor_days`, the hours before the first of them from the hourly summary, and the
+/// events not summarized yet.
 const SUMMARIZED_ACTORS: &str = "SELECT actor, pg_catalog.sum(n)::bigint
-   FROM (SELECT actor, pg_catalog.sum(events) AS n FROM audit.event_summary
-          WHERE hour >= $1 GROUP BY actor
+   FROM (SELECT actor, pg_catalog.sum(events) AS n FROM audit.actor_days
+          WHERE day >= pg_catalog.date_trunc('day', $1::timestamptz + interval '24 hours' - interval '1 microsecond', 'UTC')
+          GROUP BY actor
+         UNION ALL
+         SELECT actor, pg_catalog.sum(events) FROM audit.event_summary
+          WHERE hour >= $1
+            AND hour < pg_catalog.date_trunc('day', $1::timestamptz + interval '24 hours' - interval '1 microsecond', 'UTC')
+          GROUP BY actor
          UNION ALL
          SELECT actor, pg_catalog.count(*) FROM audit.events
           WHERE occurred_at >= $1 AND txid >= $3::text::xid8 GROUP BY actor) AS a
