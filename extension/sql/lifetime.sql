@@ -268,7 +268,7 @@ COMMENT ON VIEW audit.partitions IS
 -- The start of the partition that holds time t, for partitions `every` long: whole months
 -- (1, 2, 3, 4, 6 or 12) counted from January, whole weeks from Monday, or whole days, in UTC.
 CREATE FUNCTION audit.partition_start(t timestamptz, every interval) RETURNS timestamptz
-    LANGUAGE plpgsql IMMUTABLE STRICT
+    LANGUAGE plpgsql STABLE STRICT
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -647,6 +647,15 @@ BEGIN
 END
 $$;
 
+-- A value as the summary keys it. Capture bounds actors and sources (2 kB) so that they fit
+-- an index entry (about 2.7 kB); a longer value from before that bound, or put in by SQL
+-- while the log was empty, is cut short here rather than stopping maintenance (a filter on
+-- its full value then finds no hour for it).
+CREATE FUNCTION audit.summary_key(value text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE WHEN octet_length(value) <= 2048 THEN value ELSE left(value, 512) END $$;
+
 -- Counts the events committed since the last run into audit.event_summary: those with a
 -- txid from the old watermark up to the oldest transaction still running (so none can still
 -- commit below it, and each event is counted exactly once). Returns the events counted.
@@ -668,8 +677,10 @@ BEGIN
     -- are per partition; maintenance runs one at a time, under its lock. Both parts see the
     -- rows as they were before the statement.)
     WITH counts AS (
-        SELECT date_trunc('hour', e.occurred_at, 'UTC') AS hour, e.actor, e.source, e.entity,
-               e.action, e.table_name, count(*) AS events
+        SELECT date_trunc('hour', e.occurred_at, 'UTC') AS hour,
+               audit.summary_key(e.actor) AS actor, audit.summary_key(e.source) AS source,
+               audit.summary_key(e.entity) AS entity, audit.summary_key(e.action) AS action,
+               audit.summary_key(e.table_name) AS table_name, count(*) AS events
           FROM audit.events AS e
          WHERE e.txid >= low AND e.txid < high
          GROUP BY 1, 2, 3, 4, 5, 6

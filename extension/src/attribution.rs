@@ -10,6 +10,11 @@ use crate::datums;
 use crate::error::{AuditError, Result};
 use crate::settings;
 
+/// Longest actor or source an event may name. Both are keys of the hourly summary's indexes
+/// (extension/sql/lifetime.sql), whose entries hold at most about 2.7 kB; a name is far
+/// shorter, and a longer one is refused with an error rather than stopping maintenance.
+pub const NAME_MAX_BYTES: usize = 2048;
+
 pub struct Attribution {
     pub occurred_at: pg_sys::Datum,
     pub txid: pg_sys::Datum,
@@ -56,11 +61,24 @@ impl Attribution {
     /// The attribution of events written now, in the current memory context.
     pub fn current() -> Result<Self> {
         let db_user = session_user_name();
+        let bounded = |setting: &'static str, value: &[u8]| -> Result<pg_sys::Datum> {
+            if value.len() > NAME_MAX_BYTES {
+                return Err(AuditError::NameTooLong {
+                    setting,
+                    size: value.len(),
+                    limit: NAME_MAX_BYTES,
+                });
+            }
+            Ok(datums::text(value))
+        };
         let actor = match settings::actor() {
-            Some(actor) => datums::text(actor.to_bytes()),
+            Some(actor) => bounded("audit.actor", actor.to_bytes())?,
             None => datums::text(db_user.to_bytes()),
         };
-        let source = datums::text(settings::source().map_or(&b"manual"[..], |s| s.to_bytes()));
+        let source = bounded(
+            "audit.source",
+            settings::source().map_or(&b"manual"[..], |s| s.to_bytes()),
+        )?;
         let context = match settings::context() {
             None => None,
             Some(raw) => {

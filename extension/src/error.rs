@@ -72,6 +72,13 @@ pub enum AuditError {
     #[error("subject id of {size} bytes is longer than the limit of {limit} bytes")]
     SubjectTooLong { size: usize, limit: usize },
 
+    #[error("{setting} is {size} bytes long; the longest an event may name is {limit}")]
+    NameTooLong {
+        setting: &'static str,
+        size: usize,
+        limit: usize,
+    },
+
     #[error("{relation} uses table inheritance (it has or is a child table): track the tables one by one")]
     Inheritance { relation: String },
 
@@ -137,7 +144,7 @@ impl AuditError {
             | Self::InvalidEntity => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::AuditLogEntity | Self::ReservedEntity => ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::DropDeletesLog { .. } => ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-            Self::EventTooLarge { .. } | Self::SubjectTooLong { .. } => {
+            Self::EventTooLarge { .. } | Self::SubjectTooLong { .. } | Self::NameTooLong { .. } => {
                 ERRCODE_PROGRAM_LIMIT_EXCEEDED
             }
             Self::Inheritance { .. } | Self::PartitionOfUntracked { .. } => {

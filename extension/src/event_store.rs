@@ -6,7 +6,7 @@
 //! planning and ACL checks: the writing role needs no privilege on `audit.*`, and nothing it
 //! puts in its `search_path` is consulted.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use pgrx::pg_sys;
 
@@ -82,6 +82,11 @@ thread_local! {
     // One backend is one thread. Dropped by the relcache callback when audit.events changes or
     // disappears (DROP EXTENSION), so a later CREATE EXTENSION is found again.
     static EVENTS_TABLE: Cell<Option<EventsTable>> = const { Cell::new(None) };
+    // Which attribute holds each column, per table written (audit.events or a partition):
+    // worked out once, not at every statement. Entries go with their relation's relcache
+    // invalidation.
+    static ATTRIBUTES: RefCell<Vec<(pg_sys::Oid, [usize; COLUMN_COUNT])>> =
+        const { RefCell::new(Vec::new()) };
 }
 
 /// Relcache invalidation: forget the cached layout if it concerns `audit.events`.
@@ -91,6 +96,13 @@ pub fn invalidate(relid: pg_sys::Oid) {
             if relid == pg_sys::InvalidOid || relid == table.relid || relid == table.sequence {
                 cached.set(None);
             }
+        }
+    });
+    ATTRIBUTES.with_borrow_mut(|known| {
+        if relid == pg_sys::InvalidOid {
+            known.clear();
+        } else {
+            known.retain(|(oid, _)| *oid != relid);
         }
     });
 }
@@ -135,7 +147,17 @@ pub fn events_table() -> Result<EventsTable> {
 /// `rel` must be an open relation.
 unsafe fn attributes_of(rel: pg_sys::Relation) -> Result<[usize; COLUMN_COUNT]> {
     // SAFETY: guaranteed by the caller.
-    unsafe {
+    let relid = unsafe { (*rel).rd_id };
+    if let Some(known) = ATTRIBUTES.with_borrow(|known| {
+        known
+            .iter()
+            .find(|(oid, _)| *oid == relid)
+            .map(|(_, attributes)| *attributes)
+    }) {
+        return Ok(known);
+    }
+    // SAFETY: guaranteed by the caller.
+    let attributes = unsafe {
         let desc = (*rel).rd_att;
         let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
         let mut attribute_of = [usize::MAX; COLUMN_COUNT];
@@ -151,8 +173,10 @@ unsafe fn attributes_of(rel: pg_sys::Relation) -> Result<[usize; COLUMN_COUNT]> 
         if attribute_of.contains(&usize::MAX) {
             return Err(AuditError::NotInstalled);
         }
-        Ok(attribute_of)
-    }
+        attribute_of
+    };
+    ATTRIBUTES.with_borrow_mut(|known| known.push((relid, attributes)));
+    Ok(attributes)
 }
 
 /// The partition of `audit.events` that takes an event of time `at`, and the time range
@@ -174,7 +198,8 @@ unsafe fn partition_for(
     // ndatums single-column bounds and ndatums + 1 indexes.
     unsafe {
         let desc = pg_sys::RelationGetPartitionDesc(parent, true);
-        let none = AuditError::NoPartition {
+        // Only formatted when it is raised (this runs for every statement).
+        let none = || AuditError::NoPartition {
             at: <pgrx::datum::TimestampWithTimeZone as pgrx::FromDatum>::from_datum(
                 pg_sys::Datum::from(at),
                 false,
@@ -183,7 +208,7 @@ unsafe fn partition_for(
             .unwrap_or_default(),
         };
         if desc.is_null() || (*desc).nparts == 0 || (*desc).boundinfo.is_null() {
-            return Err(none);
+            return Err(none());
         }
         let bounds = &*(*desc).boundinfo;
         let ndatums = bounds.ndatums as usize;
@@ -216,7 +241,7 @@ unsafe fn partition_for(
             index = bounds.default_index;
         }
         if index < 0 || !*(*desc).is_leaf.add(index as usize) {
-            return Err(none);
+            return Err(none());
         }
         Ok((*(*desc).oids.add(index as usize), from, to, is_default))
     }
