@@ -447,7 +447,7 @@ BEGIN
            AND dropped.address_names[1] = 'audit'
            AND (dropped.address_names[2] LIKE 'events\_%'
                 OR dropped.address_names[2] LIKE 'event\_summary\_%'
-                OR dropped.address_names[2] LIKE 'category\_hours\_%'
+                OR dropped.address_names[2] LIKE 'kind\_hours\_%'
                 OR dropped.address_names[2] LIKE 'actor\_days\_%')
            AND coalesce(current_setting('audit.allow_drop_extension', true), 'off') <> 'on' THEN
             RAISE EXCEPTION 'cannot drop %: it is part of the audit log',

@@ -556,7 +556,7 @@ BEGIN
            AND dropped.address_names[1] = 'audit'
            AND (dropped.address_names[2] LIKE 'events\_%'
                 OR dropped.address_names[2] LIKE 'event\_summary\_%'
-                OR dropped.address_names[2] LIKE 'category\_hours\_%'
+                OR dropped.address_names[2] LIKE 'kind\_hours\_%'
                 OR dropped.address_names[2] LIKE 'actor\_days\_%')
            AND coalesce(current_setting('audit.allow_drop_extension', true), 'off') <> 'on' THEN
             RAISE EXCEPTION 'cannot drop %: it is part of the audit log',
@@ -853,16 +853,20 @@ CREATE TABLE audit.summary_state (
 COMMENT ON TABLE audit.summary_state IS
     'Events with txid below watermark are counted in audit.event_summary; later ones are not yet.';
 
--- Rollups of the summary that the dashboard's Overview reads over weeks of events: events per
--- hour by entity and action (the categories), and per UTC day by actor (the busiest actors).
--- Made with the summary, partitioned alike.
-CREATE TABLE audit.category_hours (
-    hour   timestamptz NOT NULL,
-    entity text        NOT NULL,
-    action text        NOT NULL,
-    events bigint      NOT NULL CHECK (events > 0)
+-- Rollups of the summary. audit.kind_hours: events per hour by everything but the actor
+-- (source, entity, action, table): a few dozen rows an hour however busy the hour, so filters
+-- without an actor and the Overview's categories read it in time bounded by the hours, not the
+-- events. audit.actor_days: events per UTC day by actor (the Overview's busiest actors). Made
+-- with the summary, partitioned alike.
+CREATE TABLE audit.kind_hours (
+    hour       timestamptz NOT NULL,
+    source     text        NOT NULL,
+    entity     text        NOT NULL,
+    action     text        NOT NULL,
+    table_name text,
+    events     bigint      NOT NULL CHECK (events > 0)
 ) PARTITION BY RANGE (hour);
-CREATE TABLE audit.category_hours_default PARTITION OF audit.category_hours DEFAULT;
+CREATE TABLE audit.kind_hours_default PARTITION OF audit.kind_hours DEFAULT;
 
 CREATE TABLE audit.actor_days (
     day    timestamptz NOT NULL,
@@ -871,8 +875,8 @@ CREATE TABLE audit.actor_days (
 ) PARTITION BY RANGE (day);
 CREATE TABLE audit.actor_days_default PARTITION OF audit.actor_days DEFAULT;
 
-COMMENT ON TABLE audit.category_hours IS
-    'Events per UTC hour by entity and action, for every event counted in audit.event_summary.';
+COMMENT ON TABLE audit.kind_hours IS
+    'Events per UTC hour by source, entity, action and table, for every event counted in audit.event_summary.';
 COMMENT ON TABLE audit.actor_days IS
     'Events per UTC day by actor, for every event counted in audit.event_summary.';
 
@@ -906,10 +910,11 @@ ALTER TABLE audit.event_summary ENABLE ALWAYS TRIGGER event_summary_maintained;
 CREATE FUNCTION audit.summary_tables() RETURNS text[]
     LANGUAGE sql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
-AS $$ SELECT ARRAY['event_summary', 'category_hours', 'actor_days'] $$;
+AS $$ SELECT ARRAY['event_summary', 'kind_hours', 'actor_days'] $$;
 
--- A summary partition's indexes (for the summary, one per filter, the hour last for
--- newest-first reads) and guard.
+-- A summary partition's indexes and guard. A filter on actors reads audit.event_summary by
+-- (actor, hour); a filter on anything else reads audit.kind_hours, by one index per filter
+-- (the hour last, for newest-first reads). The hour alone serves the Overview's ranges.
 CREATE FUNCTION audit.setup_summary_partition(part regclass) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -925,11 +930,11 @@ BEGIN
     IF parent = 'event_summary' THEN
         EXECUTE format('CREATE INDEX %I ON %s (hour)', name || '_hour_idx', part);
         EXECUTE format('CREATE INDEX %I ON %s (actor, hour)', name || '_actor_hour_idx', part);
+    ELSIF parent = 'kind_hours' THEN
+        EXECUTE format('CREATE INDEX %I ON %s (hour)', name || '_hour_idx', part);
         EXECUTE format('CREATE INDEX %I ON %s (source, hour)', name || '_source_hour_idx', part);
         EXECUTE format('CREATE INDEX %I ON %s (entity, action, hour)', name || '_entity_action_hour_idx', part);
         EXECUTE format('CREATE INDEX %I ON %s (table_name, hour)', name || '_table_name_hour_idx', part);
-    ELSIF parent = 'category_hours' THEN
-        EXECUTE format('CREATE INDEX %I ON %s (hour)', name || '_hour_idx', part);
     ELSE
         EXECUTE format('CREATE INDEX %I ON %s (day)', name || '_day_idx', part);
     END IF;
@@ -940,10 +945,10 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER category_hours_maintained
-    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.category_hours
+CREATE TRIGGER kind_hours_maintained
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.kind_hours
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
-ALTER TABLE audit.category_hours ENABLE ALWAYS TRIGGER category_hours_maintained;
+ALTER TABLE audit.kind_hours ENABLE ALWAYS TRIGGER kind_hours_maintained;
 CREATE TRIGGER actor_days_maintained
     BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.actor_days
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
@@ -967,7 +972,7 @@ SELECT pg_catalog.pg_extension_config_dump('audit.legal_holds', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.archives', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.retention_gaps', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.event_summary_default', '');
-SELECT pg_catalog.pg_extension_config_dump('audit.category_hours_default', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.kind_hours_default', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.actor_days_default', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.summary_state', '');
 
@@ -1229,8 +1234,8 @@ $$;
 -- the change stream's order. There is no primary-key index: ids are unique by construction
 -- (one sequence, and rows are never updated), and a BRIN index finds an id among the few
 -- block ranges that can hold it, since ids grow with the table. The other filters (actor,
--- action, source, table) find their hours in audit.event_summary, made by maintenance at no
--- cost to capture: an index on actor alone cost capture about a tenth of its time.
+-- action, source, table) find their hours in audit.event_summary and audit.kind_hours, made
+-- by maintenance at no cost to capture: an index on actor alone cost capture about a tenth of its time.
 --
 -- The indexes are the partition's own, not partitions of indexes on audit.events: the
 -- parent is made by CREATE EXTENSION, so indexes on it would exist before a restore attaches
@@ -1440,19 +1445,22 @@ BEGIN
                             WHERE s.hour = c.hour AND s.actor = c.actor AND s.source = c.source
                               AND s.entity = c.entity AND s.action = c.action
                               AND s.table_name IS NOT DISTINCT FROM c.table_name)
-    ), categories AS (
-        SELECT c.hour, c.entity, c.action, sum(c.events)::bigint AS events
-          FROM counts AS c GROUP BY 1, 2, 3
-    ), categories_updated AS (
-        UPDATE audit.category_hours AS s
-           SET events = s.events + c.events
-          FROM categories AS c
-         WHERE s.hour = c.hour AND s.entity = c.entity AND s.action = c.action
-    ), categories_inserted AS (
-        INSERT INTO audit.category_hours (hour, entity, action, events)
-        SELECT c.* FROM categories AS c
-         WHERE NOT EXISTS (SELECT FROM audit.category_hours AS s
-                            WHERE s.hour = c.hour AND s.entity = c.entity AND s.action = c.action)
+    ), kinds AS (
+        SELECT c.hour, c.source, c.entity, c.action, c.table_name, sum(c.events)::bigint AS events
+          FROM counts AS c GROUP BY 1, 2, 3, 4, 5
+    ), kinds_updated AS (
+        UPDATE audit.kind_hours AS s
+           SET events = s.events + k.events
+          FROM kinds AS k
+         WHERE s.hour = k.hour AND s.source = k.source AND s.entity = k.entity
+           AND s.action = k.action AND s.table_name IS NOT DISTINCT FROM k.table_name
+    ), kinds_inserted AS (
+        INSERT INTO audit.kind_hours (hour, source, entity, action, table_name, events)
+        SELECT k.* FROM kinds AS k
+         WHERE NOT EXISTS (SELECT FROM audit.kind_hours AS s
+                            WHERE s.hour = k.hour AND s.source = k.source
+                              AND s.entity = k.entity AND s.action = k.action
+                              AND s.table_name IS NOT DISTINCT FROM k.table_name)
     ), actors AS (
         SELECT date_trunc('day', c.hour, 'UTC') AS day, c.actor, sum(c.events)::bigint AS events
           FROM counts AS c GROUP BY 1, 2
@@ -1652,7 +1660,7 @@ $$;
 -- The default partitions, made with their tables, get their indexes and guards here.
 SELECT audit.setup_events_partition('audit.events_default');
 SELECT audit.setup_summary_partition('audit.event_summary_default');
-SELECT audit.setup_summary_partition('audit.category_hours_default');
+SELECT audit.setup_summary_partition('audit.kind_hours_default');
 SELECT audit.setup_summary_partition('audit.actor_days_default');
 /* </end connected objects> */
 

@@ -141,7 +141,7 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
                 // cuts keeps its counts (filters then read that hour and find fewer events).
                 for delete in [
                     "DELETE FROM audit.event_summary WHERE hour < pg_catalog.date_trunc('hour', $1, 'UTC')",
-                    "DELETE FROM audit.category_hours WHERE hour < pg_catalog.date_trunc('hour', $1, 'UTC')",
+                    "DELETE FROM audit.kind_hours WHERE hour < pg_catalog.date_trunc('hour', $1, 'UTC')",
                     "DELETE FROM audit.actor_days WHERE day < pg_catalog.date_trunc('day', $1, 'UTC')",
                 ] {
                     client.update(delete, None, &args)?;

@@ -63,8 +63,8 @@ impl Filters {
         *self == Filters::default()
     }
 
-    /// Whether a filter on a column the hourly summary (`audit.event_summary`) counts by is
-    /// set: actor, entity, action, table or source (not the time range, not the subject).
+    /// Whether a filter on a column the hourly summary (`audit.event_summary`, and
+    /// `audit.kind_hours` without the actor) counts by is set: actor, entity, action, table or source (not the time range, not the subject).
     pub fn has_dimensions(&self) -> bool {
         !(self.actors.is_empty()
             && self.entities.is_empty()
@@ -76,7 +76,7 @@ impl Filters {
     /// The clauses of these filters, each with its values appended to `params` (numbered in
     /// the order they are pushed), split by what they filter: the summary answers for
     /// `dimensions` only. The column names are those of both `audit.events` and
-    /// `audit.event_summary`, unqualified, so one text serves either table.
+    /// the summary tables, unqualified, so one text serves each table.
     pub fn clauses(&self, params: &mut Vec<Param>) -> Clauses {
         let mut bind = |template: &str, value: Param| {
             params.push(value);

@@ -277,11 +277,12 @@ fn assert_summary_matches(db: &TestDb, watermark_only: bool) {
         diff, 0,
         "audit.event_summary differs from the events it counts"
     );
-    // The Overview's rollups agree with it.
+    // Its rollups agree with it.
     for (rollup, from_summary) in [
         (
-            "SELECT hour, entity, action, events FROM audit.category_hours",
-            "SELECT hour, entity, action, sum(events)::bigint FROM audit.event_summary GROUP BY 1, 2, 3",
+            "SELECT hour, source, entity, action, table_name, events FROM audit.kind_hours",
+            "SELECT hour, source, entity, action, table_name, sum(events)::bigint
+               FROM audit.event_summary GROUP BY 1, 2, 3, 4, 5",
         ),
         (
             "SELECT day, actor, events FROM audit.actor_days",

@@ -153,7 +153,8 @@ pub fn plain_page_sql(filters: &Filters, page: Page, limit: i64) -> PageSql {
 }
 
 /// A page found through the hourly summary: the hours whose summary rows match the
-/// dimension filters, newest first (oldest first going back to newer pages), then in each
+/// dimension filters (in `audit.event_summary` when actors are filtered, else in its rollup
+/// without actors, `audit.kind_hours`, whose rows per hour do not grow with the events), newest first (oldest first going back to newer pages), then in each
 /// such hour the matching summarized events by the (occurred_at, id) index, and the events
 /// not summarized yet (`txid >= watermark`) by the (txid, id) index.
 ///
@@ -216,7 +217,7 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
              SELECT p.* FROM (SELECT hour FROM (\
              SELECT hour, pg_catalog.sum(CASE WHEN hour = ANY (${uncertain}) THEN 0 ELSE n END) \
              OVER (ORDER BY hour {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
-             FROM (SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary{hours} \
+             FROM (SELECT hour, pg_catalog.sum(events) AS n FROM {summary}{hours} \
              GROUP BY hour ORDER BY hour {order} LIMIT ${hours_limit}) AS c) AS c \
              WHERE before IS NULL OR before < ${limit}::bigint) AS h \
              CROSS JOIN LATERAL (SELECT {COLUMNS} FROM audit.events{summarized} \
@@ -225,6 +226,7 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
              (SELECT {COLUMNS} FROM audit.events{tail} \
              ORDER BY occurred_at {order}, id {order} LIMIT ${limit})) AS u \
              ORDER BY occurred_at {order}, id {order} LIMIT ${limit}",
+            summary = summary_for(filters),
             hours = where_(&hours),
             summarized = where_(&summarized),
             tail = where_(&tail),
@@ -234,6 +236,16 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
 }
 
 const COLUMNS: &str = "id, occurred_at, actor, action, entity, subject_id, source";
+
+/// The summary table that finds the hours of `filters`: only `audit.event_summary` knows
+/// actors; without them its rollup by source, entity, action and table is far smaller.
+fn summary_for(filters: &Filters) -> &'static str {
+    if filters.actors.is_empty() {
+        "audit.kind_hours"
+    } else {
+        "audit.event_summary"
+    }
+}
 
 fn order_of(page: Page) -> &'static str {
     match page {
@@ -536,7 +548,7 @@ const PLAIN_DAYS: &str = "SELECT day, {CATEGORIES}
 /// and the events not summarized yet.
 const SUMMARIZED_DAYS: &str = "SELECT day, {CATEGORIES}
    FROM (SELECT (hour AT TIME ZONE $2)::date AS day, entity, action, events AS n
-           FROM audit.category_hours WHERE hour >= $1
+           FROM audit.kind_hours WHERE hour >= $1
          UNION ALL
          SELECT (occurred_at AT TIME ZONE $2)::date, entity, action, 1
            FROM audit.events WHERE occurred_at >= $1 AND txid >= $3::text::xid8) AS e
@@ -686,7 +698,7 @@ mod tests {
         let sql = squeeze(&q.sql);
         assert!(
             sql.contains(
-                "FROM audit.event_summary WHERE entity = $1 AND hour >= $4 \
+                "FROM audit.kind_hours WHERE entity = $1 AND hour >= $4 \
                  GROUP BY hour ORDER BY hour ASC LIMIT $7"
             ),
             "{sql}"
@@ -707,7 +719,7 @@ mod tests {
         let newest = squeeze(&summarized_page_sql(&only_entity, Page::Newest, 11, "7").sql);
         assert!(
             newest.contains(
-                "FROM audit.event_summary WHERE entity = $1 GROUP BY hour ORDER BY hour DESC LIMIT $4"
+                "FROM audit.kind_hours WHERE entity = $1 GROUP BY hour ORDER BY hour DESC LIMIT $4"
             ),
             "{newest}"
         );
