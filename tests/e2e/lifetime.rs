@@ -371,12 +371,13 @@ fn the_summary_counts_each_committed_event_once_including_late_commits() {
 
 #[test]
 fn with_the_library_preloaded_a_background_worker_maintains_the_named_database() {
-    use audit_trail_tests::cluster::Cluster;
+    use audit_trail_tests::cluster::{Cluster, Discard};
     let cluster: &'static Cluster = Box::leak(Box::new(Cluster::start_with(
         "shared_preload_libraries = 'audit_trail'\n\
          audit.maintenance_databases = 'maintained, not_there'\n\
          audit.maintenance_interval = 1",
     )));
+    let _discard = Discard(cluster);
     cluster
         .superuser("postgres")
         .batch_execute("CREATE DATABASE maintained TEMPLATE audit_template")
@@ -435,7 +436,6 @@ fn with_the_library_preloaded_a_background_worker_maintains_the_named_database()
         .unwrap()
         .get(0);
     assert!(workers >= 1, "the worker of the existing database runs");
-    cluster.stop();
 }
 
 #[test]

@@ -317,6 +317,17 @@ impl Cluster {
     }
 }
 
+/// Stops a cluster that had to be `'static` (leaked, for [`crate::db::TestDb::on`]) and removes
+/// its directory when dropped, so that a test that fails does not leave it behind either.
+pub struct Discard(pub &'static Cluster);
+
+impl Drop for Discard {
+    fn drop(&mut self) {
+        self.0.stop();
+        let _ = fs::remove_dir_all(&self.0.dir);
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
