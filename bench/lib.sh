@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the benchmark scripts: a throwaway PostgreSQL cluster of their own.
 #
 # cluster_start creates it in a fresh temporary directory (data and unix socket there, a free
@@ -11,6 +12,9 @@ BINDIR="$("$PG_CONFIG" --bindir)"
 # Benchmark settings (recorded in every result file).
 BENCH_SHARED_BUFFERS="${BENCH_SHARED_BUFFERS:-1GB}"
 BENCH_FSYNC="${BENCH_FSYNC:-on}"
+# WAL kept between checkpoints: 16GB holds a whole measurement; bench/scale.sh at 100M events
+# takes less (BENCH_MAX_WAL_SIZE=4GB) to leave the disk to the data.
+BENCH_MAX_WAL_SIZE="${BENCH_MAX_WAL_SIZE:-16GB}"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -81,7 +85,7 @@ synchronous_commit = off
 fsync = $BENCH_FSYNC
 # No checkpoint or autovacuum in the middle of a measurement: the scripts run CHECKPOINT and
 # VACUUM themselves between measurements.
-max_wal_size = 16GB
+max_wal_size = $BENCH_MAX_WAL_SIZE
 checkpoint_timeout = 1h
 autovacuum = off
 CONF
@@ -93,7 +97,7 @@ CONF
     export PGHOST="$BENCH_TMP" PGPORT="$BENCH_PORT" PGUSER=postgres
     unset PGDATABASE DATABASE_URL PGPASSWORD
     export PGOPTIONS="-c client_min_messages=warning"
-    log "cluster running: host=$PGHOST port=$PGPORT (shared_buffers=$BENCH_SHARED_BUFFERS, synchronous_commit=off, fsync=$BENCH_FSYNC)"
+    log "cluster running: host=$PGHOST port=$PGPORT (shared_buffers=$BENCH_SHARED_BUFFERS, synchronous_commit=off, fsync=$BENCH_FSYNC, max_wal_size=$BENCH_MAX_WAL_SIZE)"
 }
 
 # psql against the benchmark cluster; stops the script on the first error.

@@ -2,18 +2,28 @@
 # `make bench-scale`: the dashboard and the sidecar over a large log (issue 11).
 #
 # In a throwaway cluster (bench/lib.sh):
-# 1. BENCH_EVENTS (10,000,000) events over 13 months from bench/dashboard/scale_events.sql,
-#    inserted while audit.events is empty (timed): they land in the default partition;
-# 2. `audit-trail maintain` (timed): the monthly partitions, the rows moved into them, and the
-#    hourly summary (audit.event_summary) of every event;
-# 3. VACUUM ANALYZE and a checkpoint; then BENCH_TAIL (2,000) events captured from the CRM's
+# 1. BENCH_EVENTS (10,000,000) events over the 13 months before a "now" fixed once, from
+#    bench/dashboard/scale_events.sql, loaded month by month as pg_restore fills partitions:
+#    for each UTC month, oldest first, in one transaction, an empty table is made and attached
+#    as the month's partition of audit.events (and of each summary table, audit.summary_tables()),
+#    the month's events are inserted straight into it, then its indexes and guards are built
+#    (audit.setup_events_partition, audit.setup_summary_partition); a month whose partition
+#    exists already (made ahead by maintenance) is loaded into it. After each month,
+#    `audit-trail maintain` summarizes the events just committed. Both are timed, apart.
+#    Nothing goes through the default partition: no rows moved, no summary of the whole log
+#    in one statement, so the disk holds the log once (100M events fit; see below);
+# 2. VACUUM ANALYZE and a checkpoint; then BENCH_TAIL (2,000) events captured from the CRM's
 #    tables after maintenance, so the tail that filters read directly is not empty;
-# 4. the release binary serves the dashboard; bench/dashboard/scale.py times BENCH_REPEAT (20)
+# 3. the release binary serves the dashboard; bench/dashboard/scale.py times BENCH_REPEAT (20)
 #    requests of the first page of each filter (and two later pages, and the Overview);
-# 5. `audit-trail export --since --until` of one month to a file: seconds and rows;
-# 6. `audit-trail archive --partition` of that month: seconds and rows/s.
-# Writes bench/results/scale-<date>.md. Needs target/release/audit-trail and the extension
-# installed (make install). Disk: about 0.7 GB per million events.
+# 4. `audit-trail export --since --until` of one month to a file: seconds and rows;
+# 5. `audit-trail archive --partition` of that month: seconds and rows/s.
+# Writes bench/results/scale-<date>[-BENCH_TAG].md. Needs target/release/audit-trail (or
+# AUDIT_TRAIL_BIN) and the extension installed (make install).
+#
+# Disk: about 0.5 GB per million events plus max_wal_size plus 2 GB, free where the cluster
+# lives (/tmp); the script refuses to start with less. At 100M events, keep the WAL small:
+#   BENCH_EVENTS=100000000 BENCH_MAX_WAL_SIZE=4GB make bench-scale   (~56 GB free needed)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -55,21 +65,87 @@ LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 bpsql -d postgres -c "CREATE DATABASE scale"
 bpsql -d scale -o /dev/null -c "CREATE EXTENSION audit_trail"
-log "generating $BENCH_EVENTS events over 13 months"
-T0="$(now)"
-bpsql -d scale -v events="$BENCH_EVENTS" -f "$HERE/dashboard/scale_events.sql"
-GENERATE_S="$(seconds "$T0" "$(now)")"
-log "generated in ${GENERATE_S}s; maintain"
-T0="$(now)"
-"$SIDECAR" maintain --db "$DB" >"$BENCH_TMP/maintain.json"
-MAINTAIN_S="$(seconds "$T0" "$(now)")"
-log "maintain: ${MAINTAIN_S}s"
-# Tracking logs an event, and makes the partitions of rows waiting in the default partition:
-# the tables come after the direct INSERT (which needs an empty log) and after maintain (which
-# is what is timed).
+
+# Room for the log, its summary and the WAL, before loading anything.
+WAL_BYTES="$(bval postgres "SELECT pg_size_bytes(current_setting('max_wal_size'))")"
+FREE_KB="$(df -Pk "$BENCH_TMP" | awk 'NR == 2 { print $4 }')"
+read -r NEED_GB FREE_GB ENOUGH < <(awk -v e="$BENCH_EVENTS" -v w="$WAL_BYTES" -v f="$FREE_KB" \
+    'BEGIN { need = 0.5 * e / 1e6 + w / 2^30 + 2; free = f / 2^20
+             printf "%.1f %.1f %d\n", need, free, (free >= need) }')
+[ "$ENOUGH" = 1 ] || die "$BENCH_EVENTS events need about $NEED_GB GB free in $(dirname "$BENCH_TMP") (0.5 GB per million events + max_wal_size $BENCH_MAX_WAL_SIZE + 2 GB); $FREE_GB GB free (BENCH_MAX_WAL_SIZE=4GB needs less)"
+
+# "Now" fixed once: every month's share of the events is exact.
+GEN_NOW="$(bval scale "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")"
+# The UTC months of the 13 months (395 days) before it, oldest first: start and next start.
+MONTHS="$(bval scale "SELECT to_char(m, 'YYYY-MM-DD') || ' ' || to_char(m + interval '1 month', 'YYYY-MM-DD')
+    FROM generate_series(date_trunc('month', ('$GEN_NOW'::timestamptz - interval '395 days') AT TIME ZONE 'UTC'),
+                         date_trunc('month', '$GEN_NOW'::timestamptz AT TIME ZONE 'UTC'),
+                         interval '1 month') AS m ORDER BY m")"
+SUMMARY_TABLES="$(bval scale "SELECT string_agg(t, ' ' ORDER BY o) FROM unnest(audit.summary_tables()) WITH ORDINALITY AS u (t, o)")"
+log "loading $BENCH_EVENTS events over 13 months before $GEN_NOW, month by month (summary tables: $SUMMARY_TABLES)"
+
+# One month, in one transaction: its partitions made empty and attached (unless $3 = t: the
+# events partition exists, made ahead by maintenance, with its indexes and guards, which let
+# rows into it while it is empty), its events inserted straight into the events partition,
+# then the indexes and guards of the new ones.
+load_month() {
+    local from="$1" to="$2" exists="$3" suffix="${1//-/}" t
+    local bound="FOR VALUES FROM ('$from 00:00+00') TO ('$to 00:00+00')"
+    {
+        echo "BEGIN;"
+        if [ "$exists" = f ]; then
+            echo "CREATE TABLE audit.events_$suffix (LIKE audit.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION);"
+            echo "ALTER TABLE audit.events ATTACH PARTITION audit.events_$suffix $bound;"
+        fi
+        echo "\\i '$HERE/dashboard/scale_events.sql'"
+        if [ "$exists" = f ]; then
+            echo "SELECT audit.setup_events_partition('audit.events_$suffix');"
+        fi
+        for t in $SUMMARY_TABLES; do
+            [ "$(bval scale "SELECT to_regclass('audit.${t}_$suffix') IS NOT NULL")" = f ] || continue
+            echo "CREATE TABLE audit.${t}_$suffix (LIKE audit.$t INCLUDING DEFAULTS INCLUDING CONSTRAINTS);"
+            echo "ALTER TABLE audit.$t ATTACH PARTITION audit.${t}_$suffix $bound;"
+            echo "SELECT audit.setup_summary_partition('audit.${t}_$suffix');"
+        done
+        echo "COMMIT;"
+    } | bpsql -d scale -o /dev/null -v events="$BENCH_EVENTS" -v now="$GEN_NOW" \
+        -v month_from="$from 00:00+00" -v month_to="$to 00:00+00" -v target="audit.events_$suffix"
+}
+
+LOAD_S=0
+MAINTAIN_S=0
+SUMMARIZED=0
+MONTH_COUNT=0
+PREMADE=0
+while read -r FROM TO; do
+    EXISTS="$(bval scale "SELECT to_regclass('audit.events_${FROM//-/}') IS NOT NULL")"
+    [ "$EXISTS" = f ] || PREMADE=$((PREMADE + 1))
+    T0="$(now)"
+    load_month "$FROM" "$TO" "$EXISTS"
+    T1="$(now)"
+    "$SIDECAR" maintain --db "$DB" >"$BENCH_TMP/maintain.json"
+    T2="$(now)"
+    LOAD_S="$(awk -v a="$LOAD_S" -v b="$(seconds "$T0" "$T1")" 'BEGIN { printf "%.2f", a + b }')"
+    MAINTAIN_S="$(awk -v a="$MAINTAIN_S" -v b="$(seconds "$T1" "$T2")" 'BEGIN { printf "%.2f", a + b }')"
+    N="$(python3 -c 'import json, sys; print(json.load(sys.stdin).get("summarized_events") or 0)' \
+        <"$BENCH_TMP/maintain.json")"
+    SUMMARIZED=$((SUMMARIZED + N))
+    MONTH_COUNT=$((MONTH_COUNT + 1))
+    log "month $FROM: loaded in $(seconds "$T0" "$T1")s$([ "$EXISTS" = f ] || echo " (into the partition made ahead)"), maintain $(seconds "$T1" "$T2")s ($N events summarized)"
+done <<<"$MONTHS"
+DEFAULT_ROWS="$(bval scale "SELECT count(*) FROM audit.events_default")"
+LOADED="$(bval scale "SELECT count(*) FROM audit.events")"
+UNSUMMARIZED="$(bval scale "SELECT count(*) FROM audit.events WHERE txid >= (SELECT watermark FROM audit.summary_state)")"
+log "loaded $LOADED events in ${LOAD_S}s over $MONTH_COUNT months, maintain ${MAINTAIN_S}s; $SUMMARIZED summarized, $UNSUMMARIZED not, $DEFAULT_ROWS in the default partition"
+[ "$DEFAULT_ROWS" = 0 ] || die "$DEFAULT_ROWS events landed in audit.events_default"
+[ "$UNSUMMARIZED" = 0 ] || die "$UNSUMMARIZED events are not summarized after the last maintain"
+# Tracking logs an event: the tables come after the direct INSERTs (each into an empty
+# partition) and after the maintains (which are what is timed).
 bpsql -d scale -o /dev/null -f "$HERE/dashboard/crm.sql"
+VACUUM_ARGS=(-c "VACUUM (ANALYZE) audit.events")
+for t in $SUMMARY_TABLES; do VACUUM_ARGS+=(-c "VACUUM (ANALYZE) audit.$t"); done
 T0="$(now)"
-bpsql -d scale -c "VACUUM (ANALYZE) audit.events" -c "VACUUM (ANALYZE) audit.event_summary"
+bpsql -d scale "${VACUUM_ARGS[@]}"
 VACUUM_S="$(seconds "$T0" "$(now)")"
 bpsql -d postgres -c "CHECKPOINT"
 
@@ -134,6 +210,9 @@ ARCHIVE_S="$(seconds "$T0" "$(now)")"
 ARCHIVE_BYTES="$(du -sh "$BENCH_TMP/archive" | cut -f1)"
 ARCHIVE_RATE="$(awk -v r="$MONTH_ROWS" -v s="$ARCHIVE_S" 'BEGIN { printf "%.0f", r / s }')"
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+DATA_DU="$(as_postgres du -sh "$BENCH_TMP/data" | cut -f1)"
+WAL_DU="$(as_postgres du -sh "$BENCH_TMP/data/pg_wal" | cut -f1)"
+WAL_SETTINGS="$(bval scale "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) FROM pg_settings WHERE name IN ('max_wal_size','min_wal_size','wal_compression','wal_level','full_page_writes','checkpoint_timeout','wal_buffers')")"
 
 OUT="$RESULTS/scale-$DATE.md"
 python3 - "$MACHINE" >"$OUT" <<PY
@@ -141,21 +220,23 @@ import json, sys
 m = json.loads(sys.argv[1])
 print(f"""# Scale benchmark: the dashboard and the sidecar over $COUNT events
 
-- command: \`BENCH_EVENTS=$BENCH_EVENTS make bench-scale\` (bench/scale.sh), $(date -u +%Y-%m-%dT%H:%MZ)
+- command: \`BENCH_EVENTS=$BENCH_EVENTS BENCH_MAX_WAL_SIZE=$BENCH_MAX_WAL_SIZE make bench-scale\` (bench/scale.sh), $(date -u +%Y-%m-%dT%H:%MZ)
 - machine: {m['cpu']}, {m['nproc']} cores, {m['memory']}; {m['postgres']}
 - settings: {m['settings']}
 - git: {m['git']}; load average before: $LOAD_BEFORE, after: $LOAD_AFTER
 - audit.events: $COUNT events over 13 months in $PARTITIONS partitions, $SIZE with indexes;
   $TAIL of them in the tail (captured after maintenance, read without the summary)
 - audit.event_summary: $SUMMARY_ROWS rows, $SUMMARY_SIZE with indexes
+- disk: the cluster's data directory $DATA_DU at the end (du; pg_wal $WAL_DU); WAL settings:
+  $WAL_SETTINGS
 
 ## Loading and maintenance
 
 | step | seconds |
 |---|---:|
-| INSERT ... SELECT of $BENCH_EVENTS events (into the default partition) | $GENERATE_S |
-| \`audit-trail maintain\`: $PARTITIONS partitions, rows moved out of the default partition, summary of every event | $MAINTAIN_S |
-| VACUUM ANALYZE of the events and the summary | $VACUUM_S |
+| INSERT ... SELECT of $BENCH_EVENTS events, month by month ($MONTH_COUNT months, oldest first) into empty partitions, indexes built after ($PREMADE month(s) into the partition maintenance had made ahead, indexes already there) | $LOAD_S |
+| \`audit-trail maintain\` after each month: summary of its events ($SUMMARIZED summarized in all; the first run also makes the partitions ahead) | $MAINTAIN_S |
+| VACUUM ANALYZE of the events and the summary tables ($SUMMARY_TABLES) | $VACUUM_S |
 
 ## Dashboard: first page of each filter (HTTP against \`audit-trail serve\`, release build)
 
@@ -173,7 +254,7 @@ cat >>"$OUT" <<MD
 | \`audit-trail export --since ${MONTH}T00:00:00Z --until ${NEXT}T00:00:00Z --output FILE\` (CSV) | $EXPORT_S | $EXPORT_ROWS | $(awk -v r="$EXPORT_ROWS" -v s="$EXPORT_S" 'BEGIN { printf "%.0f", r / s }') | $EXPORT_BYTES |
 | \`audit-trail archive --partition $PARTITION\` (Parquet) | $ARCHIVE_S | $MONTH_ROWS | $ARCHIVE_RATE | $ARCHIVE_BYTES |
 
-maintain printed: \`$(tr -d '\n' <"$BENCH_TMP/maintain.json" | cut -c1-600)\`
+the last maintain printed: \`$(tr -d '\n' <"$BENCH_TMP/maintain.json" | cut -c1-600)\`
 MD
 log "wrote $OUT ($(($(date +%s) - STARTED))s)"
 cat "$OUT"

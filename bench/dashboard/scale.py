@@ -35,6 +35,8 @@ def views():
          "range=30d&actor=user3%40example.com&entity=contact&action=update"),
         ("Combination: sync + delete + crm.users, all time",
          "range=all&source=sync&action=delete&table=crm.users"),
+        ("Combination: busy actor user0 + sync + delete + crm.users, all time",
+         "range=all&actor=user0%40example.com&source=sync&action=delete&table=crm.users"),
     ]
 
 

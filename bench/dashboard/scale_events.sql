@@ -1,6 +1,11 @@
--- :events audit events over the 13 months before now (one every 395 days / :events), as a
--- CRM's log would hold them, for bench/scale.sh. Run as a superuser while audit.events is empty
--- (SQL INSERT is allowed only then); they land in the default partition until maintenance.
+-- The events of one UTC month of :events audit events over the 13 months before :'now' (one
+-- every 395 days / :events; event g, from 1 = newest to :events, at :'now' minus g steps), as
+-- a CRM's log would hold them, for bench/scale.sh. It loads the month [:'month_from',
+-- :'month_to') straight into :target, the empty partition of audit.events made for it, oldest
+-- event first (so ids grow with time), before the partition's indexes and guards exist, as
+-- pg_restore fills a partition. Run as a superuser; :'now' is fixed once for every month, so
+-- each event falls in exactly one month (the range of g is only the pruning; the WHERE on the
+-- event's time is what splits).
 --   actors: 1,000 with a long tail (actor number = 1000 * u^3, u spread evenly over [0, 1)):
 --           user0 makes 10 % of the events, half the actors under 0.05 % each, user999 a
 --           handful;
@@ -8,9 +13,9 @@
 --   actions: update 50 %, create 30 %, delete 20 % of the changes, export for exports;
 --   sources: manual ~69 %, import ~20 %, api ~10 %, sync 1 %;
 --   tables: crm.contacts, crm.groups, crm.group_members, crm.users (none for exports).
-INSERT INTO audit.events (occurred_at, actor, db_user, source, client_addr, application_name,
-                          entity, action, table_name, subject_id, changed_fields, old_data,
-                          new_data, details)
+INSERT INTO :target (occurred_at, actor, db_user, source, client_addr, application_name,
+                     entity, action, table_name, subject_id, changed_fields, old_data, new_data,
+                     details)
 SELECT ts, 'user' || least(999, floor(1000 * u * u * u)::int) || '@example.com', 'crm_app',
        source, '10.0.0.7', 'crm-web', entity, action,
        CASE WHEN action = 'export' THEN NULL
@@ -30,7 +35,7 @@ SELECT ts, 'user' || least(999, floor(1000 * u * u * u)::int) || '@example.com',
        CASE WHEN action = 'export' THEN jsonb_build_object('rows', g % 5000) END
   FROM (SELECT g,
                -- (seconds, not g * interval: 10M times 395 days is out of an interval's range)
-               now() - make_interval(secs => g * (395 * 86400.0 / :events)) AS ts,
+               :'now'::timestamptz - make_interval(secs => g * (395 * 86400.0 / :events)) AS ts,
                -- A fixed, well-spread fraction per event (golden ratio): reruns are identical.
                (g * 0.6180339887498949) % 1 AS u,
                CASE WHEN g % 100 = 42 THEN 'sync'
@@ -43,4 +48,12 @@ SELECT ts, 'user' || least(999, floor(1000 * u * u * u)::int) || '@example.com',
                CASE WHEN g % 100 >= 97 THEN 'export'
                     ELSE (ARRAY['update','update','update','update','update','create',
                                 'create','create','delete','delete'])[1 + g * 13 % 10] END AS action
-          FROM generate_series(1::bigint, :events) AS g) AS s;
+          -- The g that can fall in the month, oldest (largest) first; one step of slack each
+          -- side, which the WHERE below cuts off.
+          FROM (SELECT extract(epoch FROM :'now'::timestamptz - :'month_from'::timestamptz)
+                           / (395 * 86400.0 / :events) AS g_oldest,
+                       extract(epoch FROM :'now'::timestamptz - :'month_to'::timestamptz)
+                           / (395 * 86400.0 / :events) AS g_newest) AS b,
+               generate_series(least(:events, ceil(b.g_oldest)::bigint + 1),
+                               greatest(1, floor(b.g_newest)::bigint - 1), -1) AS g) AS s
+ WHERE ts >= :'month_from'::timestamptz AND ts < :'month_to'::timestamptz;
