@@ -5,16 +5,22 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::parquet::PlacedFile;
+use super::parquet::{Month, MonthFile};
 use crate::error::{Error, Result};
 
-/// The manifest format's version; a reader refuses versions it does not know.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The manifest format's version, written by this audit-trail; a reader refuses versions it
+/// does not know. Version 2 (per-month files): a file's `path` may also name a file in
+/// another month's directory of the same archive, as `../../year=YYYY/month=MM/NAME`.
+/// Version 1 (a partition's files all beside its manifest) is still read.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest manifest version read.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// The name every manifest ends with, which `--check` looks for.
 pub const MANIFEST_SUFFIX: &str = ".manifest.json";
@@ -41,8 +47,9 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestFile {
-    /// Relative to the manifest's own directory (the partition's `year=/month=` directory),
-    /// so a month's directory can be moved or copied as it is.
+    /// Relative to the manifest's own directory (the `year=/month=` directory of the
+    /// partition's first month): `events_20260101.parquet` beside it, or
+    /// `../../year=2026/month=02/events_20260101.parquet` in another month's directory.
     pub path: String,
     pub bytes: u64,
     pub rows: u64,
@@ -50,31 +57,67 @@ pub struct ManifestFile {
     pub sha256: String,
 }
 
-impl From<&PlacedFile> for ManifestFile {
-    fn from(p: &PlacedFile) -> ManifestFile {
+impl ManifestFile {
+    /// The entry of a placed file, named relative to the manifest's directory, `manifest_month`.
+    pub fn of(file: &MonthFile, manifest_month: Month) -> ManifestFile {
+        let path = if file.month == manifest_month {
+            file.file.name.clone()
+        } else {
+            format!(
+                "../../year={:04}/month={:02}/{}",
+                file.month.year, file.month.month, file.file.name
+            )
+        };
         ManifestFile {
-            path: p.name.clone(),
-            bytes: p.bytes,
-            rows: p.rows,
-            sha256: p.sha256.clone(),
+            path,
+            bytes: file.file.bytes,
+            rows: file.file.rows,
+            sha256: file.file.sha256.clone(),
         }
     }
 }
 
-/// Where a partition's files go under the archive's root.
+/// Whether a manifest of `version` may name `path`: a plain file name beside it (every
+/// version), or a file of another month of the same archive (version 2). Nothing else is
+/// written by archive, and nothing else may reach outside the archive.
+fn valid_file_path(version: u32, path: &str) -> bool {
+    let plain =
+        |n: &str| !n.is_empty() && !n.starts_with('.') && !n.contains('/') && !n.contains('\\');
+    let digits = |s: Option<&str>, n: usize| {
+        s.is_some_and(|d| d.len() == n && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if plain(path) {
+        return true;
+    }
+    if version < 2 {
+        return false;
+    }
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        ["..", "..", year, month, name] => {
+            digits(year.strip_prefix("year="), 4)
+                && digits(month.strip_prefix("month="), 2)
+                && plain(name)
+        }
+        _ => false,
+    }
+}
+
+/// Where a partition's manifest goes under the archive's root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
-    /// `year=2026/month=01`, relative to the root: Hive-style, so engines read `year` and
-    /// `month` as columns and skip directories on them.
+    /// `year=2026/month=01`, relative to the root: the directory of the partition's first
+    /// month (that of its start; for a partition without a start, that of its oldest row).
     pub dir: PathBuf,
+    /// The same month.
+    pub month: Month,
     /// `events_20260101`: the partition's table name, the stem of its files and manifest.
     pub stem: String,
 }
 
 impl Layout {
-    /// The layout of a partition, from its qualified name and start. The name comes from the
-    /// database: only a plain `schema.table` of letters, digits and `_` is used as a file name,
-    /// so no name can reach outside the archive's directory.
+    /// The layout of a partition, from its qualified name and first month's start. The name
+    /// comes from the database: only a plain `schema.table` of letters, digits and `_` is used
+    /// as a file name, so no name can reach outside the archive's directory.
     pub fn of(partition: &str, from_time: DateTime<Utc>) -> Result<Layout> {
         let stem = partition.rsplit('.').next().unwrap_or(partition);
         let plain =
@@ -84,9 +127,10 @@ impl Layout {
                 "partition name \"{partition}\" is not a plain schema.table name; not archived"
             )));
         }
+        let month = Month::of(from_time);
         Ok(Layout {
-            dir: PathBuf::from(format!("year={:04}", from_time.year()))
-                .join(format!("month={:02}", from_time.month())),
+            dir: month.dir(),
+            month,
             stem: stem.to_owned(),
         })
     }
@@ -235,9 +279,10 @@ pub fn check_manifest(
         .map_err(|e| violation(format!("{name}: cannot read the manifest: {e}")))?;
     let manifest: Manifest = serde_json::from_slice(&text)
         .map_err(|e| violation(format!("{name}: not a valid manifest: {e}")))?;
-    if manifest.schema_version != SCHEMA_VERSION {
+    if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&manifest.schema_version) {
         return Err(Error::Other(format!(
-            "{name}: manifest schema_version {} is not one this audit-trail reads ({SCHEMA_VERSION})",
+            "{name}: manifest schema_version {} is not one this audit-trail reads \
+             ({OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION})",
             manifest.schema_version
         )));
     }
@@ -246,14 +291,29 @@ pub fn check_manifest(
     let mut bytes = 0u64;
     let mut files = Vec::with_capacity(manifest.files.len());
     for file in &manifest.files {
-        // Manifests name files beside themselves; anything else was not written by archive.
-        if file.path.contains('/') || file.path.contains('\\') || file.path.starts_with('.') {
+        // Manifests name files beside themselves or in another month's directory of the same
+        // archive; anything else was not written by archive.
+        if !valid_file_path(manifest.schema_version, &file.path) {
             return Err(violation(format!(
                 "{name}: names a file outside its directory: {}",
                 file.path
             )));
         }
-        let path = dir.join(&file.path);
+        // `../../year=/month=/NAME`, resolved without the `..` so that messages name the
+        // file as it lies under the archive's root.
+        let path = match file.path.strip_prefix("../../") {
+            Some(rest) => dir
+                .parent()
+                .and_then(Path::parent)
+                .map(|base| base.join(rest))
+                .ok_or_else(|| {
+                    violation(format!(
+                        "{name}: names a file outside its archive: {}",
+                        file.path
+                    ))
+                })?,
+            None => dir.join(&file.path),
+        };
         let shown_file = shown(root, &path);
         let on_disk = match std::fs::metadata(&path) {
             Ok(m) => m.len(),
@@ -319,6 +379,7 @@ pub fn check_manifest(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::parquet::MonthlyWriter;
     use chrono::TimeZone;
 
     fn at(y: i32, m: u32, d: u32) -> DateTime<Utc> {
@@ -366,60 +427,107 @@ mod tests {
         };
         let text = m.to_pretty_json().expect("json");
         let value: serde_json::Value = serde_json::from_slice(&text).expect("valid JSON");
-        assert_eq!(value["schema_version"], 1);
+        assert_eq!(value["schema_version"], 2);
         assert_eq!(value["from_time"], "2026-01-01T00:00:00Z");
         assert_eq!(value["files"][0]["path"], "events_20260101.parquet");
         let back: Manifest = serde_json::from_slice(&text).expect("reads back");
         assert_eq!(back, m);
     }
 
-    #[test]
-    fn check_names_a_missing_or_altered_file() {
-        let root = tempfile::tempdir().expect("tempdir");
+    fn event(id: i64, at: DateTime<Utc>) -> super::super::parquet::ArchiveRow {
+        super::super::parquet::ArchiveRow {
+            id,
+            occurred_at: at,
+            actor: "alice".into(),
+            db_user: "app".into(),
+            source: "manual".into(),
+            entity: "contact".into(),
+            action: "update".into(),
+            subject_id: None,
+            table_name: None,
+            changed_fields: None,
+            old_data: None,
+            new_data: None,
+            client_addr: None,
+            application_name: None,
+            context: None,
+            details: None,
+            txid: 1,
+        }
+    }
+
+    /// A quarter's partition with rows in its first and third months, archived as archive
+    /// does: one file per month with rows, the manifest in the first month's directory.
+    fn archive_quarter(root: &Path) -> (Layout, Manifest) {
         let l = Layout::of("audit.events_20260101", at(2026, 1, 1)).expect("layout");
-        let dir = root.path().join(&l.dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let mut w = super::super::parquet::PartitionWriter::new(&dir, &l.stem, 1 << 30);
+        let mut w = MonthlyWriter::new(root, &l.stem, l.month, 1 << 30);
+        w.push(&event(1, at(2026, 1, 5))).expect("push");
+        w.push(&event(2, at(2026, 3, 31))).expect("push");
+        w.push(&event(3, at(2026, 3, 31))).expect("push");
         w.finish().expect("finish");
         let placed = w.place().expect("place");
         let m = Manifest {
             schema_version: SCHEMA_VERSION,
             partition: "audit.events_20260101".into(),
             from_time: at(2026, 1, 1),
-            to_time: at(2026, 2, 1),
-            rows: 0,
-            first_id: None,
-            last_id: None,
+            to_time: at(2026, 4, 1),
+            rows: 3,
+            first_id: Some(1),
+            last_id: Some(3),
             created_at: at(2026, 12, 1),
             created_by: "test".into(),
-            files: placed.iter().map(ManifestFile::from).collect(),
+            files: placed
+                .iter()
+                .map(|p| ManifestFile::of(p, l.month))
+                .collect(),
         };
         std::fs::write(
-            dir.join(l.manifest_name()),
+            root.join(&l.dir).join(l.manifest_name()),
             m.to_pretty_json().expect("json"),
         )
         .expect("write manifest");
+        (l, m)
+    }
+
+    #[test]
+    fn check_names_a_missing_or_altered_file() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (_, m) = archive_quarter(root.path());
+        assert_eq!(
+            m.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            [
+                "events_20260101.parquet",
+                "../../year=2026/month=03/events_20260101.parquet"
+            ]
+        );
         let mut lines = Vec::new();
         let summary = check(root.path(), |l| lines.push(l.to_owned())).expect("intact");
         assert_eq!(summary.manifests, 1);
-        assert_eq!(summary.files, 1);
-        assert!(lines[0].starts_with("ok year=2026/month=01/events_20260101.parquet"));
+        assert_eq!(summary.files, 2);
+        assert_eq!(summary.rows, 3);
+        assert!(lines[0].starts_with("ok year=2026/month=01/events_20260101.parquet: 1 rows"));
+        assert!(lines[1].starts_with("ok year=2026/month=03/events_20260101.parquet: 2 rows"));
+        assert!(!root.path().join("year=2026/month=02").exists());
 
-        let file = dir.join(&placed[0].name);
+        let file = root
+            .path()
+            .join("year=2026/month=03/events_20260101.parquet");
         let mut bytes = std::fs::read(&file).expect("read");
         bytes[10] ^= 1;
         std::fs::write(&file, &bytes).expect("write");
         let err = check(root.path(), |_| {}).expect_err("altered");
         assert_eq!(err.exit_code(), 4);
         assert!(
-            err.to_string().contains("events_20260101.parquet: altered"),
+            err.to_string()
+                .contains("year=2026/month=03/events_20260101.parquet: altered"),
             "{err}"
         );
 
         std::fs::remove_file(&file).expect("rm");
         let err = check(root.path(), |_| {}).expect_err("missing");
         assert!(
-            err.to_string().contains("events_20260101.parquet: missing"),
+            err.to_string()
+                .contains("year=2026/month=03/events_20260101.parquet: missing"),
             "{err}"
         );
 
@@ -428,5 +536,44 @@ mod tests {
             check(empty.path(), |_| {}).expect_err("none").exit_code(),
             2
         );
+    }
+
+    #[test]
+    fn version_1_manifests_are_read_and_may_name_only_files_beside_them() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (l, mut m) = archive_quarter(root.path());
+        let manifest_path = root.path().join(&l.dir).join(l.manifest_name());
+        // A version-1 manifest of the first month's file alone (as 0.2.0's archive wrote).
+        m.schema_version = 1;
+        m.rows = 1;
+        m.files.truncate(1);
+        std::fs::write(&manifest_path, m.to_pretty_json().expect("json")).expect("write");
+        let summary = check(root.path(), |_| {}).expect("a version-1 manifest");
+        assert_eq!((summary.files, summary.rows), (1, 1));
+
+        // Version 1 names no other directory; version 2 only another month's.
+        m.files[0].path = "../../year=2026/month=03/events_20260101.parquet".into();
+        std::fs::write(&manifest_path, m.to_pretty_json().expect("json")).expect("write");
+        let err = check(root.path(), |_| {}).expect_err("outside");
+        assert!(err.to_string().contains("outside its directory"), "{err}");
+        for bad in [
+            "../../../etc/passwd",
+            "../month=03/events_20260101.parquet",
+            "../../year=2026/month=03/.hidden.parquet",
+            "../../year=26/month=3/events_20260101.parquet",
+            "year=2026/month=03/events_20260101.parquet",
+            "/tmp/x.parquet",
+        ] {
+            assert!(!valid_file_path(2, bad), "{bad}");
+        }
+        assert!(valid_file_path(
+            2,
+            "../../year=2026/month=03/events_20260101_part-0002.parquet"
+        ));
+
+        m.schema_version = 3;
+        std::fs::write(&manifest_path, m.to_pretty_json().expect("json")).expect("write");
+        let err = check(root.path(), |_| {}).expect_err("unknown version");
+        assert!(err.to_string().contains("schema_version 3"), "{err}");
     }
 }

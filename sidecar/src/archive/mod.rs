@@ -1,8 +1,9 @@
 //! `audit-trail archive` and `audit-trail maintain` (docs/archive.md).
 //!
 //! `archive` writes each closed, not yet archived partition of `audit.events` as Parquet in a
-//! Hive layout (`DIR/year=2026/month=01/events_20260101.parquet`) with a manifest beside it,
-//! then records it with `audit.record_archive`, which checks the row count in the database.
+//! Hive layout, one file (or numbered parts) per UTC month the partition holds rows for, in
+//! that month's directory (`DIR/year=2026/month=02/events_20260101.parquet`), with one
+//! manifest in the directory of its first month, then records it with `audit.record_archive`, which checks the row count in the database.
 //! The order makes a partition's record the last thing to happen: retention may drop an
 //! archived partition, so the record must never exist without durable files. Files appear
 //! under their final names only once complete and synced; the manifest comes after them;
@@ -29,12 +30,13 @@ use crate::db;
 use crate::error::{Error, Result};
 use crate::timespec::{self, Bound};
 use manifest::{Layout, Manifest, ManifestFile, SCHEMA_VERSION};
-use parquet::{ArchiveRow, PartitionWriter, DEFAULT_MAX_FILE_BYTES};
+use parquet::{ArchiveRow, Month, MonthlyWriter, DEFAULT_MAX_FILE_BYTES};
 
 #[derive(Debug, Args)]
 pub struct ArchiveArgs {
     /// Write the archives under this existing directory, as
-    /// year=YYYY/month=MM/events_YYYYMMDD.parquet with a .manifest.json beside each.
+    /// year=YYYY/month=MM/events_YYYYMMDD.parquet (one per month a partition has rows for),
+    /// with a .manifest.json per partition in its first month's directory.
     // Not `required` in clap: its message for a missing argument is two lines, and the
     // binary prints one (see `run`).
     #[arg(long, value_name = "DIR", conflicts_with = "check")]
@@ -66,20 +68,35 @@ pub struct MaintainArgs {}
 #[derive(Debug, Clone)]
 struct Partition {
     name: String,
+    /// None for `-infinity`: the partition an upgrade from 0.1.0 attached, FROM (MINVALUE).
     from_time: Option<DateTime<Utc>>,
+    /// None for `infinity` (and the default partition).
     to_time: Option<DateTime<Utc>>,
     is_default: bool,
     closed: bool,
     archived: bool,
 }
 
-/// The events of one partition, in the order they are archived. Parameters, never text: the
-/// bounds come from the database, but nothing read is ever spliced into SQL.
-const SELECT_RANGE: &str = "SELECT id, occurred_at, actor, db_user, source, entity, action, \
-     subject_id, table_name, changed_fields, old_data::text, new_data::text, \
-     pg_catalog.host(client_addr), application_name, context::text, details::text, txid::text \
-     FROM audit.events WHERE occurred_at >= $1 AND occurred_at < $2 \
-     ORDER BY occurred_at, id";
+/// The events of one partition, in the order they are archived (which the month split
+/// follows). Parameters, never text: the bounds come from the database, but nothing read is
+/// ever spliced into SQL.
+macro_rules! select_events {
+    ($range:literal) => {
+        concat!(
+            "SELECT id, occurred_at, actor, db_user, source, entity, action, \
+             subject_id, table_name, changed_fields, old_data::text, new_data::text, \
+             pg_catalog.host(client_addr), application_name, context::text, details::text, \
+             txid::text FROM audit.events WHERE ",
+            $range,
+            " ORDER BY occurred_at, id"
+        )
+    };
+}
+const SELECT_RANGE: &str = select_events!("occurred_at >= $1 AND occurred_at < $2");
+/// A partition without a start (FROM (MINVALUE), from the upgrade from 0.1.0): no other
+/// partition holds rows before its end, and the default partition holds none a partition
+/// covers.
+const SELECT_BEFORE: &str = select_events!("occurred_at < $1");
 
 fn archive_row(row: &tokio_postgres::Row) -> Result<ArchiveRow> {
     let decode = |e: tokio_postgres::Error| Error::database("decoding an event", &e);
@@ -145,7 +162,8 @@ async fn list_partitions(client: &Client) -> Result<Vec<Partition>> {
     let rows = client
         .query(
             // A partition attached by an upgrade from 0.1.0 starts at -infinity, which no
-            // chrono time holds: such a bound reads as NULL, and the partition is not archived.
+            // chrono time holds: such a bound reads as NULL, and the partition's months are
+            // those of its rows.
             "SELECT partition, \
                     CASE WHEN pg_catalog.isfinite(from_time) THEN from_time END, \
                     CASE WHEN pg_catalog.isfinite(to_time) THEN to_time END, \
@@ -193,24 +211,14 @@ fn select(
         (Some(b), Some(t)) => t <= b,
         (Some(_), None) => false,
     };
-    let bounded = |p: &Partition| p.from_time.is_some() && p.to_time.is_some();
+    // A closed partition has an end; only its start may be -infinity (0.1.0's partition).
+    let bounded = |p: &Partition| p.to_time.is_some();
     if names.is_empty() {
-        let candidates = all
+        return Ok(all
             .iter()
-            .filter(|p| !p.is_default && p.closed && !p.archived && fits_before(p));
-        let mut chosen = Vec::new();
-        for p in candidates {
-            if bounded(p) {
-                chosen.push(p.clone());
-            } else {
-                eprintln!(
-                    "audit-trail: {} has no finite time range (a partition from before 0.2.0); \
-                     not archived",
-                    p.name
-                );
-            }
-        }
-        return Ok(chosen);
+            .filter(|p| !p.is_default && p.closed && !p.archived && fits_before(p) && bounded(p))
+            .cloned()
+            .collect());
     }
     let mut chosen: Vec<Partition> = Vec::new();
     for name in names {
@@ -234,8 +242,7 @@ fn select(
         }
         if !bounded(p) {
             return Err(Error::Usage(format!(
-                "--partition {name}: no finite time range (a partition from before 0.2.0); \
-                 cannot be archived"
+                "--partition {name}: has no end; cannot be archived"
             )));
         }
         if p.archived {
@@ -293,11 +300,42 @@ async fn archive_partition(
     partition: &Partition,
     max_file_bytes: u64,
 ) -> Result<Archived> {
-    let (Some(from_time), Some(to_time)) = (partition.from_time, partition.to_time) else {
+    let Some(to_time) = partition.to_time else {
         return Err(Error::Other(format!(
-            "{}: a partition without bounds cannot be archived",
+            "{}: a partition without an end cannot be archived",
             partition.name
         )));
+    };
+    // Checked before anything is read or written.
+    Layout::of(&partition.name, to_time)?;
+
+    // One repeatable-read snapshot: the files hold exactly what one moment of the partition
+    // held, which is what audit.record_archive then counts again.
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| Error::database("starting the archive read", &e))?;
+    // The partition's first month: that of its start, or, for the partition without one
+    // (0.1.0's), that of its oldest row (of its last month when it has none). The manifest's
+    // from_time is that month's start: no row of the partition is older.
+    let from_time = match partition.from_time {
+        Some(t) => t,
+        None => {
+            let oldest: Option<DateTime<Utc>> = tx
+                .query_one(
+                    "SELECT min(occurred_at) FROM audit.events WHERE occurred_at < $1",
+                    &[&to_time],
+                )
+                .await
+                .map_err(|e| Error::database("reading audit.events", &e))?
+                .try_get(0)
+                .map_err(|e| Error::database("reading audit.events", &e))?;
+            let last = to_time - chrono::Duration::microseconds(1);
+            Month::of(oldest.unwrap_or(last)).start()
+        }
     };
     let layout = Layout::of(&partition.name, from_time)?;
     let dir = root.join(&layout.dir);
@@ -305,7 +343,7 @@ async fn archive_partition(
         path: dir.clone(),
         source,
     })?;
-    let writer = PartitionWriter::new(&dir, &layout.stem, max_file_bytes);
+    let writer = MonthlyWriter::new(root, &layout.stem, layout.month, max_file_bytes);
 
     // Encoding runs on a thread of its own, fed through a short queue: while it compresses
     // a row group, rows keep arriving, so the server never waits on a full socket. The
@@ -323,20 +361,17 @@ async fn archive_partition(
     });
 
     let read = async {
-        // One repeatable-read snapshot: the files hold exactly what one moment of the
-        // partition held, which is what audit.record_archive then counts again.
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(|e| Error::database("starting the archive read", &e))?;
-        let params: [&(dyn ToSql + Sync); 2] = [&from_time, &to_time];
-        let rows = tx
-            .query_raw(SELECT_RANGE, params)
-            .await
-            .map_err(|e| Error::database("reading audit.events", &e))?;
+        let rows = match partition.from_time {
+            Some(from_time) => {
+                let params: [&(dyn ToSql + Sync); 2] = [&from_time, &to_time];
+                tx.query_raw(SELECT_RANGE, params).await
+            }
+            None => {
+                let params: [&(dyn ToSql + Sync); 1] = [&to_time];
+                tx.query_raw(SELECT_BEFORE, params).await
+            }
+        }
+        .map_err(|e| Error::database("reading audit.events", &e))?;
         pin_mut!(rows);
         let mut count = 0u64;
         let mut first_id: Option<i64> = None;
@@ -389,11 +424,22 @@ async fn archive_partition(
         last_id,
         created_at: Utc::now(),
         created_by: format!("audit-trail {}", env!("CARGO_PKG_VERSION")),
-        files: placed.iter().map(ManifestFile::from).collect(),
+        files: placed
+            .iter()
+            .map(|p| ManifestFile::of(p, layout.month))
+            .collect(),
     };
     let remove_placed = || {
+        let mut dirs: Vec<PathBuf> = Vec::new();
         for p in &placed {
-            let _ = std::fs::remove_file(dir.join(&p.name));
+            let _ = std::fs::remove_file(root.join(p.relative_path()));
+            let month_dir = root.join(p.month.dir());
+            if !dirs.contains(&month_dir) {
+                dirs.push(month_dir);
+            }
+        }
+        for d in &dirs {
+            let _ = parquet::sync_dir(d);
         }
     };
     let manifest_path = match manifest
@@ -422,13 +468,13 @@ async fn archive_partition(
         // Unrecorded files must not look like an archive: the manifest goes first, so that
         // what remains if a removal fails is at worst files no manifest vouches for.
         let _ = std::fs::remove_file(&manifest_path);
-        remove_placed();
         let _ = parquet::sync_dir(&dir);
+        remove_placed();
         return Err(Error::database("recording the archive", &e));
     }
     Ok(Archived {
         rows: count,
-        bytes: placed.iter().map(|p| p.bytes).sum(),
+        bytes: placed.iter().map(|p| p.file.bytes).sum(),
         files: placed.len(),
     })
 }
@@ -636,6 +682,34 @@ mod tests {
         assert_eq!(names(&chosen), ["audit.events_20260201"]);
         let chosen = select(&all, &["events_20260301".into()], None).expect("select");
         assert_eq!(names(&chosen), ["audit.events_20260301"]);
+    }
+
+    #[test]
+    fn the_partition_of_an_upgrade_from_0_1_0_is_archived_once_closed() {
+        let mut all = partitions();
+        all.insert(
+            0,
+            Partition {
+                name: "audit.events_0_1_0".into(),
+                from_time: None,
+                to_time: month(2026, 1),
+                is_default: false,
+                closed: true,
+                archived: false,
+            },
+        );
+        let chosen = select(&all, &[], None).expect("select");
+        assert_eq!(names(&chosen)[0], "audit.events_0_1_0");
+        let chosen = select(
+            &all,
+            &["events_20260201".into(), "events_0_1_0".into()],
+            None,
+        )
+        .expect("select");
+        assert_eq!(
+            names(&chosen),
+            ["audit.events_0_1_0", "audit.events_20260201"]
+        );
     }
 
     #[test]

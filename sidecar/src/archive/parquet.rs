@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arrow_array::builder::{Int64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -242,6 +242,8 @@ pub enum WriteError {
     },
     #[error("{}: {message}", path.display())]
     Parquet { path: PathBuf, message: String },
+    #[error("{message}")]
+    Order { message: String },
 }
 
 /// A file of a partition's archive, finished and synced under its temporary name.
@@ -255,7 +257,7 @@ struct Finished {
 /// A file in place under its final name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlacedFile {
-    /// The file's name, in the partition's directory.
+    /// The file's name, in its (month's) directory.
     pub name: String,
     pub rows: u64,
     pub bytes: u64,
@@ -415,19 +417,50 @@ impl PartitionWriter {
         }
     }
 
+    /// The finished files, to be placed (see [`FinishedFiles::place`]); any file still open
+    /// (no [`PartitionWriter::finish`]) is dropped, which removes it. Only the temporary
+    /// files' paths are kept, not the writer's buffers.
+    pub fn into_finished(mut self) -> FinishedFiles {
+        FinishedFiles {
+            dir: std::mem::take(&mut self.dir),
+            stem: std::mem::take(&mut self.stem),
+            finished: std::mem::take(&mut self.finished),
+        }
+    }
+
+    /// See [`FinishedFiles::place`].
+    pub fn place(self) -> Result<Vec<PlacedFile>, WriteError> {
+        self.into_finished().place()
+    }
+}
+
+/// One directory's finished files of a partition, under their temporary names until
+/// [`FinishedFiles::place`]; dropped before then, they are removed.
+pub struct FinishedFiles {
+    dir: PathBuf,
+    stem: String,
+    finished: Vec<Finished>,
+}
+
+impl FinishedFiles {
     /// Renames the finished files into place (replacing files of the same names, which only
     /// an earlier run that failed to record its archive can have left) and syncs the
-    /// directory so the names are durable.
-    pub fn place(mut self) -> Result<Vec<PlacedFile>, WriteError> {
-        let finished = std::mem::take(&mut self.finished);
-        let names = Self::final_names(&self.stem, finished.len());
-        let mut placed = Vec::with_capacity(finished.len());
-        for (file, name) in finished.into_iter().zip(names) {
+    /// directory so the names are durable. If a rename fails, the files already renamed are
+    /// removed again (and the others, dropped, with them).
+    pub fn place(self) -> Result<Vec<PlacedFile>, WriteError> {
+        let names = PartitionWriter::final_names(&self.stem, self.finished.len());
+        let mut placed: Vec<PlacedFile> = Vec::with_capacity(self.finished.len());
+        for (file, name) in self.finished.into_iter().zip(names) {
             let target = self.dir.join(&name);
-            file.temp.persist(&target).map_err(|e| WriteError::Io {
-                path: target.clone(),
-                source: e.error,
-            })?;
+            if let Err(e) = file.temp.persist(&target) {
+                for p in &placed {
+                    let _ = std::fs::remove_file(self.dir.join(&p.name));
+                }
+                return Err(WriteError::Io {
+                    path: target.clone(),
+                    source: e.error,
+                });
+            }
             placed.push(PlacedFile {
                 name,
                 rows: file.rows,
@@ -435,7 +468,165 @@ impl PartitionWriter {
                 sha256: file.sha256,
             });
         }
-        sync_dir(&self.dir).map_err(self.io(&self.dir))?;
+        sync_dir(&self.dir).map_err(|source| WriteError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        Ok(placed)
+    }
+}
+
+/// A UTC calendar month: the unit of the archive's `year=YYYY/month=MM` directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    pub year: i32,
+    /// 1 to 12.
+    pub month: u32,
+}
+
+impl Month {
+    /// The UTC month a time falls in.
+    pub fn of(t: DateTime<Utc>) -> Month {
+        Month {
+            year: t.year(),
+            month: t.month(),
+        }
+    }
+
+    /// `year=2026/month=01`, relative to the archive's root: Hive-style, so engines read
+    /// `year` and `month` as columns and skip directories on them.
+    pub fn dir(&self) -> PathBuf {
+        PathBuf::from(format!("year={:04}", self.year)).join(format!("month={:02}", self.month))
+    }
+
+    /// Midnight UTC of the month's first day.
+    pub fn start(&self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(self.year, self.month, 1, 0, 0, 0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+}
+
+/// A placed file of a partition's archive, with the month whose directory holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthFile {
+    pub month: Month,
+    pub file: PlacedFile,
+}
+
+impl MonthFile {
+    /// The file's path relative to the archive's root: `year=2026/month=02/events_20260101.parquet`.
+    pub fn relative_path(&self) -> PathBuf {
+        self.month.dir().join(&self.file.name)
+    }
+}
+
+/// Writes one partition's events, which arrive ordered by `occurred_at`, into one
+/// [`PartitionWriter`] per UTC month they fall in, each in that month's `year=/month=`
+/// directory under `root` (created as needed) and named after the partition (`STEM.parquet`,
+/// or numbered parts), so that every row sits in the directory of its own month. A month is
+/// finished (its last row group written, its file closed) when the first row of the next one
+/// arrives: memory stays one row group, whatever the number of months. A partition without
+/// rows gets one empty file, in the directory of `first`.
+pub struct MonthlyWriter {
+    root: PathBuf,
+    stem: String,
+    max_file_bytes: u64,
+    first: Month,
+    current: Option<(Month, PartitionWriter)>,
+    done: Vec<(Month, FinishedFiles)>,
+}
+
+impl MonthlyWriter {
+    pub fn new(root: &Path, stem: &str, first: Month, max_file_bytes: u64) -> MonthlyWriter {
+        MonthlyWriter {
+            root: root.to_path_buf(),
+            stem: stem.to_owned(),
+            max_file_bytes,
+            first,
+            current: None,
+            done: Vec::new(),
+        }
+    }
+
+    /// Finishes the month in progress and starts `month`'s file in its directory.
+    fn start(&mut self, month: Month) -> Result<(), WriteError> {
+        self.finish_current()?;
+        let dir = self.root.join(month.dir());
+        std::fs::create_dir_all(&dir).map_err(|source| WriteError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        self.current = Some((
+            month,
+            PartitionWriter::new(&dir, &self.stem, self.max_file_bytes),
+        ));
+        Ok(())
+    }
+
+    fn finish_current(&mut self) -> Result<(), WriteError> {
+        if let Some((month, mut writer)) = self.current.take() {
+            writer.finish()?;
+            self.done.push((month, writer.into_finished()));
+        }
+        Ok(())
+    }
+
+    pub fn push(&mut self, row: &ArchiveRow) -> Result<(), WriteError> {
+        let month = Month::of(row.occurred_at);
+        let latest = self
+            .current
+            .as_ref()
+            .map(|(m, _)| *m)
+            .or_else(|| self.done.last().map(|(m, _)| *m));
+        if latest != Some(month) {
+            // Months only move forward: a month written already would get a second set of
+            // files of the same names.
+            if latest.is_some_and(|l| month < l) || month < self.first {
+                return Err(WriteError::Order {
+                    message: format!(
+                        "event {} ({}) arrived after a later month; rows must come ordered by \
+                         occurred_at",
+                        row.id,
+                        row.occurred_at.to_rfc3339()
+                    ),
+                });
+            }
+            self.start(month)?;
+        }
+        match self.current.as_mut() {
+            Some((_, writer)) => writer.push(row),
+            None => unreachable!("started above"),
+        }
+    }
+
+    /// Writes what is buffered and closes the last month's file (an empty partition gets one
+    /// empty file in the directory of its first month).
+    pub fn finish(&mut self) -> Result<(), WriteError> {
+        if self.current.is_none() && self.done.is_empty() {
+            self.start(self.first)?;
+        }
+        self.finish_current()
+    }
+
+    /// Places every month's files (see [`FinishedFiles::place`]), oldest month first. If one
+    /// month's files cannot be placed, those of the months before are removed again, and
+    /// those of the months after (dropped unplaced) with them.
+    pub fn place(mut self) -> Result<Vec<MonthFile>, WriteError> {
+        // Anything still open was never finished: dropped, which removes it.
+        self.current = None;
+        let mut placed: Vec<MonthFile> = Vec::new();
+        for (month, files) in std::mem::take(&mut self.done) {
+            match files.place() {
+                Ok(files) => placed.extend(files.into_iter().map(|file| MonthFile { month, file })),
+                Err(e) => {
+                    for p in &placed {
+                        let _ = std::fs::remove_file(self.root.join(p.relative_path()));
+                    }
+                    return Err(e);
+                }
+            }
+        }
         Ok(placed)
     }
 }
@@ -618,6 +809,63 @@ mod tests {
         let placed = empty.place().expect("place");
         assert_eq!(placed.len(), 1);
         assert_eq!(placed[0].rows, 0);
+    }
+
+    #[test]
+    fn a_monthly_writer_puts_each_row_in_its_months_directory() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let at = |m: u32, d: u32, id: i64| ArchiveRow {
+            occurred_at: Utc
+                .with_ymd_and_hms(2026, m, d, 23, 59, 59)
+                .single()
+                .expect("a valid time"),
+            ..row(id)
+        };
+        let first = Month {
+            year: 2026,
+            month: 1,
+        };
+        let mut w = MonthlyWriter::new(root.path(), "events_20260101", first, 1 << 30);
+        for (id, (m, d)) in [(1, 31), (3, 1), (3, 31)].into_iter().enumerate() {
+            w.push(&at(m, d, id as i64)).expect("push");
+        }
+        w.finish().expect("finish");
+        let placed = w.place().expect("place");
+        let paths: Vec<String> = placed
+            .iter()
+            .map(|p| p.relative_path().display().to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "year=2026/month=01/events_20260101.parquet",
+                "year=2026/month=03/events_20260101.parquet"
+            ]
+        );
+        assert_eq!(placed[1].file.rows, 2);
+        assert!(!root.path().join("year=2026/month=02").exists());
+
+        // Months only move forward.
+        let mut w = MonthlyWriter::new(root.path(), "events_20260102", first, 1 << 30);
+        w.push(&at(2, 1, 1)).expect("push");
+        let err = w.push(&at(1, 1, 2)).expect_err("out of order");
+        assert!(err.to_string().contains("ordered by occurred_at"), "{err}");
+        drop(w);
+        assert!(!root
+            .path()
+            .join("year=2026/month=02/events_20260102.parquet")
+            .exists());
+
+        // No rows: one empty file in the first month's directory.
+        let mut w = MonthlyWriter::new(root.path(), "events_0_1_0", first, 1 << 30);
+        w.finish().expect("finish");
+        let placed = w.place().expect("place");
+        assert_eq!(placed.len(), 1);
+        assert_eq!(
+            placed[0].relative_path(),
+            PathBuf::from("year=2026/month=01/events_0_1_0.parquet")
+        );
+        assert_eq!(placed[0].file.rows, 0);
     }
 
     #[test]
