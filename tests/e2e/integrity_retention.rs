@@ -468,3 +468,92 @@ fn archived_months_verify_against_their_seals_and_an_altered_row_is_caught() {
     // Without the archive the log itself still verifies.
     assert_eq!(log.verify(&[]).code, 0);
 }
+
+/// Seals some of whose events retention dropped.
+fn seals_with_dropped_events(log: &Log) -> i64 {
+    log.count("SELECT count(DISTINCT seq) FROM audit.retention_gaps")
+}
+
+/// With every dropped event archived, `verify --archive` recomputes the batch root of each
+/// seal with dropped events (the one straddling the kept month's boundary too) from the
+/// remaining events and the archived ones; without the archive, the same seals are held
+/// only to their 8-byte digest prefixes, and the report says so.
+#[test]
+fn seals_with_dropped_events_are_checked_in_full_with_the_archive() {
+    let log = retained(true);
+    let seals = seals_with_dropped_events(&log);
+    // Seals of 7 over months of 10: some seal keeps part of its events.
+    assert!(log.count("SELECT count(*) FROM audit.retention_gaps WHERE dropped IS NOT NULL") > 0);
+    let archive = log.archive_dir();
+    let archive_arg = archive.to_str().unwrap();
+
+    let out = log.verify(&["--archive", archive_arg]);
+    assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!(
+            "; {seals} seals with dropped events: {seals} checked in full (batch root recomputed with the archives), 0 by 8-byte digest prefixes only"
+        )),
+        "{}",
+        out.stdout
+    );
+    let (code, report) = log.verify_json(&["--archive", archive_arg]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["seals_with_dropped_events"]["checked_in_full"], seals,
+        "{report}"
+    );
+    assert_eq!(
+        report["seals_with_dropped_events"]["checked_by_prefix"], 0,
+        "{report}"
+    );
+    assert_eq!(report["archives"]["dropped_verified"], 30, "{report}");
+
+    let out = log.verify(&[]);
+    assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!(
+            "; {seals} seals with dropped events: 0 checked in full (batch root recomputed with the archives), {seals} by 8-byte digest prefixes only"
+        )),
+        "{}",
+        out.stdout
+    );
+    let (code, report) = log.verify_json(&[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["seals_with_dropped_events"]["checked_in_full"], 0,
+        "{report}"
+    );
+    assert_eq!(
+        report["seals_with_dropped_events"]["checked_by_prefix"], seals,
+        "{report}"
+    );
+}
+
+/// A remaining event of a seal that straddles the dropped month's boundary, altered in the
+/// table: caught with the archive (full check) and without it (prefix check) alike. (That
+/// the full check also catches a hash that keeps its 8-byte prefix, which no one can make
+/// here, is the unit test `a_hash_that_keeps_its_prefix_is_caught_only_by_the_full_check`.)
+#[test]
+fn an_altered_remaining_event_of_a_straddling_seal_is_caught() {
+    let log = retained(true);
+    let id = log.count(
+        "SELECT min(d.id) FROM audit.retention_gaps AS g JOIN audit.seals AS s USING (seq),
+                generate_series(0, s.events - 1) AS k,
+                LATERAL (SELECT ('x' || encode(substring(s.digests FROM k * 24 + 9 FOR 8), 'hex'))::bit(64)::bigint AS id) AS d
+          WHERE g.dropped IS NOT NULL AND substring(g.dropped::text FROM k + 1 FOR 1) = '0'
+            AND EXISTS (SELECT FROM audit.events AS e WHERE e.id = d.id)",
+    );
+    log.tamper(&format!(
+        "UPDATE audit.events SET actor = 'mallory' WHERE id = {id}"
+    ));
+    let archive = log.archive_dir();
+    for extra in [&["--archive", archive.to_str().unwrap()][..], &[]] {
+        let out = log.verify(extra);
+        assert_violation(&out, &format!("event {id} "));
+        assert!(
+            out.stderr.contains("was altered since seal"),
+            "{}",
+            out.stderr
+        );
+    }
+}

@@ -25,6 +25,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::statistics::Statistics;
 
 use super::chain::{self, Hash, Position};
 
@@ -198,12 +199,49 @@ impl<'a> Columns<'a> {
 /// and are passed over.
 pub fn for_each_event(
     path: &Path,
+    wanted: impl FnMut(Position) -> bool,
+    found: impl FnMut(Position, Hash),
+) -> Result<u64, ReadError> {
+    for_each_event_between(path, (i64::MIN, i64::MAX), wanted, found)
+}
+
+/// As [`for_each_event`], but only the row groups whose `id` statistics may hold an id in
+/// `ids` (inclusive) are read: verify looks for one run of seals' dropped events at a time,
+/// and the archive's row groups are small ranges of ids (rows are in `occurred_at, id`
+/// order). A row group without statistics is read.
+pub fn for_each_event_between(
+    path: &Path,
+    ids: (i64, i64),
     mut wanted: impl FnMut(Position) -> bool,
     mut found: impl FnMut(Position, Hash),
 ) -> Result<u64, ReadError> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?
-        .with_batch_size(READ_BATCH_ROWS)
-        .build()?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?
+        .with_batch_size(READ_BATCH_ROWS);
+    let id_column = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.path().parts() == ["id"]);
+    let groups: Vec<usize> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| {
+            let range = id_column
+                .and_then(|c| g.column(c).statistics())
+                .and_then(|s| match s {
+                    Statistics::Int64(v) => Some((*v.min_opt()?, *v.max_opt()?)),
+                    _ => None,
+                });
+            range.is_none_or(|(min, max)| min <= ids.1 && max >= ids.0)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if groups.is_empty() {
+        return Ok(0);
+    }
+    let reader = builder.with_row_groups(groups).build()?;
     let mut rows = 0u64;
     for batch in reader {
         let batch = batch?;

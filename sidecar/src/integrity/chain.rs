@@ -21,7 +21,7 @@ pub const SELECT_CANONICAL: &str = "SELECT e.txid::text, e.id, \
 pub const POSITION_COLUMNS: usize = 2;
 
 /// An event's place in the stream: (txid, id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
     pub txid: u64,
     pub id: i64,

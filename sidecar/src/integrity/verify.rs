@@ -34,7 +34,8 @@ pub struct VerifyArgs {
     pub format: ReportFormat,
     /// A directory of `audit-trail archive` (repeatable): events retention dropped are
     /// read back from its Parquet files (checked against their manifests first) and held to
-    /// the seals that listed them.
+    /// the seals that listed them; a seal whose dropped events are all archived has its
+    /// batch root recomputed in full.
     #[arg(long = "archive", value_name = "DIR")]
     pub archives: Vec<PathBuf>,
 }
@@ -86,10 +87,22 @@ struct Report {
     purges: Vec<PurgeEvent>,
     /// With --archive: what the archives vouched for.
     archives: Option<ArchiveReport>,
+    /// Seals some of whose events retention dropped, by the strength of their check.
+    seals_with_dropped_events: DroppedSeals,
     findings: Vec<Finding>,
 }
 
-#[derive(Debug, Default, Serialize)]
+/// How the seals with dropped events were checked: in full when every dropped event was
+/// found in an archive (the batch root recomputed from the full hashes of the remaining
+/// and the archived events, a 256-bit check), else only each remaining (and archived)
+/// event against its 8-byte digest prefix (a 64-bit check each).
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+struct DroppedSeals {
+    checked_in_full: i64,
+    checked_by_prefix: i64,
+}
+
+#[derive(Debug, Default, Clone, Copy, Serialize)]
 struct ArchiveReport {
     /// Parquet files read (each checked against its manifest first).
     files: usize,
@@ -206,6 +219,15 @@ fn retention_summary(report: &Report) -> String {
             out.push_str(&format!(" ({})", purges.join("; ")));
         }
     }
+    let seals = report.seals_with_dropped_events;
+    if seals.checked_in_full + seals.checked_by_prefix > 0 {
+        out.push_str(&format!(
+            "; {} seals with dropped events: {} checked in full (batch root recomputed with the archives), {} by 8-byte digest prefixes only",
+            seals.checked_in_full + seals.checked_by_prefix,
+            seals.checked_in_full,
+            seals.checked_by_prefix
+        ));
+    }
     if let Some(a) = &report.archives {
         out.push_str(&format!(
             "; {} dropped events verified from archives ({} files, {} rows read), {} dropped without an archive",
@@ -291,8 +313,8 @@ async fn verify(
             Vec::new()
         },
         dropped: 0,
-        // Only --archive needs to know which events went; otherwise they are counted.
-        collected: archives.map(|_| Vec::new()),
+        archived: archives.map(ArchiveState::new),
+        seals: DroppedSeals::default(),
     };
     let events = check_events(&tx, &seals, &mut gaps, &mut findings).await?;
     if has_gaps {
@@ -302,14 +324,18 @@ async fn verify(
         check_checkpoint_files(files, &seals, keys, &mut findings);
     }
     tx.commit().await.map_err(db_error("ending verification"))?;
-    let archive_report = match archives {
-        Some(archives) => Some(check_archived_events(
-            archives,
-            gaps.collected.as_deref().unwrap_or(&[]),
-            &mut findings,
-        )),
-        None => None,
-    };
+    if let Some(archives) = archives {
+        for violation in &archives.violations {
+            push(
+                &mut findings,
+                "archive_altered",
+                None,
+                None,
+                violation.clone(),
+            );
+        }
+    }
+    let archive_report = gaps.archived.as_ref().map(|a| a.report);
     // Only the drops that left sealed events behind them are retention's story here.
     let purges = gaps
         .purges
@@ -324,6 +350,7 @@ async fn verify(
         dropped_events: gaps.dropped,
         purges,
         archives: archive_report,
+        seals_with_dropped_events: gaps.seals,
         findings,
     })
 }
@@ -336,15 +363,90 @@ struct Gaps {
     purges: Vec<PurgeEvent>,
     /// Sealed events absent from audit.events and noted as dropped.
     dropped: i64,
-    /// With --archive: each of those, its short hash and its seal, in chain order.
-    collected: Option<Vec<DroppedEvent>>,
+    /// With --archive: the archived files, and what they hold of the current run of seals'
+    /// dropped events.
+    archived: Option<ArchiveState>,
+    /// Seals with dropped events, checked in full or by digest prefixes.
+    seals: DroppedSeals,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct DroppedEvent {
-    position: Position,
-    short: [u8; 8],
-    seq: i64,
+/// What `verify --archive` holds: the files, which of them could not be read, the report,
+/// and, for one run of seals at a time, the archived hashes of its dropped events. Memory:
+/// one run's dropped events (as for the run's digests), never the whole archive.
+struct ArchiveState {
+    files: Vec<PathBuf>,
+    unreadable: Vec<bool>,
+    report: ArchiveReport,
+    /// The current run's noted events found in the archives, by position.
+    run: HashMap<Position, Archived>,
+}
+
+/// One dropped event as the archives hold it.
+#[derive(Debug, Default, Clone)]
+struct Archived {
+    /// Its full hash, from an archive where its 8-byte prefix matched the seal's digest.
+    hash: Option<Hash>,
+    /// The archived files (indexes into `files`) where it differs from its digest entry.
+    altered_in: Vec<usize>,
+}
+
+impl ArchiveState {
+    fn new(archives: &Archives) -> ArchiveState {
+        ArchiveState {
+            files: archives.files.clone(),
+            unreadable: vec![false; archives.files.len()],
+            report: ArchiveReport {
+                files: archives.files.len(),
+                ..ArchiveReport::default()
+            },
+            run: HashMap::new(),
+        }
+    }
+
+    /// Reads from the archived files the events a run's notes mark as dropped (`wanted`:
+    /// position to digest prefix), hashing each in the canonical encoding; only the row
+    /// groups whose ids may hold them are read.
+    fn read_run(&mut self, wanted: &HashMap<Position, [u8; 8]>, findings: &mut Vec<Finding>) {
+        self.run.clear();
+        let (Some(min), Some(max)) = (
+            wanted.keys().map(|p| p.id).min(),
+            wanted.keys().map(|p| p.id).max(),
+        ) else {
+            return;
+        };
+        for (k, path) in self.files.iter().enumerate() {
+            if self.unreadable[k] {
+                continue;
+            }
+            let run = &mut self.run;
+            let read = archived::for_each_event_between(
+                path,
+                (min, max),
+                |p| wanted.contains_key(&p),
+                |p, hash| {
+                    let entry = run.entry(p).or_default();
+                    if wanted.get(&p).is_some_and(|short| hash[..8] == *short) {
+                        entry.hash = Some(hash);
+                    } else {
+                        entry.altered_in.push(k);
+                    }
+                },
+            );
+            match read {
+                Ok(rows) => self.report.rows_read += rows,
+                Err(e) => {
+                    self.unreadable[k] = true;
+                    push(
+                        findings,
+                        "archive_unreadable",
+                        None,
+                        None,
+                        format!("{}: {e}", path.display()),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Each drop's notes must be vouched for by a purge event: one whose details carry the
@@ -446,70 +548,6 @@ fn seal_events(seals: &[SealRow], seq: i64) -> Option<i64> {
         Some(s) if s.seq == seq => Some(s.events),
         _ => seals.iter().find(|s| s.seq == seq).map(|s| s.events),
     }
-}
-
-/// Reads the archived files and holds every dropped event found there to its seal's digest
-/// entry. Memory: the dropped events' positions (32 bytes each) and one batch of rows.
-fn check_archived_events(
-    archives: &Archives,
-    dropped: &[DroppedEvent],
-    findings: &mut Vec<Finding>,
-) -> ArchiveReport {
-    let mut report = ArchiveReport {
-        files: archives.files.len(),
-        ..ArchiveReport::default()
-    };
-    for violation in &archives.violations {
-        push(findings, "archive_altered", None, None, violation.clone());
-    }
-    let mut sorted: Vec<DroppedEvent> = dropped.to_vec();
-    sorted.sort_by_key(|d| d.position);
-    let mut verified = vec![false; sorted.len()];
-    for path in &archives.files {
-        let find = |p: Position| sorted.binary_search_by_key(&p, |d| d.position).ok();
-        let mut altered = Vec::new();
-        let read = archived::for_each_event(
-            path,
-            |p| find(p).is_some(),
-            |p, hash| {
-                if let Some(k) = find(p) {
-                    if hash[..8] == sorted[k].short {
-                        verified[k] = true;
-                    } else {
-                        altered.push(sorted[k]);
-                    }
-                }
-            },
-        );
-        match read {
-            Ok(rows) => report.rows_read += rows,
-            Err(e) => push(
-                findings,
-                "archive_unreadable",
-                None,
-                None,
-                format!("{}: {e}", path.display()),
-            ),
-        }
-        for d in altered {
-            push(
-                findings,
-                "archive_event_altered",
-                Some(d.seq),
-                Some(d.position.id),
-                format!(
-                    "event {} ({}) in archive {} differs from what seal {} sealed",
-                    d.position.id,
-                    d.position,
-                    path.display(),
-                    d.seq
-                ),
-            );
-        }
-    }
-    report.dropped_verified = verified.iter().filter(|v| **v).count() as i64;
-    report.dropped_without_archive = sorted.len() as i64 - report.dropped_verified;
-    report
 }
 
 /// A key the database registered under a given key's id must be that key.
@@ -730,6 +768,9 @@ async fn check_events(
         } else {
             HashMap::new()
         };
+        if let Some(archive) = gaps.archived.as_mut() {
+            archive.read_run(&noted_positions(&digests, &masks), findings);
+        }
         let from_txid = after.txid.to_string();
         let to_txid = last.last.txid.to_string();
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
@@ -797,6 +838,23 @@ async fn check_events(
     Ok(read)
 }
 
+/// The positions (with their digest prefixes) that a run's notes mark as dropped.
+fn noted_positions(
+    digests: &HashMap<i64, Vec<u8>>,
+    masks: &HashMap<i64, Mask>,
+) -> HashMap<Position, [u8; 8]> {
+    let mut out = HashMap::new();
+    for (seq, mask) in masks {
+        let entries = digests.get(seq).and_then(|d| chain::parse_digests(d));
+        for (k, (position, short)) in entries.into_iter().flatten().enumerate() {
+            if mask.marks(k) {
+                out.insert(position, short);
+            }
+        }
+    }
+    out
+}
+
 /// An event row of SELECT_CANONICAL: its position and hash.
 fn hashed(row: &tokio_postgres::Row) -> Result<(Position, Hash)> {
     let position = Position {
@@ -837,20 +895,38 @@ fn check_seal_events(
         return;
     };
     let before = findings.len();
-    let dropped = compare(s.seq, &expected, actual, mask, gaps, findings);
-    // With events dropped, the root cannot be recomputed: each remaining event was held to
-    // its digest entry, and the digests themselves to the signed checkpoint.
-    if findings.len() == before && dropped == 0 {
-        let hashes: Vec<Hash> = actual.iter().map(|(_, h)| *h).collect();
-        if chain::batch_root(&hashes) != checkpoint.batch_root {
-            push(
-                findings,
-                "batch_altered",
-                Some(s.seq),
-                None,
-                format!("the events of seal {} differ from what it sealed", s.seq),
-            );
-        }
+    let (dropped, hashes) = compare(s.seq, &expected, actual, mask, gaps, findings);
+    if findings.len() != before {
+        return;
+    }
+    // With events dropped and not all of them archived, the root cannot be recomputed: each
+    // remaining event was held to its digest entry (its 8-byte prefix), and the digests
+    // themselves to the signed checkpoint.
+    let Some(hashes) = hashes else {
+        gaps.seals.checked_by_prefix += 1;
+        return;
+    };
+    if dropped > 0 {
+        gaps.seals.checked_in_full += 1;
+    }
+    if chain::batch_root(&hashes) != checkpoint.batch_root {
+        let how = if dropped > 0 {
+            format!(
+                " (its batch root, recomputed with the {dropped} dropped events read from the archives, differs)"
+            )
+        } else {
+            String::new()
+        };
+        push(
+            findings,
+            "batch_altered",
+            Some(s.seq),
+            None,
+            format!(
+                "the events of seal {} differ from what it sealed{how}",
+                s.seq
+            ),
+        );
     }
 }
 
@@ -860,7 +936,10 @@ fn inserted(seq: i64) -> String {
 
 /// Merges a seal's expected (position, short hash) list with the events found in its range.
 /// An expected event that is absent is dropped when the seal's retention notes mark it, else
-/// missing. Returns how many were dropped.
+/// missing; with --archive, a dropped event is looked up in what the archives hold of the
+/// run. Returns how many were dropped, and the full hashes of the seal's events in order
+/// (those found, and the archived ones of those dropped) unless a dropped event has no
+/// matching archived copy.
 fn compare(
     seq: i64,
     expected: &[(Position, [u8; 8])],
@@ -868,9 +947,10 @@ fn compare(
     mask: Option<&Mask>,
     gaps: &mut Gaps,
     findings: &mut Vec<Finding>,
-) -> i64 {
+) -> (i64, Option<Vec<Hash>>) {
     let mut dropped = 0;
-    let mut event = |kind, position: Position, what: String| {
+    let mut hashes = Some(Vec::with_capacity(expected.len()));
+    let event = |findings: &mut Vec<Finding>, kind, position: Position, what: String| {
         push(
             findings,
             kind,
@@ -886,6 +966,7 @@ fn compare(
             (Some(&(epos, short)), Some(&(apos, hash))) if epos == apos => {
                 if hash[..8] != short {
                     event(
+                        findings,
                         "event_altered",
                         apos,
                         format!("was altered since seal {seq}"),
@@ -894,29 +975,35 @@ fn compare(
                     // Read in chain order, so a search finds whether this is a purge event.
                     gaps.purges[i].verified = true;
                 }
+                if let Some(h) = hashes.as_mut() {
+                    h.push(hash);
+                }
                 e += 1;
                 a += 1;
             }
             (Some(&(epos, _)), Some(&(apos, _))) if apos < epos => {
-                event("event_inserted", apos, inserted(seq));
+                event(findings, "event_inserted", apos, inserted(seq));
                 a += 1;
             }
             (None, Some(&(apos, _))) => {
-                event("event_inserted", apos, inserted(seq));
+                event(findings, "event_inserted", apos, inserted(seq));
                 a += 1;
             }
-            (Some(&(epos, short)), _) => {
+            (Some(&(epos, _)), _) => {
                 if mask.is_some_and(|m| m.marks(e)) {
                     dropped += 1;
-                    if let Some(collected) = gaps.collected.as_mut() {
-                        collected.push(DroppedEvent {
-                            position: epos,
-                            short,
-                            seq,
-                        });
+                    let found = match gaps.archived.as_mut() {
+                        Some(archive) => archived_copy(archive, seq, epos, findings),
+                        None => None,
+                    };
+                    match (found, hashes.as_mut()) {
+                        (Some(hash), Some(h)) => h.push(hash),
+                        (Some(_), None) => {}
+                        (None, _) => hashes = None,
                     }
                 } else {
                     event(
+                        findings,
                         "event_missing",
                         epos,
                         format!("is missing: sealed in seal {seq}"),
@@ -927,7 +1014,36 @@ fn compare(
         }
     }
     gaps.dropped += dropped;
-    dropped
+    (dropped, hashes)
+}
+
+/// A dropped event's archived copy: its full hash when an archive holds it as sealed
+/// (counted as verified); every archived file where it differs is a finding.
+fn archived_copy(
+    archive: &mut ArchiveState,
+    seq: i64,
+    position: Position,
+    findings: &mut Vec<Finding>,
+) -> Option<Hash> {
+    let found = archive.run.get(&position).cloned().unwrap_or_default();
+    for k in found.altered_in {
+        push(
+            findings,
+            "archive_event_altered",
+            Some(seq),
+            Some(position.id),
+            format!(
+                "event {} ({position}) in archive {} differs from what seal {seq} sealed",
+                position.id,
+                archive.files[k].display(),
+            ),
+        );
+    }
+    match found.hash {
+        Some(_) => archive.report.dropped_verified += 1,
+        None => archive.report.dropped_without_archive += 1,
+    }
+    found.hash
 }
 
 /// The checkpoint files against the seals: a signed file newer than the database's last
@@ -999,4 +1115,185 @@ async fn record_violation(writer: &Client, report: &Report) {
             &[&details.to_string()],
         )
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn position(id: i64) -> Position {
+        Position { txid: 700, id }
+    }
+
+    /// A signed seal over events 1..=4, and its digests.
+    fn seal(hashes: &[Hash]) -> (SealRow, Vec<u8>) {
+        let digests: Vec<u8> = hashes
+            .iter()
+            .enumerate()
+            .flat_map(|(k, h)| chain::digest_entry(position(k as i64 + 1), h))
+            .collect();
+        let root = chain::batch_root(hashes);
+        let checkpoint = Checkpoint {
+            database: "1/crm".into(),
+            seq: 2,
+            last: position(hashes.len() as i64),
+            events: hashes.len() as i64,
+            total: hashes.len() as i64,
+            batch_root: root,
+            digests_sha: Sha256::digest(&digests).into(),
+            prev: [0; 32],
+            head: chain::next_head(&[0; 32], &root),
+            time: "2026-12-01T12:00:00Z".into(),
+        };
+        let row = SealRow {
+            seq: 2,
+            last: checkpoint.last,
+            events: checkpoint.events,
+            total: checkpoint.total,
+            prev: checkpoint.prev.to_vec(),
+            root: root.to_vec(),
+            head: checkpoint.head.to_vec(),
+            key_id: String::new(),
+            checkpoint: checkpoint.body(),
+            signature: Vec::new(),
+            signed: Some(checkpoint),
+        };
+        (row, digests)
+    }
+
+    fn gaps(archived: &[(i64, Hash)]) -> Gaps {
+        let files = vec![PathBuf::from("archive/events.parquet")];
+        let mut state = ArchiveState::new(&Archives {
+            files,
+            violations: Vec::new(),
+        });
+        for (id, hash) in archived {
+            state.run.insert(
+                position(*id),
+                Archived {
+                    hash: Some(*hash),
+                    altered_in: Vec::new(),
+                },
+            );
+        }
+        Gaps {
+            enabled: true,
+            purges: Vec::new(),
+            dropped: 0,
+            archived: Some(state),
+            seals: DroppedSeals::default(),
+        }
+    }
+
+    /// Two events dropped, two remaining: the check of the seal with the dropped events'
+    /// archived hashes, or without them.
+    fn check(archived: Option<&[(i64, Hash)]>, remaining: &[Hash]) -> (Gaps, Vec<Finding>) {
+        let sealed: Vec<Hash> = (1..=4u8).map(|k| [k; 32]).collect();
+        let (row, digests) = seal(&sealed);
+        let mask = Mask::Bits(vec![true, true, false, false]);
+        let actual: Vec<(Position, Hash)> = remaining
+            .iter()
+            .enumerate()
+            .map(|(k, h)| (position(k as i64 + 3), *h))
+            .collect();
+        let mut gaps = match archived {
+            Some(a) => gaps(a),
+            None => Gaps {
+                archived: None,
+                ..gaps(&[])
+            },
+        };
+        let mut findings = Vec::new();
+        check_seal_events(
+            &row,
+            Some(&digests),
+            Some(&mask),
+            &actual,
+            &mut gaps,
+            &mut findings,
+        );
+        (gaps, findings)
+    }
+
+    /// The same first 8 bytes as `h`, but another hash.
+    fn same_prefix(h: Hash) -> Hash {
+        let mut other = h;
+        other[31] ^= 0xff;
+        other
+    }
+
+    #[test]
+    fn a_seal_with_its_dropped_events_archived_is_checked_in_full() {
+        let (gaps, findings) = check(Some(&[(1, [1; 32]), (2, [2; 32])]), &[[3; 32], [4; 32]]);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(gaps.seals.checked_in_full, 1);
+        assert_eq!(gaps.seals.checked_by_prefix, 0);
+        let report = gaps.archived.unwrap().report;
+        assert_eq!(
+            (report.dropped_verified, report.dropped_without_archive),
+            (2, 0)
+        );
+    }
+
+    /// A remaining event whose hash keeps its digest's 8-byte prefix passes the prefix check;
+    /// the batch root recomputed with the archived events catches it.
+    #[test]
+    fn a_hash_that_keeps_its_prefix_is_caught_only_by_the_full_check() {
+        let forged = [[3; 32], same_prefix([4; 32])];
+        let (gaps, findings) = check(None, &forged);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(gaps.seals.checked_by_prefix, 1);
+
+        let (gaps, findings) = check(Some(&[(1, [1; 32]), (2, [2; 32])]), &forged);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].kind, "batch_altered");
+        assert_eq!(findings[0].seal, Some(2));
+        assert!(
+            findings[0]
+                .message
+                .starts_with("the events of seal 2 differ from what it sealed"),
+            "{}",
+            findings[0].message
+        );
+        assert_eq!(gaps.seals.checked_in_full, 1);
+
+        // So does an archived event that keeps its prefix.
+        let archived = [(1, [1; 32]), (2, same_prefix([2; 32]))];
+        let (_, findings) = check(Some(&archived), &[[3; 32], [4; 32]]);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].kind, "batch_altered");
+    }
+
+    #[test]
+    fn a_seal_with_a_dropped_event_in_no_archive_is_checked_by_prefixes() {
+        let (gaps, findings) = check(Some(&[(1, [1; 32])]), &[[3; 32], [4; 32]]);
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(gaps.seals.checked_in_full, 0);
+        assert_eq!(gaps.seals.checked_by_prefix, 1);
+        let report = gaps.archived.unwrap().report;
+        assert_eq!(
+            (report.dropped_verified, report.dropped_without_archive),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn an_archived_copy_that_differs_from_its_digest_is_named() {
+        let mut gaps = gaps(&[(1, [1; 32])]);
+        gaps.archived.as_mut().unwrap().run.insert(
+            position(2),
+            Archived {
+                hash: None,
+                altered_in: vec![0],
+            },
+        );
+        let mut findings = Vec::new();
+        let state = gaps.archived.as_mut().unwrap();
+        assert_eq!(archived_copy(state, 2, position(2), &mut findings), None);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].kind, "archive_event_altered");
+        assert!(findings[0]
+            .message
+            .contains("in archive archive/events.parquet differs from what seal 2 sealed"));
+    }
 }
