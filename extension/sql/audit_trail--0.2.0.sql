@@ -1398,10 +1398,17 @@ $$;
 -- an index entry (about 2.7 kB); a longer value from before that bound, or put in by SQL
 -- while the log was empty, is cut short here rather than stopping maintenance (a filter on
 -- its full value then finds no hour for it).
+--
+-- It is called five times per event summarized, so it must be inlined into the query: no
+-- SET clause (a function with one is called through the GUC save and restore each time, five
+-- times slower), and every name, operators too, qualified instead. It runs with the
+-- caller's rights (maintenance's), so a caller's search_path only ever misleads itself.
 CREATE FUNCTION audit.summary_key(value text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$ SELECT CASE WHEN octet_length(value) <= 2048 THEN value ELSE left(value, 512) END $$;
+AS $$
+    SELECT CASE WHEN pg_catalog.octet_length(value) OPERATOR(pg_catalog.<=) 2048 THEN value
+                ELSE pg_catalog.left(value, 512) END
+$$;
 
 -- Counts the events committed since the last run into audit.event_summary: those with a
 -- txid from the old watermark up to the oldest transaction still running (so none can still
@@ -1411,71 +1418,92 @@ CREATE FUNCTION audit.summarize_events() RETURNS bigint
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    low     xid8 := coalesce((SELECT s.watermark FROM audit.summary_state AS s), '0');
-    high    xid8 := pg_snapshot_xmin(pg_current_snapshot());
-    counted bigint;
+    low        xid8 := coalesce((SELECT s.watermark FROM audit.summary_state AS s), '0');
+    high       xid8 := pg_snapshot_xmin(pg_current_snapshot());
+    counted    bigint := 0;
+    first_hour timestamptz;
+    last_hour  timestamptz;
 BEGIN
     PERFORM audit.require_maintenance();
     IF high <= low THEN
         RETURN 0;
     END IF;
+    -- The hours the new events fall in bound the summary rows compared with their counts, so
+    -- that only the partitions of those hours are read: an hour's run reads this month's, not
+    -- every month's. (Not a temporary table of the counts: maintenance runs as a
+    -- security-restricted operation, which may not create one.)
+    SELECT date_trunc('hour', min(e.occurred_at), 'UTC'), date_trunc('hour', max(e.occurred_at), 'UTC')
+      INTO first_hour, last_hour
+      FROM audit.events AS e
+     WHERE e.txid >= low AND e.txid < high;
     -- One row per (hour, actor, source, entity, action, table): added to where it exists,
     -- inserted where not. (No unique index to do it with ON CONFLICT: the summary's indexes
     -- are per partition; maintenance runs one at a time, under its lock. Both parts see the
     -- rows as they were before the statement.)
-    WITH counts AS (
-        SELECT date_trunc('hour', e.occurred_at, 'UTC') AS hour,
-               audit.summary_key(e.actor) AS actor, audit.summary_key(e.source) AS source,
-               audit.summary_key(e.entity) AS entity, audit.summary_key(e.action) AS action,
-               audit.summary_key(e.table_name) AS table_name, count(*) AS events
-          FROM audit.events AS e
-         WHERE e.txid >= low AND e.txid < high
-         GROUP BY 1, 2, 3, 4, 5, 6
-    ), updated AS (
-        UPDATE audit.event_summary AS s
-           SET events = s.events + c.events
-          FROM counts AS c
-         WHERE s.hour = c.hour AND s.actor = c.actor AND s.source = c.source
-           AND s.entity = c.entity AND s.action = c.action
-           AND s.table_name IS NOT DISTINCT FROM c.table_name
-    ), inserted AS (
-        INSERT INTO audit.event_summary (hour, actor, source, entity, action, table_name, events)
-        SELECT c.* FROM counts AS c
-         WHERE NOT EXISTS (SELECT FROM audit.event_summary AS s
-                            WHERE s.hour = c.hour AND s.actor = c.actor AND s.source = c.source
-                              AND s.entity = c.entity AND s.action = c.action
-                              AND s.table_name IS NOT DISTINCT FROM c.table_name)
-    ), kinds AS (
-        SELECT c.hour, c.source, c.entity, c.action, c.table_name, sum(c.events)::bigint AS events
-          FROM counts AS c GROUP BY 1, 2, 3, 4, 5
-    ), kinds_updated AS (
-        UPDATE audit.kind_hours AS s
-           SET events = s.events + k.events
-          FROM kinds AS k
-         WHERE s.hour = k.hour AND s.source = k.source AND s.entity = k.entity
-           AND s.action = k.action AND s.table_name IS NOT DISTINCT FROM k.table_name
-    ), kinds_inserted AS (
-        INSERT INTO audit.kind_hours (hour, source, entity, action, table_name, events)
-        SELECT k.* FROM kinds AS k
-         WHERE NOT EXISTS (SELECT FROM audit.kind_hours AS s
-                            WHERE s.hour = k.hour AND s.source = k.source
-                              AND s.entity = k.entity AND s.action = k.action
-                              AND s.table_name IS NOT DISTINCT FROM k.table_name)
-    ), actors AS (
-        SELECT date_trunc('day', c.hour, 'UTC') AS day, c.actor, sum(c.events)::bigint AS events
-          FROM counts AS c GROUP BY 1, 2
-    ), actors_updated AS (
-        UPDATE audit.actor_days AS s
-           SET events = s.events + a.events
-          FROM actors AS a
-         WHERE s.day = a.day AND s.actor = a.actor
-    ), actors_inserted AS (
-        INSERT INTO audit.actor_days (day, actor, events)
-        SELECT a.* FROM actors AS a
-         WHERE NOT EXISTS (SELECT FROM audit.actor_days AS s
-                            WHERE s.day = a.day AND s.actor = a.actor)
-    )
-    SELECT coalesce(sum(c.events), 0) INTO counted FROM counts AS c;
+    IF first_hour IS NOT NULL THEN
+        WITH counts AS (
+            SELECT date_trunc('hour', e.occurred_at, 'UTC') AS hour,
+                   audit.summary_key(e.actor) AS actor, audit.summary_key(e.source) AS source,
+                   audit.summary_key(e.entity) AS entity, audit.summary_key(e.action) AS action,
+                   audit.summary_key(e.table_name) AS table_name, count(*) AS events
+              FROM audit.events AS e
+             WHERE e.txid >= low AND e.txid < high
+             GROUP BY 1, 2, 3, 4, 5, 6
+        ), updated AS (
+            UPDATE audit.event_summary AS s
+               SET events = s.events + c.events
+              FROM counts AS c
+             WHERE s.hour >= first_hour AND s.hour <= last_hour
+               AND s.hour = c.hour AND s.actor = c.actor AND s.source = c.source
+               AND s.entity = c.entity AND s.action = c.action
+               AND s.table_name IS NOT DISTINCT FROM c.table_name
+        ), inserted AS (
+            INSERT INTO audit.event_summary (hour, actor, source, entity, action, table_name, events)
+            SELECT c.* FROM counts AS c
+             WHERE NOT EXISTS (SELECT FROM audit.event_summary AS s
+                                WHERE s.hour >= first_hour AND s.hour <= last_hour
+                                  AND s.hour = c.hour AND s.actor = c.actor
+                                  AND s.source = c.source AND s.entity = c.entity
+                                  AND s.action = c.action
+                                  AND s.table_name IS NOT DISTINCT FROM c.table_name)
+        ), kinds AS (
+            SELECT c.hour, c.source, c.entity, c.action, c.table_name,
+                   sum(c.events)::bigint AS events
+              FROM counts AS c GROUP BY 1, 2, 3, 4, 5
+        ), kinds_updated AS (
+            UPDATE audit.kind_hours AS s
+               SET events = s.events + k.events
+              FROM kinds AS k
+             WHERE s.hour >= first_hour AND s.hour <= last_hour
+               AND s.hour = k.hour AND s.source = k.source AND s.entity = k.entity
+               AND s.action = k.action AND s.table_name IS NOT DISTINCT FROM k.table_name
+        ), kinds_inserted AS (
+            INSERT INTO audit.kind_hours (hour, source, entity, action, table_name, events)
+            SELECT k.* FROM kinds AS k
+             WHERE NOT EXISTS (SELECT FROM audit.kind_hours AS s
+                                WHERE s.hour >= first_hour AND s.hour <= last_hour
+                                  AND s.hour = k.hour AND s.source = k.source
+                                  AND s.entity = k.entity AND s.action = k.action
+                                  AND s.table_name IS NOT DISTINCT FROM k.table_name)
+        ), actors AS (
+            SELECT date_trunc('day', c.hour, 'UTC') AS day, c.actor, sum(c.events)::bigint AS events
+              FROM counts AS c GROUP BY 1, 2
+        ), actors_updated AS (
+            UPDATE audit.actor_days AS s
+               SET events = s.events + a.events
+              FROM actors AS a
+             WHERE s.day >= date_trunc('day', first_hour, 'UTC') AND s.day <= last_hour
+               AND s.day = a.day AND s.actor = a.actor
+        ), actors_inserted AS (
+            INSERT INTO audit.actor_days (day, actor, events)
+            SELECT a.* FROM actors AS a
+             WHERE NOT EXISTS (SELECT FROM audit.actor_days AS s
+                                WHERE s.day >= date_trunc('day', first_hour, 'UTC')
+                                  AND s.day <= last_hour
+                                  AND s.day = a.day AND s.actor = a.actor)
+        )
+        SELECT coalesce(sum(c.events), 0) INTO counted FROM counts AS c;
+    END IF;
     INSERT INTO audit.summary_state AS st (watermark) VALUES (high)
     ON CONFLICT (singleton) DO UPDATE SET watermark = excluded.watermark, summarized_at = now();
     RETURN counted;
