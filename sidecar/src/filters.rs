@@ -75,7 +75,7 @@ impl Filters {
 
     /// The clauses of these filters, each with its values appended to `params` (numbered in
     /// the order they are pushed), split by what they filter: the summary answers for
-    /// `dimensions` only. The column names are those of both `audit.events` and
+    /// `actors` and `dimensions` only. The column names are those of both `audit.events` and
     /// the summary tables, unqualified, so one text serves each table.
     pub fn clauses(&self, params: &mut Vec<Param>) -> Clauses {
         let mut bind = |template: &str, value: Param| {
@@ -94,15 +94,15 @@ impl Filters {
             ("entity", &self.entities),
             ("action", &self.actions),
         ] {
-            match values.as_slice() {
-                [] => {}
-                [one] => out
-                    .dimensions
-                    .push(bind(&format!("{column} = $?"), Box::new(one.clone()))),
-                many => out.dimensions.push(bind(
-                    &format!("{column} = ANY ($?)"),
-                    Box::new(many.to_vec()),
-                )),
+            let clause = match values.as_slice() {
+                [] => continue,
+                [one] => bind(&format!("{column} = $?"), Box::new(one.clone())),
+                many => bind(&format!("{column} = ANY ($?)"), Box::new(many.to_vec())),
+            };
+            if column == "actor" {
+                out.actors = Some(clause);
+            } else {
+                out.dimensions.push(clause);
             }
         }
         if let Some(table) = &self.table {
@@ -134,10 +134,12 @@ impl Filters {
     }
 }
 
-/// The clauses of [`Filters`], by kind (see [`Filters::clauses`]).
+/// The clauses of [`Filters`], by kind (see [`Filters::clauses`]): the actor apart from the
+/// other dimensions, which `audit.kind_hours` counts without it.
 #[derive(Debug, Default, PartialEq)]
 pub struct Clauses {
     pub time: Vec<String>,
+    pub actors: Option<String>,
     pub dimensions: Vec<String>,
     pub subject: Option<String>,
 }
@@ -146,6 +148,7 @@ impl Clauses {
     pub fn all(&self) -> impl Iterator<Item = String> + '_ {
         self.time
             .iter()
+            .chain(&self.actors)
             .chain(&self.dimensions)
             .chain(&self.subject)
             .cloned()
@@ -202,6 +205,7 @@ mod tests {
         }
         .clauses(&mut params);
         assert_eq!(c.time, ["occurred_at >= $1"]);
+        assert_eq!(c.actors, None);
         assert_eq!(c.dimensions, ["source = $2"]);
         assert_eq!(c.subject.as_deref(), Some("subject_id = $3"));
         assert_eq!(params.len(), 3);

@@ -142,6 +142,15 @@ fn grid(db: &TestDb) -> Vec<(String, String)> {
             "source = 'manual' AND action = 'update'",
         ),
         range("actor=nobody", "actor = 'nobody'"),
+        // Actors with other filters: their hours are also those audit.kind_hours has.
+        range(
+            "actor=a2&actor=rare&action=delete",
+            "actor IN ('a2', 'rare') AND action = 'delete'",
+        ),
+        all(
+            "actor=a1&source=nowhere",
+            "actor = 'a1' AND source = 'nowhere'",
+        ),
         // Not through the summary: no dimension, or a subject; the same rows as ever.
         all("subject=12", "subject_id = '12'"),
         all(

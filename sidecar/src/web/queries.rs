@@ -169,7 +169,7 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
     let mut params = Vec::new();
     let clauses = filters.clauses(&mut params);
     let order = order_of(page);
-    let mut hours = clauses.dimensions.clone();
+    let mut hours: Vec<String> = clauses.dimensions.clone();
     let mut uncertain = Vec::new();
     if let Some(since) = filters.since {
         params.push(Box::new(hour_of(since)));
@@ -180,6 +180,18 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
         params.push(Box::new(until));
         hours.push(format!("hour < ${}", params.len()));
         uncertain.push(hour_of(until));
+    }
+    if let Some(actors) = &clauses.actors {
+        // With other filters too, only the hours `audit.kind_hours` has for them can hold a
+        // match: a busy actor with a combination that matches rarely or never is then found
+        // from those few hours, instead of from every hour of that actor's history.
+        if !clauses.dimensions.is_empty() {
+            hours.push(format!(
+                "hour IN (SELECT hour FROM audit.kind_hours WHERE {})",
+                hours.join(" AND ")
+            ));
+        }
+        hours.insert(0, actors.clone());
     }
     let events: Vec<String> = clauses.all().collect();
     let mut tail = events.clone();
@@ -654,7 +666,9 @@ mod tests {
              pg_catalog.sum(CASE WHEN hour = ANY ($10) THEN 0 ELSE n END) OVER (ORDER BY hour DESC \
              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
              FROM (SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
-             WHERE actor = ANY ($3) AND source = $4 AND hour >= $5 AND hour < $6 AND hour <= $9 \
+             WHERE actor = ANY ($3) AND source = $4 AND hour >= $5 AND hour < $6 \
+             AND hour IN (SELECT hour FROM audit.kind_hours WHERE source = $4 AND hour >= $5 AND hour < $6) \
+             AND hour <= $9 \
              GROUP BY hour ORDER BY hour DESC LIMIT $12) AS c) AS c \
              WHERE before IS NULL OR before < $13::bigint) AS h \
              CROSS JOIN LATERAL (SELECT id, occurred_at, actor, action, entity, subject_id, source \
