@@ -1431,11 +1431,12 @@ BEGIN
     -- The hours the new events fall in bound the summary rows compared with their counts, so
     -- that only the partitions of those hours are read: an hour's run reads this month's, not
     -- every month's. (Not a temporary table of the counts: maintenance runs as a
-    -- security-restricted operation, which may not create one.)
-    SELECT date_trunc('hour', min(e.occurred_at), 'UTC'), date_trunc('hour', max(e.occurred_at), 'UTC')
-      INTO first_hour, last_hour
-      FROM audit.events AS e
-     WHERE e.txid >= low AND e.txid < high;
+    -- security-restricted operation, which may not create one.) Of their hours, not of
+    -- occurred_at itself: min(occurred_at) would be planned as a walk of the time index from
+    -- the oldest event, filtering on txid, through the whole log (145 s at 100M events).
+    SELECT min(n.hour), max(n.hour) INTO first_hour, last_hour
+      FROM (SELECT date_trunc('hour', e.occurred_at, 'UTC') AS hour FROM audit.events AS e
+             WHERE e.txid >= low AND e.txid < high) AS n;
     -- One row per (hour, actor, source, entity, action, table): added to where it exists,
     -- inserted where not. (No unique index to do it with ON CONFLICT: the summary's indexes
     -- are per partition; maintenance runs one at a time, under its lock. Both parts see the

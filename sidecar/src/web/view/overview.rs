@@ -98,14 +98,26 @@ impl OverviewView {
                 continue;
             };
             let x = offset as u32 * (BAR + GAP);
+            // Each segment reaches the height of the day's running total, so rounding never
+            // stacks past the chart (rounding each segment up did, and a full bar then had no
+            // room left for its last category); a category too small for a unit still gets
+            // one while there is room.
             let mut top = HEIGHT;
+            let mut total = 0;
             for (i, (label, class, _)) in CATEGORIES.iter().enumerate() {
                 let n = value(d, i);
                 if n == 0 || max == 0 {
                     continue;
                 }
-                let height = ((n as f64 / max as f64) * f64::from(HEIGHT)).ceil() as u32;
-                let height = height.clamp(1, top);
+                total += n;
+                let reach = ((total as f64 / max as f64) * f64::from(HEIGHT)).ceil() as u32;
+                let height = top
+                    .saturating_sub(HEIGHT - reach.min(HEIGHT))
+                    .max(1)
+                    .min(top);
+                if height == 0 {
+                    continue;
+                }
                 top -= height;
                 rects.push(Rect {
                     x,
@@ -242,5 +254,35 @@ mod tests {
         assert_eq!(v.legend[0].total, 40);
         assert_eq!(v.legend[3].total, 10);
         assert_eq!(v.width, 7 * (BAR + GAP));
+    }
+
+    /// Counts whose segments, each rounded up, add up to more than the chart's height (a busy
+    /// day of the 100M-event benchmark did, and the page panicked).
+    #[test]
+    fn segments_never_stack_past_the_chart_whatever_the_counts() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        for counts in [
+            [1, 1, 1, 1],
+            [3, 3, 3, 1],
+            [997, 1, 1, 1],
+            [1, 1, 1, 997],
+            [7, 11, 13, 17],
+        ] {
+            for scale in [1, 3, 1_000, 249_831] {
+                let [contacts, groups, users, exports] = counts.map(|c: i64| c * scale);
+                let d = DayCounts {
+                    day: today,
+                    contacts,
+                    groups,
+                    users,
+                    exports,
+                };
+                let v = OverviewView::new(Range::Week, today, &[d], &[], &[], Tz::UTC);
+                let heights: Vec<u32> = v.rects.iter().map(|r| r.height).collect();
+                assert_eq!(heights.iter().sum::<u32>(), HEIGHT, "{counts:?} x {scale}");
+                assert!(heights.iter().all(|&h| h >= 1), "{counts:?} x {scale}");
+                assert!(v.rects.iter().all(|r| r.y + r.height <= HEIGHT));
+            }
+        }
     }
 }
