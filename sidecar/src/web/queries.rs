@@ -587,17 +587,22 @@ const SUMMARIZED_ACTORS: &str = "SELECT actor, pg_catalog.sum(n)::bigint
           WHERE occurred_at >= $1 AND txid >= $3::text::xid8 GROUP BY actor) AS a
   GROUP BY actor ORDER BY 2 DESC, 1 LIMIT $2";
 
-/// The newest alerts (audit_log/alert events), whatever the range.
+/// The newest alerts (audit_log/alert events), whatever the range. Alerts are found by the
+/// (entity, subject_id) index and then sorted: given a LIMIT, the planner would rather walk
+/// the time index from the newest event and filter, which reads the whole log when there are
+/// few alerts or none.
 pub async fn latest_alerts(
     client: &Client,
     limit: i64,
 ) -> Result<Vec<AlertRow>, tokio_postgres::Error> {
     client
         .query(
-            "SELECT id, occurred_at, details ->> 'rule', details ->> 'severity',
+            "WITH alerts AS MATERIALIZED (
+                 SELECT id, occurred_at, details FROM audit.events
+                  WHERE entity = 'audit_log' AND action = 'alert')
+             SELECT id, occurred_at, details ->> 'rule', details ->> 'severity',
                     details ->> 'actor', details ->> 'description'
-               FROM audit.events
-              WHERE entity = 'audit_log' AND action = 'alert'
+               FROM alerts
               ORDER BY occurred_at DESC, id DESC LIMIT $1",
             &[&limit],
         )
