@@ -100,6 +100,10 @@ impl Filters {
                 many => bind(&format!("{column} = ANY ($?)"), Box::new(many.to_vec())),
             };
             if column == "actor" {
+                out.actors_array = clause
+                    .strip_prefix("actor = ANY (")
+                    .and_then(|rest| rest.strip_suffix(')'))
+                    .map(str::to_owned);
                 out.actors = Some(clause);
             } else {
                 out.dimensions.push(clause);
@@ -140,6 +144,8 @@ impl Filters {
 pub struct Clauses {
     pub time: Vec<String>,
     pub actors: Option<String>,
+    /// With several actors, the parameter (`$n`) that holds them as an array.
+    pub actors_array: Option<String>,
     pub dimensions: Vec<String>,
     pub subject: Option<String>,
 }
@@ -186,6 +192,8 @@ mod tests {
              AND table_name = $5 AND source = $6 AND subject_id = $7"
         );
         assert_eq!(c.params.len(), 7);
+        let mut params = Vec::new();
+        assert_eq!(f.clauses(&mut params).actors_array.as_deref(), Some("$3"));
         assert!(!c.sql.contains("DROP"));
         assert!(f.has_dimensions());
     }
@@ -205,7 +213,7 @@ mod tests {
         }
         .clauses(&mut params);
         assert_eq!(c.time, ["occurred_at >= $1"]);
-        assert_eq!(c.actors, None);
+        assert_eq!((c.actors, c.actors_array), (None, None));
         assert_eq!(c.dimensions, ["source = $2"]);
         assert_eq!(c.subject.as_deref(), Some("subject_id = $3"));
         assert_eq!(params.len(), 3);

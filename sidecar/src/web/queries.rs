@@ -191,7 +191,9 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
                 hours.join(" AND ")
             ));
         }
-        hours.insert(0, actors.clone());
+        if clauses.actors_array.is_none() {
+            hours.insert(0, actors.clone());
+        }
     }
     let events: Vec<String> = clauses.all().collect();
     let mut tail = events.clone();
@@ -229,17 +231,38 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
              SELECT p.* FROM (SELECT hour FROM (\
              SELECT hour, pg_catalog.sum(CASE WHEN hour = ANY (${uncertain}) THEN 0 ELSE n END) \
              OVER (ORDER BY hour {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
-             FROM (SELECT hour, pg_catalog.sum(events) AS n FROM {summary}{hours} \
-             GROUP BY hour ORDER BY hour {order} LIMIT ${hours_limit}) AS c) AS c \
+             FROM {counted} AS c) AS c \
              WHERE before IS NULL OR before < ${limit}::bigint) AS h \
              CROSS JOIN LATERAL (SELECT {COLUMNS} FROM audit.events{summarized} \
              ORDER BY occurred_at {order}, id {order} LIMIT ${limit}) AS p \
              UNION ALL \
-             (SELECT {COLUMNS} FROM audit.events{tail} \
+             (SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM audit.events{tail} ORDER BY txid, id) AS t \
              ORDER BY occurred_at {order}, id {order} LIMIT ${limit})) AS u \
              ORDER BY occurred_at {order}, id {order} LIMIT ${limit}",
-            summary = summary_for(filters),
-            hours = where_(&hours),
+            counted = match &clauses.actors_array {
+                // Several actors: each one's newest hours by its own index scan, then merged
+                // (the newest hours of all are among each one's newest, with every count
+                // that makes them up), rather than every hour of all of them sorted.
+                Some(actors) => format!(
+                    "(SELECT hour, pg_catalog.sum(n) AS n \
+                     FROM pg_catalog.unnest({actors}::text[]) AS a(name) \
+                     CROSS JOIN LATERAL (SELECT hour, pg_catalog.sum(events) AS n \
+                     FROM audit.event_summary{hours} \
+                     GROUP BY hour ORDER BY hour {order} LIMIT ${hours_limit}) AS per \
+                     GROUP BY hour ORDER BY hour {order} LIMIT ${hours_limit})",
+                    hours = where_(
+                        &std::iter::once("actor = a.name".to_owned())
+                            .chain(hours.iter().cloned())
+                            .collect::<Vec<_>>()
+                    ),
+                ),
+                None => format!(
+                    "(SELECT hour, pg_catalog.sum(events) AS n FROM {summary}{hours} \
+                     GROUP BY hour ORDER BY hour {order} LIMIT ${hours_limit})",
+                    summary = summary_for(filters),
+                    hours = where_(&hours),
+                ),
+            },
             summarized = where_(&summarized),
             tail = where_(&tail),
         ),
@@ -670,10 +693,12 @@ mod tests {
              SELECT p.* FROM (SELECT hour FROM (SELECT hour, \
              pg_catalog.sum(CASE WHEN hour = ANY ($10) THEN 0 ELSE n END) OVER (ORDER BY hour DESC \
              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
-             FROM (SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
-             WHERE actor = ANY ($3) AND source = $4 AND hour >= $5 AND hour < $6 \
+             FROM (SELECT hour, pg_catalog.sum(n) AS n FROM pg_catalog.unnest($3::text[]) AS a(name) \
+             CROSS JOIN LATERAL (SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
+             WHERE actor = a.name AND source = $4 AND hour >= $5 AND hour < $6 \
              AND hour IN (SELECT hour FROM audit.kind_hours WHERE source = $4 AND hour >= $5 AND hour < $6) \
              AND hour <= $9 \
+             GROUP BY hour ORDER BY hour DESC LIMIT $12) AS per \
              GROUP BY hour ORDER BY hour DESC LIMIT $12) AS c) AS c \
              WHERE before IS NULL OR before < $13::bigint) AS h \
              CROSS JOIN LATERAL (SELECT id, occurred_at, actor, action, entity, subject_id, source \
@@ -683,9 +708,10 @@ mod tests {
              AND occurred_at < h.hour + interval '1 hour' AND txid < $11::text::xid8 \
              ORDER BY occurred_at DESC, id DESC LIMIT $13) AS p \
              UNION ALL \
-             (SELECT id, occurred_at, actor, action, entity, subject_id, source FROM audit.events \
+             (SELECT id, occurred_at, actor, action, entity, subject_id, source FROM (\
+             SELECT id, occurred_at, actor, action, entity, subject_id, source FROM audit.events \
              WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) AND source = $4 \
-             AND (occurred_at, id) < ($7, $8) AND txid >= $11::text::xid8 \
+             AND (occurred_at, id) < ($7, $8) AND txid >= $11::text::xid8 ORDER BY txid, id) AS t \
              ORDER BY occurred_at DESC, id DESC LIMIT $13)) AS u \
              ORDER BY occurred_at DESC, id DESC LIMIT $13"
         );
