@@ -510,15 +510,7 @@ fn check_names_the_truncated_or_altered_file_and_exits_4() {
     assert_eq!(out.code, 0, "{}", out.stderr);
 
     let target = "year=2025/month=02/events_20250201.parquet";
-    let truncated = tempfile::tempdir().expect("tempdir");
-    copy_tree(original.path(), truncated.path());
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .open(truncated.path().join(target))
-        .expect("open");
-    let len = file.metadata().expect("metadata").len();
-    file.set_len(len - 100).expect("truncate");
-    drop(file);
+    let truncated = truncated_copy(original.path(), target);
 
     let altered = tempfile::tempdir().expect("tempdir");
     copy_tree(original.path(), altered.path());
@@ -811,6 +803,19 @@ fn manifest_paths(manifest: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// A copy of an archive with one of its files (`rel`) cut 100 bytes short.
+fn truncated_copy(archive: &Path, rel: &str) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().expect("tempdir");
+    copy_tree(archive, copy.path());
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(copy.path().join(rel))
+        .expect("open");
+    let len = file.metadata().expect("metadata").len();
+    file.set_len(len - 100).expect("truncate");
+    copy
+}
+
 fn read_manifest(dir: &Path, rel: &str) -> serde_json::Value {
     serde_json::from_slice(&fs::read(dir.join(rel)).expect("manifest")).expect("JSON")
 }
@@ -931,15 +936,7 @@ fn a_quarters_partition_is_one_file_per_month_each_in_its_month_directory() {
 
     // A month's file truncated in a copy: --check names it and exits 4.
     let target = "year=2025/month=02/events_20250101.parquet";
-    let truncated = tempfile::tempdir().expect("tempdir");
-    copy_tree(out_dir.path(), truncated.path());
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .open(truncated.path().join(target))
-        .expect("open");
-    let len = file.metadata().expect("metadata").len();
-    file.set_len(len - 100).expect("truncate");
-    drop(file);
+    let truncated = truncated_copy(out_dir.path(), target);
     let check = run(command().args(["archive", "--check"]).arg(truncated.path()));
     assert_eq!(check.code, 4, "{} {}", check.stdout, check.stderr);
     assert_eq!(check.stderr.lines().count(), 1, "{}", check.stderr);
