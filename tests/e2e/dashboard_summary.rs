@@ -300,6 +300,96 @@ fn every_filter_pages_through_the_summary_and_the_tail_as_the_sql_reads_them() {
     }
 }
 
+/// An actor with other filters is found one of two ways (`counted_hours` in the sidecar):
+/// by probing the few hours `audit.kind_hours` has for the other filters, or, when it has many
+/// (here `source = 'api'`: every hour for 50 days, more than the 1,000 rows the probe reads),
+/// by the actor's own hours. Both must page as the SQL reads.
+#[test]
+fn an_actor_with_a_common_or_a_rare_combination_pages_as_the_sql_reads() {
+    let db = TestDb::new();
+    db.client()
+        .batch_execute(
+            "INSERT INTO audit.events (occurred_at, actor, source, entity, action, table_name,
+                                       subject_id)
+             SELECT date_trunc('hour', now()) - h * interval '1 hour' + m * interval '1 minute',
+                    actor, source, 'contact', 'update', 'crm.contacts', h::text
+               FROM generate_series(1, 1200) AS h,
+                    LATERAL (VALUES (1, 'other', 'api'),
+                                    (2, 'busy', 'manual'),
+                                    (3, 'busy', CASE WHEN h % 40 = 3 THEN 'api'
+                                                     WHEN h % 90 = 7 THEN 'sync' END),
+                                    (3, 'other', CASE WHEN h % 100 = 9 THEN 'sync' END))
+                        AS e(m, actor, source)
+              WHERE source IS NOT NULL;
+             CREATE TABLE contacts (id int PRIMARY KEY, name text);
+             SELECT audit.track('contacts', 'contact');",
+        )
+        .expect("seed history");
+    db.client()
+        .query_one("SELECT audit.maintain()", &[])
+        .expect("maintain");
+    let api_hours: i64 = db
+        .client()
+        .query_one(
+            "SELECT count(*) FROM audit.kind_hours WHERE source = 'api'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(api_hours > 1000, "{api_hours} kind hours for source = api");
+    // The tail: events of both combinations since maintenance.
+    db.client()
+        .batch_execute(
+            "BEGIN; SELECT audit.set_actor('busy', source => 'api');
+             INSERT INTO contacts SELECT g, 'n' FROM generate_series(1, 12) g; COMMIT;
+             BEGIN; SELECT audit.set_actor('busy', source => 'sync');
+             UPDATE contacts SET name = 's' WHERE id <= 3; COMMIT;",
+        )
+        .unwrap();
+    let admin = db.create_role(
+        "combination",
+        &format!("LOGIN PASSWORD '{PASSWORD}' IN ROLE audit_admin"),
+    );
+    let dash = Dashboard::start_with(&db, &["--page-size", &PAGE.to_string(), "--tz", "UTC"]);
+    let http = Http::new(&dash);
+    let cookie = http.session(&admin, PASSWORD);
+    let (from, from_sql) = minute(&db, "now() - interval '31 days 5 hours 30 minutes'");
+    for (query, condition) in [
+        (
+            "range=all&actor=busy&source=api",
+            "actor = 'busy' AND source = 'api'".to_owned(),
+        ),
+        (
+            "range=all&actor=busy&source=sync",
+            "actor = 'busy' AND source = 'sync'".to_owned(),
+        ),
+        (
+            "range=all&actor=busy&actor=other&source=sync",
+            "actor IN ('busy', 'other') AND source = 'sync'".to_owned(),
+        ),
+        (
+            "range=all&actor=busy&actor=nobody&source=api",
+            "actor IN ('busy', 'nobody') AND source = 'api'".to_owned(),
+        ),
+        ("range=all&actor=busy&source=nowhere", "false".to_owned()),
+        (
+            &format!(
+                "range=custom&from={}&actor=busy&source=api",
+                from.replace(' ', "+")
+            ),
+            format!("occurred_at >= '{from_sql}' AND actor = 'busy' AND source = 'api'"),
+        ),
+    ] {
+        let expected = newest_first(&db, &condition);
+        assert!(
+            condition == "false" || expected.len() > PAGE,
+            "{query}: {} rows, not more than a page",
+            expected.len()
+        );
+        walk(&http, &cookie, query, &expected);
+    }
+}
+
 /// What the Overview must show for the last `days` days (UTC), counted from the events
 /// themselves: each bar's title ("2026-11-28: 12 contacts"), the legend's totals
 /// ("Contacts 123") and the five busiest actors ("a1 45 events").

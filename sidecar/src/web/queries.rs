@@ -14,7 +14,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, IsolationLevel};
 
 use super::params::{Cursor, Page};
-use crate::filters::{Filters, Param};
+use crate::filters::{Clauses, Filters, Param};
 
 pub struct ListedEvent {
     pub id: i64,
@@ -153,10 +153,10 @@ pub fn plain_page_sql(filters: &Filters, page: Page, limit: i64) -> PageSql {
 }
 
 /// A page found through the hourly summary: the hours whose summary rows match the
-/// dimension filters (in `audit.event_summary` when actors are filtered, else in its rollup
-/// without actors, `audit.kind_hours`, whose rows per hour do not grow with the events), newest first (oldest first going back to newer pages), then in each
+/// dimension filters, newest first (oldest first going back to newer pages), then in each
 /// such hour the matching summarized events by the (occurred_at, id) index, and the events
-/// not summarized yet (`txid >= watermark`) by the (txid, id) index.
+/// not summarized yet (`txid >= watermark`) by the (txid, id) index. See [`counted_hours`]
+/// for how the hours are found.
 ///
 /// `limit + 3` hours are enough: every candidate hour holds a matching summarized event
 /// except the cursor's hour (its matches may all lie on the other side of the cursor) and
@@ -169,31 +169,18 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
     let mut params = Vec::new();
     let clauses = filters.clauses(&mut params);
     let order = order_of(page);
-    let mut hours: Vec<String> = clauses.dimensions.clone();
+    // The hours the page's bounds allow.
+    let mut bounds = Vec::new();
     let mut uncertain = Vec::new();
     if let Some(since) = filters.since {
         params.push(Box::new(hour_of(since)));
-        hours.push(format!("hour >= ${}", params.len()));
+        bounds.push(format!("hour >= ${}", params.len()));
         uncertain.push(hour_of(since));
     }
     if let Some(until) = filters.until {
         params.push(Box::new(until));
-        hours.push(format!("hour < ${}", params.len()));
+        bounds.push(format!("hour < ${}", params.len()));
         uncertain.push(hour_of(until));
-    }
-    if let Some(actors) = &clauses.actors {
-        // With other filters too, only the hours `audit.kind_hours` has for them can hold a
-        // match: a busy actor with a combination that matches rarely or never is then found
-        // from those few hours, instead of from every hour of that actor's history.
-        if !clauses.dimensions.is_empty() {
-            hours.push(format!(
-                "hour IN (SELECT hour FROM audit.kind_hours WHERE {})",
-                hours.join(" AND ")
-            ));
-        }
-        if clauses.actors_array.is_none() {
-            hours.insert(0, actors.clone());
-        }
     }
     let events: Vec<String> = clauses.all().collect();
     let mut tail = events.clone();
@@ -204,7 +191,7 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
         tail.push(k.clone());
         params.push(Box::new(hour_of(c.at)));
         let op = if order == "DESC" { "<=" } else { ">=" };
-        hours.push(format!("hour {op} ${}", params.len()));
+        bounds.push(format!("hour {op} ${}", params.len()));
         uncertain.push(hour_of(c.at));
         // In an hour's index scan the keyset bounds only the cursor's own hour. As an index
         // condition a row comparison would start every hour's scan at the cursor and walk
@@ -218,7 +205,14 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
     params.push(Box::new(watermark.to_owned()));
     let watermark = format!("${}::text::xid8", params.len());
     params.push(Box::new(limit + 3));
-    let hours_limit = params.len();
+    let hours = HoursQuery {
+        clauses: &clauses,
+        actor_count: filters.actors.len(),
+        bounds: &bounds,
+        order,
+        limit: params.len(),
+    };
+    let counted = counted_hours(&hours, &mut params);
     params.push(Box::new(limit));
     let limit = params.len();
     summarized.push("occurred_at >= h.hour".into());
@@ -239,30 +233,6 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
              (SELECT {COLUMNS} FROM (SELECT {COLUMNS} FROM audit.events{tail} ORDER BY txid, id) AS t \
              ORDER BY occurred_at {order}, id {order} LIMIT ${limit})) AS u \
              ORDER BY occurred_at {order}, id {order} LIMIT ${limit}",
-            counted = match &clauses.actors_array {
-                // Several actors: each one's newest hours by its own index scan, then merged
-                // (the newest hours of all are among each one's newest, with every count
-                // that makes them up), rather than every hour of all of them sorted.
-                Some(actors) => format!(
-                    "(SELECT hour, pg_catalog.sum(n) AS n \
-                     FROM pg_catalog.unnest({actors}::text[]) AS a(name) \
-                     CROSS JOIN LATERAL (SELECT hour, pg_catalog.sum(events) AS n \
-                     FROM audit.event_summary{hours} \
-                     GROUP BY hour ORDER BY hour {order} LIMIT ${hours_limit}) AS per \
-                     GROUP BY hour ORDER BY hour {order} LIMIT ${hours_limit})",
-                    hours = where_(
-                        &std::iter::once("actor = a.name".to_owned())
-                            .chain(hours.iter().cloned())
-                            .collect::<Vec<_>>()
-                    ),
-                ),
-                None => format!(
-                    "(SELECT hour, pg_catalog.sum(events) AS n FROM {summary}{hours} \
-                     GROUP BY hour ORDER BY hour {order} LIMIT ${hours_limit})",
-                    summary = summary_for(filters),
-                    hours = where_(&hours),
-                ),
-            },
             summarized = where_(&summarized),
             tail = where_(&tail),
         ),
@@ -272,14 +242,96 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
 
 const COLUMNS: &str = "id, occurred_at, actor, action, entity, subject_id, source";
 
-/// The summary table that finds the hours of `filters`: only `audit.event_summary` knows
-/// actors; without them its rollup by source, entity, action and table is far smaller.
-fn summary_for(filters: &Filters) -> &'static str {
-    if filters.actors.is_empty() {
-        "audit.kind_hours"
-    } else {
-        "audit.event_summary"
+/// At most this many `audit.kind_hours` rows are read to learn whether the hours of a filter
+/// on actors and other dimensions are few enough to probe one by one (each probe is one
+/// index lookup of some tens of microseconds).
+const PROBE_LIMIT: i64 = 1000;
+
+/// What [`counted_hours`] needs: the filters' clauses, the hour bounds of the page, the
+/// order, and the parameter that holds how many hours to return.
+struct HoursQuery<'a> {
+    clauses: &'a Clauses,
+    /// How many actors `clauses.actors_array` holds.
+    actor_count: usize,
+    bounds: &'a [String],
+    order: &'static str,
+    limit: usize,
+}
+
+/// The candidate hours of a page and their matching events, `(hour, n)`, the first
+/// `limit` in the page's order.
+///
+/// Without actors they come from `audit.kind_hours`, whose rows per hour do not grow with
+/// the events. With actors they come from `audit.event_summary` by its (actor, hour) index;
+/// with other dimensions too, that walk can read every hour of a busy actor that never
+/// matches them. So when `audit.kind_hours` has fewer than [`PROBE_LIMIT`] rows for the
+/// other dimensions (a rare or impossible combination), their hours are probed one by one
+/// instead, in the page's order, until `limit` match. The count decides when the query runs
+/// (a one-time filter): the way not taken is never executed.
+fn counted_hours(q: &HoursQuery, params: &mut Vec<Param>) -> String {
+    let HoursQuery {
+        clauses,
+        actor_count,
+        bounds,
+        order,
+        limit,
+    } = *q;
+    let kind: Vec<String> = clauses.dimensions.iter().chain(bounds).cloned().collect();
+    let Some(actors) = &clauses.actors else {
+        return format!(
+            "(SELECT hour, pg_catalog.sum(events) AS n FROM audit.kind_hours{kind} \
+             GROUP BY hour ORDER BY hour {order} LIMIT ${limit})",
+            kind = where_(&kind),
+        );
+    };
+    let and_kind: String = kind.iter().map(|c| format!(" AND {c}")).collect();
+    let by_actor = match &clauses.actors_array {
+        // Several actors: each one's newest hours by its own index scan, then merged (the
+        // newest hours of all are among each one's newest, with every count that makes them
+        // up), rather than every hour of all of them sorted. Each scan names its actor as an
+        // element of the array, which the plan knows the value of (not so a row of unnest,
+        // which made every scan a bitmap over all of the actor's rows).
+        Some(array) => format!(
+            "(SELECT hour, pg_catalog.sum(n) AS n FROM ({per_actor}) AS per \
+             GROUP BY hour ORDER BY hour {order} LIMIT ${limit})",
+            per_actor = (1..=actor_count)
+                .map(|i| {
+                    format!(
+                        "(SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
+                         WHERE actor = ({array}::text[])[{i}]{and_kind} \
+                         GROUP BY hour ORDER BY hour {order} LIMIT ${limit})"
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL "),
+        ),
+        None => format!(
+            "(SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
+             WHERE {actors}{and_kind} GROUP BY hour ORDER BY hour {order} LIMIT ${limit})",
+        ),
+    };
+    if clauses.dimensions.is_empty() {
+        return by_actor;
     }
+    params.push(Box::new(PROBE_LIMIT));
+    let probed = params.len();
+    format!(
+        "(WITH kind AS MATERIALIZED (SELECT hour FROM audit.kind_hours{kind} LIMIT ${probed}) \
+         (SELECT k.hour, per.n FROM (SELECT DISTINCT hour FROM kind ORDER BY hour {order}) AS k \
+         CROSS JOIN LATERAL (SELECT pg_catalog.sum(events) AS n FROM audit.event_summary \
+         WHERE {actors}{and_dimensions} AND hour = k.hour) AS per \
+         WHERE per.n IS NOT NULL AND (SELECT pg_catalog.count(*) FROM kind) < ${probed} \
+         ORDER BY k.hour {order} LIMIT ${limit}) \
+         UNION ALL \
+         (SELECT hour, n FROM {by_actor} AS a \
+         WHERE (SELECT pg_catalog.count(*) FROM kind) >= ${probed}))",
+        kind = where_(&kind),
+        and_dimensions = clauses
+            .dimensions
+            .iter()
+            .map(|c| format!(" AND {c}"))
+            .collect::<String>(),
+    )
 }
 
 fn order_of(page: Page) -> &'static str {
@@ -693,29 +745,40 @@ mod tests {
              SELECT p.* FROM (SELECT hour FROM (SELECT hour, \
              pg_catalog.sum(CASE WHEN hour = ANY ($10) THEN 0 ELSE n END) OVER (ORDER BY hour DESC \
              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
-             FROM (SELECT hour, pg_catalog.sum(n) AS n FROM pg_catalog.unnest($3::text[]) AS a(name) \
-             CROSS JOIN LATERAL (SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
-             WHERE actor = a.name AND source = $4 AND hour >= $5 AND hour < $6 \
-             AND hour IN (SELECT hour FROM audit.kind_hours WHERE source = $4 AND hour >= $5 AND hour < $6) \
-             AND hour <= $9 \
-             GROUP BY hour ORDER BY hour DESC LIMIT $12) AS per \
-             GROUP BY hour ORDER BY hour DESC LIMIT $12) AS c) AS c \
-             WHERE before IS NULL OR before < $13::bigint) AS h \
+             FROM (WITH kind AS MATERIALIZED (SELECT hour FROM audit.kind_hours \
+             WHERE source = $4 AND hour >= $5 AND hour < $6 AND hour <= $9 LIMIT $13) \
+             (SELECT k.hour, per.n FROM (SELECT DISTINCT hour FROM kind ORDER BY hour DESC) AS k \
+             CROSS JOIN LATERAL (SELECT pg_catalog.sum(events) AS n FROM audit.event_summary \
+             WHERE actor = ANY ($3) AND source = $4 AND hour = k.hour) AS per \
+             WHERE per.n IS NOT NULL AND (SELECT pg_catalog.count(*) FROM kind) < $13 \
+             ORDER BY k.hour DESC LIMIT $12) \
+             UNION ALL \
+             (SELECT hour, n FROM (SELECT hour, pg_catalog.sum(n) AS n FROM (\
+             (SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
+             WHERE actor = ($3::text[])[1] AND source = $4 AND hour >= $5 AND hour < $6 AND hour <= $9 \
+             GROUP BY hour ORDER BY hour DESC LIMIT $12) \
+             UNION ALL \
+             (SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
+             WHERE actor = ($3::text[])[2] AND source = $4 AND hour >= $5 AND hour < $6 AND hour <= $9 \
+             GROUP BY hour ORDER BY hour DESC LIMIT $12)) AS per \
+             GROUP BY hour ORDER BY hour DESC LIMIT $12) AS a \
+             WHERE (SELECT pg_catalog.count(*) FROM kind) >= $13)) AS c) AS c \
+             WHERE before IS NULL OR before < $14::bigint) AS h \
              CROSS JOIN LATERAL (SELECT id, occurred_at, actor, action, entity, subject_id, source \
              FROM audit.events WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) \
              AND source = $4 AND occurred_at <= $7 AND (h.hour <> $9 OR (occurred_at, id) < ($7, $8)) \
              AND occurred_at >= h.hour \
              AND occurred_at < h.hour + interval '1 hour' AND txid < $11::text::xid8 \
-             ORDER BY occurred_at DESC, id DESC LIMIT $13) AS p \
+             ORDER BY occurred_at DESC, id DESC LIMIT $14) AS p \
              UNION ALL \
              (SELECT id, occurred_at, actor, action, entity, subject_id, source FROM (\
              SELECT id, occurred_at, actor, action, entity, subject_id, source FROM audit.events \
              WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) AND source = $4 \
              AND (occurred_at, id) < ($7, $8) AND txid >= $11::text::xid8 ORDER BY txid, id) AS t \
-             ORDER BY occurred_at DESC, id DESC LIMIT $13)) AS u \
-             ORDER BY occurred_at DESC, id DESC LIMIT $13"
+             ORDER BY occurred_at DESC, id DESC LIMIT $14)) AS u \
+             ORDER BY occurred_at DESC, id DESC LIMIT $14"
         );
-        assert_eq!(q.params.len(), 13);
+        assert_eq!(q.params.len(), 14);
         // Values travel as parameters only.
         assert!(!q.sql.contains("DROP") && !q.sql.contains("12345") && !q.sql.contains("ann"));
         // The hours: since's hour, until, the cursor's hour, and limit + 3 of them; the hours
@@ -726,7 +789,10 @@ mod tests {
         assert_eq!(shown[8], format!("{:?}", hour(15)));
         assert_eq!(shown[9], format!("{:?}", vec![hour(9), hour(17), hour(15)]));
         assert_eq!(shown[10], "\"12345\"");
-        assert_eq!((shown[11].as_str(), shown[12].as_str()), ("54", "51"));
+        assert_eq!(
+            (shown[11].as_str(), shown[12].as_str(), shown[13].as_str()),
+            ("54", "1000", "51")
+        );
     }
 
     #[test]
