@@ -17,7 +17,10 @@
 # 3. the release binary serves the dashboard; bench/dashboard/scale.py times BENCH_REPEAT (20)
 #    requests of the first page of each filter (and two later pages, and the Overview);
 # 4. `audit-trail export --since --until` of one month to a file: seconds and rows;
-# 5. `audit-trail archive --partition` of that month: seconds and rows/s.
+# 5. `audit-trail archive --partition` of that month: seconds and rows/s;
+# 6. capture on this log against an empty log (below);
+# 7. the rest of the year archived, DuckDB over it, retention dropping the oldest month
+#    (bench/scale_lifetime.sh).
 # Writes bench/results/scale-<date>[-BENCH_TAG].md. Needs target/release/audit-trail (or
 # AUDIT_TRAIL_BIN) and the extension installed (make install).
 #
@@ -260,6 +263,9 @@ CAPTURE_MD="$(python3 "$HERE/dashboard/capture_ratio.py" "$BENCH_TMP/capture.csv
 bpsql -d postgres -c "DROP DATABASE empty_log"
 "$SIDECAR" maintain --db "$DB" >/dev/null
 
+# shellcheck source=bench/scale_lifetime.sh
+. "$HERE/scale_lifetime.sh"
+
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 DATA_DU="$(as_postgres du -sh "$BENCH_TMP/data" | cut -f1)"
 WAL_DU="$(as_postgres du -sh "$BENCH_TMP/data/pg_wal" | cut -f1)"
@@ -305,8 +311,9 @@ Each view: 3 warm-up requests, then $BENCH_REPEAT timed on one kept-alive connec
 request sent to last byte received (HTTP, session, SQL, HTML). 50 rows a page.
 """)
 PY
-cat "$BENCH_TMP/views.md" >>"$OUT"
-cat >>"$OUT" <<MD
+{
+    cat "$BENCH_TMP/views.md"
+    cat <<MD
 
 ## Export and archive of one month ($MONTH, $MONTH_ROWS events)
 
@@ -317,5 +324,7 @@ cat >>"$OUT" <<MD
 
 the last maintain printed: \`$(tr -d '\n' <"$BENCH_TMP/maintain.json" | cut -c1-600)\`
 MD
+    cat "$BENCH_TMP/lifetime.md"
+} >>"$OUT"
 log "wrote $OUT ($(($(date +%s) - STARTED))s)"
 cat "$OUT"
