@@ -581,3 +581,49 @@ fn a_stale_summary_is_named_on_the_log_and_the_overview() {
         );
     }
 }
+
+/// `serve --query-timeout`: a view that reads longer than allowed (here an actor matching
+/// nothing, walked through 200,000 events that were never summarized) is stopped with a page
+/// that says so; the session's connection is left usable.
+#[test]
+fn a_view_that_reads_too_long_is_stopped_and_says_so() {
+    let db = TestDb::new();
+    db.client()
+        .batch_execute(
+            "INSERT INTO audit.events (occurred_at, actor, source, entity, action, table_name,
+                                       subject_id)
+             SELECT now() - g * interval '1 second', 'a' || g % 7, 'manual', 'contact',
+                    'update', 'crm.contacts', (g % 1000)::text
+               FROM generate_series(1, 200000) AS g",
+        )
+        .expect("seed history");
+    let id: i64 = db
+        .client()
+        .query_one("SELECT max(id) FROM audit.events", &[])
+        .unwrap()
+        .get(0);
+    let admin = db.create_role(
+        "patient",
+        &format!("LOGIN PASSWORD '{PASSWORD}' IN ROLE audit_admin"),
+    );
+    let dash = Dashboard::start_with(&db, &["--query-timeout", "1ms"]);
+    let http = Http::new(&dash);
+    let cookie = http.session(&admin, PASSWORD);
+    let stopped = http.get("/reports/audit-log?range=all&actor=nobody", Some(&cookie));
+    assert_eq!(stopped.status, 503, "{}", stopped.body);
+    assert!(
+        stopped.body.contains("This view took too long")
+            && stopped.body.contains("Narrow the time range"),
+        "{}",
+        stopped.body
+    );
+    assert!(
+        dash.log()
+            .contains("was stopped: canceling statement due to statement timeout"),
+        "{}",
+        dash.log()
+    );
+    // The same session goes on: the event page reads no list.
+    let event = http.get(&format!("/reports/audit-log/events/{id}"), Some(&cookie));
+    assert_eq!(event.status, 200, "{}", event.body);
+}

@@ -108,6 +108,7 @@ mod tests {
             record_database: None,
             zone: chrono_tz::Tz::UTC,
             idle_timeout: Duration::from_secs(60),
+            query_timeout: Duration::from_secs(30),
             page_size: 50,
             allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),

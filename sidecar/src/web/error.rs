@@ -39,6 +39,8 @@ pub enum WebError {
     },
     /// The session's connection is busy with a long request (an export).
     Busy,
+    /// The page's queries ran past `--query-timeout` (or were cancelled) and were stopped.
+    QueryStopped,
     ConnectionLost,
     TooManySessions,
     TooManyAttempts {
@@ -71,6 +73,13 @@ impl WebError {
                 return WebError::NotAdmin {
                     role: role.to_owned(),
                 };
+            }
+            if db.code() == &SqlState::QUERY_CANCELED {
+                eprintln!(
+                    "audit-trail: {doing} as {role:?} was stopped: {}",
+                    db.message()
+                );
+                return WebError::QueryStopped;
             }
         }
         WebError::Internal(format!(
@@ -164,6 +173,16 @@ impl IntoResponse for WebError {
                           when it has finished."
                     .into(),
                 link: None,
+            },
+            WebError::QueryStopped => Shown {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                title: "This view took too long",
+                message: "Reading this view took longer than the dashboard allows, so it was \
+                          stopped and nothing was shown. Narrow the time range or add a \
+                          filter. If common views are slow, the summary may be out of date: \
+                          ask the administrator to schedule audit-trail maintain (hourly)."
+                    .into(),
+                link: Some(("Go to the Audit Log", "/reports/audit-log".into())),
             },
             WebError::ConnectionLost => Shown {
                 status: StatusCode::SERVICE_UNAVAILABLE,

@@ -37,9 +37,15 @@ pub async fn show(
         .map_err(|e| WebError::query(role, "reading the actions in the log", &e))?;
     let (listed, error) = match params.to_filters(Utc::now(), settings.zone) {
         Ok(filters) => {
-            let page = queries::list(&mut client, &filters, params.page, settings.page_size)
-                .await
-                .map_err(|e| WebError::query(role, "reading the audit log", &e))?;
+            let page = queries::list(
+                &mut client,
+                &filters,
+                params.page,
+                settings.page_size,
+                settings.query_timeout,
+            )
+            .await
+            .map_err(|e| WebError::query(role, "reading the audit log", &e))?;
             (Some(page), None)
         }
         Err(message) => (None, Some(message)),

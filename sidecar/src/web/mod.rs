@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// Sign people out after this long without a request: 30m, 1h, 90s.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+    /// Stop a page's queries after this long and say so on the page (the Audit Log and the
+    /// Overview; exports are not bounded): 30s, 2m, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub query_timeout: Duration,
     /// Show times in this zone (IANA name such as Europe/Paris, or "local"); custom date
     /// ranges are read in it too.
     #[arg(long, value_name = "ZONE", default_value = "UTC")]
@@ -78,7 +82,7 @@ pub struct ServeArgs {
     pub page_size: i64,
 }
 
-/// `30m`, `1h`, `90s`, or a plain number of seconds.
+/// `30m`, `1h`, `90s`, `500ms`, or a plain number of seconds.
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -88,14 +92,15 @@ fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("cannot read \"{text}\" as a duration (like 30m, 1h, 90s)"))?;
-    let seconds = match unit {
-        "" | "s" => Some(n),
-        "m" | "min" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
+    let millis = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" | "min" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
         _ => None,
     };
-    match seconds {
-        Some(s) if s > 0 => Ok(Duration::from_secs(s)),
+    match millis {
+        Some(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
         _ => Err(format!(
             "cannot read \"{text}\" as a duration (like 30m, 1h, 90s)"
         )),
@@ -199,6 +204,7 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: ServeArgs) -> 
         record_database,
         zone,
         idle_timeout: args.idle_timeout,
+        query_timeout: args.query_timeout,
         page_size: args.page_size,
         allowed_hosts,
         trusted_proxies: args.trusted_proxies,
@@ -265,6 +271,7 @@ mod tests {
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         for bad in ["", "0", "m", "5d", "-3s", "1.5h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

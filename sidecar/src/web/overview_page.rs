@@ -54,9 +54,16 @@ pub async fn show(
             .is_some_and(|t| t.timestamp() % 3600 == 0)
     });
     let mut client = session.client().await?;
-    let counts = queries::overview_counts(&mut client, since, zone.name(), days_on_hours, LISTED)
-        .await
-        .map_err(|e| WebError::query(role, "counting events per day and actor", &e))?;
+    let counts = queries::overview_counts(
+        &mut client,
+        since,
+        zone.name(),
+        days_on_hours,
+        LISTED,
+        settings.query_timeout,
+    )
+    .await
+    .map_err(|e| WebError::query(role, "counting events per day and actor", &e))?;
     let alerts = queries::latest_alerts(&client, LISTED)
         .await
         .map_err(|e| WebError::query(role, "reading the latest alerts", &e))?;

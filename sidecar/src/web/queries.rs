@@ -7,6 +7,8 @@
 //! summary of every matching event before sorting. Each summary is looked up by
 //! (occurred_at, id), which the events' btree index serves (there is no index on id alone).
 
+use std::time::Duration;
+
 use chrono::DurationRound;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -106,8 +108,13 @@ pub async fn summary_state(
 /// JIT is off in it: these are short index-driven queries over every partition, whose plans of
 /// hundreds of nodes can cost more to compile than they run (a rare actor's second page over
 /// bench-scale's 10M events, planned with its values: 2.2 s with JIT, 0.1 s without).
+/// A read-only snapshot for one page, whose statements the server stops after `timeout`
+/// (`serve --query-timeout`): a view that reads far more than the summary narrows it to is
+/// ended with a page that says so, instead of holding the person's connection and the
+/// server's time.
 async fn snapshot(
     client: &mut Client,
+    timeout: Duration,
 ) -> Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error> {
     let tx = client
         .build_transaction()
@@ -115,7 +122,13 @@ async fn snapshot(
         .read_only(true)
         .start()
         .await?;
-    tx.batch_execute("SET LOCAL jit = off").await?;
+    let timeout = format!("{}ms", timeout.as_millis().max(1));
+    tx.execute(
+        "SELECT pg_catalog.set_config('statement_timeout', $1, true), \
+                pg_catalog.set_config('jit', 'off', true)",
+        &[&timeout],
+    )
+    .await?;
     Ok(tx)
 }
 
@@ -372,8 +385,9 @@ pub async fn list(
     filters: &Filters,
     page: Page,
     size: i64,
+    timeout: Duration,
 ) -> Result<EventPage, tokio_postgres::Error> {
-    let tx = snapshot(client).await?;
+    let tx = snapshot(client, timeout).await?;
     let state = if filters.has_dimensions() && filters.subject.is_none() {
         summary_state(&tx).await?
     } else {
@@ -583,8 +597,9 @@ pub async fn overview_counts(
     zone: &str,
     days_on_hours: bool,
     limit: i64,
+    timeout: Duration,
 ) -> Result<OverviewCounts, tokio_postgres::Error> {
-    let tx = snapshot(client).await?;
+    let tx = snapshot(client, timeout).await?;
     let state = if days_on_hours {
         summary_state(&tx).await?
     } else {

@@ -26,6 +26,8 @@ pub struct Settings {
     /// The zone times are shown in, and custom date ranges read in.
     pub zone: Tz,
     pub idle_timeout: Duration,
+    /// How long a page's queries may run (`--query-timeout`).
+    pub query_timeout: Duration,
     pub page_size: i64,
     /// `Host` header values requests may carry (lowercase); empty accepts any. A page of
     /// another site that resolves its own name to this address (DNS rebinding) sends its
