@@ -596,8 +596,25 @@ BEGIN
 END
 $$;
 
+-- How many events a partition holds and its first and last id, for the purge event that
+-- records its drop: one pass over the partition (its time index, once vacuumed).
+CREATE FUNCTION audit.count_events_partition(part regclass) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    counted jsonb;
+BEGIN
+    EXECUTE format('SELECT pg_catalog.jsonb_build_object(''rows'', count(*), ''first_id'', min(id),
+                                                         ''last_id'', max(id)) FROM %s', part)
+       INTO counted;
+    RETURN counted;
+END
+$$;
+
 -- Drops one partition of audit.events and records it as an audit_log/purge event.
-CREATE FUNCTION audit.drop_events_partition(part regclass, reason text) RETURNS jsonb
+CREATE FUNCTION audit.drop_events_partition(part regclass, reason text, counted jsonb DEFAULT NULL)
+    RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -619,8 +636,15 @@ BEGIN
         RAISE EXCEPTION '% is not a partition of audit.events that can be dropped', part
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    EXECUTE format('SELECT count(*) AS rows, min(id) AS first_id, max(id) AS last_id FROM %s', part)
-       INTO stats;
+    -- Counted by the caller under the same lock (retention), or now: from the count to the
+    -- drop no event can land in the partition, so the purge event names every one dropped.
+    IF counted IS NULL THEN
+        EXECUTE format('LOCK TABLE %s IN SHARE MODE', part);
+        counted := audit.count_events_partition(part);
+    END IF;
+    SELECT (counted ->> 'rows')::bigint AS rows, (counted ->> 'first_id')::bigint AS first_id,
+           (counted ->> 'last_id')::bigint AS last_id
+      INTO stats;
     gaps := audit.note_retention_gaps(part, 'infinity', reason);
     -- The month's summaries go with it (a summary partition of another range, made before a
     -- change of interval, is cleared row by row instead).
@@ -784,7 +808,7 @@ DECLARE
     other   record;
     part    record;
     cutoff  timestamptz;
-    held_rows bigint;
+    counted jsonb;
     summarized bigint;
     created jsonb := '[]';
     dropped jsonb := '[]';
@@ -847,19 +871,23 @@ BEGIN
                                               AND h.to_time > part.from_time));
                 CONTINUE;
             END IF;
-            IF policy.archive_first THEN
-                EXECUTE format('SELECT count(*) FROM %s', part.partition) INTO held_rows;
-                IF NOT EXISTS (SELECT FROM audit.archives AS a
-                                WHERE a.partition = part.partition AND a.rows = held_rows) THEN
+            BEGIN
+                -- No event can land in the partition from here to its drop (a transaction
+                -- still writing into it makes this wait, then give up until the next run), so
+                -- what is counted once is what the archive must hold and what is dropped.
+                EXECUTE format('LOCK TABLE %s IN SHARE MODE', part.partition);
+                counted := audit.count_events_partition(part.partition::regclass);
+                IF policy.archive_first AND NOT EXISTS (
+                       SELECT FROM audit.archives AS a
+                        WHERE a.partition = part.partition
+                          AND a.rows = (counted ->> 'rows')::bigint) THEN
                     kept := kept || jsonb_build_object('partition', part.partition,
                         'reason', CASE WHEN part.archived THEN 'changed since it was archived'
                                        ELSE 'not archived yet' END);
                     CONTINUE;
                 END IF;
-            END IF;
-            BEGIN
                 dropped := dropped || audit.drop_events_partition(part.partition::regclass,
-                                                                  'retention');
+                                                                  'retention', counted);
             EXCEPTION
                 WHEN lock_not_available OR object_not_in_prerequisite_state THEN
                     kept := kept || jsonb_build_object('partition', part.partition,
