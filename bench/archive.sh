@@ -112,31 +112,9 @@ end="$(now)"
 CHECK_SECONDS="$(seconds "$start" "$end")"
 
 log "DuckDB full scan, $BENCH_ROUNDS rounds"
-DUCK="$("$PYTHON" - "$OUT" "$BENCH_ROUNDS" <<'PY'
-import statistics, sys, time
-import duckdb
-root, rounds = sys.argv[1], int(sys.argv[2])
-src = f"read_parquet('{root}/**/*.parquet', hive_partitioning=true)"
-# An aggregate over every column, so that DuckDB must read and decode all of them.
-sql = f"""SELECT count(*), max(id), max(occurred_at), max(txid),
-                 sum(length(actor) + length(db_user) + length(source) + length(entity)
-                     + length(action) + coalesce(length(subject_id), 0)
-                     + coalesce(length(table_name), 0) + coalesce(len(changed_fields), 0)
-                     + coalesce(length(old_data), 0) + coalesce(length(new_data), 0)
-                     + coalesce(length(client_addr), 0) + coalesce(length(application_name), 0)
-                     + coalesce(length(context), 0) + coalesce(length(details), 0))
-            FROM {src}"""
-con = duckdb.connect()
-times = []
-for _ in range(rounds):
-    t = time.perf_counter()
-    rows = con.sql(sql).fetchall()
-    times.append(time.perf_counter() - t)
-print(f"{statistics.median(times):.2f} {rows[0][0]} {' '.join(f'{x:.2f}' for x in times)} {duckdb.__version__}")
-PY
-)"
-read -r DUCK_MEDIAN DUCK_ROWS DUCK_ROUNDS_TEXT <<<"$(echo "$DUCK" | awk '{ r = ""; for (i = 3; i < NF; i++) r = r (r ? ", " : "") $i; print $1, $2, r }')"
-DUCK_VERSION="$(echo "$DUCK" | awk '{ print $NF }')"
+DUCK="$("$PYTHON" "$HERE/duckdb_scan.py" "$OUT" "$BENCH_ROUNDS")"
+read -r DUCK_MEDIAN DUCK_ROWS _ _ DUCK_VERSION DUCK_ROUNDS_TEXT <<<"$DUCK"
+DUCK_ROUNDS_TEXT="${DUCK_ROUNDS_TEXT// /, }"
 [ "$DUCK_ROWS" = "$ROWS" ] || die "DuckDB counted $DUCK_ROWS rows, the partition holds $ROWS"
 DUCK_RATE="$(awk -v n="$ROWS" -v s="$DUCK_MEDIAN" 'BEGIN { printf "%.0f", n / s }')"
 log "DuckDB full scan: ${DUCK_MEDIAN}s median ($DUCK_RATE rows/s)"

@@ -9,10 +9,10 @@
 # 3. retention keeps 12 months, archive first (`audit.set_retention('12 months')`), and
 #    `audit-trail maintain` drops what is older: seconds, WAL (pg_current_wal_lsn before and
 #    after), what it dropped.
-# Uses scale.sh's SIDECAR, DB, BENCH_TMP, ROOT and lib.sh's functions; writes
+# Uses scale.sh's SIDECAR, DB, BENCH_TMP, ROOT, HERE and lib.sh's functions; writes
 # $BENCH_TMP/lifetime.md. On a cluster kept with BENCH_KEEP=1, once started again:
 #   (. bench/lib.sh; export PGHOST=<kept dir> PGPORT=<its port> PGUSER=postgres;
-#    BENCH_TMP=<kept dir> ROOT=$PWD SIDECAR=target/release/audit-trail
+#    BENCH_TMP=<kept dir> ROOT=$PWD HERE=$PWD/bench SIDECAR=target/release/audit-trail
 #    DB="host=$PGHOST port=$PGPORT user=postgres dbname=scale"; . bench/scale_lifetime.sh)
 
 LIFETIME_PYTHON="$ROOT/.venv-tools/bin/python"
@@ -41,32 +41,9 @@ read -r YEAR_RATE PARQUET_PER TABLE_PER <<<"$(awk -v r="$YEAR_ROWS" -v s="$YEAR_
 log "archived $YEAR_ROWS events of $YEAR_PARTITIONS partitions in ${YEAR_S}s"
 
 log "DuckDB: every column of the archive, 3 rounds"
-DUCK="$("$LIFETIME_PYTHON" - "$ARCHIVE_DIR" <<'PY'
-import statistics, sys, time
-import duckdb
-root = sys.argv[1]
-src = f"read_parquet('{root}/**/*.parquet', hive_partitioning=true)"
-# An aggregate over every column, so that DuckDB must read and decode all of them.
-sql = f"""SELECT count(*), min(occurred_at), max(occurred_at),
-                 sum(length(actor) + length(db_user) + length(source) + length(entity)
-                     + length(action) + coalesce(length(subject_id), 0)
-                     + coalesce(length(table_name), 0) + coalesce(len(changed_fields), 0)
-                     + coalesce(length(old_data), 0) + coalesce(length(new_data), 0)
-                     + coalesce(length(client_addr), 0) + coalesce(length(application_name), 0)
-                     + coalesce(length(context), 0) + coalesce(length(details), 0))
-            FROM {src}"""
-con = duckdb.connect()
-times = []
-for _ in range(3):
-    t = time.perf_counter()
-    rows = con.sql(sql).fetchall()
-    times.append(time.perf_counter() - t)
-first, last = rows[0][1].strftime("%Y-%m-%d"), rows[0][2].strftime("%Y-%m-%d")
-print(f"{statistics.median(times):.2f} {rows[0][0]} {first} {last} "
-      f"{', '.join(f'{x:.2f}' for x in times)}")
-PY
-)"
-read -r DUCK_S DUCK_ROWS DUCK_FIRST DUCK_LAST DUCK_ROUNDS <<<"$DUCK"
+DUCK="$("$LIFETIME_PYTHON" "$HERE/duckdb_scan.py" "$ARCHIVE_DIR" 3)"
+read -r DUCK_S DUCK_ROWS DUCK_FIRST DUCK_LAST _ DUCK_ROUNDS <<<"$DUCK"
+DUCK_ROUNDS="${DUCK_ROUNDS// /, }"
 [ "$DUCK_ROWS" = "$ARCHIVED_ROWS" ] || die "DuckDB counted $DUCK_ROWS rows; audit.archives records $ARCHIVED_ROWS"
 DUCK_RATE="$(awk -v r="$DUCK_ROWS" -v s="$DUCK_S" 'BEGIN { printf "%.0f", r / s }')"
 
