@@ -1161,3 +1161,95 @@ fn weekly_partitions_share_month_directories_and_a_week_across_months_is_split()
     let check = run(command().args(["archive", "--check", dir]));
     assert_eq!(check.code, 0, "{}", check.stderr);
 }
+
+/// Retention with archive_first drops a partition only when the archive holds exactly the
+/// events it holds when it is dropped: one that gained an event after it was archived (here
+/// written by a superuser who lifted the guards, as a transaction committing late would) is
+/// kept, and so is one that a transaction is still writing into (maintenance waits for its
+/// lock, then keeps it for the next run), until that transaction ends.
+#[test]
+fn retention_keeps_a_partition_changed_since_its_archive_or_still_being_written() {
+    let db = seeded_db();
+    let role = admin(&db);
+    maintain(&db, &role);
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let dir = out_dir.path().to_str().expect("utf-8 path");
+    let archived = cli(
+        &db,
+        &role,
+        &["archive", "--output-dir", dir, "--before", "2025-04-01"],
+    );
+    assert_eq!(archived.code, 0, "{}", archived.stderr);
+    let mut client = db.client();
+    client
+        .batch_execute(
+            "DO $$ DECLARE t record; BEGIN
+               FOR t IN SELECT evtname FROM pg_event_trigger LOOP
+                 EXECUTE format('ALTER EVENT TRIGGER %I DISABLE', t.evtname); END LOOP;
+               ALTER TABLE audit.events_20250101 DISABLE TRIGGER events_no_sql_insert;
+               INSERT INTO audit.events_20250101 (occurred_at, actor, entity, action)
+               VALUES ('2025-01-15 12:00+00', 'late@example.com', 'contact', 'update');
+               ALTER TABLE audit.events_20250101 ENABLE ALWAYS TRIGGER events_no_sql_insert;
+               FOR t IN SELECT evtname FROM pg_event_trigger LOOP
+                 EXECUTE format('ALTER EVENT TRIGGER %I ENABLE ALWAYS', t.evtname); END LOOP;
+             END $$;
+             SELECT audit.set_retention('1 day');",
+        )
+        .expect("a late event, and retention");
+    // A transaction that could still write into February holds its lock meanwhile.
+    let mut writer = db.client();
+    writer
+        .batch_execute("BEGIN; LOCK TABLE audit.events_20250201 IN ROW EXCLUSIVE MODE;")
+        .expect("lock February");
+    let did = maintain(&db, &role);
+    let reasons: Vec<(String, String)> = did["kept"]
+        .as_array()
+        .expect("kept")
+        .iter()
+        .map(|k| {
+            (
+                k["partition"].as_str().unwrap_or_default().to_owned(),
+                k["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 2, "{did}");
+    assert_eq!(
+        reasons[0],
+        (
+            "audit.events_20250101".to_owned(),
+            "changed since it was archived".to_owned()
+        ),
+        "{did}"
+    );
+    assert_eq!(reasons[1].0, "audit.events_20250201", "{did}");
+    assert!(reasons[1].1.contains("lock timeout"), "{did}");
+    let dropped: Vec<&str> = did["dropped"]
+        .as_array()
+        .expect("dropped")
+        .iter()
+        .filter_map(|d| d["partition"].as_str())
+        .collect();
+    assert_eq!(dropped, ["audit.events_20250301"], "{did}");
+    // The purge event counts what was dropped, 100 events.
+    let rows: i64 = client
+        .query_one(
+            "SELECT (details ->> 'rows')::bigint FROM audit.events
+              WHERE entity = 'audit_log' AND action = 'purge'",
+            &[],
+        )
+        .expect("the purge event")
+        .get(0);
+    assert_eq!(rows, 100);
+    // The writer done, February goes at the next run; January stays until archived again.
+    writer.batch_execute("COMMIT").expect("commit");
+    let did = maintain(&db, &role);
+    assert_eq!(
+        did["dropped"][0]["partition"], "audit.events_20250201",
+        "{did}"
+    );
+    assert_eq!(
+        did["kept"][0]["reason"], "changed since it was archived",
+        "{did}"
+    );
+}
