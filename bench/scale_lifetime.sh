@@ -35,6 +35,7 @@ YEAR_TABLE_BYTES="$(bval scale "SELECT coalesce(sum(pg_total_relation_size(parti
     FROM audit.archives WHERE archived_at >= '$STEP_STARTED'")"
 ARCHIVE_FILES="$(find "$ARCHIVE_DIR" -name '*.parquet' | wc -l)"
 ARCHIVE_BYTES_ALL="$(find "$ARCHIVE_DIR" -name '*.parquet' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')"
+[ "$YEAR_ROWS" -gt 0 ] || die "nothing left to archive before $THIS_MONTH (archived already?)"
 read -r YEAR_RATE PARQUET_PER TABLE_PER <<<"$(awk -v r="$YEAR_ROWS" -v s="$YEAR_S" \
     -v p="$ARCHIVE_BYTES_ALL" -v a="$ARCHIVED_ROWS" -v t="$YEAR_TABLE_BYTES" \
     'BEGIN { printf "%.0f %.1f %.1f\n", r / s, p / a, t / r }')"

@@ -596,6 +596,23 @@ BEGIN
 END
 $$;
 
+-- Dropping a partition counts its events after locking it, and the count must see every
+-- event committed before the lock: only a READ COMMITTED transaction takes its snapshot after
+-- the lock (REPEATABLE READ and SERIALIZABLE took theirs at their first statement).
+CREATE FUNCTION audit.require_read_committed() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'audit.maintain and audit.purge drop partitions only in a READ COMMITTED transaction, not %',
+                        upper(current_setting('transaction_isolation'))
+            USING ERRCODE = 'invalid_transaction_state',
+                  HINT = 'Run them outside an explicit transaction, or with BEGIN ISOLATION LEVEL READ COMMITTED.';
+    END IF;
+END
+$$;
+
 -- How many events a partition holds and its first and last id, for the purge event that
 -- records its drop: one pass over the partition (its time index, once vacuumed).
 CREATE FUNCTION audit.count_events_partition(part regclass) RETURNS jsonb
@@ -638,6 +655,7 @@ BEGIN
     END IF;
     -- Counted by the caller under the same lock (retention), or now: from the count to the
     -- drop no event can land in the partition, so the purge event names every one dropped.
+    PERFORM audit.require_read_committed();
     IF counted IS NULL THEN
         EXECUTE format('LOCK TABLE %s IN SHARE MODE', part);
         counted := audit.count_events_partition(part);
@@ -875,21 +893,23 @@ BEGIN
                 -- No event can land in the partition from here to its drop (a transaction
                 -- still writing into it makes this wait, then give up until the next run), so
                 -- what is counted once is what the archive must hold and what is dropped.
+                PERFORM audit.require_read_committed();
                 EXECUTE format('LOCK TABLE %s IN SHARE MODE', part.partition);
                 counted := audit.count_events_partition(part.partition::regclass);
                 IF policy.archive_first AND NOT EXISTS (
                        SELECT FROM audit.archives AS a
                         WHERE a.partition = part.partition
                           AND a.rows = (counted ->> 'rows')::bigint) THEN
-                    kept := kept || jsonb_build_object('partition', part.partition,
-                        'reason', CASE WHEN part.archived THEN 'changed since it was archived'
-                                       ELSE 'not archived yet' END);
-                    CONTINUE;
+                    -- Raised, not skipped, so that the block's lock is released with it: a
+                    -- kept partition stays open to writes for the rest of the run.
+                    RAISE EXCEPTION USING ERRCODE = 'AT001',
+                        MESSAGE = CASE WHEN part.archived THEN 'changed since it was archived'
+                                       ELSE 'not archived yet' END;
                 END IF;
                 dropped := dropped || audit.drop_events_partition(part.partition::regclass,
                                                                   'retention', counted);
             EXCEPTION
-                WHEN lock_not_available OR object_not_in_prerequisite_state THEN
+                WHEN SQLSTATE 'AT001' OR lock_not_available OR object_not_in_prerequisite_state THEN
                     kept := kept || jsonb_build_object('partition', part.partition,
                                                        'reason', SQLERRM);
             END;
@@ -922,6 +942,8 @@ DECLARE
     total bigint := 0;
 BEGIN
     PERFORM audit.require_maintenance();
+    -- One at a time with maintenance: both lock partitions to count them, then to drop them.
+    PERFORM pg_advisory_xact_lock(hashtext('audit_trail maintenance'));
     FOR part IN
         SELECT p.partition FROM audit.partitions AS p
          WHERE NOT p.is_default AND p.to_time <= before

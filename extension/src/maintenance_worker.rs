@@ -83,6 +83,14 @@ pub extern "C-unwind" fn audit_maintenance_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = BackgroundWorker::get_extra().to_owned();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // Retention counts a partition after locking it, which needs a snapshot taken after the
+    // lock (audit.require_read_committed): READ COMMITTED, whatever default_transaction_isolation
+    // the site or the database sets (applied above, when the worker connected).
+    // SAFETY: this process's own default, set before its first transaction starts, as SET
+    // default_transaction_isolation would.
+    unsafe {
+        pg_sys::DefaultXactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32;
+    }
     loop {
         let done = BackgroundWorker::transaction(|| -> Result<Option<String>, spi::Error> {
             let installed = Spi::get_one::<bool>(

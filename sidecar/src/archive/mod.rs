@@ -595,6 +595,12 @@ pub async fn maintain(db_arg: Option<&str>, record_db: Option<&str>) -> Result<(
             None => db::standby_without_record_db("audit.maintain()"),
         });
     }
+    // Retention counts a partition after locking it: its snapshot must come after the lock,
+    // whatever default_transaction_isolation the role or database sets.
+    client
+        .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .await
+        .map_err(|e| Error::database("choosing READ COMMITTED", &e))?;
     let done: serde_json::Value = client
         .query_one("SELECT audit.maintain()", &[])
         .await

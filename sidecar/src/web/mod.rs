@@ -60,9 +60,9 @@ pub struct ServeArgs {
     /// Sign people out after this long without a request: 30m, 1h, 90s.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
-    /// Stop a page's queries after this long and say so on the page (the Audit Log and the
-    /// Overview; exports are not bounded): 30s, 2m, 500ms.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    /// Stop any query of a page (the Audit Log, the Overview; not exports) that runs longer
+    /// than this, and say so on the page: 30s, 2m, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_query_timeout)]
     pub query_timeout: Duration,
     /// Show times in this zone (IANA name such as Europe/Paris, or "local"); custom date
     /// ranges are read in it too.
@@ -80,6 +80,17 @@ pub struct ServeArgs {
     /// Events per page.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(5..=500))]
     pub page_size: i64,
+}
+
+/// A duration PostgreSQL's statement_timeout can hold (at most 2^31 - 1 ms, 596 hours).
+fn parse_query_timeout(text: &str) -> std::result::Result<Duration, String> {
+    let limit = Duration::from_millis(i32::MAX as u64);
+    match parse_duration(text)? {
+        d if d > limit => Err(format!(
+            "\"{text}\" is longer than the longest query timeout PostgreSQL allows (596h)"
+        )),
+        d => Ok(d),
+    }
 }
 
 /// `30m`, `1h`, `90s`, `500ms`, or a plain number of seconds.
@@ -272,6 +283,11 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(
+            parse_query_timeout("596h"),
+            Ok(Duration::from_secs(596 * 3600))
+        );
+        assert!(parse_query_timeout("597h").is_err());
         for bad in ["", "0", "m", "5d", "-3s", "1.5h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

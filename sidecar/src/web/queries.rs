@@ -220,7 +220,10 @@ pub fn summarized_page_sql(filters: &Filters, page: Page, limit: i64, watermark:
     params.push(Box::new(limit + 3));
     let hours = HoursQuery {
         clauses: &clauses,
-        actor_count: filters.actors.len(),
+        distinct_actors: (0..filters.actors.len())
+            .filter(|&i| !filters.actors[..i].contains(&filters.actors[i]))
+            .map(|i| i + 1)
+            .collect(),
         bounds: &bounds,
         order,
         limit: params.len(),
@@ -264,8 +267,9 @@ const PROBE_LIMIT: i64 = 1000;
 /// order, and the parameter that holds how many hours to return.
 struct HoursQuery<'a> {
     clauses: &'a Clauses,
-    /// How many actors `clauses.actors_array` holds.
-    actor_count: usize,
+    /// The 1-based positions in `clauses.actors_array` of its distinct actors (a name given
+    /// twice would otherwise be counted twice).
+    distinct_actors: Vec<usize>,
     bounds: &'a [String],
     order: &'static str,
     limit: usize,
@@ -284,7 +288,7 @@ struct HoursQuery<'a> {
 fn counted_hours(q: &HoursQuery, params: &mut Vec<Param>) -> String {
     let HoursQuery {
         clauses,
-        actor_count,
+        ref distinct_actors,
         bounds,
         order,
         limit,
@@ -307,7 +311,8 @@ fn counted_hours(q: &HoursQuery, params: &mut Vec<Param>) -> String {
         Some(array) => format!(
             "(SELECT hour, pg_catalog.sum(n) AS n FROM ({per_actor}) AS per \
              GROUP BY hour ORDER BY hour {order} LIMIT ${limit})",
-            per_actor = (1..=actor_count)
+            per_actor = distinct_actors
+                .iter()
                 .map(|i| {
                     format!(
                         "(SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
@@ -850,6 +855,20 @@ mod tests {
             "{newest}"
         );
         assert!(!newest.contains("occurred_at, id) <"), "{newest}");
+    }
+
+    #[test]
+    fn an_actor_named_twice_is_walked_once() {
+        let twice = Filters {
+            actors: vec!["ann".into(), "bob".into(), "ann".into()],
+            ..Filters::default()
+        };
+        let sql = summarized_page_sql(&twice, Page::Newest, 11, "7").sql;
+        assert!(
+            sql.contains("($1::text[])[1]") && sql.contains("($1::text[])[2]"),
+            "{sql}"
+        );
+        assert!(!sql.contains("($1::text[])[3]"), "{sql}");
     }
 
     #[test]
