@@ -60,8 +60,8 @@ pub struct ServeArgs {
     /// Sign people out after this long without a request: 30m, 1h, 90s.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
-    /// Stop any query of a page (the Audit Log, the Overview; not exports) that runs longer
-    /// than this, and say so on the page: 30s, 2m, 500ms.
+    /// Stop a query that reads a page's events (the Audit Log's list, the Overview's counts;
+    /// not exports) when it runs longer than this, and say so on the page: 30s, 2m, 500ms.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_query_timeout)]
     pub query_timeout: Duration,
     /// Show times in this zone (IANA name such as Europe/Paris, or "local"); custom date

@@ -108,10 +108,10 @@ pub async fn summary_state(
 /// JIT is off in it: these are short index-driven queries over every partition, whose plans of
 /// hundreds of nodes can cost more to compile than they run (a rare actor's second page over
 /// bench-scale's 10M events, planned with its values: 2.2 s with JIT, 0.1 s without).
-/// A read-only snapshot for one page, whose statements the server stops after `timeout`
-/// (`serve --query-timeout`): a view that reads far more than the summary narrows it to is
-/// ended with a page that says so, instead of holding the person's connection and the
-/// server's time.
+///
+/// Each of its statements is stopped after `timeout` (`serve --query-timeout`): a view that
+/// reads far more than the summary narrows it to ends with a page that says so, instead of
+/// holding the person's connection and the server's time.
 async fn snapshot(
     client: &mut Client,
     timeout: Duration,
