@@ -20,7 +20,8 @@ install: setup
 	cd extension && $(CARGO) pgrx install --release --pg-config $(PG_CONFIG)
 	@# Install scripts of earlier versions, frozen: an existing install can be recreated at
 	@# its version (the upgrade test does). cargo pgrx copies the upgrade scripts itself.
-	install -m 644 extension/sql/audit_trail--0.1.0.sql "$$($(PG_CONFIG) --sharedir)/extension/"
+	install -m 644 extension/sql/audit_trail--0.1.0.sql extension/sql/audit_trail--0.2.0.sql \
+	    "$$($(PG_CONFIG) --sharedir)/extension/"
 	@# The install script of this version is committed (extension/sql/audit_trail--$(VERSION).sql)
 	@# so that what each release installs is reviewed; it must be what the build generates.
 	@cmp -s "$$($(PG_CONFIG) --sharedir)/extension/audit_trail--$(VERSION).sql" extension/sql/audit_trail--$(VERSION).sql || \

@@ -6,6 +6,7 @@
 //! SQL cannot import Rust: `extension/sql/schema.sql` spells the columns again, and an
 //! end-to-end test (`tests/e2e/contract.rs`) holds it to [`EVENT_COLUMNS`].
 
+pub mod chain;
 mod context;
 mod words;
 
@@ -75,9 +76,65 @@ pub fn is_reserved_action(action: &str) -> bool {
     CAPTURED_ACTIONS.contains(&action) || EXTENSION_ACTIONS.contains(&action)
 }
 
+/// Actions of the log's own entity that only the extension's functions record, each after
+/// checking who asks: an alert (`audit.record_alert`, by its consumer's owner), an archive
+/// (`audit.record_archive`), a sealing key registered (`audit.register_seal_key`), a
+/// change-stream cursor moved (`audit.move_consumer`). Other entities may use these words.
+pub const AUDIT_LOG_RECORDED_ACTIONS: [&str; 4] =
+    ["alert", "archive", "seal_key", "consumer_moved"];
+
+/// Whether `audit.log_event` refuses this event: a reserved action, or one of the log's own
+/// that only the extension records.
+pub fn is_reserved_event(entity: &str, action: &str) -> bool {
+    is_reserved_action(action)
+        || (entity == AUDIT_LOG_ENTITY && AUDIT_LOG_RECORDED_ACTIONS.contains(&action))
+}
+
 /// The entity of the log's own events (exports, purges, tracking): only the extension and
 /// members of `audit_admin` write it, and no table can be tracked under it.
 pub const AUDIT_LOG_ENTITY: &str = "audit_log";
+
+/// The entity of user profiles, whose privilege columns the alert rules watch.
+pub const USER_ENTITY: &str = "user";
+
+/// Columns of a `user` row that hold its privileges: a change to one is a privilege change
+/// (the report's user activity, the built-in `privilege-change` alert).
+pub const PRIVILEGE_FIELDS: [&str; 4] = ["role", "roles", "permission", "permissions"];
+
+/// How a table is tracked, as far as the privilege rule cares: its entity and the columns
+/// its settings hide (ignored, or redacted).
+#[derive(Debug, Clone, Copy)]
+pub struct Watch<'a> {
+    pub entity: &'a str,
+    pub hidden: &'a [String],
+}
+
+impl Watch<'_> {
+    fn watches(&self, column: &str) -> bool {
+        self.entity == USER_ENTITY
+            && PRIVILEGE_FIELDS.contains(&column)
+            && !self.hidden.iter().any(|h| h == column)
+    }
+}
+
+/// The privilege columns of a table (`columns`) that a (re-)track stops showing: watched
+/// before and not after (hidden now, or the table is no longer tracked as `user`). A first
+/// track (`before` None) is held to the same table tracked as `user` with nothing hidden.
+pub fn privilege_fields_unwatched(
+    columns: &[String],
+    before: Option<Watch<'_>>,
+    after: Watch<'_>,
+) -> Vec<String> {
+    let before = before.unwrap_or(Watch {
+        entity: after.entity,
+        hidden: &[],
+    });
+    columns
+        .iter()
+        .filter(|c| before.watches(c) && !after.watches(c))
+        .cloned()
+        .collect()
+}
 
 /// What a redacted column's value is replaced by in row images.
 pub const REDACTED: &str = "[redacted]";
@@ -133,7 +190,47 @@ mod tests {
         for action in ["export", "sign_in", "alert", "login"] {
             assert!(!is_reserved_action(action), "{action}");
         }
+        for action in AUDIT_LOG_RECORDED_ACTIONS {
+            assert!(is_word(action), "{action}");
+            assert!(is_reserved_event(AUDIT_LOG_ENTITY, action), "{action}");
+            assert!(!is_reserved_event("contact", action), "{action}");
+        }
+        assert!(!is_reserved_event(AUDIT_LOG_ENTITY, "export"));
         assert!(is_word(AUDIT_LOG_ENTITY));
+    }
+
+    #[test]
+    fn a_track_that_hides_or_moves_privilege_columns_names_them() {
+        let columns: Vec<String> = ["id", "name", "role", "permissions"]
+            .map(String::from)
+            .to_vec();
+        let none: Vec<String> = Vec::new();
+        let role = vec!["role".to_owned()];
+        let user = |hidden| Watch {
+            entity: "user",
+            hidden,
+        };
+        assert!(privilege_fields_unwatched(&columns, None, user(&none)).is_empty());
+        assert_eq!(
+            privilege_fields_unwatched(&columns, Some(user(&none)), user(&role)),
+            ["role"]
+        );
+        assert_eq!(
+            privilege_fields_unwatched(&columns, None, user(&role)),
+            ["role"]
+        );
+        // Re-tracked under another entity: the rule watches none of them any more.
+        let account = Watch {
+            entity: "account",
+            hidden: &none,
+        };
+        assert_eq!(
+            privilege_fields_unwatched(&columns, Some(user(&none)), account),
+            ["role", "permissions"]
+        );
+        // Un-hiding, or another entity from the start, narrows nothing.
+        assert!(privilege_fields_unwatched(&columns, Some(user(&role)), user(&none)).is_empty());
+        assert!(privilege_fields_unwatched(&columns, None, account).is_empty());
     }
 
     #[test]

@@ -73,10 +73,12 @@ CREATE TRIGGER events_append_only
 -- ALWAYS: fires even under session_replication_role = replica.
 ALTER TABLE audit.events ENABLE ALWAYS TRIGGER events_append_only;
 
--- No row enters audit.events through SQL once it holds events: INSERT or COPY into it
--- could only forge or duplicate them (capture writes without SQL, and fires no statement
--- trigger). Into an empty table it is a restore of a backup, which is allowed: a data-only
--- restore into a database that already has a log fails loudly instead of mixing two logs.
+-- No row enters audit.events through SQL once the log is live (audit.log_state: capture
+-- triggers exist, or an event was recorded), whatever partition the rows would land in: INSERT
+-- or COPY could only forge or duplicate events (capture writes without SQL, and fires no
+-- statement trigger). Before, it is a restore of a backup, which loads each partition by
+-- itself, into an empty one; a data-only restore into a database that already has a log
+-- fails loudly instead of mixing two logs.
 CREATE FUNCTION audit.refuse_insert() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -84,6 +86,12 @@ AS $$
 DECLARE
     filled boolean;
 BEGIN
+    IF (SELECT s.live FROM audit.log_state AS s) THEN
+        RAISE EXCEPTION 'the audit log is live: rows cannot be added to %.% by INSERT or COPY',
+            TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Restore a backup of the audit log into a new database, where audit.events starts empty.';
+    END IF;
     -- On a partition (pg_restore loads each one by itself), that partition must be empty.
     EXECUTE format('SELECT EXISTS (SELECT FROM %I.%I)', TG_TABLE_SCHEMA, TG_TABLE_NAME) INTO filled;
     IF filled THEN
@@ -95,6 +103,37 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+-- Marks the log live, for good (audit.log_state); a no-op once it is.
+CREATE FUNCTION audit.mark_log_live() RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE audit.log_state SET live = true WHERE NOT live;
+$$;
+
+-- audit.log_state only ever goes from not live to live.
+CREATE FUNCTION audit.refuse_log_state_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP <> 'UPDATE' OR (OLD.live AND NOT NEW.live) OR NEW.singleton IS DISTINCT FROM OLD.singleton THEN
+        RAISE EXCEPTION 'audit.log_state only goes from not live to live'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER log_state_one_way
+    BEFORE UPDATE OR DELETE ON audit.log_state
+    FOR EACH ROW EXECUTE FUNCTION audit.refuse_log_state_change();
+ALTER TABLE audit.log_state ENABLE ALWAYS TRIGGER log_state_one_way;
+CREATE TRIGGER log_state_no_truncate
+    BEFORE TRUNCATE ON audit.log_state
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_log_state_change();
+ALTER TABLE audit.log_state ENABLE ALWAYS TRIGGER log_state_no_truncate;
 
 CREATE TRIGGER events_no_sql_insert
     BEFORE INSERT ON audit.events
@@ -194,7 +233,7 @@ BEGIN
                                                   WHERE t.oid = d.objid)
            END IN (to_regclass('audit.events'), to_regclass('audit.seals'),
                    to_regclass('audit.seal_keys'), to_regclass('audit.archives'),
-                   to_regclass('audit.retention_gaps'))
+                   to_regclass('audit.retention_gaps'), to_regclass('audit.log_state'))
        AND NOT (d.classid = 'pg_class'::regclass AND d.objid = 'audit.events'::regclass
                 AND audit.ddl_attached_partition(d.command) IS NOT NULL)
      LIMIT 1;
@@ -409,6 +448,12 @@ BEGIN
             altered.entity, 'alter', altered.table_name,
             jsonb_build_object('statement', current_query(), 'settings', altered.settings));
     END LOOP;
+
+    -- A capture trigger exists: the log is live (a restore creates them after its data).
+    IF NOT (SELECT s.live FROM audit.log_state AS s)
+       AND EXISTS (SELECT FROM pg_trigger AS t WHERE t.tgfoid = 'audit.capture()'::regprocedure) THEN
+        PERFORM audit.mark_log_live();
+    END IF;
 END
 $$;
 

@@ -59,6 +59,48 @@ CREATE TRIGGER seal_keys_append_only
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
 ALTER TABLE audit.seal_keys ENABLE ALWAYS TRIGGER seal_keys_append_only;
 
+-- The one way a sealing key is registered: recorded as an audit_log/seal_key event, which
+-- the alert rules see (a reader who could register a key could seal with it, and every later
+-- verify would report seals by a key the auditor does not hold). Returns the key id.
+CREATE FUNCTION audit.register_seal_key(public_key bytea) RETURNS text
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id     text;
+    stored bytea;
+BEGIN
+    IF public_key IS NULL OR length(public_key) <> 32 THEN
+        RAISE EXCEPTION 'a sealing key is a 32-byte Ed25519 public key'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    id := left(encode(sha256(public_key), 'hex'), 16);
+    SELECT k.public_key INTO stored FROM audit.seal_keys AS k WHERE k.key_id = id;
+    IF FOUND THEN
+        IF stored <> public_key THEN
+            RAISE EXCEPTION 'the database holds another public key under key id %', id
+                USING ERRCODE = 'unique_violation';
+        END IF;
+        RETURN id;
+    END IF;
+    INSERT INTO audit.seal_keys (key_id, public_key) VALUES (id, public_key);
+    PERFORM audit.record_ddl_event('audit_log', 'seal_key', NULL,
+        jsonb_build_object('key_id', id, 'public_key', encode(public_key, 'hex')));
+    RETURN id;
+END
+$$;
+
+-- The one way a seal is stored: extension/src/seals.rs checks that it is the next link of
+-- the chain, signed by a registered key, over exactly the committed events after the last
+-- seal (recomputing their hashes), before it inserts the row. Returns the seal's number.
+CREATE FUNCTION audit.add_seal(checkpoint text, key_id text, signature bytea, digests bytea)
+    RETURNS bigint
+    LANGUAGE c
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'audit_add_seal';
+
 SELECT pg_catalog.pg_extension_config_dump('audit.seal_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.seals', '');
 

@@ -58,6 +58,10 @@ CREATE TABLE audit.archives (
     manifest    jsonb       NOT NULL,
     archived_at timestamptz NOT NULL DEFAULT now(),
     archived_by text        NOT NULL DEFAULT session_user,
+    -- The digest of the partition's events (audit.events_digest), which the archive command
+    -- computed from the rows it wrote and the database from the partition, equal when the
+    -- record was made. NULL for records made before 0.3.0, which retention does not rely on.
+    events_sha256 text      CHECK (events_sha256 ~ '^[0-9a-f]{64}$'),
     PRIMARY KEY (partition, archived_at)
 );
 
@@ -259,7 +263,8 @@ SELECT b.partition, b.from_time, b.to_time, b.is_default,
        coalesce(b.to_time <= pg_catalog.now(), false) AS closed,
        greatest(b.reltuples, 0)::bigint AS rows_estimate,
        pg_catalog.pg_total_relation_size(b.oid) AS bytes,
-       EXISTS (SELECT FROM audit.archives AS a WHERE a.partition = b.partition) AS archived,
+       EXISTS (SELECT FROM audit.archives AS a
+                WHERE a.partition = b.partition AND a.events_sha256 IS NOT NULL) AS archived,
        EXISTS (SELECT FROM audit.legal_holds AS h
                 WHERE h.released_at IS NULL
                   AND (b.is_default OR (h.from_time < b.to_time AND h.to_time > b.from_time)))
@@ -643,6 +648,8 @@ DECLARE
     companion text;
     bound     text;
     details   jsonb;
+    carried   jsonb;
+    archive   text;
 BEGIN
     PERFORM audit.require_maintenance();
     SELECT * INTO info FROM audit.partitions AS p
@@ -664,6 +671,11 @@ BEGIN
            (counted ->> 'last_id')::bigint AS last_id
       INTO stats;
     gaps := audit.note_retention_gaps(part, 'infinity', reason);
+    carried := audit.purges_to_carry(part, 'infinity');
+    archive := (SELECT a.events_sha256 FROM audit.archives AS a
+                 WHERE a.partition = info.partition AND a.events_sha256 IS NOT NULL
+                   AND a.rows = stats.rows
+                 ORDER BY a.archived_at DESC LIMIT 1);
     -- The month's summaries go with it (a summary partition of another range, made before a
     -- change of interval, is cleared row by row instead).
     bound := pg_get_expr((SELECT p.relpartbound FROM pg_class AS p WHERE p.oid = part), part);
@@ -688,7 +700,9 @@ BEGIN
         'partition', info.partition, 'from', info.from_time, 'to', info.to_time,
         'before', info.to_time, 'rows', stats.rows, 'first_id', stats.first_id,
         'last_id', stats.last_id, 'reason', reason, 'retention_gaps_sha256', gaps,
-        'archived', info.archived));
+        'archived', archive IS NOT NULL, 'archive_events_sha256', archive))
+        || CASE WHEN jsonb_array_length(carried) > 0
+                THEN jsonb_build_object('carried', carried) ELSE '{}' END;
     PERFORM audit.record_ddl_event('audit_log', 'purge', NULL, details);
     RETURN details;
 END
@@ -898,7 +912,7 @@ BEGIN
                 counted := audit.count_events_partition(part.partition::regclass);
                 IF policy.archive_first AND NOT EXISTS (
                        SELECT FROM audit.archives AS a
-                        WHERE a.partition = part.partition
+                        WHERE a.partition = part.partition AND a.events_sha256 IS NOT NULL
                           AND a.rows = (counted ->> 'rows')::bigint) THEN
                     -- Raised, not skipped, so that the block's lock is released with it: a
                     -- kept partition stays open to writes for the rest of the run.
@@ -955,17 +969,23 @@ BEGIN
 END
 $$;
 
--- For `audit-trail archive`: records that a partition was written to an archive, after
--- checking that the archive holds every one of its events.
-CREATE FUNCTION audit.record_archive(partition text, rows bigint, location text, manifest jsonb)
+-- For `audit-trail archive`, as a member of audit_service: records that a partition was
+-- written to an archive, after checking that the archive holds exactly its events: as many,
+-- and the same ones (events_sha256, the digest the archive command computed from the rows it
+-- wrote, must be the partition's own, recomputed here). Retention relies on no other record;
+-- each one is an audit_log/archive event, which the alert rules see, and `verify --archive`
+-- holds the archive to the events the drop relied on it for.
+CREATE FUNCTION audit.record_archive(partition text, rows bigint, location text, manifest jsonb,
+                                     events_sha256 text)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    info  record;
-    stats record;
+    info   record;
+    stats  record;
+    digest text;
 BEGIN
     SELECT * INTO info FROM audit.partitions AS p WHERE p.partition = record_archive.partition;
     IF NOT FOUND OR info.is_default THEN
@@ -983,14 +1003,61 @@ BEGIN
             info.partition, coalesce(record_archive.rows::text, 'NULL'), stats.rows
             USING ERRCODE = 'data_exception';
     END IF;
+    digest := audit.events_digest(info.partition::regclass);
+    IF digest IS DISTINCT FROM events_sha256 THEN
+        RAISE EXCEPTION 'the archive of % does not hold the partition''s events (their digest is %, the archive''s %)',
+            info.partition, digest, coalesce(events_sha256, 'NULL')
+            USING ERRCODE = 'data_exception';
+    END IF;
     INSERT INTO audit.archives (partition, from_time, to_time, rows, first_id, last_id,
-                                location, manifest)
+                                location, manifest, events_sha256)
     VALUES (info.partition, info.from_time, info.to_time, stats.rows, stats.first_id,
-            stats.last_id, location, manifest);
+            stats.last_id, location, manifest, digest);
     PERFORM audit.record_ddl_event('audit_log', 'archive', NULL,
         jsonb_build_object('partition', info.partition, 'from', info.from_time,
                            'to', info.to_time, 'rows', stats.rows, 'location', location,
+                           'events_sha256', digest,
                            'manifest_sha256', encode(sha256(convert_to(manifest::text, 'UTF8')), 'hex')));
+END
+$$;
+
+-- The digest of a partition's events that an archive record is bound to (extension/src/seals.rs).
+CREATE FUNCTION audit.events_digest(part regclass) RETURNS text
+    LANGUAGE c STRICT
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'audit_events_digest';
+
+-- Events of `source` (audit.events or a partition) of one entity and action that occurred
+-- before `before`, each as the 17 values of its canonical encoding (docs/integrity.md), in
+-- chain order (extension/src/seals.rs): how a purge event that a later drop removes is
+-- carried into that drop's own purge event, so that the records explaining every drop
+-- outlive all later ones.
+CREATE FUNCTION audit.canonical_events(source regclass, entity text, action text,
+                                       before timestamptz)
+    RETURNS jsonb
+    LANGUAGE c STRICT
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'audit_canonical_events';
+
+-- The purge events about to be dropped with `source` before `before`, and those they carried,
+-- flattened: what the drop's own purge event carries.
+CREATE FUNCTION audit.purges_to_carry(source regclass, before timestamptz) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    carried jsonb := '[]';
+    purge   jsonb;
+BEGIN
+    FOR purge IN
+        SELECT e.value FROM jsonb_array_elements(
+            audit.canonical_events(source, 'audit_log', 'purge', before)) AS e
+    LOOP
+        -- Value 16 is the purge event's details.
+        carried := carried || jsonb_build_array(purge)
+                   || coalesce((purge ->> 16)::jsonb -> 'carried', '[]');
+    END LOOP;
+    RETURN carried;
 END
 $$;
 

@@ -14,15 +14,19 @@ GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
 
 GRANT USAGE ON SCHEMA audit TO audit_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA audit TO audit_admin;
--- Followers keep their own cursors.
-GRANT INSERT, UPDATE, DELETE ON audit.consumers TO audit_admin;
--- Sealers (audit-trail seal, as an audit_admin member) add seals and register their public
--- key; nothing may change either afterwards (append-only triggers).
-GRANT INSERT ON audit.seals, audit.seal_keys TO audit_admin;
+-- Followers keep their own cursors, through the functions that check whose they are.
+GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
+                          audit.advance_consumer(text, xid8, bigint, bigint, boolean),
+                          audit.move_consumer(text, xid8, bigint),
+                          audit.record_alert(text, jsonb) TO audit_admin;
+-- The product's services (audit_service): seals and keys enter only through the functions
+-- that check and record them; nothing may change either afterwards (append-only triggers).
+GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.register_seal_key(bytea) TO audit_service;
 -- Scheduled maintenance (audit-trail maintain) runs as an admin; it does only what the
--- superuser-set policy says. Admins may place legal holds (they only protect events) and
--- record archives (audit.record_archive checks the archive is complete); changing the
--- policy and releasing a hold are for superusers.
+-- superuser-set policy says. Admins may place legal holds (they only protect events);
+-- changing the policy and releasing a hold are for superusers. Recording an archive, which
+-- retention then relies on to drop a month, is for the archive command (audit_service).
 GRANT EXECUTE ON FUNCTION audit.maintain() TO audit_admin;
 GRANT EXECUTE ON FUNCTION audit.hold(text, text, timestamptz, timestamptz) TO audit_admin;
-GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb) TO audit_admin;
+GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text) TO audit_service;

@@ -2,10 +2,20 @@
 
 -- Roles are cluster-wide and outlive the extension: create only what is missing, and never
 -- drop them (DROP EXTENSION keeps them, as grants in other databases may use them).
+-- audit_admin reads the log; audit_service is what the product's own services run as
+-- (seal, archive, the alert engine): it may also add seals, register sealing keys and record
+-- archives, which readers may not, so that no reader can stop sealing or make retention
+-- drop a month no archive holds (docs/integrity.md). It reads as audit_admin does.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'audit_admin') THEN
         CREATE ROLE audit_admin NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'audit_service') THEN
+        CREATE ROLE audit_service NOLOGIN;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('audit_service', 'audit_admin', 'MEMBER') THEN
+        GRANT audit_admin TO audit_service;
     END IF;
 END
 $$;
@@ -53,6 +63,17 @@ ALTER TABLE audit.events REPLICA IDENTITY FULL;
 COMMENT ON TABLE audit.events IS
     'Append-only audit log: one row per captured change or application event.';
 
+-- Whether this database's log is live: set for good once a capture trigger exists or the
+-- extension records an event (extension/src/app_events.rs, the DDL hooks of api.sql). SQL may
+-- add rows to audit.events only while it is not: that is a restore, which loads every
+-- partition before it creates capture triggers. Deliberately not in pg_dump's data, so a
+-- restore starts with a log that is not live yet.
+CREATE TABLE audit.log_state (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    live      boolean NOT NULL DEFAULT false
+);
+INSERT INTO audit.log_state DEFAULT VALUES;
+
 -- Capture settings of each tracked table; read through the audit.tracked view.
 CREATE TABLE audit.tracked_tables (
     relid           regclass    PRIMARY KEY,
@@ -71,7 +92,9 @@ CREATE TABLE audit.tracked_tables (
 );
 
 -- Durable cursors of change-stream consumers: the last (txid, id) each one has safely
--- delivered. Written by audit-trail follow, as a member of audit_admin.
+-- delivered. Written only through the functions of extension/sql/stream.sql, for the role
+-- that owns the cursor (before 0.3.0 no owner was kept: such a cursor is claimed by the
+-- first role that uses it).
 CREATE TABLE audit.consumers (
     name         text        PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.:-]{1,100}$'),
     last_txid    xid8        NOT NULL DEFAULT '0',
@@ -79,7 +102,8 @@ CREATE TABLE audit.consumers (
     delivered    bigint      NOT NULL DEFAULT 0,
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now(),
-    updated_by   text        NOT NULL DEFAULT session_user
+    updated_by   text        NOT NULL DEFAULT session_user,
+    owner        regrole
 );
 
 -- pg_dump keeps the audit data and the settings (the extension's own objects are recreated

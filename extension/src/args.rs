@@ -24,6 +24,13 @@ pub unsafe fn text(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<String>
 }
 
 /// # Safety
+/// As [`datum`], and argument `n` must be of type bytea.
+pub unsafe fn bytea(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<Vec<u8>> {
+    // SAFETY: guaranteed by the caller.
+    unsafe { datum(fcinfo, n).and_then(|d| Vec::<u8>::from_datum(d, false)) }
+}
+
+/// # Safety
 /// As [`datum`], and argument `n` must be of type name.
 pub unsafe fn name(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Option<String> {
     // SAFETY: a name datum points to a NUL-terminated NameData.

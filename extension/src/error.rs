@@ -121,6 +121,9 @@ pub enum AuditError {
         new: i64,
     },
 
+    #[error("seal refused: {0}")]
+    SealRefused(String),
+
     #[error("could not read audit settings: {0}")]
     Spi(#[from] pgrx::spi::Error),
 }
@@ -159,6 +162,7 @@ impl AuditError {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
             Self::NotATrigger { .. } => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            Self::SealRefused(_) => ERRCODE_DATA_EXCEPTION,
             Self::UnpairedUpdate { .. } | Self::Spi(_) => ERRCODE_INTERNAL_ERROR,
         }
     }

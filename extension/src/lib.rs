@@ -19,6 +19,7 @@ mod memory;
 mod privilege;
 mod retention;
 mod row_json;
+mod seals;
 mod settings;
 mod table_config;
 mod track;
@@ -34,9 +35,14 @@ pgrx::extension_sql_file!(
     requires = ["api"]
 );
 pgrx::extension_sql_file!(
+    "../sql/stream.sql",
+    name = "stream",
+    requires = ["integrity"]
+);
+pgrx::extension_sql_file!(
     "../sql/lifetime.sql",
     name = "lifetime",
-    requires = ["integrity"]
+    requires = ["stream"]
 );
 pgrx::extension_sql_file!(
     "../sql/report.sql",

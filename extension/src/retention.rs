@@ -104,10 +104,10 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
     let before_ts = unsafe { pgrx::datum::TimestampWithTimeZone::from_datum(before, false) };
     // SAFETY: the value is a timestamptz, as the oid says.
     let args = [unsafe { DatumWithOid::new(before_ts, pg_sys::TIMESTAMPTZOID) }];
-    let (deleted, gaps) = privilege::as_extension_owner(|| {
+    let (deleted, gaps, carried) = privilege::as_extension_owner(|| {
         PgTryBuilder::new(|| {
             MAINTAINING.set(true);
-            Spi::connect_mut(|client| -> Result<(i64, Option<String>)> {
+            Spi::connect_mut(|client| -> Result<(i64, Option<String>, Option<pgrx::JsonB>)> {
                 let holds = client
                     .select(
                         "SELECT string_agg(pg_catalog.format('\"%s\" (%s)', h.name, h.reason), ', '
@@ -137,6 +137,28 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
                     )?
                     .first()
                     .get_one::<String>()?;
+                // The purge events the deletion takes go into this purge's own (0.3.0 on).
+                let carries = client
+                    .select(
+                        "SELECT pg_catalog.to_regprocedure('audit.purges_to_carry(regclass, timestamptz)') IS NOT NULL",
+                        None,
+                        &[],
+                    )?
+                    .first()
+                    .get_one::<bool>()?
+                    .unwrap_or(false);
+                let carried = if carries {
+                    client
+                        .select(
+                            "SELECT audit.purges_to_carry('audit.events', $1)",
+                            None,
+                            &args,
+                        )?
+                        .first()
+                        .get_one::<pgrx::JsonB>()?
+                } else {
+                    None
+                };
                 // Hours (days) wholly before the purge leave the summaries; the hour (day) it
                 // cuts keeps its counts (filters then read that hour and find fewer events).
                 for delete in [
@@ -155,7 +177,7 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
                     )?
                     .len() as i64;
                 PURGING.set(false);
-                Ok((dropped + deleted, gaps))
+                Ok((dropped + deleted, gaps, carried))
             })
         })
         .finally(|| {
@@ -164,11 +186,14 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
         })
         .execute()
     })??;
-    let details = serde_json::json!({
+    let mut details = serde_json::json!({
         "before": before_ts.map(|t| t.to_iso_string()),
         "rows": deleted,
         "retention_gaps_sha256": gaps,
     });
+    if let Some(carried) = carried.filter(|c| c.0.as_array().is_some_and(|a| !a.is_empty())) {
+        details["carried"] = carried.0;
+    }
     let details = pgrx::JsonB(details);
     use pgrx::IntoDatum;
     app_events::record(

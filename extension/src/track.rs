@@ -245,6 +245,7 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
                 store_settings(client, relid, &relation, &entity, &columns, &tracked_by)?;
                 drop_capture_triggers(client, relid, &relation)?;
                 create_capture_triggers(client, &relation)?;
+                let (ignored, redacted) = privilege_narrowing(previous.as_ref(), &entity, &columns);
                 Ok(serde_json::json!({
                     "table": relation,
                     "entity": entity,
@@ -252,6 +253,8 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
                     "ignore_columns": columns.ignore,
                     "redact_columns": columns.redact,
                     "previous": previous,
+                    "privilege_fields_ignored": ignored,
+                    "privilege_fields_redacted": redacted,
                 }))
             })
         })
@@ -282,6 +285,59 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The privilege columns this (re-)track stops capturing (ignored, or no longer tracked as a
+/// `user`), and those it newly redacts: what the built-in privilege-capture-narrowed alert
+/// names.
+fn privilege_narrowing(
+    previous: Option<&serde_json::Value>,
+    entity: &str,
+    columns: &Columns,
+) -> (Vec<String>, Vec<String>) {
+    use audit_trail_contract::{privilege_fields_unwatched, Watch};
+    let list = |v: Option<&serde_json::Value>, key: &str| -> Vec<String> {
+        v.and_then(|v| v.get(key))
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default()
+    };
+    let previous_entity = previous
+        .and_then(|p| p.get("entity"))
+        .and_then(|e| e.as_str())
+        .unwrap_or_default();
+    let (was_ignored, was_redacted) = (
+        list(previous, "ignore_columns"),
+        list(previous, "redact_columns"),
+    );
+    let before = |hidden| {
+        previous.map(|_| Watch {
+            entity: previous_entity,
+            hidden,
+        })
+    };
+    let ignored = privilege_fields_unwatched(
+        &columns.existing,
+        before(&was_ignored),
+        Watch {
+            entity,
+            hidden: &columns.ignore,
+        },
+    );
+    // A redacted column still shows in changed_fields (the rule still fires): only its
+    // values are hidden, so a privilege column newly redacted under `user` is named.
+    let was_user = previous.is_none() || previous_entity == audit_trail_contract::USER_ENTITY;
+    let redacted = if entity == audit_trail_contract::USER_ENTITY {
+        columns
+            .redact
+            .iter()
+            .filter(|c| audit_trail_contract::PRIVILEGE_FIELDS.contains(&c.as_str()))
+            .filter(|c| !(was_user && was_redacted.contains(c)))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (ignored, redacted)
 }
 
 /// The entity, trimmed: a lowercase word, and never the log's own `audit_log` (captured
@@ -364,6 +420,8 @@ fn previous_settings(
 
 /// The columns each setting names, checked against the table.
 struct Columns {
+    /// Every column of the table, in order.
+    existing: Vec<String>,
     subject: Vec<String>,
     ignore: Vec<String>,
     redact: Vec<String>,
@@ -414,6 +472,7 @@ impl Columns {
             ignore: check(&request.ignore_columns, "ignore_columns")?,
             redact: check(&request.redact_columns, "redact_columns")?,
             subject,
+            existing,
         };
         if let Some(column) = columns.subject.iter().find(|c| columns.redact.contains(c)) {
             return Err(AuditError::RedactedSubject {

@@ -442,8 +442,15 @@ fn bad_keys_directories_and_roles_get_one_line_and_the_right_code() {
             .arg(s.dir.path().join("missing.key"))
             .arg("--checkpoints")
             .arg(s.checkpoints())),
-        1,
+        2,
         "missing.key",
+    );
+    check(
+        run(command()
+            .args(["verify", "--db", &conninfo, "--pubkey"])
+            .arg(s.dir.path().join("missing.key.pub"))),
+        2,
+        "missing.key.pub",
     );
     // A checkpoint directory that does not exist.
     check(

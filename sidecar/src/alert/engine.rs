@@ -1,5 +1,6 @@
-//! Evaluating rules over the stream: per (rule, actor) sliding windows of matching events,
-//! thresholds, and one alert per rule, actor and window.
+//! Evaluating rules over the stream: per (rule, actor) sliding windows of matching events (or
+//! per (rule, database role), for rules that count per `db_user`), thresholds, and one alert
+//! per rule, actor (role) and window.
 //!
 //! Time is the events' own `occurred_at`, not the clock: evaluation gives the same alerts
 //! whenever it runs, which is what lets a restart rebuild the windows by replaying the
@@ -11,11 +12,21 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::rules::{Rule, Severity};
+use super::rules::{Per, Rule, Severity};
 use crate::record::EventRecord;
 
 /// At most this many event ids are listed in one alert (its count says how many there were).
 pub const MAX_EVENT_IDS: usize = 100;
+/// At most this many actors are named in an alert counted per database role.
+pub const MAX_ACTORS: usize = 20;
+
+fn is_per_actor(per: &Per) -> bool {
+    *per == Per::Actor
+}
+
+/// The rule an alert event raises when it names this engine's consumer but another role
+/// recorded it: not the engine's own, so it must not silence a rule.
+pub const FORGED_ALERT_RULE: &str = "alert-forged";
 
 /// What an alert records as its event's details, and what webhooks receive.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,7 +35,18 @@ pub struct Alert {
     pub severity: Severity,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The actor whose events the window counted; for a rule counted per database role, the
+    /// actor of the event that crossed the threshold.
     pub actor: String,
+    /// What the window counted per (`actor` unless the rule says `db_user`).
+    #[serde(default, skip_serializing_if = "is_per_actor")]
+    pub per: Per,
+    /// For a rule counted per database role: the role, and the actors its events named in
+    /// this alert's batch (at most [`MAX_ACTORS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actors: Vec<String>,
     pub window_start: DateTime<Utc>,
     pub window_end: DateTime<Utc>,
     /// Matching events in the window.
@@ -53,6 +75,9 @@ struct Group {
 pub struct Engine {
     rules: Vec<Rule>,
     consumer: String,
+    /// The login role that records this engine's alerts: an alert in its consumer's name
+    /// recorded by another role is not its own.
+    writer: Option<String>,
     groups: HashMap<(usize, String), Group>,
     pending: Vec<Alert>,
 }
@@ -134,6 +159,21 @@ fn matches(rule: &Rule, e: &mut Lazy<'_>) -> bool {
             return false;
         }
     }
+    if let Some(keys) = &f.details_any {
+        let present = |v: &Value| match v {
+            Value::Null | Value::Bool(false) => false,
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+            Value::String(s) => !s.is_empty(),
+            Value::Bool(true) | Value::Number(_) => true,
+        };
+        let hit = e
+            .details()
+            .is_some_and(|d| keys.iter().any(|k| d.get(k).is_some_and(present)));
+        if !hit {
+            return false;
+        }
+    }
     f.details_above
         .iter()
         .all(|(key, above)| e.number(key).is_some_and(|n| n > *above))
@@ -144,9 +184,21 @@ impl Engine {
         Engine {
             rules,
             consumer: consumer.to_owned(),
+            writer: None,
             groups: HashMap::new(),
             pending: Vec::new(),
         }
+    }
+
+    /// The login role this engine records its alerts as.
+    pub fn recorded_by(mut self, role: &str) -> Engine {
+        self.writer = Some(role.to_owned());
+        self
+    }
+
+    /// The consumer whose cursor the engine moves, and in whose name it records alerts.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
     }
 
     /// The longest window: how far back a restart replays to rebuild the windows.
@@ -164,7 +216,16 @@ impl Engine {
     pub fn observe(&mut self, event: &EventRecord, emit: bool) {
         if event.entity == audit_trail_contract::AUDIT_LOG_ENTITY && event.action == "alert" {
             // Alerts are not evaluated (no rule alerting on alerts, forever); our own
-            // restore the quiet period they started.
+            // restore the quiet period they started. One in our name that another role
+            // recorded is not ours: it is an alert of its own, and restores nothing.
+            if self.claims_our_consumer(event)
+                && self.writer.as_ref().is_some_and(|w| *w != event.db_user)
+            {
+                if emit {
+                    self.pending.push(self.forged(event));
+                }
+                return;
+            }
             self.remember(event);
             return;
         }
@@ -184,7 +245,11 @@ impl Engine {
             };
             let at = event.occurred_at;
             let window = chrono::Duration::from_std(rule.window).unwrap_or(chrono::Duration::MAX);
-            let group = self.groups.entry((index, event.actor.clone())).or_default();
+            let key = match rule.per {
+                Per::Actor => &event.actor,
+                Per::DbUser => &event.db_user,
+            };
+            let group = self.groups.entry((index, key.clone())).or_default();
             let since = at - window;
             while group.events.front().is_some_and(|(t, _, _)| *t <= since) {
                 if let Some((_, a, _)) = group.events.pop_front() {
@@ -206,6 +271,12 @@ impl Engine {
                     if alert.event_ids.len() < MAX_EVENT_IDS {
                         alert.event_ids.push(event.id);
                     }
+                    if rule.per == Per::DbUser
+                        && alert.actors.len() < MAX_ACTORS
+                        && !alert.actors.contains(&event.actor)
+                    {
+                        alert.actors.push(event.actor.clone());
+                    }
                 }
                 continue;
             }
@@ -222,6 +293,13 @@ impl Engine {
                     severity: rule.severity,
                     description: rule.description.clone(),
                     actor: event.actor.clone(),
+                    per: rule.per,
+                    db_user: (rule.per == Per::DbUser).then(|| event.db_user.clone()),
+                    actors: if rule.per == Per::DbUser {
+                        vec![event.actor.clone()]
+                    } else {
+                        Vec::new()
+                    },
                     window_start,
                     window_end,
                     count: group.events.len() as u64,
@@ -238,7 +316,38 @@ impl Engine {
         }
     }
 
-    /// An alert this consumer raised before: quiet for its rule, actor and window.
+    /// Whether an alert event says it was raised by this engine's consumer.
+    fn claims_our_consumer(&self, event: &EventRecord) -> bool {
+        event
+            .details
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+            .is_some_and(|d| d.get("consumer").and_then(Value::as_str) == Some(&self.consumer))
+    }
+
+    /// The alert an alert event recorded in our name by another role raises.
+    fn forged(&self, event: &EventRecord) -> Alert {
+        Alert {
+            rule: FORGED_ALERT_RULE.into(),
+            severity: Severity::Critical,
+            description: Some(format!(
+                "an alert event in the name of consumer \"{}\" recorded by role {}, not by the engine",
+                self.consumer, event.db_user
+            )),
+            actor: event.actor.clone(),
+            per: Per::Actor,
+            db_user: Some(event.db_user.clone()),
+            actors: Vec::new(),
+            window_start: event.occurred_at,
+            window_end: event.occurred_at,
+            count: 1,
+            sum: None,
+            event_ids: vec![event.id],
+            consumer: self.consumer.clone(),
+        }
+    }
+
+    /// An alert this consumer raised before: quiet for its rule, actor (or role) and window.
     fn remember(&mut self, event: &EventRecord) {
         let Some(alert) = event
             .details
@@ -251,7 +360,11 @@ impl Engine {
         let Some(index) = self.rules.iter().position(|r| r.name == alert.rule) else {
             return;
         };
-        let group = self.groups.entry((index, alert.actor)).or_default();
+        let key = match alert.per {
+            Per::Actor => alert.actor,
+            Per::DbUser => alert.db_user.unwrap_or_default(),
+        };
+        let group = self.groups.entry((index, key)).or_default();
         if group.quiet_until.is_none_or(|q| q < alert.window_end) {
             group.quiet_until = Some(alert.window_end);
         }

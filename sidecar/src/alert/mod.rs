@@ -84,6 +84,12 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: AlertArgs) -> 
         db::require_audit_admin(&client).await?;
         let record = db::record_connection(&client, record_db, APPLICATION_NAME, WRITES).await?;
         let primary = record.as_ref().unwrap_or(&client);
+        let writer: String = primary
+            .query_one("SELECT session_user::text", &[])
+            .await
+            .map_err(|e| Error::database("reading the role", &e))?
+            .get(0);
+        engine = engine.recorded_by(&writer);
         cursor::ensure(primary, &args.consumer).await?;
         let position = position(primary, &args.consumer).await?;
         warm_up(&client, &mut engine, position).await?;
@@ -181,8 +187,8 @@ impl Handler for Alerter {
                 .map_err(|e| Error::Other(format!("encoding an alert: {e}")))?;
             let id: i64 = tx
                 .query_one(
-                    "SELECT audit.log_event('audit_log', 'alert', NULL, $1)",
-                    &[&details],
+                    "SELECT audit.record_alert($1, $2)",
+                    &[&self.engine.consumer(), &details],
                 )
                 .await
                 .map_err(|e| Error::database("recording an alert", &e))?

@@ -82,6 +82,10 @@ pub struct Filter {
     /// `details.<key>` is a number greater than the value.
     #[serde(default)]
     pub details_above: BTreeMap<String, f64>,
+    /// `details.<key>` is there and not empty (a non-empty array, object or string, a number,
+    /// `true`), for one of these keys.
+    #[serde(default)]
+    pub details_any: Option<Vec<String>>,
     /// The event happened outside these hours (in their time zone).
     #[serde(default)]
     pub outside_hours: Option<HoursSpec>,
@@ -172,6 +176,22 @@ struct ThresholdSpec {
     within: String,
     #[serde(default)]
     sum: Option<String>,
+    /// Whose events a window counts: one actor's (the default), or one database role's,
+    /// whatever actors it names (an application that switches actors to stay under a
+    /// per-actor threshold still crosses it).
+    #[serde(default)]
+    per: Per,
+}
+
+/// What a rule's windows are kept per.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    /// The application user the event names (`actor`).
+    #[default]
+    Actor,
+    /// The login role that wrote the event (`db_user`), which the application cannot choose.
+    DbUser,
 }
 
 /// A rule ready to evaluate.
@@ -188,6 +208,8 @@ pub struct Rule {
     pub sum: Option<String>,
     /// From `match.outside_hours`: the event must fall outside these.
     pub outside: Option<BusinessHours>,
+    /// Whose events one window counts.
+    pub per: Per,
 }
 
 /// How long a rule without a threshold gathers a burst into one alert.
@@ -198,8 +220,8 @@ impl Rule {
         if spec.name.trim().is_empty() {
             return Err("a rule has an empty name".into());
         }
-        let (more_than, window, sum) = match spec.threshold {
-            None => (0.0, DEFAULT_WINDOW, None),
+        let (more_than, window, sum, per) = match spec.threshold {
+            None => (0.0, DEFAULT_WINDOW, None, Per::Actor),
             Some(t) => {
                 let window = parse_duration(&t.within)
                     .map_err(|e| format!("rule \"{}\": within: {e}", spec.name))?;
@@ -209,7 +231,7 @@ impl Rule {
                         spec.name
                     ));
                 }
-                (t.more_than, window, t.sum)
+                (t.more_than, window, t.sum, t.per)
             }
         };
         let outside = spec
@@ -228,6 +250,7 @@ impl Rule {
             window,
             sum,
             outside,
+            per,
         })
     }
 }
@@ -285,6 +308,13 @@ match = { entity = ["contact"], action = ["delete"] }
 threshold = { more_than = 100, within = "10m" }
 
 [[rule]]
+name = "mass-deletion-role"
+severity = "critical"
+description = "more than 100 contacts deleted through one database role within 10 minutes, whatever actors it named"
+match = { entity = ["contact"], action = ["delete"] }
+threshold = { more_than = 100, within = "10m", per = "db_user" }
+
+[[rule]]
 name = "user-deleted"
 severity = "warning"
 description = "a user deleted"
@@ -307,6 +337,24 @@ name = "audit-trail-touched"
 severity = "critical"
 description = "tracking stopped or altered, events purged, a tracked table dropped, or an integrity violation"
 match = { entity = ["audit_log"], action = ["untrack", "purge", "table_dropped", "alter", "verify_failed"] }
+
+[[rule]]
+name = "audit-trail-changed"
+severity = "warning"
+description = "what is captured or kept changed: a table tracked or re-tracked, the retention policy or partition interval set, a legal hold placed or released, a partition archived, a sealing key registered"
+match = { entity = ["audit_log"], action = ["track", "retention", "hold", "release", "archive", "seal_key"] }
+
+[[rule]]
+name = "privilege-capture-narrowed"
+severity = "warning"
+description = "a re-track stopped capturing (ignores) or hides (redacts) a column the privilege-change rule watches"
+match = { entity = ["audit_log"], action = ["track"], details_any = ["privilege_fields_ignored", "privilege_fields_redacted"] }
+
+[[rule]]
+name = "stream-skipped"
+severity = "critical"
+description = "a change-stream cursor (a follower's, or the alert engine's own) was moved past events without delivering them"
+match = { entity = ["audit_log"], action = ["consumer_moved"], details_above = { skipped = 0 } }
 "#;
 
 /// The built-in rule that needs `application_roles`.
@@ -329,6 +377,7 @@ fn direct_edit(roles: &[String]) -> Rule {
         window: DEFAULT_WINDOW,
         sum: None,
         outside: None,
+        per: Per::Actor,
     }
 }
 
@@ -344,6 +393,7 @@ fn off_hours(hours: BusinessHours) -> Rule {
         window: DEFAULT_WINDOW,
         sum: None,
         outside: Some(hours),
+        per: Per::Actor,
     }
 }
 
@@ -443,16 +493,21 @@ mod tests {
                 "mass-export",
                 "mass-export-total",
                 "mass-deletion",
+                "mass-deletion-role",
                 "user-deleted",
                 "truncate",
                 "privilege-change",
-                "audit-trail-touched"
+                "audit-trail-touched",
+                "audit-trail-changed",
+                "privilege-capture-narrowed",
+                "stream-skipped"
             ]
         );
         let total = &rules[1];
         assert_eq!(total.sum.as_deref(), Some("rows"));
         assert_eq!(total.window, Duration::from_secs(3600));
         assert_eq!(rules[2].more_than, 100.0);
+        assert_eq!((rules[2].per, rules[3].per), (Per::Actor, Per::DbUser));
     }
 
     #[test]

@@ -1,38 +1,20 @@
 //! A consumer's durable position in the stream: the last (txid, id) it has safely delivered,
 //! kept in `audit.consumers`.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::error::{Error, Result};
 
-/// A point in (txid, id) order. Events after it are delivered next.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Position {
-    pub txid: u64,
-    pub id: i64,
-}
+/// A point in (txid, id) order, the chain's: events after it are delivered next.
+pub use audit_trail_contract::chain::Position;
 
-impl fmt::Display for Position {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "txid {}, id {}", self.txid, self.id)
-    }
-}
+pub use crate::db::parse_txid;
 
-pub fn parse_txid(text: &str) -> Result<u64> {
-    text.parse()
-        .map_err(|_| Error::Other(format!("unexpected txid \"{text}\" from the database")))
-}
-
-/// Creates the consumer if it is new (at the start of the stream).
+/// Creates the consumer if it is new (at the start of the stream, owned by this login role).
 pub async fn ensure(client: &Client, name: &str) -> Result<()> {
     client
-        .execute(
-            "INSERT INTO audit.consumers (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-            &[&name],
-        )
+        .execute("SELECT audit.open_consumer($1)", &[&name])
         .await
         .map_err(|e| Error::database("creating the consumer", &e))?;
     Ok(())
@@ -43,7 +25,7 @@ pub async fn ensure(client: &Client, name: &str) -> Result<()> {
 pub async fn lock(client: &impl GenericClient, name: &str) -> Result<Position> {
     let row = client
         .query_opt(
-            "SELECT last_txid::text, last_id FROM audit.consumers WHERE name = $1 FOR UPDATE NOWAIT",
+            "SELECT last_txid::text, last_id FROM audit.lock_consumer($1)",
             &[&name],
         )
         .await
@@ -63,6 +45,8 @@ pub async fn lock(client: &impl GenericClient, name: &str) -> Result<Position> {
     })
 }
 
+/// Moves the cursor past the `delivered` events up to `to`; the database refuses a move that
+/// would skip one.
 pub async fn advance(
     client: &impl GenericClient,
     name: &str,
@@ -71,10 +55,7 @@ pub async fn advance(
 ) -> Result<()> {
     client
         .execute(
-            "UPDATE audit.consumers
-                SET last_txid = $2::text::xid8, last_id = $3, delivered = delivered + $4,
-                    updated_at = pg_catalog.now(), updated_by = current_user
-              WHERE name = $1",
+            "SELECT audit.advance_consumer($1, $2::text::xid8, $3, $4)",
             &[&name, &to.txid.to_string(), &to.id, &delivered],
         )
         .await
@@ -84,7 +65,8 @@ pub async fn advance(
 
 /// Moves the consumer: to the start of the stream, or to the first transaction that wrote an
 /// event at or after `from` (so every event from then on is delivered again, possibly with a
-/// few slightly older ones from the same transactions).
+/// few slightly older ones from the same transactions). The database records the move as an
+/// `audit_log`/`consumer_moved` event, with the events it skips or will deliver again.
 pub async fn reposition(
     client: &Client,
     name: &str,
@@ -120,11 +102,7 @@ pub async fn reposition(
     };
     client
         .execute(
-            "INSERT INTO audit.consumers AS c (name, last_txid, last_id, delivered)
-             VALUES ($1, $2::text::xid8, $3, 0)
-             ON CONFLICT (name) DO UPDATE
-                SET last_txid = excluded.last_txid, last_id = excluded.last_id, delivered = 0,
-                    updated_at = pg_catalog.now(), updated_by = current_user",
+            "SELECT audit.move_consumer($1, $2::text::xid8, $3)",
             &[&name, &position.txid.to_string(), &position.id],
         )
         .await

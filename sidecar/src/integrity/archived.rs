@@ -27,7 +27,7 @@ use arrow_array::{Array, RecordBatch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::statistics::Statistics;
 
-use super::chain::{self, Hash, Position};
+use audit_trail_contract::chain::{self, Hash, Position};
 
 /// Rows per batch read: memory stays at one batch (plus the reader's page buffers).
 const READ_BATCH_ROWS: usize = 8 * 1024;

@@ -75,11 +75,14 @@ fn write_new(path: &Path, mode: u32, text: &str) -> Result<()> {
 }
 
 /// The 32 bytes after `header` in a key file, refusing anything else with a line that
-/// names the file.
+/// names the file. A key file that is missing or unreadable is bad input (exit 2), like a
+/// malformed one: the operator named it.
 fn read_key_bytes(path: &Path, header: &str, what: &str) -> Result<[u8; 32]> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::File {
-        path: path.to_owned(),
-        source,
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        Error::Usage(format!(
+            "cannot read the {what} key file {}: {source}",
+            path.display()
+        ))
     })?;
     let bad = || {
         Error::Usage(format!(
@@ -145,5 +148,11 @@ mod tests {
             Err(Error::Usage(_))
         ));
         assert!(matches!(read_public(&path), Err(Error::Usage(_))));
+        // Missing: bad input too, naming the file.
+        let missing = dir.path().join("nowhere.key");
+        match read_secret(&missing) {
+            Err(Error::Usage(message)) => assert!(message.contains("nowhere.key"), "{message}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

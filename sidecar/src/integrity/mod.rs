@@ -3,7 +3,6 @@
 //! `verify` recomputes everything against the public key it is given.
 
 pub mod archived;
-pub mod chain;
 pub mod keys;
 pub mod retention;
 pub mod seal;

@@ -15,9 +15,9 @@ use futures_util::{pin_mut, TryStreamExt};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::chain::Position;
-use super::seal::parse_txid;
+use crate::db::parse_txid;
 use crate::error::{Error, Result};
+use audit_trail_contract::chain::Position;
 
 type Tx<'a> = tokio_postgres::Transaction<'a>;
 

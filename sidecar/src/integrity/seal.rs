@@ -10,10 +10,12 @@ use ed25519_dalek::{Signer, SigningKey};
 use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, IsolationLevel};
 
-use super::chain::{self, Checkpoint, Hash, Position, POSITION_COLUMNS, SELECT_CANONICAL};
 use super::keys;
-use crate::db;
+use crate::db::{self, parse_txid};
 use crate::error::{Error, Result};
+use audit_trail_contract::chain::{
+    self, Checkpoint, Hash, Position, POSITION_COLUMNS, SELECT_CANONICAL,
+};
 
 #[derive(Debug, Args)]
 pub struct SealArgs {
@@ -128,30 +130,23 @@ fn check_directory(dir: &Path) -> Result<()> {
         })
 }
 
-/// Registers the public key (once) and returns its key id; refuses a database that holds a
+/// Registers the public key (once, through `audit.register_seal_key`, which records it as an
+/// `audit_log`/`seal_key` event) and returns its key id; refuses a database that holds a
 /// different key under the same id.
 async fn register(client: &Client, key: &SigningKey) -> Result<String> {
     let public = key.verifying_key();
     let key_id = keys::key_id(&public);
-    client
-        .execute(
-            "INSERT INTO audit.seal_keys (key_id, public_key) VALUES ($1, $2)
-             ON CONFLICT (key_id) DO NOTHING",
-            &[&key_id, &public.as_bytes().as_slice()],
-        )
-        .await
-        .map_err(|e| Error::database("registering the public key", &e))?;
-    let stored: Vec<u8> = client
+    let registered: String = client
         .query_one(
-            "SELECT public_key FROM audit.seal_keys WHERE key_id = $1",
-            &[&key_id],
+            "SELECT audit.register_seal_key($1)",
+            &[&public.as_bytes().as_slice()],
         )
         .await
-        .map_err(|e| Error::database("reading the registered key", &e))?
+        .map_err(|e| Error::database("registering the public key", &e))?
         .get(0);
-    if stored != public.as_bytes() {
+    if registered != key_id {
         return Err(Error::Integrity(format!(
-            "the database holds another public key under key id {key_id}"
+            "the database registered the key as {registered}, not {key_id}"
         )));
     }
     Ok(key_id)
@@ -255,10 +250,6 @@ impl Sealer {
             digests.extend_from_slice(&chain::digest_entry(position, &hash));
             hashes.push(hash);
         }
-        let first = Position {
-            txid: parse_txid(rows[0].get(0))?,
-            id: rows[0].get(1),
-        };
         let root = chain::batch_root(&hashes);
         let events = rows.len() as i64;
         let checkpoint = Checkpoint {
@@ -275,28 +266,10 @@ impl Sealer {
         };
         let body = checkpoint.body();
         let signature = self.key.sign(body.as_bytes()).to_bytes();
+        // The database checks the seal against the events and the chain before it stores it.
         tx.execute(
-            "INSERT INTO audit.seals (seq, first_txid, first_id, last_txid, last_id, events,
-                                      total, prev_head, batch_root, head, digests, key_id,
-                                      checkpoint, signature)
-             VALUES ($1, $2::text::xid8, $3, $4::text::xid8, $5, $6, $7, $8, $9, $10, $11,
-                     $12, $13, $14)",
-            &[
-                &seq,
-                &first.txid.to_string(),
-                &first.id,
-                &position.txid.to_string(),
-                &position.id,
-                &(events as i32),
-                &checkpoint.total,
-                &prev.as_slice(),
-                &root.as_slice(),
-                &checkpoint.head.as_slice(),
-                &digests,
-                &self.key_id,
-                &body,
-                &signature.as_slice(),
-            ],
+            "SELECT audit.add_seal($1, $2, $3, $4)",
+            &[&body, &self.key_id, &signature.as_slice(), &digests],
         )
         .await
         .map_err(db_error("storing the seal"))?;
@@ -360,11 +333,6 @@ impl Sealer {
         }
         Ok(())
     }
-}
-
-pub fn parse_txid(text: &str) -> Result<u64> {
-    text.parse()
-        .map_err(|_| Error::Other(format!("unexpected transaction id {text:?}")))
 }
 
 async fn status(client: &Client) -> Result<()> {

@@ -13,13 +13,15 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, IsolationLevel};
 
 use super::archived;
-use super::chain::{self, Checkpoint, Hash, Position, POSITION_COLUMNS, SELECT_CANONICAL};
 use super::keys;
 use super::retention::{self, Mask, PurgeEvent};
-use super::seal::parse_txid;
 use crate::archive::manifest;
 use crate::db;
+use crate::db::parse_txid;
 use crate::error::{Error, Result};
+use audit_trail_contract::chain::{
+    self, Checkpoint, Hash, Position, POSITION_COLUMNS, SELECT_CANONICAL,
+};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {

@@ -1,14 +1,16 @@
 //! The hash chain, version 1 (docs/integrity.md): how an event is encoded and hashed, how a
-//! batch's hashes become a seal's head, and the signed checkpoint note. Pure functions:
-//! sealing and verifying call the same ones.
+//! batch's hashes become a seal's head, and the signed checkpoint note. Pure functions: the
+//! sidecar's `seal` and `verify` and the extension's check of every seal it stores call the
+//! same ones.
 
 use sha2::{Digest, Sha256};
 
 pub type Hash = [u8; 32];
 
-/// Reads every event's columns in the canonical text form, in table order (the contract's
-/// EVENT_COLUMNS), after its position: `txid` as text and `id`. Functions are qualified (see
-/// `crate::db::SEARCH_PATH`); `EXTRACT` is SQL syntax for `pg_catalog.extract`.
+/// Reads every event's columns in the canonical text form, in table order
+/// ([`crate::EVENT_COLUMNS`]), after its position: `txid` as text and `id`. Only built-in
+/// casts and functions, qualified, so that no object a database owner adds can change what
+/// is hashed; `EXTRACT` is SQL syntax for `pg_catalog.extract`.
 pub const SELECT_CANONICAL: &str = "SELECT e.txid::text, e.id, \
      e.id::text, \
      ((EXTRACT(EPOCH FROM e.occurred_at) * 1000000)::bigint)::text, \
@@ -21,10 +23,20 @@ pub const SELECT_CANONICAL: &str = "SELECT e.txid::text, e.id, \
 pub const POSITION_COLUMNS: usize = 2;
 
 /// An event's place in the stream: (txid, id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
     pub txid: u64,
     pub id: i64,
+}
+
+impl Position {
+    /// The start of the stream, before every event.
+    pub const START: Position = Position { txid: 0, id: 0 };
+}
+
+/// A transaction id as PostgreSQL writes an `xid8`: a decimal 64-bit number.
+pub fn parse_txid(text: &str) -> Option<u64> {
+    text.parse().ok()
 }
 
 impl std::fmt::Display for Position {
@@ -67,6 +79,36 @@ pub fn next_head(prev: &Hash, root: &Hash) -> Hash {
     h.update(prev);
     h.update(root);
     h.finalize().into()
+}
+
+/// The digest an archive of a partition is bound to: SHA-256 of a header and the hashes of
+/// the partition's events in the order the archive writes them, `(occurred_at, id)`. The
+/// archive command computes it from the rows it wrote, the database from the partition
+/// (`audit.events_digest`), and `audit.record_archive` records an archive only when the
+/// two agree. Fed one hash at a time: memory is constant whatever the partition's size.
+#[derive(Clone)]
+pub struct ArchiveDigest(Sha256);
+
+impl ArchiveDigest {
+    pub fn new() -> ArchiveDigest {
+        let mut h = Sha256::new();
+        h.update(b"audit_trail archive v1\n");
+        ArchiveDigest(h)
+    }
+
+    pub fn push(&mut self, hash: &Hash) {
+        self.0.update(hash);
+    }
+
+    pub fn finish_hex(self) -> String {
+        hex::encode(self.0.finalize())
+    }
+}
+
+impl Default for ArchiveDigest {
+    fn default() -> Self {
+        ArchiveDigest::new()
+    }
 }
 
 /// Bytes of one event's entry in a seal's digests.

@@ -1,0 +1,5 @@
+-- audit_trail 0.2.0 -> 0.3.0 (ALTER EXTENSION audit_trail UPDATE). Written by hand, like every
+-- upgrade script, and held to a fresh install of 0.3.0 object for object by
+-- tests/e2e/upgrade.rs. Frozen once 0.3.0 ships.
+--
+-- What changes (docs/integrity.md, docs/storage.md):
