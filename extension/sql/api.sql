@@ -73,8 +73,9 @@ CREATE TRIGGER events_append_only
 -- ALWAYS: fires even under session_replication_role = replica.
 ALTER TABLE audit.events ENABLE ALWAYS TRIGGER events_append_only;
 
--- No row enters audit.events through SQL once the log is live (audit.log_state: capture
--- triggers exist, or an event was recorded), whatever partition the rows would land in: INSERT
+-- No row enters audit.events through SQL once the log is live (audit.log_state: the extension
+-- has written an event, extension/src/event_store.rs), whatever partition the rows would land
+-- in: INSERT
 -- or COPY could only forge or duplicate events (capture writes without SQL, and fires no
 -- statement trigger). Before, it is a restore of a backup, which loads each partition by
 -- itself, into an empty one; a data-only restore into a database that already has a log
@@ -448,12 +449,6 @@ BEGIN
             altered.entity, 'alter', altered.table_name,
             jsonb_build_object('statement', current_query(), 'settings', altered.settings));
     END LOOP;
-
-    -- A capture trigger exists: the log is live (a restore creates them after its data).
-    IF NOT (SELECT s.live FROM audit.log_state AS s)
-       AND EXISTS (SELECT FROM pg_trigger AS t WHERE t.tgfoid = 'audit.capture()'::regprocedure) THEN
-        PERFORM audit.mark_log_live();
-    END IF;
 END
 $$;
 

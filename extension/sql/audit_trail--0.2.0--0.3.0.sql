@@ -2,4 +2,934 @@
 -- upgrade script, and held to a fresh install of 0.3.0 object for object by
 -- tests/e2e/upgrade.rs. Frozen once 0.3.0 ships.
 --
--- What changes (docs/integrity.md, docs/storage.md):
+-- 0.3.0 makes the log keep its word against its own readers (docs/integrity.md):
+-- 1. a role for the product's services, audit_service, which alone adds seals, registers
+--    sealing keys and records archives, each through a function that checks it first;
+-- 2. no SQL insert into audit.events once the log is live (audit.log_state), whatever the
+--    partition; an upgraded log is live at once;
+-- 3. change-stream cursors belong to the role that made them and move only through
+--    functions, which record every move that is not a delivery; alerts are recorded only by
+--    their consumer's owner;
+-- 4. archive records are bound to a digest of the partition's events (records made before
+--    have none, and retention no longer relies on them: archive those months again);
+-- 5. the purge events a drop removes are carried in its own purge event.
+
+-- The event triggers must not fire on this script's own DDL with 0.2.0's rules; they are the
+-- same objects afterwards, with 0.3.0's function.
+
+-- 1. Roles ------------------------------------------------------------------------------------
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'audit_service') THEN
+        CREATE ROLE audit_service NOLOGIN;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('audit_service', 'audit_admin', 'MEMBER') THEN
+        GRANT audit_admin TO audit_service;
+    END IF;
+END
+$$;
+
+-- 2. A live log takes no SQL insert ------------------------------------------------------------
+
+CREATE TABLE audit.log_state (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    live      boolean NOT NULL DEFAULT false
+);
+-- Live at once: an install being upgraded has been writing events (or may, from any backend
+-- of this library, before this script ran), and a restore goes into a new database.
+INSERT INTO audit.log_state (live) VALUES (true);
+
+-- No row enters audit.events through SQL once the log is live (audit.log_state: the extension
+-- has written an event, extension/src/event_store.rs), whatever partition the rows would land
+-- in: INSERT
+-- or COPY could only forge or duplicate events (capture writes without SQL, and fires no
+-- statement trigger). Before, it is a restore of a backup, which loads each partition by
+-- itself, into an empty one; a data-only restore into a database that already has a log
+-- fails loudly instead of mixing two logs.
+CREATE OR REPLACE FUNCTION audit.refuse_insert() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    filled boolean;
+BEGIN
+    IF (SELECT s.live FROM audit.log_state AS s) THEN
+        RAISE EXCEPTION 'the audit log is live: rows cannot be added to %.% by INSERT or COPY',
+            TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Restore a backup of the audit log into a new database, where audit.events starts empty.';
+    END IF;
+    -- On a partition (pg_restore loads each one by itself), that partition must be empty.
+    EXECUTE format('SELECT EXISTS (SELECT FROM %I.%I)', TG_TABLE_SCHEMA, TG_TABLE_NAME) INTO filled;
+    IF filled THEN
+        RAISE EXCEPTION '%.% already holds events: rows cannot be added to it by INSERT or COPY',
+            TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Restore a backup of the audit log into a new database, where audit.events starts empty.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Marks the log live, for good (audit.log_state); a no-op once it is.
+CREATE FUNCTION audit.mark_log_live() RETURNS void
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE audit.log_state SET live = true WHERE NOT live;
+$$;
+
+-- audit.log_state only ever goes from not live to live.
+CREATE FUNCTION audit.refuse_log_state_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP <> 'UPDATE' OR (OLD.live AND NOT NEW.live) OR NEW.singleton IS DISTINCT FROM OLD.singleton THEN
+        RAISE EXCEPTION 'audit.log_state only goes from not live to live'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER log_state_one_way
+    BEFORE UPDATE OR DELETE ON audit.log_state
+    FOR EACH ROW EXECUTE FUNCTION audit.refuse_log_state_change();
+ALTER TABLE audit.log_state ENABLE ALWAYS TRIGGER log_state_one_way;
+CREATE TRIGGER log_state_no_truncate
+    BEFORE TRUNCATE ON audit.log_state
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_log_state_change();
+ALTER TABLE audit.log_state ENABLE ALWAYS TRIGGER log_state_no_truncate;
+
+-- After every DDL command (no tag filter: a table can be created or changed by CREATE SCHEMA,
+-- ALTER VIEW, ALTER TYPE, ALTER FOREIGN TABLE, ... as well as by ALTER TABLE), whatever the
+-- command was, the tracked tables are checked as a whole:
+-- 1. capture cannot be switched off by hand: every capture trigger of a tracked table is
+--    enabled, keeps its name and calls audit.capture(), and no other trigger calls it.
+--    (Dropping one is refused by audit.on_sql_drop. A missing one is not refused here: a
+--    restore creates a tracked table's triggers after its settings, one command at a time;
+--    audit.tracked shows whether each table is capturing.)
+-- 2. no write can reach a tracked table through a table that is not tracked: table
+--    inheritance is refused on either side of a tracked table, and a tracked table may be a
+--    partition only of a tracked table (statement triggers fire only for the table a
+--    statement names);
+-- 3. a new partition of a tracked table, however created or attached, is tracked with its
+--    parent's settings, so writes made straight to it are captured;
+-- 4. settings follow their columns by attribute number: a rename (by any command, and on
+--    every partition) carries the column's role to its new name; a dropped ignored column
+--    leaves the list; a dropped redacted column's name stays redacted, so a column re-added
+--    under that name is redacted too;
+-- 5. every command that can change a tracked table's rows or columns (a type change, a
+--    dropped or added column, a rewrite, a rename, a move to another schema, a partition
+--    attached or detached, a renamed value of an enum a column uses) is recorded as
+--    an 'alter' event of the table's entity, with the statement, so data changed by DDL
+--    leaves a trace. Constraints, indexes, ownership and the like are not: a restore runs
+--    those after loading the data, and must not add events to the log it restores.
+CREATE OR REPLACE FUNCTION audit.on_ddl_command_end() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    offender  record;
+    member    record;
+    entry     record;
+    altered   record;
+    live      int2;
+    new_name  text;
+    notes     jsonb := '{}';
+BEGIN
+    -- DROP EXTENSION drops the settings table too; then there is nothing to check.
+    IF to_regclass('audit.tracked_tables') IS NULL OR audit.capture_change_in_progress()
+       OR audit.maintenance_in_progress() THEN
+        RETURN;
+    END IF;
+
+    -- 0. The log's own tables keep their shape and their guards: no ALTER TABLE (no
+    -- disabling their append-only triggers, no column changes, no partition detached) and no
+    -- trigger changes on them outside the extension's own scripts and audit.maintain(), for
+    -- every role, superusers included. (A superuser can still disable this event trigger
+    -- first: docs/integrity.md says how the seals catch what follows.) What a restore runs
+    -- is let through: attaching an empty table as a partition (its rows are loaded after),
+    -- and a partition's guard triggers, which only add protection.
+    SELECT d.command_tag, d.object_identity INTO offender
+      FROM pg_event_trigger_ddl_commands() AS d
+     WHERE NOT d.in_extension
+       AND CASE d.classid
+               WHEN 'pg_class'::regclass THEN d.objid
+               WHEN 'pg_trigger'::regclass THEN (SELECT t.tgrelid FROM pg_trigger AS t
+                                                  WHERE t.oid = d.objid)
+           END IN (to_regclass('audit.events'), to_regclass('audit.seals'),
+                   to_regclass('audit.seal_keys'), to_regclass('audit.archives'),
+                   to_regclass('audit.retention_gaps'), to_regclass('audit.log_state'))
+       AND NOT (d.classid = 'pg_class'::regclass AND d.objid = 'audit.events'::regclass
+                AND audit.ddl_attached_partition(d.command) IS NOT NULL)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% of % is refused: the audit log''s own tables cannot be altered',
+            offender.command_tag, offender.object_identity
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'ALTER EXTENSION audit_trail UPDATE changes them; audit.maintain() manages partitions.';
+    END IF;
+    -- No rows arrive by attaching a filled table (every partition of that name is checked:
+    -- the statement's schema is not at hand).
+    SELECT pg_catalog.format('attaching %s to audit.events', i.inhrelid::regclass) AS what
+      INTO offender
+      FROM pg_event_trigger_ddl_commands() AS d
+      JOIN pg_inherits AS i ON i.inhparent = 'audit.events'::regclass
+      JOIN pg_class AS c ON c.oid = i.inhrelid
+     WHERE NOT d.in_extension
+       AND d.classid = 'pg_class'::regclass AND d.objid = 'audit.events'::regclass
+       AND c.relname = audit.ddl_attached_partition(d.command)
+       AND EXISTS (SELECT FROM audit.events AS e WHERE e.tableoid = i.inhrelid)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% is refused: it holds rows, which would enter the log without capture',
+            offender.what
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'audit.maintain() manages the partitions of audit.events.';
+    END IF;
+    -- Partitions: no guard switched off, no other trigger (one could rewrite events as
+    -- capture writes them).
+    SELECT t.relid::regclass AS partition INTO offender
+      FROM pg_partition_tree('audit.events') AS t
+      JOIN pg_trigger AS g ON g.tgrelid = t.relid
+     WHERE t.relid <> 'audit.events'::regclass
+       AND g.tgparentid = 0 AND NOT g.tgisinternal
+       AND (g.tgfoid NOT IN ('audit.refuse_change()'::regprocedure,
+                             'audit.refuse_insert()'::regprocedure)
+            OR g.tgenabled = 'D')
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'triggers on partition % of audit.events are refused: only its guards may be there, and none disabled',
+            offender.partition
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'audit.maintain() manages the partitions of audit.events.';
+    END IF;
+
+    -- 1. Capture triggers intact.
+    SELECT s.relid INTO offender
+      FROM audit.tracked_tables AS s
+      JOIN pg_trigger AS t ON t.tgrelid = s.relid
+     WHERE (t.tgname IN ('audit_trail_insert', 'audit_trail_update',
+                         'audit_trail_delete', 'audit_trail_truncate')
+            OR t.tgfoid = 'audit.capture()'::regprocedure)
+       AND (t.tgenabled <> 'O'
+            OR t.tgfoid <> 'audit.capture()'::regprocedure
+            OR t.tgname NOT IN ('audit_trail_insert', 'audit_trail_update',
+                                'audit_trail_delete', 'audit_trail_truncate'))
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'the audit capture triggers of tracked table % cannot be disabled, renamed or replaced',
+            offender.relid
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'audit.untrack() stops capture, and records that it did.';
+    END IF;
+
+    -- 2. No way around capture through another table.
+    SELECT s.relid, i.inhrelid::regclass AS child, i.inhparent::regclass AS parent
+      INTO offender
+      FROM audit.tracked_tables AS s
+      JOIN pg_inherits AS i ON s.relid::oid IN (i.inhrelid, i.inhparent)
+      JOIN pg_class AS c ON c.oid = i.inhrelid
+     WHERE NOT c.relispartition
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'table inheritance between % and % is refused: % is tracked, and writes made through the other table would not be captured',
+            offender.child, offender.parent, offender.relid
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Use declarative partitioning; partitions of a tracked table are tracked with it.';
+    END IF;
+    SELECT s.relid, i.inhparent::regclass AS parent INTO offender
+      FROM audit.tracked_tables AS s
+      JOIN pg_inherits AS i ON i.inhrelid = s.relid
+     WHERE NOT EXISTS (SELECT FROM audit.tracked_tables AS p WHERE p.relid = i.inhparent)
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'tracked table % cannot be a partition of %, which is not tracked: writes made through it would not be captured',
+            offender.relid, offender.parent
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = pg_catalog.format('Track %s first (its partitions are tracked with it).', offender.parent);
+    END IF;
+
+    -- 3. New partitions of tracked tables (at any depth: a partition tracked here is itself a
+    -- tracked parent on the next pass of the loop's query).
+    LOOP
+        SELECT i.inhrelid AS partition, s.entity, s.subject_columns, s.ignore_columns,
+               s.redact_columns
+          INTO member
+          FROM pg_inherits AS i
+          JOIN audit.tracked_tables AS s ON s.relid = i.inhparent
+          JOIN pg_class AS c ON c.oid = i.inhrelid
+         WHERE c.relispartition
+           AND c.relkind IN ('r', 'p')
+           AND NOT EXISTS (SELECT FROM audit.tracked_tables AS t WHERE t.relid = i.inhrelid)
+         LIMIT 1;
+        EXIT WHEN NOT FOUND;
+        PERFORM audit.track(member.partition::regclass, member.entity,
+                            CASE WHEN cardinality(member.subject_columns) = 1
+                                 THEN member.subject_columns[1] END,
+                            member.ignore_columns::name[],
+                            -- Names kept for dropped redacted columns may not exist here.
+                            ARRAY(SELECT r FROM unnest(member.redact_columns) AS r
+                                   WHERE EXISTS (SELECT FROM pg_attribute AS a
+                                                  WHERE a.attrelid = member.partition
+                                                    AND a.attname = r AND a.attnum > 0
+                                                    AND NOT a.attisdropped))::name[]);
+    END LOOP;
+
+    -- 4. Settings follow their columns. Only entries out of step are visited.
+    FOR entry IN
+        SELECT s.relid, m.key AS name, (m.value #>> '{}')::int2 AS attnum
+          FROM audit.tracked_tables AS s
+         CROSS JOIN LATERAL jsonb_each(s.column_attnums) AS m
+         WHERE NOT EXISTS (SELECT FROM pg_attribute AS a
+                            WHERE a.attrelid = s.relid AND a.attname = m.key
+                              AND a.attnum = (m.value #>> '{}')::int2 AND NOT a.attisdropped)
+    LOOP
+        -- The name is on a live column (a restore renumbered the columns, or a redacted
+        -- column was re-added): the name is the truth.
+        SELECT a.attnum INTO live
+          FROM pg_attribute AS a
+         WHERE a.attrelid = entry.relid AND a.attname = entry.name
+           AND a.attnum > 0 AND NOT a.attisdropped;
+        IF FOUND THEN
+            UPDATE audit.tracked_tables
+               SET column_attnums = column_attnums || jsonb_build_object(entry.name, live)
+             WHERE relid = entry.relid;
+            CONTINUE;
+        END IF;
+        CONTINUE WHEN entry.attnum IS NULL;   -- a redacted name waiting for its column
+        SELECT a.attname INTO new_name
+          FROM pg_attribute AS a
+         WHERE a.attrelid = entry.relid AND a.attnum = entry.attnum AND NOT a.attisdropped;
+        IF FOUND THEN
+            UPDATE audit.tracked_tables
+               SET subject_columns = array_replace(subject_columns, entry.name, new_name),
+                   ignore_columns  = array_replace(ignore_columns, entry.name, new_name),
+                   redact_columns  = array_replace(redact_columns, entry.name, new_name),
+                   column_attnums  = (column_attnums - entry.name)
+                                     || jsonb_build_object(new_name, entry.attnum)
+             WHERE relid = entry.relid;
+            notes := jsonb_set(notes, ARRAY[entry.relid::oid::text],
+                               coalesce(notes -> (entry.relid::oid::text), '[]')
+                               || jsonb_build_object('column_renamed',
+                                                     jsonb_build_array(entry.name, new_name)));
+        ELSE
+            UPDATE audit.tracked_tables
+               SET ignore_columns = array_remove(ignore_columns, entry.name),
+                   column_attnums = CASE WHEN entry.name = ANY (redact_columns)
+                                         THEN column_attnums || jsonb_build_object(entry.name, NULL)
+                                         ELSE column_attnums - entry.name END
+             WHERE relid = entry.relid;
+        END IF;
+    END LOOP;
+
+    -- 5. Record what changed tracked tables: each command's table (a column, or the row type
+    -- of the table, may be what the command reports), once per table.
+    FOR altered IN
+        SELECT DISTINCT ON (s.relid) s.relid, s.entity, s.table_name AS old_name,
+               pg_catalog.format('%I.%I', n.nspname, c.relname) AS new_name, d.command_tag
+          FROM pg_event_trigger_ddl_commands() AS d
+          JOIN audit.tracked_tables AS s
+            ON CASE WHEN d.classid = 'pg_class'::regclass THEN s.relid::oid = d.objid
+                    -- A type: the table's own row type, or the type of one of its columns
+                    -- (directly, as array elements, or under a domain): renaming an enum
+                    -- value changes what every row holding it reads.
+                    ELSE s.relid::oid = (SELECT t.typrelid FROM pg_type AS t WHERE t.oid = d.objid)
+                         OR EXISTS (SELECT FROM pg_attribute AS a
+                                      JOIN pg_type AS t ON t.oid = a.atttypid
+                                     WHERE a.attrelid = s.relid AND a.attnum > 0
+                                       AND NOT a.attisdropped
+                                       AND d.objid IN (t.oid, t.typelem, t.typbasetype)) END
+          JOIN pg_class AS c ON c.oid = s.relid
+          JOIN pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
+           AND audit.ddl_changes_table(d.command)
+         ORDER BY s.relid
+    LOOP
+        IF altered.old_name <> altered.new_name THEN
+            UPDATE audit.tracked_tables SET table_name = altered.new_name
+             WHERE relid = altered.relid;
+            notes := jsonb_set(notes, ARRAY[altered.relid::oid::text],
+                               coalesce(notes -> (altered.relid::oid::text), '[]')
+                               || jsonb_build_object('table_renamed',
+                                                     jsonb_build_array(altered.old_name,
+                                                                       altered.new_name)));
+        END IF;
+        PERFORM audit.record_ddl_event(
+            altered.entity, 'alter', altered.new_name,
+            jsonb_strip_nulls(jsonb_build_object(
+                'command', altered.command_tag,
+                'statement', current_query(),
+                'settings', notes -> (altered.relid::oid::text))));
+        notes := notes - (altered.relid::oid::text);
+    END LOOP;
+    -- Settings changed by a command that reported no tracked table (e.g. a rename made on a
+    -- partitioned table and carried to its partitions).
+    FOR altered IN
+        SELECT s.relid, s.entity, s.table_name, m.value AS settings
+          FROM jsonb_each(notes) AS m
+          JOIN audit.tracked_tables AS s ON s.relid::oid = m.key::oid
+    LOOP
+        PERFORM audit.record_ddl_event(
+            altered.entity, 'alter', altered.table_name,
+            jsonb_build_object('statement', current_query(), 'settings', altered.settings));
+    END LOOP;
+END
+$$;
+
+-- 3. Seals and keys only through the functions that check them ---------------------------------
+
+-- The one way a sealing key is registered: recorded as an audit_log/seal_key event, which
+-- the alert rules see (a reader who could register a key could seal with it, and every later
+-- verify would report seals by a key the auditor does not hold). Returns the key id.
+CREATE FUNCTION audit.register_seal_key(public_key bytea) RETURNS text
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id     text;
+    stored bytea;
+BEGIN
+    IF public_key IS NULL OR length(public_key) <> 32 THEN
+        RAISE EXCEPTION 'a sealing key is a 32-byte Ed25519 public key'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    id := left(encode(sha256(public_key), 'hex'), 16);
+    SELECT k.public_key INTO stored FROM audit.seal_keys AS k WHERE k.key_id = id;
+    IF FOUND THEN
+        IF stored <> public_key THEN
+            RAISE EXCEPTION 'the database holds another public key under key id %', id
+                USING ERRCODE = 'unique_violation';
+        END IF;
+        RETURN id;
+    END IF;
+    INSERT INTO audit.seal_keys (key_id, public_key) VALUES (id, public_key);
+    PERFORM audit.record_ddl_event('audit_log', 'seal_key', NULL,
+        jsonb_build_object('key_id', id, 'public_key', encode(public_key, 'hex')));
+    RETURN id;
+END
+$$;
+
+-- The one way a seal is stored: extension/src/seals.rs checks that it is the next link of
+-- the chain, signed by a registered key, over exactly the committed events after the last
+-- seal (recomputing their hashes), before it inserts the row. Returns the seal's number.
+CREATE FUNCTION audit.add_seal(checkpoint text, key_id text, signature bytea, digests bytea)
+    RETURNS bigint
+    LANGUAGE c
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'audit_add_seal';
+
+-- 4. Cursors and alerts -------------------------------------------------------------------------
+
+-- The owner of a cursor made before 0.3.0 is the role that last moved it, when that role
+-- still exists; otherwise the first role to use it claims it (recorded).
+ALTER TABLE audit.consumers ADD COLUMN owner regrole;
+UPDATE audit.consumers AS c SET owner = r.oid::regrole
+  FROM pg_catalog.pg_roles AS r WHERE r.rolname = c.updated_by;
+
+-- Refuses unless the login role (session_user: the functions below run as the extension's
+-- owner, and SET ROLE cannot change it) has the privileges of the consumer's owner. Returns
+-- the consumer's row, locked for the rest of the transaction.
+CREATE FUNCTION audit.owned_consumer(name text) RETURNS audit.consumers
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c audit.consumers;
+BEGIN
+    SELECT * INTO c FROM audit.consumers AS k WHERE k.name = owned_consumer.name
+       FOR UPDATE NOWAIT;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'consumer "%" does not exist', name
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF c.owner IS NULL THEN
+        -- A cursor from before 0.3.0: the first role to use it becomes its owner.
+        UPDATE audit.consumers AS k SET owner = session_user::regrole
+         WHERE k.name = owned_consumer.name
+        RETURNING * INTO c;
+        PERFORM audit.record_ddl_event('audit_log', 'consumer_moved', NULL,
+            jsonb_build_object('consumer', name, 'claimed_by', session_user,
+                               'from', jsonb_build_array(c.last_txid::text, c.last_id),
+                               'to', jsonb_build_array(c.last_txid::text, c.last_id),
+                               'skipped', 0));
+    ELSIF NOT pg_has_role(session_user, c.owner, 'USAGE') THEN
+        RAISE EXCEPTION 'consumer "%" belongs to role %: only that role moves it', name, c.owner
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN c;
+END
+$$;
+
+-- Makes the consumer, at the start of the stream and owned by the login role, unless it
+-- exists.
+CREATE FUNCTION audit.open_consumer(name text) RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO audit.consumers AS k (name, owner, updated_by)
+    VALUES (open_consumer.name, session_user::regrole, session_user)
+    ON CONFLICT ON CONSTRAINT consumers_pkey DO NOTHING;
+END
+$$;
+
+-- The consumer's position, locked until the caller's transaction ends (a second follower of
+-- the same consumer is refused rather than made to deliver the same events).
+CREATE FUNCTION audit.lock_consumer(name text, OUT last_txid xid8, OUT last_id bigint)
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c audit.consumers := audit.owned_consumer(name);
+BEGIN
+    last_txid := c.last_txid;
+    last_id := c.last_id;
+END
+$$;
+
+-- Moves the cursor past the events its consumer just delivered: forward only, and over
+-- exactly `delivered` events (every event between the two positions), so a cursor can skip
+-- nothing this way. A consumer that delivers only some events (a filter) says so, and its
+-- skips are then counted, not refused.
+CREATE FUNCTION audit.advance_consumer(name text, to_txid xid8, to_id bigint, delivered bigint,
+                                       filtered boolean DEFAULT false)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c       audit.consumers := audit.owned_consumer(name);
+    between bigint;
+BEGIN
+    IF (to_txid, to_id) < (c.last_txid, c.last_id) THEN
+        RAISE EXCEPTION 'consumer "%" is at (%, %): it cannot advance back to (%, %)',
+            name, c.last_txid, c.last_id, to_txid, to_id
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'audit.move_consumer moves a cursor back (a replay), and records it.';
+    END IF;
+    IF to_txid >= pg_snapshot_xmin(pg_current_snapshot())
+       OR NOT EXISTS (SELECT FROM audit.events AS e WHERE e.txid = to_txid AND e.id = to_id) THEN
+        RAISE EXCEPTION 'consumer "%" cannot advance to (%, %): no committed event is there',
+            name, to_txid, to_id
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT count(*) INTO between FROM audit.events AS e
+     WHERE (e.txid, e.id) > (c.last_txid, c.last_id) AND (e.txid, e.id) <= (to_txid, to_id);
+    IF NOT filtered AND between <> delivered THEN
+        RAISE EXCEPTION 'consumer "%" delivered % events, but % lie between its position and (%, %)',
+            name, delivered, between, to_txid, to_id
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'audit.move_consumer skips events, and records it.';
+    END IF;
+    UPDATE audit.consumers AS k
+       SET last_txid = to_txid, last_id = to_id, delivered = k.delivered + advance_consumer.delivered,
+           updated_at = now(), updated_by = session_user
+     WHERE k.name = advance_consumer.name;
+END
+$$;
+
+-- Moves a cursor anywhere (a replay from an earlier point, or a skip), making it first if
+-- need be, and records the move as an audit_log/consumer_moved event: how many events it
+-- skips (at most counted to a million and one) or will deliver again. A skip is what the
+-- built-in stream-skipped alert fires on.
+CREATE FUNCTION audit.move_consumer(name text, to_txid xid8, to_id bigint) RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c       audit.consumers;
+    skipped bigint := 0;
+    again   bigint := 0;
+BEGIN
+    PERFORM audit.open_consumer(name);
+    c := audit.owned_consumer(name);
+    IF (to_txid, to_id) > (c.last_txid, c.last_id) THEN
+        SELECT count(*) INTO skipped FROM (
+            SELECT FROM audit.events AS e
+             WHERE (e.txid, e.id) > (c.last_txid, c.last_id) AND (e.txid, e.id) <= (to_txid, to_id)
+             LIMIT 1000001) AS s;
+    ELSE
+        SELECT count(*) INTO again FROM (
+            SELECT FROM audit.events AS e
+             WHERE (e.txid, e.id) > (to_txid, to_id) AND (e.txid, e.id) <= (c.last_txid, c.last_id)
+             LIMIT 1000001) AS s;
+    END IF;
+    UPDATE audit.consumers AS k
+       SET last_txid = to_txid, last_id = to_id, delivered = 0,
+           updated_at = now(), updated_by = session_user
+     WHERE k.name = move_consumer.name;
+    PERFORM audit.record_ddl_event('audit_log', 'consumer_moved', NULL,
+        jsonb_build_object('consumer', name,
+                           'from', jsonb_build_array(c.last_txid::text, c.last_id),
+                           'to', jsonb_build_array(to_txid::text, to_id),
+                           'skipped', skipped, 'replayed', again));
+END
+$$;
+
+-- Records an alert of the engine that reads the stream as `consumer`, in the caller's
+-- transaction (the one that advances that cursor): only the consumer's owner may, so that no
+-- reader can record an alert in the engine's name and silence a rule with it. Returns the
+-- alert event's id.
+CREATE FUNCTION audit.record_alert(consumer text, details jsonb) RETURNS bigint
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM audit.owned_consumer(consumer);
+    IF jsonb_typeof(details) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'an alert''s details are a JSON object'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN audit.record_ddl_event('audit_log', 'alert', NULL,
+                                  details || jsonb_build_object('consumer', consumer));
+END
+$$;
+
+-- 5. Archives bound to their events, purge events carried -----------------------------------------
+
+ALTER TABLE audit.archives
+    ADD COLUMN events_sha256 text CHECK (events_sha256 ~ '^[0-9a-f]{64}$');
+
+-- The partitions of audit.events, oldest first. Bounds are read back from the catalog's own
+-- text (which round-trips under any DateStyle); a partition attached by an upgrade from
+-- 0.1.0 starts at -infinity.
+CREATE OR REPLACE VIEW audit.partitions AS
+WITH p AS (
+    SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS partition,
+           pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound, c.reltuples
+      FROM pg_catalog.pg_inherits AS i
+      JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE i.inhparent = 'audit.events'::regclass
+), b AS (
+    SELECT p.*, p.bound = 'DEFAULT' AS is_default,
+           CASE WHEN p.bound <> 'DEFAULT'
+                THEN coalesce(pg_catalog.substring(p.bound, $r$FROM \('([^']*)'\)$r$)::timestamptz,
+                              '-infinity') END AS from_time,
+           CASE WHEN p.bound <> 'DEFAULT'
+                THEN coalesce(pg_catalog.substring(p.bound, $r$TO \('([^']*)'\)$r$)::timestamptz,
+                              'infinity') END AS to_time
+      FROM p
+)
+SELECT b.partition, b.from_time, b.to_time, b.is_default,
+       coalesce(b.to_time <= pg_catalog.now(), false) AS closed,
+       greatest(b.reltuples, 0)::bigint AS rows_estimate,
+       pg_catalog.pg_total_relation_size(b.oid) AS bytes,
+       EXISTS (SELECT FROM audit.archives AS a
+                WHERE a.partition = b.partition AND a.events_sha256 IS NOT NULL) AS archived,
+       EXISTS (SELECT FROM audit.legal_holds AS h
+                WHERE h.released_at IS NULL
+                  AND (b.is_default OR (h.from_time < b.to_time AND h.to_time > b.from_time)))
+           AS held
+  FROM b
+ ORDER BY b.is_default, b.from_time;
+
+DROP FUNCTION audit.record_archive(text, bigint, text, jsonb);
+-- For `audit-trail archive`, as a member of audit_service: records that a partition was
+-- written to an archive, after checking that the archive holds exactly its events: as many,
+-- and the same ones (events_sha256, the digest the archive command computed from the rows it
+-- wrote, must be the partition's own, recomputed here). Retention relies on no other record;
+-- each one is an audit_log/archive event, which the alert rules see, and `verify --archive`
+-- holds the archive to the events the drop relied on it for.
+CREATE FUNCTION audit.record_archive(partition text, rows bigint, location text, manifest jsonb,
+                                     events_sha256 text)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    info   record;
+    stats  record;
+    digest text;
+BEGIN
+    SELECT * INTO info FROM audit.partitions AS p WHERE p.partition = record_archive.partition;
+    IF NOT FOUND OR info.is_default THEN
+        RAISE EXCEPTION '% is not a partition of audit.events', coalesce(partition, 'NULL')
+            USING ERRCODE = 'data_exception';
+    END IF;
+    IF coalesce(location, '') = '' OR manifest IS NULL THEN
+        RAISE EXCEPTION 'an archive needs a location and a manifest'
+            USING ERRCODE = 'data_exception';
+    END IF;
+    EXECUTE format('SELECT count(*) AS rows, min(id) AS first_id, max(id) AS last_id FROM %s',
+                   info.partition) INTO stats;
+    IF stats.rows IS DISTINCT FROM record_archive.rows THEN
+        RAISE EXCEPTION 'the archive of % holds % events, the partition %',
+            info.partition, coalesce(record_archive.rows::text, 'NULL'), stats.rows
+            USING ERRCODE = 'data_exception';
+    END IF;
+    digest := audit.events_digest(info.partition::regclass);
+    IF digest IS DISTINCT FROM events_sha256 THEN
+        RAISE EXCEPTION 'the archive of % does not hold the partition''s events (their digest is %, the archive''s %)',
+            info.partition, digest, coalesce(events_sha256, 'NULL')
+            USING ERRCODE = 'data_exception';
+    END IF;
+    INSERT INTO audit.archives (partition, from_time, to_time, rows, first_id, last_id,
+                                location, manifest, events_sha256)
+    VALUES (info.partition, info.from_time, info.to_time, stats.rows, stats.first_id,
+            stats.last_id, location, manifest, digest);
+    PERFORM audit.record_ddl_event('audit_log', 'archive', NULL,
+        jsonb_build_object('partition', info.partition, 'from', info.from_time,
+                           'to', info.to_time, 'rows', stats.rows, 'location', location,
+                           'events_sha256', digest,
+                           'manifest_sha256', encode(sha256(convert_to(manifest::text, 'UTF8')), 'hex')));
+END
+$$;
+
+-- The digest of a partition's events that an archive record is bound to (extension/src/seals.rs).
+CREATE FUNCTION audit.events_digest(part regclass) RETURNS text
+    LANGUAGE c STRICT
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'audit_events_digest';
+
+-- Events of `source` (audit.events or a partition) of one entity and action that occurred
+-- before `before`, each as the 17 values of its canonical encoding (docs/integrity.md), in
+-- chain order (extension/src/seals.rs): how a purge event that a later drop removes is
+-- carried into that drop's own purge event, so that the records explaining every drop
+-- outlive all later ones.
+CREATE FUNCTION audit.canonical_events(source regclass, entity text, action text,
+                                       before timestamptz)
+    RETURNS jsonb
+    LANGUAGE c STRICT
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'audit_canonical_events';
+
+-- The purge events about to be dropped with `source` before `before`, and those they carried,
+-- flattened: what the drop's own purge event carries.
+CREATE FUNCTION audit.purges_to_carry(source regclass, before timestamptz) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    carried jsonb := '[]';
+    purge   jsonb;
+BEGIN
+    FOR purge IN
+        SELECT e.value FROM jsonb_array_elements(
+            audit.canonical_events(source, 'audit_log', 'purge', before)) AS e
+    LOOP
+        -- Value 16 is the purge event's details.
+        carried := carried || jsonb_build_array(purge)
+                   || coalesce((purge ->> 16)::jsonb -> 'carried', '[]');
+    END LOOP;
+    RETURN carried;
+END
+$$;
+
+-- Drops one partition of audit.events and records it as an audit_log/purge event.
+CREATE OR REPLACE FUNCTION audit.drop_events_partition(part regclass, reason text, counted jsonb DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    info    record;
+    stats   record;
+    gaps      text;
+    summary   text;
+    companion text;
+    bound     text;
+    details   jsonb;
+    carried   jsonb;
+    archive   text;
+BEGIN
+    PERFORM audit.require_maintenance();
+    SELECT * INTO info FROM audit.partitions AS p
+     WHERE p.partition = (SELECT format('%I.%I', n.nspname, c.relname)
+                            FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                           WHERE c.oid = part);
+    IF NOT FOUND OR info.is_default THEN
+        RAISE EXCEPTION '% is not a partition of audit.events that can be dropped', part
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Counted by the caller under the same lock (retention), or now: from the count to the
+    -- drop no event can land in the partition, so the purge event names every one dropped.
+    PERFORM audit.require_read_committed();
+    IF counted IS NULL THEN
+        EXECUTE format('LOCK TABLE %s IN SHARE MODE', part);
+        counted := audit.count_events_partition(part);
+    END IF;
+    SELECT (counted ->> 'rows')::bigint AS rows, (counted ->> 'first_id')::bigint AS first_id,
+           (counted ->> 'last_id')::bigint AS last_id
+      INTO stats;
+    gaps := audit.note_retention_gaps(part, 'infinity', reason);
+    carried := audit.purges_to_carry(part, 'infinity');
+    archive := (SELECT a.events_sha256 FROM audit.archives AS a
+                 WHERE a.partition = info.partition AND a.events_sha256 IS NOT NULL
+                   AND a.rows = stats.rows
+                 ORDER BY a.archived_at DESC LIMIT 1);
+    -- The month's summaries go with it (a summary partition of another range, made before a
+    -- change of interval, is cleared row by row instead).
+    bound := pg_get_expr((SELECT p.relpartbound FROM pg_class AS p WHERE p.oid = part), part);
+    EXECUTE format('DROP TABLE %s', part);
+    FOREACH companion IN ARRAY audit.summary_tables() LOOP
+        summary := (SELECT format('%I.%I', n.nspname, c.relname)
+                      FROM pg_inherits AS i
+                      JOIN pg_class AS c ON c.oid = i.inhrelid
+                      JOIN pg_namespace AS n ON n.oid = c.relnamespace
+                     WHERE i.inhparent = format('audit.%I', companion)::regclass
+                       AND pg_get_expr(c.relpartbound, c.oid) = bound);
+        IF summary IS NOT NULL THEN
+            EXECUTE format('DROP TABLE %s', summary);
+        ELSE
+            EXECUTE format('DELETE FROM audit.%I AS s WHERE s.%I >= $1 AND s.%I < $2', companion,
+                           CASE companion WHEN 'actor_days' THEN 'day' ELSE 'hour' END,
+                           CASE companion WHEN 'actor_days' THEN 'day' ELSE 'hour' END)
+              USING info.from_time, info.to_time;
+        END IF;
+    END LOOP;
+    details := jsonb_strip_nulls(jsonb_build_object(
+        'partition', info.partition, 'from', info.from_time, 'to', info.to_time,
+        'before', info.to_time, 'rows', stats.rows, 'first_id', stats.first_id,
+        'last_id', stats.last_id, 'reason', reason, 'retention_gaps_sha256', gaps,
+        'archived', archive IS NOT NULL, 'archive_events_sha256', archive))
+        || CASE WHEN jsonb_array_length(carried) > 0
+                THEN jsonb_build_object('carried', carried) ELSE '{}' END;
+    PERFORM audit.record_ddl_event('audit_log', 'purge', NULL, details);
+    RETURN details;
+END
+$$;
+
+-- What audit.maintain() does, as the extension's owner: partitions ahead (and for rows
+-- waiting in the default partition), then, unless create_only, retention.
+CREATE OR REPLACE FUNCTION audit.run_maintenance(create_only boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    policy  record;
+    every   interval;
+    start   timestamptz;
+    lo      timestamptz;
+    hi      timestamptz;
+    other   record;
+    part    record;
+    cutoff  timestamptz;
+    counted jsonb;
+    summarized bigint;
+    created jsonb := '[]';
+    dropped jsonb := '[]';
+    kept    jsonb := '[]';
+BEGIN
+    PERFORM audit.require_maintenance();
+    -- One maintenance at a time (a second waits for the first).
+    PERFORM pg_advisory_xact_lock(hashtext('audit_trail maintenance'));
+    -- Never stall capture behind a lock for long: a busy step is retried by the next run.
+    PERFORM set_config('lock_timeout', '10s', true);
+    SELECT coalesce(p.partition_interval, '1 month') AS every, coalesce(p.premake, 3) AS premake,
+           p.keep, coalesce(p.archive_first, true) AS archive_first
+      INTO policy
+      FROM (SELECT) AS one LEFT JOIN audit.storage_policy AS p ON true;
+    every := policy.every;
+
+    FOR start IN
+        SELECT DISTINCT audit.partition_start(d.occurred_at, every) FROM audit.events_default AS d
+        UNION
+        SELECT audit.partition_start(now(), every) + every * g
+          FROM generate_series(0, policy.premake) AS g
+        ORDER BY 1
+    LOOP
+        lo := start;
+        hi := start + every;
+        -- Fit between existing partitions (they may have another length, after a change of
+        -- interval, or be the range an upgrade from 0.1.0 attached).
+        FOR other IN
+            SELECT p.from_time, p.to_time FROM audit.partitions AS p
+             WHERE NOT p.is_default AND p.from_time < hi AND p.to_time > lo
+             ORDER BY p.from_time
+        LOOP
+            IF other.from_time <= lo THEN
+                lo := greatest(lo, other.to_time);
+            ELSE
+                hi := least(hi, other.from_time);
+            END IF;
+        END LOOP;
+        CONTINUE WHEN lo >= hi;
+        created := created || audit.create_events_partition(lo, hi);
+    END LOOP;
+
+    IF NOT create_only THEN
+        summarized := audit.summarize_events();
+    END IF;
+
+    IF policy.keep IS NOT NULL AND NOT create_only THEN
+        cutoff := now() - policy.keep;
+        FOR part IN
+            SELECT p.* FROM audit.partitions AS p
+             WHERE NOT p.is_default AND p.to_time <= cutoff
+             ORDER BY p.from_time
+        LOOP
+            IF part.held THEN
+                kept := kept || jsonb_build_object('partition', part.partition,
+                    'reason', 'held: ' || (SELECT string_agg(h.name, ', ' ORDER BY h.name)
+                                             FROM audit.legal_holds AS h
+                                            WHERE h.released_at IS NULL
+                                              AND h.from_time < part.to_time
+                                              AND h.to_time > part.from_time));
+                CONTINUE;
+            END IF;
+            BEGIN
+                -- No event can land in the partition from here to its drop (a transaction
+                -- still writing into it makes this wait, then give up until the next run), so
+                -- what is counted once is what the archive must hold and what is dropped.
+                PERFORM audit.require_read_committed();
+                EXECUTE format('LOCK TABLE %s IN SHARE MODE', part.partition);
+                counted := audit.count_events_partition(part.partition::regclass);
+                IF policy.archive_first AND NOT EXISTS (
+                       SELECT FROM audit.archives AS a
+                        WHERE a.partition = part.partition AND a.events_sha256 IS NOT NULL
+                          AND a.rows = (counted ->> 'rows')::bigint) THEN
+                    -- Raised, not skipped, so that the block's lock is released with it: a
+                    -- kept partition stays open to writes for the rest of the run.
+                    RAISE EXCEPTION USING ERRCODE = 'AT001',
+                        MESSAGE = CASE WHEN part.archived THEN 'changed since it was archived'
+                                       ELSE 'not archived yet' END;
+                END IF;
+                dropped := dropped || audit.drop_events_partition(part.partition::regclass,
+                                                                  'retention', counted);
+            EXCEPTION
+                WHEN SQLSTATE 'AT001' OR lock_not_available OR object_not_in_prerequisite_state THEN
+                    kept := kept || jsonb_build_object('partition', part.partition,
+                                                       'reason', SQLERRM);
+            END;
+        END LOOP;
+    END IF;
+
+    RETURN jsonb_build_object(
+        'created', created, 'dropped', dropped, 'kept', kept,
+        'retention', CASE WHEN policy.keep IS NULL THEN 'keep forever'
+                          ELSE policy.keep::text END,
+        'default_partition_rows', (SELECT count(*) FROM audit.events_default),
+        'summarized_events', summarized);
+END
+$$;
+
+-- 6. Privileges ----------------------------------------------------------------------------------
+
+REVOKE INSERT ON audit.seals, audit.seal_keys FROM audit_admin;
+REVOKE INSERT, UPDATE, DELETE ON audit.consumers FROM audit_admin;
+REVOKE ALL ON audit.log_state FROM PUBLIC;
+GRANT SELECT ON audit.log_state TO audit_admin;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.register_seal_key(bytea) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
+                          audit.advance_consumer(text, xid8, bigint, bigint, boolean),
+                          audit.move_consumer(text, xid8, bigint),
+                          audit.record_alert(text, jsonb) TO audit_admin;
+GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text) TO audit_service;

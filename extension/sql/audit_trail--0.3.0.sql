@@ -74,11 +74,11 @@ ALTER TABLE audit.events REPLICA IDENTITY FULL;
 COMMENT ON TABLE audit.events IS
     'Append-only audit log: one row per captured change or application event.';
 
--- Whether this database's log is live: set for good once a capture trigger exists or the
--- extension records an event (extension/src/app_events.rs, the DDL hooks of api.sql). SQL may
--- add rows to audit.events only while it is not: that is a restore, which loads every
--- partition before it creates capture triggers. Deliberately not in pg_dump's data, so a
--- restore starts with a log that is not live yet.
+-- Whether this database's log is live: set for good by the first event the extension writes
+-- (capture or a recorded event, extension/src/event_store.rs). SQL may add rows to
+-- audit.events only while it is not: that is a restore, which loads the log's rows by COPY
+-- and writes no event (a restored table's capture triggers come after its data).
+-- Deliberately not in pg_dump's data, so a restore starts with a log that is not live yet.
 CREATE TABLE audit.log_state (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     live      boolean NOT NULL DEFAULT false
@@ -206,8 +206,9 @@ CREATE TRIGGER events_append_only
 -- ALWAYS: fires even under session_replication_role = replica.
 ALTER TABLE audit.events ENABLE ALWAYS TRIGGER events_append_only;
 
--- No row enters audit.events through SQL once the log is live (audit.log_state: capture
--- triggers exist, or an event was recorded), whatever partition the rows would land in: INSERT
+-- No row enters audit.events through SQL once the log is live (audit.log_state: the extension
+-- has written an event, extension/src/event_store.rs), whatever partition the rows would land
+-- in: INSERT
 -- or COPY could only forge or duplicate events (capture writes without SQL, and fires no
 -- statement trigger). Before, it is a restore of a backup, which loads each partition by
 -- itself, into an empty one; a data-only restore into a database that already has a log
@@ -581,12 +582,6 @@ BEGIN
             altered.entity, 'alter', altered.table_name,
             jsonb_build_object('statement', current_query(), 'settings', altered.settings));
     END LOOP;
-
-    -- A capture trigger exists: the log is live (a restore creates them after its data).
-    IF NOT (SELECT s.live FROM audit.log_state AS s)
-       AND EXISTS (SELECT FROM pg_trigger AS t WHERE t.tgfoid = 'audit.capture()'::regprocedure) THEN
-        PERFORM audit.mark_log_live();
-    END IF;
 END
 $$;
 

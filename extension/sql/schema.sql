@@ -63,11 +63,11 @@ ALTER TABLE audit.events REPLICA IDENTITY FULL;
 COMMENT ON TABLE audit.events IS
     'Append-only audit log: one row per captured change or application event.';
 
--- Whether this database's log is live: set for good once a capture trigger exists or the
--- extension records an event (extension/src/app_events.rs, the DDL hooks of api.sql). SQL may
--- add rows to audit.events only while it is not: that is a restore, which loads every
--- partition before it creates capture triggers. Deliberately not in pg_dump's data, so a
--- restore starts with a log that is not live yet.
+-- Whether this database's log is live: set for good by the first event the extension writes
+-- (capture or a recorded event, extension/src/event_store.rs). SQL may add rows to
+-- audit.events only while it is not: that is a restore, which loads the log's rows by COPY
+-- and writes no event (a restored table's capture triggers come after its data).
+-- Deliberately not in pg_dump's data, so a restore starts with a log that is not live yet.
 CREATE TABLE audit.log_state (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     live      boolean NOT NULL DEFAULT false

@@ -137,31 +137,6 @@ fn is_audit_admin() -> bool {
     }
 }
 
-thread_local! {
-    // One backend is one thread. Once audit.mark_log_live exists it stays (until DROP
-    // EXTENSION, after which nothing is recorded); absent means a schema before 0.3.0, which
-    // ALTER EXTENSION UPDATE may fix at any time, so only presence is remembered.
-    static HAS_LOG_STATE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Marks the log live (audit.log_state): from now on SQL may add no row to audit.events.
-fn mark_log_live() -> Result<()> {
-    crate::privilege::as_extension_owner(|| -> Result<()> {
-        if !HAS_LOG_STATE.get() {
-            let exists = pgrx::Spi::get_one::<bool>(
-                "SELECT pg_catalog.to_regprocedure('audit.mark_log_live()') IS NOT NULL",
-            )?
-            .unwrap_or(false);
-            if !exists {
-                return Ok(());
-            }
-            HAS_LOG_STATE.set(true);
-        }
-        pgrx::Spi::run("SELECT audit.mark_log_live()")?;
-        Ok(())
-    })?
-}
-
 /// Appends an event without the checks applied to callers: for the extension's own events.
 pub fn record(
     entity: &str,
@@ -170,7 +145,6 @@ pub fn record(
     table_name: Option<&str>,
     details: Option<pg_sys::Datum>,
 ) -> Result<i64> {
-    mark_log_live()?;
     let who = Attribution::current()?;
     let mut event = Event::new(
         &who,

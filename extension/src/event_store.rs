@@ -87,6 +87,47 @@ thread_local! {
     // invalidation.
     static ATTRIBUTES: RefCell<Vec<(pg_sys::Oid, [usize; COLUMN_COUNT])>> =
         const { RefCell::new(Vec::new()) };
+    // The log is known live (audit.log_state, committed): nothing to mark.
+    static LIVE: Cell<bool> = const { Cell::new(false) };
+    // This transaction marked it live, not committed yet (reset at its end, and when a
+    // subtransaction aborts, which may have undone the mark).
+    static MARKED_IN_XACT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the log live before its first event (SQL may then add no row to audit.events,
+/// api.sql's audit.refuse_insert): once per backend, by a look at audit.log_state, and once
+/// per database, by the one transaction that sets it. A schema before 0.3.0 has no such
+/// table: nothing is marked (its upgrade makes the log live).
+fn mark_live() -> Result<()> {
+    if LIVE.get() || MARKED_IN_XACT.get() {
+        return Ok(());
+    }
+    crate::privilege::as_extension_owner(|| -> Result<()> {
+        // A schema before 0.3.0 has no audit.log_state; ALTER EXTENSION UPDATE makes it live.
+        let exists = pgrx::Spi::get_one::<bool>(
+            "SELECT pg_catalog.to_regclass('audit.log_state') IS NOT NULL",
+        )?;
+        if exists != Some(true) {
+            LIVE.set(true);
+            return Ok(());
+        }
+        let live = pgrx::Spi::get_one::<bool>("SELECT s.live FROM audit.log_state AS s")?;
+        match live {
+            // Seen by this transaction and not written by it: committed.
+            Some(true) => LIVE.set(true),
+            _ => {
+                pgrx::Spi::run("SELECT audit.mark_log_live()")?;
+                MARKED_IN_XACT.set(true);
+            }
+        }
+        Ok(())
+    })?
+}
+
+/// Transaction end: a mark of this transaction is committed (and seen as such by the next
+/// look) or undone.
+pub fn transaction_ended() {
+    MARKED_IN_XACT.set(false);
 }
 
 /// Relcache invalidation: forget the cached layout if it concerns `audit.events`.
@@ -95,6 +136,8 @@ pub fn invalidate(relid: pg_sys::Oid) {
         if let Some(table) = cached.get() {
             if relid == pg_sys::InvalidOid || relid == table.relid || relid == table.sequence {
                 cached.set(None);
+                // A new extension (DROP, then CREATE EXTENSION) starts a new log.
+                LIVE.set(false);
             }
         }
     });
@@ -296,6 +339,7 @@ impl EventWriter {
     /// For a statement expected to write about `rows` events.
     pub fn open_for(rows: i64) -> Result<Self> {
         let table = events_table()?;
+        mark_live()?;
         // SAFETY: locks the parent as an INSERT naming it would, before its partitions.
         let parent = table
             .partitioned

@@ -297,10 +297,12 @@ fn add_seal(body: &str, key_id: &str, signature: &[u8], digests: &[u8]) -> Resul
                             position.id
                         )))
                     }
-                    _ => return Err(refused(format!(
+                    _ => {
+                        return Err(refused(format!(
                         "seal {seq} does not list event {} ({position}), which lies in its range",
                         position.id
-                    ))),
+                    )))
+                    }
                 }
                 hashes.push(hash);
             }

@@ -15,7 +15,7 @@ use std::cell::Cell;
 
 use pgrx::pg_sys;
 
-use crate::{ffi, settings};
+use crate::{event_store, ffi, settings};
 
 /// Microseconds between two notifications of one backend.
 pub const INTERVAL_MICROS: i64 = 100_000;
@@ -54,9 +54,34 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut c
         | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => WROTE_EVENTS.set(false),
         _ => {}
     }
+    if matches!(
+        event,
+        pg_sys::XactEvent::XACT_EVENT_COMMIT
+            | pg_sys::XactEvent::XACT_EVENT_ABORT
+            | pg_sys::XactEvent::XACT_EVENT_PREPARE
+            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
+            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+    ) {
+        event_store::transaction_ended();
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn on_subxact(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut core::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        event_store::transaction_ended();
+    }
 }
 
 pub fn register_callbacks() {
-    // SAFETY: called once from _PG_init; the callback lives as long as the library.
-    unsafe { pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut()) };
+    // SAFETY: called once from _PG_init; the callbacks live as long as the library.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subxact), std::ptr::null_mut());
+    }
 }

@@ -42,7 +42,8 @@ fn source_db() -> TestDb {
              SELECT audit.record_archive(p.partition,
                                          (SELECT count(*) FROM audit.events AS e
                                            WHERE e.tableoid = p.partition::regclass),
-                                         's3://audit/archive', '{\"files\": []}')
+                                         's3://audit/archive', '{\"files\": []}',
+                                         audit.events_digest(p.partition::regclass))
                FROM audit.partitions AS p
               WHERE p.from_time <= now() AND p.to_time > now();",
         )

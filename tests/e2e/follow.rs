@@ -41,7 +41,7 @@ fn delivered(jsonl: &str) -> impl Iterator<Item = serde_json::Value> + '_ {
             serde_json::from_str::<serde_json::Value>(l)
                 .unwrap_or_else(|e| panic!("torn or invalid line {l:?}: {e}"))
         })
-        .filter(|e| e["action"] != "track")
+        .filter(|e| e["action"] != "track" && e["action"] != "consumer_moved")
 }
 
 fn ids(jsonl: &str) -> Vec<i64> {
@@ -458,6 +458,19 @@ fn status_reset_and_from() {
 
     let reset = run(command().args(["follow", "--db", &conninfo, "--consumer", "s", "--reset"]));
     assert_eq!(reset.code, 0, "{}", reset.stderr);
+    // The move is in the log: back over the 11 events, skipping none.
+    let moved: serde_json::Value = db
+        .client()
+        .query_one(
+            "SELECT details FROM audit.events WHERE action = 'consumer_moved'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        (moved["replayed"].as_i64(), moved["skipped"].as_i64()),
+        (Some(11), Some(0))
+    );
     assert_eq!(
         ids(&follow_once(&conninfo, &["--consumer", "s", "--stdout"]).stdout).len(),
         10

@@ -32,13 +32,13 @@ SELECT pg_describe_object(m.classid, m.objid, 0) || E'\\n' || coalesce(CASE m.cl
                       LEFT JOIN pg_attrdef AS ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '-')
                 || ' indexes ' || coalesce((
-                    SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY 1)
+                    SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY pg_get_indexdef(i.indexrelid))
                       FROM pg_index AS i WHERE i.indrelid = c.oid), '-')
                 || ' constraints ' || coalesce((
-                    SELECT string_agg(k.conname || ' ' || pg_get_constraintdef(k.oid), '; ' ORDER BY 1)
+                    SELECT string_agg(k.conname || ' ' || pg_get_constraintdef(k.oid), '; ' ORDER BY k.conname)
                       FROM pg_constraint AS k WHERE k.conrelid = c.oid), '-')
                 || ' triggers ' || coalesce((
-                    SELECT string_agg(pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text, '; ' ORDER BY 1)
+                    SELECT string_agg(pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text, '; ' ORDER BY t.tgname)
                       FROM pg_trigger AS t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '-')
                 || ' config ' || (c.oid = ANY ((SELECT extconfig FROM ext)::oid[]))::text
                 || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
@@ -69,6 +69,11 @@ fn events(db: &TestDb) -> Vec<String> {
         .map(|row| row.get(0))
         .collect()
 }
+
+/// A consumer's cursor as 0.1.0 and 0.2.0 kept it.
+const CONSUMER: &str = "SELECT (c.name, c.last_txid, c.last_id, c.delivered, c.created_at,
+                                c.updated_at, c.updated_by)::text
+                          FROM audit.consumers AS c";
 
 fn settings(db: &TestDb) -> Vec<String> {
     db.client()
@@ -136,10 +141,7 @@ fn an_upgrade_from_0_1_0_keeps_every_event_and_ends_as_a_fresh_install() {
     // group and an export.
     assert_eq!(before.len(), 2 + 40 + 3 + 1 + 1 + 1);
     let settings_before = settings(&db);
-    let consumer_before: String = client
-        .query_one("SELECT c::text FROM audit.consumers AS c", &[])
-        .expect("consumer")
-        .get(0);
+    let consumer_before: String = client.query_one(CONSUMER, &[]).expect("consumer").get(0);
 
     client
         .batch_execute("ALTER EXTENSION audit_trail UPDATE")
@@ -166,11 +168,14 @@ fn an_upgrade_from_0_1_0_keeps_every_event_and_ends_as_a_fresh_install() {
     );
     assert_eq!(events(&db), before, "not an event lost or changed");
     assert_eq!(settings(&db), settings_before);
-    let consumer_after: String = client
-        .query_one("SELECT c::text FROM audit.consumers AS c", &[])
-        .expect("consumer")
-        .get(0);
+    let consumer_after: String = client.query_one(CONSUMER, &[]).expect("consumer").get(0);
     assert_eq!(consumer_after, consumer_before);
+    // 0.3.0 knows whose a cursor is: the role that last moved it.
+    let owner: String = client
+        .query_one("SELECT owner::text FROM audit.consumers", &[])
+        .expect("owner")
+        .get(0);
+    assert_eq!(owner, "postgres");
     let table_name: String = client
         .query_one(
             "SELECT table_name FROM audit.tracked_tables WHERE relid = 'contacts'::regclass",

@@ -62,8 +62,9 @@ pub struct Alert {
 
 #[derive(Debug, Clone, Default)]
 struct Group {
-    /// Matching events in the window: when, how much, which.
-    events: VecDeque<(DateTime<Utc>, f64, i64)>,
+    /// Matching events in the window: when, how much, which, and (for a rule counted per
+    /// database role) whose.
+    events: VecDeque<(DateTime<Utc>, f64, i64, Option<String>)>,
     total: f64,
     /// Alerted for the window ending then: quiet until an event at or after it.
     quiet_until: Option<DateTime<Utc>>,
@@ -251,12 +252,13 @@ impl Engine {
             };
             let group = self.groups.entry((index, key.clone())).or_default();
             let since = at - window;
-            while group.events.front().is_some_and(|(t, _, _)| *t <= since) {
-                if let Some((_, a, _)) = group.events.pop_front() {
+            while group.events.front().is_some_and(|(t, _, _, _)| *t <= since) {
+                if let Some((_, a, _, _)) = group.events.pop_front() {
                     group.total -= a;
                 }
             }
-            group.events.push_back((at, amount, event.id));
+            let actor = (rule.per == Per::DbUser).then(|| event.actor.clone());
+            group.events.push_back((at, amount, event.id, actor));
             group.total += amount;
             let measure = if rule.sum.is_some() {
                 group.total
@@ -283,7 +285,7 @@ impl Engine {
             if group.quiet_until.is_some_and(|q| at < q) || measure <= rule.more_than {
                 continue;
             }
-            let window_start = group.events.front().map_or(at, |(t, _, _)| *t);
+            let window_start = group.events.front().map_or(at, |(t, _, _, _)| *t);
             let window_end = window_start + window;
             group.quiet_until = Some(window_end);
             if emit {
@@ -295,11 +297,14 @@ impl Engine {
                     actor: event.actor.clone(),
                     per: rule.per,
                     db_user: (rule.per == Per::DbUser).then(|| event.db_user.clone()),
-                    actors: if rule.per == Per::DbUser {
-                        vec![event.actor.clone()]
-                    } else {
-                        Vec::new()
-                    },
+                    actors: group.events.iter().fold(Vec::new(), |mut actors, e| {
+                        if let Some(a) = &e.3 {
+                            if actors.len() < MAX_ACTORS && !actors.contains(a) {
+                                actors.push(a.clone());
+                            }
+                        }
+                        actors
+                    }),
                     window_start,
                     window_end,
                     count: group.events.len() as u64,
@@ -307,7 +312,7 @@ impl Engine {
                     event_ids: group
                         .events
                         .iter()
-                        .map(|(_, _, id)| *id)
+                        .map(|(_, _, id, _)| *id)
                         .take(MAX_EVENT_IDS)
                         .collect(),
                     consumer: self.consumer.clone(),
@@ -388,7 +393,10 @@ impl Engine {
                 .get(*index)
                 .and_then(|r| chrono::Duration::from_std(r.window).ok())
                 .unwrap_or(chrono::Duration::MAX);
-            let recent = g.events.back().is_some_and(|(t, _, _)| *t > now - window);
+            let recent = g
+                .events
+                .back()
+                .is_some_and(|(t, _, _, _)| *t > now - window);
             let quiet = g.quiet_until.is_some_and(|q| q > now);
             recent || quiet
         });
@@ -428,11 +436,13 @@ mod tests {
         for id in 0..150 {
             engine.observe(&event(id, 0, "ann", "contact", "delete"), true);
         }
+        // Once per actor, and once per database role (ann's role is crm_app).
         let alerts = engine.take();
-        assert_eq!(alerts.len(), 1);
-        assert_eq!(alerts[0].rule, "mass-deletion");
+        let rules: Vec<&str> = alerts.iter().map(|a| a.rule.as_str()).collect();
+        assert_eq!(rules, ["mass-deletion", "mass-deletion-role"]);
         assert_eq!(alerts[0].count, 150);
         assert_eq!(alerts[0].event_ids.len(), MAX_EVENT_IDS);
+        assert_eq!(alerts[1].db_user.as_deref(), Some("crm_app"));
         // Later in the same window: quiet. In the next one: again.
         for id in 150..300 {
             engine.observe(&event(id, 5, "ann", "contact", "delete"), true);
@@ -441,12 +451,59 @@ mod tests {
         for id in 300..402 {
             engine.observe(&event(id, 30, "ann", "contact", "delete"), true);
         }
-        assert_eq!(engine.take().len(), 1);
-        // Another actor's few deletes: nothing.
+        assert_eq!(engine.take().len(), 2);
+        // Another actor's few deletes: nothing (the role's window is quiet until it ends).
         for id in 500..550 {
             engine.observe(&event(id, 30, "bob", "contact", "delete"), true);
         }
         assert!(engine.take().is_empty());
+    }
+
+    #[test]
+    fn deletions_spread_over_actors_are_counted_per_database_role() {
+        let mut engine = Engine::new(rules::builtin(), "alerts");
+        // 300 deletions by one role within seconds, as three actors of 100.
+        for (k, actor) in ["ann", "bob", "cy"].iter().enumerate() {
+            for id in 0..100 {
+                engine.observe(
+                    &event(k as i64 * 100 + id, 0, actor, "contact", "delete"),
+                    true,
+                );
+            }
+        }
+        let alerts = engine.take();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].rule, "mass-deletion-role");
+        assert_eq!(alerts[0].per, rules::Per::DbUser);
+        assert_eq!(alerts[0].actors, ["ann", "bob", "cy"]);
+        assert!(alerts[0].count > 100);
+    }
+
+    #[test]
+    fn an_alert_in_our_name_recorded_by_another_role_is_an_alert_and_silences_nothing() {
+        let mut first = Engine::new(rules::builtin(), "alerts");
+        first.observe(&event(1, 0, "ann", "user", "delete"), true);
+        let alert = first.take().remove(0);
+        let mut forged = event(2, 0, "mallory", "audit_log", "alert");
+        forged.db_user = "mallory".into();
+        forged.details = serde_json::to_string(&alert).ok();
+        let mut engine = Engine::new(rules::builtin(), "alerts").recorded_by("alerter");
+        engine.observe(&forged, true);
+        let raised = engine.take();
+        assert_eq!(raised.len(), 1);
+        assert_eq!(raised[0].rule, FORGED_ALERT_RULE);
+        assert_eq!(raised[0].event_ids, [2]);
+        // The forged alert's quiet period was not taken: ann's next deletion alerts.
+        engine.observe(&event(3, 1, "ann", "user", "delete"), true);
+        assert_eq!(engine.take().len(), 1);
+        // The same alert recorded by the engine's own role is its own.
+        let mut own = event(4, 0, "alerter", "audit_log", "alert");
+        own.db_user = "alerter".into();
+        own.details = serde_json::to_string(&alert).ok();
+        let mut restarted = Engine::new(rules::builtin(), "alerts").recorded_by("alerter");
+        restarted.observe(&own, false);
+        restarted.observe(&event(5, 2, "ann", "user", "delete"), true);
+        assert!(restarted.take().is_empty());
     }
 
     #[test]

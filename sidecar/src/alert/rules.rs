@@ -508,6 +508,12 @@ mod tests {
         assert_eq!(total.window, Duration::from_secs(3600));
         assert_eq!(rules[2].more_than, 100.0);
         assert_eq!((rules[2].per, rules[3].per), (Per::Actor, Per::DbUser));
+        // The privilege rule watches the contract's privilege columns, no more, no fewer.
+        let privilege = rules.iter().find(|r| r.name == "privilege-change").unwrap();
+        assert_eq!(
+            privilege.filter.changed_fields_any.as_deref(),
+            Some(&audit_trail_contract::PRIVILEGE_FIELDS.map(String::from)[..])
+        );
     }
 
     #[test]

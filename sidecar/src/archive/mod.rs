@@ -3,7 +3,9 @@
 //! `archive` writes each closed, not yet archived partition of `audit.events` as Parquet in a
 //! Hive layout, one file (or numbered parts) per UTC month the partition holds rows for, in
 //! that month's directory (`DIR/year=2026/month=02/events_20260101.parquet`), with one
-//! manifest in the directory of its first month, then records it with `audit.record_archive`, which checks the row count in the database.
+//! manifest in the directory of its first month, then records it with `audit.record_archive`,
+//! which holds the rows written (their count, and the digest of their canonical hashes) to
+//! the partition's own.
 //! The order makes a partition's record the last thing to happen: retention may drop an
 //! archived partition, so the record must never exist without durable files. Files appear
 //! under their final names only once complete and synced; the manifest comes after them;
@@ -28,7 +30,9 @@ use tokio_postgres::{Client, IsolationLevel};
 
 use crate::db;
 use crate::error::{Error, Result};
+use crate::integrity::archived;
 use crate::timespec::{self, Bound};
+use audit_trail_contract::chain::ArchiveDigest;
 use manifest::{Layout, Manifest, ManifestFile, SCHEMA_VERSION};
 use parquet::{ArchiveRow, Month, MonthlyWriter, DEFAULT_MAX_FILE_BYTES};
 
@@ -376,6 +380,9 @@ async fn archive_partition(
         let mut count = 0u64;
         let mut first_id: Option<i64> = None;
         let mut last_id: Option<i64> = None;
+        // Over the rows as written, in the order written: what audit.record_archive holds
+        // to the partition's own digest.
+        let mut digest = ArchiveDigest::new();
         let mut chunk = Vec::with_capacity(CHUNK_ROWS);
         while let Some(row) = rows
             .try_next()
@@ -383,6 +390,7 @@ async fn archive_partition(
             .map_err(|e| Error::database("reading audit.events", &e))?
         {
             let event = archive_row(&row)?;
+            digest.push(&archived::row_hash(&event));
             first_id = Some(first_id.map_or(event.id, |f| f.min(event.id)));
             last_id = Some(last_id.map_or(event.id, |l| l.max(event.id)));
             chunk.push(event);
@@ -391,17 +399,17 @@ async fn archive_partition(
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
                 if sender.send(full).await.is_err() {
                     // The encoder stopped: its error is reported below.
-                    return Ok((count, first_id, last_id));
+                    return Ok((count, first_id, last_id, digest.finish_hex()));
                 }
             }
         }
         if !chunk.is_empty() && sender.send(chunk).await.is_err() {
-            return Ok((count, first_id, last_id));
+            return Ok((count, first_id, last_id, digest.finish_hex()));
         }
         tx.commit()
             .await
             .map_err(|e| Error::database("finishing the archive read", &e))?;
-        Ok::<_, Error>((count, first_id, last_id))
+        Ok::<_, Error>((count, first_id, last_id, digest.finish_hex()))
     };
     let read = read.await;
     // Ends the encoder's loop (after a failed read too: its files are then dropped unplaced,
@@ -411,7 +419,7 @@ async fn archive_partition(
         .await
         .map_err(|e| Error::Other(format!("the Parquet encoder stopped: {e}")))?;
     let writer = encoded.map_err(write_error)?;
-    let (count, first_id, last_id) = read?;
+    let (count, first_id, last_id, events_sha256) = read?;
     let placed = writer.place().map_err(write_error)?;
 
     let manifest = Manifest {
@@ -460,8 +468,14 @@ async fn archive_partition(
     let recorder = record.unwrap_or(client);
     let recorded = recorder
         .execute(
-            "SELECT audit.record_archive($1, $2, $3, $4)",
-            &[&partition.name, &rows_param, &location, &manifest_json],
+            "SELECT audit.record_archive($1, $2, $3, $4, $5)",
+            &[
+                &partition.name,
+                &rows_param,
+                &location,
+                &manifest_json,
+                &events_sha256,
+            ],
         )
         .await;
     if let Err(e) = recorded {

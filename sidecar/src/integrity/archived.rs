@@ -130,6 +130,36 @@ fn canonical(batch: &Columns<'_>, i: usize) -> [Option<String>; 17] {
     ]
 }
 
+/// The canonical hash of an event as the archive writes it: the same values [`canonical`]
+/// rebuilds when the file is read back, so the digest `archive` computes from the rows it
+/// writes ([`chain::ArchiveDigest`]) is the one the files give back.
+pub fn row_hash(row: &crate::archive::parquet::ArchiveRow) -> Hash {
+    let changed_fields = row
+        .changed_fields
+        .as_ref()
+        .map(|items| text_array_literal(items.iter().map(|i| i.as_deref())));
+    let values = [
+        Some(row.id.to_string()),
+        Some(row.occurred_at.timestamp_micros().to_string()),
+        Some(row.txid.to_string()),
+        Some(row.actor.clone()),
+        Some(row.db_user.clone()),
+        Some(row.source.clone()),
+        row.client_addr.as_deref().map(inet_text),
+        row.application_name.clone(),
+        Some(row.entity.clone()),
+        Some(row.action.clone()),
+        row.table_name.clone(),
+        row.subject_id.clone(),
+        changed_fields,
+        row.old_data.clone(),
+        row.new_data.clone(),
+        row.context.clone(),
+        row.details.clone(),
+    ];
+    chain::event_hash(values.iter().map(|v| v.as_deref()))
+}
+
 /// The archive's columns of one batch, typed.
 struct Columns<'a> {
     id: &'a arrow_array::Int64Array,

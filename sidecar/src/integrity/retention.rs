@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::parse_txid;
 use crate::error::{Error, Result};
-use audit_trail_contract::chain::Position;
+use audit_trail_contract::chain::{self, Hash, Position};
 
 type Tx<'a> = tokio_postgres::Transaction<'a>;
 
@@ -134,6 +134,12 @@ pub struct PurgeEvent {
     pub noted_events: i64,
     /// The first and last seal its notes name.
     pub seals: Option<(i64, i64)>,
+    /// For a purge event a later drop removed: the id of the purge event that carries it
+    /// (`details.carried`), and its hash there, which its seal's digest entry must match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carried_by: Option<i64>,
+    #[serde(skip)]
+    pub carried_hash: Option<Hash>,
 }
 
 impl PurgeEvent {
@@ -171,8 +177,9 @@ pub async fn has_gap_table(tx: &Tx<'_>) -> Result<bool> {
     Ok(row.get(0))
 }
 
-/// The purge events that name notes, in chain order; `sealed_through` is the last sealed
-/// position.
+/// The purge events that name notes, in chain order, with those that later drops removed
+/// and carried (`details.carried`: each one's 17 canonical values, docs/integrity.md);
+/// `sealed_through` is the last sealed position.
 pub async fn read_purge_events(
     tx: &Tx<'_>,
     sealed_through: Option<Position>,
@@ -187,7 +194,7 @@ pub async fn read_purge_events(
         )
         .await
         .map_err(db_error("reading the purge events"))?;
-    let mut out = Vec::with_capacity(rows.len());
+    let mut out: Vec<PurgeEvent> = Vec::with_capacity(rows.len());
     for row in &rows {
         let position = Position {
             txid: parse_txid(row.get(0))?,
@@ -197,41 +204,85 @@ pub async fn read_purge_events(
             .get::<_, Option<&str>>(2)
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or(serde_json::Value::Null);
-        let text = |key: &str| details.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-        let Some(sha256) = text("retention_gaps_sha256") else {
-            continue;
-        };
-        out.push(PurgeEvent {
-            event_id: position.id,
-            position,
-            partition: text("partition"),
-            from: text("from"),
-            to: text("to"),
-            before: text("before"),
-            rows: details.get("rows").and_then(serde_json::Value::as_i64),
-            reason: text("reason"),
-            archived: details.get("archived").and_then(serde_json::Value::as_bool),
-            sha256,
-            sealed: sealed_through.is_some_and(|last| position <= last),
-            verified: false,
-            noted_events: 0,
-            seals: None,
-        });
+        let sealed = |p: Position| sealed_through.is_some_and(|last| p <= last);
+        if let Some(carried) = details.get("carried").and_then(|c| c.as_array()) {
+            for values in carried {
+                if let Some(event) = carried_purge(values, position.id) {
+                    let sealed = sealed(event.position);
+                    out.push(PurgeEvent { sealed, ..event });
+                }
+            }
+        }
+        if let Some(event) = purge_event(position, &details) {
+            out.push(PurgeEvent {
+                sealed: sealed(position),
+                ..event
+            });
+        }
     }
+    // Chain order, each once (a purge event carried by two later ones is the same event).
+    out.sort_by_key(|p| (p.position, p.carried_by.is_some()));
+    out.dedup_by_key(|p| p.position);
     Ok(out)
 }
 
-/// The combined mask of each seal in `first..=last` that has notes; `events` gives a seal's
-/// event count. A note that is not one bit per event of its seal is reported through
-/// `malformed` (seq, source) and ignored.
+/// A purge event as its details describe it; None when it names no notes.
+fn purge_event(position: Position, details: &serde_json::Value) -> Option<PurgeEvent> {
+    let text = |key: &str| details.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let sha256 = text("retention_gaps_sha256")?;
+    Some(PurgeEvent {
+        event_id: position.id,
+        position,
+        partition: text("partition"),
+        from: text("from"),
+        to: text("to"),
+        before: text("before"),
+        rows: details.get("rows").and_then(serde_json::Value::as_i64),
+        reason: text("reason"),
+        archived: details.get("archived").and_then(serde_json::Value::as_bool),
+        sha256,
+        sealed: false,
+        verified: false,
+        noted_events: 0,
+        seals: None,
+        carried_by: None,
+        carried_hash: None,
+    })
+}
+
+/// A carried purge event from its 17 canonical values (id, occurred_at, txid, ..., details):
+/// hashed as sealed, described by its details. None when the values are not 17 strings or
+/// nulls, or it names no notes (it then vouches for nothing, and its seal finds it missing).
+fn carried_purge(values: &serde_json::Value, carrier: i64) -> Option<PurgeEvent> {
+    let values: Vec<Option<String>> = serde_json::from_value(values.clone()).ok()?;
+    if values.len() != audit_trail_contract::EVENT_COLUMNS.len() {
+        return None;
+    }
+    let id: i64 = values[0].as_deref()?.parse().ok()?;
+    let txid = chain::parse_txid(values[2].as_deref()?)?;
+    let details: serde_json::Value = serde_json::from_str(values[16].as_deref()?).ok()?;
+    let hash = chain::event_hash(values.iter().map(|v| v.as_deref()));
+    purge_event(Position { txid, id }, &details).map(|p| PurgeEvent {
+        carried_by: Some(carrier),
+        carried_hash: Some(hash),
+        ..p
+    })
+}
+
+/// The combined masks of the seals in `first..=last` that have notes: of all notes, and of
+/// the notes of drops that relied on an archive (their `source` is in `relied`); `events`
+/// gives a seal's event count. A note that is not one bit per event of its seal is reported
+/// through `malformed` (seq, source) and ignored.
 pub async fn read_masks(
     tx: &Tx<'_>,
     first: i64,
     last: i64,
+    relied: &std::collections::HashSet<String>,
     events: impl Fn(i64) -> Option<i64>,
     mut malformed: impl FnMut(i64, String),
-) -> Result<HashMap<i64, Mask>> {
+) -> Result<(HashMap<i64, Mask>, HashMap<i64, Mask>)> {
     let mut masks: HashMap<i64, Mask> = HashMap::new();
+    let mut relied_masks: HashMap<i64, Mask> = HashMap::new();
     for row in tx
         .query(
             "SELECT seq, source, dropped::text FROM audit.retention_gaps
@@ -247,15 +298,21 @@ pub async fn read_masks(
         match mask {
             None => malformed(seq, source),
             Some(mask) => {
-                let merged = match masks.remove(&seq) {
-                    Some(before) => before.merge(mask),
-                    None => mask,
+                let add = |masks: &mut HashMap<i64, Mask>, mask: Mask| {
+                    let merged = match masks.remove(&seq) {
+                        Some(before) => before.merge(mask),
+                        None => mask,
+                    };
+                    masks.insert(seq, merged);
                 };
-                masks.insert(seq, merged);
+                if relied.contains(&source) {
+                    add(&mut relied_masks, mask.clone());
+                }
+                add(&mut masks, mask);
             }
         }
     }
-    Ok(masks)
+    Ok((masks, relied_masks))
 }
 
 /// One drop's notes: the seals they name and the digest a purge event must carry.

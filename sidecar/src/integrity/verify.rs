@@ -307,13 +307,23 @@ async fn verify(
     check_registered_keys(&tx, keys, &mut findings).await?;
     let seals = check_seals(&tx, keys, &mut findings).await?;
     let has_gaps = retention::has_gap_table(&tx).await?;
+    let purges = if has_gaps {
+        retention::read_purge_events(&tx, seals.last().map(|s| s.last)).await?
+    } else {
+        Vec::new()
+    };
     let mut gaps = Gaps {
         enabled: has_gaps,
-        purges: if has_gaps {
-            retention::read_purge_events(&tx, seals.last().map(|s| s.last)).await?
-        } else {
-            Vec::new()
-        },
+        relied: purges
+            .iter()
+            .filter(|p| p.archived == Some(true))
+            .filter_map(|p| p.partition.clone())
+            .collect(),
+        carried: purges
+            .iter()
+            .filter_map(|p| p.carried_hash.map(|h| (p.position, h)))
+            .collect(),
+        purges,
         dropped: 0,
         archived: archives.map(ArchiveState::new),
         seals: DroppedSeals::default(),
@@ -363,6 +373,11 @@ struct Gaps {
     enabled: bool,
     /// Purge events that name notes; check_events marks those whose sealed hash matched.
     purges: Vec<PurgeEvent>,
+    /// The partitions whose drop relied on an archive: with --archive, each of their
+    /// dropped events must be found in one.
+    relied: std::collections::HashSet<String>,
+    /// The purge events later drops removed, by position, with their hash as carried.
+    carried: HashMap<Position, Hash>,
     /// Sealed events absent from audit.events and noted as dropped.
     dropped: i64,
     /// With --archive: the archived files, and what they hold of the current run of seals'
@@ -748,11 +763,12 @@ async fn check_events(
             digests.insert(row.get(0), row.get(1));
         }
         // The run's retention notes, at most one bit per event of the run.
-        let masks = if gaps.enabled {
+        let (masks, relied) = if gaps.enabled {
             retention::read_masks(
                 tx,
                 first_seq,
                 last.seq,
+                &gaps.relied,
                 |seq| seal_events(run, seq),
                 |seq, source| {
                     push(
@@ -768,7 +784,7 @@ async fn check_events(
             )
             .await?
         } else {
-            HashMap::new()
+            (HashMap::new(), HashMap::new())
         };
         if let Some(archive) = gaps.archived.as_mut() {
             archive.read_run(&noted_positions(&digests, &masks), findings);
@@ -826,7 +842,10 @@ async fn check_events(
             check_seal_events(
                 s,
                 digests.get(&s.seq),
-                masks.get(&s.seq),
+                Notes {
+                    dropped: masks.get(&s.seq),
+                    relied: relied.get(&s.seq),
+                },
                 &actual,
                 gaps,
                 findings,
@@ -869,12 +888,20 @@ fn hashed(row: &tokio_postgres::Row) -> Result<(Position, Hash)> {
     Ok((position, hash))
 }
 
+/// What a seal's retention notes say: which of its events were dropped, and which of those
+/// by a drop that relied on an archive.
+#[derive(Clone, Copy, Default)]
+struct Notes<'a> {
+    dropped: Option<&'a Mask>,
+    relied: Option<&'a Mask>,
+}
+
 /// One seal's events against its digests and root; only what a valid signature vouches for
 /// can be compared with.
 fn check_seal_events(
     s: &SealRow,
     digests: Option<&Vec<u8>>,
-    mask: Option<&Mask>,
+    notes: Notes<'_>,
     actual: &[(Position, Hash)],
     gaps: &mut Gaps,
     findings: &mut Vec<Finding>,
@@ -897,7 +924,7 @@ fn check_seal_events(
         return;
     };
     let before = findings.len();
-    let (dropped, hashes) = compare(s.seq, &expected, actual, mask, gaps, findings);
+    let (dropped, hashes) = compare(s.seq, &expected, actual, notes, gaps, findings);
     if findings.len() != before {
         return;
     }
@@ -946,7 +973,7 @@ fn compare(
     seq: i64,
     expected: &[(Position, [u8; 8])],
     actual: &[(Position, Hash)],
-    mask: Option<&Mask>,
+    notes: Notes<'_>,
     gaps: &mut Gaps,
     findings: &mut Vec<Finding>,
 ) -> (i64, Option<Vec<Hash>>) {
@@ -991,12 +1018,31 @@ fn compare(
                 event(findings, "event_inserted", apos, inserted(seq));
                 a += 1;
             }
-            (Some(&(epos, _)), _) => {
-                if mask.is_some_and(|m| m.marks(e)) {
+            (Some(&(epos, short)), _) => {
+                if notes.dropped.is_some_and(|m| m.marks(e)) {
                     dropped += 1;
-                    let found = match gaps.archived.as_mut() {
-                        Some(archive) => archived_copy(archive, seq, epos, findings),
-                        None => None,
+                    let found = if let Some(&hash) = gaps.carried.get(&epos) {
+                        // A purge event a later drop removed: its carried copy is what the
+                        // seal sealed, or the records of its own drop cannot be trusted.
+                        carried_copy(gaps, seq, epos, short, hash, findings)
+                    } else {
+                        match gaps.archived.as_mut() {
+                            Some(archive) => {
+                                let found = archived_copy(archive, seq, epos, findings);
+                                if found.is_none() && notes.relied.is_some_and(|m| m.marks(e)) {
+                                    event(
+                                        findings,
+                                        "archive_missing",
+                                        epos,
+                                        format!(
+                                            "is in no given archive, but retention dropped it relying on one (seal {seq})"
+                                        ),
+                                    );
+                                }
+                                found
+                            }
+                            None => None,
+                        }
                     };
                     match (found, hashes.as_mut()) {
                         (Some(hash), Some(h)) => h.push(hash),
@@ -1017,6 +1063,37 @@ fn compare(
     }
     gaps.dropped += dropped;
     (dropped, hashes)
+}
+
+/// A dropped purge event's carried copy: its full hash when it is what the seal sealed (the
+/// purge event is then verified, and vouches for its notes); a finding otherwise.
+fn carried_copy(
+    gaps: &mut Gaps,
+    seq: i64,
+    position: Position,
+    short: [u8; 8],
+    hash: Hash,
+    findings: &mut Vec<Finding>,
+) -> Option<Hash> {
+    let Ok(i) = gaps.purges.binary_search_by_key(&position, |p| p.position) else {
+        return None;
+    };
+    if hash[..8] != short {
+        push(
+            findings,
+            "carried_event_altered",
+            Some(seq),
+            Some(position.id),
+            format!(
+                "purge event {} ({position}) as purge event {} carries it differs from what seal {seq} sealed",
+                position.id,
+                gaps.purges[i].carried_by.unwrap_or_default()
+            ),
+        );
+        return None;
+    }
+    gaps.purges[i].verified = true;
+    Some(hash)
 }
 
 /// A dropped event's archived copy: its full hash when an archive holds it as sealed
@@ -1181,6 +1258,8 @@ mod tests {
         Gaps {
             enabled: true,
             purges: Vec::new(),
+            relied: Default::default(),
+            carried: HashMap::new(),
             dropped: 0,
             archived: Some(state),
             seals: DroppedSeals::default(),
@@ -1209,7 +1288,10 @@ mod tests {
         check_seal_events(
             &row,
             Some(&digests),
-            Some(&mask),
+            Notes {
+                dropped: Some(&mask),
+                relied: None,
+            },
             &actual,
             &mut gaps,
             &mut findings,
