@@ -8,6 +8,7 @@
 
 pub mod chain;
 mod context;
+pub mod schema;
 mod words;
 
 pub use context::{check_context, ContextError};

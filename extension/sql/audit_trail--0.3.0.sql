@@ -812,6 +812,97 @@ AS 'MODULE_PATHNAME', 'audit_add_seal';
 SELECT pg_catalog.pg_extension_config_dump('audit.seal_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.seals', '');
 
+-- States of the audit schema that could make one reader see other rows than another (row
+-- security, policies, rules, view options, triggers added or disabled, ...), for
+-- audit.integrity and the dashboard. The query is contract/src/schema.rs' FINDINGS word for
+-- word (a test checks it); `audit-trail verify` runs its own copy, not this function, which
+-- whoever changed the schema could have changed too.
+CREATE FUNCTION audit.schema_findings() RETURNS TABLE (kind text, object text, detail text)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+WITH ext AS (
+    SELECT e.oid, e.extowner FROM pg_catalog.pg_extension AS e WHERE e.extname = 'audit_trail'
+), ns AS (
+    SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'audit'
+), member AS (
+    SELECT d.classid, d.objid
+      FROM pg_catalog.pg_depend AS d, ext
+     WHERE d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+       AND d.refobjid = ext.oid AND d.deptype = 'e'
+), rel AS (
+    SELECT c.oid, 'audit.' OPERATOR(pg_catalog.||) c.relname AS name, c.relkind, c.relowner,
+           c.relrowsecurity, c.relforcerowsecurity, c.relam, c.reloptions, c.relispartition,
+           EXISTS (SELECT FROM member AS m
+                    WHERE m.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      AND m.objid = c.oid) AS is_member
+      FROM pg_catalog.pg_class AS c, ns
+     WHERE c.relnamespace = ns.oid
+), guard AS (
+    SELECT p.oid FROM pg_catalog.pg_proc AS p, ns
+     WHERE p.pronamespace = ns.oid
+       AND p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['refuse_change', 'refuse_insert',
+           'refuse_seal_change', 'refuse_summary_change', 'refuse_log_state_change']::pg_catalog.name[])
+)
+SELECT 'extension_missing', 'audit_trail', 'the extension is not installed'
+ WHERE NOT EXISTS (SELECT FROM ext)
+UNION ALL
+SELECT 'row_security', r.name, 'row-level security is enabled on it'
+  FROM rel AS r WHERE r.relrowsecurity OR r.relforcerowsecurity
+UNION ALL
+SELECT 'policy', r.name, 'policy ' OPERATOR(pg_catalog.||) p.polname
+  FROM pg_catalog.pg_policy AS p JOIN rel AS r ON r.oid = p.polrelid
+UNION ALL
+SELECT 'rule', r.name, 'rule ' OPERATOR(pg_catalog.||) w.rulename
+  FROM pg_catalog.pg_rewrite AS w JOIN rel AS r ON r.oid = w.ev_class
+ WHERE NOT (w.rulename OPERATOR(pg_catalog.=) '_RETURN' AND r.relkind IN ('v', 'm'))
+UNION ALL
+SELECT 'view_option', r.name, 'options ' OPERATOR(pg_catalog.||) r.reloptions::text
+  FROM rel AS r WHERE r.relkind IN ('v', 'm') AND r.reloptions IS NOT NULL
+UNION ALL
+SELECT 'owner', r.name, 'owned by ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_userbyid(r.relowner)
+  FROM rel AS r, ext WHERE r.relowner OPERATOR(pg_catalog.<>) ext.extowner
+UNION ALL
+SELECT 'access_method', r.name, 'stored by access method ' OPERATOR(pg_catalog.||) a.amname
+  FROM rel AS r JOIN pg_catalog.pg_am AS a ON a.oid = r.relam
+ WHERE r.relkind = 'r' AND a.amname OPERATOR(pg_catalog.<>) 'heap'
+UNION ALL
+SELECT 'foreign_table', r.name, 'a foreign table' FROM rel AS r WHERE r.relkind = 'f'
+UNION ALL
+SELECT 'unexpected_object', r.name, 'not made by the extension or its maintenance'
+  FROM rel AS r
+ WHERE NOT r.is_member
+   AND NOT (r.relkind = 'r' AND r.relispartition)
+   AND NOT (r.relkind IN ('i', 'I') AND EXISTS (
+           SELECT FROM pg_catalog.pg_index AS i JOIN rel AS t ON t.oid = i.indrelid
+            WHERE i.indexrelid = r.oid AND (t.is_member OR t.relispartition)))
+UNION ALL
+SELECT 'trigger', r.name, 'trigger ' OPERATOR(pg_catalog.||) t.tgname
+  FROM pg_catalog.pg_trigger AS t JOIN rel AS r ON r.oid = t.tgrelid
+ WHERE NOT t.tgisinternal AND t.tgfoid NOT IN (SELECT g.oid FROM guard AS g)
+UNION ALL
+SELECT 'trigger_disabled', r.name, 'trigger ' OPERATOR(pg_catalog.||) t.tgname
+       OPERATOR(pg_catalog.||) ' is not enabled ALWAYS'
+  FROM pg_catalog.pg_trigger AS t JOIN rel AS r ON r.oid = t.tgrelid
+ WHERE NOT t.tgisinternal AND t.tgfoid IN (SELECT g.oid FROM guard AS g)
+   AND t.tgenabled OPERATOR(pg_catalog.<>) 'A'
+UNION ALL
+SELECT 'event_trigger_disabled', e.evtname::text, 'the event trigger is disabled'
+  FROM pg_catalog.pg_event_trigger AS e JOIN member AS m
+    ON m.classid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass AND m.objid = e.oid
+ WHERE e.evtenabled = 'D'
+UNION ALL
+SELECT CASE WHEN m.objid IS NULL THEN 'unexpected_object' ELSE 'owner' END,
+       'function ' OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::text,
+       CASE WHEN m.objid IS NULL THEN 'not made by the extension'
+            ELSE 'owned by ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_userbyid(p.proowner) END
+  FROM pg_catalog.pg_proc AS p JOIN ns ON p.pronamespace = ns.oid
+  LEFT JOIN member AS m ON m.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND m.objid = p.oid
+  CROSS JOIN ext
+ WHERE m.objid IS NULL OR p.proowner OPERATOR(pg_catalog.<>) ext.extowner
+ORDER BY 1, 2, 3
+$$;
+
 -- How far the log is sealed, for admins and the dashboard's status line.
 CREATE VIEW audit.integrity AS
 WITH last AS (
@@ -834,11 +925,13 @@ SELECT (SELECT l.seq FROM last AS l)                   AS last_seal,
        coalesce((SELECT l.total FROM last AS l), 0)    AS sealed_events,
        u.events                                        AS unsealed_events,
        pg_catalog.now() - u.oldest                     AS oldest_unsealed_age,
-       (SELECT l.key_id FROM last AS l)                AS active_key
+       (SELECT l.key_id FROM last AS l)                AS active_key,
+       ARRAY(SELECT f.kind || ': ' || f.object || ': ' || f.detail
+               FROM audit.schema_findings() AS f)     AS schema_findings
   FROM unsealed AS u;
 
 COMMENT ON VIEW audit.integrity IS
-    'Sealed through which event and time, events waiting to be sealed, the last seal and its key.';
+    'Sealed through which event and time, events waiting to be sealed, the last seal and its key, and what in the audit schema no release made.';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -2267,5 +2360,7 @@ GRANT EXECUTE ON FUNCTION audit.register_seal_key(bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.maintain() TO audit_admin;
 GRANT EXECUTE ON FUNCTION audit.hold(text, text, timestamptz, timestamptz) TO audit_admin;
 GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text) TO audit_service;
+-- audit.integrity shows what audit.schema_findings() finds.
+GRANT EXECUTE ON FUNCTION audit.schema_findings() TO audit_admin;
 /* </end connected objects> */
 

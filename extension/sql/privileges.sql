@@ -30,3 +30,5 @@ GRANT EXECUTE ON FUNCTION audit.register_seal_key(bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.maintain() TO audit_admin;
 GRANT EXECUTE ON FUNCTION audit.hold(text, text, timestamptz, timestamptz) TO audit_admin;
 GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text) TO audit_service;
+-- audit.integrity shows what audit.schema_findings() finds.
+GRANT EXECUTE ON FUNCTION audit.schema_findings() TO audit_admin;

@@ -356,7 +356,7 @@ fn add_seal(body: &str, key_id: &str, signature: &[u8], digests: &[u8]) -> Resul
 /// hashes in the order the archive writes them, `(occurred_at, id)`.
 fn events_digest(part: pg_sys::Oid) -> Result<String> {
     Spi::connect(|client| -> Result<String> {
-        let relation = relation_name(&client, part)?;
+        let relation = relation_name(client, part)?;
         // The canonical query reads audit.events; its partition is read the same way.
         let query = format!(
             "{} ORDER BY e.occurred_at, e.id",
@@ -388,7 +388,7 @@ fn canonical_events(
     before: pg_sys::Datum,
 ) -> Result<serde_json::Value> {
     Spi::connect(|client| -> Result<serde_json::Value> {
-        let relation = relation_name(&client, part)?;
+        let relation = relation_name(client, part)?;
         let query = format!(
             "{} WHERE e.entity = $1 AND e.action = $2 AND e.occurred_at < $3 ORDER BY e.txid, e.id",
             SELECT_CANONICAL.replace("FROM audit.events AS e", &format!("FROM {relation} AS e"))

@@ -246,8 +246,15 @@ pub const SEARCH_PATH: &str = "pg_catalog, pg_temp";
 /// Adds `-c search_path=...` to the startup options, after any the connection string gives,
 /// so it wins (the last setting of a parameter applies). Startup options also outrank
 /// `ALTER ROLE/DATABASE ... SET search_path`, and apply before the first query runs.
+///
+/// `row_security=off` too: the audit schema has no row-level security, and a policy someone
+/// added to it must not filter what the sidecar reads quietly. With it off, PostgreSQL raises
+/// an error instead of filtering (`verify` names the policy: docs/integrity.md).
 fn pin_search_path(config: &mut Config) {
-    let pin = format!("-c search_path={}", SEARCH_PATH.replace(' ', ""));
+    let pin = format!(
+        "-c search_path={} -c row_security=off",
+        SEARCH_PATH.replace(' ', "")
+    );
     let options = match config.get_options() {
         Some(existing) if !existing.trim().is_empty() => format!("{existing} {pin}"),
         _ => pin,

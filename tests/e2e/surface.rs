@@ -95,3 +95,84 @@ fn every_function_that_runs_with_more_rights_pins_its_search_path() {
         .collect();
     assert!(unpinned.is_empty(), "{unpinned:?}");
 }
+
+/// The reference `audit-trail verify` holds a database of this version and PostgreSQL
+/// major to (sidecar/src/integrity/schema/): the contract's description of every object of
+/// a fresh install, hashed line by line. Written, like the golden file, with UPDATE_GOLDEN=1.
+fn reference_lines(db: &TestDb) -> (String, String) {
+    let mut client = db.client();
+    let (version, major): (String, i32) = {
+        let row = client
+            .query_one(
+                "SELECT extversion::text, current_setting('server_version_num')::int / 10000
+                   FROM pg_extension WHERE extname = 'audit_trail'",
+                &[],
+            )
+            .expect("version");
+        (row.get(0), row.get(1))
+    };
+    let lines: Vec<String> = client
+        .query(audit_trail_contract::schema::MEMBERS, &[])
+        .expect("describe the schema")
+        .iter()
+        .map(|r| audit_trail_contract::schema::reference_line(r.get(0), r.get(1)))
+        .collect();
+    (
+        format!("{version}-pg{major}.txt"),
+        lines.join("\n") + "\n",
+    )
+}
+
+fn check_reference(db: &TestDb) {
+    let (name, actual) = reference_lines(db);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sidecar/src/integrity/schema")
+        .join(&name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &actual).expect("write the reference");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "the schema of a fresh install differs from {} (UPDATE_GOLDEN=1 rewrites it, then rebuild the sidecar)",
+        path.display()
+    );
+}
+
+#[test]
+fn verify_holds_databases_to_the_schema_each_release_installs() {
+    check_reference(&TestDb::new());
+    let old = TestDb::without_extension();
+    old.client()
+        .batch_execute("CREATE EXTENSION audit_trail VERSION '0.2.0'")
+        .expect("a 0.2.0 install");
+    check_reference(&old);
+}
+
+#[test]
+fn the_extensions_schema_findings_are_the_contracts_query() {
+    let db = TestDb::new();
+    let body: String = db
+        .client()
+        .query_one(
+            "SELECT prosrc FROM pg_proc WHERE oid = 'audit.schema_findings()'::regprocedure",
+            &[],
+        )
+        .expect("audit.schema_findings")
+        .get(0);
+    assert_eq!(
+        body.trim(),
+        audit_trail_contract::schema::FINDINGS.trim(),
+        "extension/sql/integrity.sql's audit.schema_findings() must be contract/src/schema.rs' FINDINGS"
+    );
+    // And a fresh install has nothing to find.
+    let found: Vec<String> = db
+        .client()
+        .query(audit_trail_contract::schema::FINDINGS, &[])
+        .expect("findings")
+        .iter()
+        .map(|r| format!("{} {} {}", r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2)))
+        .collect();
+    assert!(found.is_empty(), "{found:?}");
+}

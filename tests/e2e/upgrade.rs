@@ -4,59 +4,14 @@
 
 use audit_trail_tests::TestDb;
 
-/// Every object of the extension, with what defines it: columns, defaults, indexes,
-/// constraints, triggers, view and function bodies, privileges, comments, and the tables
-/// pg_dump keeps the data of.
-const MEMBERS: &str = "
-WITH ext AS (SELECT oid, extconfig FROM pg_extension WHERE extname = 'audit_trail'),
-members AS (
-    SELECT d.classid, d.objid
-      FROM pg_depend AS d, ext
-     WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e'
-)
-SELECT pg_describe_object(m.classid, m.objid, 0) || E'\\n' || coalesce(CASE m.classid
-    WHEN 'pg_proc'::regclass THEN
-        (SELECT pg_get_functiondef(p.oid) || ' acl ' || coalesce(p.proacl::text, '-')
-           FROM pg_proc AS p WHERE p.oid = m.objid)
-    WHEN 'pg_class'::regclass THEN
-        (SELECT c.relkind::text || ' acl ' || coalesce(c.relacl::text, '-')
-                || ' replident ' || c.relreplident::text
-                || ' partbound ' || coalesce(pg_get_expr(c.relpartbound, c.oid), '-')
-                || ' view ' || coalesce(pg_get_viewdef(c.oid), '-')
-                || ' columns ' || coalesce((
-                    SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-                                      || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
-                                      || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), ''),
-                                      ', ' ORDER BY a.attnum)
-                      FROM pg_attribute AS a
-                      LEFT JOIN pg_attrdef AS ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '-')
-                || ' indexes ' || coalesce((
-                    SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY pg_get_indexdef(i.indexrelid))
-                      FROM pg_index AS i WHERE i.indrelid = c.oid), '-')
-                || ' constraints ' || coalesce((
-                    SELECT string_agg(k.conname || ' ' || pg_get_constraintdef(k.oid), '; ' ORDER BY k.conname)
-                      FROM pg_constraint AS k WHERE k.conrelid = c.oid), '-')
-                || ' triggers ' || coalesce((
-                    SELECT string_agg(pg_get_triggerdef(t.oid) || ' ' || t.tgenabled::text, '; ' ORDER BY t.tgname)
-                      FROM pg_trigger AS t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal), '-')
-                || ' config ' || (c.oid = ANY ((SELECT extconfig FROM ext)::oid[]))::text
-                || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
-           FROM pg_class AS c WHERE c.oid = m.objid)
-    WHEN 'pg_event_trigger'::regclass THEN
-        (SELECT e.evtevent || ' ' || e.evtenabled::text || ' ' || coalesce(e.evttags::text, '-')
-                || ' ' || e.evtfoid::regprocedure::text
-           FROM pg_event_trigger AS e WHERE e.oid = m.objid)
-    END, '') || coalesce(' comment ' || obj_description(m.objid, m.classid::regclass::name), '')
-  FROM members AS m
- ORDER BY 1";
-
+/// Every object of the extension with what defines it (the contract's description, the one
+/// `audit-trail verify` holds databases to).
 fn members(db: &TestDb) -> Vec<String> {
     db.client()
-        .query(MEMBERS, &[])
+        .query(audit_trail_contract::schema::MEMBERS, &[])
         .expect("extension members")
         .iter()
-        .map(|row| row.get(0))
+        .map(|row| format!("{}\n{}", row.get::<_, String>(0), row.get::<_, String>(1)))
         .collect()
 }
 

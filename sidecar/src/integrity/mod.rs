@@ -5,6 +5,7 @@
 pub mod archived;
 pub mod keys;
 pub mod retention;
+pub mod schema;
 pub mod seal;
 pub mod verify;
 

@@ -92,12 +92,24 @@ fn integrity_line(i: &queries::Integrity, zone: chrono_tz::Tz) -> String {
         }
         n => format!("{n} events waiting to be sealed"),
     };
-    match (i.sealed_through_id, i.sealed_through_time) {
+    let sealed = match (i.sealed_through_id, i.sealed_through_time) {
         (Some(id), Some(t)) => format!(
             "Sealed through event {id} ({}) · {waiting}",
             super::view::format_time(t, zone)
         ),
         (Some(id), None) => format!("Sealed through event {id} · {waiting}"),
         _ => format!("Not sealed yet (audit-trail seal) · {waiting}"),
+    };
+    match i.schema_findings.as_slice() {
+        [] => sealed,
+        [first, rest @ ..] => {
+            let more = match rest.len() {
+                0 => String::new(),
+                n => format!(" (and {n} more)"),
+            };
+            format!(
+                "Warning: the audit schema was changed, readers may not all see the same log: {first}{more}; run audit-trail verify · {sealed}"
+            )
+        }
     }
 }

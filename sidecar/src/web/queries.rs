@@ -532,6 +532,9 @@ pub struct Integrity {
     pub sealed_through_id: Option<i64>,
     pub sealed_through_time: Option<chrono::DateTime<chrono::Utc>>,
     pub unsealed: i64,
+    /// What in the audit schema no release made (row security, rules, triggers, ...): the
+    /// contract's query, run here rather than through the extension's function.
+    pub schema_findings: Vec<String>,
 }
 
 /// Unsealed events counted at most: past that the line says "more than", so a log that was
@@ -553,10 +556,23 @@ pub async fn integrity(client: &Client) -> Result<Integrity, tokio_postgres::Err
             &[&UNSEALED_COUNTED],
         )
         .await?;
+    let schema_findings = client
+        .query(audit_trail_contract::schema::FINDINGS, &[])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(format!(
+                "{}: {}",
+                r.try_get::<_, &str>(1)?,
+                r.try_get::<_, &str>(2)?
+            ))
+        })
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
     Ok(Integrity {
         sealed_through_id: row.try_get(0)?,
         sealed_through_time: row.try_get(1)?,
         unsealed: row.try_get(2)?,
+        schema_findings,
     })
 }
 
