@@ -851,6 +851,12 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('audit_trail maintenance'));
     -- Never stall capture behind a lock for long: a busy step is retried by the next run.
     PERFORM set_config('lock_timeout', '10s', true);
+    -- A hold placed while retention runs protects its range too: no hold can be placed or
+    -- released until this run ends (audit.hold and audit.release write audit.legal_holds,
+    -- which this lock excludes), and one committed before it is seen by the look below.
+    IF NOT create_only THEN
+        LOCK TABLE audit.legal_holds IN SHARE MODE;
+    END IF;
     SELECT coalesce(p.partition_interval, '1 month') AS every, coalesce(p.premake, 3) AS premake,
            p.keep, coalesce(p.archive_first, true) AS archive_first
       INTO policy

@@ -108,6 +108,9 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
         PgTryBuilder::new(|| {
             MAINTAINING.set(true);
             Spi::connect_mut(|client| -> Result<(i64, Option<String>, Option<pgrx::JsonB>)> {
+                // As retention: no hold placed or released until the purge ends, and every
+                // one committed before it seen (extension/sql/lifetime.sql).
+                client.update("LOCK TABLE audit.legal_holds IN SHARE MODE", None, &[])?;
                 let holds = client
                     .select(
                         "SELECT string_agg(pg_catalog.format('\"%s\" (%s)', h.name, h.reason), ', '

@@ -1,5 +1,6 @@
 //! `audit-trail export`: the filtered events as CSV or JSON lines, streamed from the database
-//! to the output in constant memory, and recorded as an `audit_log`/`export` event.
+//! to the output in constant memory, recorded as an `audit_log`/`export` event before the
+//! first row leaves and an `audit_log`/`export_end` event once it ended.
 //!
 //! The same code serves the dashboard's Export button: an [`Encoder`] turns rows into bytes,
 //! a [`ChunkSink`] takes them away (a file, stdout, an HTTP response).
@@ -227,55 +228,124 @@ pub async fn stream_counting(
     Ok(())
 }
 
-/// What an export event records.
+/// What the record of an export says before its first row leaves.
 #[derive(Serialize)]
-struct ExportDetails<'a> {
+struct ExportStarted<'a> {
     format: Format,
+    /// The events matching the filters when the export began: what it is about to send.
     rows: u64,
     filters: &'a Filters,
     via: &'a str,
-    complete: bool,
+    status: &'static str,
 }
 
-/// Records the export (in the database it came from, or on the primary when that is a
-/// standby), attributed to the connected role: the dashboard connects as the signed-in
-/// person's own role, so the database names who exported without the sidecar saying so.
-pub async fn record_export(
-    client: &mut Client,
-    request: &ExportRequest,
-    rows: u64,
+/// How an export ended, recorded after its last row (or once it was cut off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every row went out.
+    Complete,
+    /// The reader stopped taking rows (a closed pipe, a browser that cancelled).
+    CutOff,
+    /// Reading or writing failed.
+    Failed,
+}
+
+impl Ending {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ending::Complete => "complete",
+            Ending::CutOff => "cut_off",
+            Ending::Failed => "failed",
+        }
+    }
+
+    /// How a failed export ended: a reader that went away cut it off.
+    pub fn of(error: &Error) -> Ending {
+        match error {
+            Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ending::CutOff,
+            _ => Ending::Failed,
+        }
+    }
+}
+
+/// An export's two records: the `audit_log`/`export` event, committed before the first row
+/// leaves (with the filters and how many events match them), and the `audit_log`/
+/// `export_end` event saying how it ended. Both are attributed to the connected role: the
+/// dashboard connects as the signed-in person's own role, so the database names who
+/// exported without the sidecar saying so. A reader cut off after the first record cannot
+/// take rows unrecorded, and the mass-export rules count the first.
+pub struct ExportRecord {
+    id: i64,
+    via: String,
+}
+
+impl ExportRecord {
+    /// Counts what the export will send (in `reader`, the database it reads) and records it
+    /// through `recorder` (the same database, or the primary when that is a standby).
+    pub async fn start(
+        reader: &Client,
+        recorder: &Client,
+        request: &ExportRequest,
+        via: &str,
+    ) -> Result<ExportRecord> {
+        let condition = request.filters.condition();
+        let counting = |e: tokio_postgres::Error| Error::database("counting the export", &e);
+        let rows: i64 = reader
+            .query_one(
+                &format!(
+                    "SELECT pg_catalog.count(*) FROM audit.events{}",
+                    condition.sql
+                ),
+                &condition.param_refs(),
+            )
+            .await
+            .map_err(counting)?
+            .get(0);
+        let details = serde_json::to_value(ExportStarted {
+            format: request.format,
+            rows: u64::try_from(rows).unwrap_or(0),
+            filters: &request.filters,
+            via,
+            status: "started",
+        })
+        .map_err(|e| Error::Other(format!("encoding export details: {e}")))?;
+        let id = record(recorder, via, "export", &details).await?;
+        Ok(ExportRecord {
+            id,
+            via: via.to_owned(),
+        })
+    }
+
+    /// Records how the export ended: the rows handed to the reader, and whether all of them.
+    pub async fn end(&self, recorder: &Client, rows: u64, ending: Ending) -> Result<i64> {
+        let details = serde_json::json!({
+            "export": self.id,
+            "rows": rows,
+            "complete": ending == Ending::Complete,
+            "status": ending.as_str(),
+        });
+        record(recorder, &self.via, "export_end", &details).await
+    }
+}
+
+/// Records one of the export's own events, committed (one statement, its own transaction),
+/// with `audit.source` the way it ran (set first: the CTE is materialized).
+async fn record(
+    client: &Client,
     via: &str,
-    complete: bool,
+    action: &str,
+    details: &serde_json::Value,
 ) -> Result<i64> {
-    let details = serde_json::to_value(ExportDetails {
-        format: request.format,
-        rows,
-        filters: &request.filters,
-        via,
-        complete,
-    })
-    .map_err(|e| Error::Other(format!("encoding export details: {e}")))?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| Error::database("recording the export", &e))?;
-    tx.execute(
-        "SELECT pg_catalog.set_config('audit.source', $1, true)",
-        &[&via],
-    )
-    .await
-    .map_err(|e| Error::database("recording the export", &e))?;
-    let id: i64 = tx
+    let id: i64 = client
         .query_one(
-            "SELECT audit.log_event('audit_log', 'export', NULL, $1)",
-            &[&details],
+            "WITH source AS MATERIALIZED (
+                 SELECT pg_catalog.set_config('audit.source', $1, true) AS s)
+             SELECT audit.log_event('audit_log', $2, NULL, $3) FROM source",
+            &[&via, &action, details],
         )
         .await
         .map_err(|e| Error::database("recording the export", &e))?
         .get(0);
-    tx.commit()
-        .await
-        .map_err(|e| Error::database("recording the export", &e))?;
     Ok(id)
 }
 
@@ -287,14 +357,15 @@ impl<W: Write + Send> ChunkSink for WriterSink<W> {
     }
 }
 
-/// Exports to a file or (without one) stdout. A file is written under a temporary name in
-/// the same directory, synced, and renamed into place only once the export is complete and
+/// Exports to a file or (without one) stdout, recorded before its first row and again when
+/// it ends ([`ExportRecord`]). A file is written under a temporary name in the same
+/// directory, synced, and renamed into place only once the export is complete and its end
 /// recorded: a failed export never leaves a file that looks finished. The export is read
 /// from `client` and recorded through `record` (the primary, when `client` is a standby),
-/// else through `client`.
+/// else through `client` itself, between its reads.
 pub async fn run(
     client: &mut Client,
-    record: Option<&mut Client>,
+    record_db: Option<&Client>,
     request: &ExportRequest,
     output: Option<&Path>,
     progress: bool,
@@ -302,23 +373,28 @@ pub async fn run(
     let mut progress = Progress::new(progress);
     match output {
         None => {
+            // The records are single statements between the read's transactions: through
+            // `client` itself when there is no --record-db.
+            let record =
+                ExportRecord::start(client, record_db.unwrap_or(client), request, "cli").await?;
             let mut sink = WriterSink(std::io::BufWriter::new(std::io::stdout()));
             let mut sent = 0;
             let result =
                 stream_counting(client, request, &mut sink, &mut progress, &mut sent).await;
             let flushed = sink.0.flush().map_err(Error::Output);
-            let recorder = record.unwrap_or(client);
             match result.and(flushed) {
                 Ok(()) => {
-                    record_export(recorder, request, sent, "cli", true).await?;
+                    record
+                        .end(record_db.unwrap_or(client), sent, Ending::Complete)
+                        .await?;
                     Ok(sent)
                 }
                 Err(e) => {
-                    // Rows already went out (a closed pipe, an interrupted read): the export
-                    // still happened, so it is recorded, as incomplete, if the database allows.
-                    if sent > 0 {
-                        let _ = record_export(recorder, request, sent, "cli", false).await;
-                    }
+                    // Rows may have gone out (a closed pipe, an interrupted read): say how
+                    // the export ended, if the database allows.
+                    let _ = record
+                        .end(record_db.unwrap_or(client), sent, Ending::of(&e))
+                        .await;
                     Err(e)
                 }
             }
@@ -337,12 +413,30 @@ pub async fn run(
                 .prefix(".audit-trail-export-")
                 .tempfile_in(&dir)
                 .map_err(file_error)?;
+            let record =
+                ExportRecord::start(client, record_db.unwrap_or(client), request, "cli").await?;
             let mut sink = WriterSink(std::io::BufWriter::new(temp.as_file()));
-            let rows = stream_events(client, request, &mut sink, &mut progress).await?;
-            sink.0.flush().map_err(file_error)?;
+            let written = async {
+                let rows = stream_events(client, request, &mut sink, &mut progress).await?;
+                sink.0.flush().map_err(file_error)?;
+                temp.as_file().sync_all().map_err(file_error)?;
+                Ok::<u64, Error>(rows)
+            }
+            .await;
             drop(sink);
-            temp.as_file().sync_all().map_err(file_error)?;
-            record_export(record.unwrap_or(client), request, rows, "cli", true).await?;
+            let rows = match written {
+                Ok(rows) => rows,
+                Err(e) => {
+                    // Nothing left the process: the temporary file goes with the error.
+                    let _ = record
+                        .end(record_db.unwrap_or(client), 0, Ending::Failed)
+                        .await;
+                    return Err(e);
+                }
+            };
+            record
+                .end(record_db.unwrap_or(client), rows, Ending::Complete)
+                .await?;
             temp.persist(path).map_err(|e| file_error(e.error))?;
             Ok(rows)
         }

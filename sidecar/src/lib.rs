@@ -26,7 +26,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let target = db::resolve(cli.db.as_deref(), "audit-trail export")?;
             let mut client = db::connect(&target).await?;
             db::require_audit_admin(&client).await?;
-            let mut record = db::record_connection(
+            let record = db::record_connection(
                 &client,
                 cli.record_db.as_deref(),
                 "audit-trail export",
@@ -36,7 +36,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let output = args.output_path();
             let rows = export::run(
                 &mut client,
-                record.as_mut(),
+                record.as_ref(),
                 &request,
                 output,
                 args.show_progress(),

@@ -400,8 +400,9 @@ fn export_is_the_filtered_log_as_the_cli_writes_it_and_is_recorded(
     expected.reverse();
     assert_eq!(ids, expected);
 
-    // Recorded as an audit_log/export event of the signed-in role, via the dashboard.
-    let recorded = events(&mut db.client()).pop().expect("events");
+    // Recorded as an audit_log/export event of the signed-in role, via the dashboard, before
+    // the first row, and its end after the last.
+    let (recorded, end) = audit_trail_tests::last_export(&mut db.client());
     assert_eq!(
         (recorded.entity.as_str(), recorded.action.as_str()),
         ("audit_log", "export")
@@ -412,7 +413,13 @@ fn export_is_the_filtered_log_as_the_cli_writes_it_and_is_recorded(
     let details = recorded.details.expect("export details");
     assert_eq!(details["via"], "dashboard");
     assert_eq!(details["rows"], expected.len());
-    assert_eq!(details["complete"], true);
+    assert_eq!(details["status"], "started");
+    let end = end
+        .expect("the export's end is recorded")
+        .details
+        .expect("details");
+    assert_eq!(end["rows"], expected.len());
+    assert_eq!(end["complete"], true);
     assert_eq!(details["format"], "csv");
     assert_eq!(
         details["filters"]["entities"],

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use audit_trail_tests::sidecar::{command, run, Run};
-use audit_trail_tests::{events, TestDb};
+use audit_trail_tests::TestDb;
 
 /// 400 events spread over the last 16 days (at half past each hour, so a relative bound
 /// computed a few seconds apart cannot cut differently), with varied fields.
@@ -294,8 +294,8 @@ fn each_export_is_recorded_with_its_filters_and_row_count() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let rows = out.stdout.lines().count() as i64;
-    let ev = events(&mut db.client());
-    let recorded = ev.last().unwrap();
+    let (recorded, end) = audit_trail_tests::last_export(&mut db.client());
+    let recorded = &recorded;
     assert_eq!(
         (recorded.entity.as_str(), recorded.action.as_str()),
         ("audit_log", "export")
@@ -305,7 +305,12 @@ fn each_export_is_recorded_with_its_filters_and_row_count() {
     let details = recorded.details.as_ref().unwrap();
     assert_eq!(details["rows"], rows);
     assert_eq!(details["format"], "jsonl");
-    assert_eq!(details["complete"], true);
+    assert_eq!(details["status"], "started");
+    let end = end.expect("its end").details.expect("details");
+    assert_eq!(
+        (end["rows"].as_i64(), end["complete"].as_bool()),
+        (Some(rows), Some(true))
+    );
     assert_eq!(details["filters"]["entities"], serde_json::json!(["user"]));
     assert_eq!(details["filters"]["source"], "api");
     // and it shows in the export report
@@ -543,14 +548,12 @@ fn an_export_cut_short_on_stdout_is_still_recorded_as_incomplete() {
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    let ev = events(&mut db.client());
-    let recorded = ev.last().unwrap();
-    assert_eq!(
-        (recorded.entity.as_str(), recorded.action.as_str()),
-        ("audit_log", "export")
-    );
-    let details = recorded.details.as_ref().unwrap();
+    // Recorded before the first row with all it was about to send, then cut off.
+    let (recorded, end) = audit_trail_tests::last_export(&mut db.client());
+    assert_eq!(recorded.details.as_ref().unwrap()["rows"], 5400);
+    let details = end.expect("its end").details.unwrap();
     assert_eq!(details["complete"], false);
+    assert_eq!(details["status"], "cut_off");
     let rows = details["rows"].as_u64().unwrap();
     assert!(rows > 0 && rows < 5400, "{details}");
 }

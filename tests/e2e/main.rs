@@ -30,6 +30,7 @@ mod signin_throttle;
 mod standby;
 mod surface;
 mod tls;
+mod trust;
 mod upgrade;
 
 use audit_trail_tests::TestDb;

@@ -117,10 +117,7 @@ fn reference_lines(db: &TestDb) -> (String, String) {
         .iter()
         .map(|r| audit_trail_contract::schema::reference_line(r.get(0), r.get(1)))
         .collect();
-    (
-        format!("{version}-pg{major}.txt"),
-        lines.join("\n") + "\n",
-    )
+    (format!("{version}-pg{major}.txt"), lines.join("\n") + "\n")
 }
 
 fn check_reference(db: &TestDb) {
@@ -172,7 +169,14 @@ fn the_extensions_schema_findings_are_the_contracts_query() {
         .query(audit_trail_contract::schema::FINDINGS, &[])
         .expect("findings")
         .iter()
-        .map(|r| format!("{} {} {}", r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2)))
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2)
+            )
+        })
         .collect();
     assert!(found.is_empty(), "{found:?}");
 }

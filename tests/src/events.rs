@@ -64,3 +64,24 @@ fn query(client: &mut impl postgres::GenericClient, filter: &str) -> Vec<Event> 
         })
         .collect()
 }
+
+/// The latest export's two records: its `audit_log`/`export` event (committed before its
+/// first row) and the `audit_log`/`export_end` event naming it, when it was recorded.
+pub fn last_export(client: &mut impl postgres::GenericClient) -> (Event, Option<Event>) {
+    let all = all_events(client);
+    let start = all
+        .iter()
+        .rev()
+        .find(|e| e.entity == "audit_log" && e.action == "export")
+        .cloned()
+        .expect("an export event");
+    let end = all
+        .iter()
+        .find(|e| {
+            e.entity == "audit_log"
+                && e.action == "export_end"
+                && e.details.as_ref().and_then(|d| d["export"].as_i64()) == Some(start.id)
+        })
+        .cloned();
+    (start, end)
+}

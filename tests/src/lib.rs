@@ -9,7 +9,7 @@ pub mod sidecar;
 
 pub use cluster::Cluster;
 pub use db::TestDb;
-pub use events::{all_events, events, Event};
+pub use events::{all_events, events, last_export, Event};
 
 /// The SQLSTATE of a server error ("" for a client error), e.g. "42501".
 pub fn sqlstate(e: &postgres::Error) -> String {

@@ -58,11 +58,7 @@ fn reference(version: &str, major: u32) -> Option<BTreeMap<&'static str, &'stati
     let (_, _, text) = REFERENCES
         .iter()
         .find(|(v, m, _)| *v == version && *m == major)?;
-    Some(
-        text.lines()
-            .filter_map(|l| l.split_once('\t'))
-            .collect(),
-    )
+    Some(text.lines().filter_map(|l| l.split_once('\t')).collect())
 }
 
 /// Checks the audit schema from the catalogs, as seen by `client`.

@@ -313,9 +313,19 @@ async fn verify(
     }
     check_registered_keys(&tx, keys, &mut findings).await?;
     let seals = check_seals(&tx, keys, &mut findings).await?;
-    if schema.filtered {
+    let bypasses_row_security: bool = tx
+        .query_one(
+            "SELECT r.rolsuper OR r.rolbypassrls FROM pg_catalog.pg_roles AS r
+              WHERE r.rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(db_error("reading the role"))?
+        .get(0);
+    if schema.filtered && !bypasses_row_security {
         // Reads of a table with row-level security raise an error (row_security is off):
-        // the events cannot be checked until the policy is gone.
+        // the events cannot be checked by this role until the policy is gone. (A superuser
+        // is never filtered, and checks them.)
         tx.commit().await.map_err(db_error("ending verification"))?;
         return Ok(Report {
             intact: false,

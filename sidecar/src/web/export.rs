@@ -1,14 +1,17 @@
 //! The Export button: exactly the filtered events, as the same CSV as `audit-trail export`,
-//! through the same code ([`crate::export::stream_events`] into a [`ChunkSink`] that feeds
-//! the response body, then [`crate::export::record_export`]). It runs on the signed-in role's
-//! own connection, so the `audit_log`/`export` event is theirs (`db_user`, `actor`), with
-//! source `dashboard`; when the dashboard reads a standby, the event is recorded through the
+//! through the same code ([`ExportRecord`], then [`crate::export::stream_events`] into a
+//! [`ChunkSink`] that feeds the response body). It runs on the signed-in role's own
+//! connection, so the `audit_log`/`export` event is theirs (`db_user`, `actor`), with source
+//! `dashboard`; when the dashboard reads a standby, the events are recorded through the
 //! role's own connection to the primary (`--record-db`).
 //!
-//! The download completes only once the export is recorded: the sink always holds back the
-//! latest chunk, and sends it after the event is committed. If anything fails before the first
-//! byte, the browser gets an error page; after it, the connection is cut, so the browser
-//! reports a failed download instead of saving a truncated file as if it were whole.
+//! The export is recorded, committed, before its first byte leaves (a browser that hangs up
+//! after 5 MB has still been seen exporting, and how many rows the filters matched), and its
+//! end after the last: complete, or cut off with the rows sent. The download completes only
+//! once the end is recorded: the sink always holds back the latest chunk, and sends it after
+//! that. If anything fails before the first byte, the browser gets an error page; after it,
+//! the connection is cut, so the browser reports a failed download instead of saving a
+//! truncated file as if it were whole.
 
 use std::sync::Arc;
 
@@ -24,7 +27,9 @@ use super::error::WebError;
 use super::params::LogParams;
 use super::session::SignedIn;
 use super::state::Settings;
-use crate::export::{record_export, stream_events, ChunkSink, ExportRequest, Format, Progress};
+use crate::export::{
+    stream_counting, ChunkSink, Ending, ExportRecord, ExportRequest, Format, Progress,
+};
 use crate::record::TimeFormat;
 
 /// What the export task tells the response: bytes, or why it stopped.
@@ -80,8 +85,16 @@ pub async fn download(
         times: TimeFormat::default(),
     };
     let mut client = session.client().await?;
-    let mut record = session.record_client().await?;
+    let record = session.record_client().await?;
     let role = session.role.clone();
+    let started = ExportRecord::start(
+        &client,
+        record.as_deref().unwrap_or(&client),
+        &request,
+        "dashboard",
+    )
+    .await
+    .map_err(|e| WebError::from_export(&role, e))?;
 
     let (tx, mut rx) = mpsc::channel::<Message>(4);
     tokio::spawn(async move {
@@ -90,17 +103,23 @@ pub async fn download(
             held: None,
             started: false,
         };
-        let result = async {
-            let rows =
-                stream_events(&mut client, &request, &mut sink, &mut Progress::new(false)).await?;
-            let recorder = match record.as_deref_mut() {
-                Some(record) => record,
-                None => &mut *client,
-            };
-            record_export(recorder, &request, rows, "dashboard", true).await?;
-            Ok::<u64, crate::error::Error>(rows)
-        }
+        let mut sent = 0;
+        let streamed = stream_counting(
+            &mut client,
+            &request,
+            &mut sink,
+            &mut Progress::new(false),
+            &mut sent,
+        )
         .await;
+        let ending = match &streamed {
+            Ok(()) => Ending::Complete,
+            Err(e) => Ending::of(e),
+        };
+        let ended = started
+            .end(record.as_deref().unwrap_or(&client), sent, ending)
+            .await;
+        let result = streamed.and(ended).map(|_| sent);
         match result {
             Ok(rows) => {
                 let last = sink.held.take().unwrap_or_default();
