@@ -99,9 +99,14 @@ impl Log {
 /// (addresses, text arrays that need quoting, jsonb), then partitioned and sealed in
 /// batches of 7, so that seals straddle months and retention drops parts of seals.
 fn sealed_history() -> Log {
+    sealed_months(4)
+}
+
+/// As [`sealed_history`], over the `months` months before this one.
+fn sealed_months(months: i32) -> Log {
     let db = TestDb::new();
     db.client()
-        .batch_execute(
+        .execute(
             r#"INSERT INTO audit.events (occurred_at, actor, entity, action, subject_id,
                                         client_addr, application_name, changed_fields,
                                         old_data, new_data, context, details)
@@ -118,7 +123,8 @@ fn sealed_history() -> Log {
                                          jsonb_build_array('x', d, 1.50)),
                       CASE WHEN d % 2 = 1 THEN '{"request": "r-1", "ip": "10.0.0.7"}'::jsonb END,
                       '{"b": 2, "a": [1, {"c": null}]}'::jsonb
-                 FROM generate_series(1, 4) AS m, generate_series(0, 9) AS d;"#,
+                 FROM generate_series(1, $1) AS m, generate_series(0, 9) AS d"#,
+            &[&months],
         )
         .expect("seed history");
     let dir = tempfile::tempdir().unwrap();
@@ -556,4 +562,210 @@ fn an_altered_remaining_event_of_a_straddling_seal_is_caught() {
             out.stderr
         );
     }
+}
+
+/// A copy of the archive without one event's row in its Parquet file, and the manifest's
+/// size, SHA-256 and row count made to match, so that `archive --check` passes it.
+fn archive_without(from: &Path, to: &Path, id: i64) -> PathBuf {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut changed = None;
+    for manifest_path in walk(to).into_iter().filter(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".manifest.json"))
+    }) {
+        let mut manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+        let dir = manifest_path.parent().unwrap().to_path_buf();
+        let mut removed = false;
+        for file in manifest["files"].as_array_mut().unwrap() {
+            let path = dir.join(file["path"].as_str().unwrap());
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+            let mut kept = Vec::new();
+            let mut hit = false;
+            for b in &batches {
+                let ids = b
+                    .column_by_name("id")
+                    .unwrap()
+                    .as_primitive::<arrow_array::types::Int64Type>();
+                match (0..b.num_rows()).find(|&i| ids.value(i) == id) {
+                    Some(i) => {
+                        hit = true;
+                        kept.push(b.slice(0, i));
+                        kept.push(b.slice(i + 1, b.num_rows() - i - 1));
+                    }
+                    None => kept.push(b.clone()),
+                }
+            }
+            if !hit {
+                continue;
+            }
+            let mut writer = ArrowWriter::try_new(
+                std::fs::File::create(&path).unwrap(),
+                batches[0].schema(),
+                None,
+            )
+            .unwrap();
+            for b in kept.iter().filter(|b| b.num_rows() > 0) {
+                writer.write(b).unwrap();
+            }
+            writer.close().unwrap();
+            let sum = Command::new("sha256sum").arg(&path).output().unwrap();
+            let sha = String::from_utf8(sum.stdout).unwrap();
+            file["sha256"] = sha.split_whitespace().next().unwrap().into();
+            file["bytes"] = std::fs::metadata(&path).unwrap().len().into();
+            file["rows"] = (file["rows"].as_i64().unwrap() - 1).into();
+            removed = true;
+            changed = Some(path);
+        }
+        if removed {
+            manifest["rows"] = (manifest["rows"].as_i64().unwrap() - 1).into();
+            std::fs::write(
+                &manifest_path,
+                serde_json::to_vec_pretty(&manifest).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+    changed.expect("the event is in the archive")
+}
+
+/// 0.2.0 dropped a month on a record anyone in audit_admin could type (only its row count
+/// was checked), and `verify --archive` took a month whose rows were gone from the archive
+/// for one "dropped without an archive". Now: only audit_service records archives, each
+/// bound to the digest of the partition's events, and a drop that relied on an archive needs
+/// every dropped event in it.
+#[test]
+fn retention_relies_only_on_archives_the_archive_command_recorded() {
+    let log = sealed_history();
+    log.sql("SELECT audit.set_retention('1 month')");
+    let (oldest, rows): (String, i64) = {
+        let row = log
+            .db
+            .client()
+            .query_one(
+                "SELECT p.partition, (SELECT count(*) FROM audit.events AS e
+                                        WHERE e.tableoid = p.partition::regclass)
+                   FROM audit.partitions AS p WHERE NOT p.is_default ORDER BY p.from_time LIMIT 1",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let record =
+        "SELECT audit.record_archive($1, $2, '/nowhere', '{\"files\": []}', repeat('0', 64))";
+    let reader = log.db.create_role("reader", "LOGIN IN ROLE audit_admin");
+    let err = log
+        .db
+        .client_as(&reader)
+        .execute(record, &[&oldest, &rows])
+        .expect_err("a reader may not record an archive");
+    assert_eq!(audit_trail_tests::sqlstate(&err), "42501");
+    let err = log
+        .db
+        .client()
+        .execute(record, &[&oldest, &rows])
+        .expect_err("a made-up digest");
+    assert!(
+        audit_trail_tests::error_text(&err).contains("does not hold the partition's events"),
+        "{err}"
+    );
+    let done = log.maintain();
+    assert_eq!(done["dropped"].as_array().map(Vec::len), Some(0), "{done}");
+
+    // The archive command, as the service's role: every closed month archived and recorded
+    // (each an audit_log/archive event), then dropped.
+    let service = log
+        .db
+        .create_role("archivist", "LOGIN IN ROLE audit_service");
+    let out = run(command()
+        .args([
+            "archive",
+            "--db",
+            &log.db.conninfo(&service),
+            "--output-dir",
+        ])
+        .arg(log.archive_dir()));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        log.count(
+            "SELECT count(*) FROM audit.events WHERE entity = 'audit_log' AND action = 'archive'"
+        ),
+        4
+    );
+    let done = log.maintain();
+    assert_eq!(done["dropped"].as_array().map(Vec::len), Some(3), "{done}");
+    log.seal_all();
+    let archive = log.archive_dir();
+    let out = log.verify(&["--archive", archive.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
+
+    // A copy of the archive that lost a dropped event (its manifest made to match).
+    let dropped_id: i64 = log.count(
+        "SELECT max(d.id) FROM audit.seals AS s, generate_series(0, s.events - 1) AS k,
+                LATERAL (SELECT ('x' || encode(substring(s.digests FROM k * 24 + 9 FOR 8), 'hex'))::bit(64)::bigint AS id) AS d
+          WHERE NOT EXISTS (SELECT FROM audit.events AS e WHERE e.id = d.id)",
+    );
+    let thinned = log.dir.path().join("thinned");
+    archive_without(&archive, &thinned, dropped_id);
+    let check = run(command().args(["archive", "--check"]).arg(&thinned));
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let out = log.verify(&["--archive", thinned.to_str().unwrap()]);
+    assert_violation(&out, &format!("event {dropped_id} "));
+    assert!(out.stderr.contains("relying on one"), "{}", out.stderr);
+}
+
+/// 0.2.0: the second purge dropped the first purge's event, and verify reported the first
+/// drop's notes as recorded by no purge event, for good. A year of monthly retention, then
+/// two purges that take every purge event before them: each purge event carries the ones it
+/// drops, and the log verifies throughout.
+#[test]
+fn a_year_of_monthly_retention_and_purges_of_the_purge_events_keep_verifying() {
+    let log = sealed_months(13);
+    for keep in (1..=12).rev() {
+        log.sql(&format!(
+            "SELECT audit.set_retention('{keep} months', archive_first => false)"
+        ));
+        let done = log.maintain();
+        assert_eq!(
+            done["dropped"].as_array().map(Vec::len),
+            Some(1),
+            "{keep}: {done}"
+        );
+        log.seal_all();
+    }
+    let (code, report) = log.verify_json(&[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["purges"].as_array().map(Vec::len),
+        Some(12),
+        "{report}"
+    );
+
+    for round in 0..2 {
+        log.sql(&format!(
+            "SELECT audit.log_event('contact', 'export', NULL, '{{\"round\": {round}}}')"
+        ));
+        log.seal_all();
+        log.sql("SELECT audit.purge(now())");
+        log.seal_all();
+        let (code, report) = log.verify_json(&[]);
+        assert_eq!(code, 0, "round {round}: {report}");
+        let purges = report["purges"].as_array().expect("purges");
+        let carried = purges.iter().filter(|p| p["carried_by"].is_i64()).count();
+        assert!(carried >= 12 + round, "round {round}: {report}");
+    }
+    let out = log.verify(&["--checkpoints", log.checkpoints().to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
 }

@@ -542,3 +542,72 @@ fn an_actor_or_source_too_long_to_index_is_refused_at_capture_and_old_ones_do_no
         1
     );
 }
+
+/// A hold placed while retention runs protects its range: maintenance waits for the
+/// transaction placing it, then sees it and keeps the month. (0.2.0 read the holds once,
+/// and dropped a month a hold committed meanwhile covered.)
+#[test]
+fn a_hold_placed_while_retention_runs_still_protects_its_range() {
+    let (db, _) = history();
+    db.client()
+        .batch_execute("SELECT audit.set_retention('1 month', archive_first => false)")
+        .expect("policy");
+    let oldest: String = db
+        .client()
+        .query_one(
+            "SELECT partition FROM audit.partitions WHERE NOT is_default ORDER BY from_time LIMIT 1",
+            &[],
+        )
+        .expect("the oldest month")
+        .get(0);
+    // The hold is being placed (not committed) when maintenance starts.
+    let mut holder = db.client();
+    holder
+        .batch_execute(&format!(
+            "BEGIN;
+             SELECT audit.hold('late', 'placed while retention runs',
+                               (SELECT from_time FROM audit.partitions WHERE partition = '{oldest}'),
+                               (SELECT to_time FROM audit.partitions WHERE partition = '{oldest}'));"
+        ))
+        .expect("hold, uncommitted");
+    let conninfo = db.conninfo("postgres");
+    let maintenance = std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(
+            &format!("{conninfo} application_name=maintenance-under-test"),
+            postgres::NoTls,
+        )
+        .expect("connect");
+        c.query_one("SELECT audit.maintain()", &[])
+            .map(|r| r.get::<_, serde_json::Value>(0))
+    });
+    // Maintenance waits for the hold's transaction.
+    let mut waited = false;
+    for _ in 0..200 {
+        let waiting = count(
+            &db,
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE application_name = 'maintenance-under-test' AND wait_event_type = 'Lock'",
+        );
+        if waiting > 0 {
+            waited = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(waited, "maintenance did not wait for the hold being placed");
+    holder.batch_execute("COMMIT").expect("commit the hold");
+    let done = maintenance
+        .join()
+        .expect("maintenance thread")
+        .expect("maintenance");
+    let dropped: Vec<&str> = done["dropped"]
+        .as_array()
+        .expect("dropped")
+        .iter()
+        .filter_map(|d| d["partition"].as_str())
+        .collect();
+    assert!(!dropped.contains(&oldest.as_str()), "{done}");
+    assert_eq!(dropped.len(), 2, "the two other past months: {done}");
+    let kept = done["kept"].to_string();
+    assert!(kept.contains(&oldest) && kept.contains("late"), "{done}");
+}

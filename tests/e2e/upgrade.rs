@@ -189,3 +189,79 @@ fn an_upgrade_from_0_1_0_keeps_every_event_and_ends_as_a_fresh_install() {
         "the comparison sees the extension's objects"
     );
 }
+
+/// From 0.2.0: the log, its archive records and cursors are kept; what readers could write
+/// in 0.2.0 (seals, keys, cursors, archive records) they no longer can; an archive record
+/// without the digest 0.3.0 binds records to is kept but no longer counts as an archive;
+/// the log is live; and the schema is a fresh install's.
+#[test]
+fn an_upgrade_from_0_2_0_keeps_its_records_and_takes_back_what_readers_could_write() {
+    let db = TestDb::without_extension();
+    let admin = db.create_role("admin", "LOGIN IN ROLE audit_admin");
+    db.client()
+        .batch_execute(
+            "CREATE EXTENSION audit_trail VERSION '0.2.0';
+             CREATE TABLE contacts (id int PRIMARY KEY, name text);
+             SELECT audit.track('contacts', 'contact');
+             INSERT INTO contacts SELECT g, 'n' || g FROM generate_series(1, 10) g;
+             DELETE FROM contacts WHERE id = 10;",
+        )
+        .expect("a 0.2.0 install with activity");
+    // What an admin could do in 0.2.0: keep a cursor of their own, record an archive.
+    db.client_as(&admin)
+        .batch_execute(
+            "INSERT INTO audit.consumers (name) VALUES ('siem');
+             SELECT audit.record_archive(p.partition,
+                        (SELECT count(*) FROM audit.events AS e WHERE e.tableoid = p.partition::regclass),
+                        '/nowhere', '{\"files\": []}')
+               FROM audit.partitions AS p WHERE p.from_time <= now() AND p.to_time > now();",
+        )
+        .expect("0.2.0 lets admins write these");
+    let before = events(&db);
+    db.client()
+        .batch_execute("ALTER EXTENSION audit_trail UPDATE")
+        .expect("upgrade");
+    assert_eq!(events(&db), before, "not an event lost or changed");
+    let mut client = db.client();
+    let owner: String = client
+        .query_one(
+            "SELECT owner::text FROM audit.consumers WHERE name = 'siem'",
+            &[],
+        )
+        .expect("the cursor")
+        .get(0);
+    assert_eq!(owner, admin, "the cursor belongs to the role that made it");
+    let (kept, digest, archived): (i64, Option<String>, bool) = {
+        let row = client
+            .query_one(
+                "SELECT count(*), max(a.events_sha256),
+                        bool_or(p.archived) FROM audit.archives AS a
+                   JOIN audit.partitions AS p USING (partition)",
+                &[],
+            )
+            .expect("archives");
+        (row.get(0), row.get(1), row.get(2))
+    };
+    assert_eq!((kept, digest, archived), (1, None, false));
+    let mut as_admin = db.client_as(&admin);
+    for sql in [
+        "INSERT INTO audit.consumers (name) VALUES ('other')",
+        "UPDATE audit.consumers SET last_id = 99",
+        "INSERT INTO audit.seal_keys (key_id, public_key) VALUES ('0123456789abcdef', '\\x00')",
+    ] {
+        let err = as_admin.batch_execute(sql).expect_err(sql);
+        assert_eq!(audit_trail_tests::sqlstate(&err), "42501", "{sql}");
+    }
+    let err = client
+        .batch_execute(
+            "INSERT INTO audit.events (actor, entity, action) VALUES ('x', 'contact', 'create')",
+        )
+        .expect_err("the upgraded log is live");
+    assert_eq!(audit_trail_tests::sqlstate(&err), "42501");
+    let fresh = TestDb::new();
+    assert_eq!(
+        members(&db),
+        members(&fresh),
+        "the schema is a fresh install's"
+    );
+}
