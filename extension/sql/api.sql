@@ -87,7 +87,8 @@ AS $$
 DECLARE
     filled boolean;
 BEGIN
-    IF (SELECT s.live FROM audit.log_state AS s) THEN
+    -- A missing row (deleted behind the guards' back) counts as live: the guard fails closed.
+    IF coalesce((SELECT s.live FROM audit.log_state AS s), true) THEN
         RAISE EXCEPTION 'the audit log is live: rows cannot be added to %.% by INSERT or COPY',
             TG_TABLE_SCHEMA, TG_TABLE_NAME
             USING ERRCODE = 'insufficient_privilege',

@@ -55,7 +55,8 @@ AS $$
 DECLARE
     filled boolean;
 BEGIN
-    IF (SELECT s.live FROM audit.log_state AS s) THEN
+    -- A missing row (deleted behind the guards' back) counts as live: the guard fails closed.
+    IF coalesce((SELECT s.live FROM audit.log_state AS s), true) THEN
         RAISE EXCEPTION 'the audit log is live: rows cannot be added to %.% by INSERT or COPY',
             TG_TABLE_SCHEMA, TG_TABLE_NAME
             USING ERRCODE = 'insufficient_privilege',
@@ -620,10 +621,8 @@ $$;
 
 -- Moves the cursor past the events its consumer just delivered: forward only, and over
 -- exactly `delivered` events (every event between the two positions), so a cursor can skip
--- nothing this way. A consumer that delivers only some events (a filter) says so, and its
--- skips are then counted, not refused.
-CREATE FUNCTION audit.advance_consumer(name text, to_txid xid8, to_id bigint, delivered bigint,
-                                       filtered boolean DEFAULT false)
+-- nothing this way.
+CREATE FUNCTION audit.advance_consumer(name text, to_txid xid8, to_id bigint, delivered bigint)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -647,7 +646,7 @@ BEGIN
     END IF;
     SELECT count(*) INTO between FROM audit.events AS e
      WHERE (e.txid, e.id) > (c.last_txid, c.last_id) AND (e.txid, e.id) <= (to_txid, to_id);
-    IF NOT filtered AND between <> delivered THEN
+    IF between <> delivered THEN
         RAISE EXCEPTION 'consumer "%" delivered % events, but % lie between its position and (%, %)',
             name, delivered, between, to_txid, to_id
             USING ERRCODE = 'invalid_parameter_value',
@@ -1057,7 +1056,7 @@ GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.register_seal_key(bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
-                          audit.advance_consumer(text, xid8, bigint, bigint, boolean),
+                          audit.advance_consumer(text, xid8, bigint, bigint),
                           audit.move_consumer(text, xid8, bigint),
                           audit.record_alert(text, jsonb) TO audit_admin;
 GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text) TO audit_service;

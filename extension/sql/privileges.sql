@@ -16,7 +16,7 @@ GRANT USAGE ON SCHEMA audit TO audit_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA audit TO audit_admin;
 -- Followers keep their own cursors, through the functions that check whose they are.
 GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
-                          audit.advance_consumer(text, xid8, bigint, bigint, boolean),
+                          audit.advance_consumer(text, xid8, bigint, bigint),
                           audit.move_consumer(text, xid8, bigint),
                           audit.record_alert(text, jsonb) TO audit_admin;
 -- The product's services (audit_service): seals and keys enter only through the functions

@@ -73,10 +73,8 @@ $$;
 
 -- Moves the cursor past the events its consumer just delivered: forward only, and over
 -- exactly `delivered` events (every event between the two positions), so a cursor can skip
--- nothing this way. A consumer that delivers only some events (a filter) says so, and its
--- skips are then counted, not refused.
-CREATE FUNCTION audit.advance_consumer(name text, to_txid xid8, to_id bigint, delivered bigint,
-                                       filtered boolean DEFAULT false)
+-- nothing this way.
+CREATE FUNCTION audit.advance_consumer(name text, to_txid xid8, to_id bigint, delivered bigint)
     RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -100,7 +98,7 @@ BEGIN
     END IF;
     SELECT count(*) INTO between FROM audit.events AS e
      WHERE (e.txid, e.id) > (c.last_txid, c.last_id) AND (e.txid, e.id) <= (to_txid, to_id);
-    IF NOT filtered AND between <> delivered THEN
+    IF between <> delivered THEN
         RAISE EXCEPTION 'consumer "%" delivered % events, but % lie between its position and (%, %)',
             name, delivered, between, to_txid, to_id
             USING ERRCODE = 'invalid_parameter_value',

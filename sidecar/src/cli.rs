@@ -172,6 +172,7 @@ impl ExportArgs {
             format: self.format,
             bom: self.bom,
             times: TimeFormat { zone },
+            record_id: None,
         })
     }
 

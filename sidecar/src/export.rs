@@ -48,6 +48,9 @@ pub struct ExportRequest {
     pub format: Format,
     pub bom: bool,
     pub times: TimeFormat,
+    /// The export's own `audit_log`/`export` event, committed before its rows are read:
+    /// left out of them (it is what the export did, not what it exports).
+    pub record_id: Option<i64>,
 }
 
 /// Bytes flushed to the sink at a time.
@@ -186,7 +189,10 @@ pub async fn stream_counting(
         .start()
         .await
         .map_err(|e| Error::database("starting the export", &e))?;
-    let condition = request.filters.condition();
+    let mut condition = request.filters.condition();
+    if let Some(id) = request.record_id {
+        condition = condition.except_id(id);
+    }
     let sql = format!(
         "{SELECT_EVENTS}{} ORDER BY events.occurred_at, events.id",
         condition.sql
@@ -316,6 +322,14 @@ impl ExportRecord {
         })
     }
 
+    /// The request with this record left out of its rows.
+    pub fn leave_out(&self, request: &ExportRequest) -> ExportRequest {
+        ExportRequest {
+            record_id: Some(self.id),
+            ..request.clone()
+        }
+    }
+
     /// Records how the export ended: the rows handed to the reader, and whether all of them.
     pub async fn end(&self, recorder: &Client, rows: u64, ending: Ending) -> Result<i64> {
         let details = serde_json::json!({
@@ -377,10 +391,11 @@ pub async fn run(
             // `client` itself when there is no --record-db.
             let record =
                 ExportRecord::start(client, record_db.unwrap_or(client), request, "cli").await?;
+            let request = record.leave_out(request);
             let mut sink = WriterSink(std::io::BufWriter::new(std::io::stdout()));
             let mut sent = 0;
             let result =
-                stream_counting(client, request, &mut sink, &mut progress, &mut sent).await;
+                stream_counting(client, &request, &mut sink, &mut progress, &mut sent).await;
             let flushed = sink.0.flush().map_err(Error::Output);
             match result.and(flushed) {
                 Ok(()) => {
@@ -415,9 +430,10 @@ pub async fn run(
                 .map_err(file_error)?;
             let record =
                 ExportRecord::start(client, record_db.unwrap_or(client), request, "cli").await?;
+            let request = record.leave_out(request);
             let mut sink = WriterSink(std::io::BufWriter::new(temp.as_file()));
             let written = async {
-                let rows = stream_events(client, request, &mut sink, &mut progress).await?;
+                let rows = stream_events(client, &request, &mut sink, &mut progress).await?;
                 sink.0.flush().map_err(file_error)?;
                 temp.as_file().sync_all().map_err(file_error)?;
                 Ok::<u64, Error>(rows)

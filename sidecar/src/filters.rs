@@ -37,6 +37,18 @@ pub struct Condition {
 }
 
 impl Condition {
+    /// The condition and `events.id <> <id>`: an export leaves out its own record.
+    pub fn except_id(mut self, id: i64) -> Condition {
+        self.params.push(Box::new(id));
+        let clause = format!("events.id <> ${}", self.params.len());
+        self.sql = if self.sql.is_empty() {
+            format!(" WHERE {clause}")
+        } else {
+            format!("{} AND {clause}", self.sql)
+        };
+        self
+    }
+
     pub fn param_refs(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params
             .iter()

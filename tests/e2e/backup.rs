@@ -231,7 +231,7 @@ fn a_data_only_restore_cannot_add_a_second_copy_of_the_log() {
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("already holds events"),
+        String::from_utf8_lossy(&out.stderr).contains("the audit log is live"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -83,6 +83,7 @@ pub async fn download(
         format: Format::Csv,
         bom: false,
         times: TimeFormat::default(),
+        record_id: None,
     };
     let mut client = session.client().await?;
     let record = session.record_client().await?;
@@ -95,6 +96,7 @@ pub async fn download(
     )
     .await
     .map_err(|e| WebError::from_export(&role, e))?;
+    let request = started.leave_out(&request);
 
     let (tx, mut rx) = mpsc::channel::<Message>(4);
     tokio::spawn(async move {
