@@ -327,7 +327,7 @@ fn an_actor_with_a_common_or_a_rare_combination_pages_as_the_sql_reads() {
         .expect("seed history");
     // Other tests' open transactions can hold the summary's watermark back for a while
     // (transaction ids are cluster-wide): maintain until the seeded history is summarized.
-    let mut api_hours = 0;
+    let mut api_hours: i64 = 0;
     for _ in 0..300 {
         db.client()
             .query_one("SELECT audit.maintain()", &[])
