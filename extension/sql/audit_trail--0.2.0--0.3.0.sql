@@ -13,7 +13,10 @@
 -- 4. archive records are bound to a digest of the partition's events (records made before
 --    have none, and retention no longer relies on them: archive those months again);
 -- 5. the purge events a drop removes are carried in its own purge event;
--- 6. audit.integrity shows what in the audit schema no release made (audit.schema_findings).
+-- 6. audit.integrity shows what in the audit schema no release made (audit.schema_findings)
+--    and whether sealing has stalled;
+-- 7. the services take turns through locks only they can take (audit.take_service_lock), not
+--    advisory locks any role could hold.
 
 -- The event triggers must not fire on this script's own DDL with 0.2.0's rules; they are the
 -- same objects afterwards, with 0.3.0's function.
@@ -385,6 +388,18 @@ $$;
 
 -- 3. Seals and keys only through the functions that check them ---------------------------------
 
+-- The product's services take turns through locks only they can take (0.2.0 used advisory
+-- locks with fixed keys, which any role that can connect may hold: one with no grants
+-- stopped sealing, archiving and maintenance). extension/src/service_lock.rs takes a lock on
+-- the extension itself, one per service, which no SQL statement of a user can take; it is
+-- held until the transaction ends, needs no transaction id (so it holds back no change
+-- stream), and shows in pg_locks as an object lock on pg_extension. `wait`: wait for it (at
+-- most lock_timeout); else return false at once when another session holds it.
+CREATE FUNCTION audit.take_service_lock(service text, wait boolean DEFAULT false) RETURNS boolean
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'audit_take_service_lock';
+
 -- The one way a sealing key is registered: recorded as an audit_log/seal_key event, which
 -- the alert rules see (a reader who could register a key could seal with it, and every later
 -- verify would report seals by a key the auditor does not hold). Returns the key id.
@@ -541,12 +556,17 @@ SELECT (SELECT l.seq FROM last AS l)                   AS last_seal,
        u.events                                        AS unsealed_events,
        pg_catalog.now() - u.oldest                     AS oldest_unsealed_age,
        (SELECT l.key_id FROM last AS l)                AS active_key,
+       -- The oldest unsealed event is older than audit.seal_stall_after (15 min by default;
+       -- the setting reads as an interval whether or not the library is loaded).
+       coalesce(pg_catalog.now() - u.oldest
+                > coalesce(NULLIF(pg_catalog.current_setting('audit.seal_stall_after', true), '')::interval,
+                           '15 minutes'), false) AS sealing_stalled,
        ARRAY(SELECT f.kind || ': ' || f.object || ': ' || f.detail
                FROM audit.schema_findings() AS f)     AS schema_findings
   FROM unsealed AS u;
 
 COMMENT ON VIEW audit.integrity IS
-    'Sealed through which event and time, events waiting to be sealed, the last seal and its key, and what in the audit schema no release made.';
+    'Sealed through which event and time, events waiting to be sealed and whether sealing has stalled, the last seal and its key, and what in the audit schema no release made.';
 
 -- 4. Cursors and alerts -------------------------------------------------------------------------
 
@@ -924,6 +944,31 @@ BEGIN
 END
 $$;
 
+-- Drops whole partitions that end at or before `before` (for audit.purge, which deletes the
+-- rest of the range row by row). Returns the rows dropped.
+CREATE OR REPLACE FUNCTION audit.drop_partitions_before(before timestamptz) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part  record;
+    total bigint := 0;
+BEGIN
+    PERFORM audit.require_maintenance();
+    -- One at a time with maintenance: both lock partitions to count them, then to drop them.
+    PERFORM set_config('lock_timeout', '10s', true);
+    PERFORM audit.take_service_lock('maintenance', true);
+    FOR part IN
+        SELECT p.partition FROM audit.partitions AS p
+         WHERE NOT p.is_default AND p.to_time <= before
+         ORDER BY p.from_time
+    LOOP
+        total := total + (audit.drop_events_partition(part.partition::regclass, 'purge') ->> 'rows')::bigint;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
 -- What audit.maintain() does, as the extension's owner: partitions ahead (and for rows
 -- waiting in the default partition), then, unless create_only, retention.
 CREATE OR REPLACE FUNCTION audit.run_maintenance(create_only boolean) RETURNS jsonb
@@ -946,10 +991,12 @@ DECLARE
     kept    jsonb := '[]';
 BEGIN
     PERFORM audit.require_maintenance();
-    -- One maintenance at a time (a second waits for the first).
-    PERFORM pg_advisory_xact_lock(hashtext('audit_trail maintenance'));
-    -- Never stall capture behind a lock for long: a busy step is retried by the next run.
+    -- Never stall capture behind a lock for long, nor wait for one without a bound: a busy
+    -- step is retried by the next run.
     PERFORM set_config('lock_timeout', '10s', true);
+    -- One maintenance at a time (a second waits for the first, at most lock_timeout), through
+    -- a lock only the extension's own functions can take.
+    PERFORM audit.take_service_lock('maintenance', true);
     -- A hold placed while retention runs protects its range too: no hold can be placed or
     -- released until this run ends (audit.hold and audit.release write audit.legal_holds,
     -- which this lock excludes), and one committed before it is seen by the look below.
@@ -1055,6 +1102,7 @@ GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.register_seal_key(bytea) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
                           audit.advance_consumer(text, xid8, bigint, bigint),
                           audit.move_consumer(text, xid8, bigint),

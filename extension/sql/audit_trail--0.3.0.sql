@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:30
+-- extension/src/lib.rs:31
 -- bootstrap
 -- audit_trail: storage. Runs first (bootstrap); functions and views come in api.sql.
 
@@ -127,7 +127,7 @@ SELECT pg_catalog.pg_extension_config_dump('audit.consumers', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:31
+-- extension/src/lib.rs:32
 -- requires:
 --   schema
 
@@ -703,7 +703,7 @@ ALTER EVENT TRIGGER audit_trail_sql_drop ENABLE ALWAYS;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:32
+-- extension/src/lib.rs:33
 -- requires:
 --   api
 
@@ -713,6 +713,18 @@ ALTER EVENT TRIGGER audit_trail_sql_drop ENABLE ALWAYS;
 -- private key never comes here: `audit-trail seal` signs outside the database, and
 -- `audit-trail verify` trusts only the key file it is given, so a superuser who rewrites
 -- these tables is caught, not trusted.
+
+-- The product's services take turns through locks only they can take (0.2.0 used advisory
+-- locks with fixed keys, which any role that can connect may hold: one with no grants
+-- stopped sealing, archiving and maintenance). extension/src/service_lock.rs takes a lock on
+-- the extension itself, one per service, which no SQL statement of a user can take; it is
+-- held until the transaction ends, needs no transaction id (so it holds back no change
+-- stream), and shows in pg_locks as an object lock on pg_extension. `wait`: wait for it (at
+-- most lock_timeout); else return false at once when another session holds it.
+CREATE FUNCTION audit.take_service_lock(service text, wait boolean DEFAULT false) RETURNS boolean
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'audit_take_service_lock';
 
 CREATE TABLE audit.seal_keys (
     key_id        text        PRIMARY KEY CHECK (key_id ~ '^[0-9a-f]{16}$'),
@@ -927,16 +939,21 @@ SELECT (SELECT l.seq FROM last AS l)                   AS last_seal,
        u.events                                        AS unsealed_events,
        pg_catalog.now() - u.oldest                     AS oldest_unsealed_age,
        (SELECT l.key_id FROM last AS l)                AS active_key,
+       -- The oldest unsealed event is older than audit.seal_stall_after (15 min by default;
+       -- the setting reads as an interval whether or not the library is loaded).
+       coalesce(pg_catalog.now() - u.oldest
+                > coalesce(NULLIF(pg_catalog.current_setting('audit.seal_stall_after', true), '')::interval,
+                           '15 minutes'), false) AS sealing_stalled,
        ARRAY(SELECT f.kind || ': ' || f.object || ': ' || f.detail
                FROM audit.schema_findings() AS f)     AS schema_findings
   FROM unsealed AS u;
 
 COMMENT ON VIEW audit.integrity IS
-    'Sealed through which event and time, events waiting to be sealed, the last seal and its key, and what in the audit schema no release made.';
+    'Sealed through which event and time, events waiting to be sealed and whether sealing has stalled, the last seal and its key, and what in the audit schema no release made.';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:37
+-- extension/src/lib.rs:38
 -- requires:
 --   integrity
 
@@ -1114,7 +1131,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:42
+-- extension/src/lib.rs:43
 -- requires:
 --   stream
 
@@ -1967,10 +1984,12 @@ DECLARE
     kept    jsonb := '[]';
 BEGIN
     PERFORM audit.require_maintenance();
-    -- One maintenance at a time (a second waits for the first).
-    PERFORM pg_advisory_xact_lock(hashtext('audit_trail maintenance'));
-    -- Never stall capture behind a lock for long: a busy step is retried by the next run.
+    -- Never stall capture behind a lock for long, nor wait for one without a bound: a busy
+    -- step is retried by the next run.
     PERFORM set_config('lock_timeout', '10s', true);
+    -- One maintenance at a time (a second waits for the first, at most lock_timeout), through
+    -- a lock only the extension's own functions can take.
+    PERFORM audit.take_service_lock('maintenance', true);
     -- A hold placed while retention runs protects its range too: no hold can be placed or
     -- released until this run ends (audit.hold and audit.release write audit.legal_holds,
     -- which this lock excludes), and one committed before it is seen by the look below.
@@ -2083,7 +2102,8 @@ DECLARE
 BEGIN
     PERFORM audit.require_maintenance();
     -- One at a time with maintenance: both lock partitions to count them, then to drop them.
-    PERFORM pg_advisory_xact_lock(hashtext('audit_trail maintenance'));
+    PERFORM set_config('lock_timeout', '10s', true);
+    PERFORM audit.take_service_lock('maintenance', true);
     FOR part IN
         SELECT p.partition FROM audit.partitions AS p
          WHERE NOT p.is_default AND p.to_time <= before
@@ -2195,7 +2215,7 @@ SELECT audit.setup_summary_partition('audit.actor_days_default');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:47
+-- extension/src/lib.rs:48
 -- requires:
 --   lifetime
 
@@ -2331,7 +2351,7 @@ CREATE VIEW audit.export_activity AS SELECT * FROM audit.report WHERE action = '
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:52
+-- extension/src/lib.rs:53
 -- finalize
 -- audit_trail: privileges. Runs last (finalize), once every object exists.
 
@@ -2358,6 +2378,7 @@ GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
 -- that check and record them; nothing may change either afterwards (append-only triggers).
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.register_seal_key(bytea) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;
 -- Scheduled maintenance (audit-trail maintain) runs as an admin; it does only what the
 -- superuser-set policy says. Admins may place legal holds (they only protect events);
 -- changing the policy and releasing a hold are for superusers. Recording an archive, which

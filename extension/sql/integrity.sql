@@ -5,6 +5,18 @@
 -- `audit-trail verify` trusts only the key file it is given, so a superuser who rewrites
 -- these tables is caught, not trusted.
 
+-- The product's services take turns through locks only they can take (0.2.0 used advisory
+-- locks with fixed keys, which any role that can connect may hold: one with no grants
+-- stopped sealing, archiving and maintenance). extension/src/service_lock.rs takes a lock on
+-- the extension itself, one per service, which no SQL statement of a user can take; it is
+-- held until the transaction ends, needs no transaction id (so it holds back no change
+-- stream), and shows in pg_locks as an object lock on pg_extension. `wait`: wait for it (at
+-- most lock_timeout); else return false at once when another session holds it.
+CREATE FUNCTION audit.take_service_lock(service text, wait boolean DEFAULT false) RETURNS boolean
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'audit_take_service_lock';
+
 CREATE TABLE audit.seal_keys (
     key_id        text        PRIMARY KEY CHECK (key_id ~ '^[0-9a-f]{16}$'),
     public_key    bytea       NOT NULL CHECK (length(public_key) = 32),
@@ -218,9 +230,14 @@ SELECT (SELECT l.seq FROM last AS l)                   AS last_seal,
        u.events                                        AS unsealed_events,
        pg_catalog.now() - u.oldest                     AS oldest_unsealed_age,
        (SELECT l.key_id FROM last AS l)                AS active_key,
+       -- The oldest unsealed event is older than audit.seal_stall_after (15 min by default;
+       -- the setting reads as an interval whether or not the library is loaded).
+       coalesce(pg_catalog.now() - u.oldest
+                > coalesce(NULLIF(pg_catalog.current_setting('audit.seal_stall_after', true), '')::interval,
+                           '15 minutes'), false) AS sealing_stalled,
        ARRAY(SELECT f.kind || ': ' || f.object || ': ' || f.detail
                FROM audit.schema_findings() AS f)     AS schema_findings
   FROM unsealed AS u;
 
 COMMENT ON VIEW audit.integrity IS
-    'Sealed through which event and time, events waiting to be sealed, the last seal and its key, and what in the audit schema no release made.';
+    'Sealed through which event and time, events waiting to be sealed and whether sealing has stalled, the last seal and its key, and what in the audit schema no release made.';

@@ -847,10 +847,12 @@ DECLARE
     kept    jsonb := '[]';
 BEGIN
     PERFORM audit.require_maintenance();
-    -- One maintenance at a time (a second waits for the first).
-    PERFORM pg_advisory_xact_lock(hashtext('audit_trail maintenance'));
-    -- Never stall capture behind a lock for long: a busy step is retried by the next run.
+    -- Never stall capture behind a lock for long, nor wait for one without a bound: a busy
+    -- step is retried by the next run.
     PERFORM set_config('lock_timeout', '10s', true);
+    -- One maintenance at a time (a second waits for the first, at most lock_timeout), through
+    -- a lock only the extension's own functions can take.
+    PERFORM audit.take_service_lock('maintenance', true);
     -- A hold placed while retention runs protects its range too: no hold can be placed or
     -- released until this run ends (audit.hold and audit.release write audit.legal_holds,
     -- which this lock excludes), and one committed before it is seen by the look below.
@@ -963,7 +965,8 @@ DECLARE
 BEGIN
     PERFORM audit.require_maintenance();
     -- One at a time with maintenance: both lock partitions to count them, then to drop them.
-    PERFORM pg_advisory_xact_lock(hashtext('audit_trail maintenance'));
+    PERFORM set_config('lock_timeout', '10s', true);
+    PERFORM audit.take_service_lock('maintenance', true);
     FOR part IN
         SELECT p.partition FROM audit.partitions AS p
          WHERE NOT p.is_default AND p.to_time <= before

@@ -23,6 +23,7 @@ GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
 -- that check and record them; nothing may change either afterwards (append-only triggers).
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.register_seal_key(bytea) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;
 -- Scheduled maintenance (audit-trail maintain) runs as an admin; it does only what the
 -- superuser-set policy says. Admins may place legal holds (they only protect events);
 -- changing the policy and releasing a hold are for superusers. Recording an archive, which

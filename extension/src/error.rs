@@ -121,6 +121,9 @@ pub enum AuditError {
         new: i64,
     },
 
+    #[error("no service of audit_trail is called \"{service}\" (seal, archive, maintenance)")]
+    UnknownService { service: String },
+
     #[error("seal refused: {0}")]
     SealRefused(String),
 
@@ -163,6 +166,7 @@ impl AuditError {
             }
             Self::NotATrigger { .. } => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
             Self::SealRefused(_) => ERRCODE_DATA_EXCEPTION,
+            Self::UnknownService { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::UnpairedUpdate { .. } | Self::Spi(_) => ERRCODE_INTERNAL_ERROR,
         }
     }

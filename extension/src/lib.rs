@@ -20,6 +20,7 @@ mod privilege;
 mod retention;
 mod row_json;
 mod seals;
+mod service_lock;
 mod settings;
 mod table_config;
 mod track;

@@ -9,6 +9,7 @@ static SOURCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(
 static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
 static ALLOW_DROP_EXTENSION: GucSetting<bool> = GucSetting::<bool>::new(false);
+static SEAL_STALL_AFTER: GucSetting<i32> = GucSetting::<i32>::new(900);
 static MAX_EVENT_BYTES: GucSetting<i32> =
     GucSetting::<i32>::new(crate::app_events::DEFAULT_MAX_EVENT_BYTES);
 
@@ -65,6 +66,18 @@ pub fn define() {
         &ALLOW_DROP_EXTENSION,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    // Superuser-only, like the alert it drives: a reader must not quiet it in their session.
+    GucRegistry::define_int_guc(
+        c"audit.seal_stall_after",
+        c"How old the oldest unsealed event may get before sealing counts as stalled.",
+        c"audit.integrity.sealing_stalled, the dashboard's warning and the sealing-stalled alert \
+          use it; set it above the interval sealing runs at.",
+        &SEAL_STALL_AFTER,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
     // SAFETY: called once from _PG_init; reserving the prefix makes a typo such as
     // `SET audit.actr` an error instead of a silently ignored placeholder.

@@ -772,10 +772,10 @@ fn is_root() -> bool {
 fn a_second_archive_run_at_the_same_time_is_refused() {
     let db = seeded_db();
     maintain(&db, "postgres");
-    // What a first run holds while it works (the key is the sidecar's, "auditarc").
+    // What a first run holds while it works: the archive service's lock, in a transaction.
     let mut first = db.client();
     first
-        .batch_execute("SELECT pg_advisory_lock(x'6175646974617263'::bigint)")
+        .batch_execute("BEGIN; SELECT audit.take_service_lock('archive');")
         .expect("lock");
     let out_dir = tempfile::tempdir().expect("tempdir");
     let dir = out_dir.path().to_str().expect("UTF-8");
@@ -788,11 +788,25 @@ fn a_second_archive_run_at_the_same_time_is_refused() {
         out.stderr
     );
     assert!(files_under(out_dir.path()).is_empty());
-    first
-        .batch_execute("SELECT pg_advisory_unlock_all()")
-        .expect("unlock");
+    first.batch_execute("COMMIT").expect("unlock");
+    // The 0.2.0 attack: a role with no grants holding the lock keys the services used. It
+    // may not take the services' own locks, and holding the old keys stops nothing.
+    let nobody = db.create_role("nobody", "LOGIN");
+    let mut squatter = db.client_as(&nobody);
+    squatter
+        .batch_execute(
+            "SELECT pg_advisory_lock(x'6175646974617263'::bigint);
+             SELECT pg_advisory_lock(x'61756469745f7365'::bigint);
+             SELECT pg_advisory_lock(hashtext('audit_trail maintenance'));",
+        )
+        .expect("advisory locks anyone may take");
+    let err = squatter
+        .batch_execute("BEGIN; SELECT audit.take_service_lock('archive')")
+        .expect_err("not a service");
+    assert_eq!(audit_trail_tests::sqlstate(&err), "42501");
     let out = cli(&db, "postgres", &["archive", "--output-dir", dir]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    maintain(&db, "postgres");
 }
 
 /// The relative paths of a manifest's files.

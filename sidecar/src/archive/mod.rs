@@ -497,10 +497,6 @@ async fn archive_partition(
 const CHUNK_ROWS: usize = 2048;
 const QUEUED_CHUNKS: usize = 8;
 
-/// The advisory lock key that keeps two archive runs on one database from writing the same
-/// partition: a constant of this command's own (the bytes of "auditarc").
-const ARCHIVE_LOCK: i64 = 0x6175_6469_7461_7263;
-
 /// `audit-trail archive` (or `--check`).
 pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArgs) -> Result<()> {
     if let Some(dir) = &args.check {
@@ -532,22 +528,25 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
     .await?;
 
     // Taken before the partitions are listed, so a run never archives again what another
-    // run archived after this one looked. Held until the connection closes.
-    {
-        let recorder = record.as_mut().unwrap_or(&mut client);
-        let locked: bool = recorder
-            .query_one(
-                "SELECT pg_catalog.pg_try_advisory_lock($1)",
-                &[&ARCHIVE_LOCK],
-            )
-            .await
-            .map_err(|e| Error::database("taking the archive lock", &e))?
-            .get(0);
-        if !locked {
-            return Err(Error::Other(
-                "another audit-trail archive is running on this database".into(),
-            ));
-        }
+    // run archived after this one looked: the service's lock, which only the product's
+    // services can take, held by a transaction of a connection of its own for the whole run
+    // (it needs no transaction id, so it holds back no change stream).
+    let lock_target = match record_db {
+        Some(text) => db::resolve_record(text, "audit-trail archive")?,
+        None => db::resolve(db_arg, "audit-trail archive")?,
+    };
+    let holder = db::connect(&lock_target).await?;
+    let locking = |e: tokio_postgres::Error| Error::database("taking the archive lock", &e);
+    holder.batch_execute("BEGIN").await.map_err(locking)?;
+    let taken: bool = holder
+        .query_one("SELECT audit.take_service_lock('archive')", &[])
+        .await
+        .map_err(locking)?
+        .get(0);
+    if !taken {
+        return Err(Error::Other(
+            "another audit-trail archive is running on this database".into(),
+        ));
     }
 
     // Listed where archives are recorded: a standby may not show the last run's records yet.

@@ -44,8 +44,6 @@ pub struct SealArgs {
 const APPLICATION_NAME: &str = "audit-trail seal";
 /// The stream's watermark (as `follow`): every transaction older than it has ended.
 const WATERMARK: &str = "pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())";
-/// One sealer at a time: the key of a transaction-level advisory lock ("audit_trail seal").
-const SEALER_LOCK: i64 = 0x6175_6469_745f_7365;
 
 pub async fn run(db_arg: Option<&str>, args: SealArgs) -> Result<()> {
     let target = db::resolve(db_arg, APPLICATION_NAME)?;
@@ -181,23 +179,25 @@ impl Sealer {
             .start()
             .await
             .map_err(db_error("starting a seal"))?;
-        // Waits a little: a sealer that just finished may still be ending its transaction.
-        tx.batch_execute("SET LOCAL lock_timeout = '10s'")
+        // One sealer at a time, through a lock only the product's services can take (a
+        // sealer that just finished may still be ending its transaction: wait a little).
+        let taken: bool = tx
+            .query_one("SELECT audit.take_service_lock('seal')", &[])
             .await
-            .map_err(db_error("taking the sealer's lock"))?;
-        if let Err(e) = tx
-            .execute(
-                "SELECT pg_catalog.pg_advisory_xact_lock($1)",
-                &[&SEALER_LOCK],
-            )
-            .await
-        {
-            return Err(match e.code() {
-                Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
-                    Error::Other("another audit-trail seal is sealing this database".into())
-                }
-                _ => Error::database("taking the sealer's lock", &e),
-            });
+            .map_err(db_error("taking the sealer's lock"))?
+            .get(0);
+        if !taken {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let taken: bool = tx
+                .query_one("SELECT audit.take_service_lock('seal')", &[])
+                .await
+                .map_err(db_error("taking the sealer's lock"))?
+                .get(0);
+            if !taken {
+                return Err(Error::Other(
+                    "another audit-trail seal is sealing this database".into(),
+                ));
+            }
         }
         let last = tx
             .query_opt(
