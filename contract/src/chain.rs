@@ -9,15 +9,36 @@ pub type Hash = [u8; 32];
 
 /// Reads every event's columns in the canonical text form, in table order
 /// ([`crate::EVENT_COLUMNS`]), after its position: `txid` as text and `id`. Only built-in
-/// casts and functions, qualified, so that no object a database owner adds can change what
-/// is hashed; `EXTRACT` is SQL syntax for `pg_catalog.extract`.
-pub const SELECT_CANONICAL: &str = "SELECT e.txid::text, e.id, \
-     e.id::text, \
-     ((EXTRACT(EPOCH FROM e.occurred_at) * 1000000)::bigint)::text, \
-     e.txid::text, e.actor, e.db_user, e.source, e.client_addr::text, e.application_name, \
-     e.entity, e.action, e.table_name, e.subject_id, e.changed_fields::text, \
-     e.old_data::text, e.new_data::text, e.context::text, e.details::text \
+/// functions, called by name and qualified: no cast. PostgreSQL turns `jsonb`, `xid8`,
+/// `bigint` and arrays into text by their output functions when no cast is defined, and a
+/// superuser may define one (`CREATE CAST (jsonb AS text) ...`) that lies to whichever
+/// session it likes; output functions, like the built-in casts, are pinned and cannot be
+/// replaced. `pg_catalog.text(inet)` is the built-in cast's function, which writes the mask
+/// (`10.0.0.7/32`); `EXTRACT` is SQL syntax for `pg_catalog.extract`.
+pub const SELECT_CANONICAL: &str = "SELECT pg_catalog.textin(pg_catalog.xid8out(e.txid)), e.id, \
+     pg_catalog.textin(pg_catalog.int8out(e.id)), \
+     pg_catalog.textin(pg_catalog.int8out(pg_catalog.int8(\
+         EXTRACT(EPOCH FROM e.occurred_at) OPERATOR(pg_catalog.*) 1000000))), \
+     pg_catalog.textin(pg_catalog.xid8out(e.txid)), e.actor, e.db_user, e.source, \
+     pg_catalog.text(e.client_addr), e.application_name, \
+     e.entity, e.action, e.table_name, e.subject_id, \
+     pg_catalog.textin(pg_catalog.array_out(e.changed_fields)), \
+     pg_catalog.textin(pg_catalog.jsonb_out(e.old_data)), \
+     pg_catalog.textin(pg_catalog.jsonb_out(e.new_data)), \
+     pg_catalog.textin(pg_catalog.jsonb_out(e.context)), \
+     pg_catalog.textin(pg_catalog.jsonb_out(e.details)) \
      FROM audit.events AS e";
+
+/// SQL for an `xid8` column or expression as text, by its output function (see
+/// [`SELECT_CANONICAL`] for why never a cast).
+pub fn sql_xid8_text(expression: &str) -> String {
+    format!("pg_catalog.textin(pg_catalog.xid8out({expression}))")
+}
+
+/// SQL for a text parameter (`$1`) read as `xid8`, by the type's input function.
+pub fn sql_param_xid8(parameter: &str) -> String {
+    format!("pg_catalog.xid8in(pg_catalog.textout({parameter}::text))")
+}
 
 /// Columns of [`SELECT_CANONICAL`] before the 17 canonical ones.
 pub const POSITION_COLUMNS: usize = 2;

@@ -25,6 +25,16 @@
 /// - `event_trigger_disabled`: one of the extension's event triggers switched off;
 /// - `unexpected_object`: a relation or function in the schema that is neither the
 ///   extension's nor one its maintenance makes;
+/// - `inheritance`: a table inheriting from one of the schema (its rows would show in every
+///   read of the parent that does not say ONLY);
+/// - `partition`: a partition of the log or its summaries outside the schema, or owned by
+///   another role;
+/// - `privileges`: a grant on a partition, or default privileges for the schema (the
+///   extension's own objects' grants are in [`MEMBERS`]);
+/// - `user_cast`: a cast a user defined from or to a type the log's columns and readers use
+///   (PostgreSQL would take it for the built-in conversion, in every reader's query);
+/// - `subscription`: a logical replication subscription writing into a relation of the
+///   schema (its apply worker fires no statement trigger);
 /// - `extension_missing`.
 pub const FINDINGS: &str = "
 WITH ext AS (
@@ -44,6 +54,12 @@ WITH ext AS (
                       AND m.objid = c.oid) AS is_member
       FROM pg_catalog.pg_class AS c, ns
      WHERE c.relnamespace = ns.oid
+), used AS (
+    SELECT ARRAY['pg_catalog.text', 'pg_catalog.jsonb', 'pg_catalog.xid8', 'pg_catalog.int8',
+                 'pg_catalog.int4', 'pg_catalog.numeric', 'pg_catalog.inet', 'pg_catalog._text',
+                 'pg_catalog.timestamptz', 'pg_catalog.varbit', 'pg_catalog.name',
+                 'pg_catalog.bytea', 'pg_catalog.bool', 'pg_catalog.cstring',
+                 'pg_catalog.regclass']::pg_catalog.regtype[]::pg_catalog.oid[] AS types
 ), guard AS (
     SELECT p.oid FROM pg_catalog.pg_proc AS p, ns
      WHERE p.pronamespace = ns.oid
@@ -106,6 +122,49 @@ SELECT CASE WHEN m.objid IS NULL THEN 'unexpected_object' ELSE 'owner' END,
   LEFT JOIN member AS m ON m.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND m.objid = p.oid
   CROSS JOIN ext
  WHERE m.objid IS NULL OR p.proowner OPERATOR(pg_catalog.<>) ext.extowner
+UNION ALL
+SELECT 'inheritance', i.inhrelid::pg_catalog.regclass::text,
+       'inherits from ' OPERATOR(pg_catalog.||) r.name
+  FROM pg_catalog.pg_inherits AS i JOIN rel AS r ON r.oid = i.inhparent
+  JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+ WHERE NOT c.relispartition
+UNION ALL
+SELECT 'partition', t.relid::pg_catalog.regclass::text,
+       CASE WHEN c.relnamespace OPERATOR(pg_catalog.<>) ns.oid
+            THEN 'a partition of ' OPERATOR(pg_catalog.||) root OPERATOR(pg_catalog.||)
+                 ' outside the audit schema'
+            ELSE 'a partition of ' OPERATOR(pg_catalog.||) root OPERATOR(pg_catalog.||)
+                 ' owned by ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_userbyid(c.relowner) END
+  FROM ns, ext,
+       (VALUES ('audit.events'), ('audit.event_summary'), ('audit.kind_hours'),
+               ('audit.actor_days')) AS p(root),
+       LATERAL pg_catalog.pg_partition_tree(pg_catalog.to_regclass(p.root)) AS t
+  JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
+ WHERE t.level > 0
+   AND (c.relnamespace OPERATOR(pg_catalog.<>) ns.oid
+        OR c.relowner OPERATOR(pg_catalog.<>) ext.extowner)
+UNION ALL
+SELECT 'privileges', r.name, 'privileges granted on it: ' OPERATOR(pg_catalog.||) c.relacl::text
+  FROM rel AS r JOIN pg_catalog.pg_class AS c ON c.oid = r.oid
+ WHERE r.relispartition AND NOT r.is_member
+   AND EXISTS (SELECT FROM pg_catalog.aclexplode(c.relacl) AS a
+                WHERE a.grantee OPERATOR(pg_catalog.<>) c.relowner)
+UNION ALL
+SELECT 'privileges', 'schema audit', 'default privileges for the schema''s new objects'
+  FROM pg_catalog.pg_default_acl AS d, ns WHERE d.defaclnamespace = ns.oid
+UNION ALL
+SELECT 'user_cast', pg_catalog.format_type(k.castsource, NULL) OPERATOR(pg_catalog.||) ' AS '
+       OPERATOR(pg_catalog.||) pg_catalog.format_type(k.casttarget, NULL),
+       'a cast defined by a user, used in place of the built-in conversion'
+  FROM pg_catalog.pg_cast AS k, used
+ WHERE k.oid >= 16384
+   AND (k.castsource OPERATOR(pg_catalog.=) ANY (used.types)
+        OR k.casttarget OPERATOR(pg_catalog.=) ANY (used.types))
+UNION ALL
+SELECT 'subscription', s.srrelid::pg_catalog.regclass::text,
+       'written by a logical replication subscription'
+  FROM pg_catalog.pg_subscription_rel AS s JOIN pg_catalog.pg_class AS c ON c.oid = s.srrelid, ns
+ WHERE c.relnamespace = ns.oid
 ORDER BY 1, 2, 3";
 
 /// Every object of the extension with what defines it, one row per object: its identity and
@@ -137,7 +196,13 @@ SELECT pg_catalog.pg_describe_object(m.classid, m.objid, 0) AS identity,
                                     ELSE pg_catalog.pg_get_userbyid(a.grantee) END
                                OPERATOR(pg_catalog.||) '=' OPERATOR(pg_catalog.||) a.privilege_type,
                                ',' ORDER BY a.grantee::pg_catalog.regrole::text, a.privilege_type)
-                      FROM pg_catalog.aclexplode(p.proacl) AS a), 'default')
+                      FROM pg_catalog.aclexplode(p.proacl) AS a
+                     -- The one grant the docs ask of sites: EXECUTE on audit.track and
+                     -- audit.untrack to the owners of tracked tables (they still must own
+                     -- the table), which changes nothing of what readers read.
+                     WHERE NOT (p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['track', 'untrack']::pg_catalog.name[])
+                                AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+                                AND a.grantee NOT IN (0, x.extowner))), 'default')
            FROM pg_catalog.pg_proc AS p, ext AS x WHERE p.oid = m.objid)
     WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN
         (SELECT pg_catalog.concat_ws(' ',
@@ -164,7 +229,8 @@ SELECT pg_catalog.pg_describe_object(m.classid, m.objid, 0) AS identity,
                                OPERATOR(pg_catalog.||) pg_catalog.format_type(a.atttypid, a.atttypmod)
                                OPERATOR(pg_catalog.||) CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
                                OPERATOR(pg_catalog.||) COALESCE(' default '
-                                   OPERATOR(pg_catalog.||) pg_catalog.pg_get_expr(ad.adbin, ad.adrelid), ''),
+                                   OPERATOR(pg_catalog.||) pg_catalog.pg_get_expr(ad.adbin, ad.adrelid), '')
+                               OPERATOR(pg_catalog.||) COALESCE(' acl ' OPERATOR(pg_catalog.||) a.attacl::text, ''),
                                ', ' ORDER BY a.attnum)
                       FROM pg_catalog.pg_attribute AS a
                       LEFT JOIN pg_catalog.pg_attrdef AS ad
@@ -192,6 +258,11 @@ SELECT pg_catalog.pg_describe_object(m.classid, m.objid, 0) AS identity,
                 'policies', COALESCE((
                     SELECT pg_catalog.string_agg(pl.polname::text, ', ' ORDER BY pl.polname)
                       FROM pg_catalog.pg_policy AS pl WHERE pl.polrelid = c.oid), '-'),
+                'sequence', COALESCE((
+                    SELECT pg_catalog.concat_ws(' ', q.seqtypid::pg_catalog.regtype::text,
+                                                q.seqstart, q.seqincrement, q.seqmax, q.seqmin,
+                                                q.seqcache, q.seqcycle)
+                      FROM pg_catalog.pg_sequence AS q WHERE q.seqrelid = c.oid), '-'),
                 'config', (c.oid = ANY (x.extconfig))::text)
            FROM pg_catalog.pg_class AS c, ext AS x WHERE c.oid = m.objid)
     WHEN 'pg_catalog.pg_event_trigger'::pg_catalog.regclass THEN

@@ -235,8 +235,15 @@ BEGIN
                                                   WHERE t.oid = d.objid)
            END IN (to_regclass('audit.events'), to_regclass('audit.seals'),
                    to_regclass('audit.seal_keys'), to_regclass('audit.archives'),
-                   to_regclass('audit.retention_gaps'), to_regclass('audit.log_state'))
-       AND NOT (d.classid = 'pg_class'::regclass AND d.objid = 'audit.events'::regclass
+                   to_regclass('audit.retention_gaps'), to_regclass('audit.log_state'),
+                   to_regclass('audit.carried_events'), to_regclass('audit.consumers'),
+                   to_regclass('audit.legal_holds'), to_regclass('audit.tracked_tables'),
+                   to_regclass('audit.storage_policy'), to_regclass('audit.event_summary'),
+                   to_regclass('audit.kind_hours'), to_regclass('audit.actor_days'),
+                   to_regclass('audit.summary_state'))
+       AND NOT (d.classid = 'pg_class'::regclass
+                AND d.objid IN (to_regclass('audit.events'), to_regclass('audit.event_summary'),
+                                to_regclass('audit.kind_hours'), to_regclass('audit.actor_days'))
                 AND audit.ddl_attached_partition(d.command) IS NOT NULL)
      LIMIT 1;
     IF FOUND THEN
@@ -272,13 +279,50 @@ BEGIN
        AND g.tgparentid = 0 AND NOT g.tgisinternal
        AND (g.tgfoid NOT IN ('audit.refuse_change()'::regprocedure,
                              'audit.refuse_insert()'::regprocedure)
-            OR g.tgenabled = 'D')
+            OR g.tgenabled IN ('D', 'R'))
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'triggers on partition % of audit.events are refused: only its guards may be there, and none disabled',
             offender.partition
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'audit.maintain() manages the partitions of audit.events.';
+    END IF;
+    -- No guard of any relation of the schema (the summaries' too) switched off, or on only
+    -- for replication (ENABLE REPLICA: skipped by every ordinary session). A guard just
+    -- created is enabled ORIGIN until the next command makes it ALWAYS: a restore runs those
+    -- two commands one after the other. (verify holds every guard to ALWAYS.)
+    SELECT pg_catalog.format('trigger %s of %s', g.tgname, g.tgrelid::regclass) AS what
+      INTO offender
+      FROM pg_trigger AS g JOIN pg_class AS c ON c.oid = g.tgrelid
+     WHERE c.relnamespace = 'audit'::regnamespace AND NOT g.tgisinternal
+       AND g.tgenabled IN ('D', 'R')
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'switching off % is refused: the audit log''s guards stay on', offender.what
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- No command may leave the audit schema in a state that would let one reader see other
+    -- rows than another, the ones verify reports (audit.schema_findings): row security and
+    -- policies, rules, view options, other storage, triggers that are not guards, tables
+    -- inheriting from the log's, grants on partitions or default privileges, casts between
+    -- the types readers convert, subscriptions writing into it, partitions moved out of it.
+    -- (An object the extension did not make is reported by verify, not refused: a restore
+    -- creates partitions before it attaches them.) The extension's own scripts are let be,
+    -- and so are DROPs, which report no command here and remove rather than add.
+    IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands())
+       AND NOT EXISTS (SELECT FROM pg_event_trigger_ddl_commands() AS d WHERE d.in_extension) THEN
+        SELECT f.kind, f.object, f.detail INTO offender
+          FROM audit.schema_findings() AS f
+         WHERE f.kind IN ('row_security', 'policy', 'rule', 'view_option', 'access_method',
+                          'foreign_table', 'trigger', 'inheritance', 'privileges', 'user_cast',
+                          'subscription')
+            OR (f.kind = 'partition' AND f.detail LIKE '%outside the audit schema')
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION '% is refused: it leaves % with %', TG_TAG, offender.object, offender.detail
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'docs/integrity.md, "What readers read", lists what the audit schema may not hold.';
+        END IF;
     END IF;
 
     -- 1. Capture triggers intact.

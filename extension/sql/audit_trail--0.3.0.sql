@@ -368,8 +368,15 @@ BEGIN
                                                   WHERE t.oid = d.objid)
            END IN (to_regclass('audit.events'), to_regclass('audit.seals'),
                    to_regclass('audit.seal_keys'), to_regclass('audit.archives'),
-                   to_regclass('audit.retention_gaps'), to_regclass('audit.log_state'))
-       AND NOT (d.classid = 'pg_class'::regclass AND d.objid = 'audit.events'::regclass
+                   to_regclass('audit.retention_gaps'), to_regclass('audit.log_state'),
+                   to_regclass('audit.carried_events'), to_regclass('audit.consumers'),
+                   to_regclass('audit.legal_holds'), to_regclass('audit.tracked_tables'),
+                   to_regclass('audit.storage_policy'), to_regclass('audit.event_summary'),
+                   to_regclass('audit.kind_hours'), to_regclass('audit.actor_days'),
+                   to_regclass('audit.summary_state'))
+       AND NOT (d.classid = 'pg_class'::regclass
+                AND d.objid IN (to_regclass('audit.events'), to_regclass('audit.event_summary'),
+                                to_regclass('audit.kind_hours'), to_regclass('audit.actor_days'))
                 AND audit.ddl_attached_partition(d.command) IS NOT NULL)
      LIMIT 1;
     IF FOUND THEN
@@ -405,13 +412,50 @@ BEGIN
        AND g.tgparentid = 0 AND NOT g.tgisinternal
        AND (g.tgfoid NOT IN ('audit.refuse_change()'::regprocedure,
                              'audit.refuse_insert()'::regprocedure)
-            OR g.tgenabled = 'D')
+            OR g.tgenabled IN ('D', 'R'))
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'triggers on partition % of audit.events are refused: only its guards may be there, and none disabled',
             offender.partition
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'audit.maintain() manages the partitions of audit.events.';
+    END IF;
+    -- No guard of any relation of the schema (the summaries' too) switched off, or on only
+    -- for replication (ENABLE REPLICA: skipped by every ordinary session). A guard just
+    -- created is enabled ORIGIN until the next command makes it ALWAYS: a restore runs those
+    -- two commands one after the other. (verify holds every guard to ALWAYS.)
+    SELECT pg_catalog.format('trigger %s of %s', g.tgname, g.tgrelid::regclass) AS what
+      INTO offender
+      FROM pg_trigger AS g JOIN pg_class AS c ON c.oid = g.tgrelid
+     WHERE c.relnamespace = 'audit'::regnamespace AND NOT g.tgisinternal
+       AND g.tgenabled IN ('D', 'R')
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'switching off % is refused: the audit log''s guards stay on', offender.what
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- No command may leave the audit schema in a state that would let one reader see other
+    -- rows than another, the ones verify reports (audit.schema_findings): row security and
+    -- policies, rules, view options, other storage, triggers that are not guards, tables
+    -- inheriting from the log's, grants on partitions or default privileges, casts between
+    -- the types readers convert, subscriptions writing into it, partitions moved out of it.
+    -- (An object the extension did not make is reported by verify, not refused: a restore
+    -- creates partitions before it attaches them.) The extension's own scripts are let be,
+    -- and so are DROPs, which report no command here and remove rather than add.
+    IF EXISTS (SELECT FROM pg_event_trigger_ddl_commands())
+       AND NOT EXISTS (SELECT FROM pg_event_trigger_ddl_commands() AS d WHERE d.in_extension) THEN
+        SELECT f.kind, f.object, f.detail INTO offender
+          FROM audit.schema_findings() AS f
+         WHERE f.kind IN ('row_security', 'policy', 'rule', 'view_option', 'access_method',
+                          'foreign_table', 'trigger', 'inheritance', 'privileges', 'user_cast',
+                          'subscription')
+            OR (f.kind = 'partition' AND f.detail LIKE '%outside the audit schema')
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION '% is refused: it leaves % with %', TG_TAG, offender.object, offender.detail
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'docs/integrity.md, "What readers read", lists what the audit schema may not hold.';
+        END IF;
     END IF;
 
     -- 1. Capture triggers intact.
@@ -780,9 +824,10 @@ CREATE TRIGGER seal_keys_append_only
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
 ALTER TABLE audit.seal_keys ENABLE ALWAYS TRIGGER seal_keys_append_only;
 
--- The one way a sealing key is registered: recorded as an audit_log/seal_key event, which
--- the alert rules see (a reader who could register a key could seal with it, and every later
--- verify would report seals by a key the auditor does not hold). Returns the key id.
+-- The one way a sealing key is registered, by a superuser (whoever registers a key decides
+-- whose seals count: a role that could would seal with a key of its own, and every later
+-- verify would report seals by a key the auditor does not hold); recorded as an
+-- audit_log/seal_key event, which the alert rules see. Returns the key id.
 CREATE FUNCTION audit.register_seal_key(public_key bytea) RETURNS text
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -851,6 +896,12 @@ WITH ext AS (
                       AND m.objid = c.oid) AS is_member
       FROM pg_catalog.pg_class AS c, ns
      WHERE c.relnamespace = ns.oid
+), used AS (
+    SELECT ARRAY['pg_catalog.text', 'pg_catalog.jsonb', 'pg_catalog.xid8', 'pg_catalog.int8',
+                 'pg_catalog.int4', 'pg_catalog.numeric', 'pg_catalog.inet', 'pg_catalog._text',
+                 'pg_catalog.timestamptz', 'pg_catalog.varbit', 'pg_catalog.name',
+                 'pg_catalog.bytea', 'pg_catalog.bool', 'pg_catalog.cstring',
+                 'pg_catalog.regclass']::pg_catalog.regtype[]::pg_catalog.oid[] AS types
 ), guard AS (
     SELECT p.oid FROM pg_catalog.pg_proc AS p, ns
      WHERE p.pronamespace = ns.oid
@@ -913,6 +964,49 @@ SELECT CASE WHEN m.objid IS NULL THEN 'unexpected_object' ELSE 'owner' END,
   LEFT JOIN member AS m ON m.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND m.objid = p.oid
   CROSS JOIN ext
  WHERE m.objid IS NULL OR p.proowner OPERATOR(pg_catalog.<>) ext.extowner
+UNION ALL
+SELECT 'inheritance', i.inhrelid::pg_catalog.regclass::text,
+       'inherits from ' OPERATOR(pg_catalog.||) r.name
+  FROM pg_catalog.pg_inherits AS i JOIN rel AS r ON r.oid = i.inhparent
+  JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+ WHERE NOT c.relispartition
+UNION ALL
+SELECT 'partition', t.relid::pg_catalog.regclass::text,
+       CASE WHEN c.relnamespace OPERATOR(pg_catalog.<>) ns.oid
+            THEN 'a partition of ' OPERATOR(pg_catalog.||) root OPERATOR(pg_catalog.||)
+                 ' outside the audit schema'
+            ELSE 'a partition of ' OPERATOR(pg_catalog.||) root OPERATOR(pg_catalog.||)
+                 ' owned by ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_userbyid(c.relowner) END
+  FROM ns, ext,
+       (VALUES ('audit.events'), ('audit.event_summary'), ('audit.kind_hours'),
+               ('audit.actor_days')) AS p(root),
+       LATERAL pg_catalog.pg_partition_tree(pg_catalog.to_regclass(p.root)) AS t
+  JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
+ WHERE t.level > 0
+   AND (c.relnamespace OPERATOR(pg_catalog.<>) ns.oid
+        OR c.relowner OPERATOR(pg_catalog.<>) ext.extowner)
+UNION ALL
+SELECT 'privileges', r.name, 'privileges granted on it: ' OPERATOR(pg_catalog.||) c.relacl::text
+  FROM rel AS r JOIN pg_catalog.pg_class AS c ON c.oid = r.oid
+ WHERE r.relispartition AND NOT r.is_member
+   AND EXISTS (SELECT FROM pg_catalog.aclexplode(c.relacl) AS a
+                WHERE a.grantee OPERATOR(pg_catalog.<>) c.relowner)
+UNION ALL
+SELECT 'privileges', 'schema audit', 'default privileges for the schema''s new objects'
+  FROM pg_catalog.pg_default_acl AS d, ns WHERE d.defaclnamespace = ns.oid
+UNION ALL
+SELECT 'user_cast', pg_catalog.format_type(k.castsource, NULL) OPERATOR(pg_catalog.||) ' AS '
+       OPERATOR(pg_catalog.||) pg_catalog.format_type(k.casttarget, NULL),
+       'a cast defined by a user, used in place of the built-in conversion'
+  FROM pg_catalog.pg_cast AS k, used
+ WHERE k.oid >= 16384
+   AND (k.castsource OPERATOR(pg_catalog.=) ANY (used.types)
+        OR k.casttarget OPERATOR(pg_catalog.=) ANY (used.types))
+UNION ALL
+SELECT 'subscription', s.srrelid::pg_catalog.regclass::text,
+       'written by a logical replication subscription'
+  FROM pg_catalog.pg_subscription_rel AS s JOIN pg_catalog.pg_class AS c ON c.oid = s.srrelid, ns
+ WHERE c.relnamespace = ns.oid
 ORDER BY 1, 2, 3
 $$;
 
@@ -1086,6 +1180,14 @@ DECLARE
 BEGIN
     PERFORM audit.open_consumer(name);
     c := audit.owned_consumer(name);
+    -- Only where the stream is: its start, or a committed transaction that wrote events (a
+    -- position past them would skip every event to come, and count none skipped).
+    IF (to_txid, to_id) <> ('0'::xid8, 0::bigint)
+       AND NOT EXISTS (SELECT FROM audit.events AS e WHERE e.txid = to_txid) THEN
+        RAISE EXCEPTION 'consumer "%" cannot move to (%, %): no committed transaction wrote events there',
+            name, to_txid, to_id
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF (to_txid, to_id) > (c.last_txid, c.last_id) THEN
         SELECT count(*) INTO skipped FROM (
             SELECT FROM audit.events AS e
@@ -1123,6 +1225,11 @@ BEGIN
     IF jsonb_typeof(details) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'an alert''s details are a JSON object'
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- An alert lists at most 100 event ids: a megabyte is far above any, far below harm.
+    IF pg_column_size(details) > 1048576 THEN
+        RAISE EXCEPTION 'an alert''s details are at most 1 MB'
+            USING ERRCODE = 'program_limit_exceeded';
     END IF;
     RETURN audit.record_ddl_event('audit_log', 'alert', NULL,
                                   details || jsonb_build_object('consumer', consumer));
@@ -1217,6 +1324,19 @@ CREATE TABLE audit.retention_gaps (
     noted_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (seq, source, noted_at)
 );
+
+-- Purge events a later drop removed, kept whole so that the notes they vouch for stay
+-- vouched for (docs/integrity.md): each as the 17 values of its canonical encoding, which
+-- `audit-trail verify` hashes and holds to the seal that listed it. Only the drops write it.
+CREATE TABLE audit.carried_events (
+    id         bigint      PRIMARY KEY,
+    txid       xid8        NOT NULL,
+    canonical  text[]      NOT NULL CHECK (pg_catalog.cardinality(canonical) = 17),
+    carried_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE audit.carried_events IS
+    'Purge events that a later drop removed, in their canonical encoding, for verify.';
 
 COMMENT ON TABLE audit.retention_gaps IS
     'Sealed events dropped by retention or audit.purge, per seal (one bit per event, NULL for all).';
@@ -1365,11 +1485,16 @@ CREATE TRIGGER retention_gaps_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.retention_gaps
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
 ALTER TABLE audit.retention_gaps ENABLE ALWAYS TRIGGER retention_gaps_append_only;
+CREATE TRIGGER carried_events_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.carried_events
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
+ALTER TABLE audit.carried_events ENABLE ALWAYS TRIGGER carried_events_append_only;
 
 SELECT pg_catalog.pg_extension_config_dump('audit.storage_policy', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.legal_holds', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.archives', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.retention_gaps', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.carried_events', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.event_summary_default', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.kind_hours_default', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.actor_days_default', '');
@@ -1516,6 +1641,10 @@ BEGIN
     END IF;
     IF coalesce(reason, '') = '' THEN
         RAISE EXCEPTION 'a legal hold needs a reason' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(reason) > 4096 THEN
+        RAISE EXCEPTION 'a legal hold''s reason is at most 4096 bytes (name the case; keep the file elsewhere)'
+            USING ERRCODE = 'program_limit_exceeded';
     END IF;
     IF from_time IS NULL OR to_time IS NULL OR to_time <= from_time THEN
         RAISE EXCEPTION 'a legal hold needs a time range with from_time before to_time'
@@ -1785,7 +1914,7 @@ DECLARE
     companion text;
     bound     text;
     details   jsonb;
-    carried   jsonb;
+    carried   bigint[];
     archive   text;
 BEGIN
     PERFORM audit.require_maintenance();
@@ -1808,7 +1937,7 @@ BEGIN
            (counted ->> 'last_id')::bigint AS last_id
       INTO stats;
     gaps := audit.note_retention_gaps(part, 'infinity', reason);
-    carried := audit.purges_to_carry(part, 'infinity');
+    carried := audit.carry_purge_events(part, 'infinity');
     archive := (SELECT a.events_sha256 FROM audit.archives AS a
                  WHERE a.partition = info.partition AND a.events_sha256 IS NOT NULL
                    AND a.rows = stats.rows
@@ -1838,8 +1967,8 @@ BEGIN
         'before', info.to_time, 'rows', stats.rows, 'first_id', stats.first_id,
         'last_id', stats.last_id, 'reason', reason, 'retention_gaps_sha256', gaps,
         'archived', archive IS NOT NULL, 'archive_events_sha256', archive))
-        || CASE WHEN jsonb_array_length(carried) > 0
-                THEN jsonb_build_object('carried', carried) ELSE '{}' END;
+        || CASE WHEN cardinality(carried) > 0
+                THEN jsonb_build_object('carried_events', to_jsonb(carried)) ELSE '{}' END;
     PERFORM audit.record_ddl_event('audit_log', 'purge', NULL, details);
     RETURN details;
 END
@@ -2144,15 +2273,17 @@ BEGIN
     END IF;
     EXECUTE format('SELECT count(*) AS rows, min(id) AS first_id, max(id) AS last_id FROM %s',
                    info.partition) INTO stats;
+    -- The errors say what differs, never the partition's count or digest: a caller who
+    -- could read them back would not need to have written the archive.
     IF stats.rows IS DISTINCT FROM record_archive.rows THEN
-        RAISE EXCEPTION 'the archive of % holds % events, the partition %',
-            info.partition, coalesce(record_archive.rows::text, 'NULL'), stats.rows
+        RAISE EXCEPTION 'the archive of % does not hold as many events as the partition',
+            info.partition
             USING ERRCODE = 'data_exception';
     END IF;
     digest := audit.events_digest(info.partition::regclass);
     IF digest IS DISTINCT FROM events_sha256 THEN
-        RAISE EXCEPTION 'the archive of % does not hold the partition''s events (their digest is %, the archive''s %)',
-            info.partition, digest, coalesce(events_sha256, 'NULL')
+        RAISE EXCEPTION 'the archive of % does not hold the partition''s events (their digests differ)',
+            info.partition
             USING ERRCODE = 'data_exception';
     END IF;
     INSERT INTO audit.archives (partition, from_time, to_time, rows, first_id, last_id,
@@ -2185,26 +2316,23 @@ CREATE FUNCTION audit.canonical_events(source regclass, entity text, action text
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'audit_canonical_events';
 
--- The purge events about to be dropped with `source` before `before`, and those they carried,
--- flattened: what the drop's own purge event carries.
-CREATE FUNCTION audit.purges_to_carry(source regclass, before timestamptz) RETURNS jsonb
-    LANGUAGE plpgsql
+-- Carries the purge events about to be dropped with `source` before `before` into
+-- audit.carried_events (each once, as the 17 values of its canonical encoding), and returns
+-- their ids, which the drop's own purge event names. Their copies are not nested in it: a
+-- purge event is carried once, whatever the drops after.
+CREATE FUNCTION audit.carry_purge_events(source regclass, before timestamptz) RETURNS bigint[]
+    LANGUAGE sql
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    carried jsonb := '[]';
-    purge   jsonb;
-BEGIN
-    FOR purge IN
-        SELECT e.value FROM jsonb_array_elements(
-            audit.canonical_events(source, 'audit_log', 'purge', before)) AS e
-    LOOP
-        -- Value 16 is the purge event's details.
-        carried := carried || jsonb_build_array(purge)
-                   || coalesce((purge ->> 16)::jsonb -> 'carried', '[]');
-    END LOOP;
-    RETURN carried;
-END
+    WITH carried AS (
+        INSERT INTO audit.carried_events (id, txid, canonical)
+        SELECT (c.value ->> 0)::bigint, pg_catalog.xid8in(pg_catalog.textout(c.value ->> 2)),
+               ARRAY(SELECT v FROM jsonb_array_elements_text(c.value) WITH ORDINALITY AS a(v, k)
+                      ORDER BY k)
+          FROM jsonb_array_elements(audit.canonical_events(source, 'audit_log', 'purge', before)) AS c
+        RETURNING id
+    )
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM carried;
 $$;
 
 -- The default partitions, made with their tables, get their indexes and guards here.
@@ -2374,10 +2502,11 @@ GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
                           audit.advance_consumer(text, xid8, bigint, bigint),
                           audit.move_consumer(text, xid8, bigint),
                           audit.record_alert(text, jsonb) TO audit_admin;
--- The product's services (audit_service): seals and keys enter only through the functions
--- that check and record them; nothing may change either afterwards (append-only triggers).
+-- The product's services (audit_service): seals enter only through the function that checks
+-- them; nothing may change one afterwards (append-only triggers). Registering a sealing key,
+-- which decides whose seals count, is for superusers (no grant): a service whose password
+-- leaked could otherwise seal with a key of its own, and verify would fail for good.
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
-GRANT EXECUTE ON FUNCTION audit.register_seal_key(bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;
 -- Scheduled maintenance (audit-trail maintain) runs as an admin; it does only what the
 -- superuser-set policy says. Admins may place legal holds (they only protect events);

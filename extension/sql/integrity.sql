@@ -71,9 +71,10 @@ CREATE TRIGGER seal_keys_append_only
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
 ALTER TABLE audit.seal_keys ENABLE ALWAYS TRIGGER seal_keys_append_only;
 
--- The one way a sealing key is registered: recorded as an audit_log/seal_key event, which
--- the alert rules see (a reader who could register a key could seal with it, and every later
--- verify would report seals by a key the auditor does not hold). Returns the key id.
+-- The one way a sealing key is registered, by a superuser (whoever registers a key decides
+-- whose seals count: a role that could would seal with a key of its own, and every later
+-- verify would report seals by a key the auditor does not hold); recorded as an
+-- audit_log/seal_key event, which the alert rules see. Returns the key id.
 CREATE FUNCTION audit.register_seal_key(public_key bytea) RETURNS text
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -142,6 +143,12 @@ WITH ext AS (
                       AND m.objid = c.oid) AS is_member
       FROM pg_catalog.pg_class AS c, ns
      WHERE c.relnamespace = ns.oid
+), used AS (
+    SELECT ARRAY['pg_catalog.text', 'pg_catalog.jsonb', 'pg_catalog.xid8', 'pg_catalog.int8',
+                 'pg_catalog.int4', 'pg_catalog.numeric', 'pg_catalog.inet', 'pg_catalog._text',
+                 'pg_catalog.timestamptz', 'pg_catalog.varbit', 'pg_catalog.name',
+                 'pg_catalog.bytea', 'pg_catalog.bool', 'pg_catalog.cstring',
+                 'pg_catalog.regclass']::pg_catalog.regtype[]::pg_catalog.oid[] AS types
 ), guard AS (
     SELECT p.oid FROM pg_catalog.pg_proc AS p, ns
      WHERE p.pronamespace = ns.oid
@@ -204,6 +211,49 @@ SELECT CASE WHEN m.objid IS NULL THEN 'unexpected_object' ELSE 'owner' END,
   LEFT JOIN member AS m ON m.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND m.objid = p.oid
   CROSS JOIN ext
  WHERE m.objid IS NULL OR p.proowner OPERATOR(pg_catalog.<>) ext.extowner
+UNION ALL
+SELECT 'inheritance', i.inhrelid::pg_catalog.regclass::text,
+       'inherits from ' OPERATOR(pg_catalog.||) r.name
+  FROM pg_catalog.pg_inherits AS i JOIN rel AS r ON r.oid = i.inhparent
+  JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+ WHERE NOT c.relispartition
+UNION ALL
+SELECT 'partition', t.relid::pg_catalog.regclass::text,
+       CASE WHEN c.relnamespace OPERATOR(pg_catalog.<>) ns.oid
+            THEN 'a partition of ' OPERATOR(pg_catalog.||) root OPERATOR(pg_catalog.||)
+                 ' outside the audit schema'
+            ELSE 'a partition of ' OPERATOR(pg_catalog.||) root OPERATOR(pg_catalog.||)
+                 ' owned by ' OPERATOR(pg_catalog.||) pg_catalog.pg_get_userbyid(c.relowner) END
+  FROM ns, ext,
+       (VALUES ('audit.events'), ('audit.event_summary'), ('audit.kind_hours'),
+               ('audit.actor_days')) AS p(root),
+       LATERAL pg_catalog.pg_partition_tree(pg_catalog.to_regclass(p.root)) AS t
+  JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
+ WHERE t.level > 0
+   AND (c.relnamespace OPERATOR(pg_catalog.<>) ns.oid
+        OR c.relowner OPERATOR(pg_catalog.<>) ext.extowner)
+UNION ALL
+SELECT 'privileges', r.name, 'privileges granted on it: ' OPERATOR(pg_catalog.||) c.relacl::text
+  FROM rel AS r JOIN pg_catalog.pg_class AS c ON c.oid = r.oid
+ WHERE r.relispartition AND NOT r.is_member
+   AND EXISTS (SELECT FROM pg_catalog.aclexplode(c.relacl) AS a
+                WHERE a.grantee OPERATOR(pg_catalog.<>) c.relowner)
+UNION ALL
+SELECT 'privileges', 'schema audit', 'default privileges for the schema''s new objects'
+  FROM pg_catalog.pg_default_acl AS d, ns WHERE d.defaclnamespace = ns.oid
+UNION ALL
+SELECT 'user_cast', pg_catalog.format_type(k.castsource, NULL) OPERATOR(pg_catalog.||) ' AS '
+       OPERATOR(pg_catalog.||) pg_catalog.format_type(k.casttarget, NULL),
+       'a cast defined by a user, used in place of the built-in conversion'
+  FROM pg_catalog.pg_cast AS k, used
+ WHERE k.oid >= 16384
+   AND (k.castsource OPERATOR(pg_catalog.=) ANY (used.types)
+        OR k.casttarget OPERATOR(pg_catalog.=) ANY (used.types))
+UNION ALL
+SELECT 'subscription', s.srrelid::pg_catalog.regclass::text,
+       'written by a logical replication subscription'
+  FROM pg_catalog.pg_subscription_rel AS s JOIN pg_catalog.pg_class AS c ON c.oid = s.srrelid, ns
+ WHERE c.relnamespace = ns.oid
 ORDER BY 1, 2, 3
 $$;
 

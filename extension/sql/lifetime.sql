@@ -81,6 +81,19 @@ CREATE TABLE audit.retention_gaps (
     PRIMARY KEY (seq, source, noted_at)
 );
 
+-- Purge events a later drop removed, kept whole so that the notes they vouch for stay
+-- vouched for (docs/integrity.md): each as the 17 values of its canonical encoding, which
+-- `audit-trail verify` hashes and holds to the seal that listed it. Only the drops write it.
+CREATE TABLE audit.carried_events (
+    id         bigint      PRIMARY KEY,
+    txid       xid8        NOT NULL,
+    canonical  text[]      NOT NULL CHECK (pg_catalog.cardinality(canonical) = 17),
+    carried_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE audit.carried_events IS
+    'Purge events that a later drop removed, in their canonical encoding, for verify.';
+
 COMMENT ON TABLE audit.retention_gaps IS
     'Sealed events dropped by retention or audit.purge, per seal (one bit per event, NULL for all).';
 
@@ -228,11 +241,16 @@ CREATE TRIGGER retention_gaps_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.retention_gaps
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
 ALTER TABLE audit.retention_gaps ENABLE ALWAYS TRIGGER retention_gaps_append_only;
+CREATE TRIGGER carried_events_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.carried_events
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
+ALTER TABLE audit.carried_events ENABLE ALWAYS TRIGGER carried_events_append_only;
 
 SELECT pg_catalog.pg_extension_config_dump('audit.storage_policy', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.legal_holds', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.archives', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.retention_gaps', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.carried_events', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.event_summary_default', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.kind_hours_default', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.actor_days_default', '');
@@ -379,6 +397,10 @@ BEGIN
     END IF;
     IF coalesce(reason, '') = '' THEN
         RAISE EXCEPTION 'a legal hold needs a reason' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(reason) > 4096 THEN
+        RAISE EXCEPTION 'a legal hold''s reason is at most 4096 bytes (name the case; keep the file elsewhere)'
+            USING ERRCODE = 'program_limit_exceeded';
     END IF;
     IF from_time IS NULL OR to_time IS NULL OR to_time <= from_time THEN
         RAISE EXCEPTION 'a legal hold needs a time range with from_time before to_time'
@@ -648,7 +670,7 @@ DECLARE
     companion text;
     bound     text;
     details   jsonb;
-    carried   jsonb;
+    carried   bigint[];
     archive   text;
 BEGIN
     PERFORM audit.require_maintenance();
@@ -671,7 +693,7 @@ BEGIN
            (counted ->> 'last_id')::bigint AS last_id
       INTO stats;
     gaps := audit.note_retention_gaps(part, 'infinity', reason);
-    carried := audit.purges_to_carry(part, 'infinity');
+    carried := audit.carry_purge_events(part, 'infinity');
     archive := (SELECT a.events_sha256 FROM audit.archives AS a
                  WHERE a.partition = info.partition AND a.events_sha256 IS NOT NULL
                    AND a.rows = stats.rows
@@ -701,8 +723,8 @@ BEGIN
         'before', info.to_time, 'rows', stats.rows, 'first_id', stats.first_id,
         'last_id', stats.last_id, 'reason', reason, 'retention_gaps_sha256', gaps,
         'archived', archive IS NOT NULL, 'archive_events_sha256', archive))
-        || CASE WHEN jsonb_array_length(carried) > 0
-                THEN jsonb_build_object('carried', carried) ELSE '{}' END;
+        || CASE WHEN cardinality(carried) > 0
+                THEN jsonb_build_object('carried_events', to_jsonb(carried)) ELSE '{}' END;
     PERFORM audit.record_ddl_event('audit_log', 'purge', NULL, details);
     RETURN details;
 END
@@ -1007,15 +1029,17 @@ BEGIN
     END IF;
     EXECUTE format('SELECT count(*) AS rows, min(id) AS first_id, max(id) AS last_id FROM %s',
                    info.partition) INTO stats;
+    -- The errors say what differs, never the partition's count or digest: a caller who
+    -- could read them back would not need to have written the archive.
     IF stats.rows IS DISTINCT FROM record_archive.rows THEN
-        RAISE EXCEPTION 'the archive of % holds % events, the partition %',
-            info.partition, coalesce(record_archive.rows::text, 'NULL'), stats.rows
+        RAISE EXCEPTION 'the archive of % does not hold as many events as the partition',
+            info.partition
             USING ERRCODE = 'data_exception';
     END IF;
     digest := audit.events_digest(info.partition::regclass);
     IF digest IS DISTINCT FROM events_sha256 THEN
-        RAISE EXCEPTION 'the archive of % does not hold the partition''s events (their digest is %, the archive''s %)',
-            info.partition, digest, coalesce(events_sha256, 'NULL')
+        RAISE EXCEPTION 'the archive of % does not hold the partition''s events (their digests differ)',
+            info.partition
             USING ERRCODE = 'data_exception';
     END IF;
     INSERT INTO audit.archives (partition, from_time, to_time, rows, first_id, last_id,
@@ -1048,26 +1072,23 @@ CREATE FUNCTION audit.canonical_events(source regclass, entity text, action text
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'audit_canonical_events';
 
--- The purge events about to be dropped with `source` before `before`, and those they carried,
--- flattened: what the drop's own purge event carries.
-CREATE FUNCTION audit.purges_to_carry(source regclass, before timestamptz) RETURNS jsonb
-    LANGUAGE plpgsql
+-- Carries the purge events about to be dropped with `source` before `before` into
+-- audit.carried_events (each once, as the 17 values of its canonical encoding), and returns
+-- their ids, which the drop's own purge event names. Their copies are not nested in it: a
+-- purge event is carried once, whatever the drops after.
+CREATE FUNCTION audit.carry_purge_events(source regclass, before timestamptz) RETURNS bigint[]
+    LANGUAGE sql
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    carried jsonb := '[]';
-    purge   jsonb;
-BEGIN
-    FOR purge IN
-        SELECT e.value FROM jsonb_array_elements(
-            audit.canonical_events(source, 'audit_log', 'purge', before)) AS e
-    LOOP
-        -- Value 16 is the purge event's details.
-        carried := carried || jsonb_build_array(purge)
-                   || coalesce((purge ->> 16)::jsonb -> 'carried', '[]');
-    END LOOP;
-    RETURN carried;
-END
+    WITH carried AS (
+        INSERT INTO audit.carried_events (id, txid, canonical)
+        SELECT (c.value ->> 0)::bigint, pg_catalog.xid8in(pg_catalog.textout(c.value ->> 2)),
+               ARRAY(SELECT v FROM jsonb_array_elements_text(c.value) WITH ORDINALITY AS a(v, k)
+                      ORDER BY k)
+          FROM jsonb_array_elements(audit.canonical_events(source, 'audit_log', 'purge', before)) AS c
+        RETURNING id
+    )
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM carried;
 $$;
 
 -- The default partitions, made with their tables, get their indexes and guards here.

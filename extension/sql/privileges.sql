@@ -19,10 +19,11 @@ GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
                           audit.advance_consumer(text, xid8, bigint, bigint),
                           audit.move_consumer(text, xid8, bigint),
                           audit.record_alert(text, jsonb) TO audit_admin;
--- The product's services (audit_service): seals and keys enter only through the functions
--- that check and record them; nothing may change either afterwards (append-only triggers).
+-- The product's services (audit_service): seals enter only through the function that checks
+-- them; nothing may change one afterwards (append-only triggers). Registering a sealing key,
+-- which decides whose seals count, is for superusers (no grant): a service whose password
+-- leaked could otherwise seal with a key of its own, and verify would fail for good.
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
-GRANT EXECUTE ON FUNCTION audit.register_seal_key(bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;
 -- Scheduled maintenance (audit-trail maintain) runs as an admin; it does only what the
 -- superuser-set policy says. Admins may place legal holds (they only protect events);

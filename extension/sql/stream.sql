@@ -127,6 +127,14 @@ DECLARE
 BEGIN
     PERFORM audit.open_consumer(name);
     c := audit.owned_consumer(name);
+    -- Only where the stream is: its start, or a committed transaction that wrote events (a
+    -- position past them would skip every event to come, and count none skipped).
+    IF (to_txid, to_id) <> ('0'::xid8, 0::bigint)
+       AND NOT EXISTS (SELECT FROM audit.events AS e WHERE e.txid = to_txid) THEN
+        RAISE EXCEPTION 'consumer "%" cannot move to (%, %): no committed transaction wrote events there',
+            name, to_txid, to_id
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF (to_txid, to_id) > (c.last_txid, c.last_id) THEN
         SELECT count(*) INTO skipped FROM (
             SELECT FROM audit.events AS e
@@ -164,6 +172,11 @@ BEGIN
     IF jsonb_typeof(details) IS DISTINCT FROM 'object' THEN
         RAISE EXCEPTION 'an alert''s details are a JSON object'
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- An alert lists at most 100 event ids: a megabyte is far above any, far below harm.
+    IF pg_column_size(details) > 1048576 THEN
+        RAISE EXCEPTION 'an alert''s details are at most 1 MB'
+            USING ERRCODE = 'program_limit_exceeded';
     END IF;
     RETURN audit.record_ddl_event('audit_log', 'alert', NULL,
                                   details || jsonb_build_object('consumer', consumer));

@@ -93,8 +93,15 @@ pub extern "C-unwind" fn audit_maintenance_worker_main(_arg: pg_sys::Datum) {
     }
     loop {
         let done = BackgroundWorker::transaction(|| -> Result<Option<String>, spi::Error> {
+            // The worker runs as the bootstrap superuser with the database's settings, which
+            // its owner controls (ALTER DATABASE ... SET search_path): before any query names
+            // an operator or function, the path is pinned for the transaction, and the
+            // queries qualify what they call anyway. Otherwise an operator the database owner
+            // planted in `public` would run here as a superuser.
+            Spi::run("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true)")?;
             let installed = Spi::get_one::<bool>(
-                "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'audit_trail')",
+                "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension
+                                 WHERE extname OPERATOR(pg_catalog.=) 'audit_trail')",
             )?
             .unwrap_or(false);
             if !installed {

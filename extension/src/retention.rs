@@ -107,7 +107,7 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
     let (deleted, gaps, carried) = privilege::as_extension_owner(|| {
         PgTryBuilder::new(|| {
             MAINTAINING.set(true);
-            Spi::connect_mut(|client| -> Result<(i64, Option<String>, Option<pgrx::JsonB>)> {
+            Spi::connect_mut(|client| -> Result<(i64, Option<String>, Option<Vec<i64>>)> {
                 // As retention: no hold placed or released until the purge ends, and every
                 // one committed before it seen (extension/sql/lifetime.sql).
                 client.update("LOCK TABLE audit.legal_holds IN SHARE MODE", None, &[])?;
@@ -140,10 +140,10 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
                     )?
                     .first()
                     .get_one::<String>()?;
-                // The purge events the deletion takes go into this purge's own (0.3.0 on).
+                // The purge events the deletion takes are carried (0.3.0 on).
                 let carries = client
                     .select(
-                        "SELECT pg_catalog.to_regprocedure('audit.purges_to_carry(regclass, timestamptz)') IS NOT NULL",
+                        "SELECT pg_catalog.to_regprocedure('audit.carry_purge_events(regclass, timestamptz)') IS NOT NULL",
                         None,
                         &[],
                     )?
@@ -152,13 +152,13 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
                     .unwrap_or(false);
                 let carried = if carries {
                     client
-                        .select(
-                            "SELECT audit.purges_to_carry('audit.events', $1)",
+                        .update(
+                            "SELECT audit.carry_purge_events('audit.events', $1)",
                             None,
                             &args,
                         )?
                         .first()
-                        .get_one::<pgrx::JsonB>()?
+                        .get_one::<Vec<i64>>()?
                 } else {
                     None
                 };
@@ -194,8 +194,8 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
         "rows": deleted,
         "retention_gaps_sha256": gaps,
     });
-    if let Some(carried) = carried.filter(|c| c.0.as_array().is_some_and(|a| !a.is_empty())) {
-        details["carried"] = carried.0;
+    if let Some(carried) = carried.filter(|c| !c.is_empty()) {
+        details["carried_events"] = carried.into();
     }
     let details = pgrx::JsonB(details);
     use pgrx::IntoDatum;

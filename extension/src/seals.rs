@@ -153,6 +153,11 @@ fn add_seal(body: &str, key_id: &str, signature: &[u8], digests: &[u8]) -> Resul
     let entries = chain::parse_digests(digests)
         .filter(|e| !e.is_empty())
         .ok_or_else(|| refused("the digests are not whole 24-byte entries"))?;
+    if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err(refused(
+            "the digests do not list positions in strictly increasing order",
+        ));
+    }
     Spi::connect_mut(|client| -> Result<i64> {
         let database = client
             .select("SELECT pg_catalog.current_database()::text", None, &[])?
@@ -167,7 +172,7 @@ fn add_seal(body: &str, key_id: &str, signature: &[u8], digests: &[u8]) -> Resul
         }
         let public = client
             .select(
-                "SELECT public_key FROM audit.seal_keys WHERE key_id = $1",
+                "SELECT public_key FROM ONLY audit.seal_keys WHERE key_id = $1",
                 None,
                 &[text_arg(key_id)],
             )?
@@ -188,8 +193,8 @@ fn add_seal(body: &str, key_id: &str, signature: &[u8], digests: &[u8]) -> Resul
 
         // The link before it.
         let last = client.select(
-            "SELECT seq, last_txid::text, last_id, total, head FROM audit.seals
-              ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, pg_catalog.textin(pg_catalog.xid8out(last_txid)), last_id, total, head
+               FROM ONLY audit.seals ORDER BY seq DESC LIMIT 1",
             None,
             &[],
         )?;
@@ -212,7 +217,7 @@ fn add_seal(body: &str, key_id: &str, signature: &[u8], digests: &[u8]) -> Resul
                     .map_err(|_| refused("the last seal's head is not 32 bytes"))?,
             )
         };
-        if checkpoint.seq != seq {
+        if seq == i64::MAX || checkpoint.seq != seq {
             return Err(refused(format!(
                 "seal {} is not the next one: the next is {seq}",
                 checkpoint.seq
@@ -250,7 +255,8 @@ fn add_seal(body: &str, key_id: &str, signature: &[u8], digests: &[u8]) -> Resul
         // Only what no transaction can still add to: the stream's watermark.
         let watermark = client
             .select(
-                "SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text",
+                "SELECT pg_catalog.textin(pg_catalog.xid8out(
+                     pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())))",
                 None,
                 &[],
             )?
@@ -268,8 +274,10 @@ fn add_seal(body: &str, key_id: &str, signature: &[u8], digests: &[u8]) -> Resul
         // The events themselves, in chain order, each against its digest entry.
         let query = format!(
             "{SELECT_CANONICAL}
-              WHERE (e.txid, e.id) > ($1::text::xid8, $2) AND (e.txid, e.id) <= ($3::text::xid8, $4)
-              ORDER BY e.txid, e.id"
+              WHERE (e.txid, e.id) > ({}, $2) AND (e.txid, e.id) <= ({}, $4)
+              ORDER BY e.txid, e.id",
+            chain::sql_param_xid8("$1"),
+            chain::sql_param_xid8("$3")
         );
         let (from_txid, last_txid) = (from.txid.to_string(), checkpoint.last.txid.to_string());
         let params = [
@@ -328,7 +336,8 @@ fn add_seal(body: &str, key_id: &str, signature: &[u8], digests: &[u8]) -> Resul
             "INSERT INTO audit.seals (seq, first_txid, first_id, last_txid, last_id, events,
                                       total, prev_head, batch_root, head, digests, key_id,
                                       checkpoint, signature)
-             VALUES ($1, $2::text::xid8, $3, $4::text::xid8, $5, $6, $7, $8, $9, $10, $11,
+             VALUES ($1, pg_catalog.xid8in(pg_catalog.textout($2::text)), $3,
+                     pg_catalog.xid8in(pg_catalog.textout($4::text)), $5, $6, $7, $8, $9, $10, $11,
                      $12, $13, $14)",
             None,
             &[

@@ -330,6 +330,31 @@ pub async fn require_audit_admin(client: &Client) -> Result<String> {
     Ok(role)
 }
 
+/// Refuses (exit 3) unless the connected role may run the product's services (`seal`,
+/// `archive`): a member of audit_service, or a superuser. The database enforces the same rule
+/// on the functions they call; this says so before anything is read or written.
+pub async fn require_audit_service(client: &Client) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT current_user::text, r.rolsuper,
+                    CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_roles
+                                       WHERE rolname OPERATOR(pg_catalog.=) 'audit_service')
+                         THEN pg_catalog.pg_has_role('audit_service', 'USAGE') END
+               FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::database("checking the role", &e))?;
+    let role: String = row.get(0);
+    if row.get::<_, bool>(1) || row.get::<_, Option<bool>>(2) == Some(true) {
+        return Ok(());
+    }
+    Err(Error::PermissionDenied(format!(
+        "role \"{role}\" is not a member of audit_service, the role of the product's services \
+         (a DBA can run: GRANT audit_service TO \"{role}\")"
+    )))
+}
+
 /// Whether the connected server is a hot standby (in recovery: read-only, so nothing can be
 /// written there, not even an event or a cursor).
 pub async fn in_recovery(client: &Client) -> Result<bool> {

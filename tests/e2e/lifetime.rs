@@ -432,6 +432,29 @@ fn with_the_library_preloaded_a_background_worker_maintains_the_named_database()
                FROM generate_series(1, 25) g",
         )
         .unwrap();
+    // The database's owner (no superuser) plants an operator that would make it one if a
+    // superuser ran it, and points the database's search_path at it: the worker, which runs
+    // as the bootstrap superuser with the database's settings, must not run it.
+    client
+        .batch_execute(
+            "CREATE ROLE owner_of_maintained LOGIN;
+             ALTER DATABASE maintained OWNER TO owner_of_maintained;",
+        )
+        .unwrap();
+    let mut owner = postgres::Client::connect(
+        &cluster.conninfo("maintained", "owner_of_maintained"),
+        postgres::NoTls,
+    )
+    .unwrap();
+    owner
+        .batch_execute(
+            "CREATE FUNCTION public.name_eq(a name, b name) RETURNS boolean LANGUAGE sql AS
+                 $$ ALTER ROLE owner_of_maintained SUPERUSER; SELECT a OPERATOR(pg_catalog.=) b $$;
+             CREATE OPERATOR public.= (LEFTARG = name, RIGHTARG = name, FUNCTION = public.name_eq);
+             ALTER DATABASE maintained SET search_path = public, pg_catalog;",
+        )
+        .unwrap();
+    drop(owner);
     // The workers start with the server: restart it now that the database exists (the
     // worker of a missing database exits and is retried a minute later).
     drop(client);
@@ -459,6 +482,17 @@ fn with_the_library_preloaded_a_background_worker_maintains_the_named_database()
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     assert!(moved, "the worker moved and summarized the events");
+    let escalated: bool = client
+        .query_one(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = 'owner_of_maintained'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        !escalated,
+        "the worker ran the database owner's operator as a superuser"
+    );
     let partitions: i64 = client
         .query_one(
             "SELECT count(*) FROM audit.partitions WHERE NOT is_default AND closed",

@@ -94,8 +94,8 @@ impl Sealed {
                 "ALTER EVENT TRIGGER audit_trail_ddl_command_end DISABLE;
                  ALTER EVENT TRIGGER audit_trail_sql_drop DISABLE;
                  {sql};
-                 ALTER EVENT TRIGGER audit_trail_ddl_command_end ENABLE;
-                 ALTER EVENT TRIGGER audit_trail_sql_drop ENABLE;"
+                 ALTER EVENT TRIGGER audit_trail_ddl_command_end ENABLE ALWAYS;
+                 ALTER EVENT TRIGGER audit_trail_sql_drop ENABLE ALWAYS;"
             ))
             .expect("the attack");
     }
@@ -245,14 +245,16 @@ fn no_reader_can_stop_sealing_and_seals_enter_only_when_they_are_the_next_link()
                 .expect_err("no role inserts seals");
         assert_eq!(sqlstate(&err), "42501", "{role}");
     }
-    // A reader may neither register a key nor call the checking function.
-    let mut as_reader = s.db.client_as(&reader);
-    for sql in [
-        "SELECT audit.register_seal_key('\\x0000000000000000000000000000000000000000000000000000000000000000')",
-        "SELECT audit.add_seal('x', 'k', '\\x00', '\\x00')",
+    // A reader may neither register a key nor call the checking function; the service may
+    // not register a key either (a superuser decides whose seals count).
+    let register = "SELECT audit.register_seal_key('\\x0000000000000000000000000000000000000000000000000000000000000000')";
+    for (role, sql) in [
+        (&reader, register),
+        (&reader, "SELECT audit.add_seal('x', 'k', '\\x00', '\\x00')"),
+        (&sealer, register),
     ] {
-        let err = as_reader.batch_execute(sql).expect_err(sql);
-        assert_eq!(sqlstate(&err), "42501", "{sql}");
+        let err = s.db.client_as(role).batch_execute(sql).expect_err(sql);
+        assert_eq!(sqlstate(&err), "42501", "{role}: {sql}");
     }
     // The service's own role cannot store a seal that is not the next link either.
     let err =
@@ -262,9 +264,28 @@ fn no_reader_can_stop_sealing_and_seals_enter_only_when_they_are_the_next_link()
             )
             .expect_err("a junk seal");
     assert_eq!(sqlstate(&err), "22000", "{err}");
-    // A reader cannot seal with the binary; the service role can, and verify holds.
+    // A reader cannot seal with the binary; the service role can once a superuser has
+    // registered its key (it says how until then), and verify holds.
     let out = s.seal_as(&reader);
     assert_eq!(out.code, 3, "{}", out.stderr);
+    let out = s.seal_as(&sealer);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("SELECT audit.register_seal_key("),
+        "{}",
+        out.stderr
+    );
+    let public = std::fs::read_to_string(s.path("seal.key.pub")).expect("the public key");
+    let hex = public.lines().nth(1).expect("the key's line");
+    s.db.client()
+        .batch_execute(&format!("SELECT audit.register_seal_key('\\x{hex}')"))
+        .expect("a superuser registers the key");
+    // A role with no grants holding the lock key 0.2.0's sealer used stops nothing.
+    let nobody = s.db.create_role("nobody", "LOGIN");
+    let mut squatter = s.db.client_as(&nobody);
+    squatter
+        .batch_execute("SELECT pg_advisory_lock(x'61756469745f7365'::bigint)")
+        .expect("an advisory lock anyone may take");
     let out = s.seal_as(&sealer);
     assert_eq!(out.code, 0, "{}", out.stderr);
     s.seal_all();
@@ -628,4 +649,160 @@ fn an_export_is_recorded_before_its_first_row_and_its_end_after_a_cut_off() {
     assert_eq!(end["status"], "cut_off", "{end}");
     let sent = end["rows"].as_u64().expect("rows sent");
     assert!(sent > 4000 && sent < 20001, "{end}");
+}
+
+/// What a second round of attacks on 0.3.0 found (docs/integrity.md, "What readers read"):
+/// each is refused as it is made, and, with the extension's event triggers switched off
+/// first, named by verify.
+#[test]
+fn casts_inheritance_grants_moved_partitions_and_replica_guards_are_refused_or_named() {
+    let s = Sealed::new();
+    s.seal_all();
+    let partition: String =
+        s.db.client()
+            .query_one(
+                "SELECT partition FROM audit.partitions WHERE NOT is_default
+              ORDER BY from_time DESC LIMIT 1",
+                &[],
+            )
+            .expect("a partition")
+            .get(0);
+    let nobody = s.db.create_role("nobody", "LOGIN");
+    // A cast that lies to verify alone: PostgreSQL would use it for every jsonb::text.
+    let lying_cast = "CREATE FUNCTION public.jsonb_text(j jsonb) RETURNS text LANGUAGE sql AS
+             $$ SELECT CASE WHEN current_setting('application_name') = 'audit-trail verify'
+                            THEN '{}' ELSE pg_catalog.jsonb_out(j)::text END $$;
+         CREATE CAST (jsonb AS text) WITH FUNCTION public.jsonb_text(jsonb)";
+    for (what, sql) in [
+        ("a cast", lying_cast.to_owned()),
+        (
+            "an inheriting table",
+            "CREATE TABLE public.more_seals () INHERITS (audit.seals)".to_owned(),
+        ),
+        (
+            "a grant on a partition",
+            format!("GRANT SELECT ON {partition} TO {nobody}"),
+        ),
+        (
+            "a partition moved out",
+            format!("ALTER TABLE {partition} SET SCHEMA public"),
+        ),
+        (
+            "a guard on for replication only",
+            format!("ALTER TABLE {partition} ENABLE REPLICA TRIGGER events_append_only"),
+        ),
+        (
+            "a summary's guard switched off",
+            "ALTER TABLE audit.event_summary DISABLE TRIGGER event_summary_maintained".to_owned(),
+        ),
+    ] {
+        let err =
+            s.db.client()
+                .batch_execute(&format!("BEGIN; {sql}; COMMIT;"))
+                .expect_err(what);
+        assert_eq!(sqlstate(&err), "42501", "{what}: {}", error_text(&err));
+    }
+    // The grant of audit.track the docs ask of sites does not make verify fail.
+    s.db.client()
+        .batch_execute(&format!(
+            "GRANT EXECUTE ON FUNCTION audit.track(regclass, text, name, name[], name[]) TO {nobody}"
+        ))
+        .expect("the documented grant");
+    assert_eq!(s.verify_as("postgres", &[]).code, 0);
+    // With the event triggers off, the cast and the inheritance go in; verify names both,
+    // and hashes events by output functions, which no cast changes.
+    s.as_attacker(&format!(
+        "{lying_cast}; CREATE TABLE public.more_seals () INHERITS (audit.seals)"
+    ));
+    let found = s.findings("postgres");
+    let kinds = kinds(&found);
+    assert!(kinds.contains(&"schema_user_cast".to_owned()), "{found:#?}");
+    assert!(
+        kinds.contains(&"schema_inheritance".to_owned()),
+        "{found:#?}"
+    );
+    assert!(
+        !kinds.iter().any(|k| k.starts_with("event_")),
+        "the cast changed no hash: {found:#?}"
+    );
+}
+
+#[test]
+fn a_cursor_moves_only_where_the_stream_is_and_archive_errors_leak_nothing() {
+    let s = Sealed::new();
+    let reader = s.db.create_role("reader", "LOGIN IN ROLE audit_admin");
+    let mut client = s.db.client_as(&reader);
+    client
+        .batch_execute("SELECT audit.open_consumer('siem')")
+        .expect("a cursor");
+    // Past the head of the stream a cursor would skip every event to come, counting none.
+    let err = client
+        .batch_execute("SELECT audit.move_consumer('siem', '100000000', 0)")
+        .expect_err("past the head");
+    assert_eq!(sqlstate(&err), "22023", "{}", error_text(&err));
+    // A refused archive record says what differs, never the partition's count or digest.
+    s.db.client()
+        .batch_execute("SELECT audit.maintain()")
+        .expect("partitions");
+    let partition: String =
+        s.db.client()
+            .query_one(
+                "SELECT p.partition FROM audit.partitions AS p
+              WHERE EXISTS (SELECT FROM audit.events AS e WHERE e.tableoid = p.partition::regclass)
+              LIMIT 1",
+                &[],
+            )
+            .expect("a partition with events")
+            .get(0);
+    for rows in [0i64, 999] {
+        let err =
+            s.db.client()
+                .execute(
+                    "SELECT audit.record_archive($1, $2, '/nowhere', '{}', repeat('0', 64))",
+                    &[&partition, &rows],
+                )
+                .expect_err("refused");
+        let text = error_text(&err);
+        assert!(
+            !text
+                .chars()
+                .any(|c| c.is_ascii_digit() && text.contains("holds")),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&"0".repeat(16)) && !text.to_lowercase().contains("digest is"),
+            "{text}"
+        );
+    }
+}
+
+/// Purge events carried by later drops are carried once, not nested: twenty generations of
+/// purges that each take the last one's event keep every purge event small, and verify.
+#[test]
+fn twenty_generations_of_purges_keep_their_records_small() {
+    let s = Sealed::new();
+    for _ in 0..20 {
+        s.seal_all();
+        s.db.client()
+            .batch_execute("SELECT audit.purge(now())")
+            .expect("a purge");
+    }
+    s.seal_all();
+    let largest: i32 =
+        s.db.client()
+            .query_one(
+                "SELECT max(octet_length(details::text)) FROM audit.events WHERE action = 'purge'",
+                &[],
+            )
+            .expect("purge events")
+            .get(0);
+    assert!(largest < 4096, "a purge event of {largest} bytes");
+    let carried: i64 =
+        s.db.client()
+            .query_one("SELECT count(*) FROM audit.carried_events", &[])
+            .expect("carried")
+            .get(0);
+    assert_eq!(carried, 19, "each purge event but the last carried, once");
+    let out = s.verify_as("postgres", &[]);
+    assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
 }

@@ -125,12 +125,12 @@ fn an_upgrade_from_0_1_0_keeps_every_event_and_ends_as_a_fresh_install() {
     assert_eq!(settings(&db), settings_before);
     let consumer_after: String = client.query_one(CONSUMER, &[]).expect("consumer").get(0);
     assert_eq!(consumer_after, consumer_before);
-    // 0.3.0 knows whose a cursor is: the role that last moved it.
-    let owner: String = client
+    // A cursor from before 0.3.0 has no owner until a role claims it (recorded).
+    let owner: Option<String> = client
         .query_one("SELECT owner::text FROM audit.consumers", &[])
         .expect("owner")
         .get(0);
-    assert_eq!(owner, "postgres");
+    assert_eq!(owner, None);
     let table_name: String = client
         .query_one(
             "SELECT table_name FROM audit.tracked_tables WHERE relid = 'contacts'::regclass",
@@ -223,6 +223,10 @@ fn an_upgrade_from_0_2_0_keeps_its_records_and_takes_back_what_readers_could_wri
         .expect("upgrade");
     assert_eq!(events(&db), before, "not an event lost or changed");
     let mut client = db.client();
+    // The cursor is claimed by the first role that uses it, and the claim is recorded.
+    db.client_as(&admin)
+        .batch_execute("BEGIN; SELECT audit.lock_consumer('siem'); COMMIT;")
+        .expect("a claim");
     let owner: String = client
         .query_one(
             "SELECT owner::text FROM audit.consumers WHERE name = 'siem'",
@@ -230,7 +234,15 @@ fn an_upgrade_from_0_2_0_keeps_its_records_and_takes_back_what_readers_could_wri
         )
         .expect("the cursor")
         .get(0);
-    assert_eq!(owner, admin, "the cursor belongs to the role that made it");
+    assert_eq!(owner, admin);
+    let claimed: serde_json::Value = client
+        .query_one(
+            "SELECT details FROM audit.events WHERE action = 'consumer_moved'",
+            &[],
+        )
+        .expect("the claim is an event")
+        .get(0);
+    assert_eq!(claimed["claimed_by"], admin.as_str());
     let (kept, digest, archived): (i64, Option<String>, bool) = {
         let row = client
             .query_one(

@@ -177,7 +177,7 @@ fn matches(rule: &Rule, e: &mut Lazy<'_>) -> bool {
     }
     f.details_above
         .iter()
-        .all(|(key, above)| e.number(key).is_some_and(|n| n > *above))
+        .all(|(key, above)| e.number(key).is_some_and(|n| n.is_finite() && n > *above))
 }
 
 impl Engine {
@@ -241,7 +241,12 @@ impl Engine {
             }
             let amount = match &rule.sum {
                 // An event without the field adds nothing to the total.
-                Some(field) => lazy.number(field).unwrap_or(0.0),
+                // Only a finite amount, zero or more: a negative or NaN one (any role may
+                // log an export) would otherwise cancel others' out of the window.
+                Some(field) => lazy
+                    .number(field)
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .unwrap_or(0.0),
                 None => 1.0,
             };
             let at = event.occurred_at;
@@ -544,5 +549,29 @@ mod tests {
         assert_eq!(total.len(), 1);
         assert_eq!(total[0].rule, "mass-export-total");
         assert_eq!(total[0].sum, Some(5300.0));
+    }
+
+    #[test]
+    fn a_negative_or_nan_amount_cancels_nothing() {
+        // Any role may log an export, with any details: -1e18 rows or "NaN" must not take
+        // the others' rows out of the window.
+        let mut engine = Engine::new(rules::builtin(), "alerts");
+        for (id, rows) in [(1, "-1e18"), (2, "\"NaN\""), (3, "\"-inf\"")] {
+            let mut e = event(id, 0, "ann", "contact", "export");
+            e.details = Some(format!("{{\"rows\": {rows}}}"));
+            engine.observe(&e, true);
+        }
+        assert!(engine.take().is_empty());
+        for id in 4..10 {
+            let mut e = event(id, 1, "ann", "contact", "export");
+            e.details = Some("{\"rows\": 1000}".into());
+            engine.observe(&e, true);
+        }
+        let fired = engine.take();
+        let total = fired
+            .iter()
+            .find(|a| a.rule == "mass-export-total")
+            .expect("the total still crosses 5,000");
+        assert_eq!(total.sum, Some(6000.0));
     }
 }

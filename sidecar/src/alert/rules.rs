@@ -351,6 +351,12 @@ description = "a re-track stopped capturing (ignores) or hides (redacts) a colum
 match = { entity = ["audit_log"], action = ["track"], details_any = ["privilege_fields_ignored", "privilege_fields_redacted"] }
 
 [[rule]]
+name = "consumer-claimed"
+severity = "warning"
+description = "a change-stream cursor made before 0.3.0 was claimed by the first role to use it"
+match = { entity = ["audit_log"], action = ["consumer_moved"], details_any = ["claimed_by"] }
+
+[[rule]]
 name = "stream-skipped"
 severity = "critical"
 description = "a change-stream cursor (a follower's, or the alert engine's own) was moved past events without delivering them"
@@ -500,6 +506,7 @@ mod tests {
                 "audit-trail-touched",
                 "audit-trail-changed",
                 "privilege-capture-narrowed",
+                "consumer-claimed",
                 "stream-skipped"
             ]
         );

@@ -526,6 +526,7 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
         "the archive record",
     )
     .await?;
+    db::require_audit_service(record.as_ref().unwrap_or(&client)).await?;
 
     // Taken before the partitions are listed, so a run never archives again what another
     // run archived after this one looked: the service's lock, which only the product's

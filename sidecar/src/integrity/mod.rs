@@ -26,10 +26,13 @@ pub fn keygen(args: &KeygenArgs) -> Result<()> {
     let key = keys::generate()?;
     keys::write(&args.output, &key)?;
     eprintln!(
-        "audit-trail: wrote {} (keep it secret, outside the database) and {} (key id {})",
+        "audit-trail: wrote {} (keep it secret, outside the database) and {} (key id {}); \
+         a superuser registers it in each database it seals: \
+         SELECT audit.register_seal_key('\\x{}');",
         args.output.display(),
         keys::public_path(&args.output).display(),
-        keys::key_id(&key.verifying_key())
+        keys::key_id(&key.verifying_key()),
+        hex::encode(key.verifying_key().as_bytes())
     );
     Ok(())
 }

@@ -134,8 +134,9 @@ pub struct PurgeEvent {
     pub noted_events: i64,
     /// The first and last seal its notes name.
     pub seals: Option<(i64, i64)>,
-    /// For a purge event a later drop removed: the id of the purge event that carries it
-    /// (`details.carried`), and its hash there, which its seal's digest entry must match.
+    /// For a purge event a later drop removed: the id of the purge event that carried it
+    /// (its `details.carried_events`; 0 if none names it), and the hash of its copy in
+    /// `audit.carried_events`, which its seal's digest entry must match.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub carried_by: Option<i64>,
     #[serde(skip)]
@@ -178,7 +179,7 @@ pub async fn has_gap_table(tx: &Tx<'_>) -> Result<bool> {
 }
 
 /// The purge events that name notes, in chain order, with those that later drops removed
-/// and carried (`details.carried`: each one's 17 canonical values, docs/integrity.md);
+/// (carried into `audit.carried_events`: each one's 17 canonical values, docs/integrity.md);
 /// `sealed_through` is the last sealed position.
 pub async fn read_purge_events(
     tx: &Tx<'_>,
@@ -186,7 +187,8 @@ pub async fn read_purge_events(
 ) -> Result<Vec<PurgeEvent>> {
     let rows = tx
         .query(
-            "SELECT e.txid::text, e.id, e.details::text FROM audit.events AS e
+            "SELECT pg_catalog.textin(pg_catalog.xid8out(e.txid)), e.id,
+                    pg_catalog.textin(pg_catalog.jsonb_out(e.details)) FROM audit.events AS e
               WHERE e.entity = $1 AND e.action = 'purge'
                 AND (e.details ->> 'retention_gaps_sha256') IS NOT NULL
               ORDER BY e.txid, e.id",
@@ -194,7 +196,10 @@ pub async fn read_purge_events(
         )
         .await
         .map_err(db_error("reading the purge events"))?;
+    let sealed = |p: Position| sealed_through.is_some_and(|last| p <= last);
     let mut out: Vec<PurgeEvent> = Vec::with_capacity(rows.len());
+    // Which purge event carried each removed one.
+    let mut carriers: HashMap<i64, i64> = HashMap::new();
     for row in &rows {
         let position = Position {
             txid: parse_txid(row.get(0))?,
@@ -204,14 +209,14 @@ pub async fn read_purge_events(
             .get::<_, Option<&str>>(2)
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or(serde_json::Value::Null);
-        let sealed = |p: Position| sealed_through.is_some_and(|last| p <= last);
-        if let Some(carried) = details.get("carried").and_then(|c| c.as_array()) {
-            for values in carried {
-                if let Some(event) = carried_purge(values, position.id) {
-                    let sealed = sealed(event.position);
-                    out.push(PurgeEvent { sealed, ..event });
-                }
-            }
+        for carried in details
+            .get("carried_events")
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_i64)
+        {
+            carriers.insert(carried, position.id);
         }
         if let Some(event) = purge_event(position, &details) {
             out.push(PurgeEvent {
@@ -220,7 +225,41 @@ pub async fn read_purge_events(
             });
         }
     }
-    // Chain order, each once (a purge event carried by two later ones is the same event).
+    let has_carried: bool = tx
+        .query_one(
+            "SELECT pg_catalog.to_regclass('audit.carried_events') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(db_error("looking for audit.carried_events"))?
+        .get(0);
+    if has_carried {
+        let stream = tx
+            .query_raw(
+                "SELECT c.id, pg_catalog.textin(pg_catalog.json_out(pg_catalog.array_to_json(c.canonical)))
+                   FROM ONLY audit.carried_events AS c ORDER BY c.id",
+                std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+            )
+            .await
+            .map_err(db_error("reading the carried purge events"))?;
+        pin_mut!(stream);
+        while let Some(row) = stream
+            .try_next()
+            .await
+            .map_err(db_error("reading the carried purge events"))?
+        {
+            let id: i64 = row.get(0);
+            let values: Option<serde_json::Value> = row
+                .get::<_, Option<&str>>(1)
+                .and_then(|t| serde_json::from_str(t).ok());
+            if let Some(event) = values.and_then(|v| carried_purge(&v, carriers.get(&id).copied()))
+            {
+                let sealed = sealed(event.position);
+                out.push(PurgeEvent { sealed, ..event });
+            }
+        }
+    }
+    // Chain order, each once (an event still present is read as itself).
     out.sort_by_key(|p| (p.position, p.carried_by.is_some()));
     out.dedup_by_key(|p| p.position);
     Ok(out)
@@ -253,7 +292,7 @@ fn purge_event(position: Position, details: &serde_json::Value) -> Option<PurgeE
 /// A carried purge event from its 17 canonical values (id, occurred_at, txid, ..., details):
 /// hashed as sealed, described by its details. None when the values are not 17 strings or
 /// nulls, or it names no notes (it then vouches for nothing, and its seal finds it missing).
-fn carried_purge(values: &serde_json::Value, carrier: i64) -> Option<PurgeEvent> {
+fn carried_purge(values: &serde_json::Value, carrier: Option<i64>) -> Option<PurgeEvent> {
     let values: Vec<Option<String>> = serde_json::from_value(values.clone()).ok()?;
     if values.len() != audit_trail_contract::EVENT_COLUMNS.len() {
         return None;
@@ -263,7 +302,7 @@ fn carried_purge(values: &serde_json::Value, carrier: i64) -> Option<PurgeEvent>
     let details: serde_json::Value = serde_json::from_str(values[16].as_deref()?).ok()?;
     let hash = chain::event_hash(values.iter().map(|v| v.as_deref()));
     purge_event(Position { txid, id }, &details).map(|p| PurgeEvent {
-        carried_by: Some(carrier),
+        carried_by: Some(carrier.unwrap_or(0)),
         carried_hash: Some(hash),
         ..p
     })
@@ -285,7 +324,8 @@ pub async fn read_masks(
     let mut relied_masks: HashMap<i64, Mask> = HashMap::new();
     for row in tx
         .query(
-            "SELECT seq, source, dropped::text FROM audit.retention_gaps
+            "SELECT seq, source, pg_catalog.textin(pg_catalog.varbit_out(dropped))
+               FROM ONLY audit.retention_gaps
               WHERE seq BETWEEN $1 AND $2",
             &[&first, &last],
         )
@@ -336,7 +376,8 @@ pub async fn read_groups(
 ) -> Result<()> {
     let stream = tx
         .query_raw(
-            "SELECT source, noted_at::text, seq, dropped::text FROM audit.retention_gaps
+            "SELECT source, pg_catalog.textin(pg_catalog.timestamptz_out(noted_at)), seq,
+                    pg_catalog.textin(pg_catalog.varbit_out(dropped)) FROM ONLY audit.retention_gaps
               ORDER BY source, noted_at, seq",
             std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
         )

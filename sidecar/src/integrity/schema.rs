@@ -49,6 +49,11 @@ fn kind_of(query_kind: &str) -> &'static str {
         "trigger" => "schema_trigger",
         "trigger_disabled" => "schema_trigger_disabled",
         "event_trigger_disabled" => "schema_event_trigger_disabled",
+        "inheritance" => "schema_inheritance",
+        "partition" => "schema_partition",
+        "privileges" => "schema_privileges",
+        "user_cast" => "schema_user_cast",
+        "subscription" => "schema_subscription",
         _ => "schema_other",
     }
 }

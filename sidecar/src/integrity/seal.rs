@@ -61,6 +61,7 @@ pub async fn run(db_arg: Option<&str>, args: SealArgs) -> Result<()> {
     check_directory(dir)?;
     let mut client = db::connect(&target).await?;
     db::require_audit_admin(&client).await?;
+    db::require_audit_service(&client).await?;
     if db::in_recovery(&client).await? {
         return Err(Error::Usage(
             "--db is a read-only hot standby: seal writes seals, point it at the primary".into(),
@@ -128,26 +129,44 @@ fn check_directory(dir: &Path) -> Result<()> {
         })
 }
 
-/// Registers the public key (once, through `audit.register_seal_key`, which records it as an
-/// `audit_log`/`seal_key` event) and returns its key id; refuses a database that holds a
-/// different key under the same id.
+/// The key id of this key, which must be registered in the database: by a superuser, once
+/// (`audit.register_seal_key`, which records it). A superuser running `seal` registers it
+/// itself; any other role is told how (exit 2).
 async fn register(client: &Client, key: &SigningKey) -> Result<String> {
     let public = key.verifying_key();
     let key_id = keys::key_id(&public);
-    let registered: String = client
+    let row = client
         .query_one(
-            "SELECT audit.register_seal_key($1)",
-            &[&public.as_bytes().as_slice()],
+            "SELECT (SELECT k.public_key FROM ONLY audit.seal_keys AS k WHERE k.key_id = $1),
+                    (SELECT r.rolsuper FROM pg_catalog.pg_roles AS r
+                      WHERE r.rolname OPERATOR(pg_catalog.=) current_user)",
+            &[&key_id],
         )
         .await
-        .map_err(|e| Error::database("registering the public key", &e))?
-        .get(0);
-    if registered != key_id {
-        return Err(Error::Integrity(format!(
-            "the database registered the key as {registered}, not {key_id}"
-        )));
+        .map_err(|e| Error::database("reading the registered keys", &e))?;
+    let stored: Option<Vec<u8>> = row.get(0);
+    let superuser: bool = row.get::<_, Option<bool>>(1).unwrap_or(false);
+    match stored {
+        Some(stored) if stored == public.as_bytes() => Ok(key_id),
+        Some(_) => Err(Error::Integrity(format!(
+            "the database holds another public key under key id {key_id}"
+        ))),
+        None if superuser => {
+            client
+                .execute(
+                    "SELECT audit.register_seal_key($1)",
+                    &[&public.as_bytes().as_slice()],
+                )
+                .await
+                .map_err(|e| Error::database("registering the public key", &e))?;
+            Ok(key_id)
+        }
+        None => Err(Error::Usage(format!(
+            "key {key_id} is not registered in this database: a superuser registers it once, with \
+             SELECT audit.register_seal_key('\\x{}')",
+            hex::encode(public.as_bytes())
+        ))),
     }
-    Ok(key_id)
 }
 
 struct Sealer {
@@ -201,8 +220,11 @@ impl Sealer {
         }
         let last = tx
             .query_opt(
-                "SELECT seq, last_txid::text, last_id, total, head FROM audit.seals
-                  ORDER BY seq DESC LIMIT 1",
+                &format!(
+                    "SELECT seq, {}, last_id, total, head FROM ONLY audit.seals
+                      ORDER BY seq DESC LIMIT 1",
+                    chain::sql_xid8_text("last_txid")
+                ),
                 &[],
             )
             .await
@@ -210,7 +232,9 @@ impl Sealer {
         let (seq, from, total, prev) = match &last {
             None => (1, Position { txid: 0, id: 0 }, 0, [0u8; 32]),
             Some(row) => (
-                row.get::<_, i64>(0) + 1,
+                row.get::<_, i64>(0).checked_add(1).ok_or_else(|| {
+                    Error::Integrity("the last seal's number is the largest there is".into())
+                })?,
                 Position {
                     txid: parse_txid(row.get(1))?,
                     id: row.get(2),
@@ -223,9 +247,10 @@ impl Sealer {
             .query(
                 &format!(
                     "{SELECT_CANONICAL}
-                      WHERE (e.txid, e.id) > ($1::text::xid8, $2) AND e.txid < {WATERMARK}
+                      WHERE (e.txid, e.id) > ({}, $2) AND e.txid < {WATERMARK}
                       ORDER BY e.txid, e.id
-                      LIMIT $3"
+                      LIMIT $3",
+                    chain::sql_param_xid8("$1")
                 ),
                 &[&from.txid.to_string(), &from.id, &self.batch],
             )
@@ -315,6 +340,10 @@ impl Sealer {
                 break;
             }
             let body: String = row.get(1);
+            // A file is named by the seal it holds: the body's own number, not the row's.
+            if chain::Checkpoint::parse(&body).map(|c| c.seq) != Some(seq) {
+                continue;
+            }
             let signature: [u8; 64] = row
                 .get::<_, &[u8]>(2)
                 .try_into()

@@ -607,7 +607,7 @@ async fn check_registered_keys(
     findings: &mut Vec<Finding>,
 ) -> Result<()> {
     for row in tx
-        .query("SELECT key_id, public_key FROM audit.seal_keys", &[])
+        .query("SELECT key_id, public_key FROM ONLY audit.seal_keys", &[])
         .await
         .map_err(db_error("reading the registered keys"))?
     {
@@ -639,9 +639,12 @@ async fn check_seals(
 ) -> Result<Vec<SealRow>> {
     let rows = tx
         .query(
-            "SELECT seq, last_txid::text, last_id, events, total, prev_head, batch_root, head,
-                    key_id, checkpoint, signature
-               FROM audit.seals ORDER BY seq",
+            &format!(
+                "SELECT seq, {}, last_id, events, total, prev_head, batch_root, head,
+                        key_id, checkpoint, signature
+                   FROM ONLY audit.seals ORDER BY seq",
+                chain::sql_xid8_text("last_txid")
+            ),
             &[],
         )
         .await
@@ -787,7 +790,7 @@ async fn check_events(
         let mut digests: HashMap<i64, Vec<u8>> = HashMap::with_capacity(run.len());
         for row in tx
             .query(
-                "SELECT seq, digests FROM audit.seals WHERE seq BETWEEN $1 AND $2",
+                "SELECT seq, digests FROM ONLY audit.seals WHERE seq BETWEEN $1 AND $2",
                 &[&first_seq, &last.seq],
             )
             .await
@@ -830,9 +833,11 @@ async fn check_events(
             .query_raw(
                 &format!(
                     "{SELECT_CANONICAL}
-                      WHERE (e.txid, e.id) > ($1::text::xid8, $2::bigint)
-                        AND (e.txid, e.id) <= ($3::text::xid8, $4::bigint)
-                      ORDER BY e.txid, e.id"
+                      WHERE (e.txid, e.id) > ({}, $2::bigint)
+                        AND (e.txid, e.id) <= ({}, $4::bigint)
+                      ORDER BY e.txid, e.id",
+                    chain::sql_param_xid8("$1"),
+                    chain::sql_param_xid8("$3")
                 ),
                 params,
             )
