@@ -1,5 +1,10 @@
 //! `audit.context`: a JSON object the application sets per transaction.
 
+/// The key of `context` under which capture records the role the connection authenticated
+/// as, when `SET SESSION AUTHORIZATION` made `session_user` (and so `db_user`) another one.
+/// Reserved: an application's context may not use it.
+pub const AUTHENTICATED_ROLE_KEY: &str = "authenticated_role";
+
 /// Why an `audit.context` value was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ContextError {
@@ -7,6 +12,8 @@ pub enum ContextError {
     NotJson(String),
     #[error("got {0}")]
     NotAnObject(String),
+    #[error("the key \"{0}\" is reserved: capture records the authenticated role under it")]
+    ReservedKey(&'static str),
 }
 
 /// Checks that `raw` is one JSON object, so that a bad value fails with a message naming the
@@ -17,6 +24,11 @@ pub fn check_context(raw: &str) -> Result<(), ContextError> {
     let start = raw.trim_start();
     if !start.starts_with('{') {
         return Err(ContextError::NotAnObject(start.chars().take(20).collect()));
+    }
+    let keys: std::collections::HashMap<String, serde::de::IgnoredAny> =
+        serde_json::from_str(raw).map_err(|e| ContextError::NotJson(e.to_string()))?;
+    if keys.contains_key(AUTHENTICATED_ROLE_KEY) {
+        return Err(ContextError::ReservedKey(AUTHENTICATED_ROLE_KEY));
     }
     Ok(())
 }
@@ -38,5 +50,9 @@ mod tests {
             check_context(r#"{"a": 1} {"b": 2}"#),
             Err(ContextError::NotJson(_))
         ));
+        assert_eq!(
+            check_context(r#"{"authenticated_role": "ceo"}"#),
+            Err(ContextError::ReservedKey(AUTHENTICATED_ROLE_KEY))
+        );
     }
 }

@@ -11,7 +11,7 @@ mod context;
 pub mod schema;
 mod words;
 
-pub use context::{check_context, ContextError};
+pub use context::{check_context, ContextError, AUTHENTICATED_ROLE_KEY};
 pub use words::{is_consumer_name, is_word, CONSUMER_NAME_RULE, WORD_RULE};
 
 /// The columns of `audit.events`, in table order.

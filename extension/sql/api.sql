@@ -42,17 +42,17 @@ SELECT s.relid           AS table_name,
 
 -- Attribution and application events --------------------------------------------------------
 
--- SET LOCAL helper: the settings vanish at commit or rollback, so a pooled connection never
--- carries one request's actor into the next. NULL source or context resets them.
+-- The application names who is acting, for the rest of its transaction (extension/src/
+-- set_actor.rs): kept where only this function writes, so code the writer did not run (a
+-- table owner's trigger) cannot change whom an event names, and set as SET LOCAL too. Undone
+-- at commit or rollback (and by a rolled-back savepoint), so a pooled connection never
+-- carries one request's actor into the next. NULL source or context resets them. Refused
+-- inside a trigger.
 CREATE FUNCTION audit.set_actor(actor text, source text DEFAULT NULL, context jsonb DEFAULT NULL)
     RETURNS void
-    LANGUAGE sql VOLATILE
+    LANGUAGE c
     SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT set_config('audit.actor', coalesce(actor, ''), true),
-           set_config('audit.source', coalesce(source, ''), true),
-           set_config('audit.context', coalesce(context::text, ''), true);
-$$;
+AS 'MODULE_PATHNAME', 'audit_set_actor';
 
 CREATE FUNCTION audit.log_event(
     entity     text,
@@ -301,6 +301,34 @@ BEGIN
         RAISE EXCEPTION 'switching off % is refused: the audit log''s guards stay on', offender.what
             USING ERRCODE = 'insufficient_privilege';
     END IF;
+    -- A tracked table keeps no rule (one could rewrite the writer's statements, or set whom
+    -- they name before capture runs) and every trigger added to or changed on it is recorded,
+    -- once the log is live (a restore creates the restored tables' triggers, which must not
+    -- add events to the log it restores).
+    SELECT s.relid, w.rulename INTO offender
+      FROM pg_event_trigger_ddl_commands() AS d
+      JOIN pg_rewrite AS w ON d.classid = 'pg_rewrite'::regclass AND w.oid = d.objid
+      JOIN audit.tracked_tables AS s ON s.relid = w.ev_class
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'rule % on tracked table % is refused: the writer''s statements are recorded as written',
+            offender.rulename, offender.relid
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF coalesce((SELECT s.live FROM audit.log_state AS s), true) THEN
+        FOR altered IN
+            SELECT DISTINCT s.entity, s.table_name, d.command_tag, t.tgname::text AS trigger
+              FROM pg_event_trigger_ddl_commands() AS d
+              JOIN pg_trigger AS t ON d.classid = 'pg_trigger'::regclass AND t.oid = d.objid
+              JOIN audit.tracked_tables AS s ON s.relid = t.tgrelid
+             WHERE t.tgfoid <> 'audit.capture()'::regprocedure
+        LOOP
+            PERFORM audit.record_ddl_event(altered.entity, 'alter', altered.table_name,
+                jsonb_build_object('command', altered.command_tag, 'trigger', altered.trigger,
+                                   'statement', current_query()));
+        END LOOP;
+    END IF;
+
     -- No command may leave the audit schema in a state that would let one reader see other
     -- rows than another, the ones verify reports (audit.schema_findings): row security and
     -- policies, rules, view options, other storage, triggers that are not guards, tables
@@ -562,13 +590,25 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
         IF dropped.object_type = 'trigger' THEN
-            CONTINUE WHEN audit.capture_change_in_progress()
-                       OR dropped.address_names[3] NOT LIKE 'audit\_trail\_%';
+            CONTINUE WHEN audit.capture_change_in_progress();
             -- NULL when the table itself is being dropped.
             target := to_regclass(format('%I.%I', dropped.address_names[1],
                                          dropped.address_names[2]));
             CONTINUE WHEN target IS NULL
                        OR NOT EXISTS (SELECT FROM audit.tracked_tables WHERE relid = target);
+            -- Another trigger of a tracked table dropped: recorded (once the log is live), as
+            -- its creation is (audit.on_ddl_command_end).
+            IF dropped.address_names[3] NOT LIKE 'audit\_trail\_%' THEN
+                IF coalesce((SELECT s.live FROM audit.log_state AS s), true) THEN
+                    PERFORM audit.record_ddl_event(
+                        (SELECT t.entity FROM audit.tracked_tables AS t WHERE t.relid = target),
+                        'alter', target::text,
+                        jsonb_build_object('command', 'DROP TRIGGER',
+                                           'trigger', dropped.address_names[3],
+                                           'statement', current_query()));
+                END IF;
+                CONTINUE;
+            END IF;
             -- A superuser who confirmed dropping the log (as pg_restore --clean does before it
             -- drops the extension) may drop capture triggers too; it is recorded.
             IF coalesce(current_setting('audit.allow_drop_extension', true), 'off') = 'on' THEN

@@ -234,6 +234,34 @@ BEGIN
         RAISE EXCEPTION 'switching off % is refused: the audit log''s guards stay on', offender.what
             USING ERRCODE = 'insufficient_privilege';
     END IF;
+    -- A tracked table keeps no rule (one could rewrite the writer's statements, or set whom
+    -- they name before capture runs) and every trigger added to or changed on it is recorded,
+    -- once the log is live (a restore creates the restored tables' triggers, which must not
+    -- add events to the log it restores).
+    SELECT s.relid, w.rulename INTO offender
+      FROM pg_event_trigger_ddl_commands() AS d
+      JOIN pg_rewrite AS w ON d.classid = 'pg_rewrite'::regclass AND w.oid = d.objid
+      JOIN audit.tracked_tables AS s ON s.relid = w.ev_class
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'rule % on tracked table % is refused: the writer''s statements are recorded as written',
+            offender.rulename, offender.relid
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF coalesce((SELECT s.live FROM audit.log_state AS s), true) THEN
+        FOR altered IN
+            SELECT DISTINCT s.entity, s.table_name, d.command_tag, t.tgname::text AS trigger
+              FROM pg_event_trigger_ddl_commands() AS d
+              JOIN pg_trigger AS t ON d.classid = 'pg_trigger'::regclass AND t.oid = d.objid
+              JOIN audit.tracked_tables AS s ON s.relid = t.tgrelid
+             WHERE t.tgfoid <> 'audit.capture()'::regprocedure
+        LOOP
+            PERFORM audit.record_ddl_event(altered.entity, 'alter', altered.table_name,
+                jsonb_build_object('command', altered.command_tag, 'trigger', altered.trigger,
+                                   'statement', current_query()));
+        END LOOP;
+    END IF;
+
     -- No command may leave the audit schema in a state that would let one reader see other
     -- rows than another, the ones verify reports (audit.schema_findings): row security and
     -- policies, rules, view options, other storage, triggers that are not guards, tables
@@ -429,6 +457,127 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- A dropped table leaves the settings, and its drop is recorded; dropping a subject column
+-- is refused, since later events could no longer name their subject; dropping a capture
+-- trigger by hand is refused. (Ignored and redacted columns are kept in step by
+-- audit.on_ddl_command_end, which runs right after.)
+CREATE OR REPLACE FUNCTION audit.on_sql_drop() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dropped     record;
+    settings    audit.tracked_tables;
+    column_name text;
+    target      regclass;
+BEGIN
+    -- DROP EXTENSION drops the settings table too; then there is nothing to keep in step.
+    -- audit.maintain() drops partitions of audit.events under the retention policy.
+    IF to_regclass('audit.tracked_tables') IS NULL OR audit.maintenance_in_progress() THEN
+        RETURN;
+    END IF;
+    FOR dropped IN
+        SELECT objid, objsubid, object_type, address_names
+          FROM pg_event_trigger_dropped_objects()
+         WHERE object_type IN ('table', 'table column', 'trigger')
+    LOOP
+        -- A partition of audit.events (made by audit.maintain, named events_...): only
+        -- retention or audit.purge drop one, and record it; a superuser who confirmed
+        -- dropping the log (as pg_restore --clean does first) may too.
+        IF dropped.object_type IN ('table', 'trigger')
+           AND dropped.address_names[1] = 'audit'
+           AND (dropped.address_names[2] LIKE 'events\_%'
+                OR dropped.address_names[2] LIKE 'event\_summary\_%'
+                OR dropped.address_names[2] LIKE 'kind\_hours\_%'
+                OR dropped.address_names[2] LIKE 'actor\_days\_%')
+           AND coalesce(current_setting('audit.allow_drop_extension', true), 'off') <> 'on' THEN
+            RAISE EXCEPTION 'cannot drop %: it is part of the audit log',
+                CASE dropped.object_type
+                    WHEN 'table' THEN 'partition audit.' || quote_ident(dropped.address_names[2])
+                    ELSE pg_catalog.format('trigger %s of audit.%s', dropped.address_names[3],
+                                           dropped.address_names[2]) END
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'Old events leave through retention (audit.set_retention, audit.maintain) or audit.purge(), which record it.';
+        END IF;
+        IF dropped.object_type = 'table' THEN
+            DELETE FROM audit.tracked_tables WHERE relid::oid = dropped.objid
+                RETURNING * INTO settings;
+            IF FOUND THEN
+                PERFORM audit.record_ddl_event('audit_log', 'table_dropped', settings.table_name,
+                                               jsonb_build_object('table', settings.table_name,
+                                                                  'entity', settings.entity,
+                                                                  'statement', current_query()));
+            END IF;
+            CONTINUE;
+        END IF;
+        IF dropped.object_type = 'trigger'
+           AND dropped.address_names[1] = 'audit'
+           AND dropped.address_names[2] IN ('events', 'seals', 'seal_keys') THEN
+            RAISE EXCEPTION 'cannot drop trigger % of audit.%: it guards the audit log',
+                dropped.address_names[3], dropped.address_names[2]
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        IF dropped.object_type = 'trigger' THEN
+            CONTINUE WHEN audit.capture_change_in_progress();
+            -- NULL when the table itself is being dropped.
+            target := to_regclass(format('%I.%I', dropped.address_names[1],
+                                         dropped.address_names[2]));
+            CONTINUE WHEN target IS NULL
+                       OR NOT EXISTS (SELECT FROM audit.tracked_tables WHERE relid = target);
+            -- Another trigger of a tracked table dropped: recorded (once the log is live), as
+            -- its creation is (audit.on_ddl_command_end).
+            IF dropped.address_names[3] NOT LIKE 'audit\_trail\_%' THEN
+                IF coalesce((SELECT s.live FROM audit.log_state AS s), true) THEN
+                    PERFORM audit.record_ddl_event(
+                        (SELECT t.entity FROM audit.tracked_tables AS t WHERE t.relid = target),
+                        'alter', target::text,
+                        jsonb_build_object('command', 'DROP TRIGGER',
+                                           'trigger', dropped.address_names[3],
+                                           'statement', current_query()));
+                END IF;
+                CONTINUE;
+            END IF;
+            -- A superuser who confirmed dropping the log (as pg_restore --clean does before it
+            -- drops the extension) may drop capture triggers too; it is recorded.
+            IF coalesce(current_setting('audit.allow_drop_extension', true), 'off') = 'on' THEN
+                PERFORM audit.record_ddl_event('audit_log', 'untrack', target::text,
+                                               jsonb_build_object('trigger', dropped.address_names[3],
+                                                                  'statement', current_query()));
+                CONTINUE;
+            END IF;
+            RAISE EXCEPTION 'cannot drop trigger % of %: it captures changes for the audit log',
+                dropped.address_names[3], target
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'audit.untrack() stops capture, and records that it did.';
+        END IF;
+        column_name := dropped.address_names[cardinality(dropped.address_names)];
+        IF EXISTS (SELECT FROM audit.tracked_tables
+                    WHERE relid::oid = dropped.objid
+                      AND column_name = ANY (subject_columns)) THEN
+            RAISE EXCEPTION 'cannot drop column "%" of %: audit events name their subject by it',
+                column_name, dropped.objid::regclass
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Run audit.track on the table with another subject_column first.';
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Attribution kept where only audit.set_actor writes it ------------------------------------------
+
+-- The application names who is acting, for the rest of its transaction (extension/src/
+-- set_actor.rs): kept where only this function writes, so code the writer did not run (a
+-- table owner's trigger) cannot change whom an event names, and set as SET LOCAL too. Undone
+-- at commit or rollback (and by a rolled-back savepoint), so a pooled connection never
+-- carries one request's actor into the next. NULL source or context resets them. Refused
+-- inside a trigger.
+CREATE OR REPLACE FUNCTION audit.set_actor(actor text, source text DEFAULT NULL, context jsonb DEFAULT NULL)
+    RETURNS void
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'audit_set_actor';
 
 -- 3. Seals and keys only through the functions that check them ---------------------------------
 
@@ -1263,6 +1412,26 @@ BEGIN
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM PUBLIC, audit_admin', part);
     END LOOP;
+END
+$$;
+
+-- Row images compressed with lz4 from now on, where the server has it (existing ones keep theirs).
+DO $$
+DECLARE
+    part regclass;
+BEGIN
+    -- The parent (which new partitions copy) and the partitions there are: the setting is
+    -- not passed down.
+    FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree('audit.events') AS t LOOP
+        EXECUTE pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN old_data SET COMPRESSION lz4,
+                            ALTER COLUMN new_data SET COMPRESSION lz4,
+                            ALTER COLUMN details SET COMPRESSION lz4,
+                            ALTER COLUMN context SET COMPRESSION lz4', part);
+    END LOOP;
+EXCEPTION
+    WHEN feature_not_supported THEN
+        NULL;
 END
 $$;
 

@@ -27,27 +27,62 @@ pub struct Attribution {
 }
 
 thread_local! {
-    // One backend is one thread. The session user changes only through SET SESSION
-    // AUTHORIZATION, so the name is looked up again only when the role's oid differs.
-    static SESSION_USER: RefCell<Option<(pg_sys::Oid, CString)>> = const { RefCell::new(None) };
+    // One backend is one thread. A role's name is read from its oid once per transaction (the
+    // cache is emptied when each ends): a role renamed since the connection opened is named
+    // as it is called now, and a new role under the old name is never blamed (a per-session
+    // cache kept the old name).
+    static ROLE_NAMES: RefCell<Vec<(pg_sys::Oid, CString)>> = const { RefCell::new(Vec::new()) };
 }
 
-fn session_user_name() -> CString {
-    // SAFETY: reading the session user id has no preconditions.
-    let oid = unsafe { pg_sys::GetSessionUserId() };
-    if let Some(name) = SESSION_USER.with_borrow(|cached| {
-        cached
-            .as_ref()
-            .filter(|(cached_oid, _)| *cached_oid == oid)
+/// The transaction ended: names are read again in the next.
+pub fn transaction_ended() {
+    ROLE_NAMES.with_borrow_mut(Vec::clear);
+}
+
+/// A role's current name, looked up once per transaction.
+fn role_name(oid: pg_sys::Oid) -> CString {
+    if let Some(name) = ROLE_NAMES.with_borrow(|names| {
+        names
+            .iter()
+            .find(|(o, _)| *o == oid)
             .map(|(_, name)| name.clone())
     }) {
         return name;
     }
-    // SAFETY: the session user exists; GetUserNameFromId returns a palloc'd C string.
+    // SAFETY: the role exists (it is this session's); GetUserNameFromId returns a palloc'd C
+    // string.
     let name =
         unsafe { std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(oid, false)) }.to_owned();
-    SESSION_USER.with_borrow_mut(|cached| *cached = Some((oid, name.clone())));
+    ROLE_NAMES.with_borrow_mut(|names| names.push((oid, name.clone())));
     name
+}
+
+fn session_user_name() -> CString {
+    // SAFETY: reading the session user id has no preconditions.
+    role_name(unsafe { pg_sys::GetSessionUserId() })
+}
+
+/// The role the connection authenticated as, when `SET SESSION AUTHORIZATION` (superusers
+/// only) made the session user another: None when they are the same.
+fn authenticated_other_than_session() -> Option<CString> {
+    // SAFETY: reading the session's user ids has no preconditions.
+    let (authenticated, session) =
+        unsafe { (pg_sys::GetAuthenticatedUserId(), pg_sys::GetSessionUserId()) };
+    (authenticated != session).then(|| role_name(authenticated))
+}
+
+/// A jsonb datum from JSON text, by jsonb's input function.
+fn jsonb(text: &std::ffi::CStr) -> Result<pg_sys::Datum> {
+    // SAFETY: jsonb_in takes a NUL-terminated string of valid JSON (validated by the caller).
+    unsafe {
+        pgrx::direct_function_call_as_datum(
+            pg_sys::jsonb_in,
+            &[Some(pg_sys::Datum::from(text.as_ptr()))],
+        )
+    }
+    .ok_or(AuditError::InvalidContext {
+        reason: "null".into(),
+    })
 }
 
 /// `audit.context` must be one JSON object (the contract's rule), named in the error.
@@ -71,30 +106,55 @@ impl Attribution {
             }
             Ok(datums::text(value))
         };
-        let actor = match settings::actor() {
+        // What audit.set_actor stored comes first: the settings themselves could have been
+        // changed since by code the writer did not run (set_actor.rs).
+        let given = crate::set_actor::current();
+        let given_or = |pick: fn(&(CString, CString, CString)) -> &CString,
+                        setting: Option<&'static std::ffi::CStr>|
+         -> Option<CString> {
+            match &given {
+                Some(g) => Some(pick(g).clone()).filter(|v| !v.is_empty()),
+                None => setting.map(|s| s.to_owned()),
+            }
+        };
+        let actor = match given_or(|g| &g.0, settings::actor()) {
             Some(actor) => bounded("audit.actor", actor.to_bytes())?,
             None => datums::text(db_user.to_bytes()),
         };
-        let source = bounded(
-            "audit.source",
-            settings::source().map_or(&b"manual"[..], |s| s.to_bytes()),
-        )?;
-        let context = match settings::context() {
+        let source = match given_or(|g| &g.1, settings::source()) {
+            Some(source) => bounded("audit.source", source.to_bytes())?,
+            None => datums::text(b"manual"),
+        };
+        let context = match given_or(|g| &g.2, settings::context()) {
             None => None,
             Some(raw) => {
                 validate_context(&raw.to_string_lossy())?;
-                // SAFETY: jsonb_in takes a NUL-terminated string; it was validated above.
-                Some(
-                    unsafe {
+                Some(jsonb(&raw)?)
+            }
+        };
+        // Who really connected, when a superuser's SET SESSION AUTHORIZATION made db_user
+        // another role: recorded in the context, under a key applications may not use.
+        let context = match authenticated_other_than_session() {
+            None => context,
+            Some(login) => {
+                let key = serde_json::json!({
+                    audit_trail_contract::AUTHENTICATED_ROLE_KEY: login.to_string_lossy()
+                })
+                .to_string();
+                let login = jsonb(&CString::new(key).map_err(|_| AuditError::InvalidContext {
+                    reason: "a role name with a NUL".into(),
+                })?)?;
+                Some(match context {
+                    None => login,
+                    // SAFETY: both are jsonb datums; jsonb_concat merges two objects.
+                    Some(app) => unsafe {
                         pgrx::direct_function_call_as_datum(
-                            pg_sys::jsonb_in,
-                            &[Some(pg_sys::Datum::from(raw.as_ptr()))],
+                            pg_sys::jsonb_concat,
+                            &[Some(app), Some(login)],
                         )
                     }
-                    .ok_or(AuditError::InvalidContext {
-                        reason: "null".into(),
-                    })?,
-                )
+                    .unwrap_or(login),
+                })
             }
         };
         // SAFETY: these read backend-global state that is valid inside a transaction.

@@ -124,6 +124,9 @@ pub enum AuditError {
     #[error("no service of audit_trail is called \"{service}\" (seal, archive, maintenance)")]
     UnknownService { service: String },
 
+    #[error("audit.set_actor cannot be called inside a trigger: only the transaction that writes names its actor")]
+    AttributionInTrigger,
+
     #[error("seal refused: {0}")]
     SealRefused(String),
 
@@ -167,6 +170,7 @@ impl AuditError {
             Self::NotATrigger { .. } => ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
             Self::SealRefused(_) => ERRCODE_DATA_EXCEPTION,
             Self::UnknownService { .. } => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::AttributionInTrigger => ERRCODE_INSUFFICIENT_PRIVILEGE,
             Self::UnpairedUpdate { .. } | Self::Spi(_) => ERRCODE_INTERNAL_ERROR,
         }
     }

@@ -66,6 +66,16 @@ impl Event {
     pub fn set(&mut self, column: Column, value: Option<pg_sys::Datum>) {
         self.values[column as usize] = value;
     }
+
+    /// The bytes of its variable-length values (every column but id, occurred_at and txid).
+    fn varlena_bytes(&self) -> usize {
+        self.values[Column::Actor as usize..]
+            .iter()
+            .flatten()
+            // SAFETY: these columns are text, inet, text[] and jsonb: varlena datums.
+            .map(|d| unsafe { pg_sys::toast_raw_datum_size(*d) })
+            .sum()
+    }
 }
 
 /// Where `audit.events` and its id sequence are.
@@ -290,8 +300,12 @@ unsafe fn partition_for(
     }
 }
 
-/// Events written at once by the multi-insert path.
+/// Events written at once by the multi-insert path, at most.
 const BATCH: usize = 1000;
+/// Bytes of row images a batch holds at most before it is written: a statement over rows of
+/// megabytes each must not hold a thousand of them in memory (1,000 rows of 1 MB took a
+/// backend to 2 GB, and of 10 MB would have brought the OOM killer).
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// Rows of a statement's events waiting for a multi-insert (COPY's path: one WAL record and
 /// one buffer lock per page instead of per row, and a bulk-insert state that extends the
@@ -299,6 +313,8 @@ const BATCH: usize = 1000;
 struct Batch {
     slots: Vec<*mut pg_sys::TupleTableSlot>,
     used: usize,
+    /// Bytes of the varlena values of the rows waiting.
+    bytes: usize,
     bulk: pg_sys::BulkInsertState,
 }
 
@@ -478,6 +494,7 @@ impl Target {
             let batch = (rows > 1 && !row_triggers && !generated).then(|| Batch {
                 slots: Vec::new(),
                 used: 0,
+                bytes: 0,
                 bulk: pg_sys::GetBulkInsertState(),
             });
             Ok(Target {
@@ -525,7 +542,8 @@ impl Target {
                     // The values live in the caller's per-row memory: copy them into the slot.
                     pg_sys::ExecMaterializeSlot(slot);
                     batch.used += 1;
-                    if batch.used == BATCH {
+                    batch.bytes += event.varlena_bytes();
+                    if batch.used == BATCH || batch.bytes >= BATCH_BYTES {
                         self.flush();
                     }
                 }
@@ -599,6 +617,12 @@ impl Target {
                 }
             }
             batch.used = 0;
+            batch.bytes = 0;
+            // The slots' materialized rows are not needed any more: freed now rather than
+            // when each slot is reused, so that a batch of wide rows does not stay in memory.
+            for &slot in batch.slots.iter() {
+                pg_sys::ExecClearTuple(slot);
+            }
         }
     }
 

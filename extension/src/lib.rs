@@ -21,6 +21,7 @@ mod retention;
 mod row_json;
 mod seals;
 mod service_lock;
+mod set_actor;
 mod settings;
 mod table_config;
 mod track;

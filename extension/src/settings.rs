@@ -1,7 +1,19 @@
 //! The `audit.*` settings an application sets per transaction to attribute its changes.
+//!
+//! Attribution comes only from the writing transaction (docs/attribution in the README's
+//! security model): `audit.actor`, `audit.source` and `audit.context` count only when set with
+//! SET LOCAL (or `audit.set_actor`, which sets them so) in the transaction that writes. A
+//! session-level `SET` (which a pooled connection would carry into the next client's
+//! transactions), a function's own `SET` clause, and defaults from the database, a role, the
+//! server's configuration or the client's options are ignored, and the defaults refused where
+//! they are made (`ALTER DATABASE ... SET audit.actor` is an error). They cannot be set from
+//! inside a trigger either: code the writer did not run (a table owner's trigger) must not
+//! choose whom an event names.
 
+use std::cell::Cell;
 use std::ffi::{CStr, CString};
 
+use pgrx::pg_sys;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
 static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -13,31 +25,52 @@ static SEAL_STALL_AFTER: GucSetting<i32> = GucSetting::<i32>::new(900);
 static MAX_EVENT_BYTES: GucSetting<i32> =
     GucSetting::<i32>::new(crate::app_events::DEFAULT_MAX_EVENT_BYTES);
 
+thread_local! {
+    // True while the settings are being defined (the library loading): values set before it
+    // loaded are applied again then, from wherever the load happens (a trigger's first call),
+    // and only their source is checked.
+    static DEFINING: Cell<bool> = const { Cell::new(false) };
+}
+
 pub fn define() {
-    GucRegistry::define_string_guc(
-        c"audit.actor",
-        c"Application user recorded as the actor of audit events.",
-        c"Set with SET LOCAL (or audit.set_actor) inside the transaction; empty means session_user.",
-        &ACTOR,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_string_guc(
-        c"audit.source",
-        c"Where a change comes from: import, api, sync, ...; empty means manual.",
-        c"",
-        &SOURCE,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_string_guc(
-        c"audit.context",
-        c"A JSON object stored with each audit event (request id, end-user IP, ...).",
-        c"",
-        &CONTEXT,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
+    DEFINING.set(true);
+    // SAFETY: the check hook is a #[pg_guard] function of the right signature.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"audit.actor",
+            c"Application user recorded as the actor of audit events.",
+            c"Set with SET LOCAL (or audit.set_actor) inside the transaction; empty means session_user.",
+            &ACTOR,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_attribution),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"audit.source",
+            c"Where a change comes from: import, api, sync, ...; empty means manual.",
+            c"Set with SET LOCAL (or audit.set_actor) inside the transaction.",
+            &SOURCE,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_attribution),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"audit.context",
+            c"A JSON object stored with each audit event (request id, end-user IP, ...).",
+            c"Set with SET LOCAL (or audit.set_actor) inside the transaction.",
+            &CONTEXT,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_attribution),
+            None,
+            None,
+        );
+    }
+    DEFINING.set(false);
     GucRegistry::define_bool_guc(
         c"audit.notify",
         c"Wake change-stream followers (NOTIFY audit_trail_events) when a transaction writes events.",
@@ -84,6 +117,107 @@ pub fn define() {
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"audit".as_ptr()) };
 }
 
+/// Refuses an attribution setting made where it must not be: as a default (the database's, a
+/// role's, the configuration file's, the client's startup options), or from inside a trigger.
+/// An empty value (unset) is always accepted.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_attribution(
+    newval: *mut *mut core::ffi::c_char,
+    _extra: *mut *mut core::ffi::c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: guc.c passes a pointer to the new value, NULL or a NUL-terminated string.
+    let empty = unsafe { (*newval).is_null() || **newval == 0 };
+    if empty {
+        return true;
+    }
+    use pg_sys::GucSource::*;
+    let refusal = match source {
+        PGC_S_DEFAULT | PGC_S_DYNAMIC_DEFAULT => None,
+        PGC_S_SESSION | PGC_S_OVERRIDE | PGC_S_INTERACTIVE if DEFINING.get() => None,
+        PGC_S_SESSION | PGC_S_OVERRIDE | PGC_S_INTERACTIVE => {
+            // SAFETY: pg_trigger_depth takes no argument and only reads the backend's depth.
+            let depth = unsafe {
+                pgrx::direct_function_call::<i32>(pg_sys::pg_trigger_depth, &[]).unwrap_or(0)
+            };
+            (depth > 0).then_some(
+                c"attribution cannot be set inside a trigger: only the transaction that writes names its actor (audit.set_actor before the statement)",
+            )
+        }
+        _ => Some(
+            c"attribution is set per transaction (SET LOCAL, or audit.set_actor), never as a default of the database, a role, the configuration or the connection",
+        ),
+    };
+    match refusal {
+        None => true,
+        Some(message) => {
+            // SAFETY: the documented way for a check hook to give its message (GUC_check_errmsg):
+            // a string in the current memory context, read by guc.c right after the hook.
+            unsafe { pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(message.as_ptr()) };
+            false
+        }
+    }
+}
+
+thread_local! {
+    // One backend is one thread. guc.c keeps each setting's record at a fixed address for the
+    // life of the backend: looked up once.
+    static RECORDS: Cell<[*mut pg_sys::config_generic; 3]> =
+        const { Cell::new([std::ptr::null_mut(); 3]) };
+}
+
+/// The record guc.c keeps of a setting, by name.
+///
+/// # Safety
+/// Inside a backend, after the settings are defined.
+unsafe fn find_record(name: &CStr) -> *mut pg_sys::config_generic {
+    // SAFETY: guaranteed by the caller; PostgreSQL 15's table of settings is an array of
+    // GetNumConfigOptions() pointers, each to a record with a NUL-terminated name.
+    #[cfg(feature = "pg15")]
+    unsafe {
+        let records = pg_sys::get_guc_variables();
+        for i in 0..pg_sys::GetNumConfigOptions() as usize {
+            let record = *records.add(i);
+            if !record.is_null() && CStr::from_ptr((*record).name) == name {
+                return record;
+            }
+        }
+        std::ptr::null_mut()
+    }
+    // SAFETY: guaranteed by the caller; find_option returns NULL for an unknown name with
+    // skip_errors.
+    #[cfg(not(feature = "pg15"))]
+    unsafe {
+        pg_sys::find_option(name.as_ptr(), false, true, pg_sys::ERROR as i32)
+    }
+}
+
+/// Whether the setting's current value was made with SET LOCAL (or set_config(..., true)) in
+/// this transaction: the top of its stack of saved values says so. No stack means a session
+/// value; a plain SET or a function's own SET clause are other states.
+fn set_locally(index: usize, name: &CStr) -> bool {
+    let mut records = RECORDS.get();
+    if records[index].is_null() {
+        // SAFETY: settings are defined at load time, before any capture.
+        records[index] = unsafe { find_record(name) };
+        RECORDS.set(records);
+    }
+    let record = records[index];
+    if record.is_null() {
+        return false;
+    }
+    // SAFETY: the record and its stack belong to guc.c and are valid while this backend runs
+    // a statement; the stack's top describes the current value.
+    unsafe {
+        let stack = (*record).stack;
+        !stack.is_null()
+            && matches!(
+                (*stack).state,
+                pg_sys::GucStackState::GUC_LOCAL | pg_sys::GucStackState::GUC_SET_LOCAL
+            )
+    }
+}
+
 /// The current value of a string setting, None when unset or empty. Borrowed straight from the
 /// GUC's storage: valid until the setting next changes, which cannot happen while capture runs.
 fn read(setting: &'static GucSetting<Option<CString>>) -> Option<&'static CStr> {
@@ -97,16 +231,25 @@ fn read(setting: &'static GucSetting<Option<CString>>) -> Option<&'static CStr> 
     (!value.is_empty()).then_some(value)
 }
 
+/// A setting's value as attribution: only when set with SET LOCAL in this transaction.
+fn transaction_value(
+    setting: &'static GucSetting<Option<CString>>,
+    index: usize,
+    name: &CStr,
+) -> Option<&'static CStr> {
+    read(setting).filter(|_| set_locally(index, name))
+}
+
 pub fn actor() -> Option<&'static CStr> {
-    read(&ACTOR)
+    transaction_value(&ACTOR, 0, c"audit.actor")
 }
 
 pub fn source() -> Option<&'static CStr> {
-    read(&SOURCE)
+    transaction_value(&SOURCE, 1, c"audit.source")
 }
 
 pub fn context() -> Option<&'static CStr> {
-    read(&CONTEXT)
+    transaction_value(&CONTEXT, 2, c"audit.context")
 }
 
 pub fn notify() -> bool {

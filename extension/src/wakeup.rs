@@ -63,18 +63,27 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut c
             | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
     ) {
         event_store::transaction_ended();
+        crate::attribution::transaction_ended();
+        crate::set_actor::transaction_ended();
     }
 }
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn on_subxact(
     event: pg_sys::SubXactEvent::Type,
-    _my: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
+    my: pg_sys::SubTransactionId,
+    parent: pg_sys::SubTransactionId,
     _arg: *mut core::ffi::c_void,
 ) {
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        event_store::transaction_ended();
+    match event {
+        pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+            event_store::transaction_ended();
+            crate::set_actor::subtransaction_aborted(my);
+        }
+        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
+            crate::set_actor::subtransaction_committed(my, parent);
+        }
+        _ => {}
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod alert;
 mod archive;
+mod attribution;
 mod backup;
 mod bad_input;
 mod bypass;
