@@ -187,14 +187,16 @@ fn sign_in_comes_back_to_the_view_asked_for(b: &Browser, dash: &Dashboard, crm: 
     b.goto(&dash.url("/reports/audit-log?range=7d&entity=contact"));
     b.wait_url("the sign-in page", |u| u.contains("/sign-in?next="));
     b.screenshot("dashboard-sign-in");
-    // A role that is not an audit admin gets a clear refusal.
+    // A role that is not an audit admin is refused as a wrong password would be (the page
+    // must not tell a stranger that a guessed password was right), and stays on the form.
     b.fill("#role", &crm.clerk);
     b.fill("#password", PASSWORD);
     b.click("form.stack button[type=submit]");
-    b.wait_text("main h1", "Not an audit admin");
+    b.wait_text(
+        "#sign-in-error",
+        "The role or password is not correct, or the role may not read the audit log.",
+    );
     b.screenshot("dashboard-not-admin");
-    b.goto(&dash.url("/reports/audit-log?range=7d&entity=contact"));
-    b.wait_url("the sign-in page", |u| u.contains("/sign-in?next="));
     b.fill("#role", &crm.admin);
     b.fill("#password", PASSWORD);
     b.click("form.stack button[type=submit]");
@@ -541,24 +543,28 @@ fn a_non_admin_and_a_wrong_password_are_refused_and_failures_are_rate_limited() 
     let dash = Dashboard::start(&crm.db);
     let http = Http::new(&dash);
 
-    // Right password, but not a member of audit_admin.
-    let reply = http.sign_in(&crm.clerk, PASSWORD);
-    assert_eq!(reply.status, 403, "{}", reply.body);
-    assert!(reply.body.contains("Not an audit admin"), "{}", reply.body);
-    assert!(reply.body.contains(&crm.clerk));
-    assert_eq!(reply.cookie("audit_trail_session"), None);
-
-    // An unknown role and a wrong password get the same answer, without a session.
+    // The right password of a role that is no audit admin, an unknown role and a wrong
+    // password get the same answer, without a session: the page is no password oracle.
+    let mut pages = Vec::new();
     for (role, password) in [
+        (crm.clerk.as_str(), PASSWORD),
         ("no_such_role", PASSWORD),
         (crm.admin.as_str(), "wrong-password"),
     ] {
         let reply = http.sign_in(role, password);
         assert_eq!(reply.status, 401, "{role}: {}", reply.body);
-        assert!(reply.body.contains("The role or password is not correct."));
+        assert!(reply.body.contains(
+            "The role or password is not correct, or the role may not read the audit log."
+        ));
         assert_eq!(reply.cookie("audit_trail_session"), None);
         assert!(!reply.body.contains(password), "the password is echoed");
+        // The same page but for the role typed (echoed back) and the form's fresh token.
+        let token = reply.hidden_field("csrf").expect("a CSRF token");
+        pages.push(reply.body.replace(&token, "TOKEN").replace(role, "ROLE"));
     }
+    assert!(pages.windows(2).all(|w| w[0] == w[1]), "{pages:#?}");
+    let log = dash.log();
+    assert!(log.contains("not a member of audit_admin"), "{log}");
     // More failures for this role from this address: each makes the next attempt wait a
     // little longer (tests/e2e/signin_throttle.rs has the rest). Wrong passwords, waiting
     // out the short waits, until one of at least 2 s: then even the right password waits.

@@ -1,6 +1,7 @@
 //! Failed dashboard sign-ins slow down guessing without handing anyone a lockout switch:
-//! they are throttled per (role, client address) with short exponential delays, and the
-//! client address comes from `X-Forwarded-For` only when the peer is a `--trusted-proxy`.
+//! they are throttled per (role, client address) and per client address across role names,
+//! with short exponential delays, and the client address comes from `X-Forwarded-For` only
+//! when the peer is a `--trusted-proxy`.
 
 use std::time::Duration;
 
@@ -10,6 +11,40 @@ use audit_trail_tests::TestDb;
 const PASSWORD: &str = "correct-horse-7";
 /// The longest wait the dashboard imposes (`limiter::MAX_DELAY`).
 const MAX_DELAY_SECS: u64 = 60;
+
+/// Failures from one address, at any role names, that cost nothing (`limiter::
+/// FREE_ADDRESS_FAILURES`).
+const FREE_ADDRESS_FAILURES: usize = 20;
+
+/// A sign-in form's token and cookie, which may be submitted many times.
+struct Form {
+    token: String,
+    cookie: String,
+}
+
+fn form(http: &Http) -> Form {
+    let page = http.get("/sign-in", None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    Form {
+        token: page.hidden_field("csrf").expect("a CSRF token in the form"),
+        cookie: page
+            .cookie("audit_trail_sign_in")
+            .expect("the sign-in form sets its cookie"),
+    }
+}
+
+fn submit(http: &Http, form: &Form, client: &str, role: &str, password: &str) -> Reply {
+    http.post(
+        "/sign-in",
+        Some(&format!("audit_trail_sign_in={}", form.cookie)),
+        &[
+            ("csrf", &form.token),
+            ("role", role),
+            ("password", password),
+        ],
+        &[("X-Forwarded-For", client)],
+    )
+}
 
 /// Signs in as `role`, through a proxy that says the request came from `client` (or
 /// without the header).
@@ -152,4 +187,80 @@ fn forwarded_addresses_from_an_untrusted_peer_are_ignored() {
     let reply = sign_in_from(&http, None, &admin, PASSWORD);
     assert_eq!(reply.status, 303, "{}", reply.body);
     assert!(!dash.log().contains("203.0.113.66"), "{}", dash.log());
+}
+
+#[test]
+fn spraying_one_password_at_many_role_names_is_throttled_per_address() {
+    let (db, admin) = admin_db();
+    // Roles that exist, with the sprayed password: their answer must be no different.
+    for n in 0..3 {
+        db.create_role(
+            &format!("clerk{n}"),
+            &format!("LOGIN PASSWORD '{PASSWORD}'"),
+        );
+    }
+    let dash = Dashboard::start_with(&db, &["--trusted-proxy", "127.0.0.1"]);
+    let http = Http::new(&dash);
+    let form = form(&http);
+    let attacker = "203.0.113.66";
+    let mut answers = Vec::new();
+    for n in 0..50 {
+        let role = match n % 10 {
+            0..=2 => format!("clerk{}", n % 10),
+            _ => format!("user{n}"),
+        };
+        let reply = submit(&http, &form, attacker, &role, PASSWORD);
+        answers.push(reply.status);
+        if reply.status == 429 {
+            assert!(retry_after(&reply) <= MAX_DELAY_SECS);
+        }
+    }
+    // A few free failures (colleagues behind one proxy mistype), then one let through after
+    // them, then every guess waits: none of the right passwords got a different answer.
+    let checked = answers.iter().filter(|s| **s == 401).count();
+    assert_eq!(checked, FREE_ADDRESS_FAILURES + 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|s| *s == 401 || *s == 429),
+        "{answers:?}"
+    );
+    assert!(answers[checked..].iter().all(|s| *s == 429), "{answers:?}");
+
+    // The auditor, elsewhere, gets in at once; from the attacker's address, after a wait
+    // no longer than the cap.
+    let reply = submit(&http, &form, "198.51.100.7", &admin, PASSWORD);
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    let reply = submit(&http, &form, attacker, &admin, PASSWORD);
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    std::thread::sleep(Duration::from_secs(retry_after(&reply)));
+    let reply = submit(&http, &form, attacker, &admin, PASSWORD);
+    assert_eq!(reply.status, 303, "{}", reply.body);
+}
+
+#[test]
+fn made_up_role_names_do_not_erase_guesses_at_a_real_one() {
+    let (db, admin) = admin_db();
+    let dash = Dashboard::start_with(&db, &["--trusted-proxy", "127.0.0.1"]);
+    let http = Http::new(&dash);
+    let form = form(&http);
+    let attacker = "203.0.113.66";
+    fail_until_waiting(&http, Some(attacker), &admin, 2);
+    // As many made-up names from the same address as the throttle once held entries: they
+    // are slowed by the address's own count, and push nothing out.
+    let mut statuses = std::collections::BTreeMap::new();
+    for n in 0..10_000 {
+        let reply = submit(&http, &form, attacker, &format!("junk{n}"), "guess");
+        *statuses.entry(reply.status).or_insert(0) += 1;
+    }
+    assert!(
+        statuses.keys().all(|s| [401, 429].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.get(&401).copied().unwrap_or(0) <= FREE_ADDRESS_FAILURES + 1,
+        "{statuses:?}"
+    );
+    // The next guess at the auditor still waits.
+    let reply = submit(&http, &form, attacker, &admin, "another-guess");
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    assert!(retry_after(&reply) <= MAX_DELAY_SECS);
 }

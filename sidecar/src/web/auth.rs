@@ -28,6 +28,14 @@ use crate::error::Error;
 const MAX_ROLE: usize = 63;
 const MAX_PASSWORD: usize = 1024;
 
+/// The one answer to a sign-in refused for the role or its password, whatever the reason.
+const REFUSED: &str =
+    "The role or password is not correct, or the role may not read the audit log.";
+/// A refused sign-in is answered no sooner than this after the request arrived: more than
+/// the database takes to check a password, open a session and look up the role's
+/// memberships, so the time of the answer does not say which of them refused it either.
+const SIGN_IN_REFUSAL_TIME: std::time::Duration = std::time::Duration::from_millis(400);
+
 /// The client's address, when the server knows it (absent in in-process tests): the peer's,
 /// or the one a trusted proxy forwarded (see [`super::proxy`]).
 pub struct ClientAddress(pub Option<IpAddr>);
@@ -151,6 +159,7 @@ pub async fn sign_in(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
+    let started = tokio::time::Instant::now();
     let form = FormFields::parse(&body);
     check_sign_in(&headers, form.get("csrf"))?;
     let next = safe_next(form.get("next"));
@@ -174,14 +183,11 @@ pub async fn sign_in(
         );
     }
     if role.len() > MAX_ROLE || password.len() > MAX_PASSWORD || role.contains('\0') {
-        return again(
-            StatusCode::UNAUTHORIZED,
-            "The role or password is not correct.",
-            String::new(),
-        );
+        return again(StatusCode::UNAUTHORIZED, REFUSED, String::new());
     }
     let from = address.map_or_else(|| "?".to_owned(), |a| a.to_string());
-    // Counted as a failure until the database has accepted the password.
+    // Counted as a failure until the database has accepted the password and the role is
+    // found to be an admin.
     let attempt = match limiter.begin(address, &role) {
         Ok(attempt) => attempt,
         Err(wait) => {
@@ -192,24 +198,15 @@ pub async fn sign_in(
             return Err(WebError::TooManyAttempts { wait });
         }
     };
-
     let mut config = settings.database.clone();
     config.user(&role);
     config.password(password);
     let (mut client, connection) = match config.connect(settings.tls.clone()).await {
         Ok(c) => c,
         Err(e) => {
-            let code = e.as_db_error().map(|d| d.code().clone());
-            if code == Some(SqlState::INVALID_PASSWORD)
-                || code == Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
-                || is_password_missing(&e)
-            {
-                eprintln!("audit-trail: sign-in failed for role {role:?} from {from}");
-                return again(
-                    StatusCode::UNAUTHORIZED,
-                    "The role or password is not correct.",
-                    role,
-                );
+            if refused_for_the_role(&e) {
+                let reason = crate::error::describe(&e);
+                return refuse(&settings, started, next, role, &from, &reason).await;
             }
             limiter.refund(attempt);
             eprintln!(
@@ -220,6 +217,12 @@ pub async fn sign_in(
             return Err(WebError::DatabaseUnavailable);
         }
     };
+    let alive = Arc::new(AtomicBool::new(true));
+    let flag = alive.clone();
+    tokio::spawn(async move {
+        let _ = connection.await;
+        flag.store(false, Ordering::Relaxed);
+    });
     // The password counts only if the database checked it: with trust or peer
     // authentication any password gets in. A random one must be refused as a wrong
     // password; any other outcome (accepted, or refused for another reason such as a
@@ -229,12 +232,7 @@ pub async fn sign_in(
     probe.password(random_token()?);
     let checked = match probe.connect(settings.tls.clone()).await {
         Ok(_) => false,
-        Err(e) => {
-            let code = e.as_db_error().map(|d| d.code().clone());
-            code == Some(SqlState::INVALID_PASSWORD)
-                || code == Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
-                || is_password_missing(&e)
-        }
+        Err(e) => refused_for_the_role(&e),
     };
     if !checked {
         eprintln!(
@@ -243,26 +241,28 @@ pub async fn sign_in(
         );
         return Err(WebError::PasswordNotChecked);
     }
-    limiter.succeeded(attempt);
-    let alive = Arc::new(AtomicBool::new(true));
-    let flag = alive.clone();
-    tokio::spawn(async move {
-        let _ = connection.await;
-        flag.store(false, Ordering::Relaxed);
-    });
 
     match crate::db::require_audit_admin(&client).await {
         Ok(_) => {}
         Err(Error::PermissionDenied(_)) => {
-            eprintln!(
-                "audit-trail: sign-in refused for role {role:?} from {from}: not a member of audit_admin"
-            );
-            return Err(WebError::NotAdmin { role });
+            let reason = "the password is right but the role is not a member of audit_admin";
+            return refuse(&settings, started, next, role, &from, reason).await;
         }
         Err(other) => return Err(WebError::internal(format!("sign-in as {role:?}: {other}"))),
     }
-    // On failure no session is kept: its connections close as they drop.
-    let mut record = record_connection(&settings, &client, &role, password, &from, &alive).await?;
+    let mut record = match record_connection(&settings, &client, &role, password, &from, &alive)
+        .await
+    {
+        Ok(record) => record,
+        Err(RecordConnection::NotAdmin) => {
+            let reason = "the password is right but the role is not a member of audit_admin on \
+                          --record-db";
+            return refuse(&settings, started, next, role, &from, reason).await;
+        }
+        Err(RecordConnection::Failed(e)) => return Err(e),
+    };
+    limiter.succeeded(attempt);
+    // From here on, on failure no session is kept: its connections close as they drop.
     // Access to the log is itself logged (PCI DSS 10.2.1.3): a sign-in is an audit_log event
     // of the role, written where exports are (the primary when --db is a standby).
     let recorder = match record.as_mut() {
@@ -299,6 +299,19 @@ pub async fn sign_in(
     Ok(response)
 }
 
+/// Why [`record_connection`] gave none.
+enum RecordConnection {
+    /// The role is no admin there: refused like any sign-in refused for the role.
+    NotAdmin,
+    Failed(WebError),
+}
+
+impl From<WebError> for RecordConnection {
+    fn from(e: WebError) -> RecordConnection {
+        RecordConnection::Failed(e)
+    }
+}
+
 /// The signed-in role's connection to the primary (`--record-db`), admitted as on `--db`
 /// and, like every sidecar connection, with its `search_path` pinned (the configuration came
 /// from [`crate::db::resolve`]). Without `--record-db`, a standby is refused here, at sign-in,
@@ -310,7 +323,7 @@ async fn record_connection(
     password: &str,
     from: &str,
     alive: &Arc<AtomicBool>,
-) -> Result<Option<tokio_postgres::Client>, WebError> {
+) -> Result<Option<tokio_postgres::Client>, RecordConnection> {
     let Some((config, tls)) = &settings.record_database else {
         let standby = crate::db::in_recovery(client)
             .await
@@ -321,7 +334,7 @@ async fn record_connection(
                  and no --record-db was given",
                 settings.database_description()
             );
-            return Err(WebError::StandbyWithoutRecordDb);
+            return Err(WebError::StandbyWithoutRecordDb.into());
         }
         return Ok(None);
     };
@@ -344,15 +357,11 @@ async fn record_connection(
     match crate::db::require_audit_admin(&record).await {
         Ok(_) => {}
         Err(Error::PermissionDenied(_)) => {
-            eprintln!(
-                "audit-trail: sign-in refused for role {role:?} from {from}: not a member of \
-                 audit_admin on --record-db"
-            );
-            return Err(WebError::NotAdmin {
-                role: role.to_owned(),
-            });
+            return Err(RecordConnection::NotAdmin);
         }
-        Err(other) => return Err(WebError::internal(format!("sign-in as {role:?}: {other}"))),
+        Err(other) => {
+            return Err(WebError::internal(format!("sign-in as {role:?}: {other}")).into())
+        }
     }
     let standby = crate::db::in_recovery(&record)
         .await
@@ -360,7 +369,8 @@ async fn record_connection(
     if standby {
         return Err(WebError::internal(
             "--record-db is a standby too: exports cannot be recorded there",
-        ));
+        )
+        .into());
     }
     Ok(Some(record))
 }
@@ -382,6 +392,39 @@ async fn record_sign_in(
     )
     .await?;
     tx.commit().await
+}
+
+/// The uniform refusal (see [`REFUSED`]), after [`SIGN_IN_REFUSAL_TIME`]; the reason goes to
+/// the server's log only.
+async fn refuse(
+    settings: &Settings,
+    started: tokio::time::Instant,
+    next: String,
+    role: String,
+    from: &str,
+    reason: &str,
+) -> Result<Response, WebError> {
+    eprintln!("audit-trail: sign-in failed for role {role:?} from {from}: {reason}");
+    tokio::time::sleep_until(started + SIGN_IN_REFUSAL_TIME).await;
+    form_page(
+        settings,
+        StatusCode::UNAUTHORIZED,
+        next,
+        role,
+        Some(REFUSED.to_owned()),
+        None,
+    )
+}
+
+/// Whether the database refused the connection for the role or its password: a wrong
+/// password, a role that may not log in (or is unknown), or one without the CONNECT
+/// privilege (PostgreSQL checks that after the password, so it too means "right password").
+fn refused_for_the_role(e: &tokio_postgres::Error) -> bool {
+    let code = e.as_db_error().map(|d| d.code().clone());
+    code == Some(SqlState::INVALID_PASSWORD)
+        || code == Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+        || code == Some(SqlState::INSUFFICIENT_PRIVILEGE)
+        || is_password_missing(e)
 }
 
 /// tokio-postgres' own error when the server asks for a password it was not given.
