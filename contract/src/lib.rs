@@ -81,8 +81,13 @@ pub fn is_reserved_action(action: &str) -> bool {
 /// checking who asks: an alert (`audit.record_alert`, by its consumer's owner), an archive
 /// (`audit.record_archive`), a sealing key registered (`audit.register_seal_key`), a
 /// change-stream cursor moved (`audit.move_consumer`). Other entities may use these words.
-pub const AUDIT_LOG_RECORDED_ACTIONS: [&str; 4] =
-    ["alert", "archive", "seal_key", "consumer_moved"];
+pub const AUDIT_LOG_RECORDED_ACTIONS: [&str; 5] = [
+    "alert",
+    "archive",
+    "archive_check",
+    "seal_key",
+    "consumer_moved",
+];
 
 /// Whether `audit.log_event` refuses this event: a reserved action, or one of the log's own
 /// that only the extension records.

@@ -2257,6 +2257,24 @@ BEGIN
                         MESSAGE = CASE WHEN part.archived THEN 'changed since it was archived'
                                        ELSE 'not archived yet' END;
                 END IF;
+                -- The files themselves, found intact by the latest check, made lately
+                -- (audit.record_archive_check), of the archive record retention relies on.
+                IF policy.archive_first AND NOT coalesce((
+                       SELECT (e.details ->> 'intact')::boolean
+                              AND e.details ->> 'events_sha256' =
+                                  (SELECT a.events_sha256 FROM audit.archives AS a
+                                    WHERE a.partition = part.partition
+                                    ORDER BY a.archived_at DESC LIMIT 1)
+                         FROM audit.events AS e
+                        WHERE e.entity = 'audit_log' AND e.action = 'archive_check'
+                          AND e.table_name = part.partition
+                          AND e.occurred_at >= now() - audit.archive_check_window()
+                        ORDER BY e.id DESC LIMIT 1), false) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'AT001',
+                        MESSAGE = 'its archive''s files were not found intact by a check in the '
+                                  || 'last ' || audit.archive_check_window()
+                                  || ' (audit-trail archive checks them)';
+                END IF;
                 dropped := dropped || audit.drop_events_partition(part.partition::regclass,
                                                                   'retention', counted);
             EXCEPTION
@@ -2358,6 +2376,77 @@ BEGIN
                            'to', info.to_time, 'rows', stats.rows, 'location', location,
                            'events_sha256', digest,
                            'manifest_sha256', encode(sha256(convert_to(manifest::text, 'UTF8')), 'hex')));
+END
+$$;
+
+-- How recently `audit-trail archive` must have found an archive's files intact for retention
+-- to drop the partition it holds: files can be lost, overwritten or altered long after they
+-- were recorded, and a drop is the moment the log starts relying on them alone.
+-- audit.archives_to_check() lists archives due within the same window, so a daily archive
+-- run checks each one before its drop.
+CREATE FUNCTION audit.archive_check_window() RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT interval '7 days'
+$$;
+
+-- For `audit-trail archive`: the latest archive record of every archived partition that
+-- retention may drop within audit.archive_check_window(), oldest first, whose files the run
+-- checks (audit.record_archive_check).
+CREATE FUNCTION audit.archives_to_check()
+    RETURNS TABLE (partition text, location text, manifest jsonb, events_sha256 text)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.partition, a.location, a.manifest, a.events_sha256
+      FROM audit.partitions AS p
+      JOIN audit.storage_policy AS s ON s.keep IS NOT NULL AND s.archive_first
+      CROSS JOIN LATERAL (SELECT * FROM audit.archives AS a
+                           WHERE a.partition = p.partition AND a.events_sha256 IS NOT NULL
+                           ORDER BY a.archived_at DESC LIMIT 1) AS a
+     WHERE p.archived AND NOT p.is_default
+       AND p.to_time <= now() - s.keep + audit.archive_check_window()
+     ORDER BY p.from_time
+$$;
+
+-- For `audit-trail archive`, as a member of audit_service: records what a check of the files
+-- of a partition's latest archive found: intact (as its manifest, recorded with it, says)
+-- when `problem` is NULL, else the problem (missing, altered, another database's). Each check
+-- is an audit_log/archive_check event naming the partition as its table. Retention drops an
+-- archived partition only when the latest check within audit.archive_check_window() found
+-- its archive intact.
+CREATE FUNCTION audit.record_archive_check(partition text, events_sha256 text, location text,
+                                           problem text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    latest text;
+BEGIN
+    SELECT a.events_sha256 INTO latest
+      FROM audit.archives AS a
+     WHERE a.partition = record_archive_check.partition
+       AND EXISTS (SELECT FROM audit.partitions AS p WHERE p.partition = a.partition)
+     ORDER BY a.archived_at DESC LIMIT 1;
+    IF latest IS NULL OR latest IS DISTINCT FROM events_sha256 THEN
+        RAISE EXCEPTION 'no archive of % holding these events is recorded',
+            coalesce(partition, 'NULL')
+            USING ERRCODE = 'data_exception';
+    END IF;
+    IF coalesce(location, '') = '' THEN
+        RAISE EXCEPTION 'a checked archive needs its location' USING ERRCODE = 'data_exception';
+    END IF;
+    IF octet_length(problem) > 4096 THEN
+        problem := left(problem, 4096);
+    END IF;
+    PERFORM audit.record_ddl_event('audit_log', 'archive_check', partition,
+        jsonb_strip_nulls(jsonb_build_object('partition', partition,
+                                             'events_sha256', events_sha256,
+                                             'location', location, 'intact', problem IS NULL,
+                                             'problem', problem)));
 END
 $$;
 
@@ -2577,7 +2666,10 @@ GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_servic
 -- retention then relies on to drop a month, is for the archive command (audit_service).
 GRANT EXECUTE ON FUNCTION audit.maintain() TO audit_admin;
 GRANT EXECUTE ON FUNCTION audit.hold(text, text, timestamptz, timestamptz) TO audit_admin;
-GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text),
+                          audit.record_archive_check(text, text, text, text),
+                          audit.archives_to_check() TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.archive_check_window() TO audit_admin;
 -- audit.integrity shows what audit.schema_findings() finds.
 GRANT EXECUTE ON FUNCTION audit.schema_findings() TO audit_admin;
 /* </end connected objects> */

@@ -31,6 +31,9 @@ GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_servic
 -- retention then relies on to drop a month, is for the archive command (audit_service).
 GRANT EXECUTE ON FUNCTION audit.maintain() TO audit_admin;
 GRANT EXECUTE ON FUNCTION audit.hold(text, text, timestamptz, timestamptz) TO audit_admin;
-GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text),
+                          audit.record_archive_check(text, text, text, text),
+                          audit.archives_to_check() TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.archive_check_window() TO audit_admin;
 -- audit.integrity shows what audit.schema_findings() finds.
 GRANT EXECUTE ON FUNCTION audit.schema_findings() TO audit_admin;

@@ -142,6 +142,9 @@ fn db_rows(db: &TestDb) -> Vec<Row> {
 /// Every file under `dir` (recursively), as paths relative to it, sorted.
 fn files_under(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
+    if !dir.exists() {
+        return found;
+    }
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
         for entry in fs::read_dir(&d).expect("list") {
@@ -360,7 +363,7 @@ fn maintain_then_archive_writes_every_column_and_parquet_and_duckdb_read_it_back
 
     // The layout: Hive directories, one file and one manifest per partition, nothing else
     // (no temporary file left behind).
-    let files = files_under(out_dir.path());
+    let files = files_under(&database_dir(&db, out_dir.path()));
     for (month, stem) in [("01", "20250101"), ("02", "20250201"), ("03", "20250301")] {
         for suffix in [".parquet", ".manifest.json"] {
             let rel = format!("year=2025/month={month}/events_{stem}{suffix}");
@@ -405,14 +408,23 @@ fn maintain_then_archive_writes_every_column_and_parquet_and_duckdb_read_it_back
     // The manifest, and the database's record of each archive.
     let manifest: serde_json::Value = serde_json::from_slice(
         &fs::read(
-            out_dir
-                .path()
+            database_dir(&db, out_dir.path())
                 .join("year=2025/month=02/events_20250201.manifest.json"),
         )
         .expect("manifest"),
     )
     .expect("JSON");
-    assert_eq!(manifest["schema_version"], 2);
+    assert_eq!(manifest["schema_version"], 3);
+    // Each database's archives lie under a directory of its own, which the manifest names.
+    assert_eq!(manifest["database"]["name"], db.name.as_str());
+    let rel = database_rel(&db);
+    assert!(
+        files_under(out_dir.path())
+            .iter()
+            .all(|f| f.starts_with(&format!("{rel}/year=2025/"))),
+        "{:?}",
+        files_under(out_dir.path())
+    );
     assert_eq!(manifest["partition"], "audit.events_20250201");
     assert_eq!(manifest["rows"], 100);
     assert_eq!(manifest["from_time"], "2025-02-01T00:00:00Z");
@@ -472,10 +484,12 @@ fn maintain_then_archive_writes_every_column_and_parquet_and_duckdb_read_it_back
     let again = cli(&db, &role, &["archive", "--output-dir", dir]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(again.stdout.trim(), "nothing to archive");
-    assert_eq!(files_under(out_dir.path()), files);
+    assert_eq!(files_under(&database_dir(&db, out_dir.path())), files);
 
     // And the check finds everything intact.
-    let check = run(command().args(["archive", "--check", dir]));
+    let check = run(command()
+        .args(["archive", "--check"])
+        .arg(database_dir(&db, out_dir.path())));
     assert_eq!(check.code, 0, "{}", check.stderr);
     assert!(
         check
@@ -485,6 +499,24 @@ fn maintain_then_archive_writes_every_column_and_parquet_and_duckdb_read_it_back
         check.stdout
     );
     assert!(check.stdout.contains("all intact"), "{}", check.stdout);
+}
+
+/// Where `archive` writes `db`'s archives, relative to its --output-dir:
+/// `cluster=SYSID/database=NAME`.
+fn database_rel(db: &TestDb) -> String {
+    let sysid: String = db
+        .client()
+        .query_one(
+            "SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
+            &[],
+        )
+        .expect("the system identifier")
+        .get(0);
+    format!("cluster={sysid}/database={}", db.name)
+}
+
+fn database_dir(db: &TestDb, out: &Path) -> PathBuf {
+    out.join(database_rel(db))
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -511,7 +543,11 @@ fn check_names_the_truncated_or_altered_file_and_exits_4() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
 
-    let target = "year=2025/month=02/events_20250201.parquet";
+    let target = format!(
+        "{}/year=2025/month=02/events_20250201.parquet",
+        database_rel(&db)
+    );
+    let target = target.as_str();
     let truncated = truncated_copy(original.path(), target);
 
     let altered = tempfile::tempdir().expect("tempdir");
@@ -629,9 +665,8 @@ fn a_failed_write_leaves_no_file_that_looks_complete_and_no_record() {
     let out_dir = tempfile::tempdir().expect("tempdir");
     // A directory where January's file must go: the rename into place fails after the file
     // was written in full under its temporary name.
-    let blocker = out_dir
-        .path()
-        .join("year=2025/month=01/events_20250101.parquet");
+    let blocker =
+        database_dir(&db, out_dir.path()).join("year=2025/month=01/events_20250101.parquet");
     fs::create_dir_all(blocker.join("occupied")).expect("mkdir");
     let out = cli(
         &db,
@@ -652,9 +687,9 @@ fn a_failed_write_leaves_no_file_that_looks_complete_and_no_record() {
     // No file at all: neither the written-out temporary file nor any manifest (the blocking
     // directory is the only thing there).
     assert!(
-        files_under(out_dir.path()).is_empty(),
+        files_under(&database_dir(&db, out_dir.path())).is_empty(),
         "{:?}",
-        files_under(out_dir.path())
+        files_under(&database_dir(&db, out_dir.path()))
     );
     assert_eq!(archives(&db), 0);
 
@@ -759,7 +794,7 @@ fn a_role_outside_audit_admin_gets_exit_3_from_archive_and_maintain() {
         .query_one("SELECT audit.maintain()", &[])
         .expect_err("refused");
     assert_eq!(audit_trail_tests::sqlstate(&refused), "42501");
-    assert!(files_under(out_dir.path()).is_empty());
+    assert!(files_under(&database_dir(&db, out_dir.path())).is_empty());
     assert_eq!(archives(&db), 0);
 }
 
@@ -787,7 +822,7 @@ fn a_second_archive_run_at_the_same_time_is_refused() {
         "{}",
         out.stderr
     );
-    assert!(files_under(out_dir.path()).is_empty());
+    assert!(files_under(&database_dir(&db, out_dir.path())).is_empty());
     first.batch_execute("COMMIT").expect("unlock");
     // The 0.2.0 attack: a role with no grants holding the lock keys the services used. It
     // may not take the services' own locks, and holding the old keys stops nothing.
@@ -894,7 +929,7 @@ fn a_quarters_partition_is_one_file_per_month_each_in_its_month_directory() {
     // One file in each month's directory, named after the partition; one manifest, in the
     // first month's directory.
     assert_eq!(
-        files_under(out_dir.path()),
+        files_under(&database_dir(&db, out_dir.path())),
         [
             "year=2025/month=01/events_20250101.manifest.json",
             "year=2025/month=01/events_20250101.parquet",
@@ -903,10 +938,10 @@ fn a_quarters_partition_is_one_file_per_month_each_in_its_month_directory() {
         ]
     );
     let manifest = read_manifest(
-        out_dir.path(),
+        &database_dir(&db, out_dir.path()),
         "year=2025/month=01/events_20250101.manifest.json",
     );
-    assert_eq!(manifest["schema_version"], 2);
+    assert_eq!(manifest["schema_version"], 3);
     assert_eq!(manifest["from_time"], "2025-01-01T00:00:00Z");
     assert_eq!(manifest["to_time"], "2025-04-01T00:00:00Z");
     assert_eq!(manifest["rows"], 300);
@@ -943,7 +978,9 @@ fn a_quarters_partition_is_one_file_per_month_each_in_its_month_directory() {
         .get(0);
     assert_eq!(recorded, manifest);
 
-    let check = run(command().args(["archive", "--check", dir]));
+    let check = run(command()
+        .args(["archive", "--check"])
+        .arg(database_dir(&db, out_dir.path())));
     assert_eq!(check.code, 0, "{}", check.stderr);
     for month in ["01", "02", "03"] {
         let line = format!("ok year=2025/month={month}/events_20250101.parquet: 100 rows");
@@ -952,7 +989,7 @@ fn a_quarters_partition_is_one_file_per_month_each_in_its_month_directory() {
 
     // A month's file truncated in a copy: --check names it and exits 4.
     let target = "year=2025/month=02/events_20250101.parquet";
-    let truncated = truncated_copy(out_dir.path(), target);
+    let truncated = truncated_copy(&database_dir(&db, out_dir.path()), target);
     let check = run(command().args(["archive", "--check"]).arg(truncated.path()));
     assert_eq!(check.code, 4, "{} {}", check.stdout, check.stderr);
     assert_eq!(check.stderr.lines().count(), 1, "{}", check.stderr);
@@ -1050,7 +1087,7 @@ fn the_partition_of_an_upgrade_from_0_1_0_is_archived_by_month_and_retention_dro
         out.stdout
     );
     assert!(out.stdout.contains(" in 2 files, "), "{}", out.stdout);
-    let files: Vec<String> = files_under(out_dir.path())
+    let files: Vec<String> = files_under(&database_dir(&db, out_dir.path()))
         .into_iter()
         .filter(|f| f.contains("events_0_1_0"))
         .collect();
@@ -1063,7 +1100,7 @@ fn the_partition_of_an_upgrade_from_0_1_0_is_archived_by_month_and_retention_dro
         ]
     );
     let manifest = read_manifest(
-        out_dir.path(),
+        &database_dir(&db, out_dir.path()),
         "year=2025/month=01/events_0_1_0.manifest.json",
     );
     assert_eq!(manifest["partition"], "audit.events_0_1_0");
@@ -1102,7 +1139,9 @@ fn the_partition_of_an_upgrade_from_0_1_0_is_archived_by_month_and_retention_dro
         .filter(|(r, _, _)| expected.iter().any(|e| e.id == r.id))
         .collect();
     assert_eq!(duckdb_months(&duck), [(2025, 1, 30), (2025, 2, 30)]);
-    let check = run(command().args(["archive", "--check", dir]));
+    let check = run(command()
+        .args(["archive", "--check"])
+        .arg(database_dir(&db, out_dir.path())));
     assert_eq!(check.code, 0, "{}", check.stderr);
     assert!(
         check
@@ -1147,7 +1186,7 @@ fn weekly_partitions_share_month_directories_and_a_week_across_months_is_split()
         &["archive", "--output-dir", dir, "--before", "2025-04-01"],
     );
     assert_eq!(out.code, 0, "archive: {}", out.stderr);
-    let files = files_under(out_dir.path());
+    let files = files_under(&database_dir(&db, out_dir.path()));
     // The week from Monday 27 January holds only rows of 1 and 2 February: its file is in
     // February's directory, its manifest in January's (the month it starts in).
     for rel in [
@@ -1160,7 +1199,7 @@ fn weekly_partitions_share_month_directories_and_a_week_across_months_is_split()
     }
     assert!(!files.contains(&"year=2025/month=01/events_20250127.parquet".to_owned()));
     let manifest = read_manifest(
-        out_dir.path(),
+        &database_dir(&db, out_dir.path()),
         "year=2025/month=01/events_20250127.manifest.json",
     );
     assert_eq!(
@@ -1174,7 +1213,9 @@ fn weekly_partitions_share_month_directories_and_a_week_across_months_is_split()
         duckdb_months(&duck),
         [(2025, 1, 100), (2025, 2, 100), (2025, 3, 100)]
     );
-    let check = run(command().args(["archive", "--check", dir]));
+    let check = run(command()
+        .args(["archive", "--check"])
+        .arg(database_dir(&db, out_dir.path())));
     assert_eq!(check.code, 0, "{}", check.stderr);
 }
 
@@ -1268,4 +1309,175 @@ fn retention_keeps_a_partition_changed_since_its_archive_or_still_being_written(
         did["kept"][0]["reason"], "changed since it was archived",
         "{did}"
     );
+}
+
+/// What maintenance did with `partition`: `Some(reason)` when it kept it, None when it
+/// dropped it.
+fn retention_of(done: &serde_json::Value, partition: &str) -> Option<String> {
+    let dropped = done["dropped"]
+        .as_array()
+        .expect("dropped")
+        .iter()
+        .any(|d| d["partition"] == partition);
+    if dropped {
+        return None;
+    }
+    done["kept"]
+        .as_array()
+        .expect("kept")
+        .iter()
+        .find(|k| k["partition"] == partition)
+        .map(|k| k["reason"].as_str().unwrap_or_default().to_owned())
+        .or_else(|| panic!("{partition} neither dropped nor kept: {done}"))
+}
+
+#[test]
+fn two_databases_archived_into_one_directory_keep_their_own_and_retention_rechecks_files() {
+    // Two databases with partitions of the same names, archived into one directory.
+    let a = seeded_db();
+    let b = seeded_db();
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let dir = out_dir.path().to_str().expect("UTF-8 path");
+    for db in [&a, &b] {
+        maintain(db, "postgres");
+        let out = cli(db, "postgres", &["archive", "--output-dir", dir]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    // Each under a directory of its own: nothing of one overwrote the other.
+    let january = "year=2025/month=01/events_20250101";
+    let (a_dir, b_dir) = (
+        database_dir(&a, out_dir.path()),
+        database_dir(&b, out_dir.path()),
+    );
+    assert_ne!(a_dir, b_dir);
+    for d in [&a_dir, &b_dir] {
+        assert!(d.join(format!("{january}.parquet")).is_file(), "{d:?}");
+    }
+    let both = run(command().args(["archive", "--check", dir]));
+    assert_eq!(both.code, 0, "{}", both.stderr);
+    assert!(
+        both.stdout.contains("checked 6 manifests"),
+        "{}",
+        both.stdout
+    );
+
+    // Retention relies on a recent check of the files (the archive run made one when it
+    // wrote them). Then A's January file is replaced by B's, as one directory shared by two
+    // databases used to do: the next archive run (daily) finds it, says so (exit 4),
+    // records the failed check, and retention keeps January.
+    for db in [&a, &b] {
+        db.client()
+            .batch_execute("SELECT audit.set_retention('1 day')")
+            .expect("retention");
+    }
+    let saved = tempfile::tempdir().expect("tempdir");
+    fs::copy(
+        a_dir.join(format!("{january}.parquet")),
+        saved.path().join("january.parquet"),
+    )
+    .expect("save");
+    fs::copy(
+        b_dir.join(format!("{january}.parquet")),
+        a_dir.join(format!("{january}.parquet")),
+    )
+    .expect("overwrite");
+    let out = cli(&a, "postgres", &["archive", "--output-dir", dir]);
+    assert_eq!(out.code, 4, "{} {}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("audit.events_20250101: ")
+            && out.stderr.contains("events_20250101.parquet: altered")
+            && out.stderr.contains("retention keeps the partition"),
+        "{}",
+        out.stderr
+    );
+    let done = maintain(&a, "postgres");
+    let kept = retention_of(&done, "audit.events_20250101").expect("January kept");
+    assert!(kept.contains("not found intact"), "{kept}");
+    // The other months' checks found them intact: dropped.
+    assert_eq!(retention_of(&done, "audit.events_20250201"), None, "{done}");
+    let failed: i64 = a
+        .client()
+        .query_one(
+            "SELECT count(*) FROM audit.events
+              WHERE entity = 'audit_log' AND action = 'archive_check'
+                AND table_name = 'audit.events_20250101' AND details ->> 'intact' = 'false'",
+            &[],
+        )
+        .expect("count")
+        .get(0);
+    assert_eq!(failed, 1);
+    // B was never touched.
+    assert_eq!(
+        retention_of(&maintain(&b, "postgres"), "audit.events_20250101"),
+        None
+    );
+
+    // The file put back, the next run finds it intact and retention drops January.
+    fs::copy(
+        saved.path().join("january.parquet"),
+        a_dir.join(format!("{january}.parquet")),
+    )
+    .expect("restore");
+    let out = cli(&a, "postgres", &["archive", "--output-dir", dir]);
+    assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("audit.events_20250101: archive checked, intact"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        retention_of(&maintain(&a, "postgres"), "audit.events_20250101"),
+        None
+    );
+}
+
+#[test]
+fn archive_refuses_to_write_over_another_databases_archive() {
+    let a = seeded_db();
+    let b = seeded_db();
+    for db in [&a, &b] {
+        maintain(db, "postgres");
+    }
+    let from_b = tempfile::tempdir().expect("tempdir");
+    let out = cli(
+        &b,
+        "postgres",
+        &[
+            "archive",
+            "--output-dir",
+            from_b.path().to_str().expect("UTF-8"),
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // B's archive, moved where A's would go (a directory renamed, a restore into the wrong
+    // place): A refuses to write over it, and records nothing.
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    copy_tree(
+        &database_dir(&b, from_b.path()),
+        &database_dir(&a, out_dir.path()),
+    );
+    let before = files_under(out_dir.path());
+    let out = cli(
+        &a,
+        "postgres",
+        &[
+            "archive",
+            "--output-dir",
+            out_dir.path().to_str().expect("UTF-8"),
+        ],
+    );
+    assert_eq!(out.code, 1, "{} {}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("events_20250101.manifest.json holds an archive of database")
+            && out.stderr.contains(&format!("{:?}", b.name))
+            && out.stderr.contains("not overwritten"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(archives(&a), 0);
+    assert_eq!(files_under(out_dir.path()), before);
 }

@@ -14,10 +14,12 @@ use super::parquet::{Month, MonthFile};
 use crate::error::{Error, Result};
 
 /// The manifest format's version, written by this audit-trail; a reader refuses versions it
-/// does not know. Version 2 (per-month files): a file's `path` may also name a file in
-/// another month's directory of the same archive, as `../../year=YYYY/month=MM/NAME`.
-/// Version 1 (a partition's files all beside its manifest) is still read.
-pub const SCHEMA_VERSION: u32 = 2;
+/// does not know. Version 3: the manifest names the database it was written from
+/// (`database`), and lies under that database's own directory. Version 2 (per-month files):
+/// a file's `path` may also name a file in another month's directory of the same archive, as
+/// `../../year=YYYY/month=MM/NAME`. Version 1 (a partition's files all beside its manifest)
+/// is still read.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The oldest manifest version read.
 pub const OLDEST_SCHEMA_VERSION: u32 = 1;
@@ -41,7 +43,51 @@ pub struct Manifest {
     pub last_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// The database whose partition this is (version 3; absent before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseIdentity>,
     pub files: Vec<ManifestFile>,
+}
+
+/// Which database an archive comes from: its cluster's system identifier (which a physical
+/// standby shares with its primary) and its name. Two databases archived into one directory
+/// go to directories of their own (see [`DatabaseIdentity::dir`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseIdentity {
+    /// `pg_control_system().system_identifier`, in decimal.
+    pub system_identifier: String,
+    pub name: String,
+}
+
+impl DatabaseIdentity {
+    /// `cluster=SYSID/database=NAME`, relative to the archive's root: Hive-style, so readers
+    /// of the whole directory can tell (and filter) databases apart. Bytes of the name other
+    /// than ASCII letters, digits, `_`, `-` and `.` (and a leading `.`) are written `%XX`, so
+    /// no name reaches outside its directory or collides with another's.
+    pub fn dir(&self) -> PathBuf {
+        let mut name = String::with_capacity(self.name.len());
+        for (i, b) in self.name.bytes().enumerate() {
+            let plain = b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0);
+            if plain {
+                name.push(char::from(b));
+            } else {
+                name.push_str(&format!("%{b:02X}"));
+            }
+        }
+        PathBuf::from(format!("cluster={}", self.system_identifier))
+            .join(format!("database={name}"))
+    }
+}
+
+impl std::fmt::Display for DatabaseIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "database {:?} of cluster {}",
+            self.name, self.system_identifier
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -418,6 +464,10 @@ mod tests {
             last_id: Some(12),
             created_at: at(2026, 12, 1),
             created_by: "audit-trail 0.1.0".into(),
+            database: Some(DatabaseIdentity {
+                system_identifier: "7312345678901234567".into(),
+                name: "crm/../x é".into(),
+            }),
             files: vec![ManifestFile {
                 path: "events_20260101.parquet".into(),
                 bytes: 1234,
@@ -427,8 +477,21 @@ mod tests {
         };
         let text = m.to_pretty_json().expect("json");
         let value: serde_json::Value = serde_json::from_slice(&text).expect("valid JSON");
-        assert_eq!(value["schema_version"], 2);
+        assert_eq!(value["schema_version"], 3);
         assert_eq!(value["from_time"], "2026-01-01T00:00:00Z");
+        assert_eq!(value["database"]["name"], "crm/../x é");
+        // The name cannot reach outside its directory, nor collide with a plain one.
+        assert_eq!(
+            m.database.as_ref().map(DatabaseIdentity::dir),
+            Some(PathBuf::from(
+                "cluster=7312345678901234567/database=crm%2F..%2Fx%20%C3%A9"
+            ))
+        );
+        let dotted = DatabaseIdentity {
+            system_identifier: "1".into(),
+            name: "..".into(),
+        };
+        assert_eq!(dotted.dir(), PathBuf::from("cluster=1/database=%2E."));
         assert_eq!(value["files"][0]["path"], "events_20260101.parquet");
         let back: Manifest = serde_json::from_slice(&text).expect("reads back");
         assert_eq!(back, m);
@@ -476,6 +539,7 @@ mod tests {
             last_id: Some(3),
             created_at: at(2026, 12, 1),
             created_by: "test".into(),
+            database: None,
             files: placed
                 .iter()
                 .map(|p| ManifestFile::of(p, l.month))
@@ -571,9 +635,13 @@ mod tests {
             "../../year=2026/month=03/events_20260101_part-0002.parquet"
         ));
 
-        m.schema_version = 3;
+        m.schema_version = SCHEMA_VERSION + 1;
         std::fs::write(&manifest_path, m.to_pretty_json().expect("json")).expect("write");
         let err = check(root.path(), |_| {}).expect_err("unknown version");
-        assert!(err.to_string().contains("schema_version 3"), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("schema_version {}", SCHEMA_VERSION + 1)),
+            "{err}"
+        );
     }
 }

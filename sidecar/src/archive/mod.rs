@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::integrity::archived;
 use crate::timespec::{self, Bound};
 use audit_trail_contract::chain::ArchiveDigest;
-use manifest::{Layout, Manifest, ManifestFile, SCHEMA_VERSION};
+use manifest::{DatabaseIdentity, Layout, Manifest, ManifestFile, SCHEMA_VERSION};
 use parquet::{ArchiveRow, Month, MonthlyWriter, DEFAULT_MAX_FILE_BYTES};
 
 #[derive(Debug, Args)]
@@ -151,6 +151,53 @@ fn check_output_dir(dir: &Path) -> Result<PathBuf> {
         .tempfile_in(dir)
         .map_err(|e| flag(format!("cannot write there: {e}")))?;
     std::fs::canonicalize(dir).map_err(|e| flag(e.to_string()))
+}
+
+/// The database the connection reads: its cluster's system identifier (a standby's is its
+/// primary's) and its name.
+pub async fn database_identity(client: &Client) -> Result<DatabaseIdentity> {
+    let row = client
+        .query_one(
+            "SELECT system_identifier::text, pg_catalog.current_database()::text \
+               FROM pg_catalog.pg_control_system()",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::database("reading the database's identity", &e))?;
+    let decode = |e: tokio_postgres::Error| Error::database("reading the database's identity", &e);
+    Ok(DatabaseIdentity {
+        system_identifier: row.try_get(0).map_err(decode)?,
+        name: row.try_get(1).map_err(decode)?,
+    })
+}
+
+/// Refuses to write where another database's archive of a partition of the same name lies:
+/// a manifest there that names another database (or none: written before archives were
+/// kept per database, by whichever database it was). One of this database's own is replaced
+/// (the partition is archived again: it changed, or its record was never made).
+fn refuse_another_databases(manifest_path: &Path, ours: &DatabaseIdentity) -> Result<()> {
+    let text = match std::fs::read(manifest_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::File {
+                path: manifest_path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let theirs = serde_json::from_slice::<Manifest>(&text)
+        .ok()
+        .and_then(|m| m.database);
+    match theirs {
+        Some(theirs) if &theirs == ours => Ok(()),
+        other => Err(Error::Other(format!(
+            "{} holds an archive of {}, not of this {ours}: not overwritten (archive each \
+             database into a directory of its own)",
+            manifest_path.display(),
+            other.map_or_else(|| "an unnamed database".to_owned(), |d| d.to_string())
+        ))),
+    }
 }
 
 /// `audit.events_20260101` for `events_20260101`.
@@ -301,6 +348,7 @@ async fn archive_partition(
     client: &mut Client,
     record: Option<&mut Client>,
     root: &Path,
+    identity: &DatabaseIdentity,
     partition: &Partition,
     max_file_bytes: u64,
 ) -> Result<Archived> {
@@ -343,6 +391,7 @@ async fn archive_partition(
     };
     let layout = Layout::of(&partition.name, from_time)?;
     let dir = root.join(&layout.dir);
+    refuse_another_databases(&dir.join(layout.manifest_name()), identity)?;
     std::fs::create_dir_all(&dir).map_err(|source| Error::File {
         path: dir.clone(),
         source,
@@ -432,6 +481,7 @@ async fn archive_partition(
         last_id,
         created_at: Utc::now(),
         created_by: format!("audit-trail {}", env!("CARGO_PKG_VERSION")),
+        database: Some(identity.clone()),
         files: placed
             .iter()
             .map(|p| ManifestFile::of(p, layout.month))
@@ -550,21 +600,31 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
         ));
     }
 
+    // Each database archives under a directory of its own, so that two databases archived
+    // into one --output-dir never write over each other's files.
+    let identity = database_identity(&client).await?;
+    let database_root = root.join(identity.dir());
+    std::fs::create_dir_all(&database_root).map_err(|source| Error::File {
+        path: database_root.clone(),
+        source,
+    })?;
+
     // Listed where archives are recorded: a standby may not show the last run's records yet.
     let all = list_partitions(record.as_ref().unwrap_or(&client)).await?;
     let chosen = select(&all, &args.partitions, before)?;
     if chosen.is_empty() {
         println!("nothing to archive");
-        return Ok(());
     }
     let started = Instant::now();
     let (mut total_rows, mut total_bytes, mut done) = (0u64, 0u64, 0usize);
+    let mut written = Vec::new();
     for partition in &chosen {
         let t = Instant::now();
         let archived = archive_partition(
             &mut client,
             record.as_mut(),
-            &root,
+            &database_root,
+            &identity,
             partition,
             args.max_file_bytes,
         )
@@ -572,6 +632,7 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
         total_rows += archived.rows;
         total_bytes += archived.bytes;
         done += 1;
+        written.push(partition.name.clone());
         println!(
             "{}: {} rows, {} bytes in {} file{}, {:.2} s",
             partition.name,
@@ -582,12 +643,157 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
             t.elapsed().as_secs_f64()
         );
     }
-    println!(
-        "archived {done} partition{}: {total_rows} rows, {total_bytes} bytes, {:.2} s",
-        if done == 1 { "" } else { "s" },
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    if done > 0 {
+        println!(
+            "archived {done} partition{}: {total_rows} rows, {total_bytes} bytes, {:.2} s",
+            if done == 1 { "" } else { "s" },
+            started.elapsed().as_secs_f64()
+        );
+    }
+    check_archives(
+        record.as_ref().unwrap_or(&client),
+        &written,
+        &root,
+        &database_root,
+        &identity,
+    )
+    .await
+}
+
+/// An archive record that retention will soon rely on (`audit.archives_to_check()`).
+struct Due {
+    partition: String,
+    location: String,
+    manifest: serde_json::Value,
+    events_sha256: String,
+}
+
+/// Checks the files of the archives just `written` and of every archive that retention may
+/// drop its partition for within `audit.archive_check_window()`, and records each one found
+/// intact (`audit.record_archive_check`), which retention requires. An archive whose files
+/// are missing, altered, or no longer the ones recorded is named, and the run ends with
+/// exit 4 once every one is checked: retention keeps its partition.
+async fn check_archives(
+    client: &Client,
+    written: &[String],
+    root: &Path,
+    database_root: &Path,
+    identity: &DatabaseIdentity,
+) -> Result<()> {
+    let listing = |e: tokio_postgres::Error| Error::database("listing archives to check", &e);
+    let due: Vec<Due> = client
+        .query(
+            "SELECT partition, location, manifest, events_sha256 \
+               FROM audit.archives_to_check() \
+             UNION \
+             SELECT * FROM (SELECT DISTINCT ON (partition) \
+                                   partition, location, manifest, events_sha256 \
+                              FROM audit.archives \
+                             WHERE partition OPERATOR(pg_catalog.=) ANY ($1) \
+                             ORDER BY partition, archived_at DESC) AS just_written \
+             ORDER BY 1",
+            &[&written],
+        )
+        .await
+        .map_err(listing)?
+        .iter()
+        .map(|r| {
+            Ok(Due {
+                partition: r.try_get(0).map_err(listing)?,
+                location: r.try_get(1).map_err(listing)?,
+                manifest: r.try_get(2).map_err(listing)?,
+                events_sha256: r.try_get(3).map_err(listing)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut failed = Vec::new();
+    for archive in &due {
+        let (location, problem) = match check_due(root, database_root, identity, archive) {
+            Ok(path) => (path, None),
+            Err(Error::Integrity(what)) => (archive.location.clone(), Some(what)),
+            Err(other) => return Err(other),
+        };
+        // A failed check is recorded too: retention goes by the latest one.
+        client
+            .execute(
+                "SELECT audit.record_archive_check($1, $2, $3, $4)",
+                &[
+                    &archive.partition,
+                    &archive.events_sha256,
+                    &location,
+                    &problem,
+                ],
+            )
+            .await
+            .map_err(|e| Error::database("recording the archive check", &e))?;
+        match problem {
+            None if written.contains(&archive.partition) => {}
+            // The line above said what was just written; an older one's check is news.
+            None => println!("{}: archive checked, intact", archive.partition),
+            Some(what) => failed.push((archive.partition.clone(), what)),
+        }
+    }
+    let Some((partition, what)) = failed.first() else {
+        return Ok(());
+    };
+    let others: Vec<&str> = failed[1..].iter().map(|(p, _)| p.as_str()).collect();
+    Err(Error::Integrity(format!(
+        "{partition}: {what}; retention keeps the partition{}",
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (and the archives of {} fail their checks too)",
+                others.join(", ")
+            )
+        }
+    )))
+}
+
+/// Finds a due archive's manifest (under this database's directory, else where it was
+/// recorded) and holds its files to it, and it to the manifest recorded with the archive.
+/// Returns the manifest's path.
+fn check_due(
+    root: &Path,
+    database_root: &Path,
+    identity: &DatabaseIdentity,
+    archive: &Due,
+) -> Result<String> {
+    let recorded: Manifest = serde_json::from_value(archive.manifest.clone())
+        .map_err(|e| Error::Integrity(format!("its recorded manifest is not readable: {e}")))?;
+    // The manifest lies in the directory of the partition's first month, which its
+    // from_time names (that of its oldest row, for a partition without a start).
+    let layout = Layout::of(&archive.partition, recorded.from_time)?;
+    let here = database_root.join(&layout.dir).join(layout.manifest_name());
+    let recorded_at = PathBuf::from(&archive.location);
+    let path = [here, recorded_at]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Integrity(format!(
+                "its manifest is neither under {} nor at {}, where it was recorded",
+                database_root.display(),
+                archive.location
+            ))
+        })?;
+    let checked = manifest::check_manifest(root, &path, &mut |_| {})?;
+    let on_disk = &checked.manifest;
+    let shown = manifest::shown(root, &path);
+    if on_disk.database.as_ref().is_some_and(|d| d != identity) {
+        return Err(Error::Integrity(format!(
+            "{shown} is an archive of another database"
+        )));
+    }
+    if on_disk.partition != recorded.partition
+        || on_disk.rows != recorded.rows
+        || on_disk.files != recorded.files
+    {
+        return Err(Error::Integrity(format!(
+            "{shown} is not the archive recorded for it (its files or rows differ from the \
+             manifest recorded in audit.archives)"
+        )));
+    }
+    Ok(path.display().to_string())
 }
 
 /// `audit-trail maintain`: `audit.maintain()` once, its jsonb printed (pretty) on stdout.

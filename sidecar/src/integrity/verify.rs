@@ -16,7 +16,7 @@ use super::archived;
 use super::keys;
 use super::retention::{self, Mask, PurgeEvent};
 use super::schema;
-use crate::archive::manifest;
+use crate::archive::manifest::{self, DatabaseIdentity};
 use crate::db;
 use crate::db::parse_txid;
 use crate::error::{Error, Result};
@@ -121,6 +121,27 @@ struct ArchiveReport {
 struct Archives {
     files: Vec<PathBuf>,
     violations: Vec<String>,
+    /// The database each file's manifest names (None before manifests named one).
+    databases: Vec<Option<DatabaseIdentity>>,
+}
+
+impl Archives {
+    /// Only the files of `identity`'s archives (and of archives that name no database):
+    /// another database archived into the same directory holds partitions of the same names
+    /// and other events.
+    fn of(self, identity: &DatabaseIdentity) -> Archives {
+        let (files, databases) = self
+            .files
+            .into_iter()
+            .zip(self.databases)
+            .filter(|(_, d)| d.as_ref().is_none_or(|d| d == identity))
+            .unzip();
+        Archives {
+            files,
+            violations: self.violations,
+            databases,
+        }
+    }
 }
 
 /// Checks the archives under each directory against their manifests (as `archive --check`
@@ -132,7 +153,12 @@ fn check_archives(dirs: &[PathBuf]) -> Result<Archives> {
     for dir in dirs {
         for path in manifest::manifests_under("--archive", dir)? {
             match manifest::check_manifest(dir, &path, &mut |_| {}) {
-                Ok(checked) => out.files.extend(checked.files),
+                Ok(checked) => {
+                    let database = checked.manifest.database;
+                    out.databases
+                        .extend(checked.files.iter().map(|_| database.clone()));
+                    out.files.extend(checked.files);
+                }
                 Err(Error::Integrity(what)) => {
                     out.violations.push(format!("{}: {what}", dir.display()))
                 }
@@ -174,6 +200,10 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: VerifyArgs
         "a failed verification's record",
     )
     .await?;
+    let archives = match archives {
+        Some(archives) => Some(archives.of(&crate::archive::database_identity(&client).await?)),
+        None => None,
+    };
     let report = verify(&mut client, &keys, checkpoints.as_ref(), archives.as_ref()).await?;
     if !report.findings.is_empty() {
         record_violation(record.as_ref().unwrap_or(&client), &report).await;
@@ -1282,7 +1312,7 @@ mod tests {
         let files = vec![PathBuf::from("archive/events.parquet")];
         let mut state = ArchiveState::new(&Archives {
             files,
-            violations: Vec::new(),
+            ..Archives::default()
         });
         for (id, hash) in archived {
             state.run.insert(
