@@ -273,3 +273,98 @@ fn a_bad_rules_file_is_one_line_and_exit_2() {
         assert!(out.stderr.contains(name), "{}", out.stderr);
     }
 }
+
+#[test]
+fn a_stalled_sealer_is_alerted_and_shown_until_sealing_catches_up() {
+    use audit_trail_tests::browser::{Dashboard, Http};
+    const PASSWORD: &str = "correct horse battery";
+    // Events older than audit.seal_stall_after (15 minutes), which nothing has sealed: an
+    // older log whose sealer stopped (written before the log went live, so they may be
+    // dated in the past).
+    let db = TestDb::new();
+    db.client()
+        .batch_execute(
+            "INSERT INTO audit.events (occurred_at, actor, db_user, source, entity, action)
+             SELECT now() - interval '2 hours' + g * interval '1 minute', 'ann', 'crm_app',
+                    'manual', 'contact', 'update'
+               FROM generate_series(1, 3) AS g",
+        )
+        .expect("old events");
+    let oldest: i64 = db
+        .client()
+        .query_one("SELECT min(id) FROM audit.events", &[])
+        .expect("oldest")
+        .get(0);
+    let stalled = |db: &TestDb| -> bool {
+        db.client()
+            .query_one("SELECT sealing_stalled FROM audit.integrity", &[])
+            .expect("audit.integrity")
+            .get(0)
+    };
+    assert!(stalled(&db));
+
+    // The alert engine raises it, once per stall: it looks at the log, not at events (a
+    // stopped sealer writes none).
+    let fired = alerts(&alert_once(&db, &["--stdout"]));
+    let stall: Vec<&serde_json::Value> = fired
+        .iter()
+        .filter(|a| a["rule"] == "sealing-stalled")
+        .collect();
+    assert_eq!(stall.len(), 1, "{fired:#?}");
+    assert_eq!(stall[0]["severity"], "critical");
+    assert_eq!(stall[0]["event_ids"], serde_json::json!([oldest]));
+    assert_eq!(stall[0]["count"], 3);
+    assert_eq!(stall[0]["actor"], "audit-trail seal");
+    assert!(
+        stall[0]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("audit-trail seal")),
+        "{stall:?}"
+    );
+
+    // The dashboard says so above the log.
+    let admin = db.create_role(
+        "stalladmin",
+        &format!("LOGIN PASSWORD '{PASSWORD}' IN ROLE audit_admin"),
+    );
+    let dash = Dashboard::start(&db);
+    let http = Http::new(&dash);
+    let cookie = http.session(&admin, PASSWORD);
+    let page = http.get("/reports/audit-log", Some(&cookie));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Warning: sealing has stalled"),
+        "{}",
+        page.body
+    );
+
+    // Sealed: no warning, no alert.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("seal.key");
+    let out = run(command().args(["keygen", "--output"]).arg(&key));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for _ in 0..600 {
+        let out = run(command()
+            .args(["seal", "--once", "--db", &db.conninfo("postgres"), "--key"])
+            .arg(&key)
+            .arg("--checkpoints")
+            .arg(dir.path()));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        if !stalled(&db) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!stalled(&db));
+    let page = http.get("/reports/audit-log", Some(&cookie));
+    assert!(
+        !page.body.contains("Warning: sealing has stalled"),
+        "{}",
+        page.body
+    );
+    let after = alerts(&alert_once(&db, &["--stdout"]));
+    assert!(
+        after.iter().all(|a| a["rule"] != "sealing-stalled"),
+        "{after:#?}"
+    );
+}

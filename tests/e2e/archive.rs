@@ -1407,6 +1407,25 @@ fn two_databases_archived_into_one_directory_keep_their_own_and_retention_rechec
         .expect("count")
         .get(0);
     assert_eq!(failed, 1);
+    // The alert engine's built-in rules raise it.
+    let alerts = run(command()
+        .args([
+            "alert",
+            "--db",
+            &a.conninfo("postgres"),
+            "--once",
+            "--stdout",
+        ])
+        .args(["--hold-timeout", "300"]));
+    assert_eq!(alerts.code, 0, "{}", alerts.stderr);
+    assert!(
+        alerts.stdout.lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|a| a["rule"] == "archive-damaged" && a["severity"] == "critical")
+        }),
+        "{}",
+        alerts.stdout
+    );
     // B was never touched.
     assert_eq!(
         retention_of(&maintain(&b, "postgres"), "audit.events_20250101"),

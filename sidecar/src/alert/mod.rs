@@ -9,6 +9,7 @@
 mod deliver;
 mod engine;
 mod rules;
+mod stall;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use crate::follow::follower::{Follower, Handler, StreamOptions};
 use crate::record::{EventRecord, SELECT_EVENTS};
 use deliver::{Delivery, Webhook};
 use engine::Engine;
+use stall::StallWatch;
 
 const APPLICATION_NAME: &str = "audit-trail alert";
 const WRITES: &str = "the alerts and the consumer's position";
@@ -107,6 +109,8 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: AlertArgs) -> 
         engine,
         before_batch: None,
         recorded: Vec::new(),
+        stall: StallWatch::default(),
+        stall_recorded: Vec::new(),
         delivery: Delivery::new(webhooks, args.stdout),
     };
     Follower::new(target, record_target, options, handler)
@@ -166,7 +170,30 @@ struct Alerter {
     before_batch: Option<Engine>,
     /// Alerts of the batch, recorded in its transaction, delivered once it commits.
     recorded: Vec<serde_json::Value>,
+    stall: StallWatch,
+    /// The sealing-stalled alert of the batch, if any (as `recorded`).
+    stall_recorded: Vec<serde_json::Value>,
     delivery: Delivery,
+}
+
+/// Records an alert in the batch's transaction; what is delivered, with its event's id.
+async fn record(
+    tx: &Transaction<'_>,
+    consumer: &str,
+    alert: &engine::Alert,
+) -> Result<serde_json::Value> {
+    let details =
+        serde_json::to_value(alert).map_err(|e| Error::Other(format!("encoding an alert: {e}")))?;
+    let id: i64 = tx
+        .query_one("SELECT audit.record_alert($1, $2)", &[&consumer, &details])
+        .await
+        .map_err(|e| Error::database("recording an alert", &e))?
+        .get(0);
+    let mut delivered = details;
+    if let Some(object) = delivered.as_object_mut() {
+        object.insert("alert_id".into(), id.into());
+    }
+    Ok(delivered)
 }
 
 impl Handler for Alerter {
@@ -183,28 +210,26 @@ impl Handler for Alerter {
             self.engine.prune(last.occurred_at);
         }
         for alert in self.engine.take() {
-            let details = serde_json::to_value(&alert)
-                .map_err(|e| Error::Other(format!("encoding an alert: {e}")))?;
-            let id: i64 = tx
-                .query_one(
-                    "SELECT audit.record_alert($1, $2)",
-                    &[&self.engine.consumer(), &details],
-                )
-                .await
-                .map_err(|e| Error::database("recording an alert", &e))?
-                .get(0);
-            let mut delivered = details;
-            if let Some(object) = delivered.as_object_mut() {
-                object.insert("alert_id".into(), id.into());
-            }
+            let delivered = record(tx, self.engine.consumer(), &alert).await?;
             self.recorded.push(delivered);
+        }
+        Ok(())
+    }
+
+    async fn checked(&mut self, tx: &Transaction<'_>) -> Result<()> {
+        self.stall_recorded.clear();
+        if let Some(alert) = self.stall.look(tx, self.engine.consumer()).await? {
+            let delivered = record(tx, self.engine.consumer(), &alert).await?;
+            self.stall_recorded.push(delivered);
         }
         Ok(())
     }
 
     async fn committed(&mut self) -> Result<()> {
         self.before_batch = None;
-        let alerts = std::mem::take(&mut self.recorded);
+        self.stall.committed();
+        let mut alerts = std::mem::take(&mut self.recorded);
+        alerts.append(&mut self.stall_recorded);
         self.delivery.deliver(alerts).await
     }
 }

@@ -357,6 +357,12 @@ description = "a change-stream cursor made before 0.3.0 was claimed by the first
 match = { entity = ["audit_log"], action = ["consumer_moved"], details_any = ["claimed_by"] }
 
 [[rule]]
+name = "archive-damaged"
+severity = "critical"
+description = "audit-trail archive found an archive's files missing, altered or another database's: retention keeps the partition until they are intact again"
+match = { entity = ["audit_log"], action = ["archive_check"], details_any = ["problem"] }
+
+[[rule]]
 name = "stream-skipped"
 severity = "critical"
 description = "a change-stream cursor (a follower's, or the alert engine's own) was moved past events without delivering them"
@@ -507,6 +513,7 @@ mod tests {
                 "audit-trail-changed",
                 "privilege-capture-narrowed",
                 "consumer-claimed",
+                "archive-damaged",
                 "stream-skipped"
             ]
         );

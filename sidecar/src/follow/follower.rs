@@ -65,7 +65,12 @@ pub(crate) trait Handler {
     /// Takes the batch (not empty) before the cursor moves past it: once this returns, the
     /// events are acknowledged.
     async fn handle(&mut self, tx: &Transaction<'_>, events: &[EventRecord]) -> Result<()>;
-    /// The batch's transaction committed: what `handle` wrote is durable.
+    /// Called in every batch's transaction (with or without events), after `handle`: for
+    /// what a handler watches besides the events (the alert engine: a stalled sealer).
+    async fn checked(&mut self, _tx: &Transaction<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// The batch's transaction committed: what `handle` and `checked` wrote is durable.
     async fn committed(&mut self) -> Result<()> {
         Ok(())
     }
@@ -385,7 +390,7 @@ impl<H: Handler> Follower<H> {
                 .await
                 .map_err(Failure::Fatal)?;
         }
-        Ok(())
+        self.handler.checked(tx).await.map_err(Failure::Fatal)
     }
 }
 

@@ -100,6 +100,14 @@ fn integrity_line(i: &queries::Integrity, zone: chrono_tz::Tz) -> String {
         (Some(id), None) => format!("Sealed through event {id} · {waiting}"),
         _ => format!("Not sealed yet (audit-trail seal) · {waiting}"),
     };
+    let sealed = match i.stalled_since {
+        None => sealed,
+        Some(t) => format!(
+            "Warning: sealing has stalled: events since {} wait to be sealed, and changes to \
+             them would go undetected; check that audit-trail seal runs · {sealed}",
+            super::view::format_time(t, zone)
+        ),
+    };
     match i.schema_findings.as_slice() {
         [] => sealed,
         [first, rest @ ..] => {
