@@ -137,11 +137,13 @@ setup_variant() {
     none) ;;
     audit_trail | audit_trail_nonotify)
         bpsql -d "$2" -o /dev/null -c "CREATE EXTENSION audit_trail" \
-            -c "SELECT audit.track('bench.contacts', 'contact', ignore_columns => '{updated_at}')"
+            -c "SELECT audit.track('bench.contacts', 'contact', ignore_columns => '{updated_at}')" \
+            -c "SELECT audit.track('bench.documents', 'document')"
         ;;
     plpgsql)
         bpsql -d "$2" -o /dev/null -f "$here/plpgsql_peer.sql" \
-            -c "SELECT audit_peer.track('bench.contacts', 'contact', ignore_columns => '{updated_at}')"
+            -c "SELECT audit_peer.track('bench.contacts', 'contact', ignore_columns => '{updated_at}')" \
+            -c "SELECT audit_peer.track('bench.documents', 'document')"
         ;;
     *) die "unknown variant $1" ;;
     esac
@@ -165,5 +167,6 @@ bulk_sql() {
                               company, city, score, now(), now()
                          FROM bench.contacts" ;;
     bulk_touch) echo "UPDATE bench.contacts SET updated_at = now()" ;;
+    wide_update) echo "UPDATE bench.documents SET views = views + 1" ;;
     esac
 }

@@ -16,13 +16,26 @@ WORKLOADS = {
     "bulk_update": ("bulk UPDATE of score and updated_at", "seconds"),
     "bulk_insert": ("bulk INSERT ... SELECT", "seconds"),
     "bulk_touch": ("bulk UPDATE of ignored updated_at only", "seconds"),
+    "wide_update": ("UPDATE of one int column over 1,000 rows of 1 MB", "seconds"),
 }
+
+# Further metrics a workload may report besides its own (lower is better).
+EXTRA_METRICS = {
+    "peak_anon_mb": "the backend's peak private memory (RssAnon, sampled every 20 ms)",
+    "vmhwm_mb": "the backend's VmHWM (peak resident, shared buffers it touched included)",
+}
+
+UNITS = {"tps": "tps", "seconds": "s", "peak_anon_mb": "MB", "vmhwm_mb": "MB"}
 
 
 def fmt(value, metric):
     if value is None:
         return "-"
-    return f"{value:,.0f}" if metric == "tps" else f"{value:.3f}"
+    if metric == "tps":
+        return f"{value:,.0f}"
+    if metric.endswith("_mb"):
+        return f"{value:,.1f}"
+    return f"{value:.3f}"
 
 
 def header(machine, params, title):
@@ -55,7 +68,7 @@ def capture(args):
         f"template database; total {elapsed // 60} min {elapsed % 60} s",
         "",
         "Medians. TPS workloads: ratio = tps / tps of `none` (higher is better). Bulk workloads: "
-        "ratio = seconds / seconds of `none` (lower is better).",
+        "ratio = seconds / seconds of `none` (lower is better); memory: MB / MB of `none`.",
         "",
     ]
     head = ["workload", "unit"] + variants + [f"{v} / none" for v in variants[1:]]
@@ -63,10 +76,20 @@ def capture(args):
         head.append("audit_trail vs plpgsql")
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     summary = {}
+    measures = []
     for w in workloads:
-        title, metric = WORKLOADS[w]
+        title, own = WORKLOADS[w]
+        measures.append((w, title, own))
+        for metric, what in EXTRA_METRICS.items():
+            if any(r["workload"] == w and r["metric"] == metric for r in rows):
+                measures.append((w, f"{title}: {what}", metric))
+    for w, title, metric in measures:
         values = {
-            v: [float(r["value"]) for r in rows if r["workload"] == w and r["variant"] == v]
+            v: [
+                float(r["value"])
+                for r in rows
+                if r["workload"] == w and r["variant"] == v and r["metric"] == metric
+            ]
             for v in variants
         }
         med = {v: statistics.median(x) if x else None for v, x in values.items()}
@@ -74,7 +97,7 @@ def capture(args):
         ratios = {
             v: (med[v] / base if base and med[v] is not None else None) for v in variants[1:]
         }
-        cells = [title, "tps" if metric == "tps" else "s"]
+        cells = [title, UNITS[metric]]
         cells += [fmt(med[v], metric) for v in variants]
         for v in variants[1:]:
             r = ratios[v]
@@ -86,9 +109,16 @@ def capture(args):
                 if metric == "tps"
                 else med["plpgsql"] / med["audit_trail"]
             )
-            cells.append(f"{versus:.2f}x faster" if versus >= 1 else f"{1 / versus:.2f}x slower")
+            if metric.endswith("_mb"):
+                cells.append(
+                    f"{versus:.2f}x less" if versus >= 1 else f"{1 / versus:.2f}x more"
+                )
+            else:
+                cells.append(
+                    f"{versus:.2f}x faster" if versus >= 1 else f"{1 / versus:.2f}x slower"
+                )
         lines.append("| " + " | ".join(cells) + " |")
-        summary[w] = {
+        summary[w if metric == WORKLOADS[w][1] else f"{w}:{metric}"] = {
             "title": title,
             "metric": metric,
             "better": "higher" if metric == "tps" else "lower",
@@ -101,7 +131,8 @@ def capture(args):
     lines += [
         "",
         "Every captured run was checked: events written = transactions (single-row), = rows "
-        "(bulk INSERT/UPDATE), = 0 (ignored-column UPDATE); every single-row DELETE hit a row. "
+        "(bulk INSERT/UPDATE, wide-row UPDATE), = 0 (ignored-column UPDATE); every single-row "
+        "DELETE hit a row. "
         + ("All checks passed." if not checks else f"**{len(checks)} check(s) failed** (below)."),
         "",
         "## Every run",
@@ -113,7 +144,7 @@ def capture(args):
         metric = r["metric"]
         lines.append(
             f"| {r['round']} | {r['workload']} | {r['variant']} | "
-            f"{fmt(float(r['value']), metric)} {'tps' if metric == 'tps' else 's'} | "
+            f"{fmt(float(r['value']), metric)} {UNITS[metric]} | "
             f"{r['transactions'] if metric == 'tps' else '-'} | {r['events'] or '-'} | {r['check']} |"
         )
     text = "\n".join(lines) + "\n"

@@ -23,7 +23,7 @@ BENCH_ROUNDS="${BENCH_ROUNDS:-3}"
 BENCH_ROWS="${BENCH_ROWS:-200000}"
 BENCH_CLIENTS="${BENCH_CLIENTS:-2}"
 BENCH_QUERY_MODE="${BENCH_QUERY_MODE:-prepared}"
-read -r -a WORKLOADS <<<"${BENCH_WORKLOADS:-insert update delete bulk_update bulk_insert bulk_touch}"
+read -r -a WORKLOADS <<<"${BENCH_WORKLOADS:-insert update delete bulk_update bulk_insert bulk_touch wide_update}"
 read -r -a VARIANTS <<<"${BENCH_VARIANTS:-none audit_trail plpgsql}"
 [ "${VARIANTS[0]}" = none ] || die "BENCH_VARIANTS must start with none (the ratios' base)"
 
@@ -138,6 +138,57 @@ run_bulk() {
     log "round $round  $w  $v: $seconds s${events:+ ($events events)} $check"
 }
 
+# The wide-row UPDATE: its time, and the memory of the backend that runs it, watched from
+# /proc while it runs: RssAnon (private memory: what capture's buffers would grow; sampled
+# every 20 ms, the peak kept) and VmHWM (the kernel's peak of resident memory, which also
+# counts the shared buffers the backend touched).
+run_wide() {
+    local round="$1" w="$2" v="$3" out ms seconds events expected="" check=ok
+    local pidfile="$BENCH_TMP/wide.pid" peakfile="$BENCH_TMP/wide.peak" sampler anon hwm
+    fresh_db "$v"
+    rm -f "$pidfile" "$peakfile"
+    (
+        while [ ! -s "$pidfile" ]; do sleep 0.01; done
+        pid="$(tr -dc 0-9 <"$pidfile")"
+        peak=0 hwm=0
+        while [ -r "/proc/$pid/status" ]; do
+            read -r cur now_hwm < <(awk '/^RssAnon:/ {a = $2} /^VmHWM:/ {h = $2} END {print a + 0, h + 0}' \
+                "/proc/$pid/status" 2>/dev/null || echo "0 0")
+            [ "${cur:-0}" -gt "$peak" ] && peak="$cur"
+            [ "${now_hwm:-0}" -gt "$hwm" ] && hwm="$now_hwm"
+            sleep 0.02
+        done
+        echo "$peak $hwm" >"$peakfile"
+    ) &
+    sampler=$!
+    out="$(bpsql -d "run_$v" -v pidfile="$pidfile" <<SQL
+\pset tuples_only on
+\pset format unaligned
+\o :pidfile
+SELECT pg_backend_pid();
+\o
+SELECT pg_sleep(0.1);
+\timing on
+$(bulk_sql "$w");
+SQL
+)"
+    wait "$sampler"
+    ms="$(sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' <<<"$out" | tail -n 1)"
+    [ -n "$ms" ] || die "could not read psql's timing: $out"
+    seconds="$(awk -v ms="$ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
+    read -r anon hwm <"$peakfile"
+    events="$(count_events "$v")"
+    if [ -n "$events" ]; then
+        expected=1000
+        [ "$events" = "$expected" ] || check="events!=expected"
+    fi
+    drop_db "$v"
+    echo "$round,$w,$v,seconds,$seconds,1,$events,$expected,$check" >>"$RAW"
+    echo "$round,$w,$v,peak_anon_mb,$(awk -v k="$anon" 'BEGIN { printf "%.1f", k / 1024 }'),1,$events,$expected,$check" >>"$RAW"
+    echo "$round,$w,$v,vmhwm_mb,$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }'),1,$events,$expected,$check" >>"$RAW"
+    log "round $round  $w  $v: $seconds s, backend peak RssAnon $((anon / 1024)) MB, VmHWM $((hwm / 1024)) MB${events:+ ($events events)} $check"
+}
+
 # --- Rounds ----------------------------------------------------------------------------------
 
 # Round r runs every workload on every variant; the variants' order rotates from round to
@@ -152,6 +203,7 @@ for round in $(seq 1 "$BENCH_ROUNDS"); do
             case "$w" in
             insert | update | delete) run_pgbench "$round" "$w" "$v" ;;
             bulk_update | bulk_insert | bulk_touch) run_bulk "$round" "$w" "$v" ;;
+            wide_update) run_wide "$round" "$w" "$v" ;;
             *) die "unknown workload $w" ;;
             esac
         done

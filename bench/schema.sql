@@ -37,5 +37,15 @@ SELECT g,
        timestamptz '2024-06-01 00:00:00+00' + g * interval '11 seconds'
   FROM generate_series(1, :rows) AS g;
 
+-- Wide rows (the wide_update workload): 1,000 documents of 1 MB each, the body a 32-byte
+-- text repeated (stored compressed, 1 MB again in memory for every row a statement reads).
+CREATE TABLE bench.documents (
+    id    int  PRIMARY KEY,
+    body  text NOT NULL,
+    views int  NOT NULL DEFAULT 0
+);
+INSERT INTO bench.documents
+SELECT g, repeat(md5(g::text), 32768), 0 FROM generate_series(1, 1000) AS g;
+
 -- To keep every measured database's pages in shared_buffers from the start.
 CREATE EXTENSION pg_prewarm;
