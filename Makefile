@@ -35,11 +35,19 @@ schema-script: setup
 
 .PHONY: schema-script
 
+## Regenerates the upgrade script to this version from its template (scripts/upgrade_script.py).
+UPGRADE_FROM := 0.2.0
+upgrade-script:
+	python3 scripts/upgrade_script.py $(UPGRADE_FROM) $(VERSION)
+
+.PHONY: upgrade-script
+
 ## The sidecar binary the end-to-end tests run.
 build: setup
 	$(CARGO) build -p audit-trail
 
 lint: setup install
+	python3 scripts/upgrade_script.py $(UPGRADE_FROM) $(VERSION) --check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

@@ -1,6 +1,8 @@
--- audit_trail 0.2.0 -> 0.3.0 (ALTER EXTENSION audit_trail UPDATE). Written by hand, like every
--- upgrade script, and held to a fresh install of 0.3.0 object for object by
--- tests/e2e/upgrade.rs. Frozen once 0.3.0 ships.
+-- audit_trail 0.2.0 -> 0.3.0 (ALTER EXTENSION audit_trail UPDATE). Generated, do not edit:
+-- scripts/upgrade_script.py 0.2.0 0.3.0 writes it from scripts/upgrade/0.2.0--0.3.0.sql (the
+-- steps written by hand) and 0.3.0's definitions in extension/sql/, and `make lint` checks it
+-- is fresh. Held to a fresh install of 0.3.0 object for object by tests/e2e/upgrade.rs.
+-- Frozen once 0.3.0 ships.
 --
 -- 0.3.0 makes the log keep its word against its own readers (docs/integrity.md):
 -- 1. a role for the product's services, audit_service, which alone adds seals and records
@@ -16,7 +18,11 @@
 -- 6. audit.integrity shows what in the audit schema no release made (audit.schema_findings)
 --    and whether sealing has stalled;
 -- 7. the services take turns through locks only they can take (audit.take_service_lock), not
---    advisory locks any role could hold.
+--    advisory locks any role could hold;
+-- 8. attribution comes only from the writing transaction: audit.set_actor keeps what it sets
+--    where only it writes (extension/src/set_actor.rs);
+-- 9. retention relies on an archive only after a recent check of its files
+--    (audit.record_archive_check).
 
 -- The event triggers must not fire on this script's own DDL with 0.2.0's rules; they are the
 -- same objects afterwards, with 0.3.0's function.

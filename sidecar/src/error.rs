@@ -17,7 +17,13 @@ pub enum Error {
     Connect { target: String, reason: String },
 
     #[error("{doing}: {reason}")]
-    Database { doing: &'static str, reason: String },
+    Database {
+        doing: &'static str,
+        reason: String,
+        /// The connection was lost (closed, the server shutting down, an I/O error): a
+        /// long-running command reconnects rather than stops.
+        lost: bool,
+    },
 
     #[error("{}: {source}", path.display())]
     File {
@@ -58,8 +64,24 @@ impl Error {
         Error::Database {
             doing,
             reason: describe(e),
+            lost: connection_lost(e),
         }
     }
+
+    /// Whether this is a database error because the connection was lost.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, Error::Database { lost: true, .. })
+    }
+}
+
+/// Whether a driver error means the connection is gone (closed, the server shutting down or
+/// restarting, an I/O error) rather than a statement refused.
+pub fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    let server_going_away = e.as_db_error().is_some_and(|db| {
+        db.code().code().starts_with("57P") // admin_shutdown, crash_shutdown, ...
+    });
+    let io_error = std::error::Error::source(e).is_some_and(|c| c.is::<std::io::Error>());
+    e.is_closed() || server_going_away || io_error
 }
 
 /// One line for a tokio-postgres error: the server's message, or the error and its causes.

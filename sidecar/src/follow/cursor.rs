@@ -46,20 +46,20 @@ pub async fn lock(client: &impl GenericClient, name: &str) -> Result<Position> {
 }
 
 /// Moves the cursor past the `delivered` events up to `to`; the database refuses a move that
-/// would skip one.
+/// would skip one. The error is the driver's own, so the caller can tell a lost connection
+/// (retried) from a refusal.
 pub async fn advance(
     client: &impl GenericClient,
     name: &str,
     to: Position,
     delivered: i64,
-) -> Result<()> {
+) -> Result<(), tokio_postgres::Error> {
     client
         .execute(
             "SELECT audit.advance_consumer($1, $2::text::xid8, $3, $4)",
             &[&name, &to.txid.to_string(), &to.id, &delivered],
         )
-        .await
-        .map_err(|e| Error::database("saving the consumer's position", &e))?;
+        .await?;
     Ok(())
 }
 

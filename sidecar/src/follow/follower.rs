@@ -281,7 +281,7 @@ impl<H: Handler> Follower<H> {
             .map_err(Failure::from_db("starting a batch"))?;
         let from = cursor::lock(&tx, &self.args.consumer)
             .await
-            .map_err(Failure::Fatal)?;
+            .map_err(Failure::from_error)?;
         let (events, held_back) = self.read(&tx, from).await?;
         self.deliver(&tx, &events).await?;
         tx.commit()
@@ -308,7 +308,7 @@ impl<H: Handler> Follower<H> {
             .map_err(Failure::from_db("starting a batch"))?;
         let from = cursor::lock(&held, &self.args.consumer)
             .await
-            .map_err(Failure::Fatal)?;
+            .map_err(Failure::from_error)?;
         let read = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
@@ -381,16 +381,16 @@ impl<H: Handler> Follower<H> {
             self.handler
                 .handle(tx, events)
                 .await
-                .map_err(Failure::Fatal)?;
+                .map_err(Failure::from_error)?;
             let to = Position {
                 txid: cursor::parse_txid(&last.txid).map_err(Failure::Fatal)?,
                 id: last.id,
             };
             cursor::advance(tx, &self.args.consumer, to, events.len() as i64)
                 .await
-                .map_err(Failure::Fatal)?;
+                .map_err(Failure::from_db("saving the consumer's position"))?;
         }
-        self.handler.checked(tx).await.map_err(Failure::Fatal)
+        self.handler.checked(tx).await.map_err(Failure::from_error)
     }
 }
 
@@ -403,15 +403,20 @@ enum Failure {
 impl Failure {
     fn from_db(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> Failure {
         move |e| {
-            let server_going_away = e.as_db_error().is_some_and(|db| {
-                db.code().code().starts_with("57P") // admin_shutdown, crash_shutdown, ...
-            });
-            let io_error = std::error::Error::source(&e).is_some_and(|c| c.is::<std::io::Error>());
-            if e.is_closed() || server_going_away || io_error {
+            if crate::error::connection_lost(&e) {
                 Failure::Lost(describe(&e))
             } else {
                 Failure::Fatal(Error::database(doing, &e))
             }
+        }
+    }
+
+    /// A failure of the handler's or the cursor's: a lost connection is retried too.
+    fn from_error(e: Error) -> Failure {
+        if e.is_connection_lost() {
+            Failure::Lost(e.to_string())
+        } else {
+            Failure::Fatal(e)
         }
     }
 }

@@ -1,0 +1,212 @@
+-- audit_trail 0.2.0 -> 0.3.0 (ALTER EXTENSION audit_trail UPDATE). Generated, do not edit:
+-- scripts/upgrade_script.py 0.2.0 0.3.0 writes it from scripts/upgrade/0.2.0--0.3.0.sql (the
+-- steps written by hand) and 0.3.0's definitions in extension/sql/, and `make lint` checks it
+-- is fresh. Held to a fresh install of 0.3.0 object for object by tests/e2e/upgrade.rs.
+-- Frozen once 0.3.0 ships.
+--
+-- 0.3.0 makes the log keep its word against its own readers (docs/integrity.md):
+-- 1. a role for the product's services, audit_service, which alone adds seals and records
+--    archives, each through a function that checks it first (keys: superusers);
+-- 2. no SQL insert into audit.events once the log is live (audit.log_state), whatever the
+--    partition; an upgraded log is live at once;
+-- 3. change-stream cursors belong to the role that made them and move only through
+--    functions, which record every move that is not a delivery; alerts are recorded only by
+--    their consumer's owner;
+-- 4. archive records are bound to a digest of the partition's events (records made before
+--    have none, and retention no longer relies on them: archive those months again);
+-- 5. the purge events a drop removes are carried in its own purge event;
+-- 6. audit.integrity shows what in the audit schema no release made (audit.schema_findings)
+--    and whether sealing has stalled;
+-- 7. the services take turns through locks only they can take (audit.take_service_lock), not
+--    advisory locks any role could hold;
+-- 8. attribution comes only from the writing transaction: audit.set_actor keeps what it sets
+--    where only it writes (extension/src/set_actor.rs);
+-- 9. retention relies on an archive only after a recent check of its files
+--    (audit.record_archive_check).
+
+-- The event triggers must not fire on this script's own DDL with 0.2.0's rules; they are the
+-- same objects afterwards, with 0.3.0's function.
+
+-- 1. Roles ------------------------------------------------------------------------------------
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'audit_service') THEN
+        CREATE ROLE audit_service NOLOGIN;
+    END IF;
+    IF NOT pg_catalog.pg_has_role('audit_service', 'audit_admin', 'MEMBER') THEN
+        GRANT audit_admin TO audit_service;
+    END IF;
+END
+$$;
+
+-- 2. A live log takes no SQL insert ------------------------------------------------------------
+
+CREATE TABLE audit.log_state (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    live      boolean NOT NULL DEFAULT false
+);
+-- Live at once: an install being upgraded has been writing events (or may, from any backend
+-- of this library, before this script ran), and a restore goes into a new database.
+INSERT INTO audit.log_state (live) VALUES (true);
+
+@@R_refuse_insert@@
+
+@@N_mark_log_live@@
+
+@@N_refuse_log_state_change@@
+
+CREATE TRIGGER log_state_one_way
+    BEFORE UPDATE OR DELETE ON audit.log_state
+    FOR EACH ROW EXECUTE FUNCTION audit.refuse_log_state_change();
+ALTER TABLE audit.log_state ENABLE ALWAYS TRIGGER log_state_one_way;
+CREATE TRIGGER log_state_no_truncate
+    BEFORE TRUNCATE ON audit.log_state
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_log_state_change();
+ALTER TABLE audit.log_state ENABLE ALWAYS TRIGGER log_state_no_truncate;
+
+@@R_on_ddl_command_end@@
+
+@@R_on_sql_drop@@
+
+-- Attribution kept where only audit.set_actor writes it ------------------------------------------
+
+@@R_set_actor@@
+
+-- 3. Seals and keys only through the functions that check them ---------------------------------
+
+@@N_take_service_lock@@
+
+@@N_register_seal_key@@
+
+@@N_add_seal@@
+
+@@N_schema_findings@@
+
+@@V_integrity@@
+
+COMMENT ON VIEW audit.integrity IS
+    'Sealed through which event and time, events waiting to be sealed and whether sealing has stalled, the last seal and its key, and what in the audit schema no release made.';
+
+-- 4. Cursors and alerts -------------------------------------------------------------------------
+
+-- A cursor made before 0.3.0 has no owner: the first role to use it claims it, which is
+-- recorded and alerted (who last moved it says nothing: readers could write that column).
+ALTER TABLE audit.consumers ADD COLUMN owner regrole;
+
+@@N_owned_consumer@@
+
+@@N_open_consumer@@
+
+@@N_lock_consumer@@
+
+@@N_advance_consumer@@
+
+@@N_move_consumer@@
+
+@@N_record_alert@@
+
+-- 5. Archives bound to their events, purge events carried -----------------------------------------
+
+ALTER TABLE audit.archives
+    ADD COLUMN events_sha256 text CHECK (events_sha256 ~ '^[0-9a-f]{64}$');
+
+@@V_partitions@@
+
+@@R_hold@@
+
+DROP FUNCTION audit.record_archive(text, bigint, text, jsonb);
+@@N_record_archive@@
+
+@@N_archive_check_window@@
+
+@@N_archives_to_check@@
+
+@@N_record_archive_check@@
+
+@@N_events_digest@@
+
+@@N_canonical_events@@
+
+-- Purge events a later drop removes are kept in a table of their own.
+CREATE TABLE audit.carried_events (
+    id         bigint      PRIMARY KEY,
+    txid       xid8        NOT NULL,
+    canonical  text[]      NOT NULL CHECK (pg_catalog.cardinality(canonical) = 17),
+    carried_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE audit.carried_events IS
+    'Purge events that a later drop removed, in their canonical encoding, for verify.';
+CREATE TRIGGER carried_events_append_only
+    BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.carried_events
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
+ALTER TABLE audit.carried_events ENABLE ALWAYS TRIGGER carried_events_append_only;
+SELECT pg_catalog.pg_extension_config_dump('audit.carried_events', '');
+REVOKE ALL ON audit.carried_events FROM PUBLIC;
+GRANT SELECT ON audit.carried_events TO audit_admin;
+
+@@N_carry_purge_events@@
+
+@@R_drop_events_partition@@
+
+@@R_drop_partitions_before@@
+
+@@R_run_maintenance@@
+
+-- A partition's privileges are its owner's alone (readers read through audit.events): the
+-- table an upgrade from 0.1.0 attached kept the grants it had as the log.
+DO $$
+DECLARE
+    part regclass;
+BEGIN
+    FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree('audit.events') AS t
+                 WHERE t.level > 0
+                   AND t.relid NOT IN (SELECT d.objid FROM pg_catalog.pg_depend AS d
+                                        WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass
+                                          AND d.deptype = 'e')
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM PUBLIC, audit_admin', part);
+    END LOOP;
+END
+$$;
+
+-- Row images compressed with lz4 from now on, where the server has it (existing ones keep theirs).
+DO $$
+DECLARE
+    part regclass;
+BEGIN
+    -- The parent (which new partitions copy) and the partitions there are: the setting is
+    -- not passed down.
+    FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree('audit.events') AS t LOOP
+        EXECUTE pg_catalog.format(
+            'ALTER TABLE %s ALTER COLUMN old_data SET COMPRESSION lz4,
+                            ALTER COLUMN new_data SET COMPRESSION lz4,
+                            ALTER COLUMN details SET COMPRESSION lz4,
+                            ALTER COLUMN context SET COMPRESSION lz4', part);
+    END LOOP;
+EXCEPTION
+    WHEN feature_not_supported THEN
+        NULL;
+END
+$$;
+
+-- 6. Privileges ----------------------------------------------------------------------------------
+
+REVOKE INSERT ON audit.seals, audit.seal_keys FROM audit_admin;
+REVOKE INSERT, UPDATE, DELETE ON audit.consumers FROM audit_admin;
+REVOKE ALL ON audit.log_state FROM PUBLIC;
+GRANT SELECT ON audit.log_state TO audit_admin;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
+                          audit.advance_consumer(text, xid8, bigint, bigint),
+                          audit.move_consumer(text, xid8, bigint),
+                          audit.record_alert(text, jsonb) TO audit_admin;
+GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text),
+                          audit.record_archive_check(text, text, text, text),
+                          audit.archives_to_check() TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.archive_check_window() TO audit_admin;
+GRANT EXECUTE ON FUNCTION audit.schema_findings() TO audit_admin;
