@@ -1,4 +1,4 @@
--- The reference peer of `make bench`: the capture contract of DESIGN.md written the way a
+-- The reference peer of `make bench`: the capture contract of docs/contract.md written the way a
 -- careful DBA would write it in PL/pgSQL, so that audit_trail is compared with an honest,
 -- reasonably efficient alternative rather than a strawman.
 --

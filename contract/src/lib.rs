@@ -1,4 +1,4 @@
-//! The contract every part of audit_trail shares: what DESIGN.md fixes and more than one
+//! The contract every part of audit_trail shares: what docs/contract.md fixes and more than one
 //! crate must spell the same way. The extension writes events by these names, the sidecar
 //! reads and exports them by these names, and the tests check the installed schema against
 //! them. Pure Rust, no PostgreSQL: `cargo test -p audit-trail-contract` runs anywhere.
@@ -35,7 +35,7 @@ pub const EVENT_COLUMNS: [&str; 17] = [
     "details",
 ];
 
-/// The CSV export's header: DESIGN.md's twelve columns, then the rest.
+/// The CSV export's header: the twelve columns docs/contract.md fixes, then the rest.
 pub const CSV_HEADER: [&str; 17] = [
     "id",
     "occurred_at",
@@ -183,7 +183,7 @@ mod tests {
                 "old_data",
                 "new_data"
             ],
-            "DESIGN.md fixes the first twelve"
+            "docs/contract.md fixes the first twelve"
         );
     }
 

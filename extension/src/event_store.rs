@@ -15,7 +15,7 @@ use crate::error::{AuditError, Result};
 use crate::ffi;
 use crate::wakeup;
 
-/// The columns of `audit.events` that the extension fills, in DESIGN.md order.
+/// The columns of `audit.events` that the extension fills, in docs/contract.md order.
 #[derive(Clone, Copy)]
 #[repr(usize)]
 pub enum Column {

@@ -18,7 +18,7 @@
 
 use crate::record::{EventRecord, TimeFormat};
 
-/// The DESIGN.md header, then the columns that follow it.
+/// The header docs/contract.md fixes, then the columns that follow it.
 pub const HEADER: [&str; 17] = audit_trail_contract::CSV_HEADER;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";

@@ -1,4 +1,4 @@
-//! The capture rules of DESIGN.md, one test each.
+//! The capture rules of docs/contract.md, one test each.
 
 use audit_trail_tests::{events, TestDb};
 use serde_json::json;
