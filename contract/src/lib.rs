@@ -6,6 +6,7 @@
 //! SQL cannot import Rust: `extension/sql/schema.sql` spells the columns again, and an
 //! end-to-end test (`tests/e2e/contract.rs`) holds it to [`EVENT_COLUMNS`].
 
+pub mod categories;
 pub mod chain;
 mod context;
 pub mod schema;

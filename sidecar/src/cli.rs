@@ -84,6 +84,10 @@ pub struct FilterArgs {
     /// Only this action: create, update, delete, truncate, export, ... (repeatable).
     #[arg(long = "action", value_name = "ACTION")]
     pub actions: Vec<String>,
+    /// No events of this action (repeatable): `--entity contact --except-action export` is
+    /// the report's contact changes.
+    #[arg(long = "except-action", value_name = "ACTION")]
+    pub except_actions: Vec<String>,
     /// Only changes to this table, schema-qualified as in table_name (crm.contacts).
     #[arg(long, value_name = "TABLE")]
     pub table: Option<String>,
@@ -147,6 +151,7 @@ impl FilterArgs {
             actors: non_empty("--actor", &self.actors)?,
             entities: non_empty("--entity", &self.entities)?,
             actions: non_empty("--action", &self.actions)?,
+            except_actions: non_empty("--except-action", &self.except_actions)?,
             table: one("--table", &self.table)?,
             subject: one("--subject", &self.subject)?,
             source: one("--source", &self.source)?,

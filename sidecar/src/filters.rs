@@ -20,6 +20,9 @@ pub struct Filters {
     pub entities: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<String>,
+    /// No events of these actions (a report category but its exports).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub except_actions: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,6 +84,7 @@ impl Filters {
         !(self.actors.is_empty()
             && self.entities.is_empty()
             && self.actions.is_empty()
+            && self.except_actions.is_empty()
             && self.table.is_none()
             && self.source.is_none())
     }
@@ -120,6 +124,15 @@ impl Filters {
             } else {
                 out.dimensions.push(clause);
             }
+        }
+        match self.except_actions.as_slice() {
+            [] => {}
+            [one] => out
+                .dimensions
+                .push(bind("action <> $?", Box::new(one.clone()))),
+            many => out
+                .dimensions
+                .push(bind("action <> ALL ($?)", Box::new(many.to_vec()))),
         }
         if let Some(table) = &self.table {
             out.dimensions
@@ -193,6 +206,7 @@ mod tests {
             actors: vec!["alice".into(), "bob".into()],
             entities: vec!["contact".into()],
             actions: vec![],
+            except_actions: vec!["export".into()],
             table: Some("crm.contacts".into()),
             subject: Some("42'; DROP TABLE x; --".into()),
             source: Some("import".into()),
@@ -201,9 +215,9 @@ mod tests {
         assert_eq!(
             c.sql,
             " WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) AND entity = $4 \
-             AND table_name = $5 AND source = $6 AND subject_id = $7"
+             AND action <> $5 AND table_name = $6 AND source = $7 AND subject_id = $8"
         );
-        assert_eq!(c.params.len(), 7);
+        assert_eq!(c.params.len(), 8);
         let mut params = Vec::new();
         assert_eq!(f.clauses(&mut params).actors_array.as_deref(), Some("$3"));
         assert!(!c.sql.contains("DROP"));

@@ -77,6 +77,19 @@ fn the_overview_shows_the_days_the_busiest_actors_and_the_alerts() {
     );
     assert_eq!(b.find_all("svg.chart rect").len(), 4);
 
+    // Each legend's number is the length of the list its link opens (the contact export is
+    // an export, not a contact change, in both).
+    let totals: Vec<String> = b.texts(".legend li .muted");
+    let links = b.attrs(".legend li a", "href");
+    assert_eq!(links.len(), 4);
+    for (total, link) in totals.iter().zip(&links) {
+        assert!(link.starts_with('/'), "{link}");
+        b.goto(&dash.url(link));
+        let listed = b.find_all("table.events tbody tr[data-href]").len();
+        assert_eq!(listed.to_string(), *total, "{link}");
+    }
+    b.goto(&dash.url("/reports/overview"));
+
     // The busiest actor first, linking to their events.
     let busiest: String = db
         .client()

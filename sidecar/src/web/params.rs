@@ -6,6 +6,8 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use audit_trail_contract::categories::{Category, CATEGORIES};
+
 use crate::filters::Filters;
 use crate::timespec::{self, Bound};
 
@@ -101,42 +103,32 @@ pub enum Page {
     After(Cursor),
 }
 
-/// The quick filters above the table: the three categories of the report, and exports.
+/// The quick filters above the table: every event, or one category of the report
+/// (`audit_trail_contract::categories`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     All,
-    Contacts,
-    Groups,
-    Users,
-    Exports,
+    Category(&'static Category),
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [
-        Tab::All,
-        Tab::Contacts,
-        Tab::Groups,
-        Tab::Users,
-        Tab::Exports,
-    ];
+    pub fn all() -> impl Iterator<Item = Tab> {
+        std::iter::once(Tab::All).chain(CATEGORIES.iter().map(Tab::Category))
+    }
 
     pub fn label(self) -> &'static str {
         match self {
             Tab::All => "All events",
-            Tab::Contacts => "Contact changes",
-            Tab::Groups => "Groups",
-            Tab::Users => "User profile changes",
-            Tab::Exports => "Exports",
+            Tab::Category(c) => c.tab_label,
         }
     }
 
-    fn entities_and_actions(self) -> (&'static [&'static str], &'static [&'static str]) {
+    /// The tab's entity, action and excluded action filters.
+    fn filters(self) -> [Vec<String>; 3] {
+        let list = |v: Option<&str>| v.map(str::to_owned).into_iter().collect();
         match self {
-            Tab::All => (&[], &[]),
-            Tab::Contacts => (&["contact"], &[]),
-            Tab::Groups => (&["group"], &[]),
-            Tab::Users => (&["user"], &[]),
-            Tab::Exports => (&[], &["export"]),
+            Tab::All => Default::default(),
+            Tab::Category(c) => [list(c.entity), list(c.action), list(c.except_action)],
         }
     }
 }
@@ -150,6 +142,7 @@ pub struct LogParams {
     pub actors: Vec<String>,
     pub entities: Vec<String>,
     pub actions: Vec<String>,
+    pub except_actions: Vec<String>,
     pub source: String,
     /// `table_name`, e.g. `crm.contacts` (no form field: links and hand-made URLs).
     pub table: String,
@@ -190,6 +183,7 @@ impl LogParams {
                 "actor" => push(&mut p.actors),
                 "entity" => push(&mut p.entities),
                 "action" => push(&mut p.actions),
+                "except_action" => push(&mut p.except_actions),
                 "source" => p.source = value,
                 "table" => p.table = value,
                 "subject" => p.subject = value,
@@ -252,6 +246,7 @@ impl LogParams {
             actors: self.actors.clone(),
             entities: self.entities.clone(),
             actions: self.actions.clone(),
+            except_actions: self.except_actions.clone(),
             table: one(&self.table),
             subject: one(&self.subject),
             source: one(&self.source),
@@ -272,6 +267,7 @@ impl LogParams {
         for (key, values) in [
             ("entity", &self.entities),
             ("action", &self.actions),
+            ("except_action", &self.except_actions),
             ("actor", &self.actors),
         ] {
             pairs.extend(values.iter().map(|v| (key, v.clone())));
@@ -324,18 +320,19 @@ impl LogParams {
 
     /// The tab this view is exactly, if any.
     pub fn tab(&self) -> Option<Tab> {
-        Tab::ALL.into_iter().find(|t| {
-            let (entities, actions) = t.entities_and_actions();
-            self.entities == entities && self.actions == actions
+        Tab::all().find(|t| {
+            let [entities, actions, except] = t.filters();
+            self.entities == entities && self.actions == actions && self.except_actions == except
         })
     }
 
     /// This view with the entity and action filters of a tab (other filters kept).
     pub fn with_tab(&self, tab: Tab) -> LogParams {
-        let (entities, actions) = tab.entities_and_actions();
+        let [entities, actions, except_actions] = tab.filters();
         LogParams {
-            entities: entities.iter().map(|s| (*s).to_owned()).collect(),
-            actions: actions.iter().map(|s| (*s).to_owned()).collect(),
+            entities,
+            actions,
+            except_actions,
             page: Page::Newest,
             ..self.clone()
         }
@@ -437,11 +434,20 @@ mod tests {
     fn tabs() {
         let p = LogParams::parse(b"range=7d&actor=alice");
         assert_eq!(p.tab(), Some(Tab::All));
-        let c = p.with_tab(Tab::Contacts);
-        assert_eq!(c.tab(), Some(Tab::Contacts));
+        let contacts = Tab::Category(&CATEGORIES[0]);
+        let c = p.with_tab(contacts);
+        assert_eq!(c.tab(), Some(contacts));
         assert_eq!(c.actors, ["alice"]);
-        let e = c.with_tab(Tab::Exports);
+        assert_eq!(c.entities, ["contact"]);
+        assert_eq!(c.except_actions, ["export"]);
+        // Carried by the URL: the tab is the same after a reload.
+        assert_eq!(
+            LogParams::parse(c.href().split_once('?').unwrap().1.as_bytes()).tab(),
+            Some(contacts)
+        );
+        let e = c.with_tab(Tab::Category(&CATEGORIES[3]));
         assert!(e.entities.is_empty());
+        assert!(e.except_actions.is_empty());
         assert_eq!(e.actions, ["export"]);
         assert_eq!(
             LogParams::parse(b"entity=contact&action=update").tab(),

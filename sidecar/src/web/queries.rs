@@ -17,6 +17,7 @@ use tokio_postgres::{Client, GenericClient, IsolationLevel};
 
 use super::params::{Cursor, Page};
 use crate::filters::{Clauses, Filters, Param};
+use audit_trail_contract::categories::CATEGORIES;
 
 pub struct ListedEvent {
     pub id: i64,
@@ -589,13 +590,11 @@ pub async fn integrity(client: &Client) -> Result<Integrity, tokio_postgres::Err
     })
 }
 
-/// One day of the overview: events by category.
+/// One day of the overview: events by category, in the order of
+/// `audit_trail_contract::categories::CATEGORIES`.
 pub struct DayCounts {
     pub day: chrono::NaiveDate,
-    pub contacts: i64,
-    pub groups: i64,
-    pub users: i64,
-    pub exports: i64,
+    pub counts: [i64; CATEGORIES.len()],
 }
 
 /// A recorded alert, newest first.
@@ -614,12 +613,20 @@ pub struct OverviewCounts {
     pub actors: Vec<(String, i64)>,
 }
 
-/// Categories of the chart, as aggregates over rows with `entity`, `action` and a count.
-const CATEGORIES: &str =
-    "coalesce(pg_catalog.sum(n) FILTER (WHERE entity = 'contact' AND action <> 'export'), 0)::bigint,
-     coalesce(pg_catalog.sum(n) FILTER (WHERE entity = 'group'), 0)::bigint,
-     coalesce(pg_catalog.sum(n) FILTER (WHERE entity = 'user'), 0)::bigint,
-     coalesce(pg_catalog.sum(n) FILTER (WHERE action = 'export'), 0)::bigint";
+/// The categories of the chart, as aggregates over rows with `entity`, `action` and a count
+/// `n`, one column each.
+fn category_counts() -> String {
+    CATEGORIES
+        .iter()
+        .map(|c| {
+            format!(
+                "coalesce(pg_catalog.sum(n) FILTER (WHERE {}), 0)::bigint",
+                c.sql()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",\n     ")
+}
 
 /// Events per day by category and the busiest `limit` actors since `since` (a midnight in
 /// `zone`). The summary's hours are UTC hours: they add up to days only when every midnight
@@ -643,7 +650,7 @@ pub async fn overview_counts(
         Some(w) => (SUMMARIZED_DAYS, SUMMARIZED_ACTORS, Some(w.to_owned())),
         None => (PLAIN_DAYS, PLAIN_ACTORS, None),
     };
-    let days_sql = days_sql.replace("{CATEGORIES}", CATEGORIES);
+    let days_sql = days_sql.replace("{CATEGORIES}", &category_counts());
     let mut days_params: Vec<&(dyn ToSql + Sync)> = vec![&since, &zone];
     let mut actors_params: Vec<&(dyn ToSql + Sync)> = vec![&since, &limit];
     if let Some(w) = &watermark {
@@ -655,12 +662,13 @@ pub async fn overview_counts(
         .await?
         .iter()
         .map(|r| {
+            let mut counts = [0; CATEGORIES.len()];
+            for (i, count) in counts.iter_mut().enumerate() {
+                *count = r.try_get(i + 1)?;
+            }
             Ok(DayCounts {
                 day: r.try_get(0)?,
-                contacts: r.try_get(1)?,
-                groups: r.try_get(2)?,
-                users: r.try_get(3)?,
-                exports: r.try_get(4)?,
+                counts,
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;

@@ -105,8 +105,7 @@ impl LogView {
         csrf: &str,
     ) -> LogView {
         let current_tab = params.tab();
-        let tabs = Tab::ALL
-            .into_iter()
+        let tabs = Tab::all()
             .map(|t| TabLink {
                 label: t.label(),
                 href: params.with_tab(t).href(),
@@ -129,6 +128,13 @@ impl LogView {
         ] {
             hidden.extend(values.iter().skip(1).map(|v| (key, v.clone())));
         }
+        // A tab's exclusion has no field of its own either.
+        hidden.extend(
+            params
+                .except_actions
+                .iter()
+                .map(|v| ("except_action", v.clone())),
+        );
         // No field of its own: kept across "Apply filters" as a hidden field.
         if !params.table.is_empty() {
             hidden.push(("table", params.table.clone()));
@@ -231,13 +237,15 @@ impl LogView {
             ("Entity", &params.entities, 0),
             ("Action", &params.actions, 1),
             ("Actor", &params.actors, 2),
+            ("Not action", &params.except_actions, 3),
         ] {
             for v in values {
                 let mut without = base.clone();
                 let list = match which {
                     0 => &mut without.entities,
                     1 => &mut without.actions,
-                    _ => &mut without.actors,
+                    2 => &mut without.actors,
+                    _ => &mut without.except_actions,
                 };
                 list.retain(|x| x != v);
                 chips.push(Chip {

@@ -4,6 +4,8 @@
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 
+use audit_trail_contract::categories::CATEGORIES;
+
 use super::format_time;
 use crate::web::params::{LogParams, Range, Tab};
 use crate::web::queries::{AlertRow, DayCounts};
@@ -13,26 +15,19 @@ const BAR: u32 = 16;
 const GAP: u32 = 4;
 const HEIGHT: u32 = 140;
 
-/// One category of the chart: its label, CSS class and tab of the log.
-const CATEGORIES: [(&str, &str, Tab); 4] = [
-    ("Contacts", "cat-contact", Tab::Contacts),
-    ("Groups", "cat-group", Tab::Groups),
-    ("Users", "cat-user", Tab::Users),
-    ("Exports", "cat-export", Tab::Exports),
-];
-
 pub struct Rect {
     pub x: u32,
     pub y: u32,
     pub height: u32,
-    pub class: &'static str,
+    /// `cat-` and the category's key.
+    pub class: String,
     /// Tooltip and accessible name: "2026-11-30: 12 contacts".
     pub title: String,
 }
 
 pub struct Legend {
     pub label: &'static str,
-    pub class: &'static str,
+    pub class: String,
     pub total: i64,
     pub href: String,
 }
@@ -85,10 +80,10 @@ impl OverviewView {
     ) -> OverviewView {
         let span: i64 = if range == Range::Week { 7 } else { 30 };
         let first = today - chrono::Duration::days(span - 1);
-        let value = |d: &DayCounts, i: usize| [d.contacts, d.groups, d.users, d.exports][i];
+        let value = |d: &DayCounts, i: usize| d.counts[i];
         let max = days
             .iter()
-            .map(|d| (0..4).map(|i| value(d, i)).sum::<i64>())
+            .map(|d| d.counts.iter().sum::<i64>())
             .max()
             .unwrap_or(0);
         let mut rects = Vec::new();
@@ -104,7 +99,7 @@ impl OverviewView {
             // one while there is room.
             let mut top = HEIGHT;
             let mut total = 0;
-            for (i, (label, class, _)) in CATEGORIES.iter().enumerate() {
+            for (i, category) in CATEGORIES.iter().enumerate() {
                 let n = value(d, i);
                 if n == 0 || max == 0 {
                     continue;
@@ -123,8 +118,8 @@ impl OverviewView {
                     x,
                     y: top,
                     height,
-                    class,
-                    title: format!("{date}: {n} {}", label.to_lowercase()),
+                    class: format!("cat-{}", category.key),
+                    title: format!("{date}: {n} {}", category.label.to_lowercase()),
                 });
             }
         }
@@ -149,11 +144,11 @@ impl OverviewView {
         let legend = CATEGORIES
             .iter()
             .enumerate()
-            .map(|(i, (label, class, tab))| Legend {
-                label,
-                class,
+            .map(|(i, category)| Legend {
+                label: category.label,
+                class: format!("cat-{}", category.key),
                 total: days.iter().map(|d| value(d, i)).sum(),
-                href: base.with_tab(*tab).href(),
+                href: base.with_tab(Tab::Category(category)).href(),
             })
             .collect();
         let actor_href = |actor: &str| {
@@ -223,10 +218,7 @@ mod tests {
     fn day(d: u32, contacts: i64, exports: i64) -> DayCounts {
         DayCounts {
             day: NaiveDate::from_ymd_opt(2026, 11, d).unwrap(),
-            contacts,
-            groups: 0,
-            users: 0,
-            exports,
+            counts: [contacts, 0, 0, exports],
         }
     }
 
@@ -269,13 +261,9 @@ mod tests {
             [7, 11, 13, 17],
         ] {
             for scale in [1, 3, 1_000, 249_831] {
-                let [contacts, groups, users, exports] = counts.map(|c: i64| c * scale);
                 let d = DayCounts {
                     day: today,
-                    contacts,
-                    groups,
-                    users,
-                    exports,
+                    counts: counts.map(|c: i64| c * scale),
                 };
                 let v = OverviewView::new(Range::Week, today, &[d], &[], &[], Tz::UTC);
                 let heights: Vec<u32> = v.rects.iter().map(|r| r.height).collect();
