@@ -175,51 +175,18 @@ CREATE FUNCTION audit.record_ddl_event(entity text, action text, table_name text
 CREATE FUNCTION audit.ddl_changes_table(command pg_ddl_command) RETURNS boolean
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'audit_ddl_changes_table';
 
--- After every DDL command (no tag filter: a table can be created or changed by CREATE SCHEMA,
--- ALTER VIEW, ALTER TYPE, ALTER FOREIGN TABLE, ... as well as by ALTER TABLE), whatever the
--- command was, the tracked tables are checked as a whole:
--- 1. capture cannot be switched off by hand: every capture trigger of a tracked table is
---    enabled, keeps its name and calls audit.capture(), and no other trigger calls it.
---    (Dropping one is refused by audit.on_sql_drop. A missing one is not refused here: a
---    restore creates a tracked table's triggers after its settings, one command at a time;
---    audit.tracked shows whether each table is capturing.)
--- 2. no write can reach a tracked table through a table that is not tracked: table
---    inheritance is refused on either side of a tracked table, and a tracked table may be a
---    partition only of a tracked table (statement triggers fire only for the table a
---    statement names);
--- 3. a new partition of a tracked table, however created or attached, is tracked with its
---    parent's settings, so writes made straight to it are captured;
--- 4. settings follow their columns by attribute number: a rename (by any command, and on
---    every partition) carries the column's role to its new name; a dropped ignored column
---    leaves the list; a dropped redacted column's name stays redacted, so a column re-added
---    under that name is redacted too;
--- 5. every command that can change a tracked table's rows or columns (a type change, a
---    dropped or added column, a rewrite, a rename, a move to another schema, a partition
---    attached or detached, a renamed value of an enum a column uses) is recorded as
---    an 'alter' event of the table's entity, with the statement, so data changed by DDL
---    leaves a trace. Constraints, indexes, ownership and the like are not: a restore runs
---    those after loading the data, and must not add events to the log it restores.
-CREATE FUNCTION audit.on_ddl_command_end() RETURNS event_trigger
+-- The checks and bookkeeping of audit.on_ddl_command_end, in the order it runs them. They
+-- run as its owner, called by it alone (PUBLIC may not call them), and read the commands
+-- of the statement it fires for (pg_event_trigger_ddl_commands).
+
+CREATE FUNCTION audit.ddl_refuse_log_table_changes() RETURNS void
     LANGUAGE plpgsql
-    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    offender  record;
-    member    record;
-    entry     record;
-    altered   record;
-    live      int2;
-    new_name  text;
-    notes     jsonb := '{}';
+    offender record;
 BEGIN
-    -- DROP EXTENSION drops the settings table too; then there is nothing to check.
-    IF to_regclass('audit.tracked_tables') IS NULL OR audit.capture_change_in_progress()
-       OR audit.maintenance_in_progress() THEN
-        RETURN;
-    END IF;
-
-    -- 0. The log's own tables keep their shape and their guards: no ALTER TABLE (no
+    -- The log's own tables keep their shape and their guards: no ALTER TABLE (no
     -- disabling their append-only triggers, no column changes, no partition detached) and no
     -- trigger changes on them outside the extension's own scripts and audit.maintain(), for
     -- every role, superusers included. (A superuser can still disable this event trigger
@@ -270,6 +237,16 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'audit.maintain() manages the partitions of audit.events.';
     END IF;
+END
+$$;
+
+CREATE FUNCTION audit.ddl_refuse_guards_off() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    offender record;
+BEGIN
     -- Partitions: no guard switched off, no other trigger (one could rewrite events as
     -- capture writes them).
     SELECT t.relid::regclass AS partition INTO offender
@@ -301,6 +278,17 @@ BEGIN
         RAISE EXCEPTION 'switching off % is refused: the audit log''s guards stay on', offender.what
             USING ERRCODE = 'insufficient_privilege';
     END IF;
+END
+$$;
+
+CREATE FUNCTION audit.ddl_refuse_rules_record_triggers() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    offender record;
+    altered record;
+BEGIN
     -- A tracked table keeps no rule (one could rewrite the writer's statements, or set whom
     -- they name before capture runs) and every trigger added to or changed on it is recorded,
     -- once the log is live (a restore creates the restored tables' triggers, which must not
@@ -328,7 +316,16 @@ BEGIN
                                    'statement', current_query()));
         END LOOP;
     END IF;
+END
+$$;
 
+CREATE FUNCTION audit.ddl_refuse_reader_views(tag text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    offender record;
+BEGIN
     -- No command may leave the audit schema in a state that would let one reader see other
     -- rows than another, the ones verify reports (audit.schema_findings): row security and
     -- policies, rules, view options, other storage, triggers that are not guards, tables
@@ -347,12 +344,21 @@ BEGIN
             OR (f.kind = 'partition' AND f.detail LIKE '%outside the audit schema')
          LIMIT 1;
         IF FOUND THEN
-            RAISE EXCEPTION '% is refused: it leaves % with %', TG_TAG, offender.object, offender.detail
+            RAISE EXCEPTION '% is refused: it leaves % with %', tag, offender.object, offender.detail
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'docs/integrity.md, "What readers read", lists what the audit schema may not hold.';
         END IF;
     END IF;
+END
+$$;
 
+CREATE FUNCTION audit.ddl_refuse_capture_bypass() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    offender record;
+BEGIN
     -- 1. Capture triggers intact.
     SELECT s.relid INTO offender
       FROM audit.tracked_tables AS s
@@ -397,7 +403,16 @@ BEGIN
             USING ERRCODE = 'feature_not_supported',
                   HINT = pg_catalog.format('Track %s first (its partitions are tracked with it).', offender.parent);
     END IF;
+END
+$$;
 
+CREATE FUNCTION audit.ddl_track_new_partitions() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    member record;
+BEGIN
     -- 3. New partitions of tracked tables (at any depth: a partition tracked here is itself a
     -- tracked parent on the next pass of the loop's query).
     LOOP
@@ -423,7 +438,20 @@ BEGIN
                                                     AND a.attname = r AND a.attnum > 0
                                                     AND NOT a.attisdropped))::name[]);
     END LOOP;
+END
+$$;
 
+-- Returns what it changed in the settings, per table oid, for the alter events.
+CREATE FUNCTION audit.ddl_follow_columns() RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    entry record;
+    live int2;
+    new_name text;
+    notes jsonb := '{}';
+BEGIN
     -- 4. Settings follow their columns. Only entries out of step are visited.
     FOR entry IN
         SELECT s.relid, m.key AS name, (m.value #>> '{}')::int2 AS attnum
@@ -470,7 +498,17 @@ BEGIN
              WHERE relid = entry.relid;
         END IF;
     END LOOP;
+    RETURN notes;
+END
+$$;
 
+CREATE FUNCTION audit.ddl_record_changes(notes jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    altered record;
+BEGIN
     -- 5. Record what changed tracked tables: each command's table (a column, or the row type
     -- of the table, may be what the command reports), once per table.
     FOR altered IN
@@ -525,8 +563,104 @@ BEGIN
 END
 $$;
 
+-- After every DDL command (no tag filter: a table can be created or changed by CREATE SCHEMA,
+-- ALTER VIEW, ALTER TYPE, ALTER FOREIGN TABLE, ... as well as by ALTER TABLE), whatever the
+-- command was, the tracked tables are checked as a whole:
+-- 1. capture cannot be switched off by hand: every capture trigger of a tracked table is
+--    enabled, keeps its name and calls audit.capture(), and no other trigger calls it.
+--    (Dropping one is refused by audit.on_sql_drop. A missing one is not refused here: a
+--    restore creates a tracked table's triggers after its settings, one command at a time;
+--    audit.tracked shows whether each table is capturing.)
+-- 2. no write can reach a tracked table through a table that is not tracked: table
+--    inheritance is refused on either side of a tracked table, and a tracked table may be a
+--    partition only of a tracked table (statement triggers fire only for the table a
+--    statement names);
+-- 3. a new partition of a tracked table, however created or attached, is tracked with its
+--    parent's settings, so writes made straight to it are captured;
+-- 4. settings follow their columns by attribute number: a rename (by any command, and on
+--    every partition) carries the column's role to its new name; a dropped ignored column
+--    leaves the list; a dropped redacted column's name stays redacted, so a column re-added
+--    under that name is redacted too;
+-- 5. every command that can change a tracked table's rows or columns (a type change, a
+--    dropped or added column, a rewrite, a rename, a move to another schema, a partition
+--    attached or detached, a renamed value of an enum a column uses) is recorded as
+--    an 'alter' event of the table's entity, with the statement, so data changed by DDL
+--    leaves a trace. Constraints, indexes, ownership and the like are not: a restore runs
+--    those after loading the data, and must not add events to the log it restores.
+CREATE FUNCTION audit.on_ddl_command_end() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- DROP EXTENSION drops the settings table too; then there is nothing to check.
+    IF to_regclass('audit.tracked_tables') IS NULL OR audit.capture_change_in_progress()
+       OR audit.maintenance_in_progress() THEN
+        RETURN;
+    END IF;
+    -- The log's own tables and guards, then the tracked tables' rules and triggers, then what
+    -- readers read: refused first, before anything is recorded or changed.
+    PERFORM audit.ddl_refuse_log_table_changes();
+    PERFORM audit.ddl_refuse_guards_off();
+    PERFORM audit.ddl_refuse_rules_record_triggers();
+    PERFORM audit.ddl_refuse_reader_views(TG_TAG);
+    -- 1., 2.
+    PERFORM audit.ddl_refuse_capture_bypass();
+    -- 3.
+    PERFORM audit.ddl_track_new_partitions();
+    -- 4. and 5.
+    PERFORM audit.ddl_record_changes(audit.ddl_follow_columns());
+END
+$$;
+
 CREATE EVENT TRIGGER audit_trail_ddl_command_end ON ddl_command_end
     EXECUTE FUNCTION audit.on_ddl_command_end();
+
+-- A trigger other than the log's guards dropped (for audit.on_sql_drop; names: schema, table,
+-- trigger): a capture trigger only when the log itself goes, another trigger of a tracked
+-- table recorded.
+CREATE FUNCTION audit.ddl_trigger_dropped(names text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target regclass;
+BEGIN
+    IF audit.capture_change_in_progress() THEN
+        RETURN;
+    END IF;
+    -- NULL when the table itself is being dropped.
+    target := to_regclass(format('%I.%I', names[1], names[2]));
+    IF target IS NULL OR NOT EXISTS (SELECT FROM audit.tracked_tables WHERE relid = target) THEN
+        RETURN;
+    END IF;
+    -- Another trigger of a tracked table dropped: recorded (once the log is live), as
+    -- its creation is (audit.on_ddl_command_end).
+    IF names[3] NOT LIKE 'audit\_trail\_%' THEN
+        IF coalesce((SELECT s.live FROM audit.log_state AS s), true) THEN
+            PERFORM audit.record_ddl_event(
+                (SELECT t.entity FROM audit.tracked_tables AS t WHERE t.relid = target),
+                'alter', target::text,
+                jsonb_build_object('command', 'DROP TRIGGER',
+                                   'trigger', names[3],
+                                   'statement', current_query()));
+        END IF;
+        RETURN;
+    END IF;
+    -- A superuser who confirmed dropping the log (as pg_restore --clean does before it
+    -- drops the extension) may drop capture triggers too; it is recorded.
+    IF coalesce(current_setting('audit.allow_drop_extension', true), 'off') = 'on' THEN
+        PERFORM audit.record_ddl_event('audit_log', 'untrack', target::text,
+                                       jsonb_build_object('trigger', names[3],
+                                                          'statement', current_query()));
+        RETURN;
+    END IF;
+    RAISE EXCEPTION 'cannot drop trigger % of %: it captures changes for the audit log',
+        names[3], target
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'audit.untrack() stops capture, and records that it did.';
+END
+$$;
 
 -- A dropped table leaves the settings, and its drop is recorded; dropping a subject column
 -- is refused, since later events could no longer name their subject; dropping a capture
@@ -541,7 +675,6 @@ DECLARE
     dropped     record;
     settings    audit.tracked_tables;
     column_name text;
-    target      regclass;
 BEGIN
     -- DROP EXTENSION drops the settings table too; then there is nothing to keep in step.
     -- audit.maintain() drops partitions of audit.events under the retention policy.
@@ -590,37 +723,8 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
         IF dropped.object_type = 'trigger' THEN
-            CONTINUE WHEN audit.capture_change_in_progress();
-            -- NULL when the table itself is being dropped.
-            target := to_regclass(format('%I.%I', dropped.address_names[1],
-                                         dropped.address_names[2]));
-            CONTINUE WHEN target IS NULL
-                       OR NOT EXISTS (SELECT FROM audit.tracked_tables WHERE relid = target);
-            -- Another trigger of a tracked table dropped: recorded (once the log is live), as
-            -- its creation is (audit.on_ddl_command_end).
-            IF dropped.address_names[3] NOT LIKE 'audit\_trail\_%' THEN
-                IF coalesce((SELECT s.live FROM audit.log_state AS s), true) THEN
-                    PERFORM audit.record_ddl_event(
-                        (SELECT t.entity FROM audit.tracked_tables AS t WHERE t.relid = target),
-                        'alter', target::text,
-                        jsonb_build_object('command', 'DROP TRIGGER',
-                                           'trigger', dropped.address_names[3],
-                                           'statement', current_query()));
-                END IF;
-                CONTINUE;
-            END IF;
-            -- A superuser who confirmed dropping the log (as pg_restore --clean does before it
-            -- drops the extension) may drop capture triggers too; it is recorded.
-            IF coalesce(current_setting('audit.allow_drop_extension', true), 'off') = 'on' THEN
-                PERFORM audit.record_ddl_event('audit_log', 'untrack', target::text,
-                                               jsonb_build_object('trigger', dropped.address_names[3],
-                                                                  'statement', current_query()));
-                CONTINUE;
-            END IF;
-            RAISE EXCEPTION 'cannot drop trigger % of %: it captures changes for the audit log',
-                dropped.address_names[3], target
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = 'audit.untrack() stops capture, and records that it did.';
+            PERFORM audit.ddl_trigger_dropped(dropped.address_names);
+            CONTINUE;
         END IF;
         column_name := dropped.address_names[cardinality(dropped.address_names)];
         IF EXISTS (SELECT FROM audit.tracked_tables

@@ -22,7 +22,9 @@
 -- 8. attribution comes only from the writing transaction: audit.set_actor keeps what it sets
 --    where only it writes (extension/src/set_actor.rs);
 -- 9. retention relies on an archive only after a recent check of its files
---    (audit.record_archive_check).
+--    (audit.record_archive_check);
+-- 10. the report's categories do not overlap: contact_activity, group_activity and
+--    user_activity leave exports to export_activity (contract/src/categories.rs).
 
 -- The event triggers must not fire on this script's own DDL with 0.2.0's rules; they are the
 -- same objects afterwards, with 0.3.0's function.
@@ -114,51 +116,14 @@ CREATE TRIGGER log_state_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_log_state_change();
 ALTER TABLE audit.log_state ENABLE ALWAYS TRIGGER log_state_no_truncate;
 
--- After every DDL command (no tag filter: a table can be created or changed by CREATE SCHEMA,
--- ALTER VIEW, ALTER TYPE, ALTER FOREIGN TABLE, ... as well as by ALTER TABLE), whatever the
--- command was, the tracked tables are checked as a whole:
--- 1. capture cannot be switched off by hand: every capture trigger of a tracked table is
---    enabled, keeps its name and calls audit.capture(), and no other trigger calls it.
---    (Dropping one is refused by audit.on_sql_drop. A missing one is not refused here: a
---    restore creates a tracked table's triggers after its settings, one command at a time;
---    audit.tracked shows whether each table is capturing.)
--- 2. no write can reach a tracked table through a table that is not tracked: table
---    inheritance is refused on either side of a tracked table, and a tracked table may be a
---    partition only of a tracked table (statement triggers fire only for the table a
---    statement names);
--- 3. a new partition of a tracked table, however created or attached, is tracked with its
---    parent's settings, so writes made straight to it are captured;
--- 4. settings follow their columns by attribute number: a rename (by any command, and on
---    every partition) carries the column's role to its new name; a dropped ignored column
---    leaves the list; a dropped redacted column's name stays redacted, so a column re-added
---    under that name is redacted too;
--- 5. every command that can change a tracked table's rows or columns (a type change, a
---    dropped or added column, a rewrite, a rename, a move to another schema, a partition
---    attached or detached, a renamed value of an enum a column uses) is recorded as
---    an 'alter' event of the table's entity, with the statement, so data changed by DDL
---    leaves a trace. Constraints, indexes, ownership and the like are not: a restore runs
---    those after loading the data, and must not add events to the log it restores.
-CREATE OR REPLACE FUNCTION audit.on_ddl_command_end() RETURNS event_trigger
+CREATE FUNCTION audit.ddl_refuse_log_table_changes() RETURNS void
     LANGUAGE plpgsql
-    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    offender  record;
-    member    record;
-    entry     record;
-    altered   record;
-    live      int2;
-    new_name  text;
-    notes     jsonb := '{}';
+    offender record;
 BEGIN
-    -- DROP EXTENSION drops the settings table too; then there is nothing to check.
-    IF to_regclass('audit.tracked_tables') IS NULL OR audit.capture_change_in_progress()
-       OR audit.maintenance_in_progress() THEN
-        RETURN;
-    END IF;
-
-    -- 0. The log's own tables keep their shape and their guards: no ALTER TABLE (no
+    -- The log's own tables keep their shape and their guards: no ALTER TABLE (no
     -- disabling their append-only triggers, no column changes, no partition detached) and no
     -- trigger changes on them outside the extension's own scripts and audit.maintain(), for
     -- every role, superusers included. (A superuser can still disable this event trigger
@@ -209,6 +174,16 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'audit.maintain() manages the partitions of audit.events.';
     END IF;
+END
+$$;
+
+CREATE FUNCTION audit.ddl_refuse_guards_off() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    offender record;
+BEGIN
     -- Partitions: no guard switched off, no other trigger (one could rewrite events as
     -- capture writes them).
     SELECT t.relid::regclass AS partition INTO offender
@@ -240,6 +215,17 @@ BEGIN
         RAISE EXCEPTION 'switching off % is refused: the audit log''s guards stay on', offender.what
             USING ERRCODE = 'insufficient_privilege';
     END IF;
+END
+$$;
+
+CREATE FUNCTION audit.ddl_refuse_rules_record_triggers() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    offender record;
+    altered record;
+BEGIN
     -- A tracked table keeps no rule (one could rewrite the writer's statements, or set whom
     -- they name before capture runs) and every trigger added to or changed on it is recorded,
     -- once the log is live (a restore creates the restored tables' triggers, which must not
@@ -267,7 +253,16 @@ BEGIN
                                    'statement', current_query()));
         END LOOP;
     END IF;
+END
+$$;
 
+CREATE FUNCTION audit.ddl_refuse_reader_views(tag text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    offender record;
+BEGIN
     -- No command may leave the audit schema in a state that would let one reader see other
     -- rows than another, the ones verify reports (audit.schema_findings): row security and
     -- policies, rules, view options, other storage, triggers that are not guards, tables
@@ -286,12 +281,21 @@ BEGIN
             OR (f.kind = 'partition' AND f.detail LIKE '%outside the audit schema')
          LIMIT 1;
         IF FOUND THEN
-            RAISE EXCEPTION '% is refused: it leaves % with %', TG_TAG, offender.object, offender.detail
+            RAISE EXCEPTION '% is refused: it leaves % with %', tag, offender.object, offender.detail
                 USING ERRCODE = 'insufficient_privilege',
                       HINT = 'docs/integrity.md, "What readers read", lists what the audit schema may not hold.';
         END IF;
     END IF;
+END
+$$;
 
+CREATE FUNCTION audit.ddl_refuse_capture_bypass() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    offender record;
+BEGIN
     -- 1. Capture triggers intact.
     SELECT s.relid INTO offender
       FROM audit.tracked_tables AS s
@@ -336,7 +340,16 @@ BEGIN
             USING ERRCODE = 'feature_not_supported',
                   HINT = pg_catalog.format('Track %s first (its partitions are tracked with it).', offender.parent);
     END IF;
+END
+$$;
 
+CREATE FUNCTION audit.ddl_track_new_partitions() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    member record;
+BEGIN
     -- 3. New partitions of tracked tables (at any depth: a partition tracked here is itself a
     -- tracked parent on the next pass of the loop's query).
     LOOP
@@ -362,7 +375,20 @@ BEGIN
                                                     AND a.attname = r AND a.attnum > 0
                                                     AND NOT a.attisdropped))::name[]);
     END LOOP;
+END
+$$;
 
+-- Returns what it changed in the settings, per table oid, for the alter events.
+CREATE FUNCTION audit.ddl_follow_columns() RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    entry record;
+    live int2;
+    new_name text;
+    notes jsonb := '{}';
+BEGIN
     -- 4. Settings follow their columns. Only entries out of step are visited.
     FOR entry IN
         SELECT s.relid, m.key AS name, (m.value #>> '{}')::int2 AS attnum
@@ -409,7 +435,17 @@ BEGIN
              WHERE relid = entry.relid;
         END IF;
     END LOOP;
+    RETURN notes;
+END
+$$;
 
+CREATE FUNCTION audit.ddl_record_changes(notes jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    altered record;
+BEGIN
     -- 5. Record what changed tracked tables: each command's table (a column, or the row type
     -- of the table, may be what the command reports), once per table.
     FOR altered IN
@@ -464,6 +500,102 @@ BEGIN
 END
 $$;
 
+-- After every DDL command (no tag filter: a table can be created or changed by CREATE SCHEMA,
+-- ALTER VIEW, ALTER TYPE, ALTER FOREIGN TABLE, ... as well as by ALTER TABLE), whatever the
+-- command was, the tracked tables are checked as a whole:
+-- 1. capture cannot be switched off by hand: every capture trigger of a tracked table is
+--    enabled, keeps its name and calls audit.capture(), and no other trigger calls it.
+--    (Dropping one is refused by audit.on_sql_drop. A missing one is not refused here: a
+--    restore creates a tracked table's triggers after its settings, one command at a time;
+--    audit.tracked shows whether each table is capturing.)
+-- 2. no write can reach a tracked table through a table that is not tracked: table
+--    inheritance is refused on either side of a tracked table, and a tracked table may be a
+--    partition only of a tracked table (statement triggers fire only for the table a
+--    statement names);
+-- 3. a new partition of a tracked table, however created or attached, is tracked with its
+--    parent's settings, so writes made straight to it are captured;
+-- 4. settings follow their columns by attribute number: a rename (by any command, and on
+--    every partition) carries the column's role to its new name; a dropped ignored column
+--    leaves the list; a dropped redacted column's name stays redacted, so a column re-added
+--    under that name is redacted too;
+-- 5. every command that can change a tracked table's rows or columns (a type change, a
+--    dropped or added column, a rewrite, a rename, a move to another schema, a partition
+--    attached or detached, a renamed value of an enum a column uses) is recorded as
+--    an 'alter' event of the table's entity, with the statement, so data changed by DDL
+--    leaves a trace. Constraints, indexes, ownership and the like are not: a restore runs
+--    those after loading the data, and must not add events to the log it restores.
+CREATE OR REPLACE FUNCTION audit.on_ddl_command_end() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- DROP EXTENSION drops the settings table too; then there is nothing to check.
+    IF to_regclass('audit.tracked_tables') IS NULL OR audit.capture_change_in_progress()
+       OR audit.maintenance_in_progress() THEN
+        RETURN;
+    END IF;
+    -- The log's own tables and guards, then the tracked tables' rules and triggers, then what
+    -- readers read: refused first, before anything is recorded or changed.
+    PERFORM audit.ddl_refuse_log_table_changes();
+    PERFORM audit.ddl_refuse_guards_off();
+    PERFORM audit.ddl_refuse_rules_record_triggers();
+    PERFORM audit.ddl_refuse_reader_views(TG_TAG);
+    -- 1., 2.
+    PERFORM audit.ddl_refuse_capture_bypass();
+    -- 3.
+    PERFORM audit.ddl_track_new_partitions();
+    -- 4. and 5.
+    PERFORM audit.ddl_record_changes(audit.ddl_follow_columns());
+END
+$$;
+
+-- A trigger other than the log's guards dropped (for audit.on_sql_drop; names: schema, table,
+-- trigger): a capture trigger only when the log itself goes, another trigger of a tracked
+-- table recorded.
+CREATE FUNCTION audit.ddl_trigger_dropped(names text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target regclass;
+BEGIN
+    IF audit.capture_change_in_progress() THEN
+        RETURN;
+    END IF;
+    -- NULL when the table itself is being dropped.
+    target := to_regclass(format('%I.%I', names[1], names[2]));
+    IF target IS NULL OR NOT EXISTS (SELECT FROM audit.tracked_tables WHERE relid = target) THEN
+        RETURN;
+    END IF;
+    -- Another trigger of a tracked table dropped: recorded (once the log is live), as
+    -- its creation is (audit.on_ddl_command_end).
+    IF names[3] NOT LIKE 'audit\_trail\_%' THEN
+        IF coalesce((SELECT s.live FROM audit.log_state AS s), true) THEN
+            PERFORM audit.record_ddl_event(
+                (SELECT t.entity FROM audit.tracked_tables AS t WHERE t.relid = target),
+                'alter', target::text,
+                jsonb_build_object('command', 'DROP TRIGGER',
+                                   'trigger', names[3],
+                                   'statement', current_query()));
+        END IF;
+        RETURN;
+    END IF;
+    -- A superuser who confirmed dropping the log (as pg_restore --clean does before it
+    -- drops the extension) may drop capture triggers too; it is recorded.
+    IF coalesce(current_setting('audit.allow_drop_extension', true), 'off') = 'on' THEN
+        PERFORM audit.record_ddl_event('audit_log', 'untrack', target::text,
+                                       jsonb_build_object('trigger', names[3],
+                                                          'statement', current_query()));
+        RETURN;
+    END IF;
+    RAISE EXCEPTION 'cannot drop trigger % of %: it captures changes for the audit log',
+        names[3], target
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'audit.untrack() stops capture, and records that it did.';
+END
+$$;
+
 -- A dropped table leaves the settings, and its drop is recorded; dropping a subject column
 -- is refused, since later events could no longer name their subject; dropping a capture
 -- trigger by hand is refused. (Ignored and redacted columns are kept in step by
@@ -477,7 +609,6 @@ DECLARE
     dropped     record;
     settings    audit.tracked_tables;
     column_name text;
-    target      regclass;
 BEGIN
     -- DROP EXTENSION drops the settings table too; then there is nothing to keep in step.
     -- audit.maintain() drops partitions of audit.events under the retention policy.
@@ -526,37 +657,8 @@ BEGIN
                 USING ERRCODE = 'insufficient_privilege';
         END IF;
         IF dropped.object_type = 'trigger' THEN
-            CONTINUE WHEN audit.capture_change_in_progress();
-            -- NULL when the table itself is being dropped.
-            target := to_regclass(format('%I.%I', dropped.address_names[1],
-                                         dropped.address_names[2]));
-            CONTINUE WHEN target IS NULL
-                       OR NOT EXISTS (SELECT FROM audit.tracked_tables WHERE relid = target);
-            -- Another trigger of a tracked table dropped: recorded (once the log is live), as
-            -- its creation is (audit.on_ddl_command_end).
-            IF dropped.address_names[3] NOT LIKE 'audit\_trail\_%' THEN
-                IF coalesce((SELECT s.live FROM audit.log_state AS s), true) THEN
-                    PERFORM audit.record_ddl_event(
-                        (SELECT t.entity FROM audit.tracked_tables AS t WHERE t.relid = target),
-                        'alter', target::text,
-                        jsonb_build_object('command', 'DROP TRIGGER',
-                                           'trigger', dropped.address_names[3],
-                                           'statement', current_query()));
-                END IF;
-                CONTINUE;
-            END IF;
-            -- A superuser who confirmed dropping the log (as pg_restore --clean does before it
-            -- drops the extension) may drop capture triggers too; it is recorded.
-            IF coalesce(current_setting('audit.allow_drop_extension', true), 'off') = 'on' THEN
-                PERFORM audit.record_ddl_event('audit_log', 'untrack', target::text,
-                                               jsonb_build_object('trigger', dropped.address_names[3],
-                                                                  'statement', current_query()));
-                CONTINUE;
-            END IF;
-            RAISE EXCEPTION 'cannot drop trigger % of %: it captures changes for the audit log',
-                dropped.address_names[3], target
-                USING ERRCODE = 'insufficient_privilege',
-                      HINT = 'audit.untrack() stops capture, and records that it did.';
+            PERFORM audit.ddl_trigger_dropped(dropped.address_names);
+            CONTINUE;
         END IF;
         column_name := dropped.address_names[cardinality(dropped.address_names)];
         IF EXISTS (SELECT FROM audit.tracked_tables
@@ -1353,51 +1455,24 @@ BEGIN
 END
 $$;
 
--- What audit.maintain() does, as the extension's owner: partitions ahead (and for rows
--- waiting in the default partition), then, unless create_only, retention.
-CREATE OR REPLACE FUNCTION audit.run_maintenance(create_only boolean) RETURNS jsonb
+-- The partitions audit.maintain() makes: for rows waiting in the default partition, and
+-- `premake` intervals ahead. Returns them.
+CREATE FUNCTION audit.make_partitions_ahead(every interval, premake int) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    policy  record;
-    every   interval;
     start   timestamptz;
     lo      timestamptz;
     hi      timestamptz;
     other   record;
-    part    record;
-    cutoff  timestamptz;
-    counted jsonb;
-    summarized bigint;
     created jsonb := '[]';
-    dropped jsonb := '[]';
-    kept    jsonb := '[]';
 BEGIN
-    PERFORM audit.require_maintenance();
-    -- Never stall capture behind a lock for long, nor wait for one without a bound: a busy
-    -- step is retried by the next run.
-    PERFORM set_config('lock_timeout', '10s', true);
-    -- One maintenance at a time (a second waits for the first, at most lock_timeout), through
-    -- a lock only the extension's own functions can take.
-    PERFORM audit.take_service_lock('maintenance', true);
-    -- A hold placed while retention runs protects its range too: no hold can be placed or
-    -- released until this run ends (audit.hold and audit.release write audit.legal_holds,
-    -- which this lock excludes), and one committed before it is seen by the look below.
-    IF NOT create_only THEN
-        LOCK TABLE audit.legal_holds IN SHARE MODE;
-    END IF;
-    SELECT coalesce(p.partition_interval, '1 month') AS every, coalesce(p.premake, 3) AS premake,
-           p.keep, coalesce(p.archive_first, true) AS archive_first
-      INTO policy
-      FROM (SELECT) AS one LEFT JOIN audit.storage_policy AS p ON true;
-    every := policy.every;
-
     FOR start IN
         SELECT DISTINCT audit.partition_start(d.occurred_at, every) FROM audit.events_default AS d
         UNION
         SELECT audit.partition_start(now(), every) + every * g
-          FROM generate_series(0, policy.premake) AS g
+          FROM generate_series(0, premake) AS g
         ORDER BY 1
     LOOP
         lo := start;
@@ -1418,74 +1493,136 @@ BEGIN
         CONTINUE WHEN lo >= hi;
         created := created || audit.create_events_partition(lo, hi);
     END LOOP;
+    RETURN created;
+END
+$$;
 
+-- Why retention with archive_first may not drop a partition now (NULL: it may): its archive
+-- record must hold the rows counted under its lock, and the latest check of the archive's
+-- files, made lately (audit.record_archive_check), must have found them intact.
+CREATE FUNCTION audit.archive_unfit_for_drop(part text, archived boolean, counted jsonb)
+    RETURNS text
+    LANGUAGE plpgsql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM audit.archives AS a
+                    WHERE a.partition = part AND a.events_sha256 IS NOT NULL
+                      AND a.rows = (counted ->> 'rows')::bigint) THEN
+        RETURN CASE WHEN archived THEN 'changed since it was archived' ELSE 'not archived yet' END;
+    END IF;
+    IF NOT coalesce((
+           SELECT (e.details ->> 'intact')::boolean
+                  AND e.details ->> 'events_sha256' =
+                      (SELECT a.events_sha256 FROM audit.archives AS a
+                        WHERE a.partition = part
+                        ORDER BY a.archived_at DESC LIMIT 1)
+             FROM audit.events AS e
+            WHERE e.entity = 'audit_log' AND e.action = 'archive_check'
+              AND e.table_name = part
+              AND e.occurred_at >= now() - audit.archive_check_window()
+            ORDER BY e.id DESC LIMIT 1), false) THEN
+        RETURN 'its archive''s files were not found intact by a check in the last '
+               || audit.archive_check_window() || ' (audit-trail archive checks them)';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Retention: drops the partitions that ended before now() - keep, unless held or (with
+-- archive_first) not safely archived. Returns {dropped, kept}, each partition kept with why.
+CREATE FUNCTION audit.apply_retention(keep interval, archive_first boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part    record;
+    counted jsonb;
+    unfit   text;
+    dropped jsonb := '[]';
+    kept    jsonb := '[]';
+BEGIN
+    FOR part IN
+        SELECT p.* FROM audit.partitions AS p
+         WHERE NOT p.is_default AND p.to_time <= now() - keep
+         ORDER BY p.from_time
+    LOOP
+        IF part.held THEN
+            kept := kept || jsonb_build_object('partition', part.partition,
+                'reason', 'held: ' || (SELECT string_agg(h.name, ', ' ORDER BY h.name)
+                                         FROM audit.legal_holds AS h
+                                        WHERE h.released_at IS NULL
+                                          AND h.from_time < part.to_time
+                                          AND h.to_time > part.from_time));
+            CONTINUE;
+        END IF;
+        BEGIN
+            -- No event can land in the partition from here to its drop (a transaction still
+            -- writing into it makes this wait, then give up until the next run), so what is
+            -- counted once is what the archive must hold and what is dropped.
+            PERFORM audit.require_read_committed();
+            EXECUTE format('LOCK TABLE %s IN SHARE MODE', part.partition);
+            counted := audit.count_events_partition(part.partition::regclass);
+            unfit := CASE WHEN archive_first
+                          THEN audit.archive_unfit_for_drop(part.partition, part.archived, counted)
+                     END;
+            IF unfit IS NOT NULL THEN
+                -- Raised, not skipped, so that the block's lock is released with it: a kept
+                -- partition stays open to writes for the rest of the run.
+                RAISE EXCEPTION USING ERRCODE = 'AT001', MESSAGE = unfit;
+            END IF;
+            dropped := dropped || audit.drop_events_partition(part.partition::regclass,
+                                                              'retention', counted);
+        EXCEPTION
+            WHEN SQLSTATE 'AT001' OR lock_not_available OR object_not_in_prerequisite_state THEN
+                kept := kept || jsonb_build_object('partition', part.partition, 'reason', SQLERRM);
+        END;
+    END LOOP;
+    RETURN jsonb_build_object('dropped', dropped, 'kept', kept);
+END
+$$;
+
+-- What audit.maintain() does, as the extension's owner: partitions ahead (and for rows
+-- waiting in the default partition), then, unless create_only, the summary and retention.
+CREATE OR REPLACE FUNCTION audit.run_maintenance(create_only boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    policy     record;
+    created    jsonb;
+    summarized bigint;
+    retention  jsonb := '{"dropped": [], "kept": []}';
+BEGIN
+    PERFORM audit.require_maintenance();
+    -- Never stall capture behind a lock for long, nor wait for one without a bound: a busy
+    -- step is retried by the next run.
+    PERFORM set_config('lock_timeout', '10s', true);
+    -- One maintenance at a time (a second waits for the first, at most lock_timeout), through
+    -- a lock only the extension's own functions can take.
+    PERFORM audit.take_service_lock('maintenance', true);
+    -- A hold placed while retention runs protects its range too: no hold can be placed or
+    -- released until this run ends (audit.hold and audit.release write audit.legal_holds,
+    -- which this lock excludes), and one committed before it is seen by the look below.
+    IF NOT create_only THEN
+        LOCK TABLE audit.legal_holds IN SHARE MODE;
+    END IF;
+    SELECT coalesce(p.partition_interval, '1 month') AS every, coalesce(p.premake, 3) AS premake,
+           p.keep, coalesce(p.archive_first, true) AS archive_first
+      INTO policy
+      FROM (SELECT) AS one LEFT JOIN audit.storage_policy AS p ON true;
+
+    created := audit.make_partitions_ahead(policy.every, policy.premake);
     IF NOT create_only THEN
         summarized := audit.summarize_events();
-    END IF;
-
-    IF policy.keep IS NOT NULL AND NOT create_only THEN
-        cutoff := now() - policy.keep;
-        FOR part IN
-            SELECT p.* FROM audit.partitions AS p
-             WHERE NOT p.is_default AND p.to_time <= cutoff
-             ORDER BY p.from_time
-        LOOP
-            IF part.held THEN
-                kept := kept || jsonb_build_object('partition', part.partition,
-                    'reason', 'held: ' || (SELECT string_agg(h.name, ', ' ORDER BY h.name)
-                                             FROM audit.legal_holds AS h
-                                            WHERE h.released_at IS NULL
-                                              AND h.from_time < part.to_time
-                                              AND h.to_time > part.from_time));
-                CONTINUE;
-            END IF;
-            BEGIN
-                -- No event can land in the partition from here to its drop (a transaction
-                -- still writing into it makes this wait, then give up until the next run), so
-                -- what is counted once is what the archive must hold and what is dropped.
-                PERFORM audit.require_read_committed();
-                EXECUTE format('LOCK TABLE %s IN SHARE MODE', part.partition);
-                counted := audit.count_events_partition(part.partition::regclass);
-                IF policy.archive_first AND NOT EXISTS (
-                       SELECT FROM audit.archives AS a
-                        WHERE a.partition = part.partition AND a.events_sha256 IS NOT NULL
-                          AND a.rows = (counted ->> 'rows')::bigint) THEN
-                    -- Raised, not skipped, so that the block's lock is released with it: a
-                    -- kept partition stays open to writes for the rest of the run.
-                    RAISE EXCEPTION USING ERRCODE = 'AT001',
-                        MESSAGE = CASE WHEN part.archived THEN 'changed since it was archived'
-                                       ELSE 'not archived yet' END;
-                END IF;
-                -- The files themselves, found intact by the latest check, made lately
-                -- (audit.record_archive_check), of the archive record retention relies on.
-                IF policy.archive_first AND NOT coalesce((
-                       SELECT (e.details ->> 'intact')::boolean
-                              AND e.details ->> 'events_sha256' =
-                                  (SELECT a.events_sha256 FROM audit.archives AS a
-                                    WHERE a.partition = part.partition
-                                    ORDER BY a.archived_at DESC LIMIT 1)
-                         FROM audit.events AS e
-                        WHERE e.entity = 'audit_log' AND e.action = 'archive_check'
-                          AND e.table_name = part.partition
-                          AND e.occurred_at >= now() - audit.archive_check_window()
-                        ORDER BY e.id DESC LIMIT 1), false) THEN
-                    RAISE EXCEPTION USING ERRCODE = 'AT001',
-                        MESSAGE = 'its archive''s files were not found intact by a check in the '
-                                  || 'last ' || audit.archive_check_window()
-                                  || ' (audit-trail archive checks them)';
-                END IF;
-                dropped := dropped || audit.drop_events_partition(part.partition::regclass,
-                                                                  'retention', counted);
-            EXCEPTION
-                WHEN SQLSTATE 'AT001' OR lock_not_available OR object_not_in_prerequisite_state THEN
-                    kept := kept || jsonb_build_object('partition', part.partition,
-                                                       'reason', SQLERRM);
-            END;
-        END LOOP;
+        IF policy.keep IS NOT NULL THEN
+            retention := audit.apply_retention(policy.keep, policy.archive_first);
+        END IF;
     END IF;
 
     RETURN jsonb_build_object(
-        'created', created, 'dropped', dropped, 'kept', kept,
+        'created', created, 'dropped', retention -> 'dropped', 'kept', retention -> 'kept',
         'retention', CASE WHEN policy.keep IS NULL THEN 'keep forever'
                           ELSE policy.keep::text END,
         'default_partition_rows', (SELECT count(*) FROM audit.events_default),
@@ -1530,7 +1667,20 @@ EXCEPTION
 END
 $$;
 
--- 6. Privileges ----------------------------------------------------------------------------------
+-- 6. The report's categories do not overlap: an export is in export_activity only -------------
+
+-- The categories of the Audit Log Report, as contract/src/categories.rs defines them (a test
+-- compares): they do not overlap, so an export of contacts is in export_activity only.
+CREATE OR REPLACE VIEW audit.contact_activity AS
+SELECT * FROM audit.report WHERE entity = 'contact' AND action <> 'export';
+
+CREATE OR REPLACE VIEW audit.group_activity AS
+SELECT * FROM audit.report WHERE entity = 'group' AND action <> 'export';
+
+CREATE OR REPLACE VIEW audit.user_activity AS
+SELECT * FROM audit.report WHERE entity = 'user' AND action <> 'export';
+
+-- 7. Privileges ----------------------------------------------------------------------------------
 
 REVOKE INSERT ON audit.seals, audit.seal_keys FROM audit_admin;
 REVOKE INSERT, UPDATE, DELETE ON audit.consumers FROM audit_admin;

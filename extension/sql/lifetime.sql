@@ -847,51 +847,24 @@ BEGIN
 END
 $$;
 
--- What audit.maintain() does, as the extension's owner: partitions ahead (and for rows
--- waiting in the default partition), then, unless create_only, retention.
-CREATE FUNCTION audit.run_maintenance(create_only boolean) RETURNS jsonb
+-- The partitions audit.maintain() makes: for rows waiting in the default partition, and
+-- `premake` intervals ahead. Returns them.
+CREATE FUNCTION audit.make_partitions_ahead(every interval, premake int) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    policy  record;
-    every   interval;
     start   timestamptz;
     lo      timestamptz;
     hi      timestamptz;
     other   record;
-    part    record;
-    cutoff  timestamptz;
-    counted jsonb;
-    summarized bigint;
     created jsonb := '[]';
-    dropped jsonb := '[]';
-    kept    jsonb := '[]';
 BEGIN
-    PERFORM audit.require_maintenance();
-    -- Never stall capture behind a lock for long, nor wait for one without a bound: a busy
-    -- step is retried by the next run.
-    PERFORM set_config('lock_timeout', '10s', true);
-    -- One maintenance at a time (a second waits for the first, at most lock_timeout), through
-    -- a lock only the extension's own functions can take.
-    PERFORM audit.take_service_lock('maintenance', true);
-    -- A hold placed while retention runs protects its range too: no hold can be placed or
-    -- released until this run ends (audit.hold and audit.release write audit.legal_holds,
-    -- which this lock excludes), and one committed before it is seen by the look below.
-    IF NOT create_only THEN
-        LOCK TABLE audit.legal_holds IN SHARE MODE;
-    END IF;
-    SELECT coalesce(p.partition_interval, '1 month') AS every, coalesce(p.premake, 3) AS premake,
-           p.keep, coalesce(p.archive_first, true) AS archive_first
-      INTO policy
-      FROM (SELECT) AS one LEFT JOIN audit.storage_policy AS p ON true;
-    every := policy.every;
-
     FOR start IN
         SELECT DISTINCT audit.partition_start(d.occurred_at, every) FROM audit.events_default AS d
         UNION
         SELECT audit.partition_start(now(), every) + every * g
-          FROM generate_series(0, policy.premake) AS g
+          FROM generate_series(0, premake) AS g
         ORDER BY 1
     LOOP
         lo := start;
@@ -912,74 +885,136 @@ BEGIN
         CONTINUE WHEN lo >= hi;
         created := created || audit.create_events_partition(lo, hi);
     END LOOP;
+    RETURN created;
+END
+$$;
 
+-- Why retention with archive_first may not drop a partition now (NULL: it may): its archive
+-- record must hold the rows counted under its lock, and the latest check of the archive's
+-- files, made lately (audit.record_archive_check), must have found them intact.
+CREATE FUNCTION audit.archive_unfit_for_drop(part text, archived boolean, counted jsonb)
+    RETURNS text
+    LANGUAGE plpgsql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM audit.archives AS a
+                    WHERE a.partition = part AND a.events_sha256 IS NOT NULL
+                      AND a.rows = (counted ->> 'rows')::bigint) THEN
+        RETURN CASE WHEN archived THEN 'changed since it was archived' ELSE 'not archived yet' END;
+    END IF;
+    IF NOT coalesce((
+           SELECT (e.details ->> 'intact')::boolean
+                  AND e.details ->> 'events_sha256' =
+                      (SELECT a.events_sha256 FROM audit.archives AS a
+                        WHERE a.partition = part
+                        ORDER BY a.archived_at DESC LIMIT 1)
+             FROM audit.events AS e
+            WHERE e.entity = 'audit_log' AND e.action = 'archive_check'
+              AND e.table_name = part
+              AND e.occurred_at >= now() - audit.archive_check_window()
+            ORDER BY e.id DESC LIMIT 1), false) THEN
+        RETURN 'its archive''s files were not found intact by a check in the last '
+               || audit.archive_check_window() || ' (audit-trail archive checks them)';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- Retention: drops the partitions that ended before now() - keep, unless held or (with
+-- archive_first) not safely archived. Returns {dropped, kept}, each partition kept with why.
+CREATE FUNCTION audit.apply_retention(keep interval, archive_first boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part    record;
+    counted jsonb;
+    unfit   text;
+    dropped jsonb := '[]';
+    kept    jsonb := '[]';
+BEGIN
+    FOR part IN
+        SELECT p.* FROM audit.partitions AS p
+         WHERE NOT p.is_default AND p.to_time <= now() - keep
+         ORDER BY p.from_time
+    LOOP
+        IF part.held THEN
+            kept := kept || jsonb_build_object('partition', part.partition,
+                'reason', 'held: ' || (SELECT string_agg(h.name, ', ' ORDER BY h.name)
+                                         FROM audit.legal_holds AS h
+                                        WHERE h.released_at IS NULL
+                                          AND h.from_time < part.to_time
+                                          AND h.to_time > part.from_time));
+            CONTINUE;
+        END IF;
+        BEGIN
+            -- No event can land in the partition from here to its drop (a transaction still
+            -- writing into it makes this wait, then give up until the next run), so what is
+            -- counted once is what the archive must hold and what is dropped.
+            PERFORM audit.require_read_committed();
+            EXECUTE format('LOCK TABLE %s IN SHARE MODE', part.partition);
+            counted := audit.count_events_partition(part.partition::regclass);
+            unfit := CASE WHEN archive_first
+                          THEN audit.archive_unfit_for_drop(part.partition, part.archived, counted)
+                     END;
+            IF unfit IS NOT NULL THEN
+                -- Raised, not skipped, so that the block's lock is released with it: a kept
+                -- partition stays open to writes for the rest of the run.
+                RAISE EXCEPTION USING ERRCODE = 'AT001', MESSAGE = unfit;
+            END IF;
+            dropped := dropped || audit.drop_events_partition(part.partition::regclass,
+                                                              'retention', counted);
+        EXCEPTION
+            WHEN SQLSTATE 'AT001' OR lock_not_available OR object_not_in_prerequisite_state THEN
+                kept := kept || jsonb_build_object('partition', part.partition, 'reason', SQLERRM);
+        END;
+    END LOOP;
+    RETURN jsonb_build_object('dropped', dropped, 'kept', kept);
+END
+$$;
+
+-- What audit.maintain() does, as the extension's owner: partitions ahead (and for rows
+-- waiting in the default partition), then, unless create_only, the summary and retention.
+CREATE FUNCTION audit.run_maintenance(create_only boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    policy     record;
+    created    jsonb;
+    summarized bigint;
+    retention  jsonb := '{"dropped": [], "kept": []}';
+BEGIN
+    PERFORM audit.require_maintenance();
+    -- Never stall capture behind a lock for long, nor wait for one without a bound: a busy
+    -- step is retried by the next run.
+    PERFORM set_config('lock_timeout', '10s', true);
+    -- One maintenance at a time (a second waits for the first, at most lock_timeout), through
+    -- a lock only the extension's own functions can take.
+    PERFORM audit.take_service_lock('maintenance', true);
+    -- A hold placed while retention runs protects its range too: no hold can be placed or
+    -- released until this run ends (audit.hold and audit.release write audit.legal_holds,
+    -- which this lock excludes), and one committed before it is seen by the look below.
+    IF NOT create_only THEN
+        LOCK TABLE audit.legal_holds IN SHARE MODE;
+    END IF;
+    SELECT coalesce(p.partition_interval, '1 month') AS every, coalesce(p.premake, 3) AS premake,
+           p.keep, coalesce(p.archive_first, true) AS archive_first
+      INTO policy
+      FROM (SELECT) AS one LEFT JOIN audit.storage_policy AS p ON true;
+
+    created := audit.make_partitions_ahead(policy.every, policy.premake);
     IF NOT create_only THEN
         summarized := audit.summarize_events();
-    END IF;
-
-    IF policy.keep IS NOT NULL AND NOT create_only THEN
-        cutoff := now() - policy.keep;
-        FOR part IN
-            SELECT p.* FROM audit.partitions AS p
-             WHERE NOT p.is_default AND p.to_time <= cutoff
-             ORDER BY p.from_time
-        LOOP
-            IF part.held THEN
-                kept := kept || jsonb_build_object('partition', part.partition,
-                    'reason', 'held: ' || (SELECT string_agg(h.name, ', ' ORDER BY h.name)
-                                             FROM audit.legal_holds AS h
-                                            WHERE h.released_at IS NULL
-                                              AND h.from_time < part.to_time
-                                              AND h.to_time > part.from_time));
-                CONTINUE;
-            END IF;
-            BEGIN
-                -- No event can land in the partition from here to its drop (a transaction
-                -- still writing into it makes this wait, then give up until the next run), so
-                -- what is counted once is what the archive must hold and what is dropped.
-                PERFORM audit.require_read_committed();
-                EXECUTE format('LOCK TABLE %s IN SHARE MODE', part.partition);
-                counted := audit.count_events_partition(part.partition::regclass);
-                IF policy.archive_first AND NOT EXISTS (
-                       SELECT FROM audit.archives AS a
-                        WHERE a.partition = part.partition AND a.events_sha256 IS NOT NULL
-                          AND a.rows = (counted ->> 'rows')::bigint) THEN
-                    -- Raised, not skipped, so that the block's lock is released with it: a
-                    -- kept partition stays open to writes for the rest of the run.
-                    RAISE EXCEPTION USING ERRCODE = 'AT001',
-                        MESSAGE = CASE WHEN part.archived THEN 'changed since it was archived'
-                                       ELSE 'not archived yet' END;
-                END IF;
-                -- The files themselves, found intact by the latest check, made lately
-                -- (audit.record_archive_check), of the archive record retention relies on.
-                IF policy.archive_first AND NOT coalesce((
-                       SELECT (e.details ->> 'intact')::boolean
-                              AND e.details ->> 'events_sha256' =
-                                  (SELECT a.events_sha256 FROM audit.archives AS a
-                                    WHERE a.partition = part.partition
-                                    ORDER BY a.archived_at DESC LIMIT 1)
-                         FROM audit.events AS e
-                        WHERE e.entity = 'audit_log' AND e.action = 'archive_check'
-                          AND e.table_name = part.partition
-                          AND e.occurred_at >= now() - audit.archive_check_window()
-                        ORDER BY e.id DESC LIMIT 1), false) THEN
-                    RAISE EXCEPTION USING ERRCODE = 'AT001',
-                        MESSAGE = 'its archive''s files were not found intact by a check in the '
-                                  || 'last ' || audit.archive_check_window()
-                                  || ' (audit-trail archive checks them)';
-                END IF;
-                dropped := dropped || audit.drop_events_partition(part.partition::regclass,
-                                                                  'retention', counted);
-            EXCEPTION
-                WHEN SQLSTATE 'AT001' OR lock_not_available OR object_not_in_prerequisite_state THEN
-                    kept := kept || jsonb_build_object('partition', part.partition,
-                                                       'reason', SQLERRM);
-            END;
-        END LOOP;
+        IF policy.keep IS NOT NULL THEN
+            retention := audit.apply_retention(policy.keep, policy.archive_first);
+        END IF;
     END IF;
 
     RETURN jsonb_build_object(
-        'created', created, 'dropped', dropped, 'kept', kept,
+        'created', created, 'dropped', retention -> 'dropped', 'kept', retention -> 'kept',
         'retention', CASE WHEN policy.keep IS NULL THEN 'keep forever'
                           ELSE policy.keep::text END,
         'default_partition_rows', (SELECT count(*) FROM audit.events_default),

@@ -22,7 +22,9 @@
 -- 8. attribution comes only from the writing transaction: audit.set_actor keeps what it sets
 --    where only it writes (extension/src/set_actor.rs);
 -- 9. retention relies on an archive only after a recent check of its files
---    (audit.record_archive_check).
+--    (audit.record_archive_check);
+-- 10. the report's categories do not overlap: contact_activity, group_activity and
+--    user_activity leave exports to export_activity (contract/src/categories.rs).
 
 -- The event triggers must not fire on this script's own DDL with 0.2.0's rules; they are the
 -- same objects afterwards, with 0.3.0's function.
@@ -65,7 +67,25 @@ CREATE TRIGGER log_state_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_log_state_change();
 ALTER TABLE audit.log_state ENABLE ALWAYS TRIGGER log_state_no_truncate;
 
+@@N_ddl_refuse_log_table_changes@@
+
+@@N_ddl_refuse_guards_off@@
+
+@@N_ddl_refuse_rules_record_triggers@@
+
+@@N_ddl_refuse_reader_views@@
+
+@@N_ddl_refuse_capture_bypass@@
+
+@@N_ddl_track_new_partitions@@
+
+@@N_ddl_follow_columns@@
+
+@@N_ddl_record_changes@@
+
 @@R_on_ddl_command_end@@
+
+@@N_ddl_trigger_dropped@@
 
 @@R_on_sql_drop@@
 
@@ -151,6 +171,12 @@ GRANT SELECT ON audit.carried_events TO audit_admin;
 
 @@R_drop_partitions_before@@
 
+@@N_make_partitions_ahead@@
+
+@@N_archive_unfit_for_drop@@
+
+@@N_apply_retention@@
+
 @@R_run_maintenance@@
 
 -- A partition's privileges are its owner's alone (readers read through audit.events): the
@@ -190,7 +216,15 @@ EXCEPTION
 END
 $$;
 
--- 6. Privileges ----------------------------------------------------------------------------------
+-- 6. The report's categories do not overlap: an export is in export_activity only -------------
+
+@@V_contact_activity@@
+
+@@V_group_activity@@
+
+@@V_user_activity@@
+
+-- 7. Privileges ----------------------------------------------------------------------------------
 
 REVOKE INSERT ON audit.seals, audit.seal_keys FROM audit_admin;
 REVOKE INSERT, UPDATE, DELETE ON audit.consumers FROM audit_admin;
