@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::finding::{push, Finding};
+use super::finding::{push, Finding, FindingKind};
 use super::report::ArchiveReport;
 use crate::archive::manifest::{self, DatabaseIdentity};
 use crate::error::{Error, Result};
@@ -136,7 +136,7 @@ impl ArchiveState {
                     self.unreadable[k] = true;
                     push(
                         findings,
-                        "archive_unreadable",
+                        FindingKind::ArchiveUnreadable,
                         None,
                         None,
                         format!("{}: {e}", path.display()),
@@ -159,7 +159,7 @@ pub(super) fn archived_copy(
     for k in found.altered_in {
         push(
             findings,
-            "archive_event_altered",
+            FindingKind::ArchiveEventAltered,
             Some(seq),
             Some(position.id),
             format!(
@@ -210,7 +210,7 @@ mod tests {
             None
         );
         assert_eq!(findings.len(), 1);
-        assert_eq!(findings[0].kind, "archive_event_altered");
+        assert_eq!(findings[0].kind, FindingKind::ArchiveEventAltered);
         assert!(findings[0]
             .message
             .contains("in archive archive/events.parquet differs from what seal 2 sealed"));

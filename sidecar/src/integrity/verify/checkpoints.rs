@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use super::finding::{push, Finding};
+use super::finding::{push, Finding, FindingKind};
 use super::seals::SealRow;
 use crate::error::{Error, Result};
 use audit_trail_contract::chain;
@@ -54,7 +54,7 @@ pub(super) fn check_checkpoint_files(
         match file {
             Err(why) => push(
                 findings,
-                "checkpoint_unreadable",
+                FindingKind::CheckpointUnreadable,
                 Some(*seq),
                 None,
                 format!("checkpoint {seq} cannot be read: {why}"),
@@ -67,7 +67,7 @@ pub(super) fn check_checkpoint_files(
                 if !signed {
                     push(
                         findings,
-                        "checkpoint_bad_signature",
+                        FindingKind::CheckpointBadSignature,
                         Some(*seq),
                         None,
                         format!("checkpoint file {seq} is not signed by a given key"),
@@ -75,7 +75,7 @@ pub(super) fn check_checkpoint_files(
                 } else if *seq > newest_db {
                     push(
                         findings,
-                        "tail_cut",
+                        FindingKind::TailCut,
                         Some(*seq),
                         None,
                         format!(
@@ -85,7 +85,7 @@ pub(super) fn check_checkpoint_files(
                 } else if by_seq.get(seq).is_some_and(|s| s.checkpoint != *body) {
                     push(
                         findings,
-                        "seal_rewritten",
+                        FindingKind::SealRewritten,
                         Some(*seq),
                         None,
                         format!("seal {seq} differs from its checkpoint file"),

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use sha2::{Digest, Sha256};
 
 use super::archives::{archived_copy, ArchiveState};
-use super::finding::{push, Finding};
+use super::finding::{push, Finding, FindingKind};
 use super::report::DroppedSeals;
 use super::seals::SealRow;
 use crate::integrity::retention::{Mask, PurgeEvent};
@@ -60,7 +60,7 @@ pub(super) fn check_seal_events(
     let Some(expected) = expected else {
         push(
             findings,
-            "seal_rewritten",
+            FindingKind::SealRewritten,
             Some(s.seq),
             None,
             format!("seal {}'s digests differ from its signed checkpoint", s.seq),
@@ -92,7 +92,7 @@ pub(super) fn check_seal_events(
         };
         push(
             findings,
-            "batch_altered",
+            FindingKind::BatchAltered,
             Some(s.seq),
             None,
             format!(
@@ -140,7 +140,7 @@ fn compare(
                 if hash[..8] != short {
                     event(
                         findings,
-                        "event_altered",
+                        FindingKind::EventAltered,
                         apos,
                         format!("was altered since seal {seq}"),
                     );
@@ -155,11 +155,11 @@ fn compare(
                 a += 1;
             }
             (Some(&(epos, _)), Some(&(apos, _))) if apos < epos => {
-                event(findings, "event_inserted", apos, inserted(seq));
+                event(findings, FindingKind::EventInserted, apos, inserted(seq));
                 a += 1;
             }
             (None, Some(&(apos, _))) => {
-                event(findings, "event_inserted", apos, inserted(seq));
+                event(findings, FindingKind::EventInserted, apos, inserted(seq));
                 a += 1;
             }
             (Some(&(epos, short)), _) => {
@@ -176,7 +176,7 @@ fn compare(
                                 if found.is_none() && notes.relied.is_some_and(|m| m.marks(e)) {
                                     event(
                                         findings,
-                                        "archive_missing",
+                                        FindingKind::ArchiveMissing,
                                         epos,
                                         format!(
                                             "is in no given archive, but retention dropped it relying on one (seal {seq})"
@@ -196,7 +196,7 @@ fn compare(
                 } else {
                     event(
                         findings,
-                        "event_missing",
+                        FindingKind::EventMissing,
                         epos,
                         format!("is missing: sealed in seal {seq}"),
                     );
@@ -225,7 +225,7 @@ fn carried_copy(
     if hash[..8] != short {
         push(
             findings,
-            "carried_event_altered",
+            FindingKind::CarriedEventAltered,
             Some(seq),
             Some(position.id),
             format!(
@@ -378,7 +378,7 @@ mod tests {
 
         let (gaps, findings) = check(Some(&[(1, [1; 32]), (2, [2; 32])]), &forged);
         assert_eq!(findings.len(), 1, "{findings:?}");
-        assert_eq!(findings[0].kind, "batch_altered");
+        assert_eq!(findings[0].kind, FindingKind::BatchAltered);
         assert_eq!(findings[0].seal, Some(2));
         assert!(
             findings[0]
@@ -393,7 +393,7 @@ mod tests {
         let archived = [(1, [1; 32]), (2, same_prefix([2; 32]))];
         let (_, findings) = check(Some(&archived), &[[3; 32], [4; 32]]);
         assert_eq!(findings.len(), 1, "{findings:?}");
-        assert_eq!(findings[0].kind, "batch_altered");
+        assert_eq!(findings[0].kind, FindingKind::BatchAltered);
     }
 
     #[test]

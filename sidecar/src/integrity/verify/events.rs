@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use futures_util::{pin_mut, TryStreamExt};
 
 use super::compare::{check_seal_events, Gaps, Notes};
-use super::finding::{push, Finding};
+use super::finding::{push, Finding, FindingKind};
 use super::seals::{seal_events, SealRow};
 use super::{db_error, Tx};
 use crate::db::parse_txid;
@@ -65,7 +65,7 @@ pub(super) async fn check_events(
                 |seq, source| {
                     push(
                         findings,
-                        "gap_notes_malformed",
+                        FindingKind::GapNotesMalformed,
                         Some(seq),
                         None,
                         format!(

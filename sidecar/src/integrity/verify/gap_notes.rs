@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use super::finding::{push, Finding};
+use super::finding::{push, Finding, FindingKind};
 use super::seals::{seal_events, SealRow};
 use super::Tx;
 use crate::error::Result;
@@ -48,7 +48,7 @@ pub(super) async fn check_gap_notes(
             };
             push(
                 findings,
-                "gap_notes_unrecorded",
+                FindingKind::GapNotesUnrecorded,
                 Some(group.first_seq),
                 None,
                 format!(
@@ -70,7 +70,7 @@ pub(super) async fn check_gap_notes(
         if p.partition.is_some() && p.rows.is_some_and(|rows| rows != p.noted_events) {
             push(
                 findings,
-                "gap_notes_mismatch",
+                FindingKind::GapNotesMismatch,
                 Some(group.first_seq),
                 Some(p.event_id),
                 format!(
@@ -89,7 +89,7 @@ pub(super) async fn check_gap_notes(
         if !matched && p.sha256 != empty {
             push(
                 findings,
-                "gap_notes_removed",
+                FindingKind::GapNotesRemoved,
                 None,
                 Some(p.event_id),
                 format!(

@@ -23,6 +23,7 @@ use self::checkpoints::{check_checkpoint_files, read_checkpoints, CheckpointFile
 use self::compare::Gaps;
 use self::events::check_events;
 use self::finding::push;
+pub(crate) use self::finding::FindingKind;
 use self::gap_notes::check_gap_notes;
 use self::report::{DroppedSeals, Report};
 use self::seals::{check_registered_keys, check_seals};
@@ -191,7 +192,7 @@ async fn verify(
         for violation in &archives.violations {
             push(
                 &mut findings,
-                "archive_altered",
+                FindingKind::ArchiveAltered,
                 None,
                 None,
                 violation.clone(),

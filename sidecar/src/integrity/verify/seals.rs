@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 
-use super::finding::{push, Finding};
+use super::finding::{push, Finding, FindingKind};
 use super::{db_error, Tx};
 use crate::db::parse_txid;
 use crate::error::Result;
@@ -55,7 +55,7 @@ pub(super) async fn check_registered_keys(
         {
             push(
                 findings,
-                "key_replaced",
+                FindingKind::KeyReplaced,
                 None,
                 None,
                 format!("the database's key {key_id} differs from the given key"),
@@ -112,7 +112,7 @@ pub(super) async fn check_seals(
         if s.seq != expected_seq {
             push(
                 findings,
-                "seal_missing",
+                FindingKind::SealMissing,
                 Some(s.seq),
                 None,
                 format!(
@@ -125,7 +125,7 @@ pub(super) async fn check_seals(
         let Some(key) = keys.get(&s.key_id) else {
             push(
                 findings,
-                "unknown_key",
+                FindingKind::UnknownKey,
                 Some(s.seq),
                 None,
                 format!(
@@ -143,7 +143,7 @@ pub(super) async fn check_seals(
         if !signed {
             push(
                 findings,
-                "bad_signature",
+                FindingKind::BadSignature,
                 Some(s.seq),
                 None,
                 format!(
@@ -165,7 +165,7 @@ pub(super) async fn check_seals(
         let Some(checkpoint) = checkpoint else {
             push(
                 findings,
-                "seal_rewritten",
+                FindingKind::SealRewritten,
                 Some(s.seq),
                 None,
                 format!("seal {}'s row differs from its signed checkpoint", s.seq),
@@ -175,7 +175,7 @@ pub(super) async fn check_seals(
         if s.prev != previous_head || total + s.events != s.total {
             push(
                 findings,
-                "seal_out_of_chain",
+                FindingKind::SealOutOfChain,
                 Some(s.seq),
                 None,
                 format!("seal {} does not follow seal {}", s.seq, s.seq - 1),
@@ -184,7 +184,7 @@ pub(super) async fn check_seals(
         if chain::next_head(&checkpoint.prev, &checkpoint.batch_root) != checkpoint.head {
             push(
                 findings,
-                "seal_out_of_chain",
+                FindingKind::SealOutOfChain,
                 Some(s.seq),
                 None,
                 format!("seal {}'s head does not follow from its batch", s.seq),
