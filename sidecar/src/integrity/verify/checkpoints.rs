@@ -8,6 +8,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use super::finding::{push, Finding, FindingKind};
 use super::seals::SealRow;
 use crate::error::{Error, Result};
+use crate::integrity::checkpoint_files;
 use audit_trail_contract::chain;
 
 /// Each checkpoint file by seq: its body, key id and signature, or why it is unreadable.
@@ -26,10 +27,7 @@ pub(super) fn read_checkpoints(dir: &std::path::Path) -> Result<CheckpointFiles>
             source,
         })?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(seq) = name
-            .strip_suffix(".checkpoint")
-            .and_then(|s| s.parse::<i64>().ok())
-        else {
+        let Some(seq) = checkpoint_files::seq_of(&name) else {
             continue;
         };
         let parsed = std::fs::read_to_string(entry.path())
