@@ -14,7 +14,10 @@ use crate::error::Result;
 use crate::integrity::retention::{self, Mask};
 use audit_trail_contract::chain::{self, Hash, Position, POSITION_COLUMNS, SELECT_CANONICAL};
 
-/// Findings collected at most.
+/// How many findings stop the reading of events: check_events ends with the seal that takes
+/// the count past it. Not a cap on the report: that seal's findings are all kept, and the
+/// checks after the events (gap notes, checkpoint files, archives) still add theirs; the
+/// report's `events` then counts only the events read.
 const MAX_FINDINGS: usize = 1000;
 
 /// Events one query streams at most: seals are checked in runs of consecutive seals.
