@@ -3,6 +3,7 @@
 //! `verify` recomputes everything against the public key it is given.
 
 pub mod archived;
+pub mod checkpoint_files;
 pub mod keys;
 pub mod retention;
 pub mod schema;

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use audit_trail_contract::schema::{reference_line, FINDINGS, MEMBERS};
 use tokio_postgres::GenericClient;
 
+use super::verify::FindingKind;
 use crate::error::{Error, Result};
 
 /// The references this build knows: (extension version, PostgreSQL major, lines).
@@ -23,7 +24,7 @@ const REFERENCES: &[(&str, u32, &str)] = &[
 /// One state of the schema that breaks what readers rely on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaFinding {
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub message: String,
 }
 
@@ -35,26 +36,26 @@ pub struct SchemaCheck {
     pub filtered: bool,
 }
 
-fn kind_of(query_kind: &str) -> &'static str {
+fn kind_of(query_kind: &str) -> FindingKind {
     match query_kind {
-        "extension_missing" => "schema_extension_missing",
-        "row_security" => "schema_row_security",
-        "policy" => "schema_policy",
-        "rule" => "schema_rule",
-        "view_option" => "schema_view_option",
-        "owner" => "schema_owner",
-        "access_method" => "schema_access_method",
-        "foreign_table" => "schema_foreign_table",
-        "unexpected_object" => "schema_unexpected_object",
-        "trigger" => "schema_trigger",
-        "trigger_disabled" => "schema_trigger_disabled",
-        "event_trigger_disabled" => "schema_event_trigger_disabled",
-        "inheritance" => "schema_inheritance",
-        "partition" => "schema_partition",
-        "privileges" => "schema_privileges",
-        "user_cast" => "schema_user_cast",
-        "subscription" => "schema_subscription",
-        _ => "schema_other",
+        "extension_missing" => FindingKind::SchemaExtensionMissing,
+        "row_security" => FindingKind::SchemaRowSecurity,
+        "policy" => FindingKind::SchemaPolicy,
+        "rule" => FindingKind::SchemaRule,
+        "view_option" => FindingKind::SchemaViewOption,
+        "owner" => FindingKind::SchemaOwner,
+        "access_method" => FindingKind::SchemaAccessMethod,
+        "foreign_table" => FindingKind::SchemaForeignTable,
+        "unexpected_object" => FindingKind::SchemaUnexpectedObject,
+        "trigger" => FindingKind::SchemaTrigger,
+        "trigger_disabled" => FindingKind::SchemaTriggerDisabled,
+        "event_trigger_disabled" => FindingKind::SchemaEventTriggerDisabled,
+        "inheritance" => FindingKind::SchemaInheritance,
+        "partition" => FindingKind::SchemaPartition,
+        "privileges" => FindingKind::SchemaPrivileges,
+        "user_cast" => FindingKind::SchemaUserCast,
+        "subscription" => FindingKind::SchemaSubscription,
+        _ => FindingKind::SchemaOther,
     }
 }
 
@@ -102,7 +103,7 @@ pub async fn check(client: &impl GenericClient) -> Result<SchemaCheck> {
         .and_then(|m| reference(&version, m))
     else {
         out.findings.push(SchemaFinding {
-            kind: "schema_unknown_release",
+            kind: FindingKind::SchemaUnknownRelease,
             message: format!(
                 "the audit schema cannot be vouched for: this audit-trail knows no reference for audit_trail {version} on PostgreSQL {major} (it knows {})",
                 REFERENCES
@@ -127,14 +128,14 @@ pub async fn check(client: &impl GenericClient) -> Result<SchemaCheck> {
     for (identity, line) in &seen {
         match expected.get(identity.as_str()) {
             None => out.findings.push(SchemaFinding {
-                kind: "schema_object_added",
+                kind: FindingKind::SchemaObjectAdded,
                 message: format!(
                     "the audit schema was changed: {identity} is not part of audit_trail {version}"
                 ),
             }),
             Some(hash) if line.split_once('\t').map(|(_, h)| h) != Some(*hash) => {
                 out.findings.push(SchemaFinding {
-                    kind: "schema_object_redefined",
+                    kind: FindingKind::SchemaObjectRedefined,
                     message: format!(
                         "the audit schema was changed: {identity} differs from audit_trail {version}'s"
                     ),
@@ -146,7 +147,7 @@ pub async fn check(client: &impl GenericClient) -> Result<SchemaCheck> {
     for identity in expected.keys() {
         if !seen.contains_key(*identity) {
             out.findings.push(SchemaFinding {
-                kind: "schema_object_missing",
+                kind: FindingKind::SchemaObjectMissing,
                 message: format!(
                     "the audit schema was changed: {identity} of audit_trail {version} is missing"
                 ),

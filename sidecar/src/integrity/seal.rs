@@ -10,7 +10,7 @@ use ed25519_dalek::{Signer, SigningKey};
 use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, IsolationLevel};
 
-use super::keys;
+use super::{checkpoint_files, keys};
 use crate::db::{self, parse_txid};
 use crate::error::{Error, Result};
 use audit_trail_contract::chain::{
@@ -177,11 +177,6 @@ struct Sealer {
     batch: i64,
 }
 
-/// The file of seal `seq` in the checkpoint directory.
-pub fn checkpoint_file(dir: &Path, seq: i64) -> PathBuf {
-    dir.join(format!("{seq:012}.checkpoint"))
-}
-
 fn hash_from(bytes: &[u8], what: &str) -> Result<Hash> {
     bytes
         .try_into()
@@ -306,7 +301,7 @@ impl Sealer {
     }
 
     fn write_checkpoint(&self, seq: i64, body: &str, signature: &[u8; 64]) -> Result<()> {
-        let path = checkpoint_file(&self.dir, seq);
+        let path = checkpoint_files::path(&self.dir, seq);
         let file_error = |source| Error::File {
             path: path.clone(),
             source,
@@ -336,7 +331,7 @@ impl Sealer {
             .map_err(|e| Error::database("reading recent seals", &e))?;
         for row in rows {
             let seq: i64 = row.get(0);
-            if checkpoint_file(&self.dir, seq).exists() {
+            if checkpoint_files::path(&self.dir, seq).exists() {
                 break;
             }
             let body: String = row.get(1);
