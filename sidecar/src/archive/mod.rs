@@ -33,7 +33,7 @@ use crate::integrity::archived;
 use crate::timespec::{self, Bound};
 use audit_trail_contract::chain::ArchiveDigest;
 use manifest::{DatabaseIdentity, Layout, Manifest, ManifestFile, SCHEMA_VERSION};
-use parquet::{ArchiveRow, Month, MonthlyWriter, DEFAULT_MAX_FILE_BYTES};
+use parquet::{ArchiveRow, Month, MonthFile, MonthlyWriter, DEFAULT_MAX_FILE_BYTES};
 
 #[derive(Debug, Args)]
 pub struct ArchiveArgs {
@@ -466,6 +466,7 @@ async fn archive_partition(
     let writer = encoded.map_err(write_error)?;
     let (count, first_id, last_id, events_sha256) = read?;
     let placed = writer.place().map_err(write_error)?;
+    let mut unrecorded = Unrecorded::new(root, &placed);
 
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
@@ -483,36 +484,15 @@ async fn archive_partition(
             .map(|p| ManifestFile::of(p, layout.month))
             .collect(),
     };
-    let remove_placed = || {
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        for p in &placed {
-            let _ = std::fs::remove_file(root.join(p.relative_path()));
-            let month_dir = root.join(p.month.dir());
-            if !dirs.contains(&month_dir) {
-                dirs.push(month_dir);
-            }
-        }
-        for d in &dirs {
-            let _ = parquet::sync_dir(d);
-        }
-    };
-    let manifest_path = match manifest
-        .to_pretty_json()
-        .and_then(|text| write_durably(&dir, &layout.manifest_name(), &text))
-    {
-        Ok(path) => path,
-        Err(e) => {
-            remove_placed();
-            return Err(e);
-        }
-    };
+    let manifest_path = write_durably(&dir, &layout.manifest_name(), &manifest.to_pretty_json()?)?;
+    unrecorded.manifest_written(&dir, manifest_path.clone());
     let manifest_json = serde_json::to_value(&manifest)
         .map_err(|e| Error::Other(format!("encoding the manifest: {e}")))?;
     let rows_param = i64::try_from(count)
         .map_err(|_| Error::Other(format!("{count} rows do not fit a bigint")))?;
     let location = manifest_path.display().to_string();
     let recorder = record.unwrap_or(client);
-    let recorded = recorder
+    recorder
         .execute(
             "SELECT audit.record_archive($1, $2, $3, $4, $5)",
             &[
@@ -523,20 +503,69 @@ async fn archive_partition(
                 &events_sha256,
             ],
         )
-        .await;
-    if let Err(e) = recorded {
-        // Unrecorded files must not look like an archive: the manifest goes first, so that
-        // what remains if a removal fails is at worst files no manifest vouches for.
-        let _ = std::fs::remove_file(&manifest_path);
-        let _ = parquet::sync_dir(&dir);
-        remove_placed();
-        return Err(Error::database("recording the archive", &e));
-    }
+        .await
+        .map_err(|e| Error::database("recording the archive", &e))?;
+    unrecorded.disarm();
     Ok(Archived {
         rows: count,
         bytes: placed.iter().map(|p| p.file.bytes).sum(),
         files: placed.len(),
     })
+}
+
+/// An archive's files from the moment they are placed until the database records them.
+/// Unrecorded files must not look like an archive: dropped before [`Unrecorded::disarm`]
+/// (any error on the way to the record), it removes them, the manifest first, so that what
+/// remains if a removal fails is at worst files no manifest vouches for.
+struct Unrecorded<'a> {
+    root: &'a Path,
+    placed: &'a [MonthFile],
+    /// The manifest's directory and the manifest, once written.
+    manifest: Option<(&'a Path, PathBuf)>,
+    armed: bool,
+}
+
+impl<'a> Unrecorded<'a> {
+    fn new(root: &'a Path, placed: &'a [MonthFile]) -> Unrecorded<'a> {
+        Unrecorded {
+            root,
+            placed,
+            manifest: None,
+            armed: true,
+        }
+    }
+
+    fn manifest_written(&mut self, dir: &'a Path, path: PathBuf) {
+        self.manifest = Some((dir, path));
+    }
+
+    /// The archive is recorded: its files stay.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Unrecorded<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some((dir, path)) = &self.manifest {
+            let _ = std::fs::remove_file(path);
+            let _ = parquet::sync_dir(dir);
+        }
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for p in self.placed {
+            let _ = std::fs::remove_file(self.root.join(p.relative_path()));
+            let month_dir = self.root.join(p.month.dir());
+            if !dirs.contains(&month_dir) {
+                dirs.push(month_dir);
+            }
+        }
+        for d in &dirs {
+            let _ = parquet::sync_dir(d);
+        }
+    }
 }
 
 /// Rows handed to the encoder thread at a time, and how many such chunks may wait for it.
@@ -924,5 +953,50 @@ mod tests {
         check_output_dir(dir.path()).expect("writable");
         // The probe leaves nothing behind.
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[test]
+    fn unrecorded_files_are_removed_unless_disarmed() {
+        use crate::archive::parquet::PlacedFile;
+        let root = tempfile::tempdir().expect("tempdir");
+        let month = Month {
+            year: 2026,
+            month: 2,
+        };
+        let dir = root.path().join(month.dir());
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let placed = vec![MonthFile {
+            month,
+            file: PlacedFile {
+                name: "events_20260201.parquet".into(),
+                rows: 0,
+                bytes: 1,
+                sha256: String::new(),
+            },
+        }];
+        let parquet_file = root.path().join(placed[0].relative_path());
+        let manifest_file = dir.join("events_20260201.manifest.json");
+        let write_both = || {
+            std::fs::write(&parquet_file, b"x").expect("write");
+            std::fs::write(&manifest_file, b"{}").expect("write");
+        };
+
+        write_both();
+        {
+            let mut unrecorded = Unrecorded::new(root.path(), &placed);
+            unrecorded.manifest_written(&dir, manifest_file.clone());
+        }
+        assert!(!parquet_file.exists() && !manifest_file.exists());
+
+        // Before the manifest is written, only the placed files are there to remove.
+        write_both();
+        drop(Unrecorded::new(root.path(), &placed));
+        assert!(!parquet_file.exists() && manifest_file.exists());
+
+        write_both();
+        let mut unrecorded = Unrecorded::new(root.path(), &placed);
+        unrecorded.manifest_written(&dir, manifest_file.clone());
+        unrecorded.disarm();
+        assert!(parquet_file.exists() && manifest_file.exists());
     }
 }
