@@ -14,9 +14,10 @@
 //! `archive --check DIR` holds the files under DIR to their manifests, without a database.
 //!
 //! `select` chooses the partitions, `write` writes and records each, `check` checks the
-//! archives after the run; `parquet` and `manifest` are the formats of the files.
+//! archives after the run; `columns`, `parquet` and `manifest` are the formats of the files.
 
 mod check;
+pub mod columns;
 pub mod manifest;
 pub mod parquet;
 mod select;

@@ -9,8 +9,9 @@ use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel};
 
+use super::columns::ArchiveRow;
 use super::manifest::{DatabaseIdentity, Layout, Manifest, ManifestFile, SCHEMA_VERSION};
-use super::parquet::{self, ArchiveRow, Month, MonthFile, MonthlyWriter};
+use super::parquet::{self, Month, MonthFile, MonthlyWriter};
 use super::select::Partition;
 use crate::error::{Error, Result};
 use crate::integrity::archived;
