@@ -57,7 +57,7 @@ pub enum Command {
     /// Write closed partitions of the log as Parquet with manifests (or --check them).
     Archive(crate::archive::ArchiveArgs),
     /// Run audit.maintain() once (partitions ahead, retention) and print what it did.
-    Maintain(crate::archive::MaintainArgs),
+    Maintain(crate::maintain::MaintainArgs),
     /// Make an Ed25519 key for sealing: KEYFILE (secret) and KEYFILE.pub.
     Keygen(crate::integrity::KeygenArgs),
     /// Seal committed events into the signed hash chain and write checkpoints.

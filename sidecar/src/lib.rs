@@ -10,6 +10,7 @@ pub mod export;
 pub mod filters;
 pub mod follow;
 pub mod integrity;
+pub mod maintain;
 pub mod record;
 pub mod timespec;
 pub mod tls;
@@ -55,9 +56,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Archive(args) => {
             archive::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await
         }
-        Command::Maintain(_) => {
-            archive::maintain(cli.db.as_deref(), cli.record_db.as_deref()).await
-        }
+        Command::Maintain(_) => maintain::run(cli.db.as_deref(), cli.record_db.as_deref()).await,
         Command::Keygen(args) => integrity::keygen(&args),
         Command::Seal(args) => integrity::seal::run(cli.db.as_deref(), args).await,
         Command::Verify(args) => {

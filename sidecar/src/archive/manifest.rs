@@ -497,8 +497,8 @@ mod tests {
         assert_eq!(back, m);
     }
 
-    fn event(id: i64, at: DateTime<Utc>) -> super::super::parquet::ArchiveRow {
-        super::super::parquet::ArchiveRow {
+    fn event(id: i64, at: DateTime<Utc>) -> super::super::columns::ArchiveRow {
+        super::super::columns::ArchiveRow {
             id,
             occurred_at: at,
             actor: "alice".into(),

@@ -133,7 +133,7 @@ fn canonical(batch: &Columns<'_>, i: usize) -> [Option<String>; 17] {
 /// The canonical hash of an event as the archive writes it: the same values [`canonical`]
 /// rebuilds when the file is read back, so the digest `archive` computes from the rows it
 /// writes ([`chain::ArchiveDigest`]) is the one the files give back.
-pub fn row_hash(row: &crate::archive::parquet::ArchiveRow) -> Hash {
+pub fn row_hash(row: &crate::archive::columns::ArchiveRow) -> Hash {
     let changed_fields = row
         .changed_fields
         .as_ref()
@@ -304,7 +304,8 @@ pub fn for_each_event_between(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::parquet::{ArchiveRow, PartitionWriter};
+    use crate::archive::columns::ArchiveRow;
+    use crate::archive::parquet::PartitionWriter;
     use chrono::TimeZone;
 
     #[test]
