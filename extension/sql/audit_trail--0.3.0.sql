@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:32
+-- extension/src/lib.rs:31
 -- bootstrap
 -- audit_trail: storage. Runs first (bootstrap); functions and views come in api.sql.
 
@@ -150,7 +150,7 @@ SELECT pg_catalog.pg_extension_config_dump('audit.consumers', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:33
+-- extension/src/lib.rs:32
 -- requires:
 --   schema
 
@@ -914,7 +914,7 @@ ALTER EVENT TRIGGER audit_trail_sql_drop ENABLE ALWAYS;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:34
+-- extension/src/lib.rs:33
 -- requires:
 --   api
 
@@ -1214,7 +1214,7 @@ COMMENT ON VIEW audit.integrity IS
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:39
+-- extension/src/lib.rs:38
 -- requires:
 --   integrity
 
@@ -1405,7 +1405,7 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:44
+-- extension/src/lib.rs:43
 -- requires:
 --   stream
 
@@ -2634,7 +2634,7 @@ SELECT audit.setup_summary_partition('audit.actor_days_default');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:49
+-- extension/src/lib.rs:48
 -- requires:
 --   lifetime
 
@@ -2774,7 +2774,7 @@ CREATE VIEW audit.export_activity AS SELECT * FROM audit.report WHERE action = '
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:54
+-- extension/src/lib.rs:53
 -- finalize
 -- audit_trail: privileges. Runs last (finalize), once every object exists.
 

@@ -3,18 +3,14 @@
 
 use pgrx::pg_sys;
 
-use crate::args;
 use crate::attribution::Attribution;
-use crate::datums;
 use crate::error::{AuditError, Result};
 use crate::event_store::{Column, Event, EventWriter};
-use crate::ffi::sql_callable;
+use crate::pg::args;
+use crate::pg::datums;
+use crate::pg::ffi::sql_callable;
 use crate::settings;
 use audit_trail_contract::{is_reserved_event, is_word, AUDIT_LOG_ENTITY};
-
-/// What a non-admin may write through `audit.log_event`, by default: far above any real
-/// application event, far below what would let one role bloat the log.
-pub const DEFAULT_MAX_EVENT_BYTES: i32 = 64 * 1024;
 
 /// Longest subject id an application event may name.
 const SUBJECT_MAX_BYTES: usize = 2048;

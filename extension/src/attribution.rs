@@ -6,8 +6,8 @@ use std::ffi::CString;
 
 use pgrx::pg_sys;
 
-use crate::datums;
 use crate::error::{AuditError, Result};
+use crate::pg::datums;
 use crate::settings;
 
 /// Longest actor or source an event may name. Both are keys of the hourly summary's indexes

@@ -10,11 +10,11 @@
 use pgrx::pg_sys;
 
 use crate::attribution::Attribution;
-use crate::datums;
 use crate::error::{AuditError, Result};
 use crate::event_store::{Column, Event, EventWriter};
-use crate::ffi::{self, sql_callable};
-use crate::memory::Scratch;
+use crate::pg::datums;
+use crate::pg::ffi::{self, sql_callable};
+use crate::pg::memory::Scratch;
 use crate::row_json;
 use crate::table_config::{self, TableConfig};
 

@@ -14,8 +14,8 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::AlterTableType::*;
 use pgrx::PgList;
 
-use crate::args;
-use crate::ffi::sql_callable;
+use crate::pg::args;
+use crate::pg::ffi::sql_callable;
 
 /// ALTER TABLE subcommands that change neither rows nor the columns they are recorded by.
 const KEEPS_ROWS: &[pg_sys::AlterTableType::Type] = &[
@@ -144,7 +144,7 @@ unsafe fn attached_partition_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::
         })
     };
     match attached {
-        Some(name) => crate::datums::text(&name),
+        Some(name) => crate::pg::datums::text(&name),
         None => {
             // SAFETY: fcinfo is the call's own; a NULL result is flagged there.
             unsafe { (*fcinfo).isnull = true };

@@ -14,7 +14,7 @@ use pgrx::prelude::*;
 use pgrx::PgList;
 
 use crate::error::{AuditError, Result};
-use crate::ffi::sql_callable;
+use crate::pg::ffi::sql_callable;
 use crate::settings;
 
 sql_callable!(audit_on_ddl_command_start, pg_finfo_audit_on_ddl_command_start => guard_entry);

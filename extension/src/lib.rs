@@ -5,17 +5,15 @@
 //! `CREATE FUNCTION`s of the C entry points below) lives in `extension/sql/`.
 
 mod app_events;
-mod args;
 mod attribution;
 mod capture;
-mod datums;
 mod ddl_command;
 mod drop_guard;
 mod error;
 mod event_store;
-mod ffi;
+mod events_catalog;
 mod maintenance_worker;
-mod memory;
+mod pg;
 mod privilege;
 mod retention;
 mod row_json;
@@ -26,6 +24,7 @@ mod settings;
 mod table_config;
 mod track;
 mod wakeup;
+mod xact;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -68,5 +67,5 @@ pub extern "C-unwind" fn _PG_init() {
     settings::define();
     maintenance_worker::register();
     table_config::register_invalidation_callbacks();
-    wakeup::register_callbacks();
+    xact::register_callbacks();
 }

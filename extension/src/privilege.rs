@@ -8,10 +8,10 @@
 use pgrx::pg_sys;
 
 use crate::error::Result;
-use crate::event_store;
+use crate::events_catalog;
 
 pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> Result<R> {
-    let owner = event_store::events_table()?.owner;
+    let owner = events_catalog::events_table()?.owner;
     // SAFETY: the same save/switch/restore sequence as fmgr_security_definer. If `f` raises an
     // ERROR, (sub)transaction abort restores the user id and unwinds the GUC nest level.
     unsafe {

@@ -16,9 +16,9 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::app_events;
-use crate::args;
 use crate::error::{AuditError, Result};
-use crate::ffi::sql_callable;
+use crate::pg::args;
+use crate::pg::ffi::sql_callable;
 use crate::privilege;
 
 thread_local! {

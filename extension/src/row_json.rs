@@ -15,7 +15,7 @@ use pgrx::pg_sys::JsonbIteratorToken::{
     WJB_BEGIN_ARRAY, WJB_BEGIN_OBJECT, WJB_ELEM, WJB_END_ARRAY, WJB_END_OBJECT, WJB_KEY, WJB_VALUE,
 };
 
-use crate::datums;
+use crate::pg::datums;
 
 use audit_trail_contract::REDACTED;
 

@@ -21,9 +21,9 @@ use audit_trail_contract::chain::{
 };
 use audit_trail_contract::EVENT_COLUMNS;
 
-use crate::args;
 use crate::error::{AuditError, Result};
-use crate::ffi::sql_callable;
+use crate::pg::args;
+use crate::pg::ffi::sql_callable;
 
 sql_callable!(audit_add_seal, pg_finfo_audit_add_seal => add_seal_entry);
 sql_callable!(audit_events_digest, pg_finfo_audit_events_digest => events_digest_entry);

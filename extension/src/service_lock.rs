@@ -9,9 +9,9 @@
 
 use pgrx::pg_sys;
 
-use crate::args;
 use crate::error::{AuditError, Result};
-use crate::ffi::sql_callable;
+use crate::pg::args;
+use crate::pg::ffi::sql_callable;
 
 sql_callable!(audit_take_service_lock, pg_finfo_audit_take_service_lock => take_entry);
 

@@ -13,9 +13,9 @@ use std::ffi::{CStr, CString};
 
 use pgrx::pg_sys;
 
-use crate::args;
 use crate::error::{AuditError, Result};
-use crate::ffi::sql_callable;
+use crate::pg::args;
+use crate::pg::ffi::sql_callable;
 
 sql_callable!(audit_set_actor, pg_finfo_audit_set_actor => set_actor_entry);
 

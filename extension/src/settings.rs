@@ -22,8 +22,11 @@ static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new
 static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
 static ALLOW_DROP_EXTENSION: GucSetting<bool> = GucSetting::<bool>::new(false);
 static SEAL_STALL_AFTER: GucSetting<i32> = GucSetting::<i32>::new(900);
-static MAX_EVENT_BYTES: GucSetting<i32> =
-    GucSetting::<i32>::new(crate::app_events::DEFAULT_MAX_EVENT_BYTES);
+static MAX_EVENT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_EVENT_BYTES);
+
+/// What a non-admin may write through `audit.log_event`, by default: far above any real
+/// application event, far below what would let one role bloat the log.
+const DEFAULT_MAX_EVENT_BYTES: i32 = 64 * 1024;
 
 thread_local! {
     // True while the settings are being defined (the library loading): values set before it

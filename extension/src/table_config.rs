@@ -14,7 +14,7 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, spi};
 
 use crate::error::{AuditError, Result};
-use crate::event_store;
+use crate::events_catalog;
 use crate::privilege;
 use crate::row_json::ColumnCodec;
 
@@ -222,7 +222,7 @@ pub unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, re
         }
     });
     drop(removed);
-    event_store::invalidate(relid);
+    events_catalog::invalidate(relid);
 }
 
 /// Syscache callback for pg_namespace (a schema was renamed or dropped) and pg_cast: every

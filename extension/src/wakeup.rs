@@ -15,7 +15,8 @@ use std::cell::Cell;
 
 use pgrx::pg_sys;
 
-use crate::{event_store, ffi, settings};
+use crate::pg::ffi;
+use crate::settings;
 
 /// Microseconds between two notifications of one backend.
 pub const INTERVAL_MICROS: i64 = 100_000;
@@ -33,64 +34,24 @@ pub fn events_written() {
     WROTE_EVENTS.set(true);
 }
 
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut core::ffi::c_void) {
-    match event {
-        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => {
-            if !WROTE_EVENTS.replace(false) || !settings::notify() {
-                return;
-            }
-            // SAFETY: reading the clock has no preconditions.
-            let now = unsafe { pg_sys::GetCurrentTimestamp() };
-            if now.saturating_sub(LAST_NOTIFY.get()) < INTERVAL_MICROS {
-                return;
-            }
-            // SAFETY: constant NUL-terminated strings; the transaction is still open.
-            unsafe { ffi::async_notify(audit_trail_contract::NOTIFY_CHANNEL, c"") };
-            LAST_NOTIFY.set(now);
-        }
-        pg_sys::XactEvent::XACT_EVENT_ABORT
-        | pg_sys::XactEvent::XACT_EVENT_PRE_PREPARE
-        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => WROTE_EVENTS.set(false),
-        _ => {}
+/// Pre-commit: queues the notification if this transaction wrote events and the backend
+/// has not notified within the interval.
+pub fn pre_commit() {
+    if !WROTE_EVENTS.replace(false) || !settings::notify() {
+        return;
     }
-    if matches!(
-        event,
-        pg_sys::XactEvent::XACT_EVENT_COMMIT
-            | pg_sys::XactEvent::XACT_EVENT_ABORT
-            | pg_sys::XactEvent::XACT_EVENT_PREPARE
-            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
-            | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
-    ) {
-        event_store::transaction_ended();
-        crate::attribution::transaction_ended();
-        crate::set_actor::transaction_ended();
+    // SAFETY: reading the clock has no preconditions.
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
+    if now.saturating_sub(LAST_NOTIFY.get()) < INTERVAL_MICROS {
+        return;
     }
+    // SAFETY: constant NUL-terminated strings; the transaction is still open.
+    unsafe { ffi::async_notify(audit_trail_contract::NOTIFY_CHANNEL, c"") };
+    LAST_NOTIFY.set(now);
 }
 
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn on_subxact(
-    event: pg_sys::SubXactEvent::Type,
-    my: pg_sys::SubTransactionId,
-    parent: pg_sys::SubTransactionId,
-    _arg: *mut core::ffi::c_void,
-) {
-    match event {
-        pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
-            event_store::transaction_ended();
-            crate::set_actor::subtransaction_aborted(my);
-        }
-        pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
-            crate::set_actor::subtransaction_committed(my, parent);
-        }
-        _ => {}
-    }
-}
-
-pub fn register_callbacks() {
-    // SAFETY: called once from _PG_init; the callbacks live as long as the library.
-    unsafe {
-        pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(on_subxact), std::ptr::null_mut());
-    }
+/// The transaction aborted or is being prepared (a prepared transaction may not notify):
+/// no notification.
+pub fn forget() {
+    WROTE_EVENTS.set(false);
 }
