@@ -154,7 +154,7 @@ CREATE FUNCTION audit.capture_change_in_progress() RETURNS boolean
     LANGUAGE c AS 'MODULE_PATHNAME', 'audit_capture_change_in_progress';
 
 -- True only while audit.maintain or audit.purge run the maintenance functions
--- (extension/sql/lifetime.sql): the hooks let them, and nothing else, create, fill, attach
+-- (extension/sql/maintenance.sql): the hooks let them, and nothing else, create, fill, attach
 -- and drop partitions of audit.events.
 CREATE FUNCTION audit.maintenance_in_progress() RETURNS boolean
     LANGUAGE c AS 'MODULE_PATHNAME', 'audit_maintenance_in_progress';

@@ -59,7 +59,7 @@ CREATE TABLE audit.events (
 ) PARTITION BY RANGE (occurred_at);
 ALTER SEQUENCE audit.events_id_seq OWNED BY audit.events.id;
 
--- Partitions by time (monthly by default; extension/sql/lifetime.sql) let retention drop a
+-- Partitions by time (monthly by default; extension/sql/partitions.sql) let retention drop a
 -- month at once and let every index stay the size of a month. They are made by
 -- audit.maintain(), not here: objects made by this script belong to the extension, and
 -- pg_dump would then leave their definitions out. The default partition catches what no
@@ -310,7 +310,7 @@ CREATE FUNCTION audit.capture_change_in_progress() RETURNS boolean
     LANGUAGE c AS 'MODULE_PATHNAME', 'audit_capture_change_in_progress';
 
 -- True only while audit.maintain or audit.purge run the maintenance functions
--- (extension/sql/lifetime.sql): the hooks let them, and nothing else, create, fill, attach
+-- (extension/sql/maintenance.sql): the hooks let them, and nothing else, create, fill, attach
 -- and drop partitions of audit.events.
 CREATE FUNCTION audit.maintenance_in_progress() RETURNS boolean
     LANGUAGE c AS 'MODULE_PATHNAME', 'audit_maintenance_in_progress';
@@ -1405,17 +1405,18 @@ $$;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:43
+-- extension/src/lib.rs:44
 -- requires:
 --   stream
 
--- audit_trail: the log's lifetime (docs/storage.md). Runs after integrity.sql.
+-- audit_trail: retention (docs/storage.md). Runs after stream.sql.
 --
--- audit.events is partitioned by time. audit.maintain() makes partitions ahead, moves rows
--- out of the default partition, and applies the retention policy by dropping whole
--- partitions, never those a legal hold covers, and (by default) only once they are
--- archived. Every change to the policy, every hold and release, every archive and every drop
--- is an audit_log event.
+-- audit.events is partitioned by time (partitions.sql); audit.maintain() (maintenance.sql)
+-- applies the policy here by dropping whole partitions, never those a legal hold covers, and
+-- (by default) only once they are archived (archive.sql). Every change to the policy, every
+-- hold and release, every archive and every drop is an audit_log event. The records
+-- retention relies on and leaves behind are kept here: the archives, the notes of which
+-- sealed events were dropped, and the purge events a later drop removed.
 
 -- The policy. One row at most; none means the defaults (monthly partitions, three made
 -- ahead, keep forever). No row is inserted here, so that a restore, which copies the row a
@@ -1508,142 +1509,6 @@ COMMENT ON TABLE audit.carried_events IS
 COMMENT ON TABLE audit.retention_gaps IS
     'Sealed events dropped by retention or audit.purge, per seal (one bit per event, NULL for all).';
 
--- Which hours hold events of each actor, source, entity, action and table, and how many:
--- what the dashboard's filters and Overview read instead of scanning months of events, made
--- by audit.maintain() from the events committed since its last run (so capture pays
--- nothing for it). Every event with txid below audit.summary_state.watermark is counted
--- once; later ones (the tail) are read directly.
-CREATE TABLE audit.event_summary (
-    hour       timestamptz NOT NULL,
-    actor      text        NOT NULL,
-    source     text        NOT NULL,
-    entity     text        NOT NULL,
-    action     text        NOT NULL,
-    table_name text,
-    events     bigint      NOT NULL CHECK (events > 0)
-) PARTITION BY RANGE (hour);
--- Partitioned as audit.events is, partition for partition (audit.create_events_partition), so
--- that retention drops a month's summary with its events, writing no WAL for its rows; its
--- indexes are each partition's own, for the reason audit.setup_events_partition gives.
-CREATE TABLE audit.event_summary_default PARTITION OF audit.event_summary DEFAULT;
-
-COMMENT ON TABLE audit.event_summary IS
-    'Events per hour by actor, source, entity, action and table, for every event with txid below audit.summary_state.watermark.';
-
-CREATE TABLE audit.summary_state (
-    singleton     boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
-    watermark     xid8        NOT NULL,
-    summarized_at timestamptz NOT NULL DEFAULT now()
-);
-
-COMMENT ON TABLE audit.summary_state IS
-    'Events with txid below watermark are counted in audit.event_summary; later ones are not yet.';
-
--- Rollups of the summary. audit.kind_hours: events per hour by everything but the actor
--- (source, entity, action, table): a few dozen rows an hour however busy the hour, so filters
--- without an actor and the Overview's categories read it in time bounded by the hours, not the
--- events. audit.actor_days: events per UTC day by actor (the Overview's busiest actors). Made
--- with the summary, partitioned alike.
-CREATE TABLE audit.kind_hours (
-    hour       timestamptz NOT NULL,
-    source     text        NOT NULL,
-    entity     text        NOT NULL,
-    action     text        NOT NULL,
-    table_name text,
-    events     bigint      NOT NULL CHECK (events > 0)
-) PARTITION BY RANGE (hour);
-CREATE TABLE audit.kind_hours_default PARTITION OF audit.kind_hours DEFAULT;
-
-CREATE TABLE audit.actor_days (
-    day    timestamptz NOT NULL,
-    actor  text        NOT NULL,
-    events bigint      NOT NULL CHECK (events > 0)
-) PARTITION BY RANGE (day);
-CREATE TABLE audit.actor_days_default PARTITION OF audit.actor_days DEFAULT;
-
-COMMENT ON TABLE audit.kind_hours IS
-    'Events per UTC hour by source, entity, action and table, for every event counted in audit.event_summary.';
-COMMENT ON TABLE audit.actor_days IS
-    'Events per UTC day by actor, for every event counted in audit.event_summary.';
-
--- Only maintenance writes the summary (a changed summary would hide events from filters),
--- but for a restore, which loads each table while it is empty.
-CREATE FUNCTION audit.refuse_summary_change() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    filled boolean;
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        EXECUTE format('SELECT EXISTS (SELECT FROM %I.%I)', TG_TABLE_SCHEMA, TG_TABLE_NAME)
-           INTO filled;
-    END IF;
-    IF NOT audit.maintenance_in_progress() AND (TG_OP <> 'INSERT' OR filled) THEN
-        RAISE EXCEPTION 'audit.% is written only by audit.maintain()', TG_TABLE_NAME
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER event_summary_maintained
-    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.event_summary
-    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
-ALTER TABLE audit.event_summary ENABLE ALWAYS TRIGGER event_summary_maintained;
-
--- The summary tables, partitioned as audit.events, partition for partition.
-CREATE FUNCTION audit.summary_tables() RETURNS text[]
-    LANGUAGE sql IMMUTABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$ SELECT ARRAY['event_summary', 'kind_hours', 'actor_days'] $$;
-
--- A summary partition's indexes and guard. A filter on actors reads audit.event_summary by
--- (actor, hour); a filter on anything else reads audit.kind_hours, by one index per filter
--- (the hour last, for newest-first reads). The hour alone serves the Overview's ranges.
-CREATE FUNCTION audit.setup_summary_partition(part regclass) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    name   text := (SELECT c.relname FROM pg_class AS c WHERE c.oid = part);
-    parent text := (SELECT p.relname FROM pg_inherits AS i JOIN pg_class AS p ON p.oid = i.inhparent
-                     WHERE i.inhrelid = part);
-BEGIN
-    -- Not attached yet: the table's name says which summary it is.
-    parent := coalesce(parent, (SELECT t FROM unnest(audit.summary_tables()) AS t
-                                 WHERE name LIKE t || '\_%' ORDER BY length(t) DESC LIMIT 1));
-    IF parent = 'event_summary' THEN
-        EXECUTE format('CREATE INDEX %I ON %s (hour)', name || '_hour_idx', part);
-        EXECUTE format('CREATE INDEX %I ON %s (actor, hour)', name || '_actor_hour_idx', part);
-    ELSIF parent = 'kind_hours' THEN
-        EXECUTE format('CREATE INDEX %I ON %s (hour)', name || '_hour_idx', part);
-        EXECUTE format('CREATE INDEX %I ON %s (source, hour)', name || '_source_hour_idx', part);
-        EXECUTE format('CREATE INDEX %I ON %s (entity, action, hour)', name || '_entity_action_hour_idx', part);
-        EXECUTE format('CREATE INDEX %I ON %s (table_name, hour)', name || '_table_name_hour_idx', part);
-    ELSE
-        EXECUTE format('CREATE INDEX %I ON %s (day)', name || '_day_idx', part);
-    END IF;
-    EXECUTE format('CREATE TRIGGER event_summary_maintained
-                    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s
-                    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change()', part);
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER event_summary_maintained', part);
-END
-$$;
-
-CREATE TRIGGER kind_hours_maintained
-    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.kind_hours
-    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
-ALTER TABLE audit.kind_hours ENABLE ALWAYS TRIGGER kind_hours_maintained;
-CREATE TRIGGER actor_days_maintained
-    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.actor_days
-    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
-ALTER TABLE audit.actor_days ENABLE ALWAYS TRIGGER actor_days_maintained;
-CREATE TRIGGER summary_state_maintained
-    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.summary_state
-    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
-ALTER TABLE audit.summary_state ENABLE ALWAYS TRIGGER summary_state_maintained;
-
 CREATE TRIGGER archives_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON audit.archives
     FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_seal_change();
@@ -1662,72 +1527,6 @@ SELECT pg_catalog.pg_extension_config_dump('audit.legal_holds', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.archives', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.retention_gaps', '');
 SELECT pg_catalog.pg_extension_config_dump('audit.carried_events', '');
-SELECT pg_catalog.pg_extension_config_dump('audit.event_summary_default', '');
-SELECT pg_catalog.pg_extension_config_dump('audit.kind_hours_default', '');
-SELECT pg_catalog.pg_extension_config_dump('audit.actor_days_default', '');
-SELECT pg_catalog.pg_extension_config_dump('audit.summary_state', '');
-
--- The partitions of audit.events, oldest first. Bounds are read back from the catalog's own
--- text (which round-trips under any DateStyle); a partition attached by an upgrade from
--- 0.1.0 starts at -infinity.
-CREATE VIEW audit.partitions AS
-WITH p AS (
-    SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS partition,
-           pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound, c.reltuples
-      FROM pg_catalog.pg_inherits AS i
-      JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
-      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-     WHERE i.inhparent = 'audit.events'::regclass
-), b AS (
-    SELECT p.*, p.bound = 'DEFAULT' AS is_default,
-           CASE WHEN p.bound <> 'DEFAULT'
-                THEN coalesce(pg_catalog.substring(p.bound, $r$FROM \('([^']*)'\)$r$)::timestamptz,
-                              '-infinity') END AS from_time,
-           CASE WHEN p.bound <> 'DEFAULT'
-                THEN coalesce(pg_catalog.substring(p.bound, $r$TO \('([^']*)'\)$r$)::timestamptz,
-                              'infinity') END AS to_time
-      FROM p
-)
-SELECT b.partition, b.from_time, b.to_time, b.is_default,
-       coalesce(b.to_time <= pg_catalog.now(), false) AS closed,
-       greatest(b.reltuples, 0)::bigint AS rows_estimate,
-       pg_catalog.pg_total_relation_size(b.oid) AS bytes,
-       EXISTS (SELECT FROM audit.archives AS a
-                WHERE a.partition = b.partition AND a.events_sha256 IS NOT NULL) AS archived,
-       EXISTS (SELECT FROM audit.legal_holds AS h
-                WHERE h.released_at IS NULL
-                  AND (b.is_default OR (h.from_time < b.to_time AND h.to_time > b.from_time)))
-           AS held
-  FROM b
- ORDER BY b.is_default, b.from_time;
-
-COMMENT ON VIEW audit.partitions IS
-    'Partitions of audit.events: time range, size, whether archived and whether a legal hold covers them.';
-
--- The start of the partition that holds time t, for partitions `every` long: whole months
--- (1, 2, 3, 4, 6 or 12) counted from January, whole weeks from Monday, or whole days, in UTC.
-CREATE FUNCTION audit.partition_start(t timestamptz, every interval) RETURNS timestamptz
-    LANGUAGE plpgsql STABLE STRICT
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    months int := extract(year FROM every)::int * 12 + extract(month FROM every)::int;
-    days   int := extract(day FROM every)::int;
-    utc    timestamp := t AT TIME ZONE 'UTC';
-    m      int;
-    d      bigint;
-BEGIN
-    IF months > 0 THEN
-        m := extract(year FROM utc)::int * 12 + extract(month FROM utc)::int - 1;
-        m := m - m % months;
-        RETURN make_timestamptz(m / 12, m % 12 + 1, 1, 0, 0, 0, 'UTC');
-    END IF;
-    d := floor(extract(epoch FROM date_trunc('day', utc)) / 86400)::bigint;
-    -- Day 0 (1970-01-01) was a Thursday: weeks start 3 days earlier, on Monday.
-    d := CASE WHEN days % 7 = 0 THEN d - (d + 3) % days ELSE d - d % days END;
-    RETURN to_timestamp(d * 86400);
-END
-$$;
 
 -- Policy ------------------------------------------------------------------------------------
 
@@ -1855,120 +1654,7 @@ BEGIN
 END
 $$;
 
--- Maintenance -------------------------------------------------------------------------------
-
--- Raises unless called from the extension's own maintenance.
-CREATE FUNCTION audit.require_maintenance() RETURNS void
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT audit.maintenance_in_progress() THEN
-        RAISE EXCEPTION 'partitions of audit.events are managed by audit.maintain()'
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
-END
-$$;
-
--- Makes the partition [from_time, to_time), moving into it any rows the default partition
--- holds for that range (the move happens before the attach, which would otherwise fail).
-CREATE FUNCTION audit.create_events_partition(from_time timestamptz, to_time timestamptz)
-    RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    name      text := 'events_' || to_char(from_time AT TIME ZONE 'UTC', 'YYYYMMDD');
-    summary   text;
-    companion text;
-    key       text;
-    moved     bigint := 0;
-BEGIN
-    PERFORM audit.require_maintenance();
-    IF to_regclass(format('audit.%I', name)) IS NOT NULL THEN
-        name := name || to_char(from_time AT TIME ZONE 'UTC', '"_"HH24MISS');
-    END IF;
-    EXECUTE format('CREATE TABLE audit.%I (LIKE audit.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)', name);
-    IF EXISTS (SELECT FROM audit.events_default AS d
-                WHERE d.occurred_at >= from_time AND d.occurred_at < to_time) THEN
-        EXECUTE format('INSERT INTO audit.%I SELECT * FROM audit.events_default AS d
-                         WHERE d.occurred_at >= $1 AND d.occurred_at < $2', name)
-          USING from_time, to_time;
-        GET DIAGNOSTICS moved = ROW_COUNT;
-        DELETE FROM audit.events_default AS d
-         WHERE d.occurred_at >= from_time AND d.occurred_at < to_time;
-    END IF;
-    PERFORM audit.setup_events_partition(format('audit.%I', name)::regclass);
-    EXECUTE format('ALTER TABLE audit.events ATTACH PARTITION audit.%I FOR VALUES FROM (%L) TO (%L)',
-                   name, from_time, to_time);
-    -- Its summaries, alike (audit.event_summary_YYYYMMDD for audit.events_YYYYMMDD, ...).
-    FOREACH companion IN ARRAY audit.summary_tables() LOOP
-        key := CASE companion WHEN 'actor_days' THEN 'day' ELSE 'hour' END;
-        summary := companion || '_' || substr(name, length('events_') + 1);
-        EXECUTE format('CREATE TABLE audit.%I (LIKE audit.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
-                       summary, companion);
-        EXECUTE format('WITH moved AS (DELETE FROM audit.%I AS d WHERE d.%I >= $1 AND d.%I < $2 RETURNING d.*)
-                        INSERT INTO audit.%I SELECT * FROM moved',
-                       companion || '_default', key, key, summary)
-          USING from_time, to_time;
-        PERFORM audit.setup_summary_partition(format('audit.%I', summary)::regclass);
-        EXECUTE format('ALTER TABLE audit.%I ATTACH PARTITION audit.%I FOR VALUES FROM (%L) TO (%L)',
-                       companion, summary, from_time, to_time);
-    END LOOP;
-    RETURN jsonb_strip_nulls(jsonb_build_object(
-        'partition', 'audit.' || name, 'from', from_time, 'to', to_time,
-        'moved_from_default', nullif(moved, 0)));
-END
-$$;
-
--- Readies a partition of audit.events: its indexes, its guards, its replica identity.
---
--- Indexes earn their place: each btree is one more write per captured change, the largest
--- part of capture's cost after the event row itself (see bench/results). So:
--- (occurred_at, id) serves time ranges and the report's newest-first order with keyset
--- pagination; (entity, subject_id) serves "the whole history of contact 42"; (txid, id) is
--- the change stream's order. There is no primary-key index: ids are unique by construction
--- (one sequence, and rows are never updated), and a BRIN index finds an id among the few
--- block ranges that can hold it, since ids grow with the table. The other filters (actor,
--- action, source, table) find their hours in audit.event_summary and audit.kind_hours, made
--- by maintenance at no cost to capture: an index on actor alone cost capture about a tenth of its time.
---
--- The indexes are the partition's own, not partitions of indexes on audit.events: the
--- parent is made by CREATE EXTENSION, so indexes on it would exist before a restore attaches
--- the partitions pg_dump saved, be built on each as it is attached, and collide with the
--- partition's own indexes that pg_dump creates next.
---
--- Statement triggers fire only for the table a statement names, so each partition refuses
--- changes and SQL inserts itself.
-CREATE FUNCTION audit.setup_events_partition(part regclass) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    name text := (SELECT c.relname FROM pg_class AS c WHERE c.oid = part);
-BEGIN
-    EXECUTE format('CREATE INDEX %I ON %s (occurred_at, id)', name || '_occurred_at_id_idx', part);
-    EXECUTE format('CREATE INDEX %I ON %s (entity, subject_id)', name || '_entity_subject_id_idx', part);
-    EXECUTE format('CREATE INDEX %I ON %s (txid, id)', name || '_txid_id_idx', part);
-    EXECUTE format('CREATE INDEX %I ON %s USING brin (id)', name || '_id_idx', part);
-    PERFORM audit.guard_events_partition(part);
-END
-$$;
-
-CREATE FUNCTION audit.guard_events_partition(part regclass) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
-    EXECUTE format('CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON %s
-                    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_change()', part);
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER events_append_only', part);
-    EXECUTE format('CREATE TRIGGER events_no_sql_insert BEFORE INSERT ON %s
-                    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_insert()', part);
-    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER events_no_sql_insert', part);
-END
-$$;
+-- Drops ---------------------------------------------------------------------------------------
 
 -- Notes which sealed events are about to be dropped: those of `source` (audit.events or
 -- one of its partitions) before `before`. Refuses when some are not sealed yet, since a
@@ -2141,6 +1827,265 @@ BEGIN
 END
 $$;
 
+-- Drops whole partitions that end at or before `before` (for audit.purge, which deletes the
+-- rest of the range row by row). Returns the rows dropped.
+CREATE FUNCTION audit.drop_partitions_before(before timestamptz) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part  record;
+    total bigint := 0;
+BEGIN
+    PERFORM audit.require_maintenance();
+    -- One at a time with maintenance: both lock partitions to count them, then to drop them.
+    PERFORM set_config('lock_timeout', '10s', true);
+    PERFORM audit.take_service_lock('maintenance', true);
+    FOR part IN
+        SELECT p.partition FROM audit.partitions AS p
+         WHERE NOT p.is_default AND p.to_time <= before
+         ORDER BY p.from_time
+    LOOP
+        total := total + (audit.drop_events_partition(part.partition::regclass, 'purge') ->> 'rows')::bigint;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
+-- Retention: drops the partitions that ended before now() - keep, unless held or (with
+-- archive_first) not safely archived. Returns {dropped, kept}, each partition kept with why.
+CREATE FUNCTION audit.apply_retention(keep interval, archive_first boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part    record;
+    counted jsonb;
+    unfit   text;
+    dropped jsonb := '[]';
+    kept    jsonb := '[]';
+BEGIN
+    FOR part IN
+        SELECT p.* FROM audit.partitions AS p
+         WHERE NOT p.is_default AND p.to_time <= now() - keep
+         ORDER BY p.from_time
+    LOOP
+        IF part.held THEN
+            kept := kept || jsonb_build_object('partition', part.partition,
+                'reason', 'held: ' || (SELECT string_agg(h.name, ', ' ORDER BY h.name)
+                                         FROM audit.legal_holds AS h
+                                        WHERE h.released_at IS NULL
+                                          AND h.from_time < part.to_time
+                                          AND h.to_time > part.from_time));
+            CONTINUE;
+        END IF;
+        BEGIN
+            -- No event can land in the partition from here to its drop (a transaction still
+            -- writing into it makes this wait, then give up until the next run), so what is
+            -- counted once is what the archive must hold and what is dropped.
+            PERFORM audit.require_read_committed();
+            EXECUTE format('LOCK TABLE %s IN SHARE MODE', part.partition);
+            counted := audit.count_events_partition(part.partition::regclass);
+            unfit := CASE WHEN archive_first
+                          THEN audit.archive_unfit_for_drop(part.partition, part.archived, counted)
+                     END;
+            IF unfit IS NOT NULL THEN
+                -- Raised, not skipped, so that the block's lock is released with it: a kept
+                -- partition stays open to writes for the rest of the run.
+                RAISE EXCEPTION USING ERRCODE = 'AT001', MESSAGE = unfit;
+            END IF;
+            dropped := dropped || audit.drop_events_partition(part.partition::regclass,
+                                                              'retention', counted);
+        EXCEPTION
+            WHEN SQLSTATE 'AT001' OR lock_not_available OR object_not_in_prerequisite_state THEN
+                kept := kept || jsonb_build_object('partition', part.partition, 'reason', SQLERRM);
+        END;
+    END LOOP;
+    RETURN jsonb_build_object('dropped', dropped, 'kept', kept);
+END
+$$;
+
+-- Events of `source` (audit.events or a partition) of one entity and action that occurred
+-- before `before`, each as the 17 values of its canonical encoding (docs/integrity.md), in
+-- chain order (extension/src/seals.rs): how a purge event that a later drop removes is
+-- carried into that drop's own purge event, so that the records explaining every drop
+-- outlive all later ones.
+CREATE FUNCTION audit.canonical_events(source regclass, entity text, action text,
+                                       before timestamptz)
+    RETURNS jsonb
+    LANGUAGE c STRICT
+    SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'audit_canonical_events';
+
+-- Carries the purge events about to be dropped with `source` before `before` into
+-- audit.carried_events (each once, as the 17 values of its canonical encoding), and returns
+-- their ids, which the drop's own purge event names. Their copies are not nested in it: a
+-- purge event is carried once, whatever the drops after.
+CREATE FUNCTION audit.carry_purge_events(source regclass, before timestamptz) RETURNS bigint[]
+    LANGUAGE sql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH carried AS (
+        INSERT INTO audit.carried_events (id, txid, canonical)
+        SELECT (c.value ->> 0)::bigint, pg_catalog.xid8in(pg_catalog.textout(c.value ->> 2)),
+               ARRAY(SELECT v FROM jsonb_array_elements_text(c.value) WITH ORDINALITY AS a(v, k)
+                      ORDER BY k)
+          FROM jsonb_array_elements(audit.canonical_events(source, 'audit_log', 'purge', before)) AS c
+        RETURNING id
+    )
+    SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM carried;
+$$;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- extension/src/lib.rs:49
+-- requires:
+--   retention
+
+-- audit_trail: the summary of the events the dashboard reads (docs/storage.md). Runs after
+-- retention.sql; audit.maintain() (maintenance.sql) brings it up to date.
+
+-- Which hours hold events of each actor, source, entity, action and table, and how many:
+-- what the dashboard's filters and Overview read instead of scanning months of events, made
+-- by audit.maintain() from the events committed since its last run (so capture pays
+-- nothing for it). Every event with txid below audit.summary_state.watermark is counted
+-- once; later ones (the tail) are read directly.
+CREATE TABLE audit.event_summary (
+    hour       timestamptz NOT NULL,
+    actor      text        NOT NULL,
+    source     text        NOT NULL,
+    entity     text        NOT NULL,
+    action     text        NOT NULL,
+    table_name text,
+    events     bigint      NOT NULL CHECK (events > 0)
+) PARTITION BY RANGE (hour);
+-- Partitioned as audit.events is, partition for partition (audit.create_events_partition), so
+-- that retention drops a month's summary with its events, writing no WAL for its rows; its
+-- indexes are each partition's own, for the reason audit.setup_events_partition gives.
+CREATE TABLE audit.event_summary_default PARTITION OF audit.event_summary DEFAULT;
+
+COMMENT ON TABLE audit.event_summary IS
+    'Events per hour by actor, source, entity, action and table, for every event with txid below audit.summary_state.watermark.';
+
+CREATE TABLE audit.summary_state (
+    singleton     boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    watermark     xid8        NOT NULL,
+    summarized_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE audit.summary_state IS
+    'Events with txid below watermark are counted in audit.event_summary; later ones are not yet.';
+
+-- Rollups of the summary. audit.kind_hours: events per hour by everything but the actor
+-- (source, entity, action, table): a few dozen rows an hour however busy the hour, so filters
+-- without an actor and the Overview's categories read it in time bounded by the hours, not the
+-- events. audit.actor_days: events per UTC day by actor (the Overview's busiest actors). Made
+-- with the summary, partitioned alike.
+CREATE TABLE audit.kind_hours (
+    hour       timestamptz NOT NULL,
+    source     text        NOT NULL,
+    entity     text        NOT NULL,
+    action     text        NOT NULL,
+    table_name text,
+    events     bigint      NOT NULL CHECK (events > 0)
+) PARTITION BY RANGE (hour);
+CREATE TABLE audit.kind_hours_default PARTITION OF audit.kind_hours DEFAULT;
+
+CREATE TABLE audit.actor_days (
+    day    timestamptz NOT NULL,
+    actor  text        NOT NULL,
+    events bigint      NOT NULL CHECK (events > 0)
+) PARTITION BY RANGE (day);
+CREATE TABLE audit.actor_days_default PARTITION OF audit.actor_days DEFAULT;
+
+COMMENT ON TABLE audit.kind_hours IS
+    'Events per UTC hour by source, entity, action and table, for every event counted in audit.event_summary.';
+COMMENT ON TABLE audit.actor_days IS
+    'Events per UTC day by actor, for every event counted in audit.event_summary.';
+
+-- Only maintenance writes the summary (a changed summary would hide events from filters),
+-- but for a restore, which loads each table while it is empty.
+CREATE FUNCTION audit.refuse_summary_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    filled boolean;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE format('SELECT EXISTS (SELECT FROM %I.%I)', TG_TABLE_SCHEMA, TG_TABLE_NAME)
+           INTO filled;
+    END IF;
+    IF NOT audit.maintenance_in_progress() AND (TG_OP <> 'INSERT' OR filled) THEN
+        RAISE EXCEPTION 'audit.% is written only by audit.maintain()', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER event_summary_maintained
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.event_summary
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
+ALTER TABLE audit.event_summary ENABLE ALWAYS TRIGGER event_summary_maintained;
+
+-- The summary tables, partitioned as audit.events, partition for partition.
+CREATE FUNCTION audit.summary_tables() RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ARRAY['event_summary', 'kind_hours', 'actor_days'] $$;
+
+-- A summary partition's indexes and guard. A filter on actors reads audit.event_summary by
+-- (actor, hour); a filter on anything else reads audit.kind_hours, by one index per filter
+-- (the hour last, for newest-first reads). The hour alone serves the Overview's ranges.
+CREATE FUNCTION audit.setup_summary_partition(part regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name   text := (SELECT c.relname FROM pg_class AS c WHERE c.oid = part);
+    parent text := (SELECT p.relname FROM pg_inherits AS i JOIN pg_class AS p ON p.oid = i.inhparent
+                     WHERE i.inhrelid = part);
+BEGIN
+    -- Not attached yet: the table's name says which summary it is.
+    parent := coalesce(parent, (SELECT t FROM unnest(audit.summary_tables()) AS t
+                                 WHERE name LIKE t || '\_%' ORDER BY length(t) DESC LIMIT 1));
+    IF parent = 'event_summary' THEN
+        EXECUTE format('CREATE INDEX %I ON %s (hour)', name || '_hour_idx', part);
+        EXECUTE format('CREATE INDEX %I ON %s (actor, hour)', name || '_actor_hour_idx', part);
+    ELSIF parent = 'kind_hours' THEN
+        EXECUTE format('CREATE INDEX %I ON %s (hour)', name || '_hour_idx', part);
+        EXECUTE format('CREATE INDEX %I ON %s (source, hour)', name || '_source_hour_idx', part);
+        EXECUTE format('CREATE INDEX %I ON %s (entity, action, hour)', name || '_entity_action_hour_idx', part);
+        EXECUTE format('CREATE INDEX %I ON %s (table_name, hour)', name || '_table_name_hour_idx', part);
+    ELSE
+        EXECUTE format('CREATE INDEX %I ON %s (day)', name || '_day_idx', part);
+    END IF;
+    EXECUTE format('CREATE TRIGGER event_summary_maintained
+                    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change()', part);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER event_summary_maintained', part);
+END
+$$;
+
+CREATE TRIGGER kind_hours_maintained
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.kind_hours
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
+ALTER TABLE audit.kind_hours ENABLE ALWAYS TRIGGER kind_hours_maintained;
+CREATE TRIGGER actor_days_maintained
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.actor_days
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
+ALTER TABLE audit.actor_days ENABLE ALWAYS TRIGGER actor_days_maintained;
+CREATE TRIGGER summary_state_maintained
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.summary_state
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
+ALTER TABLE audit.summary_state ENABLE ALWAYS TRIGGER summary_state_maintained;
+
+SELECT pg_catalog.pg_extension_config_dump('audit.event_summary_default', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.kind_hours_default', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.actor_days_default', '');
+SELECT pg_catalog.pg_extension_config_dump('audit.summary_state', '');
+
 -- A value as the summary keys it. Capture bounds actors and sources (2 kB) so that they fit
 -- an index entry (about 2.7 kB); a longer value from before that bound, or put in by SQL
 -- while the log was empty, is cut short here rather than stopping maintenance (a filter on
@@ -2258,211 +2203,207 @@ BEGIN
 END
 $$;
 
--- The partitions audit.maintain() makes: for rows waiting in the default partition, and
--- `premake` intervals ahead. Returns them.
-CREATE FUNCTION audit.make_partitions_ahead(every interval, premake int) RETURNS jsonb
-    LANGUAGE plpgsql
+-- The default partitions, made with their tables, get their indexes and guards here.
+SELECT audit.setup_summary_partition('audit.event_summary_default');
+SELECT audit.setup_summary_partition('audit.kind_hours_default');
+SELECT audit.setup_summary_partition('audit.actor_days_default');
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- extension/src/lib.rs:54
+-- requires:
+--   summary
+
+-- audit_trail: the partitions of audit.events (docs/storage.md). Runs after summary.sql,
+-- whose tables are partitioned alike, partition for partition.
+
+-- The partitions of audit.events, oldest first. Bounds are read back from the catalog's own
+-- text (which round-trips under any DateStyle); a partition attached by an upgrade from
+-- 0.1.0 starts at -infinity.
+CREATE VIEW audit.partitions AS
+WITH p AS (
+    SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS partition,
+           pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound, c.reltuples
+      FROM pg_catalog.pg_inherits AS i
+      JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE i.inhparent = 'audit.events'::regclass
+), b AS (
+    SELECT p.*, p.bound = 'DEFAULT' AS is_default,
+           CASE WHEN p.bound <> 'DEFAULT'
+                THEN coalesce(pg_catalog.substring(p.bound, $r$FROM \('([^']*)'\)$r$)::timestamptz,
+                              '-infinity') END AS from_time,
+           CASE WHEN p.bound <> 'DEFAULT'
+                THEN coalesce(pg_catalog.substring(p.bound, $r$TO \('([^']*)'\)$r$)::timestamptz,
+                              'infinity') END AS to_time
+      FROM p
+)
+SELECT b.partition, b.from_time, b.to_time, b.is_default,
+       coalesce(b.to_time <= pg_catalog.now(), false) AS closed,
+       greatest(b.reltuples, 0)::bigint AS rows_estimate,
+       pg_catalog.pg_total_relation_size(b.oid) AS bytes,
+       EXISTS (SELECT FROM audit.archives AS a
+                WHERE a.partition = b.partition AND a.events_sha256 IS NOT NULL) AS archived,
+       EXISTS (SELECT FROM audit.legal_holds AS h
+                WHERE h.released_at IS NULL
+                  AND (b.is_default OR (h.from_time < b.to_time AND h.to_time > b.from_time)))
+           AS held
+  FROM b
+ ORDER BY b.is_default, b.from_time;
+
+COMMENT ON VIEW audit.partitions IS
+    'Partitions of audit.events: time range, size, whether archived and whether a legal hold covers them.';
+
+-- The start of the partition that holds time t, for partitions `every` long: whole months
+-- (1, 2, 3, 4, 6 or 12) counted from January, whole weeks from Monday, or whole days, in UTC.
+CREATE FUNCTION audit.partition_start(t timestamptz, every interval) RETURNS timestamptz
+    LANGUAGE plpgsql STABLE STRICT
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    start   timestamptz;
-    lo      timestamptz;
-    hi      timestamptz;
-    other   record;
-    created jsonb := '[]';
+    months int := extract(year FROM every)::int * 12 + extract(month FROM every)::int;
+    days   int := extract(day FROM every)::int;
+    utc    timestamp := t AT TIME ZONE 'UTC';
+    m      int;
+    d      bigint;
 BEGIN
-    FOR start IN
-        SELECT DISTINCT audit.partition_start(d.occurred_at, every) FROM audit.events_default AS d
-        UNION
-        SELECT audit.partition_start(now(), every) + every * g
-          FROM generate_series(0, premake) AS g
-        ORDER BY 1
-    LOOP
-        lo := start;
-        hi := start + every;
-        -- Fit between existing partitions (they may have another length, after a change of
-        -- interval, or be the range an upgrade from 0.1.0 attached).
-        FOR other IN
-            SELECT p.from_time, p.to_time FROM audit.partitions AS p
-             WHERE NOT p.is_default AND p.from_time < hi AND p.to_time > lo
-             ORDER BY p.from_time
-        LOOP
-            IF other.from_time <= lo THEN
-                lo := greatest(lo, other.to_time);
-            ELSE
-                hi := least(hi, other.from_time);
-            END IF;
-        END LOOP;
-        CONTINUE WHEN lo >= hi;
-        created := created || audit.create_events_partition(lo, hi);
-    END LOOP;
-    RETURN created;
-END
-$$;
-
--- Why retention with archive_first may not drop a partition now (NULL: it may): its archive
--- record must hold the rows counted under its lock, and the latest check of the archive's
--- files, made lately (audit.record_archive_check), must have found them intact.
-CREATE FUNCTION audit.archive_unfit_for_drop(part text, archived boolean, counted jsonb)
-    RETURNS text
-    LANGUAGE plpgsql
-    STABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM audit.archives AS a
-                    WHERE a.partition = part AND a.events_sha256 IS NOT NULL
-                      AND a.rows = (counted ->> 'rows')::bigint) THEN
-        RETURN CASE WHEN archived THEN 'changed since it was archived' ELSE 'not archived yet' END;
+    IF months > 0 THEN
+        m := extract(year FROM utc)::int * 12 + extract(month FROM utc)::int - 1;
+        m := m - m % months;
+        RETURN make_timestamptz(m / 12, m % 12 + 1, 1, 0, 0, 0, 'UTC');
     END IF;
-    IF NOT coalesce((
-           SELECT (e.details ->> 'intact')::boolean
-                  AND e.details ->> 'events_sha256' =
-                      (SELECT a.events_sha256 FROM audit.archives AS a
-                        WHERE a.partition = part
-                        ORDER BY a.archived_at DESC LIMIT 1)
-             FROM audit.events AS e
-            WHERE e.entity = 'audit_log' AND e.action = 'archive_check'
-              AND e.table_name = part
-              AND e.occurred_at >= now() - audit.archive_check_window()
-            ORDER BY e.id DESC LIMIT 1), false) THEN
-        RETURN 'its archive''s files were not found intact by a check in the last '
-               || audit.archive_check_window() || ' (audit-trail archive checks them)';
-    END IF;
-    RETURN NULL;
+    d := floor(extract(epoch FROM date_trunc('day', utc)) / 86400)::bigint;
+    -- Day 0 (1970-01-01) was a Thursday: weeks start 3 days earlier, on Monday.
+    d := CASE WHEN days % 7 = 0 THEN d - (d + 3) % days ELSE d - d % days END;
+    RETURN to_timestamp(d * 86400);
 END
 $$;
 
--- Retention: drops the partitions that ended before now() - keep, unless held or (with
--- archive_first) not safely archived. Returns {dropped, kept}, each partition kept with why.
-CREATE FUNCTION audit.apply_retention(keep interval, archive_first boolean) RETURNS jsonb
+-- Raises unless called from the extension's own maintenance.
+CREATE FUNCTION audit.require_maintenance() RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    part    record;
-    counted jsonb;
-    unfit   text;
-    dropped jsonb := '[]';
-    kept    jsonb := '[]';
 BEGIN
-    FOR part IN
-        SELECT p.* FROM audit.partitions AS p
-         WHERE NOT p.is_default AND p.to_time <= now() - keep
-         ORDER BY p.from_time
-    LOOP
-        IF part.held THEN
-            kept := kept || jsonb_build_object('partition', part.partition,
-                'reason', 'held: ' || (SELECT string_agg(h.name, ', ' ORDER BY h.name)
-                                         FROM audit.legal_holds AS h
-                                        WHERE h.released_at IS NULL
-                                          AND h.from_time < part.to_time
-                                          AND h.to_time > part.from_time));
-            CONTINUE;
-        END IF;
-        BEGIN
-            -- No event can land in the partition from here to its drop (a transaction still
-            -- writing into it makes this wait, then give up until the next run), so what is
-            -- counted once is what the archive must hold and what is dropped.
-            PERFORM audit.require_read_committed();
-            EXECUTE format('LOCK TABLE %s IN SHARE MODE', part.partition);
-            counted := audit.count_events_partition(part.partition::regclass);
-            unfit := CASE WHEN archive_first
-                          THEN audit.archive_unfit_for_drop(part.partition, part.archived, counted)
-                     END;
-            IF unfit IS NOT NULL THEN
-                -- Raised, not skipped, so that the block's lock is released with it: a kept
-                -- partition stays open to writes for the rest of the run.
-                RAISE EXCEPTION USING ERRCODE = 'AT001', MESSAGE = unfit;
-            END IF;
-            dropped := dropped || audit.drop_events_partition(part.partition::regclass,
-                                                              'retention', counted);
-        EXCEPTION
-            WHEN SQLSTATE 'AT001' OR lock_not_available OR object_not_in_prerequisite_state THEN
-                kept := kept || jsonb_build_object('partition', part.partition, 'reason', SQLERRM);
-        END;
-    END LOOP;
-    RETURN jsonb_build_object('dropped', dropped, 'kept', kept);
+    IF NOT audit.maintenance_in_progress() THEN
+        RAISE EXCEPTION 'partitions of audit.events are managed by audit.maintain()'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
 END
 $$;
 
--- What audit.maintain() does, as the extension's owner: partitions ahead (and for rows
--- waiting in the default partition), then, unless create_only, the summary and retention.
-CREATE FUNCTION audit.run_maintenance(create_only boolean) RETURNS jsonb
+-- Makes the partition [from_time, to_time), moving into it any rows the default partition
+-- holds for that range (the move happens before the attach, which would otherwise fail).
+CREATE FUNCTION audit.create_events_partition(from_time timestamptz, to_time timestamptz)
+    RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    policy     record;
-    created    jsonb;
-    summarized bigint;
-    retention  jsonb := '{"dropped": [], "kept": []}';
+    name      text := 'events_' || to_char(from_time AT TIME ZONE 'UTC', 'YYYYMMDD');
+    summary   text;
+    companion text;
+    key       text;
+    moved     bigint := 0;
 BEGIN
     PERFORM audit.require_maintenance();
-    -- Never stall capture behind a lock for long, nor wait for one without a bound: a busy
-    -- step is retried by the next run.
-    PERFORM set_config('lock_timeout', '10s', true);
-    -- One maintenance at a time (a second waits for the first, at most lock_timeout), through
-    -- a lock only the extension's own functions can take.
-    PERFORM audit.take_service_lock('maintenance', true);
-    -- A hold placed while retention runs protects its range too: no hold can be placed or
-    -- released until this run ends (audit.hold and audit.release write audit.legal_holds,
-    -- which this lock excludes), and one committed before it is seen by the look below.
-    IF NOT create_only THEN
-        LOCK TABLE audit.legal_holds IN SHARE MODE;
+    IF to_regclass(format('audit.%I', name)) IS NOT NULL THEN
+        name := name || to_char(from_time AT TIME ZONE 'UTC', '"_"HH24MISS');
     END IF;
-    SELECT coalesce(p.partition_interval, '1 month') AS every, coalesce(p.premake, 3) AS premake,
-           p.keep, coalesce(p.archive_first, true) AS archive_first
-      INTO policy
-      FROM (SELECT) AS one LEFT JOIN audit.storage_policy AS p ON true;
-
-    created := audit.make_partitions_ahead(policy.every, policy.premake);
-    IF NOT create_only THEN
-        summarized := audit.summarize_events();
-        IF policy.keep IS NOT NULL THEN
-            retention := audit.apply_retention(policy.keep, policy.archive_first);
-        END IF;
+    EXECUTE format('CREATE TABLE audit.%I (LIKE audit.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)', name);
+    IF EXISTS (SELECT FROM audit.events_default AS d
+                WHERE d.occurred_at >= from_time AND d.occurred_at < to_time) THEN
+        EXECUTE format('INSERT INTO audit.%I SELECT * FROM audit.events_default AS d
+                         WHERE d.occurred_at >= $1 AND d.occurred_at < $2', name)
+          USING from_time, to_time;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+        DELETE FROM audit.events_default AS d
+         WHERE d.occurred_at >= from_time AND d.occurred_at < to_time;
     END IF;
-
-    RETURN jsonb_build_object(
-        'created', created, 'dropped', retention -> 'dropped', 'kept', retention -> 'kept',
-        'retention', CASE WHEN policy.keep IS NULL THEN 'keep forever'
-                          ELSE policy.keep::text END,
-        'default_partition_rows', (SELECT count(*) FROM audit.events_default),
-        'summarized_events', summarized);
+    PERFORM audit.setup_events_partition(format('audit.%I', name)::regclass);
+    EXECUTE format('ALTER TABLE audit.events ATTACH PARTITION audit.%I FOR VALUES FROM (%L) TO (%L)',
+                   name, from_time, to_time);
+    -- Its summaries, alike (audit.event_summary_YYYYMMDD for audit.events_YYYYMMDD, ...).
+    FOREACH companion IN ARRAY audit.summary_tables() LOOP
+        key := CASE companion WHEN 'actor_days' THEN 'day' ELSE 'hour' END;
+        summary := companion || '_' || substr(name, length('events_') + 1);
+        EXECUTE format('CREATE TABLE audit.%I (LIKE audit.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                       summary, companion);
+        EXECUTE format('WITH moved AS (DELETE FROM audit.%I AS d WHERE d.%I >= $1 AND d.%I < $2 RETURNING d.*)
+                        INSERT INTO audit.%I SELECT * FROM moved',
+                       companion || '_default', key, key, summary)
+          USING from_time, to_time;
+        PERFORM audit.setup_summary_partition(format('audit.%I', summary)::regclass);
+        EXECUTE format('ALTER TABLE audit.%I ATTACH PARTITION audit.%I FOR VALUES FROM (%L) TO (%L)',
+                       companion, summary, from_time, to_time);
+    END LOOP;
+    RETURN jsonb_strip_nulls(jsonb_build_object(
+        'partition', 'audit.' || name, 'from', from_time, 'to', to_time,
+        'moved_from_default', nullif(moved, 0)));
 END
 $$;
 
-CREATE FUNCTION audit.maintain() RETURNS jsonb
-    LANGUAGE c AS 'MODULE_PATHNAME', 'audit_maintain';
-
-COMMENT ON FUNCTION audit.maintain() IS
-    'Create partitions ahead, move rows out of the default partition, apply retention; returns what it did.';
-
--- Drops whole partitions that end at or before `before` (for audit.purge, which deletes the
--- rest of the range row by row). Returns the rows dropped.
-CREATE FUNCTION audit.drop_partitions_before(before timestamptz) RETURNS bigint
+-- Readies a partition of audit.events: its indexes, its guards, its replica identity.
+--
+-- Indexes earn their place: each btree is one more write per captured change, the largest
+-- part of capture's cost after the event row itself (see bench/results). So:
+-- (occurred_at, id) serves time ranges and the report's newest-first order with keyset
+-- pagination; (entity, subject_id) serves "the whole history of contact 42"; (txid, id) is
+-- the change stream's order. There is no primary-key index: ids are unique by construction
+-- (one sequence, and rows are never updated), and a BRIN index finds an id among the few
+-- block ranges that can hold it, since ids grow with the table. The other filters (actor,
+-- action, source, table) find their hours in audit.event_summary and audit.kind_hours, made
+-- by maintenance at no cost to capture: an index on actor alone cost capture about a tenth of its time.
+--
+-- The indexes are the partition's own, not partitions of indexes on audit.events: the
+-- parent is made by CREATE EXTENSION, so indexes on it would exist before a restore attaches
+-- the partitions pg_dump saved, be built on each as it is attached, and collide with the
+-- partition's own indexes that pg_dump creates next.
+--
+-- Statement triggers fire only for the table a statement names, so each partition refuses
+-- changes and SQL inserts itself.
+CREATE FUNCTION audit.setup_events_partition(part regclass) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    part  record;
-    total bigint := 0;
+    name text := (SELECT c.relname FROM pg_class AS c WHERE c.oid = part);
 BEGIN
-    PERFORM audit.require_maintenance();
-    -- One at a time with maintenance: both lock partitions to count them, then to drop them.
-    PERFORM set_config('lock_timeout', '10s', true);
-    PERFORM audit.take_service_lock('maintenance', true);
-    FOR part IN
-        SELECT p.partition FROM audit.partitions AS p
-         WHERE NOT p.is_default AND p.to_time <= before
-         ORDER BY p.from_time
-    LOOP
-        total := total + (audit.drop_events_partition(part.partition::regclass, 'purge') ->> 'rows')::bigint;
-    END LOOP;
-    RETURN total;
+    EXECUTE format('CREATE INDEX %I ON %s (occurred_at, id)', name || '_occurred_at_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (entity, subject_id)', name || '_entity_subject_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (txid, id)', name || '_txid_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s USING brin (id)', name || '_id_idx', part);
+    PERFORM audit.guard_events_partition(part);
 END
 $$;
+
+CREATE FUNCTION audit.guard_events_partition(part regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', part);
+    EXECUTE format('CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_change()', part);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER events_append_only', part);
+    EXECUTE format('CREATE TRIGGER events_no_sql_insert BEFORE INSERT ON %s
+                    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_insert()', part);
+    EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER events_no_sql_insert', part);
+END
+$$;
+
+-- The default partition, made with its table, gets its indexes and guards here.
+-- The default partitions, made with their tables, get their indexes and guards here.
+SELECT audit.setup_events_partition('audit.events_default');
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- extension/src/lib.rs:59
+-- requires:
+--   partitions
+
+-- audit_trail: what `audit-trail archive` records and checks (docs/archive.md), and when
+-- retention may rely on an archive. Runs after partitions.sql.
 
 -- For `audit-trail archive`, as a member of audit_service: records that a partition was
 -- written to an archive, after checking that the archive holds exactly its events: as many,
@@ -2595,50 +2536,150 @@ CREATE FUNCTION audit.events_digest(part regclass) RETURNS text
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'audit_events_digest';
 
--- Events of `source` (audit.events or a partition) of one entity and action that occurred
--- before `before`, each as the 17 values of its canonical encoding (docs/integrity.md), in
--- chain order (extension/src/seals.rs): how a purge event that a later drop removes is
--- carried into that drop's own purge event, so that the records explaining every drop
--- outlive all later ones.
-CREATE FUNCTION audit.canonical_events(source regclass, entity text, action text,
-                                       before timestamptz)
-    RETURNS jsonb
-    LANGUAGE c STRICT
-    SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'audit_canonical_events';
-
--- Carries the purge events about to be dropped with `source` before `before` into
--- audit.carried_events (each once, as the 17 values of its canonical encoding), and returns
--- their ids, which the drop's own purge event names. Their copies are not nested in it: a
--- purge event is carried once, whatever the drops after.
-CREATE FUNCTION audit.carry_purge_events(source regclass, before timestamptz) RETURNS bigint[]
-    LANGUAGE sql
+-- Why retention with archive_first may not drop a partition now (NULL: it may): its archive
+-- record must hold the rows counted under its lock, and the latest check of the archive's
+-- files, made lately (audit.record_archive_check), must have found them intact.
+CREATE FUNCTION audit.archive_unfit_for_drop(part text, archived boolean, counted jsonb)
+    RETURNS text
+    LANGUAGE plpgsql
+    STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH carried AS (
-        INSERT INTO audit.carried_events (id, txid, canonical)
-        SELECT (c.value ->> 0)::bigint, pg_catalog.xid8in(pg_catalog.textout(c.value ->> 2)),
-               ARRAY(SELECT v FROM jsonb_array_elements_text(c.value) WITH ORDINALITY AS a(v, k)
-                      ORDER BY k)
-          FROM jsonb_array_elements(audit.canonical_events(source, 'audit_log', 'purge', before)) AS c
-        RETURNING id
-    )
-    SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM carried;
+BEGIN
+    IF NOT EXISTS (SELECT FROM audit.archives AS a
+                    WHERE a.partition = part AND a.events_sha256 IS NOT NULL
+                      AND a.rows = (counted ->> 'rows')::bigint) THEN
+        RETURN CASE WHEN archived THEN 'changed since it was archived' ELSE 'not archived yet' END;
+    END IF;
+    IF NOT coalesce((
+           SELECT (e.details ->> 'intact')::boolean
+                  AND e.details ->> 'events_sha256' =
+                      (SELECT a.events_sha256 FROM audit.archives AS a
+                        WHERE a.partition = part
+                        ORDER BY a.archived_at DESC LIMIT 1)
+             FROM audit.events AS e
+            WHERE e.entity = 'audit_log' AND e.action = 'archive_check'
+              AND e.table_name = part
+              AND e.occurred_at >= now() - audit.archive_check_window()
+            ORDER BY e.id DESC LIMIT 1), false) THEN
+        RETURN 'its archive''s files were not found intact by a check in the last '
+               || audit.archive_check_window() || ' (audit-trail archive checks them)';
+    END IF;
+    RETURN NULL;
+END
 $$;
-
--- The default partitions, made with their tables, get their indexes and guards here.
-SELECT audit.setup_events_partition('audit.events_default');
-SELECT audit.setup_summary_partition('audit.event_summary_default');
-SELECT audit.setup_summary_partition('audit.kind_hours_default');
-SELECT audit.setup_summary_partition('audit.actor_days_default');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:48
+-- extension/src/lib.rs:64
 -- requires:
---   lifetime
+--   archive
 
--- audit_trail: the report views admins read. Runs after api.sql.
+-- audit_trail: audit.maintain() (docs/storage.md): partitions ahead, the summary, retention.
+-- Runs after archive.sql, last of the lifetime's files.
+
+-- The partitions audit.maintain() makes: for rows waiting in the default partition, and
+-- `premake` intervals ahead. Returns them.
+CREATE FUNCTION audit.make_partitions_ahead(every interval, premake int) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    start   timestamptz;
+    lo      timestamptz;
+    hi      timestamptz;
+    other   record;
+    created jsonb := '[]';
+BEGIN
+    FOR start IN
+        SELECT DISTINCT audit.partition_start(d.occurred_at, every) FROM audit.events_default AS d
+        UNION
+        SELECT audit.partition_start(now(), every) + every * g
+          FROM generate_series(0, premake) AS g
+        ORDER BY 1
+    LOOP
+        lo := start;
+        hi := start + every;
+        -- Fit between existing partitions (they may have another length, after a change of
+        -- interval, or be the range an upgrade from 0.1.0 attached).
+        FOR other IN
+            SELECT p.from_time, p.to_time FROM audit.partitions AS p
+             WHERE NOT p.is_default AND p.from_time < hi AND p.to_time > lo
+             ORDER BY p.from_time
+        LOOP
+            IF other.from_time <= lo THEN
+                lo := greatest(lo, other.to_time);
+            ELSE
+                hi := least(hi, other.from_time);
+            END IF;
+        END LOOP;
+        CONTINUE WHEN lo >= hi;
+        created := created || audit.create_events_partition(lo, hi);
+    END LOOP;
+    RETURN created;
+END
+$$;
+
+-- What audit.maintain() does, as the extension's owner: partitions ahead (and for rows
+-- waiting in the default partition), then, unless create_only, the summary and retention.
+CREATE FUNCTION audit.run_maintenance(create_only boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    policy     record;
+    created    jsonb;
+    summarized bigint;
+    retention  jsonb := '{"dropped": [], "kept": []}';
+BEGIN
+    PERFORM audit.require_maintenance();
+    -- Never stall capture behind a lock for long, nor wait for one without a bound: a busy
+    -- step is retried by the next run.
+    PERFORM set_config('lock_timeout', '10s', true);
+    -- One maintenance at a time (a second waits for the first, at most lock_timeout), through
+    -- a lock only the extension's own functions can take.
+    PERFORM audit.take_service_lock('maintenance', true);
+    -- A hold placed while retention runs protects its range too: no hold can be placed or
+    -- released until this run ends (audit.hold and audit.release write audit.legal_holds,
+    -- which this lock excludes), and one committed before it is seen by the look below.
+    IF NOT create_only THEN
+        LOCK TABLE audit.legal_holds IN SHARE MODE;
+    END IF;
+    SELECT coalesce(p.partition_interval, '1 month') AS every, coalesce(p.premake, 3) AS premake,
+           p.keep, coalesce(p.archive_first, true) AS archive_first
+      INTO policy
+      FROM (SELECT) AS one LEFT JOIN audit.storage_policy AS p ON true;
+
+    created := audit.make_partitions_ahead(policy.every, policy.premake);
+    IF NOT create_only THEN
+        summarized := audit.summarize_events();
+        IF policy.keep IS NOT NULL THEN
+            retention := audit.apply_retention(policy.keep, policy.archive_first);
+        END IF;
+    END IF;
+
+    RETURN jsonb_build_object(
+        'created', created, 'dropped', retention -> 'dropped', 'kept', retention -> 'kept',
+        'retention', CASE WHEN policy.keep IS NULL THEN 'keep forever'
+                          ELSE policy.keep::text END,
+        'default_partition_rows', (SELECT count(*) FROM audit.events_default),
+        'summarized_events', summarized);
+END
+$$;
+
+CREATE FUNCTION audit.maintain() RETURNS jsonb
+    LANGUAGE c AS 'MODULE_PATHNAME', 'audit_maintain';
+
+COMMENT ON FUNCTION audit.maintain() IS
+    'Create partitions ahead, move rows out of the default partition, apply retention; returns what it did.';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- extension/src/lib.rs:69
+-- requires:
+--   maintenance
+
+-- audit_trail: the report views admins read. Runs after the lifetime's files (maintenance.sql).
 
 -- Every event, with a one-line summary and whole row images. Order by
 -- occurred_at DESC, id DESC for newest first.
@@ -2774,7 +2815,7 @@ CREATE VIEW audit.export_activity AS SELECT * FROM audit.report WHERE action = '
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- extension/src/lib.rs:53
+-- extension/src/lib.rs:74
 -- finalize
 -- audit_trail: privileges. Runs last (finalize), once every object exists.
 

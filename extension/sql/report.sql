@@ -1,4 +1,4 @@
--- audit_trail: the report views admins read. Runs after api.sql.
+-- audit_trail: the report views admins read. Runs after the lifetime's files (maintenance.sql).
 
 -- Every event, with a one-line summary and whole row images. Order by
 -- occurred_at DESC, id DESC for newest first.

@@ -48,7 +48,7 @@ CREATE TABLE audit.events (
 ) PARTITION BY RANGE (occurred_at);
 ALTER SEQUENCE audit.events_id_seq OWNED BY audit.events.id;
 
--- Partitions by time (monthly by default; extension/sql/lifetime.sql) let retention drop a
+-- Partitions by time (monthly by default; extension/sql/partitions.sql) let retention drop a
 -- month at once and let every index stay the size of a month. They are made by
 -- audit.maintain(), not here: objects made by this script belong to the extension, and
 -- pg_dump would then leave their definitions out. The default partition catches what no

@@ -11,7 +11,7 @@ use crate::pg::datums;
 use crate::settings;
 
 /// Longest actor or source an event may name. Both are keys of the hourly summary's indexes
-/// (extension/sql/lifetime.sql), whose entries hold at most about 2.7 kB; a name is far
+/// (extension/sql/summary.sql), whose entries hold at most about 2.7 kB; a name is far
 /// shorter, and a longer one is refused with an error rather than stopping maintenance.
 pub const NAME_MAX_BYTES: usize = 2048;
 

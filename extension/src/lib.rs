@@ -40,15 +40,36 @@ pgrx::extension_sql_file!(
     name = "stream",
     requires = ["integrity"]
 );
+// The log's lifetime, one concern a file, in the order their objects need each other.
 pgrx::extension_sql_file!(
-    "../sql/lifetime.sql",
-    name = "lifetime",
+    "../sql/retention.sql",
+    name = "retention",
     requires = ["stream"]
+);
+pgrx::extension_sql_file!(
+    "../sql/summary.sql",
+    name = "summary",
+    requires = ["retention"]
+);
+pgrx::extension_sql_file!(
+    "../sql/partitions.sql",
+    name = "partitions",
+    requires = ["summary"]
+);
+pgrx::extension_sql_file!(
+    "../sql/archive.sql",
+    name = "archive",
+    requires = ["partitions"]
+);
+pgrx::extension_sql_file!(
+    "../sql/maintenance.sql",
+    name = "maintenance",
+    requires = ["archive"]
 );
 pgrx::extension_sql_file!(
     "../sql/report.sql",
     name = "report",
-    requires = ["lifetime"]
+    requires = ["maintenance"]
 );
 pgrx::extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 

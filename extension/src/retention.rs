@@ -6,7 +6,7 @@
 //! `session_replication_role` cannot silence it. The only DELETEs it lets through are those
 //! `audit.purge` and maintenance (moving rows out of the default partition) run, recognised by
 //! flags that no SQL can set; the DDL hooks likewise let only maintenance create, attach and
-//! drop partitions. The maintenance itself is SQL (extension/sql/lifetime.sql), run as the
+//! drop partitions. The maintenance itself is SQL (extension/sql/maintenance.sql), run as the
 //! extension's owner.
 
 use std::cell::Cell;
@@ -109,7 +109,7 @@ fn purge(before: pg_sys::Datum) -> Result<i64> {
             MAINTAINING.set(true);
             Spi::connect_mut(|client| -> Result<(i64, Option<String>, Option<Vec<i64>>)> {
                 // As retention: no hold placed or released until the purge ends, and every
-                // one committed before it seen (extension/sql/lifetime.sql).
+                // one committed before it seen (audit.apply_retention, extension/sql/retention.sql).
                 client.update("LOCK TABLE audit.legal_holds IN SHARE MODE", None, &[])?;
                 let holds = client
                     .select(

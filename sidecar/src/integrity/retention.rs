@@ -6,7 +6,7 @@
 //! dropped), or NULL when all of them went. The notes of one drop share `(source,
 //! noted_at)`, and the purge event recorded for that drop carries in `details` the SHA-256 of
 //! `string_agg(seq || ':' || coalesce(dropped::text, '*'), ',' ORDER BY seq)` over them
-//! (extension/sql/lifetime.sql, `audit.note_retention_gaps`). The purge event is sealed like
+//! (extension/sql/retention.sql, `audit.note_retention_gaps`). The purge event is sealed like
 //! any other, so notes added or changed afterwards match no purge event.
 
 use std::collections::HashMap;
