@@ -10,6 +10,7 @@ pub mod categories;
 pub mod chain;
 mod context;
 pub mod schema;
+pub mod summary;
 mod words;
 
 pub use context::{check_context, ContextError, AUTHENTICATED_ROLE_KEY};

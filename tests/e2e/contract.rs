@@ -5,7 +5,57 @@ use audit_trail_contract::{
     is_reserved_action, CAPTURE_TRIGGERS, EVENT_COLUMNS, NOTIFY_CHANNEL, REDACTED,
 };
 
+use audit_trail_contract::summary::{EVENT_SUMMARY_DIMENSIONS, KIND_HOURS_DIMENSIONS};
+use audit_trail_contract::PRIVILEGE_FIELDS;
+
 use crate::contacts_db;
+
+fn columns_of(c: &mut postgres::Client, table: &str) -> Vec<String> {
+    c.query(
+        "SELECT attname::text FROM pg_attribute
+          WHERE attrelid = $1::text::regclass AND attnum > 0 AND NOT attisdropped
+          ORDER BY attnum",
+        &[&table],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// The summary tables count by the contract's dimensions, which the sidecar's filters rely on.
+#[test]
+fn the_summary_tables_count_by_the_contract_dimensions() {
+    let (_db, mut c) = contacts_db();
+    let expect = |first: &str, dimensions: &[&str]| -> Vec<String> {
+        std::iter::once(first)
+            .chain(dimensions.iter().copied())
+            .chain(["events"])
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        columns_of(&mut c, "audit.event_summary"),
+        expect("hour", &EVENT_SUMMARY_DIMENSIONS)
+    );
+    assert_eq!(
+        columns_of(&mut c, "audit.kind_hours"),
+        expect("hour", &KIND_HOURS_DIMENSIONS)
+    );
+}
+
+/// The report names a privilege change by the contract's privilege fields, as the alert rule
+/// and a re-track's warning do.
+#[test]
+fn the_report_knows_a_privilege_change_by_the_contract_fields() {
+    let (_db, mut c) = contacts_db();
+    let view: String = c
+        .query_one("SELECT pg_get_viewdef('audit.report'::regclass)", &[])
+        .unwrap()
+        .get(0);
+    let literal = format!("'{{{}}}'::text[]", PRIVILEGE_FIELDS.join(","));
+    assert!(view.contains(&literal), "{literal} not in audit.report");
+}
 
 #[test]
 fn audit_events_has_the_contract_columns_in_order() {

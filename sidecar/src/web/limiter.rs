@@ -211,7 +211,9 @@ impl SignInLimiter {
     ) -> Result<Attempt, Duration> {
         let address = client_of(address);
         let key = RoleKey {
-            // PostgreSQL folds unquoted role names; guesses at `Auditor` count for `auditor`.
+            // A login name is not folded (`Auditor` and `auditor` are two roles), but
+            // guesses at either count for both: changing the case must not buy an attacker
+            // a fresh budget of guesses.
             role: role.to_lowercase(),
             address,
         };

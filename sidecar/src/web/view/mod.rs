@@ -1,6 +1,7 @@
-//! What the Audit Log and event pages show, prepared from query results: formatted times,
-//! links, the field | before | after rows of a change. Templates only lay it out.
-//! [`log`] is the Audit Log page, [`event`] one event's page; what both use is here.
+//! What the dashboard's pages show, prepared from query results: formatted times, links,
+//! the field | before | after rows of a change, the Overview's bars. Templates only lay it
+//! out. [`log`] is the Audit Log page, [`event`] one event's page, [`overview`] the
+//! Overview; what they share is here.
 
 mod event;
 mod log;
