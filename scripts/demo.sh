@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: a PostgreSQL cluster of this clone's own (port 5499 unless AUDIT_DEMO_PORT is
-# set), the sample CRM of sql/demo/, a day of activity by several users, a report in the
+# set), the sample CRM of demo/, a day of activity by several users, a report in the
 # terminal, a CSV export, and the dashboard (`audit-trail serve`) left running on
 # http://127.0.0.1:8080 (AUDIT_DEMO_HTTP_PORT) with a demo admin's role and password.
 # Safe to run again: the demo database is recreated, the dashboard restarted.
@@ -236,13 +236,13 @@ psql_demo -d postgres -c "DO \$\$ BEGIN
 END \$\$"
 # Through stdin, so the password is never on a command line.
 printf '%s\n' "ALTER ROLE $ADMIN PASSWORD :'pw';" | psql_demo -d postgres -v pw="$PASSWORD"
-psql_demo -d "$DB" -f "$ROOT/sql/demo/schema.sql"
+psql_demo -d "$DB" -f "$ROOT/demo/schema.sql"
 psql_demo -d "$DB" -c "GRANT audit_admin TO $ADMIN"
 echo "replaying a day of CRM activity (28 transactions, ${PAUSE} s apart)..."
-psql_demo -d "$DB" -c "SET demo.pause = '$PAUSE'" -f "$ROOT/sql/demo/activity.sql"
+psql_demo -d "$DB" -c "SET demo.pause = '$PAUSE'" -f "$ROOT/demo/activity.sql"
 
 export PGHOST="$RUN" PGPORT="$PORT"
-"$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -U "$ADMIN" -d "$DB" -f "$ROOT/sql/demo/report.sql"
+"$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -U "$ADMIN" -d "$DB" -f "$ROOT/demo/report.sql"
 
 echo "== Alerts =="
 # The built-in rules over the day's activity (docs/alerts.md): each alert is recorded in the

@@ -8,11 +8,11 @@ use serde_json::json;
 fn demo_db() -> (TestDb, postgres::Client) {
     let db = TestDb::new();
     let mut c = db.client();
-    c.batch_execute(include_str!("../../sql/demo/schema.sql"))
+    c.batch_execute(include_str!("../../demo/schema.sql"))
         .expect("demo schema");
     // No pauses between the scenes here.
     c.batch_execute("SET demo.pause = 0").expect("demo.pause");
-    c.batch_execute(include_str!("../../sql/demo/activity.sql"))
+    c.batch_execute(include_str!("../../demo/activity.sql"))
         .expect("demo activity");
     (db, c)
 }
