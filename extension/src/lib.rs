@@ -5,6 +5,7 @@
 //! `CREATE FUNCTION`s of the C entry points below) lives in `extension/sql/`.
 
 mod app_events;
+mod append_only;
 mod attribution;
 mod capture;
 mod ddl_command;
@@ -15,7 +16,6 @@ mod events_catalog;
 mod maintenance_worker;
 mod pg;
 mod privilege;
-mod retention;
 mod row_json;
 mod seals;
 mod service_lock;

@@ -190,7 +190,7 @@ pub fn track(request: TrackRequest) -> Result<()> {
     // The first events go to partitions of their own, not the default partition, even
     // where audit.maintain() is not scheduled yet. (Not on a 0.1.0 schema, unpartitioned.)
     if crate::events_catalog::events_table()?.partitioned {
-        crate::retention::run_maintenance(true)?;
+        crate::append_only::run_maintenance(true)?;
     }
     Ok(())
 }
