@@ -225,6 +225,23 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
+    fn each_value_pushed_gets_the_next_placeholder() {
+        let mut params = Params::new();
+        assert!(params.is_empty());
+        assert_eq!(params.push(7_i64), "$1");
+        assert_eq!(params.push("x".to_owned()), "$2");
+        assert_eq!((params.len(), params.refs().len()), (2, 2));
+        let c = Filters {
+            source: Some("api".into()),
+            ..Default::default()
+        }
+        .condition()
+        .except_id(9);
+        assert_eq!(c.sql, " WHERE source = $1 AND events.id <> $2");
+        assert_eq!(c.param_refs().len(), 2);
+    }
+
+    #[test]
     fn no_filters_no_where_clause() {
         let c = Filters::default().condition();
         assert_eq!(c.sql, "");

@@ -274,144 +274,299 @@ fn where_(clauses: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::web::params::Cursor;
     use chrono::TimeZone;
+
+    const WATERMARK: &str = "4242424242";
+    const LIMIT: i64 = 51;
 
     fn t(h: u32, m: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 30, h, m, 7).unwrap()
     }
 
-    fn filters() -> Filters {
-        Filters {
-            since: Some(t(9, 30)),
-            until: Some(t(17, 45)),
-            actors: vec!["ann".into(), "bob".into()],
-            source: Some("api; DROP TABLE x".into()),
-            ..Filters::default()
+    fn hour(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 30, h, 0, 0).unwrap()
+    }
+
+    fn pages() -> [Page; 3] {
+        let c = Cursor {
+            at: t(15, 20),
+            id: 99,
+        };
+        [Page::Newest, Page::Before(c), Page::After(c)]
+    }
+
+    fn summarized() -> SummaryState {
+        SummaryState::At {
+            watermark: WATERMARK.into(),
+            summarized_at: t(8, 0),
         }
     }
 
-    /// Whitespace-insensitive, so the tests read as SQL.
-    fn squeeze(sql: &str) -> String {
-        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    /// Every filter, each value one that can be looked for in the SQL text.
+    fn every_filter() -> Filters {
+        Filters {
+            since: Some(t(9, 30)),
+            until: Some(t(17, 45)),
+            actors: vec!["actor-ann".into(), "actor-bob".into()],
+            entities: vec!["entity-one".into()],
+            actions: vec!["action-one".into(), "action-two".into()],
+            except_actions: vec!["action-not".into()],
+            table: Some("table-one".into()),
+            subject: None,
+            source: Some("source'; DROP TABLE x; --".into()),
+        }
     }
 
-    #[test]
-    fn the_plain_page_is_the_time_index_walk_it_always_was() {
-        let q = plain_page_sql(&filters(), Page::Newest, 51);
-        assert_eq!(
-            squeeze(&q.sql),
-            "SELECT id, occurred_at, actor, action, entity, subject_id, source FROM audit.events \
-             WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) AND source = $4 \
-             ORDER BY occurred_at DESC, id DESC LIMIT $5"
-        );
-        assert_eq!(q.params.len(), 5);
-    }
-
-    #[test]
-    fn a_summarized_page_reads_candidate_hours_then_each_hour_and_the_tail() {
-        let cursor = Cursor {
-            at: t(15, 20),
-            id: 99,
+    /// The filter shapes the planner tells apart.
+    fn filter_sets() -> Vec<Filters> {
+        let one = |f: fn(&mut Filters)| {
+            let mut filters = Filters::default();
+            f(&mut filters);
+            filters
         };
-        let q = summarized_page_sql(&filters(), Page::Before(cursor), 51, "12345");
-        assert_eq!(
-            squeeze(&q.sql),
-            "SELECT id, occurred_at, actor, action, entity, subject_id, source FROM (\
-             SELECT p.* FROM (SELECT hour FROM (SELECT hour, \
-             pg_catalog.sum(CASE WHEN hour = ANY ($10) THEN 0 ELSE n END) OVER (ORDER BY hour DESC \
-             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
-             FROM (WITH kind AS MATERIALIZED (SELECT hour FROM audit.kind_hours \
-             WHERE source = $4 AND hour >= $5 AND hour < $6 AND hour <= $9 LIMIT $13) \
-             (SELECT k.hour, per.n FROM (SELECT DISTINCT hour FROM kind ORDER BY hour DESC) AS k \
-             CROSS JOIN LATERAL (SELECT pg_catalog.sum(events) AS n FROM audit.event_summary \
-             WHERE actor = ANY ($3) AND source = $4 AND hour = k.hour) AS per \
-             WHERE per.n IS NOT NULL AND (SELECT pg_catalog.count(*) FROM kind) < $13 \
-             ORDER BY k.hour DESC LIMIT $12) \
-             UNION ALL \
-             (SELECT hour, n FROM (SELECT hour, pg_catalog.sum(n) AS n FROM (\
-             (SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
-             WHERE actor = ($3::text[])[1] AND source = $4 AND hour >= $5 AND hour < $6 AND hour <= $9 \
-             GROUP BY hour ORDER BY hour DESC LIMIT $12) \
-             UNION ALL \
-             (SELECT hour, pg_catalog.sum(events) AS n FROM audit.event_summary \
-             WHERE actor = ($3::text[])[2] AND source = $4 AND hour >= $5 AND hour < $6 AND hour <= $9 \
-             GROUP BY hour ORDER BY hour DESC LIMIT $12)) AS per \
-             GROUP BY hour ORDER BY hour DESC LIMIT $12) AS a \
-             WHERE (SELECT pg_catalog.count(*) FROM kind) >= $13)) AS c) AS c \
-             WHERE before IS NULL OR before < $14::bigint) AS h \
-             CROSS JOIN LATERAL (SELECT id, occurred_at, actor, action, entity, subject_id, source \
-             FROM audit.events WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) \
-             AND source = $4 AND occurred_at <= $7 AND (h.hour <> $9 OR (occurred_at, id) < ($7, $8)) \
-             AND occurred_at >= h.hour \
-             AND occurred_at < h.hour + interval '1 hour' AND txid < $11::text::xid8 \
-             ORDER BY occurred_at DESC, id DESC LIMIT $14) AS p \
-             UNION ALL \
-             (SELECT id, occurred_at, actor, action, entity, subject_id, source FROM (\
-             SELECT id, occurred_at, actor, action, entity, subject_id, source FROM audit.events \
-             WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) AND source = $4 \
-             AND (occurred_at, id) < ($7, $8) AND txid >= $11::text::xid8 ORDER BY txid, id) AS t \
-             ORDER BY occurred_at DESC, id DESC LIMIT $14)) AS u \
-             ORDER BY occurred_at DESC, id DESC LIMIT $14"
-        );
-        assert_eq!(q.params.len(), 14);
-        // Values travel as parameters only.
-        assert!(!q.sql.contains("DROP") && !q.sql.contains("12345") && !q.sql.contains("ann"));
-        // The hours: since's hour, until, the cursor's hour, and limit + 3 of them; the hours
-        // whose counts are not certain: since's, until's and the cursor's.
-        let shown: Vec<String> = q.params.values().iter().map(|p| format!("{p:?}")).collect();
-        let hour = |h| Utc.with_ymd_and_hms(2026, 11, 30, h, 0, 0).unwrap();
-        assert_eq!(shown[4], format!("{:?}", hour(9)));
-        assert_eq!(shown[8], format!("{:?}", hour(15)));
-        assert_eq!(shown[9], format!("{:?}", vec![hour(9), hour(17), hour(15)]));
-        assert_eq!(shown[10], "\"12345\"");
-        assert_eq!(
-            (shown[11].as_str(), shown[12].as_str(), shown[13].as_str()),
-            ("54", "1000", "51")
-        );
+        vec![
+            Filters::default(),
+            one(|f| f.since = Some(t(9, 30))),
+            one(|f| f.entities = vec!["entity-one".into()]),
+            one(|f| f.actors = vec!["actor-ann".into()]),
+            one(|f| f.actors = vec!["actor-ann".into(), "actor-bob".into()]),
+            one(|f| {
+                f.actors = vec!["actor-ann".into()];
+                f.source = Some("source-one".into());
+            }),
+            every_filter(),
+            Filters {
+                subject: Some("subject-one".into()),
+                ..every_filter()
+            },
+        ]
+    }
+
+    /// Every page of every filter shape, by both ways.
+    fn every_plan() -> Vec<(String, PageSql)> {
+        let mut plans = Vec::new();
+        for filters in filter_sets() {
+            for page in pages() {
+                let label = format!("{filters:?} {page:?}");
+                plans.push((
+                    format!("plain {label}"),
+                    plain_page_sql(&filters, page, LIMIT),
+                ));
+                plans.push((
+                    format!("summarized {label}"),
+                    summarized_page_sql(&filters, page, LIMIT, WATERMARK),
+                ));
+            }
+        }
+        plans
+    }
+
+    /// The numbers of the `$n` placeholders in `sql`.
+    fn placeholders(sql: &str) -> BTreeSet<usize> {
+        sql.split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect()
+    }
+
+    /// The bound values, as `Debug` shows them, `$1` first.
+    fn bound(q: &PageSql) -> Vec<String> {
+        q.params.values().iter().map(|p| format!("{p:?}")).collect()
+    }
+
+    /// The value bound to `placeholder` (`$n`).
+    fn value_of(q: &PageSql, placeholder: &str) -> String {
+        let n: usize = placeholder
+            .trim_start_matches('$')
+            .parse()
+            .expect("a placeholder");
+        bound(q)[n - 1].clone()
+    }
+
+    fn reads(q: &PageSql, table: &str) -> bool {
+        q.sql.contains(&format!("FROM {table}"))
+    }
+
+    fn is_plain(q: &PageSql) -> bool {
+        reads(q, "audit.events")
+            && !reads(q, "audit.event_summary")
+            && !reads(q, "audit.kind_hours")
     }
 
     #[test]
-    fn newer_pages_read_hours_oldest_first_from_the_cursor() {
-        let cursor = Cursor {
-            at: t(15, 20),
-            id: 99,
+    fn placeholders_are_numbered_densely_and_match_the_parameters() {
+        for (label, q) in every_plan() {
+            let expected: BTreeSet<usize> = (1..=q.params.len()).collect();
+            assert_eq!(placeholders(&q.sql), expected, "{label}: {}", q.sql);
+        }
+    }
+
+    #[test]
+    fn filter_values_are_parameters_never_sql_text() {
+        let values = [
+            "actor-ann",
+            "actor-bob",
+            "entity-one",
+            "action-one",
+            "action-two",
+            "action-not",
+            "table-one",
+            "subject-one",
+            "DROP TABLE",
+        ];
+        let with_subject = Filters {
+            subject: Some("subject-one".into()),
+            ..every_filter()
         };
-        let only_entity = Filters {
-            entities: vec!["user".into()],
+        for page in pages() {
+            let plans = [
+                plain_page_sql(&with_subject, page, LIMIT),
+                summarized_page_sql(&with_subject, page, LIMIT, WATERMARK),
+            ];
+            for q in &plans {
+                let bound = bound(q).join(" ");
+                for value in values {
+                    assert!(!q.sql.contains(value), "{value} in {}", q.sql);
+                    assert!(bound.contains(value), "{value} not bound: {bound}");
+                }
+                // Times and the cursor too.
+                assert!(
+                    !q.sql.contains("2026") && !q.sql.contains("99"),
+                    "{}",
+                    q.sql
+                );
+            }
+            let summarized = &plans[1];
+            assert!(!summarized.sql.contains(WATERMARK), "{}", summarized.sql);
+            assert!(bound(summarized).contains(&format!("{WATERMARK:?}")));
+        }
+    }
+
+    #[test]
+    fn the_summary_is_used_for_dimension_filters_without_a_subject_once_summarized() {
+        let entity = Filters {
+            entities: vec!["entity-one".into()],
             ..Filters::default()
         };
-        let q = summarized_page_sql(&only_entity, Page::After(cursor), 11, "7");
-        let sql = squeeze(&q.sql);
-        assert!(
-            sql.contains(
-                "FROM audit.kind_hours WHERE entity = $1 AND hour >= $4 \
-                 GROUP BY hour ORDER BY hour ASC LIMIT $7"
-            ),
-            "{sql}"
-        );
-        assert!(
-            sql.contains("occurred_at >= $2 AND (h.hour <> $4 OR (occurred_at, id) > ($2, $3))"),
-            "{sql}"
-        );
-        assert!(
-            sql.contains("(occurred_at, id) > ($2, $3) AND txid >= $6::text::xid8"),
-            "{sql}"
-        );
-        assert!(sql.contains("OVER (ORDER BY hour ASC"), "{sql}");
-        assert!(
-            sql.ends_with("ORDER BY occurred_at ASC, id ASC LIMIT $8"),
-            "{sql}"
-        );
-        let newest = squeeze(&summarized_page_sql(&only_entity, Page::Newest, 11, "7").sql);
-        assert!(
-            newest.contains(
-                "FROM audit.kind_hours WHERE entity = $1 GROUP BY hour ORDER BY hour DESC LIMIT $4"
-            ),
-            "{newest}"
-        );
-        assert!(!newest.contains("occurred_at, id) <"), "{newest}");
+        let time_only = Filters {
+            since: Some(t(9, 30)),
+            until: Some(t(17, 45)),
+            ..Filters::default()
+        };
+        let with_subject = Filters {
+            subject: Some("subject-one".into()),
+            ..entity.clone()
+        };
+        for page in pages() {
+            for state in [SummaryState::Unavailable, SummaryState::Empty, summarized()] {
+                for filters in [&Filters::default(), &time_only, &with_subject] {
+                    assert!(is_plain(&page_sql(filters, page, LIMIT, &state)));
+                }
+            }
+            for state in [SummaryState::Unavailable, SummaryState::Empty] {
+                assert!(is_plain(&page_sql(&entity, page, LIMIT, &state)));
+            }
+            let q = page_sql(&entity, page, LIMIT, &summarized());
+            assert!(!is_plain(&q), "{}", q.sql);
+            assert!(bound(&q).contains(&format!("{WATERMARK:?}")));
+        }
+        assert!(may_use_summary(&entity));
+        assert!(!may_use_summary(&time_only) && !may_use_summary(&with_subject));
+    }
+
+    #[test]
+    fn hours_are_counted_by_kind_without_actors_and_probed_for_actors_and_other_dimensions() {
+        let probes = |q: &PageSql| bound(q).iter().filter(|v| **v == "1000").count();
+        let entity = Filters {
+            entities: vec!["entity-one".into()],
+            ..Filters::default()
+        };
+        let actor = Filters {
+            actors: vec!["actor-ann".into()],
+            ..Filters::default()
+        };
+        let both = Filters {
+            entities: entity.entities.clone(),
+            ..actor.clone()
+        };
+        for page in pages() {
+            let q = summarized_page_sql(&entity, page, LIMIT, WATERMARK);
+            assert!(reads(&q, "audit.kind_hours") && !reads(&q, "audit.event_summary"));
+            assert_eq!(probes(&q), 0);
+            let q = summarized_page_sql(&actor, page, LIMIT, WATERMARK);
+            assert!(!reads(&q, "audit.kind_hours") && reads(&q, "audit.event_summary"));
+            assert_eq!(probes(&q), 0);
+            let q = summarized_page_sql(&both, page, LIMIT, WATERMARK);
+            assert!(reads(&q, "audit.kind_hours") && reads(&q, "audit.event_summary"));
+            assert_eq!(probes(&q), 1, "{:?}", bound(&q));
+        }
+    }
+
+    #[test]
+    fn newer_pages_are_read_oldest_first_and_the_others_newest_first() {
+        for (label, q) in every_plan() {
+            let (order, other) = if label.contains("After") {
+                ("ASC", "DESC")
+            } else {
+                ("DESC", "ASC")
+            };
+            assert!(
+                q.sql
+                    .contains(&format!("ORDER BY occurred_at {order}, id {order}"))
+                    && !q.sql.contains(other),
+                "{label}: {}",
+                q.sql
+            );
+        }
+    }
+
+    #[test]
+    fn the_page_reads_its_limit_and_the_hours_limit_plus_three() {
+        for (label, q) in every_plan() {
+            let last = q.sql.rsplit("LIMIT ").next().unwrap_or_default();
+            assert_eq!(value_of(&q, last), LIMIT.to_string(), "{label}");
+            if label.starts_with("summarized") {
+                // The hours: `limit + 3` are enough (see summarized_page_sql).
+                assert!(bound(&q).contains(&(LIMIT + 3).to_string()), "{label}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_page_after_or_before_a_cursor_is_bounded_by_it() {
+        for (label, q) in every_plan() {
+            let keyset = if label.contains("Before") {
+                Some("(occurred_at, id) <")
+            } else if label.contains("After") {
+                Some("(occurred_at, id) >")
+            } else {
+                None
+            };
+            match keyset {
+                Some(k) => {
+                    assert!(q.sql.contains(k), "{label}: {}", q.sql);
+                    assert!(bound(&q).contains(&"99".to_owned()), "{label}");
+                }
+                None => assert!(!q.sql.contains("(occurred_at, id)"), "{label}: {}", q.sql),
+            }
+        }
+    }
+
+    #[test]
+    fn the_hours_cut_by_the_range_or_the_cursor_are_not_counted_as_certain() {
+        let f = every_filter();
+        let [newest, before, _] = pages();
+        let q = summarized_page_sql(&f, newest, LIMIT, WATERMARK);
+        assert!(bound(&q).contains(&format!("{:?}", vec![hour(9), hour(17)])));
+        let q = summarized_page_sql(&f, before, LIMIT, WATERMARK);
+        assert!(bound(&q).contains(&format!("{:?}", vec![hour(9), hour(17), hour(15)])));
     }
 
     #[test]
@@ -421,18 +576,11 @@ mod tests {
             ..Filters::default()
         };
         let sql = summarized_page_sql(&twice, Page::Newest, 11, "7").sql;
-        assert!(
-            sql.contains("($1::text[])[1]") && sql.contains("($1::text[])[2]"),
-            "{sql}"
-        );
-        assert!(!sql.contains("($1::text[])[3]"), "{sql}");
+        assert_eq!(sql.matches("::text[])[").count(), 2, "{sql}");
     }
 
     #[test]
     fn hours_are_utc_hours() {
-        assert_eq!(
-            hour_of(t(9, 30)),
-            Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap()
-        );
+        assert_eq!(hour_of(t(9, 30)), hour(9));
     }
 }
