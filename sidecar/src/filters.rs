@@ -33,17 +33,53 @@ pub struct Filters {
 
 pub type Param = Box<dyn ToSql + Sync + Send>;
 
+/// The parameters of one statement, and the placeholders that name them: each value pushed
+/// gets the next `$n`, so a statement built in pieces never counts its parameters by hand.
+#[derive(Debug, Default)]
+pub struct Params(Vec<Param>);
+
+impl Params {
+    pub fn new() -> Params {
+        Params::default()
+    }
+
+    /// Binds `value` and returns its placeholder, `$1` for the first.
+    pub fn push(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
+        self.0.push(Box::new(value));
+        format!("${}", self.0.len())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.0
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+
+    /// The values, in placeholder order (`$1` first).
+    pub fn values(&self) -> &[Param] {
+        &self.0
+    }
+}
+
 /// A WHERE clause (empty, or starting with " WHERE ") and its parameters, numbered from 1.
 pub struct Condition {
     pub sql: String,
-    pub params: Vec<Param>,
+    pub params: Params,
 }
 
 impl Condition {
     /// The condition and `events.id <> <id>`: an export leaves out its own record.
     pub fn except_id(mut self, id: i64) -> Condition {
-        self.params.push(Box::new(id));
-        let clause = format!("events.id <> ${}", self.params.len());
+        let clause = format!("events.id <> {}", self.params.push(id));
         self.sql = if self.sql.is_empty() {
             format!(" WHERE {clause}")
         } else {
@@ -53,10 +89,7 @@ impl Condition {
     }
 
     pub fn param_refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect()
+        self.params.refs()
     }
 }
 
@@ -89,21 +122,19 @@ impl Filters {
             && self.source.is_none())
     }
 
-    /// The clauses of these filters, each with its values appended to `params` (numbered in
-    /// the order they are pushed), split by what they filter: the summary answers for
-    /// `actors` and `dimensions` only. The column names are those of both `audit.events` and
-    /// the summary tables, unqualified, so one text serves each table.
-    pub fn clauses(&self, params: &mut Vec<Param>) -> Clauses {
-        let mut bind = |template: &str, value: Param| {
-            params.push(value);
-            template.replace("$?", &format!("${}", params.len()))
-        };
+    /// The clauses of these filters, each with its values bound in `params`, split by what
+    /// they filter: the summary answers for `actors` and `dimensions` only. The column names
+    /// are those of both `audit.events` and the summary tables, unqualified, so one text
+    /// serves each table.
+    pub fn clauses(&self, params: &mut Params) -> Clauses {
         let mut out = Clauses::default();
         if let Some(since) = self.since {
-            out.time.push(bind("occurred_at >= $?", Box::new(since)));
+            out.time
+                .push(format!("occurred_at >= {}", params.push(since)));
         }
         if let Some(until) = self.until {
-            out.time.push(bind("occurred_at < $?", Box::new(until)));
+            out.time
+                .push(format!("occurred_at < {}", params.push(until)));
         }
         for (column, values) in [
             ("actor", &self.actors),
@@ -112,14 +143,16 @@ impl Filters {
         ] {
             let clause = match values.as_slice() {
                 [] => continue,
-                [one] => bind(&format!("{column} = $?"), Box::new(one.clone())),
-                many => bind(&format!("{column} = ANY ($?)"), Box::new(many.to_vec())),
+                [one] => format!("{column} = {}", params.push(one.clone())),
+                many => {
+                    let array = params.push(many.to_vec());
+                    if column == "actor" {
+                        out.actors_array = Some(array.clone());
+                    }
+                    format!("{column} = ANY ({array})")
+                }
             };
             if column == "actor" {
-                out.actors_array = clause
-                    .strip_prefix("actor = ANY (")
-                    .and_then(|rest| rest.strip_suffix(')'))
-                    .map(str::to_owned);
                 out.actors = Some(clause);
             } else {
                 out.dimensions.push(clause);
@@ -129,27 +162,27 @@ impl Filters {
             [] => {}
             [one] => out
                 .dimensions
-                .push(bind("action <> $?", Box::new(one.clone()))),
+                .push(format!("action <> {}", params.push(one.clone()))),
             many => out
                 .dimensions
-                .push(bind("action <> ALL ($?)", Box::new(many.to_vec()))),
+                .push(format!("action <> ALL ({})", params.push(many.to_vec()))),
         }
         if let Some(table) = &self.table {
             out.dimensions
-                .push(bind("table_name = $?", Box::new(table.clone())));
+                .push(format!("table_name = {}", params.push(table.clone())));
         }
         if let Some(source) = &self.source {
             out.dimensions
-                .push(bind("source = $?", Box::new(source.clone())));
+                .push(format!("source = {}", params.push(source.clone())));
         }
         if let Some(subject) = &self.subject {
-            out.subject = Some(bind("subject_id = $?", Box::new(subject.clone())));
+            out.subject = Some(format!("subject_id = {}", params.push(subject.clone())));
         }
         out
     }
 
     pub fn condition(&self) -> Condition {
-        let mut params = Vec::new();
+        let mut params = Params::new();
         let clauses = self.clauses(&mut params);
         let all: Vec<String> = clauses.all().collect();
         Condition {
@@ -192,6 +225,23 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
+    fn each_value_pushed_gets_the_next_placeholder() {
+        let mut params = Params::new();
+        assert!(params.is_empty());
+        assert_eq!(params.push(7_i64), "$1");
+        assert_eq!(params.push("x".to_owned()), "$2");
+        assert_eq!((params.len(), params.refs().len()), (2, 2));
+        let c = Filters {
+            source: Some("api".into()),
+            ..Default::default()
+        }
+        .condition()
+        .except_id(9);
+        assert_eq!(c.sql, " WHERE source = $1 AND events.id <> $2");
+        assert_eq!(c.param_refs().len(), 2);
+    }
+
+    #[test]
     fn no_filters_no_where_clause() {
         let c = Filters::default().condition();
         assert_eq!(c.sql, "");
@@ -218,7 +268,7 @@ mod tests {
              AND action <> $5 AND table_name = $6 AND source = $7 AND subject_id = $8"
         );
         assert_eq!(c.params.len(), 8);
-        let mut params = Vec::new();
+        let mut params = Params::new();
         assert_eq!(f.clauses(&mut params).actors_array.as_deref(), Some("$3"));
         assert!(!c.sql.contains("DROP"));
         assert!(f.has_dimensions());
@@ -232,7 +282,7 @@ mod tests {
             ..Default::default()
         };
         assert!(!f.has_dimensions());
-        let mut params = Vec::new();
+        let mut params = Params::new();
         let c = Filters {
             source: Some("api".into()),
             ..f

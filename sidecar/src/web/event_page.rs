@@ -25,7 +25,7 @@ pub async fn show(
     let back = LogParams::parse(query.unwrap_or_default().as_bytes());
     let event = {
         let client = session.client().await?;
-        queries::event(&client, id)
+        queries::event::event(&client, id)
             .await
             .map_err(|e| WebError::query(&session.role, "reading an event", &e))?
     };

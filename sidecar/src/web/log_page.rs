@@ -28,7 +28,7 @@ pub async fn show(
     let params = LogParams::parse(query.unwrap_or_default().as_bytes());
     let role = &session.role;
     let mut client = session.client().await?;
-    let tracked = queries::tracked_entities(&client)
+    let tracked = queries::log::tracked_entities(&client)
         .await
         .map_err(|e| WebError::query(role, "reading tracked tables", &e))?;
     let actions = action_choices
@@ -37,7 +37,7 @@ pub async fn show(
         .map_err(|e| WebError::query(role, "reading the actions in the log", &e))?;
     let (listed, error) = match params.to_filters(Utc::now(), settings.zone) {
         Ok(filters) => {
-            let page = queries::list(
+            let page = queries::log::list(
                 &mut client,
                 &filters,
                 params.page,
@@ -50,7 +50,7 @@ pub async fn show(
         }
         Err(message) => (None, Some(message)),
     };
-    let integrity = queries::integrity(&client)
+    let integrity = queries::integrity::integrity(&client)
         .await
         .map_err(|e| WebError::query(role, "reading audit.integrity", &e))?;
     let summary = queries::summary_state(&*client)
@@ -80,14 +80,14 @@ pub async fn show(
 }
 
 /// "Sealed through event 812 (2026-12-01 12:00:00 UTC) · 3 events waiting to be sealed".
-fn integrity_line(i: &queries::Integrity, zone: chrono_tz::Tz) -> String {
+fn integrity_line(i: &queries::integrity::Integrity, zone: chrono_tz::Tz) -> String {
     let waiting = match i.unsealed {
         0 => "nothing waiting to be sealed".to_owned(),
         1 => "1 event waiting to be sealed".to_owned(),
-        n if n > queries::UNSEALED_COUNTED => {
+        n if n > queries::integrity::UNSEALED_COUNTED => {
             format!(
                 "more than {} events waiting to be sealed",
-                queries::UNSEALED_COUNTED
+                queries::integrity::UNSEALED_COUNTED
             )
         }
         n => format!("{n} events waiting to be sealed"),

@@ -54,7 +54,7 @@ pub async fn show(
             .is_some_and(|t| t.timestamp() % 3600 == 0)
     });
     let mut client = session.client().await?;
-    let counts = queries::overview_counts(
+    let counts = queries::overview::overview_counts(
         &mut client,
         since,
         zone.name(),
@@ -64,7 +64,7 @@ pub async fn show(
     )
     .await
     .map_err(|e| WebError::query(role, "counting events per day and actor", &e))?;
-    let alerts = queries::latest_alerts(&client, LISTED)
+    let alerts = queries::overview::latest_alerts(&client, LISTED)
         .await
         .map_err(|e| WebError::query(role, "reading the latest alerts", &e))?;
     let summary = queries::summary_state(&*client)

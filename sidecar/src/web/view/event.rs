@@ -4,7 +4,7 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use super::{action_class, format_time, iso};
-use crate::web::queries::EventDetail;
+use crate::web::queries::event::EventDetail;
 
 /// One value in the field | before | after table.
 pub struct Cell {

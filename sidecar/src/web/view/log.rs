@@ -4,7 +4,7 @@ use chrono_tz::Tz;
 
 use super::{action_class, format_time, iso};
 use crate::web::params::{LogParams, Page, Range, Tab};
-use crate::web::queries::EventPage as Listed;
+use crate::web::queries::log::EventPage as Listed;
 
 /// Entities every installation has (the three categories of the report, and the log itself).
 const KNOWN_ENTITIES: [&str; 4] = ["contact", "group", "user", "audit_log"];

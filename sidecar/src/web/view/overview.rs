@@ -8,7 +8,7 @@ use audit_trail_contract::categories::CATEGORIES;
 
 use super::format_time;
 use crate::web::params::{LogParams, Range, Tab};
-use crate::web::queries::{AlertRow, DayCounts};
+use crate::web::queries::overview::{AlertRow, DayCounts};
 
 /// Chart geometry, in SVG user units (the SVG scales to the page, so 420 px still reads).
 const BAR: u32 = 16;
