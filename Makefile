@@ -48,6 +48,7 @@ build: setup
 
 lint: setup install
 	python3 scripts/upgrade_script.py $(UPGRADE_FROM) $(VERSION) --check
+	python3 scripts/house_rules.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

@@ -305,4 +305,34 @@ mod tests {
         };
         assert!(matches!(f.validate(), Err(Error::Usage(m)) if m.contains("must be before")));
     }
+
+    /// The summary answers for these clauses only because it counts by their columns: each
+    /// names one of the contract's summary dimensions (which the installed tables are held
+    /// to by the end-to-end tests).
+    #[test]
+    fn the_summary_clauses_name_the_contract_dimensions() {
+        use audit_trail_contract::summary::{EVENT_SUMMARY_DIMENSIONS, KIND_HOURS_DIMENSIONS};
+        let f = Filters {
+            actors: vec!["a".into(), "b".into()],
+            entities: vec!["contact".into()],
+            actions: vec!["update".into(), "delete".into()],
+            except_actions: vec!["export".into()],
+            table: Some("crm.contacts".into()),
+            source: Some("api".into()),
+            ..Default::default()
+        };
+        let column = |clause: &str| clause.split_whitespace().next().unwrap_or("").to_owned();
+        let clauses = f.clauses(&mut Params::new());
+        let actor = column(clauses.actors.as_deref().unwrap_or(""));
+        assert!(
+            EVENT_SUMMARY_DIMENSIONS.contains(&actor.as_str()),
+            "{actor}"
+        );
+        assert!(!KIND_HOURS_DIMENSIONS.contains(&actor.as_str()));
+        let named: Vec<String> = clauses.dimensions.iter().map(|c| column(c)).collect();
+        assert_eq!(named.len(), 5, "{named:?}");
+        for c in &named {
+            assert!(KIND_HOURS_DIMENSIONS.contains(&c.as_str()), "{c}");
+        }
+    }
 }
