@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::error::{Error, Result};
 use crate::export::{ExportRequest, Format};
 use crate::filters::Filters;
+use crate::logging::LogFormat;
 use crate::record::TimeFormat;
 use crate::timespec::{self, Bound};
 
@@ -39,6 +40,17 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub record_db: Option<String>,
+
+    /// How progress and service logs are written on stderr: text lines, or JSON lines for a
+    /// log collector. What is logged: AUDIT_TRAIL_LOG (info by default; warn, debug, ...).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "AUDIT_TRAIL_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,

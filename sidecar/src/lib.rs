@@ -10,6 +10,7 @@ pub mod export;
 pub mod filters;
 pub mod follow;
 pub mod integrity;
+pub mod logging;
 pub mod maintain;
 pub mod record;
 pub mod timespec;

@@ -22,6 +22,7 @@ fn main() {
             std::process::exit(2);
         }
     };
+    audit_trail_sidecar::logging::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

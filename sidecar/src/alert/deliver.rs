@@ -95,10 +95,11 @@ impl Delivery {
                 let mut attempts = ATTEMPTS;
                 for alert in &alerts {
                     if let Err(reason) = post(&agent, url, alert, attempts) {
-                        eprintln!(
-                            "audit-trail: webhook {shown}: alert {} not delivered after \
-                             {attempts} attempt(s): {reason} (it is in the audit log)",
-                            alert["alert_id"]
+                        tracing::error!(
+                            webhook = %shown,
+                            alert = %alert["alert_id"],
+                            attempts,
+                            "alert not delivered: {reason} (it is in the audit log)"
                         );
                         attempts = 1;
                     }

@@ -124,11 +124,11 @@ pub(super) fn select(
             )));
         }
         if p.archived {
-            eprintln!("audit-trail: {name} is already archived; skipped");
+            tracing::info!(partition = %name, "already archived; skipped");
             continue;
         }
         if !fits_before(p) {
-            eprintln!("audit-trail: {name} ends after --before; skipped");
+            tracing::info!(partition = %name, "ends after --before; skipped");
             continue;
         }
         if !chosen.iter().any(|c| c.name == p.name) {

@@ -90,7 +90,7 @@ pub async fn run(db_arg: Option<&str>, args: SealArgs) -> Result<()> {
             }
         }
         if sealed > 0 {
-            eprintln!("audit-trail: sealed {sealed} events");
+            tracing::info!(events = sealed, "sealed");
         }
         if args.once {
             return Ok(());

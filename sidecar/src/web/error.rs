@@ -75,10 +75,7 @@ impl WebError {
                 };
             }
             if db.code() == &SqlState::QUERY_CANCELED {
-                eprintln!(
-                    "audit-trail: {doing} as {role:?} was stopped: {}",
-                    db.message()
-                );
+                tracing::warn!(role = ?role, "{doing} was stopped: {}", db.message());
                 return WebError::QueryStopped;
             }
         }
@@ -249,7 +246,7 @@ impl IntoResponse for WebError {
                 let id: String = random_token()
                     .map(|t| t[..8].to_owned())
                     .unwrap_or_else(|_| "--------".into());
-                eprintln!("audit-trail: error {id}: {detail}");
+                tracing::error!(reference = %id, "{detail}");
                 reference = Some(id);
                 Shown {
                     status: StatusCode::INTERNAL_SERVER_ERROR,

@@ -126,14 +126,14 @@ pub async fn download(
             Ok(rows) => {
                 let last = sink.held.take().unwrap_or_default();
                 if sink.forward(last).await.is_ok() {
-                    eprintln!("audit-trail: {role:?} exported {rows} events from the dashboard");
+                    tracing::info!(role = ?role, rows, "exported events from the dashboard");
                 }
             }
             Err(crate::error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                eprintln!("audit-trail: {role:?} stopped an export before it finished");
+                tracing::warn!(role = ?role, "an export was stopped before it finished");
             }
             Err(e) if sink.started => {
-                eprintln!("audit-trail: error: export by {role:?} failed after it started: {e}");
+                tracing::error!(role = ?role, "an export failed after it started: {e}");
                 let _ = tx.send(Err(WebError::from_export(&role, e))).await;
             }
             // Not started: the handler shows the error as a page (and logs it).

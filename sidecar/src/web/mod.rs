@@ -223,9 +223,9 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: ServeArgs) -> 
     let database = settings.database_description();
     let state = AppState::new(settings);
     if !address.ip().is_loopback() {
-        eprintln!(
-            "audit-trail: warning: the dashboard listens on {address}, reachable from other \
-             machines; serve it through a TLS proxy"
+        tracing::warn!(
+            "the dashboard listens on {address}, reachable from other machines; serve it \
+             through a TLS proxy"
         );
     }
     // The one line on stdout: tests and scripts read the address from it (port 0 included).
@@ -247,7 +247,7 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: ServeArgs) -> 
     .with_graceful_shutdown(shutdown_signal())
     .await
     .map_err(|e| Error::Other(format!("serving the dashboard: {e}")))?;
-    eprintln!("audit-trail: dashboard stopped");
+    tracing::info!("dashboard stopped");
     Ok(())
 }
 

@@ -74,7 +74,7 @@ pub fn render<T: Template>(page: &T) -> Html<String> {
     match page.render() {
         Ok(html) => Html(html),
         Err(e) => {
-            eprintln!("audit-trail: error: rendering a page: {e}");
+            tracing::error!("rendering a page: {e}");
             Html(
                 "<!doctype html><meta charset=utf-8><title>Error</title>\
                  <p>Something went wrong showing this page. The details are in the dashboard's log."

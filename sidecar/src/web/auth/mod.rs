@@ -147,7 +147,7 @@ pub async fn sign_out(
     let form = FormFields::parse(&body);
     signed_in.session.check_csrf(form.get("csrf"))?;
     sessions.remove(&signed_in.token);
-    eprintln!("audit-trail: {:?} signed out", signed_in.session.role);
+    tracing::info!(role = ?signed_in.session.role, "signed out");
     Ok((
         [(header::SET_COOKIE, clear_cookie(SESSION_COOKIE))],
         Redirect::to("/sign-in?notice=signed-out"),

@@ -68,7 +68,7 @@ pub async fn sign_in(
         .await
         .map_err(|e| WebError::query(&form.role, "recording the sign-in", &e))?;
     let token = make_session(&sessions, &headers, &form.role, connections).await?;
-    eprintln!("audit-trail: {:?} signed in from {from}", form.role);
+    tracing::info!(role = ?form.role, %from, "signed in");
     Ok(signed_in(&form.next, &token))
 }
 
@@ -126,9 +126,11 @@ fn throttle(
     from: &str,
 ) -> Result<Attempt, WebError> {
     limiter.begin(address, role).map_err(|wait| {
-        eprintln!(
-            "audit-trail: sign-in refused for role {role:?} from {from}: {}s to wait after failures",
-            wait.as_secs_f64().ceil()
+        tracing::warn!(
+            role = ?role,
+            %from,
+            wait_s = wait.as_secs_f64().ceil(),
+            "sign-in refused: waiting after failures"
         );
         WebError::TooManyAttempts { wait }
     })
@@ -213,8 +215,10 @@ async fn check_password(
             return Err(Refused::ForTheRole(crate::error::describe(&e)))
         }
         Err(e) => {
-            eprintln!(
-                "audit-trail: sign-in as {role:?} from {from}: cannot connect to {}: {}",
+            tracing::error!(
+                role = ?role,
+                %from,
+                "sign-in: cannot connect to {}: {}",
                 settings.database_description(),
                 crate::error::describe(&e)
             );
@@ -231,8 +235,10 @@ async fn check_password(
         Err(e) => refused_for_the_role(&e),
     };
     if !checked {
-        eprintln!(
-            "audit-trail: sign-in refused for role {role:?} from {from}: {} did not check the password",
+        tracing::error!(
+            role = ?role,
+            %from,
+            "sign-in refused: {} did not check the password",
             settings.database_description()
         );
         return Err(WebError::PasswordNotChecked.into());
@@ -286,9 +292,10 @@ async fn record_connection(
             .await
             .map_err(|e| WebError::internal(format!("sign-in as {role:?}: {e}")))?;
         if standby {
-            eprintln!(
-                "audit-trail: sign-in refused for role {role:?} from {from}: {} is a standby \
-                 and no --record-db was given",
+            tracing::error!(
+                role = ?role,
+                %from,
+                "sign-in refused: {} is a standby and no --record-db was given",
                 settings.database_description()
             );
             return Err(WebError::StandbyWithoutRecordDb.into());
@@ -299,8 +306,10 @@ async fn record_connection(
         .connect(tls.clone())
         .await
         .map_err(|e| {
-            eprintln!(
-                "audit-trail: sign-in as {role:?} from {from}: cannot connect to --record-db: {}",
+            tracing::error!(
+                role = ?role,
+                %from,
+                "sign-in: cannot connect to --record-db: {}",
                 crate::error::describe(&e)
             );
             WebError::DatabaseUnavailable
@@ -391,7 +400,7 @@ async fn refuse(
     from: &str,
     reason: &str,
 ) -> Result<Response, WebError> {
-    eprintln!("audit-trail: sign-in failed for role {role:?} from {from}: {reason}");
+    tracing::warn!(role = ?role, %from, "sign-in failed: {reason}");
     tokio::time::sleep_until(started + SIGN_IN_REFUSAL_TIME).await;
     form_page(
         settings,
