@@ -41,9 +41,7 @@ const SELECT_BEFORE: &str = select_events!("occurred_at < $1");
 fn archive_row(row: &tokio_postgres::Row) -> Result<ArchiveRow> {
     let decode = |e: tokio_postgres::Error| Error::database("decoding an event", &e);
     let txid: String = row.try_get(16).map_err(decode)?;
-    let txid = txid
-        .parse::<u64>()
-        .ok()
+    let txid = audit_trail_contract::chain::parse_txid(&txid)
         .and_then(|t| i64::try_from(t).ok())
         .ok_or_else(|| Error::Other(format!("txid {txid} does not fit a signed 64-bit integer")))?;
     Ok(ArchiveRow {
