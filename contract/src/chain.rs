@@ -55,7 +55,9 @@ impl Position {
     pub const START: Position = Position { txid: 0, id: 0 };
 }
 
-/// A transaction id as PostgreSQL writes an `xid8`: a decimal 64-bit number.
+/// A transaction id as PostgreSQL writes an `xid8`: a decimal 64-bit number. The one reading
+/// of a txid's text: the sidecar's `db::parse_txid` only turns its None into an error that
+/// names the database, and checkpoints read their `last` line with it.
 pub fn parse_txid(text: &str) -> Option<u64> {
     text.parse().ok()
 }
@@ -232,7 +234,7 @@ impl Checkpoint {
             database,
             seq,
             last: Position {
-                txid: txid.parse().ok()?,
+                txid: parse_txid(txid)?,
                 id: id.parse().ok()?,
             },
             events: events.parse().ok()?,

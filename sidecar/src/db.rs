@@ -431,7 +431,10 @@ pub fn resolve_record_as(
 }
 
 /// A transaction id the database wrote as `xid8` text (every query casts it to text: the
-/// client has no `xid8` type).
+/// client has no `xid8` type). The rule is the contract's ([`chain::parse_txid`]); this only
+/// makes its refusal an error.
+///
+/// [`chain::parse_txid`]: audit_trail_contract::chain::parse_txid
 pub fn parse_txid(text: &str) -> Result<u64> {
     audit_trail_contract::chain::parse_txid(text)
         .ok_or_else(|| Error::Other(format!("unexpected txid \"{text}\" from the database")))

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod cli;
 pub mod csv;
 pub mod db;
+pub mod duration;
 pub mod error;
 pub mod export;
 pub mod filters;

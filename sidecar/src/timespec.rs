@@ -1,6 +1,6 @@
 //! Parsing the times operators type: `2026-11-25T10:00:00Z` (RFC 3339), `2026-11-25` (a
 //! date), `2026-11-25 10:00` (a local date and time), or relative to now: `7d`, `12h`, `30m`,
-//! `45s`, `2w`, and `now`.
+//! `45s`, `2w` (the grammar of [`crate::duration`]), and `now`.
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -71,18 +71,12 @@ pub fn parse(
     Err(err())
 }
 
+/// A duration back from now, in the grammar of [`crate::duration`]. None when the text is
+/// not one (it may be a time), or too long to count back.
 fn relative(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = text.split_at(split);
-    let n: i64 = digits.parse().ok()?;
-    match unit {
-        "s" => Duration::try_seconds(n),
-        "m" | "min" => Duration::try_minutes(n),
-        "h" => Duration::try_hours(n),
-        "d" => Duration::try_days(n),
-        "w" => Duration::try_weeks(n),
-        _ => None,
-    }
+    crate::duration::parse(text)
+        .ok()
+        .and_then(|d| Duration::from_std(d).ok())
 }
 
 /// A time zone by IANA name (`Europe/Paris`), `UTC`, or `local` (the TZ environment variable).
@@ -159,6 +153,11 @@ mod tests {
             now() - Duration::minutes(30)
         );
         assert_eq!(p("2w", Bound::Start).unwrap(), now() - Duration::weeks(2));
+        assert_eq!(
+            p("500ms", Bound::Start).unwrap(),
+            now() - Duration::milliseconds(500)
+        );
+        assert_eq!(p(" 0s ", Bound::Start).unwrap(), now());
         assert_eq!(p("now", Bound::Start).unwrap(), now());
     }
 
@@ -172,6 +171,8 @@ mod tests {
             "d7",
             "2026-11-31",
             "99999999999999999999d",
+            "9999999999999999w",
+            "45",
         ] {
             let e = p(bad, Bound::Start).unwrap_err();
             assert_eq!(e.input, bad);

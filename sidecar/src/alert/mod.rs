@@ -19,10 +19,12 @@ use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::{Client, Transaction};
 
 use crate::db;
+use crate::db::parse_txid;
 use crate::error::{Error, Result};
-use crate::follow::cursor::{self, Position};
+use crate::follow::cursor;
 use crate::follow::follower::{Follower, Handler, StreamOptions};
 use crate::record::{EventRecord, SELECT_EVENTS};
+use audit_trail_contract::chain::Position;
 use deliver::{Delivery, Webhook};
 use engine::Engine;
 use stall::StallWatch;
@@ -127,7 +129,7 @@ async fn position(client: &Client, consumer: &str) -> Result<Position> {
         .await
         .map_err(|e| Error::database("reading the consumer's position", &e))?;
     Ok(Position {
-        txid: cursor::parse_txid(row.get(0))?,
+        txid: parse_txid(row.get(0))?,
         id: row.get(1),
     })
 }

@@ -223,7 +223,7 @@ impl Rule {
         let (more_than, window, sum, per) = match spec.threshold {
             None => (0.0, DEFAULT_WINDOW, None, Per::Actor),
             Some(t) => {
-                let window = parse_duration(&t.within)
+                let window = parse_within(&t.within)
                     .map_err(|e| format!("rule \"{}\": within: {e}", spec.name))?;
                 if !t.more_than.is_finite() || t.more_than < 0.0 {
                     return Err(format!(
@@ -255,32 +255,12 @@ impl Rule {
     }
 }
 
-/// `30s`, `10m`, `1h`, `1d`.
-fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("\"{text}\" is not a duration like 30s, 10m, 1h or 1d"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => {
-            return Err(format!(
-                "\"{text}\" is not a duration like 30s, 10m, 1h or 1d"
-            ))
-        }
-    };
-    match n.checked_mul(seconds) {
-        Some(s) if s > 0 => Ok(Duration::from_secs(s)),
-        _ => Err(format!(
-            "\"{text}\" must be more than 0 and less than forever"
-        )),
+/// A threshold's `within`: a duration ([`crate::duration`]) of more than zero.
+fn parse_within(text: &str) -> std::result::Result<Duration, String> {
+    match crate::duration::parse(text) {
+        Ok(d) if d.is_zero() => Err(format!("\"{}\" must be more than 0", text.trim())),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -598,11 +578,13 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("m").is_err());
+        assert_eq!(parse_within("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_within("1d"), Ok(Duration::from_secs(86400)));
+        assert!(parse_within("10").is_err());
+        assert_eq!(parse_within("0s"), Err("\"0s\" must be more than 0".into()));
+        assert!(parse_within("m")
+            .unwrap_err()
+            .contains("\"m\" as a duration"));
     }
 
     fn load_text(text: &str) -> Result<Vec<Rule>> {

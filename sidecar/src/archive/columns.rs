@@ -1,4 +1,5 @@
-//! The columns of an archived event: the row as read from `audit.events`, its Arrow schema,
+//! The columns of an archived event: the row as written (the event read, `record::ArrayEvent`,
+//! with its txid as a number), its Arrow schema,
 //! and the builders that turn rows into Arrow batches for the Parquet writer.
 
 use std::sync::Arc;
@@ -8,8 +9,14 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
+use crate::record::ArrayEvent;
+
 /// One event as archived. JSON columns are kept as the database's own text of the jsonb
 /// value (what `jsonb::text` prints), so they are written byte for byte, never re-encoded.
+///
+/// The event as read is [`ArrayEvent`] (the sidecar's one row type and column list); this is
+/// its Parquet form, which differs in one column: `txid` is an INT64, checked to fit when the
+/// row is read ([`ArchiveRow::from_event`]) so that writing it cannot fail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArchiveRow {
     pub id: i64,
@@ -34,7 +41,41 @@ pub struct ArchiveRow {
     pub txid: i64,
 }
 
-/// The archive's columns, in the order of the CSV export's header (`contract`), with their
+/// A txid that does not fit the archive's signed INT64 column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("txid {0} does not fit a signed 64-bit integer")]
+pub struct TxidOutOfRange(pub String);
+
+impl ArchiveRow {
+    /// The event in the archive's form: its `txid` as a signed 64-bit number.
+    pub fn from_event(event: ArrayEvent) -> Result<ArchiveRow, TxidOutOfRange> {
+        let txid = audit_trail_contract::chain::parse_txid(&event.txid)
+            .and_then(|t| i64::try_from(t).ok())
+            .ok_or_else(|| TxidOutOfRange(event.txid.clone()))?;
+        Ok(ArchiveRow {
+            id: event.id,
+            occurred_at: event.occurred_at,
+            actor: event.actor,
+            db_user: event.db_user,
+            source: event.source,
+            entity: event.entity,
+            action: event.action,
+            subject_id: event.subject_id,
+            table_name: event.table_name,
+            changed_fields: event.changed_fields,
+            old_data: event.old_data,
+            new_data: event.new_data,
+            client_addr: event.client_addr,
+            application_name: event.application_name,
+            context: event.context,
+            details: event.details,
+            txid,
+        })
+    }
+}
+
+/// The archive's columns, in the order of the CSV export's header (and of the columns read,
+/// `crate::record::ARRAY_EVENT_COLUMNS_SQL`) (`contract`), with their
 /// nullability as in `audit.events`.
 pub fn schema() -> SchemaRef {
     let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);

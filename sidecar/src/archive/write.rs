@@ -15,56 +15,26 @@ use super::parquet::{self, Month, MonthFile, MonthlyWriter};
 use super::select::Partition;
 use crate::error::{Error, Result};
 use crate::integrity::archived;
+use crate::record::{ArrayEvent, ARRAY_EVENT_COLUMNS_SQL};
 use audit_trail_contract::chain::ArchiveDigest;
 
-/// The events of one partition, in the order they are archived (which the month split
-/// follows). Parameters, never text: the bounds come from the database, but nothing read is
-/// ever spliced into SQL.
-macro_rules! select_events {
-    ($range:literal) => {
-        concat!(
-            "SELECT id, occurred_at, actor, db_user, source, entity, action, \
-             subject_id, table_name, changed_fields, old_data::text, new_data::text, \
-             pg_catalog.host(client_addr), application_name, context::text, details::text, \
-             txid::text FROM audit.events WHERE ",
-            $range,
-            " ORDER BY occurred_at, id"
-        )
-    };
+/// The events of one partition (`range`, a condition on occurred_at), in the order they are
+/// archived (which the month split follows). Parameters, never text: the bounds come from the
+/// database, but nothing read is ever spliced into SQL.
+fn select_events(range: &str) -> String {
+    format!(
+        "SELECT {ARRAY_EVENT_COLUMNS_SQL} FROM audit.events WHERE {range} ORDER BY occurred_at, id"
+    )
 }
-const SELECT_RANGE: &str = select_events!("occurred_at >= $1 AND occurred_at < $2");
+const RANGE: &str = "occurred_at >= $1 AND occurred_at < $2";
 /// A partition without a start (FROM (MINVALUE), from the upgrade from 0.1.0): no other
 /// partition holds rows before its end, and the default partition holds none a partition
 /// covers.
-const SELECT_BEFORE: &str = select_events!("occurred_at < $1");
+const BEFORE: &str = "occurred_at < $1";
 
 fn archive_row(row: &tokio_postgres::Row) -> Result<ArchiveRow> {
-    let decode = |e: tokio_postgres::Error| Error::database("decoding an event", &e);
-    let txid: String = row.try_get(16).map_err(decode)?;
-    let txid = txid
-        .parse::<u64>()
-        .ok()
-        .and_then(|t| i64::try_from(t).ok())
-        .ok_or_else(|| Error::Other(format!("txid {txid} does not fit a signed 64-bit integer")))?;
-    Ok(ArchiveRow {
-        id: row.try_get(0).map_err(decode)?,
-        occurred_at: row.try_get(1).map_err(decode)?,
-        actor: row.try_get(2).map_err(decode)?,
-        db_user: row.try_get(3).map_err(decode)?,
-        source: row.try_get(4).map_err(decode)?,
-        entity: row.try_get(5).map_err(decode)?,
-        action: row.try_get(6).map_err(decode)?,
-        subject_id: row.try_get(7).map_err(decode)?,
-        table_name: row.try_get(8).map_err(decode)?,
-        changed_fields: row.try_get(9).map_err(decode)?,
-        old_data: row.try_get(10).map_err(decode)?,
-        new_data: row.try_get(11).map_err(decode)?,
-        client_addr: row.try_get(12).map_err(decode)?,
-        application_name: row.try_get(13).map_err(decode)?,
-        context: row.try_get(14).map_err(decode)?,
-        details: row.try_get(15).map_err(decode)?,
-        txid,
-    })
+    let event = ArrayEvent::from_row(row).map_err(|e| Error::database("decoding an event", &e))?;
+    ArchiveRow::from_event(event).map_err(|e| Error::Other(e.to_string()))
 }
 
 /// Refuses to write where another database's archive of a partition of the same name lies:
@@ -201,11 +171,11 @@ pub(super) async fn archive_partition(
         let rows = match partition.from_time {
             Some(from_time) => {
                 let params: [&(dyn ToSql + Sync); 2] = [&from_time, &to_time];
-                tx.query_raw(SELECT_RANGE, params).await
+                tx.query_raw(select_events(RANGE).as_str(), params).await
             }
             None => {
                 let params: [&(dyn ToSql + Sync); 1] = [&to_time];
-                tx.query_raw(SELECT_BEFORE, params).await
+                tx.query_raw(select_events(BEFORE).as_str(), params).await
             }
         }
         .map_err(|e| Error::database("reading audit.events", &e))?;

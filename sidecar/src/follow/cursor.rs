@@ -4,12 +4,9 @@
 use chrono::{DateTime, Utc};
 use tokio_postgres::{Client, GenericClient};
 
+use crate::db::parse_txid;
 use crate::error::{Error, Result};
-
-/// A point in (txid, id) order, the chain's: events after it are delivered next.
-pub use audit_trail_contract::chain::Position;
-
-pub use crate::db::parse_txid;
+use audit_trail_contract::chain::Position;
 
 /// Creates the consumer if it is new (at the start of the stream, owned by this login role).
 pub async fn ensure(client: &Client, name: &str) -> Result<()> {

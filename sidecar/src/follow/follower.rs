@@ -7,11 +7,13 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, GenericClient, IsolationLevel, Transaction};
 
-use super::cursor::{self, Position};
+use super::cursor;
 use super::WATERMARK;
+use crate::db::parse_txid;
 use crate::db::{self, Target};
 use crate::error::{describe, Error, Result};
 use crate::record::{EventRecord, SELECT_EVENTS};
+use audit_trail_contract::chain::Position;
 
 const RECHECK_AFTER_WAKEUP: Duration = Duration::from_millis(200);
 /// The channel capture notifies at commit (the contract's name, plain ASCII).
@@ -383,7 +385,7 @@ impl<H: Handler> Follower<H> {
                 .await
                 .map_err(Failure::from_error)?;
             let to = Position {
-                txid: cursor::parse_txid(&last.txid).map_err(Failure::Fatal)?,
+                txid: parse_txid(&last.txid).map_err(Failure::Fatal)?,
                 id: last.id,
             };
             cursor::advance(tx, &self.args.consumer, to, events.len() as i64)
