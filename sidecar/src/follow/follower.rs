@@ -130,7 +130,7 @@ impl<H: Handler> Follower<H> {
                 // Nothing reached yet, or a one-shot run: report, don't retry.
                 Err(e) if first || self.args.once => return Err(e),
                 Err(e) => {
-                    eprintln!("audit-trail: {e}; retrying in {}s", backoff.as_secs());
+                    tracing::warn!(retry_in_s = backoff.as_secs(), "{e}; retrying");
                     if self.pause(backoff).await {
                         return Ok(());
                     }
@@ -156,15 +156,15 @@ impl<H: Handler> Follower<H> {
                 }
                 cursor::ensure(record.as_ref().unwrap_or(&client), &self.args.consumer).await?;
             } else {
-                eprintln!("audit-trail: reconnected to {}", self.target.description);
+                tracing::info!("reconnected to {}", self.target.description);
             }
             first = false;
             backoff = Duration::from_secs(1);
             match self.follow(client, record, notifications).await {
                 Ok(()) => return Ok(()),
                 Err(Failure::Lost(reason)) if !self.args.once => {
-                    eprintln!(
-                        "audit-trail: lost the connection to {} ({reason}); reconnecting",
+                    tracing::warn!(
+                        "lost the connection to {} ({reason}); reconnecting",
                         self.target.description
                     );
                     if self.pause(backoff).await {

@@ -60,10 +60,7 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: FollowArgs) ->
             let position =
                 cursor::reposition(record.as_ref().unwrap_or(&client), &args.consumer, from)
                     .await?;
-            eprintln!(
-                "audit-trail: consumer \"{}\" now at {position}",
-                args.consumer
-            );
+            tracing::info!(consumer = %args.consumer, %position, "cursor moved");
             match sink {
                 Some(sink) => follow(target, record_target, args, sink).await,
                 None => Ok(()),

@@ -93,29 +93,17 @@ fn parse_query_timeout(text: &str) -> std::result::Result<Duration, String> {
     }
 }
 
-/// `30m`, `1h`, `90s`, `500ms`, or a plain number of seconds.
+/// A duration in the one grammar (`crate::duration`: `30m`, `1h`, `90s`, `500ms`, ...), or a
+/// plain number of seconds, which these flags took before that grammar; more than zero.
 fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("cannot read \"{text}\" as a duration (like 30m, 1h, 90s)"))?;
-    let millis = match unit {
-        "ms" => Some(n),
-        "" | "s" => n.checked_mul(1000),
-        "m" | "min" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => None,
+    let parsed = match text.trim().parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => crate::duration::parse(text).map_err(|e| e.to_string())?,
     };
-    match millis {
-        Some(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
-        _ => Err(format!(
-            "cannot read \"{text}\" as a duration (like 30m, 1h, 90s)"
-        )),
+    if parsed.is_zero() {
+        return Err(format!("\"{}\" must be more than 0", text.trim()));
     }
+    Ok(parsed)
 }
 
 const APPLICATION_NAME: &str = "audit-trail dashboard";
@@ -288,7 +276,8 @@ mod tests {
             Ok(Duration::from_secs(596 * 3600))
         );
         assert!(parse_query_timeout("597h").is_err());
-        for bad in ["", "0", "m", "5d", "-3s", "1.5h"] {
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        for bad in ["", "0", "0s", "m", "5x", "-3s", "1.5h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }
