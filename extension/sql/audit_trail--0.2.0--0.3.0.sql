@@ -1468,6 +1468,7 @@ DECLARE
     other   record;
     created jsonb := '[]';
 BEGIN
+    PERFORM audit.require_maintenance();
     FOR start IN
         SELECT DISTINCT audit.partition_start(d.occurred_at, every) FROM audit.events_default AS d
         UNION
@@ -1543,6 +1544,7 @@ DECLARE
     dropped jsonb := '[]';
     kept    jsonb := '[]';
 BEGIN
+    PERFORM audit.require_maintenance();
     FOR part IN
         SELECT p.* FROM audit.partitions AS p
          WHERE NOT p.is_default AND p.to_time <= now() - keep

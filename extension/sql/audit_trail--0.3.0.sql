@@ -1865,6 +1865,7 @@ DECLARE
     dropped jsonb := '[]';
     kept    jsonb := '[]';
 BEGIN
+    PERFORM audit.require_maintenance();
     FOR part IN
         SELECT p.* FROM audit.partitions AS p
          WHERE NOT p.is_default AND p.to_time <= now() - keep
@@ -2591,6 +2592,7 @@ DECLARE
     other   record;
     created jsonb := '[]';
 BEGIN
+    PERFORM audit.require_maintenance();
     FOR start IN
         SELECT DISTINCT audit.partition_start(d.occurred_at, every) FROM audit.events_default AS d
         UNION

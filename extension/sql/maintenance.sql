@@ -14,6 +14,7 @@ DECLARE
     other   record;
     created jsonb := '[]';
 BEGIN
+    PERFORM audit.require_maintenance();
     FOR start IN
         SELECT DISTINCT audit.partition_start(d.occurred_at, every) FROM audit.events_default AS d
         UNION

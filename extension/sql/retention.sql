@@ -454,6 +454,7 @@ DECLARE
     dropped jsonb := '[]';
     kept    jsonb := '[]';
 BEGIN
+    PERFORM audit.require_maintenance();
     FOR part IN
         SELECT p.* FROM audit.partitions AS p
          WHERE NOT p.is_default AND p.to_time <= now() - keep

@@ -29,7 +29,7 @@ struct Given {
 
 thread_local! {
     // One backend is one thread. The calls of the current transaction, oldest first; the last
-    // one counts. Emptied when the transaction ends (wakeup.rs' callbacks).
+    // one counts. Emptied when the transaction ends (xact.rs).
     static GIVEN: RefCell<Vec<Given>> = const { RefCell::new(Vec::new()) };
 }
 

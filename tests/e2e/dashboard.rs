@@ -270,7 +270,7 @@ fn filters_tabs_and_ranges_live_in_the_url(b: &Browser, dash: &Dashboard, db: &T
         listed(b),
         newest_first(
             db,
-            "entity = 'group' AND occurred_at >= now() - interval '30 days'"
+            "entity = 'group' AND action <> 'export' AND occurred_at >= now() - interval '30 days'"
         )
     );
     // Custom date range with nothing in it: a clear empty state.

@@ -159,6 +159,20 @@ fn grid(db: &TestDb) -> Vec<(String, String)> {
             "entity = 'contact' AND subject_id = '12'",
         ),
         range("", "true"),
+        // A category but its exports (the tabs): `<>` over the summary, the probes and the tail.
+        all("except_action=export", "action <> 'export'"),
+        all(
+            "entity=contact&except_action=export",
+            "entity = 'contact' AND action <> 'export'",
+        ),
+        all(
+            "except_action=export&except_action=delete",
+            "action NOT IN ('export', 'delete')",
+        ),
+        range(
+            "actor=a1&actor=rare&except_action=export",
+            "actor IN ('a1', 'rare') AND action <> 'export'",
+        ),
     ]
 }
 

@@ -246,7 +246,14 @@ impl LogParams {
             actors: self.actors.clone(),
             entities: self.entities.clone(),
             actions: self.actions.clone(),
-            except_actions: self.except_actions.clone(),
+            // A tab's exclusion does not undo an action chosen on it: Contact changes with
+            // Action = export lists the contact exports, not nothing.
+            except_actions: self
+                .except_actions
+                .iter()
+                .filter(|a| !self.actions.contains(a))
+                .cloned()
+                .collect(),
             table: one(&self.table),
             subject: one(&self.subject),
             source: one(&self.source),
@@ -453,5 +460,18 @@ mod tests {
             LogParams::parse(b"entity=contact&action=update").tab(),
             None
         );
+    }
+
+    #[test]
+    fn an_action_chosen_on_a_tab_is_not_excluded_by_it() {
+        let f = LogParams::parse(b"entity=contact&except_action=export&action=export")
+            .to_filters(now(), Tz::UTC)
+            .unwrap();
+        assert_eq!(f.actions, ["export"]);
+        assert!(f.except_actions.is_empty());
+        let f = LogParams::parse(b"entity=contact&except_action=export&action=update")
+            .to_filters(now(), Tz::UTC)
+            .unwrap();
+        assert_eq!(f.except_actions, ["export"]);
     }
 }
