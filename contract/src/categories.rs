@@ -25,7 +25,7 @@ pub struct Category {
 }
 
 /// The action of exports, which the export category holds whatever was exported.
-pub const EXPORT_ACTION: &str = "export";
+pub const EXPORT_ACTION: &str = crate::sidecar_actions::EXPORT;
 
 pub const CATEGORIES: [Category; 4] = [
     Category {

@@ -91,6 +91,21 @@ pub const AUDIT_LOG_RECORDED_ACTIONS: [&str; 5] = [
     "consumer_moved",
 ];
 
+/// Actions of the log's own entity that the sidecar records through `audit.log_event`, as the
+/// role it runs as (an admin): what an export, a dashboard sign-in and a failed verification
+/// leave in the log. The alert rules and the dashboard name them by these constants.
+pub mod sidecar_actions {
+    /// An export's start: the filters and the rows they match, committed before the first row.
+    pub const EXPORT: &str = "export";
+    /// How an export ended: rows sent, complete, cut off or failed.
+    pub const EXPORT_END: &str = "export_end";
+    /// A sign-in to the dashboard.
+    pub const SIGN_IN: &str = "sign_in";
+    /// `verify` found the log or its seals changed.
+    pub const VERIFY_FAILED: &str = "verify_failed";
+    pub const ALL: [&str; 4] = [EXPORT, EXPORT_END, SIGN_IN, VERIFY_FAILED];
+}
+
 /// Whether `audit.log_event` refuses this event: a reserved action, or one of the log's own
 /// that only the extension records.
 pub fn is_reserved_event(entity: &str, action: &str) -> bool {

@@ -323,7 +323,7 @@ pub async fn require_audit_admin(client: &Client) -> Result<String> {
         )));
     }
     if !installed {
-        return Err(Error::Other(
+        return Err(Error::NotInstalled(
             "the audit_trail extension is not installed in this database (CREATE EXTENSION audit_trail)".into(),
         ));
     }
@@ -373,32 +373,6 @@ pub fn standby_without_record_db(what: &str) -> Error {
     ))
 }
 
-/// The connection a command writes through, checked before anything is read from `read`
-/// (the `--db` connection, already admitted by [`require_audit_admin`]).
-///
-/// With `record_db`: a connection to it, admitted the same way (its role may differ from the
-/// one on `--db`), with the same pinned `search_path` (see [`resolve`]), and refused if it is
-/// a standby too. Without: `None` (writes go to `read`), unless `read` is a standby, which
-/// is refused here rather than after the output has gone out and the write fails.
-pub async fn record_connection(
-    read: &Client,
-    record_db: Option<&str>,
-    application_name: &str,
-    what: &str,
-) -> Result<Option<Client>> {
-    match record_db {
-        None if in_recovery(read).await? => Err(standby_without_record_db(what)),
-        None => Ok(None),
-        Some(text) => {
-            let target = resolve_record(text, application_name)?;
-            let client = connect(&target).await?;
-            require_audit_admin(&client).await?;
-            require_primary(&client, &target.description).await?;
-            Ok(Some(client))
-        }
-    }
-}
-
 /// Refuses a `--record-db` that is a standby too: nothing could be written there either.
 pub async fn require_primary(record: &Client, description: &str) -> Result<()> {
     if in_recovery(record).await? {
@@ -437,5 +411,5 @@ pub fn resolve_record_as(
 /// [`chain::parse_txid`]: audit_trail_contract::chain::parse_txid
 pub fn parse_txid(text: &str) -> Result<u64> {
     audit_trail_contract::chain::parse_txid(text)
-        .ok_or_else(|| Error::Other(format!("unexpected txid \"{text}\" from the database")))
+        .ok_or_else(|| Error::Unexpected(format!("unexpected txid \"{text}\" from the database")))
 }

@@ -20,6 +20,9 @@ pub enum Error {
     Database {
         doing: &'static str,
         reason: String,
+        /// The server's SQLSTATE, when the server answered (kept for callers that decide by
+        /// it; the message is for people).
+        code: Option<tokio_postgres::error::SqlState>,
         /// The connection was lost (closed, the server shutting down, an I/O error): a
         /// long-running command reconnects rather than stops.
         lost: bool,
@@ -39,8 +42,39 @@ pub enum Error {
     #[error("integrity violation: {0}")]
     Integrity(String),
 
+    /// Another run holds what this one needs (a service's lock, a consumer's cursor).
     #[error("{0}")]
-    Other(String),
+    Busy(String),
+
+    /// The database has no audit_trail, or one too old for this command.
+    #[error("{0}")]
+    NotInstalled(String),
+
+    /// Something this tool reads (from the database, an archive, a sink's files) is not what
+    /// it wrote or expects.
+    #[error("{0}")]
+    Unexpected(String),
+
+    /// A value could not be encoded as JSON.
+    #[error("encoding {what}: {source}")]
+    Encoding {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// The dashboard could not listen or serve.
+    #[error("{0}")]
+    Serve(String),
+
+    /// Writing an archive's Parquet files.
+    #[error("{0}")]
+    Archive(String),
+
+    /// The operating system's random source, TLS set-up, a webhook client: the machine's
+    /// facilities rather than the database or the input.
+    #[error("{0}")]
+    System(String),
 }
 
 impl Error {
@@ -64,8 +98,14 @@ impl Error {
         Error::Database {
             doing,
             reason: describe(e),
+            code: e.code().cloned(),
             lost: connection_lost(e),
         }
+    }
+
+    /// A JSON encoding error, naming what was being encoded.
+    pub fn encoding(what: &'static str) -> impl Fn(serde_json::Error) -> Error {
+        move |source| Error::Encoding { what, source }
     }
 
     /// Whether this is a database error because the connection was lost.

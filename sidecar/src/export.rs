@@ -14,10 +14,12 @@ use futures_util::{pin_mut, TryStreamExt};
 use serde::Serialize;
 use tokio_postgres::{Client, IsolationLevel};
 
+use crate::connections::Connections;
 use crate::csv::CsvWriter;
 use crate::error::{Error, Result};
 use crate::filters::Filters;
 use crate::record::{EventRecord, TimeFormat, SELECT_EVENTS};
+use audit_trail_contract::sidecar_actions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -314,8 +316,8 @@ impl ExportRecord {
             via,
             status: "started",
         })
-        .map_err(|e| Error::Other(format!("encoding export details: {e}")))?;
-        let id = record(recorder, via, "export", &details).await?;
+        .map_err(Error::encoding("export details"))?;
+        let id = record(recorder, via, sidecar_actions::EXPORT, &details).await?;
         Ok(ExportRecord {
             id,
             via: via.to_owned(),
@@ -338,29 +340,21 @@ impl ExportRecord {
             "complete": ending == Ending::Complete,
             "status": ending.as_str(),
         });
-        record(recorder, &self.via, "export_end", &details).await
+        record(recorder, &self.via, sidecar_actions::EXPORT_END, &details).await
     }
 }
 
 /// Records one of the export's own events, committed (one statement, its own transaction),
-/// with `audit.source` the way it ran (set first: the CTE is materialized).
+/// with `audit.source` the way it ran.
 async fn record(
     client: &Client,
     via: &str,
     action: &str,
     details: &serde_json::Value,
 ) -> Result<i64> {
-    let id: i64 = client
-        .query_one(
-            "WITH source AS MATERIALIZED (
-                 SELECT pg_catalog.set_config('audit.source', $1, true) AS s)
-             SELECT audit.log_event('audit_log', $2, NULL, $3) FROM source",
-            &[&via, &action, details],
-        )
+    crate::own_events::record(client, action, via, details)
         .await
-        .map_err(|e| Error::database("recording the export", &e))?
-        .get(0);
-    Ok(id)
+        .map_err(|e| Error::database("recording the export", &e))
 }
 
 struct WriterSink<W: Write + Send>(W);
@@ -375,11 +369,9 @@ impl<W: Write + Send> ChunkSink for WriterSink<W> {
 /// it ends ([`ExportRecord`]). A file is written under a temporary name in the same
 /// directory, synced, and renamed into place only once the export is complete and its end
 /// recorded: a failed export never leaves a file that looks finished. The export is read
-/// from `client` and recorded through `record` (the primary, when `client` is a standby),
-/// else through `client` itself, between its reads.
+/// from `connections.reader` and recorded through `connections.writer()`, between its reads.
 pub async fn run(
-    client: &mut Client,
-    record_db: Option<&Client>,
+    connections: &mut Connections,
     request: &ExportRequest,
     output: Option<&Path>,
     progress: bool,
@@ -387,29 +379,34 @@ pub async fn run(
     let mut progress = Progress::new(progress);
     match output {
         None => {
-            // The records are single statements between the read's transactions: through
-            // `client` itself when there is no --record-db.
+            // The records are single statements between the read's transactions (through the
+            // reader itself when there is no --record-db).
             let record =
-                ExportRecord::start(client, record_db.unwrap_or(client), request, "cli").await?;
+                ExportRecord::start(&connections.reader, connections.writer(), request, "cli")
+                    .await?;
             let request = record.leave_out(request);
             let mut sink = WriterSink(std::io::BufWriter::new(std::io::stdout()));
             let mut sent = 0;
-            let result =
-                stream_counting(client, &request, &mut sink, &mut progress, &mut sent).await;
+            let result = stream_counting(
+                &mut connections.reader,
+                &request,
+                &mut sink,
+                &mut progress,
+                &mut sent,
+            )
+            .await;
             let flushed = sink.0.flush().map_err(Error::Output);
             match result.and(flushed) {
                 Ok(()) => {
                     record
-                        .end(record_db.unwrap_or(client), sent, Ending::Complete)
+                        .end(connections.writer(), sent, Ending::Complete)
                         .await?;
                     Ok(sent)
                 }
                 Err(e) => {
                     // Rows may have gone out (a closed pipe, an interrupted read): say how
                     // the export ended, if the database allows.
-                    let _ = record
-                        .end(record_db.unwrap_or(client), sent, Ending::of(&e))
-                        .await;
+                    let _ = record.end(connections.writer(), sent, Ending::of(&e)).await;
                     Err(e)
                 }
             }
@@ -429,11 +426,14 @@ pub async fn run(
                 .tempfile_in(&dir)
                 .map_err(file_error)?;
             let record =
-                ExportRecord::start(client, record_db.unwrap_or(client), request, "cli").await?;
+                ExportRecord::start(&connections.reader, connections.writer(), request, "cli")
+                    .await?;
             let request = record.leave_out(request);
             let mut sink = WriterSink(std::io::BufWriter::new(temp.as_file()));
             let written = async {
-                let rows = stream_events(client, &request, &mut sink, &mut progress).await?;
+                let rows =
+                    stream_events(&mut connections.reader, &request, &mut sink, &mut progress)
+                        .await?;
                 sink.0.flush().map_err(file_error)?;
                 temp.as_file().sync_all().map_err(file_error)?;
                 Ok::<u64, Error>(rows)
@@ -444,14 +444,12 @@ pub async fn run(
                 Ok(rows) => rows,
                 Err(e) => {
                     // Nothing left the process: the temporary file goes with the error.
-                    let _ = record
-                        .end(record_db.unwrap_or(client), 0, Ending::Failed)
-                        .await;
+                    let _ = record.end(connections.writer(), 0, Ending::Failed).await;
                     return Err(e);
                 }
             };
             record
-                .end(record_db.unwrap_or(client), rows, Ending::Complete)
+                .end(connections.writer(), rows, Ending::Complete)
                 .await?;
             temp.persist(path).map_err(|e| file_error(e.error))?;
             Ok(rows)

@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod archive;
 pub mod cli;
+pub mod connections;
 pub mod csv;
 pub mod db;
 pub mod duration;
@@ -13,12 +14,14 @@ pub mod follow;
 pub mod integrity;
 pub mod logging;
 pub mod maintain;
+pub mod own_events;
 pub mod record;
 pub mod timespec;
 pub mod tls;
 pub mod web;
 
 use cli::{Cli, Command};
+use connections::Connections;
 use error::Result;
 
 /// Runs one command to completion.
@@ -26,25 +29,16 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Export(args) => {
             let request = args.to_request()?;
-            let target = db::resolve(cli.db.as_deref(), "audit-trail export")?;
-            let mut client = db::connect(&target).await?;
-            db::require_audit_admin(&client).await?;
-            let record = db::record_connection(
-                &client,
+            let mut connections = Connections::open(
+                cli.db.as_deref(),
                 cli.record_db.as_deref(),
                 "audit-trail export",
                 "the export record",
             )
             .await?;
             let output = args.output_path();
-            let rows = export::run(
-                &mut client,
-                record.as_ref(),
-                &request,
-                output,
-                args.show_progress(),
-            )
-            .await?;
+            let rows =
+                export::run(&mut connections, &request, output, args.show_progress()).await?;
             if let Some(path) = output {
                 eprintln!("audit-trail: exported {rows} events to {}", path.display());
             }

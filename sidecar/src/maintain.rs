@@ -39,8 +39,7 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>) -> Result<()> {
         .map_err(|e| Error::database("running audit.maintain()", &e))?
         .try_get(0)
         .map_err(|e| Error::database("reading what audit.maintain() did", &e))?;
-    let text = serde_json::to_string_pretty(&done)
-        .map_err(|e| Error::Other(format!("printing the result: {e}")))?;
+    let text = serde_json::to_string_pretty(&done).map_err(Error::encoding("the result"))?;
     println!("{text}");
     Ok(())
 }

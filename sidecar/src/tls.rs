@@ -61,7 +61,7 @@ fn provider() -> Arc<CryptoProvider> {
 pub fn connector(verification: &Verification) -> Result<Tls> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Other(format!("TLS set-up: {e}")))?;
+        .map_err(|e| Error::System(format!("TLS set-up: {e}")))?;
     let config = match verification {
         Verification::None => builder
             .dangerous()

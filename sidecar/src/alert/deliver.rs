@@ -107,7 +107,7 @@ impl Delivery {
             }
         })
         .await
-        .map_err(|e| Error::Other(format!("delivering alerts: {e}")))
+        .map_err(|e| Error::System(format!("delivering alerts: {e}")))
     }
 }
 

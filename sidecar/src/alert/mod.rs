@@ -18,6 +18,7 @@ use clap::Args;
 use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::{Client, Transaction};
 
+use crate::connections::Connections;
 use crate::db;
 use crate::db::parse_txid;
 use crate::error::{Error, Result};
@@ -84,10 +85,8 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: AlertArgs) -> 
 
     let mut engine = Engine::new(rules, &args.consumer);
     {
-        let client = db::connect(&target).await?;
-        db::require_audit_admin(&client).await?;
-        let record = db::record_connection(&client, record_db, APPLICATION_NAME, WRITES).await?;
-        let primary = record.as_ref().unwrap_or(&client);
+        let connections = Connections::open(db, record_db, APPLICATION_NAME, WRITES).await?;
+        let primary = connections.writer();
         let writer: String = primary
             .query_one("SELECT session_user::text", &[])
             .await
@@ -96,7 +95,7 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: AlertArgs) -> 
         engine = engine.recorded_by(&writer);
         cursor::ensure(primary, &args.consumer).await?;
         let position = position(primary, &args.consumer).await?;
-        warm_up(&client, &mut engine, position).await?;
+        warm_up(&connections.reader, &mut engine, position).await?;
     }
 
     let options = StreamOptions {
@@ -184,8 +183,7 @@ async fn record(
     consumer: &str,
     alert: &engine::Alert,
 ) -> Result<serde_json::Value> {
-    let details =
-        serde_json::to_value(alert).map_err(|e| Error::Other(format!("encoding an alert: {e}")))?;
+    let details = serde_json::to_value(alert).map_err(Error::encoding("an alert"))?;
     let id: i64 = tx
         .query_one("SELECT audit.record_alert($1, $2)", &[&consumer, &details])
         .await

@@ -510,6 +510,25 @@ mod tests {
         );
     }
 
+    /// A built-in rule names only actions the product records (a misspelt one would never
+    /// fire): captured, the extension's, the log's own or the sidecar's.
+    #[test]
+    fn builtin_rules_name_only_actions_that_are_recorded() {
+        use audit_trail_contract as c;
+        for rule in builtin() {
+            for action in rule.filter.action.iter().flatten() {
+                let a = action.as_str();
+                assert!(
+                    c::is_reserved_action(a)
+                        || c::AUDIT_LOG_RECORDED_ACTIONS.contains(&a)
+                        || c::sidecar_actions::ALL.contains(&a),
+                    "rule {}: action {a}",
+                    rule.name
+                );
+            }
+        }
+    }
+
     #[test]
     fn business_hours_follow_their_time_zone_and_days() {
         let spec = |days: &[&str], from: &str, to: &str| HoursSpec {
@@ -588,9 +607,9 @@ mod tests {
     }
 
     fn load_text(text: &str) -> Result<Vec<Rule>> {
-        let dir = tempfile::tempdir().map_err(|e| Error::Other(e.to_string()))?;
+        let dir = tempfile::tempdir().map_err(|e| Error::Unexpected(e.to_string()))?;
         let path = dir.path().join("rules.toml");
-        std::fs::write(&path, text).map_err(|e| Error::Other(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| Error::Unexpected(e.to_string()))?;
         load(&path)
     }
 

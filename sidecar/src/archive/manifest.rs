@@ -169,7 +169,7 @@ impl Layout {
         let plain =
             |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !plain(stem) || !partition.split('.').all(plain) || partition.split('.').count() > 2 {
-            return Err(Error::Other(format!(
+            return Err(Error::Unexpected(format!(
                 "partition name \"{partition}\" is not a plain schema.table name; not archived"
             )));
         }
@@ -188,8 +188,7 @@ impl Layout {
 
 impl Manifest {
     pub fn to_pretty_json(&self) -> Result<Vec<u8>> {
-        let mut text = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::Other(format!("encoding the manifest: {e}")))?;
+        let mut text = serde_json::to_vec_pretty(self).map_err(Error::encoding("the manifest"))?;
         text.push(b'\n');
         Ok(text)
     }
@@ -326,7 +325,7 @@ pub fn check_manifest(
     let manifest: Manifest = serde_json::from_slice(&text)
         .map_err(|e| violation(format!("{name}: not a valid manifest: {e}")))?;
     if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&manifest.schema_version) {
-        return Err(Error::Other(format!(
+        return Err(Error::Unexpected(format!(
             "{name}: manifest schema_version {} is not one this audit-trail reads \
              ({OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION})",
             manifest.schema_version

@@ -29,6 +29,7 @@ use std::time::Instant;
 use clap::Args;
 use tokio_postgres::Client;
 
+use crate::connections::Connections;
 use crate::db;
 use crate::error::{Error, Result};
 use check::check_archives;
@@ -119,17 +120,14 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
     }
     let root = check_output_dir(output_dir)?;
 
-    let target = db::resolve(db_arg, "audit-trail archive")?;
-    let mut client = db::connect(&target).await?;
-    db::require_audit_admin(&client).await?;
-    let mut record = db::record_connection(
-        &client,
+    let mut connections = Connections::open(
+        db_arg,
         record_db,
         "audit-trail archive",
         "the archive record",
     )
     .await?;
-    db::require_audit_service(record.as_ref().unwrap_or(&client)).await?;
+    db::require_audit_service(connections.writer()).await?;
 
     // Taken before the partitions are listed, so a run never archives again what another
     // run archived after this one looked: the service's lock, which only the product's
@@ -148,14 +146,14 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
         .map_err(locking)?
         .get(0);
     if !taken {
-        return Err(Error::Other(
+        return Err(Error::Busy(
             "another audit-trail archive is running on this database".into(),
         ));
     }
 
     // Each database archives under a directory of its own, so that two databases archived
     // into one --output-dir never write over each other's files.
-    let identity = database_identity(&client).await?;
+    let identity = database_identity(&connections.reader).await?;
     let database_root = root.join(identity.dir());
     std::fs::create_dir_all(&database_root).map_err(|source| Error::File {
         path: database_root.clone(),
@@ -163,7 +161,7 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
     })?;
 
     // Listed where archives are recorded: a standby may not show the last run's records yet.
-    let all = list_partitions(record.as_ref().unwrap_or(&client)).await?;
+    let all = list_partitions(connections.writer()).await?;
     let chosen = select(&all, &args.partitions, before)?;
     if chosen.is_empty() {
         println!("nothing to archive");
@@ -174,8 +172,8 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
     for partition in &chosen {
         let t = Instant::now();
         let archived = archive_partition(
-            &mut client,
-            record.as_mut(),
+            &mut connections.reader,
+            connections.record.as_mut(),
             &database_root,
             &identity,
             partition,
@@ -204,7 +202,7 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
         );
     }
     check_archives(
-        record.as_ref().unwrap_or(&client),
+        connections.writer(),
         &written,
         &root,
         &database_root,

@@ -52,7 +52,7 @@ pub(super) async fn list_partitions(client: &Client) -> Result<Vec<Partition>> {
         .await
         .map_err(|e| {
             if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) {
-                Error::Other(
+                Error::NotInstalled(
                     "this database's audit_trail has no audit.partitions: update it \
                      (ALTER EXTENSION audit_trail UPDATE)"
                         .into(),

@@ -34,7 +34,7 @@ const BEFORE: &str = "occurred_at < $1";
 
 fn archive_row(row: &tokio_postgres::Row) -> Result<ArchiveRow> {
     let event = ArrayEvent::from_row(row).map_err(|e| Error::database("decoding an event", &e))?;
-    ArchiveRow::from_event(event).map_err(|e| Error::Other(e.to_string()))
+    ArchiveRow::from_event(event).map_err(|e| Error::Unexpected(e.to_string()))
 }
 
 /// Refuses to write where another database's archive of a partition of the same name lies:
@@ -57,7 +57,7 @@ fn refuse_another_databases(manifest_path: &Path, ours: &DatabaseIdentity) -> Re
         .and_then(|m| m.database);
     match theirs {
         Some(theirs) if &theirs == ours => Ok(()),
-        other => Err(Error::Other(format!(
+        other => Err(Error::Unexpected(format!(
             "{} holds an archive of {}, not of this {ours}: not overwritten (archive each \
              database into a directory of its own)",
             manifest_path.display(),
@@ -93,7 +93,7 @@ fn write_durably(dir: &Path, name: &str, contents: &[u8]) -> Result<PathBuf> {
 }
 
 fn write_error(e: parquet::WriteError) -> Error {
-    Error::Other(format!("writing the archive: {e}"))
+    Error::Archive(format!("writing the archive: {e}"))
 }
 
 /// Archives one partition: read from `client`, recorded through `record` (the primary, when
@@ -107,7 +107,7 @@ pub(super) async fn archive_partition(
     max_file_bytes: u64,
 ) -> Result<Archived> {
     let Some(to_time) = partition.to_time else {
-        return Err(Error::Other(format!(
+        return Err(Error::Unexpected(format!(
             "{}: a partition without an end cannot be archived",
             partition.name
         )));
@@ -220,7 +220,7 @@ pub(super) async fn archive_partition(
     drop(sender);
     let encoded = encoder
         .await
-        .map_err(|e| Error::Other(format!("the Parquet encoder stopped: {e}")))?;
+        .map_err(|e| Error::Archive(format!("the Parquet encoder stopped: {e}")))?;
     let writer = encoded.map_err(write_error)?;
     let (count, first_id, last_id, events_sha256) = read?;
     let placed = writer.place().map_err(write_error)?;
@@ -244,10 +244,9 @@ pub(super) async fn archive_partition(
     };
     let manifest_path = write_durably(&dir, &layout.manifest_name(), &manifest.to_pretty_json()?)?;
     unrecorded.manifest_written(&dir, manifest_path.clone());
-    let manifest_json = serde_json::to_value(&manifest)
-        .map_err(|e| Error::Other(format!("encoding the manifest: {e}")))?;
+    let manifest_json = serde_json::to_value(&manifest).map_err(Error::encoding("the manifest"))?;
     let rows_param = i64::try_from(count)
-        .map_err(|_| Error::Other(format!("{count} rows do not fit a bigint")))?;
+        .map_err(|_| Error::Unexpected(format!("{count} rows do not fit a bigint")))?;
     let location = manifest_path.display().to_string();
     let recorder = record.unwrap_or(client);
     recorder

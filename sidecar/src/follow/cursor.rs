@@ -28,14 +28,14 @@ pub async fn lock(client: &impl GenericClient, name: &str) -> Result<Position> {
         .await
         .map_err(|e| {
             if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
-                Error::Other(format!(
+                Error::Busy(format!(
                     "consumer \"{name}\" is being followed by another process"
                 ))
             } else {
                 Error::database("reading the consumer's position", &e)
             }
         })?
-        .ok_or_else(|| Error::Other(format!("consumer \"{name}\" disappeared")))?;
+        .ok_or_else(|| Error::Unexpected(format!("consumer \"{name}\" disappeared")))?;
     Ok(Position {
         txid: parse_txid(row.get(0))?,
         id: row.get(1),

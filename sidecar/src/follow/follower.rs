@@ -9,6 +9,7 @@ use tokio_postgres::{AsyncMessage, Client, GenericClient, IsolationLevel, Transa
 
 use super::cursor;
 use super::WATERMARK;
+use crate::connections::Connections;
 use crate::db::parse_txid;
 use crate::db::{self, Target};
 use crate::error::{describe, Error, Result};
@@ -125,7 +126,7 @@ impl<H: Handler> Follower<H> {
         let mut first = true;
         loop {
             let connected = self.connect().await;
-            let (client, record, notifications) = match connected {
+            let (connections, notifications) = match connected {
                 Ok(c) => c,
                 // Nothing reached yet, or a one-shot run: report, don't retry.
                 Err(e) if first || self.args.once => return Err(e),
@@ -139,28 +140,16 @@ impl<H: Handler> Follower<H> {
                 }
             };
             if first {
-                db::require_audit_admin(&client).await?;
-                match &record {
-                    Some(record) => {
-                        db::require_audit_admin(record).await?;
-                        let description = self
-                            .record_target
-                            .as_ref()
-                            .map_or("?", |t| t.description.as_str());
-                        db::require_primary(record, description).await?;
-                    }
-                    None if db::in_recovery(&client).await? => {
-                        return Err(db::standby_without_record_db(self.args.writes));
-                    }
-                    None => {}
-                }
-                cursor::ensure(record.as_ref().unwrap_or(&client), &self.args.consumer).await?;
+                connections
+                    .admit(self.record_target.as_ref(), self.args.writes)
+                    .await?;
+                cursor::ensure(connections.writer(), &self.args.consumer).await?;
             } else {
                 tracing::info!("reconnected to {}", self.target.description);
             }
             first = false;
             backoff = Duration::from_secs(1);
-            match self.follow(client, record, notifications).await {
+            match self.follow(connections, notifications).await {
                 Ok(()) => return Ok(()),
                 Err(Failure::Lost(reason)) if !self.args.once => {
                     tracing::warn!(
@@ -187,16 +176,23 @@ impl<H: Handler> Follower<H> {
     /// cannot LISTEN, and NOTIFY is not replicated: the primary's notification arrives as
     /// the events commit there, and the look again shortly after a wake-up (and the poll)
     /// finds them once the standby has replayed them.
-    async fn connect(&self) -> Result<(Client, Option<Client>, mpsc::UnboundedReceiver<()>)> {
+    async fn connect(&self) -> Result<(Connections, mpsc::UnboundedReceiver<()>)> {
         match &self.record_target {
             None => {
-                let (client, notifications) = connect_listening(&self.target).await?;
-                Ok((client, None, notifications))
+                let (reader, notifications) = connect_listening(&self.target).await?;
+                Ok((
+                    Connections {
+                        reader,
+                        record: None,
+                    },
+                    notifications,
+                ))
             }
             Some(record_target) => {
-                let client = db::connect(&self.target).await?;
+                let reader = db::connect(&self.target).await?;
                 let (record, notifications) = connect_listening(record_target).await?;
-                Ok((client, Some(record), notifications))
+                let record = Some(record);
+                Ok((Connections { reader, record }, notifications))
             }
         }
     }
@@ -211,16 +207,18 @@ impl<H: Handler> Follower<H> {
 
     async fn follow(
         &mut self,
-        mut client: Client,
-        mut record: Option<Client>,
+        connections: Connections,
         mut notifications: mpsc::UnboundedReceiver<()>,
     ) -> Result<(), Failure> {
-        record
-            .as_ref()
-            .unwrap_or(&client)
+        connections
+            .writer()
             .batch_execute(&format!("LISTEN {}", channel()))
             .await
             .map_err(Failure::from_db("listening for new events"))?;
+        let Connections {
+            reader: mut client,
+            mut record,
+        } = connections;
         let poll = self.args.poll;
         let mut quick = Duration::from_millis(50);
         let once_started = std::time::Instant::now();

@@ -23,6 +23,7 @@ pub use args::FollowArgs;
 
 use std::time::Duration;
 
+use crate::connections::Connections;
 use crate::db;
 use crate::error::Result;
 use args::Mode;
@@ -53,13 +54,8 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: FollowArgs) ->
             status::show(&client, &args.consumer).await
         }
         Mode::Reposition(from, sink) => {
-            let client = db::connect(&target).await?;
-            db::require_audit_admin(&client).await?;
-            let record =
-                db::record_connection(&client, record_db, APPLICATION_NAME, WRITES).await?;
-            let position =
-                cursor::reposition(record.as_ref().unwrap_or(&client), &args.consumer, from)
-                    .await?;
+            let connections = Connections::open(db, record_db, APPLICATION_NAME, WRITES).await?;
+            let position = cursor::reposition(connections.writer(), &args.consumer, from).await?;
             tracing::info!(consumer = %args.consumer, %position, "cursor moved");
             match sink {
                 Some(sink) => follow(target, record_target, args, sink).await,

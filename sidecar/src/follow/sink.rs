@@ -108,7 +108,7 @@ impl FileSink {
         let manifest = match fs::read(&manifest_path) {
             Ok(bytes) => {
                 let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::Other(format!(
+                    Error::Unexpected(format!(
                         "{}: not a manifest this tool wrote: {e}",
                         manifest_path.display()
                     ))
@@ -152,7 +152,7 @@ impl FileSink {
                 .is_some_and(|n| n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()))
         };
         if let Some(bad) = self.manifest.files.iter().find(|f| !ours(&f.name)) {
-            return Err(Error::Other(format!(
+            return Err(Error::Unexpected(format!(
                 "{}: lists \"{}\", not a file this tool writes",
                 self.dir.join(MANIFEST).display(),
                 bad.name
@@ -231,7 +231,7 @@ impl FileSink {
             self.rotate()?;
         }
         let Some(entry) = self.manifest.files.last_mut() else {
-            return Err(Error::Other("no current file".into()));
+            return Err(Error::Unexpected("no current file".into()));
         };
         // A new CSV file starts with its header row.
         let mut encoder = Encoder::with(self.manifest.format, false, TimeFormat::default())
@@ -245,7 +245,7 @@ impl FileSink {
         let bytes = encoder.take().map_err(Error::Output)?;
         let path = self.dir.join(&entry.name);
         let Some(file) = self.current.as_mut() else {
-            return Err(Error::Other("no current file".into()));
+            return Err(Error::Unexpected("no current file".into()));
         };
         file.write_all(&bytes).map_err(io(&path))?;
         file.sync_data().map_err(io(&path))?;
@@ -264,8 +264,8 @@ impl FileSink {
     fn write_manifest(&self) -> Result<()> {
         let path = self.dir.join(MANIFEST);
         let temp = self.dir.join(".manifest.json.tmp");
-        let bytes = serde_json::to_vec_pretty(&self.manifest)
-            .map_err(|e| Error::Other(format!("encoding the manifest: {e}")))?;
+        let bytes =
+            serde_json::to_vec_pretty(&self.manifest).map_err(Error::encoding("the manifest"))?;
         // A fresh file: never write through something already there (a planted symlink).
         match fs::remove_file(&temp) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&temp)(e)),

@@ -28,7 +28,7 @@ pub fn public_path(keyfile: &Path) -> PathBuf {
 pub fn generate() -> Result<SigningKey> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed)
-        .map_err(|e| Error::Other(format!("no random bytes for a key: {e}")))?;
+        .map_err(|e| Error::System(format!("no random bytes for a key: {e}")))?;
     Ok(SigningKey::from_bytes(&seed))
 }
 

@@ -208,7 +208,7 @@ impl Sealer {
                 .map_err(db_error("taking the sealer's lock"))?
                 .get(0);
             if !taken {
-                return Err(Error::Other(
+                return Err(Error::Busy(
                     "another audit-trail seal is sealing this database".into(),
                 ));
             }

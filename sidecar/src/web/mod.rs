@@ -174,10 +174,10 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: ServeArgs) -> 
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| Error::Serve(format!("cannot listen on {}: {e}", args.listen)))?;
     let address = listener
         .local_addr()
-        .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| Error::Serve(format!("cannot listen on {}: {e}", args.listen)))?;
     let port = address.port();
     let mut allowed_hosts = vec![address.to_string()];
     if address.ip().is_loopback() {
@@ -234,7 +234,7 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: ServeArgs) -> 
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .map_err(|e| Error::Other(format!("serving the dashboard: {e}")))?;
+    .map_err(|e| Error::Serve(format!("serving the dashboard: {e}")))?;
     tracing::info!("dashboard stopped");
     Ok(())
 }

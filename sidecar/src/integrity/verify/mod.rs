@@ -30,7 +30,7 @@ use self::seals::{check_registered_keys, check_seals};
 use super::keys;
 use super::retention;
 use super::schema;
-use crate::db;
+use crate::connections::Connections;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Args)]
@@ -80,24 +80,29 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: VerifyArgs
     } else {
         Some(check_archives(&args.archives)?)
     };
-    let target = db::resolve(db_arg, APPLICATION_NAME)?;
-    let mut client = db::connect(&target).await?;
-    db::require_audit_admin(&client).await?;
     // A failed verification is recorded: on a standby, that needs the primary.
-    let record = db::record_connection(
-        &client,
+    let mut connections = Connections::open(
+        db_arg,
         record_db,
         APPLICATION_NAME,
         "a failed verification's record",
     )
     .await?;
     let archives = match archives {
-        Some(archives) => Some(archives.of(&crate::archive::database_identity(&client).await?)),
+        Some(archives) => {
+            Some(archives.of(&crate::archive::database_identity(&connections.reader).await?))
+        }
         None => None,
     };
-    let report = verify(&mut client, &keys, checkpoints.as_ref(), archives.as_ref()).await?;
+    let report = verify(
+        &mut connections.reader,
+        &keys,
+        checkpoints.as_ref(),
+        archives.as_ref(),
+    )
+    .await?;
     if !report.findings.is_empty() {
-        record_violation(record.as_ref().unwrap_or(&client), &report).await;
+        record_violation(connections.writer(), &report).await;
     }
     report.print(args.format)?;
     report.outcome()
@@ -226,10 +231,11 @@ async fn record_violation(writer: &Client, report: &Report) {
         "findings": report.findings.iter().take(20).collect::<Vec<_>>(),
         "seals": report.seals,
     });
-    let _ = writer
-        .execute(
-            "SELECT audit.log_event('audit_log', 'verify_failed', NULL, $1::text::jsonb)",
-            &[&details.to_string()],
-        )
-        .await;
+    let _ = crate::own_events::record(
+        writer,
+        audit_trail_contract::sidecar_actions::VERIFY_FAILED,
+        "cli",
+        &details,
+    )
+    .await;
 }

@@ -53,8 +53,8 @@ impl Report {
     pub(super) fn print(&self, format: ReportFormat) -> Result<()> {
         match format {
             ReportFormat::Json => {
-                let json = serde_json::to_string_pretty(self)
-                    .map_err(|e| Error::Other(format!("writing the report: {e}")))?;
+                let json =
+                    serde_json::to_string_pretty(self).map_err(Error::encoding("the report"))?;
                 println!("{json}");
             }
             ReportFormat::Text if self.intact => println!(

@@ -22,6 +22,7 @@ use super::super::state::Settings;
 use super::super::token::{clear_cookie, cookie, random_token, set_cookie};
 use super::{form_page, safe_next, ClientAddress, FormFields};
 use crate::error::Error;
+use audit_trail_contract::sidecar_actions;
 
 /// PostgreSQL role names are at most 63 bytes.
 const MAX_ROLE: usize = 63;
@@ -246,6 +247,8 @@ async fn check_password(
     Ok(client)
 }
 
+/// Always with a password (the form refuses an empty one): the server's answer to a wrong
+/// one is then its SQLSTATE, never the client's own "password missing".
 fn as_role(config: &Config, role: &str, password: &str) -> Config {
     let mut config = config.clone();
     config.user(role);
@@ -335,18 +338,9 @@ async fn record_connection(
 
 async fn record_sign_in(client: &mut Client, from: &str) -> Result<(), tokio_postgres::Error> {
     let details = serde_json::json!({ "via": "dashboard", "from": from });
-    let tx = client.transaction().await?;
-    tx.execute(
-        "SELECT pg_catalog.set_config('audit.source', 'dashboard', true)",
-        &[],
-    )
-    .await?;
-    tx.execute(
-        "SELECT audit.log_event('audit_log', 'sign_in', NULL, $1)",
-        &[&details],
-    )
-    .await?;
-    tx.commit().await
+    crate::own_events::record(&*client, sidecar_actions::SIGN_IN, "dashboard", &details)
+        .await
+        .map(drop)
 }
 
 /// The session of `connections`, and its token.
@@ -420,10 +414,4 @@ fn refused_for_the_role(e: &tokio_postgres::Error) -> bool {
     code == Some(SqlState::INVALID_PASSWORD)
         || code == Some(SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
         || code == Some(SqlState::INSUFFICIENT_PRIVILEGE)
-        || is_password_missing(e)
-}
-
-/// tokio-postgres' own error when the server asks for a password it was not given.
-fn is_password_missing(e: &tokio_postgres::Error) -> bool {
-    e.as_db_error().is_none() && e.to_string().contains("password missing")
 }
