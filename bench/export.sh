@@ -47,7 +47,7 @@ TABLE_SIZE="$(bval export "SELECT pg_size_pretty(pg_total_relation_size('audit.e
 NEW_DATA_BYTES="$(bval export "SELECT round(avg(length(new_data::text))) FROM audit.events")"
 log "audit.events: $TABLE_SIZE with indexes, new_data ~$NEW_DATA_BYTES bytes as text"
 
-# The export's own query (sidecar/src/record.rs SELECT_EVENTS), for COPY.
+# The export's own query (sidecar/src/event_row.rs SELECT_EVENTS), for COPY.
 COLUMNS="id, occurred_at, actor, db_user, source, entity, action, subject_id, table_name,
          to_json(changed_fields)::text, old_data::text, new_data::text, host(client_addr),
          application_name, context::text, details::text, txid::text"

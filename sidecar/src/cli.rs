@@ -8,10 +8,10 @@ use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand};
 
 use crate::error::{Error, Result};
+use crate::event_row::TimeFormat;
 use crate::export::{ExportRequest, Format};
 use crate::filters::Filters;
 use crate::logging::LogFormat;
-use crate::record::TimeFormat;
 use crate::timespec::{self, Bound};
 
 #[derive(Debug, Parser)]

@@ -16,7 +16,7 @@
 //!   character right after a `,`, `;`, tab or line break (quotes in between count as
 //!   nothing) gets a `'` before it as well.
 
-use crate::record::{EventRecord, TimeFormat};
+use crate::event_row::{OutputEvent, TimeFormat};
 
 /// The header docs/contract.md fixes, then the columns that follow it.
 pub const HEADER: [&str; 17] = audit_trail_contract::CSV_HEADER;
@@ -115,7 +115,7 @@ impl CsvWriter {
         CsvWriter { buffer, times }
     }
 
-    pub fn write(&mut self, e: &EventRecord) {
+    pub fn write(&mut self, e: &OutputEvent) {
         let id = e.id.to_string();
         let occurred_at = self.times.format(e.occurred_at);
         push_record(

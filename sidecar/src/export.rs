@@ -17,8 +17,8 @@ use tokio_postgres::{Client, IsolationLevel};
 use crate::connections::Connections;
 use crate::csv::CsvWriter;
 use crate::error::{Error, Result};
+use crate::event_row::{OutputEvent, TimeFormat, SELECT_EVENTS};
 use crate::filters::Filters;
-use crate::record::{EventRecord, TimeFormat, SELECT_EVENTS};
 use audit_trail_contract::sidecar_actions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -85,7 +85,7 @@ impl Encoder {
         Ok(Encoder { kind })
     }
 
-    pub fn push(&mut self, event: &EventRecord) -> std::io::Result<()> {
+    pub fn push(&mut self, event: &OutputEvent) -> std::io::Result<()> {
         match &mut self.kind {
             EncoderKind::Csv(w) => {
                 w.write(event);
@@ -212,7 +212,7 @@ pub async fn stream_counting(
         .map_err(|e| Error::database("reading audit.events", &e))?
     {
         let event =
-            EventRecord::from_row(&row).map_err(|e| Error::database("decoding an event", &e))?;
+            OutputEvent::from_row(&row).map_err(|e| Error::database("decoding an event", &e))?;
         encoder.push(&event).map_err(Error::Output)?;
         count += 1;
         if encoder.buffered() >= CHUNK {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rules::{Per, Rule, Severity};
-use crate::record::EventRecord;
+use crate::event_row::OutputEvent;
 
 /// At most this many event ids are listed in one alert (its count says how many there were).
 pub const MAX_EVENT_IDS: usize = 100;
@@ -85,7 +85,7 @@ pub struct Engine {
 
 /// An event's JSON columns, parsed only when a rule looks at them.
 struct Lazy<'a> {
-    event: &'a EventRecord,
+    event: &'a OutputEvent,
     details: Option<Option<Value>>,
     changed: Option<Vec<String>>,
 }
@@ -214,7 +214,7 @@ impl Engine {
     /// Evaluates one event. With `emit`, alerts are raised for [`Engine::take`]; without, the
     /// windows and the quiet periods are only rebuilt (a restart replaying events already
     /// evaluated: a crossing there was alerted then).
-    pub fn observe(&mut self, event: &EventRecord, emit: bool) {
+    pub fn observe(&mut self, event: &OutputEvent, emit: bool) {
         if event.entity == audit_trail_contract::AUDIT_LOG_ENTITY && event.action == "alert" {
             // Alerts are not evaluated (no rule alerting on alerts, forever); our own
             // restore the quiet period they started. One in our name that another role
@@ -327,7 +327,7 @@ impl Engine {
     }
 
     /// Whether an alert event says it was raised by this engine's consumer.
-    fn claims_our_consumer(&self, event: &EventRecord) -> bool {
+    fn claims_our_consumer(&self, event: &OutputEvent) -> bool {
         event
             .details
             .as_deref()
@@ -336,7 +336,7 @@ impl Engine {
     }
 
     /// The alert an alert event recorded in our name by another role raises.
-    fn forged(&self, event: &EventRecord) -> Alert {
+    fn forged(&self, event: &OutputEvent) -> Alert {
         Alert {
             rule: FORGED_ALERT_RULE.into(),
             severity: Severity::Critical,
@@ -358,7 +358,7 @@ impl Engine {
     }
 
     /// An alert this consumer raised before: quiet for its rule, actor (or role) and window.
-    fn remember(&mut self, event: &EventRecord) {
+    fn remember(&mut self, event: &OutputEvent) {
         let Some(alert) = event
             .details
             .as_deref()
@@ -413,8 +413,8 @@ mod tests {
     use super::*;
     use crate::alert::rules;
 
-    fn event(id: i64, minute: i64, actor: &str, entity: &str, action: &str) -> EventRecord {
-        EventRecord {
+    fn event(id: i64, minute: i64, actor: &str, entity: &str, action: &str) -> OutputEvent {
+        OutputEvent {
             id,
             occurred_at: DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::minutes(minute),
             actor: actor.into(),

@@ -22,9 +22,9 @@ use crate::connections::Connections;
 use crate::db;
 use crate::db::parse_txid;
 use crate::error::{Error, Result};
+use crate::event_row::{OutputEvent, SELECT_EVENTS};
 use crate::follow::cursor;
 use crate::follow::follower::{Follower, Handler, StreamOptions};
-use crate::record::{EventRecord, SELECT_EVENTS};
 use audit_trail_contract::chain::Position;
 use deliver::{Delivery, Webhook};
 use engine::Engine;
@@ -158,7 +158,7 @@ async fn warm_up(client: &Client, engine: &mut Engine, at: Position) -> Result<(
     let rows = client.query_raw(&sql, params).await.map_err(replaying)?;
     pin_mut!(rows);
     while let Some(row) = rows.try_next().await.map_err(replaying)? {
-        let event = EventRecord::from_row(&row).map_err(replaying)?;
+        let event = OutputEvent::from_row(&row).map_err(replaying)?;
         engine.observe(&event, false);
     }
     Ok(())
@@ -197,7 +197,7 @@ async fn record(
 }
 
 impl Handler for Alerter {
-    async fn handle(&mut self, tx: &Transaction<'_>, events: &[EventRecord]) -> Result<()> {
+    async fn handle(&mut self, tx: &Transaction<'_>, events: &[OutputEvent]) -> Result<()> {
         if let Some(before) = self.before_batch.take() {
             self.engine = before;
         }

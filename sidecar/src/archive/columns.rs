@@ -9,7 +9,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
-use crate::record::ArrayEvent;
+use crate::event_row::ArrayEvent;
 
 /// One event as archived. JSON columns are kept as the database's own text of the jsonb
 /// value (what `jsonb::text` prints), so they are written byte for byte, never re-encoded.
@@ -75,7 +75,7 @@ impl ArchiveRow {
 }
 
 /// The archive's columns, in the order of the CSV export's header (and of the columns read,
-/// `crate::record::ARRAY_EVENT_COLUMNS_SQL`) (`contract`), with their
+/// `crate::event_row::ARRAY_EVENT_COLUMNS_SQL`) (`contract`), with their
 /// nullability as in `audit.events`.
 pub fn schema() -> SchemaRef {
     let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);

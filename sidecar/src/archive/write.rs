@@ -14,8 +14,8 @@ use super::manifest::{DatabaseIdentity, Layout, Manifest, ManifestFile, SCHEMA_V
 use super::parquet::{self, Month, MonthFile, MonthlyWriter};
 use super::select::Partition;
 use crate::error::{Error, Result};
+use crate::event_row::{ArrayEvent, ARRAY_EVENT_COLUMNS_SQL};
 use crate::integrity::archived;
-use crate::record::{ArrayEvent, ARRAY_EVENT_COLUMNS_SQL};
 use audit_trail_contract::chain::ArchiveDigest;
 
 /// The events of one partition (`range`, a condition on occurred_at), in the order they are

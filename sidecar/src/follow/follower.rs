@@ -13,7 +13,7 @@ use crate::connections::Connections;
 use crate::db::parse_txid;
 use crate::db::{self, Target};
 use crate::error::{describe, Error, Result};
-use crate::record::{EventRecord, SELECT_EVENTS};
+use crate::event_row::{OutputEvent, SELECT_EVENTS};
 use audit_trail_contract::chain::Position;
 
 const RECHECK_AFTER_WAKEUP: Duration = Duration::from_millis(200);
@@ -67,7 +67,7 @@ pub(crate) struct StreamOptions {
 pub(crate) trait Handler {
     /// Takes the batch (not empty) before the cursor moves past it: once this returns, the
     /// events are acknowledged.
-    async fn handle(&mut self, tx: &Transaction<'_>, events: &[EventRecord]) -> Result<()>;
+    async fn handle(&mut self, tx: &Transaction<'_>, events: &[OutputEvent]) -> Result<()>;
     /// Called in every batch's transaction (with or without events), after `handle`: for
     /// what a handler watches besides the events (the alert engine: a stalled sealer).
     async fn checked(&mut self, _tx: &Transaction<'_>) -> Result<()> {
@@ -337,7 +337,7 @@ impl<H: Handler> Follower<H> {
         &self,
         tx: &impl GenericClient,
         from: Position,
-    ) -> Result<(Vec<EventRecord>, bool), Failure> {
+    ) -> Result<(Vec<OutputEvent>, bool), Failure> {
         let rows = tx
             .query(
                 &format!(
@@ -353,7 +353,7 @@ impl<H: Handler> Follower<H> {
             .map_err(Failure::from_db("reading events"))?;
         let events = rows
             .iter()
-            .map(EventRecord::from_row)
+            .map(OutputEvent::from_row)
             .collect::<Result<Vec<_>, _>>()
             .map_err(Failure::from_db("decoding events"))?;
         let held_back = if (events.len() as i64) < self.args.batch_size {
@@ -375,7 +375,7 @@ impl<H: Handler> Follower<H> {
     async fn deliver(
         &mut self,
         tx: &Transaction<'_>,
-        events: &[EventRecord],
+        events: &[OutputEvent],
     ) -> Result<(), Failure> {
         if let Some(last) = events.last() {
             self.handler

@@ -90,7 +90,7 @@ impl Handler for Sink {
     async fn handle(
         &mut self,
         _tx: &tokio_postgres::Transaction<'_>,
-        events: &[crate::record::EventRecord],
+        events: &[crate::event_row::OutputEvent],
     ) -> Result<()> {
         self.deliver(events)
     }

@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::event_row::{OutputEvent, TimeFormat};
 use crate::export::{Encoder, Format};
-use crate::record::{EventRecord, TimeFormat};
 
 pub enum Sink {
     Stdout(std::io::Stdout),
@@ -27,7 +27,7 @@ pub enum Sink {
 
 impl Sink {
     /// Writes the batch and makes it durable: flushed to stdout, or synced to disk.
-    pub fn deliver(&mut self, batch: &[EventRecord]) -> Result<()> {
+    pub fn deliver(&mut self, batch: &[OutputEvent]) -> Result<()> {
         match self {
             Sink::Stdout(out) => {
                 let mut encoder = Encoder::with(Format::Jsonl, false, TimeFormat::default())
@@ -223,7 +223,7 @@ impl FileSink {
         Ok(())
     }
 
-    fn deliver(&mut self, batch: &[EventRecord]) -> Result<()> {
+    fn deliver(&mut self, batch: &[OutputEvent]) -> Result<()> {
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return Ok(());
         };

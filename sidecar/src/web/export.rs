@@ -27,10 +27,10 @@ use super::error::WebError;
 use super::params::LogParams;
 use super::session::SignedIn;
 use super::state::Settings;
+use crate::event_row::TimeFormat;
 use crate::export::{
     stream_counting, ChunkSink, Ending, ExportRecord, ExportRequest, Format, Progress,
 };
-use crate::record::TimeFormat;
 
 /// What the export task tells the response: bytes, or why it stopped.
 type Message = Result<Bytes, WebError>;

@@ -11,7 +11,7 @@ use tokio_postgres::types::FromSql;
 /// [`EventRow::from_row`] reads by position. JSON columns come as text so they are written out
 /// without being parsed and re-serialised; `txid` as text (the client has no `xid8` type);
 /// `client_addr` as its host, without the mask. `$changed_fields` is how `changed_fields` is
-/// read, which decides the row's `C` (see [`EventRecord`] and [`ArrayEvent`]).
+/// read, which decides the row's `C` (see [`OutputEvent`] and [`ArrayEvent`]).
 ///
 /// Not the hash chain's canonical columns (`chain::SELECT_CANONICAL`): those are in table
 /// order and read by output functions only, because what they hash must be what PostgreSQL
@@ -27,7 +27,7 @@ macro_rules! event_columns {
     };
 }
 
-/// [`EventRecord`]'s select list: `changed_fields` as a JSON array's text.
+/// [`OutputEvent`]'s select list: `changed_fields` as a JSON array's text.
 pub const EVENT_COLUMNS_SQL: &str = event_columns!("pg_catalog.to_json(changed_fields)::text");
 
 /// [`ArrayEvent`]'s select list: `changed_fields` as the `text[]` it is.
@@ -70,7 +70,7 @@ pub struct EventRow<C> {
 
 /// An event for output (export, follow, alert): `changed_fields` as a JSON array's text,
 /// read with [`EVENT_COLUMNS_SQL`].
-pub type EventRecord = EventRow<String>;
+pub type OutputEvent = EventRow<String>;
 
 /// An event with `changed_fields` as its items (the archive's list column), read with
 /// [`ARRAY_EVENT_COLUMNS_SQL`].
@@ -106,7 +106,7 @@ impl<C: for<'a> FromSql<'a>> EventRow<C> {
     }
 }
 
-impl EventRecord {
+impl OutputEvent {
     /// One JSON object, for JSON-lines output.
     pub fn to_json_line(&self, times: &TimeFormat) -> serde_json::Result<String> {
         fn raw(v: &Option<String>) -> serde_json::Result<Option<Box<RawValue>>> {
@@ -193,7 +193,7 @@ mod tests {
         for list in [EVENT_COLUMNS_SQL, ARRAY_EVENT_COLUMNS_SQL] {
             let columns: Vec<&str> = list.split(',').map(column).collect();
             assert_eq!(columns, audit_trail_contract::CSV_HEADER, "{list}");
-            assert_eq!(columns.len(), EventRecord::COLUMNS);
+            assert_eq!(columns.len(), OutputEvent::COLUMNS);
         }
         assert_eq!(
             SELECT_EVENTS,
