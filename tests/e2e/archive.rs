@@ -774,6 +774,39 @@ fn before_and_partition_choose_what_is_archived_and_record_db_records_it() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("already archived"), "{}", out.stderr);
     assert_eq!(out.stdout.trim(), "nothing to archive");
+
+    // The same note as a JSON line for a log collector, its partition a field of its own;
+    // AUDIT_TRAIL_LOG=warn leaves it out.
+    let args = [
+        "archive",
+        "--output-dir",
+        dir,
+        "--partition",
+        "audit.events_20250101",
+        "--log-format",
+        "json",
+    ];
+    let out = cli(&db, "postgres", &args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let records: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(
+        records.iter().any(|r| r["level"] == "INFO"
+            && r["partition"] == "audit.events_20250101"
+            && r["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("already archived"))),
+        "{records:?}"
+    );
+    let quiet = run(command()
+        .env("AUDIT_TRAIL_LOG", "warn")
+        .args(["--db", &db.conninfo("postgres")])
+        .args(args));
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    assert_eq!(quiet.stderr, "");
 }
 
 #[test]
