@@ -713,7 +713,7 @@ fn requests_without_a_session_or_with_a_forged_csrf_token_are_refused() {
 }
 
 #[test]
-fn pages_are_found_by_keyset_newest_first_and_sessions_expire_when_idle() {
+fn pages_are_found_by_keyset_newest_first() {
     let db = TestDb::new();
     let admin = db.create_role(
         "admin",
@@ -728,7 +728,7 @@ fn pages_are_found_by_keyset_newest_first_and_sessions_expire_when_idle() {
                FROM generate_series(1, 120) AS g",
         )
         .unwrap();
-    let dash = Dashboard::start_with(&db, &["--idle-timeout", "10s", "--page-size", "50"]);
+    let dash = Dashboard::start_with(&db, &["--page-size", "50"]);
     let http = Http::new(&dash);
     let cookie = http.session(&admin, PASSWORD);
     let ids_of = |body: &str| -> Vec<i64> {
@@ -766,9 +766,25 @@ fn pages_are_found_by_keyset_newest_first_and_sessions_expire_when_idle() {
     let last = http.get(&pages[2].0, Some(&cookie));
     let newer = link(&last.body, "prev").expect("a Newer link");
     assert_eq!(ids_of(&http.get(&newer, Some(&cookie)).body), pages[1].1);
+}
 
+/// That `--idle-timeout` reaches the sessions. Expiry at exactly the timeout, and renewal on
+/// each use, are unit tests (`web::session`) on a clock they move. Here the session is only
+/// left idle past the timeout, which a busy machine can only make longer; nothing has to
+/// happen within it. A fresh server, so its 15 s sweep of idle sessions (which would end the
+/// session without the notice) is not due yet.
+#[test]
+fn sessions_expire_when_idle() {
+    let db = TestDb::new();
+    let admin = db.create_role(
+        "admin",
+        &format!("LOGIN PASSWORD '{PASSWORD}' IN ROLE audit_admin"),
+    );
+    let dash = Dashboard::start_with(&db, &["--idle-timeout", "1"]);
+    let http = Http::new(&dash);
+    let cookie = http.session(&admin, PASSWORD);
     // Idle for longer than the timeout: signed out, told why.
-    std::thread::sleep(std::time::Duration::from_secs(11));
+    std::thread::sleep(std::time::Duration::from_secs(2));
     let reply = http.get("/reports/audit-log", Some(&cookie));
     assert_eq!(reply.status, 303);
     assert!(

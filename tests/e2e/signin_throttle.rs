@@ -182,10 +182,8 @@ fn forwarded_addresses_from_an_untrusted_peer_are_ignored() {
     assert_eq!(reply.status, 429, "{}", reply.body);
     let wait = retry_after(&reply);
     assert!((1..=MAX_DELAY_SECS).contains(&wait), "waits {wait}s");
-    // Once it has passed, the right password gets in.
-    std::thread::sleep(Duration::from_secs(wait));
-    let reply = sign_in_from(&http, None, &admin, PASSWORD);
-    assert_eq!(reply.status, 303, "{}", reply.body);
+    // That the right password gets in once the wait has passed is the limiter's unit test
+    // (on a clock it moves) and, through the server, the other tests here.
     assert!(!dash.log().contains("203.0.113.66"), "{}", dash.log());
 }
 

@@ -31,12 +31,15 @@ pub async fn show(
     };
     let event = event.ok_or(WebError::NotFound)?;
     let history_href = event
+        .event
         .subject_id
         .as_deref()
-        .map(|subject| LogParams::subject_history(&event.entity, subject).href());
+        .map(|subject| LogParams::subject_history(&event.event.entity, subject).href());
+    let view = EventView::new(&event, settings.zone)
+        .map_err(|e| WebError::internal(format!("event {id}: a JSON column as read: {e}")))?;
     let page = EventPage {
         layout: Layout::signed_in(&format!("Event {id}"), &session.role, &session.csrf),
-        event: EventView::new(&event, settings.zone),
+        event: view,
         back_href: back.href(),
         history_href,
     };

@@ -26,6 +26,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::clock::Clock;
+
 /// Failures in a row at one role from one address that cost nothing.
 pub const FREE_FAILURES: u32 = 3;
 /// Failures in a row from one address, at any roles, that cost nothing: enough for a
@@ -178,20 +180,27 @@ pub struct Attempt {
 #[derive(Clone)]
 pub struct SignInLimiter {
     tables: Arc<Mutex<Tables>>,
+    clock: Clock,
 }
 
 impl Default for SignInLimiter {
     fn default() -> SignInLimiter {
+        SignInLimiter::new(Clock::System)
+    }
+}
+
+impl SignInLimiter {
+    /// A limiter whose waits run on `clock`.
+    pub fn new(clock: Clock) -> SignInLimiter {
         SignInLimiter {
             tables: Arc::new(Mutex::new(Tables {
                 by_role: Counts::new(FREE_FAILURES),
                 by_address: Counts::new(FREE_ADDRESS_FAILURES),
             })),
+            clock,
         }
     }
-}
 
-impl SignInLimiter {
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -200,7 +209,7 @@ impl SignInLimiter {
     /// a failure straight away (under one lock), so parallel guesses cannot all slip in
     /// before the first one fails.
     pub fn begin(&self, address: Option<IpAddr>, role: &str) -> Result<Attempt, Duration> {
-        self.begin_at(address, role, Instant::now())
+        self.begin_at(address, role, self.clock.now())
     }
 
     fn begin_at(
@@ -446,5 +455,33 @@ mod tests {
             limiter.begin_at(ip("10.0.0.1"), "auditor", t1).err(),
             Some(FIRST_DELAY * 2)
         );
+    }
+
+    #[test]
+    fn a_wait_read_from_the_clock_ends_exactly_when_it_says() {
+        let clock = Clock::manual();
+        let limiter = SignInLimiter::new(clock.clone());
+        for _ in 0..=FREE_FAILURES {
+            limiter
+                .begin(ip("10.0.0.1"), "auditor")
+                .expect("within the free attempts");
+        }
+        let wait = limiter
+            .begin(ip("10.0.0.1"), "auditor")
+            .expect_err("one failure beyond the free ones");
+        assert_eq!(wait, FIRST_DELAY);
+        clock.advance(wait - Duration::from_nanos(1));
+        assert!(limiter.begin(ip("10.0.0.1"), "auditor").is_err());
+        clock.advance(Duration::from_nanos(1));
+        // Once the wait has passed, the right password gets in, and the count starts over.
+        let attempt = limiter
+            .begin(ip("10.0.0.1"), "auditor")
+            .expect("the wait is over");
+        limiter.succeeded(attempt);
+        for _ in 0..FREE_FAILURES {
+            limiter
+                .begin(ip("10.0.0.1"), "auditor")
+                .expect("a fresh count");
+        }
     }
 }

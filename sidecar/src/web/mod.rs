@@ -9,7 +9,7 @@
 //!
 //! Layout: [`app`] is the one routing table and the security headers; [`state`] what handlers
 //! share; [`session`], [`csrf`], [`limiter`] and [`proxy`] sign-in security, over [`token`]
-//! (random secrets and cookie headers); [`auth`], [`log_page`], [`event_page`],
+//! (random secrets and cookie headers) and [`clock`] (the time sessions and the throttle go by); [`auth`], [`log_page`], [`event_page`],
 //! [`overview_page`] and [`export`] the handlers; [`params`] the filters as they travel in
 //! URLs and forms; [`queries`] the SQL; [`actions`] the Action filter's choices; [`view`] what
 //! a page shows, built from query results; [`templates`] one struct per page; [`error`] what a
@@ -22,6 +22,7 @@ mod actions;
 mod app;
 mod assets;
 mod auth;
+mod clock;
 mod csrf;
 mod error;
 mod event_page;

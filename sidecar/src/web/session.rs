@@ -13,6 +13,7 @@ use axum::http::Method;
 use tokio::sync::OwnedMutexGuard;
 use tokio_postgres::Client;
 
+use super::clock::Clock;
 use super::error::{NoSession, WebError};
 use super::token::{cookie, random_token, same_secret};
 
@@ -35,7 +36,7 @@ pub struct Session {
     record: Option<Arc<tokio::sync::Mutex<Client>>>,
     /// Cleared by the connection's task when the connection ends.
     alive: Arc<AtomicBool>,
-    last_seen: Mutex<Instant>,
+    idle: Idle,
 }
 
 impl Session {
@@ -44,6 +45,7 @@ impl Session {
         client: Client,
         record: Option<Client>,
         alive: Arc<AtomicBool>,
+        clock: Clock,
     ) -> Result<Session, WebError> {
         Ok(Session {
             role,
@@ -51,7 +53,7 @@ impl Session {
             client: Arc::new(tokio::sync::Mutex::new(client)),
             record: record.map(|r| Arc::new(tokio::sync::Mutex::new(r))),
             alive,
-            last_seen: Mutex::new(Instant::now()),
+            idle: Idle::new(clock),
         })
     }
 
@@ -88,12 +90,35 @@ impl Session {
         }
     }
 
-    fn idle_for(&self) -> Duration {
-        lock(&self.last_seen).elapsed()
+    /// Whether the session should end: idle too long, or its connection closed.
+    fn over(&self, idle_timeout: Duration) -> bool {
+        self.idle.expired(idle_timeout) || !self.alive.load(Ordering::Relaxed)
+    }
+}
+
+/// When a session was last used, on the dashboard's clock: kept apart from [`Session`] (which
+/// needs a database connection) so that idle expiry is tested on its own.
+struct Idle {
+    last_seen: Mutex<Instant>,
+    clock: Clock,
+}
+
+impl Idle {
+    fn new(clock: Clock) -> Idle {
+        Idle {
+            last_seen: Mutex::new(clock.now()),
+            clock,
+        }
+    }
+
+    /// Unused for `timeout` or longer.
+    fn expired(&self, timeout: Duration) -> bool {
+        let last_seen = *lock(&self.last_seen);
+        self.clock.now().saturating_duration_since(last_seen) >= timeout
     }
 
     fn touch(&self) {
-        *lock(&self.last_seen) = Instant::now();
+        *lock(&self.last_seen) = self.clock.now();
     }
 }
 
@@ -105,14 +130,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Sessions {
     map: Arc<Mutex<HashMap<String, Arc<Session>>>>,
     idle_timeout: Duration,
+    clock: Clock,
 }
 
 impl Sessions {
-    pub fn new(idle_timeout: Duration) -> Sessions {
+    pub fn new(idle_timeout: Duration, clock: Clock) -> Sessions {
         Sessions {
             map: Arc::default(),
             idle_timeout,
+            clock,
         }
+    }
+
+    /// The clock a new [`Session`] counts its idle time by.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
     }
 
     /// Adds a session and returns its token.
@@ -120,8 +152,7 @@ impl Sessions {
         let token = random_token()?;
         let mut map = lock(&self.map);
         if map.len() >= MAX_SESSIONS {
-            let idle = self.idle_timeout;
-            map.retain(|_, s| s.idle_for() < idle && s.alive.load(Ordering::Relaxed));
+            map.retain(|_, s| !s.over(self.idle_timeout));
         }
         if map.len() >= MAX_SESSIONS {
             return Err(WebError::TooManySessions);
@@ -134,7 +165,7 @@ impl Sessions {
     pub fn get(&self, token: &str) -> Result<Arc<Session>, NoSession> {
         let mut map = lock(&self.map);
         let session = map.get(token).cloned().ok_or(NoSession::Missing)?;
-        if session.idle_for() >= self.idle_timeout {
+        if session.idle.expired(self.idle_timeout) {
             map.remove(token);
             return Err(NoSession::Expired);
         }
@@ -142,7 +173,7 @@ impl Sessions {
             map.remove(token);
             return Err(NoSession::ConnectionLost);
         }
-        session.touch();
+        session.idle.touch();
         Ok(session)
     }
 
@@ -153,8 +184,7 @@ impl Sessions {
 
     /// Ends the sessions idle for longer than the timeout, and those whose connection closed.
     pub fn remove_idle(&self) {
-        let idle = self.idle_timeout;
-        lock(&self.map).retain(|_, s| s.idle_for() < idle && s.alive.load(Ordering::Relaxed));
+        lock(&self.map).retain(|_, s| !s.over(self.idle_timeout));
     }
 }
 
@@ -194,5 +224,38 @@ where
                 .unwrap_or_else(|| "/".into())
         });
         Err(WebError::SignInRequired { next, reason })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn a_session_expires_at_exactly_the_idle_timeout() {
+        let clock = Clock::manual();
+        let idle = Idle::new(clock.clone());
+        assert!(!idle.expired(TIMEOUT));
+        clock.advance(TIMEOUT - Duration::from_nanos(1));
+        assert!(!idle.expired(TIMEOUT));
+        clock.advance(Duration::from_nanos(1));
+        assert!(idle.expired(TIMEOUT));
+    }
+
+    #[test]
+    fn each_use_starts_the_idle_time_over() {
+        let clock = Clock::manual();
+        let idle = Idle::new(clock.clone());
+        for _ in 0..3 {
+            clock.advance(TIMEOUT - Duration::from_secs(1));
+            assert!(!idle.expired(TIMEOUT));
+            idle.touch();
+        }
+        clock.advance(TIMEOUT - Duration::from_secs(1));
+        assert!(!idle.expired(TIMEOUT));
+        clock.advance(Duration::from_secs(1));
+        assert!(idle.expired(TIMEOUT));
     }
 }

@@ -9,6 +9,7 @@ use chrono_tz::Tz;
 use tokio_postgres::config::Host;
 
 use super::actions::ActionChoices;
+use super::clock::Clock;
 use super::limiter::SignInLimiter;
 use super::session::Sessions;
 
@@ -64,10 +65,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Settings) -> AppState {
+        let clock = Clock::System;
         AppState {
-            sessions: Sessions::new(settings.idle_timeout),
+            sessions: Sessions::new(settings.idle_timeout, clock.clone()),
             settings: Arc::new(settings),
-            limiter: SignInLimiter::default(),
+            limiter: SignInLimiter::new(clock),
             actions: ActionChoices::default(),
         }
     }

@@ -366,7 +366,13 @@ async fn make_session(
         record,
         alive,
     } = connections;
-    sessions.insert(Session::new(role.to_owned(), client, record, alive)?)
+    sessions.insert(Session::new(
+        role.to_owned(),
+        client,
+        record,
+        alive,
+        sessions.clock(),
+    )?)
 }
 
 /// The way on to `next`, with the session's cookie and without the sign-in form's.

@@ -62,6 +62,11 @@ fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
 
+/// A JSON column as read (text), parsed for showing.
+fn parse(text: &Option<String>) -> serde_json::Result<Option<Value>> {
+    text.as_deref().map(serde_json::from_str).transpose()
+}
+
 /// The keys of a JSON object, `id` first then alphabetical.
 fn keys(v: Option<&Value>) -> Vec<String> {
     let mut keys: Vec<String> = v
@@ -73,9 +78,13 @@ fn keys(v: Option<&Value>) -> Vec<String> {
 }
 
 impl EventView {
-    pub fn new(e: &EventDetail, zone: Tz) -> EventView {
-        let old = e.old_data.as_ref();
-        let new = e.new_data.as_ref();
+    /// An error when a JSON column does not parse (PostgreSQL wrote it, so a server fault).
+    pub fn new(detail: &EventDetail, zone: Tz) -> serde_json::Result<EventView> {
+        let e = &detail.event;
+        let old_data = parse(&e.old_data)?;
+        let new_data = parse(&e.new_data)?;
+        let old = old_data.as_ref();
+        let new = new_data.as_ref();
         let field = |o: Option<&Value>, k: &str| o.and_then(|o| o.get(k)).cloned();
         let (diff_title, diff) = match e.action.as_str() {
             "update" => {
@@ -83,7 +92,14 @@ impl EventView {
                 // that changed, ignored ones included (which `changed_fields` leaves out), so
                 // the row before is `new_data || old_data`, as in `audit.report.before`.
                 let before_of = |k: &str| field(old, k).or_else(|| field(new, k));
-                let changed = e.changed_fields.clone().unwrap_or_default();
+                // A NULL item names no column: there is no row of the table to show for it.
+                let changed: Vec<String> = e
+                    .changed_fields
+                    .iter()
+                    .flatten()
+                    .flatten()
+                    .cloned()
+                    .collect();
                 let mut rows: Vec<DiffRow> = changed
                     .iter()
                     .map(|k| DiffRow {
@@ -136,15 +152,15 @@ impl EventView {
         };
         let mut json = Vec::new();
         for (title, value) in [
-            ("old_data", &e.old_data),
-            ("new_data", &e.new_data),
-            ("context", &e.context),
-            ("details", &e.details),
+            ("old_data", old_data),
+            ("new_data", new_data),
+            ("context", parse(&e.context)?),
+            ("details", parse(&e.details)?),
         ] {
             if let Some(v) = value {
                 json.push(JsonBlock {
                     title,
-                    text: pretty(v),
+                    text: pretty(&v),
                 });
             }
         }
@@ -187,11 +203,11 @@ impl EventView {
                 value: e.txid.clone(),
             },
         ];
-        EventView {
+        Ok(EventView {
             id: e.id,
             time: format_time(e.occurred_at, zone),
             time_iso: iso(e.occurred_at),
-            summary: e.summary.clone(),
+            summary: detail.summary.clone(),
             action_class: action_class(&e.action),
             action: e.action.clone(),
             entity: e.entity.replace('_', " "),
@@ -199,13 +215,14 @@ impl EventView {
             diff_title,
             diff,
             json,
-        }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::ArrayEvent;
     use chrono::DateTime;
     use serde_json::json;
 
@@ -216,25 +233,27 @@ mod tests {
         changed: &[&str],
     ) -> EventDetail {
         EventDetail {
-            id: 7,
-            occurred_at: DateTime::from_timestamp(1_764_072_000, 0).unwrap(),
-            actor: "alice".into(),
-            db_user: "app".into(),
-            source: "manual".into(),
-            client_addr: None,
-            application_name: None,
-            entity: "contact".into(),
-            action: action.into(),
-            table_name: Some("crm.contacts".into()),
-            subject_id: Some("42".into()),
-            changed_fields: (!changed.is_empty())
-                .then(|| changed.iter().map(|s| (*s).to_owned()).collect()),
+            event: ArrayEvent {
+                id: 7,
+                occurred_at: DateTime::from_timestamp(1_764_072_000, 0).unwrap(),
+                actor: "alice".into(),
+                db_user: "app".into(),
+                source: "manual".into(),
+                entity: "contact".into(),
+                action: action.into(),
+                subject_id: Some("42".into()),
+                table_name: Some("crm.contacts".into()),
+                changed_fields: (!changed.is_empty())
+                    .then(|| changed.iter().map(|s| Some((*s).to_owned())).collect()),
+                old_data: old.map(|v| v.to_string()),
+                new_data: new.map(|v| v.to_string()),
+                client_addr: None,
+                application_name: None,
+                context: None,
+                details: None,
+                txid: "1".into(),
+            },
             summary: "s".into(),
-            old_data: old,
-            new_data: new,
-            context: None,
-            details: None,
-            txid: "1".into(),
         }
     }
 
@@ -248,7 +267,7 @@ mod tests {
             ),
             &["email", "password_hash"],
         );
-        let v = EventView::new(&e, Tz::UTC);
+        let v = EventView::new(&e, Tz::UTC).unwrap();
         let rows: Vec<(&str, &str, &str, bool)> = v
             .diff
             .iter()
@@ -282,7 +301,7 @@ mod tests {
             Some(json!({"id": 42, "email": "b@x", "updated_at": "2026-02-02"})),
             &["email"],
         );
-        let v = EventView::new(&e, Tz::UTC);
+        let v = EventView::new(&e, Tz::UTC).unwrap();
         let row = v
             .diff
             .iter()
@@ -305,16 +324,61 @@ mod tests {
         let v = EventView::new(
             &detail("create", None, Some(json!({"id": 1})), &[]),
             Tz::UTC,
-        );
+        )
+        .unwrap();
         assert_eq!(v.diff[0].before.class, "v-missing");
         assert_eq!(v.diff[0].after.text, "1");
         let v = EventView::new(
             &detail("delete", Some(json!({"id": 1})), None, &[]),
             Tz::UTC,
-        );
+        )
+        .unwrap();
         assert_eq!(v.diff[0].before.text, "1");
         assert_eq!(v.diff[0].after.class, "v-missing");
-        let v = EventView::new(&detail("export", None, None, &[]), Tz::UTC);
+        let v = EventView::new(&detail("export", None, None, &[]), Tz::UTC).unwrap();
         assert!(v.diff_title.is_none());
+    }
+
+    #[test]
+    fn json_blocks_show_the_columns_pretty_printed() {
+        let mut e = detail("export", None, None, &[]);
+        e.event.context = Some(r#"{"n": [1, 2], "request_id": "r-1"}"#.into());
+        let v = EventView::new(&e, Tz::UTC).unwrap();
+        let blocks: Vec<(&str, &str)> = v.json.iter().map(|b| (b.title, b.text.as_str())).collect();
+        assert_eq!(
+            blocks,
+            [(
+                "context",
+                "{\n  \"n\": [\n    1,\n    2\n  ],\n  \"request_id\": \"r-1\"\n}"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_json_column_that_does_not_parse_is_an_error_not_a_panic() {
+        let mut e = detail("update", None, Some(json!({"id": 1})), &["id"]);
+        e.event.old_data = Some("{not json".into());
+        assert!(EventView::new(&e, Tz::UTC).is_err());
+        let mut e = detail("export", None, None, &[]);
+        e.event.details = Some("".into());
+        assert!(EventView::new(&e, Tz::UTC).is_err());
+    }
+
+    #[test]
+    fn a_null_item_of_changed_fields_names_no_row() {
+        let mut e = detail(
+            "update",
+            Some(json!({"email": "a@x"})),
+            Some(json!({"id": 1, "email": "b@x"})),
+            &["email"],
+        );
+        e.event.changed_fields = Some(vec![None, Some("email".into())]);
+        let v = EventView::new(&e, Tz::UTC).unwrap();
+        let fields: Vec<(&str, bool)> = v
+            .diff
+            .iter()
+            .map(|r| (r.field.as_str(), r.changed))
+            .collect();
+        assert_eq!(fields, [("email", true), ("id", false)]);
     }
 }
