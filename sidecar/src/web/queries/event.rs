@@ -3,7 +3,7 @@
 
 use tokio_postgres::Client;
 
-use crate::record::{ArrayEvent, ARRAY_EVENT_COLUMNS_SQL};
+use crate::event_row::{ArrayEvent, ARRAY_EVENT_COLUMNS_SQL};
 
 pub struct EventDetail {
     /// JSON columns as text, `changed_fields` as its items: the view parses what it shows.

@@ -222,7 +222,7 @@ impl EventView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::ArrayEvent;
+    use crate::event_row::ArrayEvent;
     use chrono::DateTime;
     use serde_json::json;
 
