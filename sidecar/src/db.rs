@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::MakeTlsConnect;
-use tokio_postgres::{Client, Config, Socket};
+use tokio_postgres::{Client, Config, IsolationLevel, Socket, Transaction};
 
 use crate::error::{chain, describe, Error, Result};
 use crate::tls::{self, Tls, Verification};
@@ -412,4 +412,15 @@ pub fn resolve_record_as(
 pub fn parse_txid(text: &str) -> Result<u64> {
     audit_trail_contract::chain::parse_txid(text)
         .ok_or_else(|| Error::Unexpected(format!("unexpected txid \"{text}\" from the database")))
+}
+
+/// A read-only REPEATABLE READ transaction: one snapshot for everything a read sees (an
+/// export's rows, a verification's seals and events, an archive's files, a dashboard page).
+pub async fn read_snapshot(client: &mut Client) -> Result<Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
 }

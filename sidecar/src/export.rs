@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{pin_mut, TryStreamExt};
 use serde::Serialize;
-use tokio_postgres::{Client, IsolationLevel};
+use tokio_postgres::Client;
 
 use crate::connections::Connections;
 use crate::csv::CsvWriter;
@@ -184,11 +184,7 @@ pub async fn stream_counting(
     sent: &mut u64,
 ) -> Result<()> {
     let mut encoder = Encoder::new(request).map_err(Error::Output)?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
+    let tx = crate::db::read_snapshot(client)
         .await
         .map_err(|e| Error::database("starting the export", &e))?;
     let mut condition = request.filters.condition();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, IsolationLevel};
+use tokio_postgres::Client;
 
 use super::columns::ArchiveRow;
 use super::manifest::{DatabaseIdentity, Layout, Manifest, ManifestFile, SCHEMA_VERSION};
@@ -117,11 +117,7 @@ pub(super) async fn archive_partition(
 
     // One repeatable-read snapshot: the files hold exactly what one moment of the partition
     // held, which is what audit.record_archive then counts again.
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
+    let tx = crate::db::read_snapshot(client)
         .await
         .map_err(|e| Error::database("starting the archive read", &e))?;
     // The partition's first month: that of its start, or, for the partition without one

@@ -309,11 +309,7 @@ impl<H: Handler> Follower<H> {
         let from = cursor::lock(&held, &self.args.consumer)
             .await
             .map_err(Failure::from_error)?;
-        let read = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
+        let read = crate::db::read_snapshot(client)
             .await
             .map_err(Failure::from_db("starting a batch"))?;
         let (events, held_back) = self.read(&read, from).await?;

@@ -9,10 +9,11 @@
 //!
 //! Layout: [`app`] is the one routing table and the security headers; [`state`] what handlers
 //! share; [`session`], [`csrf`], [`limiter`] and [`proxy`] sign-in security, over [`token`]
-//! (random secrets and cookie headers) and [`clock`] (the time sessions and the throttle go by); [`auth`], [`log_page`], [`event_page`],
-//! [`overview_page`] and [`export`] the handlers; [`params`] the filters as they travel in
-//! URLs and forms; [`queries`] the SQL; [`actions`] the Action filter's choices; [`view`] what
-//! a page shows, built from query results; [`templates`] one struct per page; [`error`] what a
+//! (random secrets and cookie headers) and [`clock`] (the time sessions and the throttle go
+//! by); [`auth`], [`log_page`], [`event_page`], [`overview_page`] and [`export`] the handlers;
+//! [`params`] the filters as they travel in URLs and forms; [`queries`] the SQL (a pure page
+//! planner and one module per page); [`actions`] the Action filter's choices; [`view`] what a
+//! page shows, built from query results; [`templates`] one struct per page; [`error`] what a
 //! person sees when something fails (never an internal message).
 //!
 //! Imports run one way: handlers use sessions, sessions use errors, errors use templates,

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use ed25519_dalek::VerifyingKey;
-use tokio_postgres::{Client, IsolationLevel};
+use tokio_postgres::Client;
 
 use self::archives::{check_archives, ArchiveState, Archives};
 use self::checkpoints::{check_checkpoint_files, read_checkpoints, CheckpointFiles};
@@ -121,11 +121,7 @@ async fn verify(
     archives: Option<&Archives>,
 ) -> Result<Report> {
     // One snapshot for seals and events alike.
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
+    let tx = crate::db::read_snapshot(client)
         .await
         .map_err(db_error("starting verification"))?;
     let mut findings = Vec::new();

@@ -11,7 +11,7 @@ pub mod plan;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::{Client, GenericClient, IsolationLevel};
+use tokio_postgres::{Client, GenericClient};
 
 /// What `audit.summary_state` says: which events the hourly summary counts.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,12 +84,7 @@ async fn snapshot(
     client: &mut Client,
     timeout: Duration,
 ) -> Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error> {
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await?;
+    let tx = crate::db::read_snapshot(client).await?;
     let timeout = format!("{}ms", timeout.as_millis().max(1));
     tx.execute(
         "SELECT pg_catalog.set_config('statement_timeout', $1, true), \
