@@ -140,11 +140,22 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
     let holder = db::connect(&lock_target).await?;
     let locking = |e: tokio_postgres::Error| Error::database("taking the archive lock", &e);
     holder.batch_execute("BEGIN").await.map_err(locking)?;
-    let taken: bool = holder
-        .query_one("SELECT audit.take_service_lock('archive')", &[])
-        .await
-        .map_err(locking)?
-        .get(0);
+    // A run that just ended may still be ending its transaction on the server (its backend
+    // notices the closed connection a moment later): look again once before refusing.
+    let mut taken = false;
+    for attempt in 0..2 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        taken = holder
+            .query_one("SELECT audit.take_service_lock('archive')", &[])
+            .await
+            .map_err(locking)?
+            .get(0);
+        if taken {
+            break;
+        }
+    }
     if !taken {
         return Err(Error::Busy(
             "another audit-trail archive is running on this database".into(),
@@ -201,14 +212,21 @@ pub async fn run(db_arg: Option<&str>, record_db: Option<&str>, args: ArchiveArg
             started.elapsed().as_secs_f64()
         );
     }
-    check_archives(
+    let checked = check_archives(
         connections.writer(),
         &written,
         &root,
         &database_root,
         &identity,
     )
-    .await
+    .await;
+    // Released before the process ends, so that the next run (a retry, the next scheduled
+    // one) finds the lock free rather than held by a backend still ending this one.
+    holder
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|e| Error::database("releasing the archive lock", &e))?;
+    checked
 }
 
 #[cfg(test)]
