@@ -2686,26 +2686,6 @@ COMMENT ON FUNCTION audit.maintain() IS
 -- Every event, with a one-line summary and whole row images. Order by
 -- occurred_at DESC, id DESC for newest first.
 CREATE VIEW audit.report AS
-WITH link_tables AS MATERIALIZED (
-    -- Tables tracked under another entity's subject (group_members under its group, a
-    -- user's permission rows under the user): their events read "added ... to" and
-    -- "removed ... from", naming the rest of the row's primary key.
-    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS table_name,
-           ARRAY(
-               SELECT a.attname::text
-                 FROM pg_catalog.pg_index AS i
-                CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k (attnum, n)
-                 JOIN pg_catalog.pg_attribute AS a
-                   ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                WHERE i.indrelid = t.relid
-                  AND i.indisprimary
-                  AND a.attname::text <> ALL (t.subject_columns)
-                ORDER BY k.n
-           ) AS member_columns
-      FROM audit.tracked_tables AS t
-      JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
-      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-)
 SELECT e.id,
        e.occurred_at,
        e.actor,
@@ -2790,7 +2770,29 @@ SELECT e.id,
        e.details,
        e.txid
   FROM audit.events AS e
-  LEFT JOIN link_tables AS l ON l.table_name = e.table_name
+  -- Tables tracked under another entity's subject (group_members under its group, a user's
+  -- permission rows under the user): their events read "added ... to" and "removed ...
+  -- from", naming the rest of the row's primary key. A subquery, not a CTE: a view with a
+  -- CTE is never merged into the query that reads it, so "the newest 50 of the report"
+  -- would summarize and sort every event first; merged, it walks the events' time index and
+  -- costs what the same page of audit.events does.
+  LEFT JOIN (
+      SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) AS table_name,
+             ARRAY(
+                 SELECT a.attname::text
+                   FROM pg_catalog.pg_index AS i
+                  CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k (attnum, n)
+                   JOIN pg_catalog.pg_attribute AS a
+                     ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                  WHERE i.indrelid = t.relid
+                    AND i.indisprimary
+                    AND a.attname::text <> ALL (t.subject_columns)
+                  ORDER BY k.n
+             ) AS member_columns
+        FROM audit.tracked_tables AS t
+        JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
+        JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+  ) AS l ON l.table_name = e.table_name
   LEFT JOIN LATERAL (
       SELECT pg_catalog.string_agg(
                  pg_catalog.format('%s %s', col,

@@ -24,7 +24,8 @@
 -- 9. retention relies on an archive only after a recent check of its files
 --    (audit.record_archive_check);
 -- 10. the report's categories do not overlap: contact_activity, group_activity and
---    user_activity leave exports to export_activity (contract/src/categories.rs).
+--    user_activity leave exports to export_activity (contract/src/categories.rs); the
+--    report's newest page walks the events' time index instead of sorting every event.
 
 -- The event triggers must not fire on this script's own DDL with 0.2.0's rules; they are the
 -- same objects afterwards, with 0.3.0's function.
@@ -216,7 +217,9 @@ EXCEPTION
 END
 $$;
 
--- 6. The report's categories do not overlap: an export is in export_activity only -------------
+-- 6. The report: its newest page by index; categories that do not overlap -------------
+
+@@V_report@@
 
 @@V_contact_activity@@
 
