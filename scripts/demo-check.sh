@@ -68,7 +68,8 @@ check_run() {
         cat "$out" >&2
         fail "run $n: demo.sh failed"
     }
-    for heading in '== Contact changes' '== Exports ==' '== Export ==' '== Dashboard =='; do
+    for heading in '== Contact changes' '== Exports ==' '== Export ==' \
+        '== Tamper evidence and upkeep ==' '== Dashboard =='; do
         grep -q -- "$heading" "$out" || {
             cat "$out" >&2
             fail "run $n: no '$heading' in the demo's output"
@@ -108,6 +109,13 @@ check_run() {
     page="$(curl -fsS -b "$jar" "$URL/reports/audit-log")" || fail "run $n: no Audit Log page"
     printf '%s' "$page" | grep -q 'alice@example.com' ||
         fail "run $n: the Audit Log page does not show the demo's events"
+    # Sealed, verified, maintained: the page says so and warns of nothing.
+    grep -q 'intact:' "$out" || fail "run $n: the demo's verify did not find the log intact"
+    printf '%s' "$page" | grep -q 'Sealed through event' ||
+        fail "run $n: the Audit Log page does not show the log sealed"
+    if printf '%s' "$page" | grep -q -e 'Not sealed yet' -e 'Warning:' -e 'audit-trail maintain'; then
+        fail "run $n: the Audit Log page shows a warning"
+    fi
     echo "demo-check: run $n ok ($rows events in the CSV, $moments distinct times, signed in)"
 }
 

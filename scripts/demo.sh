@@ -259,6 +259,30 @@ echo "== Export =="
 echo "   (ran: audit-trail export --db 'host=$RUN port=$PORT user=$ADMIN dbname=$DB' --since 1d --output audit-report.csv;"
 echo "    the export itself is now recorded in audit.export_activity)"
 
+echo "== Tamper evidence and upkeep =="
+# As production runs it: a sealing key kept outside the database (registered by a superuser),
+# a sealer in audit_service, maintenance, and a verification against the public key and the
+# checkpoints only. The database is new on every run, so the checkpoints are too.
+KEY="$DEMO/seal.key"
+[ -f "$KEY" ] || "$BIN" keygen --output "$KEY" 2>/dev/null
+CHECKPOINTS="$DEMO/checkpoints"
+rm -rf "$CHECKPOINTS"
+mkdir -p "$CHECKPOINTS"
+psql_demo -d "$DB" -c "SELECT audit.register_seal_key('\\x$(sed -n 2p "$KEY.pub")')" >/dev/null
+psql_demo -d postgres -c "DO \$\$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'audit_sealer') THEN
+        CREATE ROLE audit_sealer LOGIN IN ROLE audit_admin, audit_service;
+    END IF;
+END \$\$"
+"$BIN" maintain --db "host=$RUN port=$PORT user=$ADMIN dbname=$DB" >/dev/null
+"$BIN" seal --once --key "$KEY" --checkpoints "$CHECKPOINTS" \
+    --db "host=$RUN port=$PORT user=audit_sealer dbname=$DB" 2>/dev/null
+VERIFIED="$("$BIN" verify --pubkey "$KEY.pub" --checkpoints "$CHECKPOINTS" \
+    --db "host=$RUN port=$PORT user=$ADMIN dbname=$DB" 2>&1)"
+echo "   $VERIFIED"
+echo "   (ran: audit-trail keygen, maintain, seal --once, verify --pubkey .demo/seal.key.pub"
+echo "    --checkpoints .demo/checkpoints; in production: timers, see the README)"
+
 start_dashboard
 echo "$URL" >"$DEMO/dashboard.url"
 echo
