@@ -109,6 +109,9 @@ pub struct FilterArgs {
     /// Only events from this source: manual, import, api, ...
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<String>,
+    /// Only one organization's events (the tenant column of audit.events).
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +170,7 @@ impl FilterArgs {
             table: one("--table", &self.table)?,
             subject: one("--subject", &self.subject)?,
             source: one("--source", &self.source)?,
+            tenant: one("--tenant", &self.tenant)?,
         };
         filters.validate()?;
         Ok(filters)

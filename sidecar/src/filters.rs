@@ -29,6 +29,10 @@ pub struct Filters {
     pub subject: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// One organization's events only (`audit.events.tenant`): a token viewer's scope, or
+    /// `--tenant`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 pub type Param = Box<dyn ToSql + Sync + Send>;
@@ -178,6 +182,9 @@ impl Filters {
         if let Some(subject) = &self.subject {
             out.subject = Some(format!("subject_id = {}", params.push(subject.clone())));
         }
+        if let Some(tenant) = &self.tenant {
+            out.tenant = Some(format!("tenant = {}", params.push(tenant.clone())));
+        }
         out
     }
 
@@ -206,6 +213,8 @@ pub struct Clauses {
     pub actors_array: Option<String>,
     pub dimensions: Vec<String>,
     pub subject: Option<String>,
+    /// The organization: not a dimension of the summary, which does not count by it.
+    pub tenant: Option<String>,
 }
 
 impl Clauses {
@@ -215,6 +224,7 @@ impl Clauses {
             .chain(&self.actors)
             .chain(&self.dimensions)
             .chain(&self.subject)
+            .chain(&self.tenant)
             .cloned()
     }
 }
@@ -260,14 +270,16 @@ mod tests {
             table: Some("crm.contacts".into()),
             subject: Some("42'; DROP TABLE x; --".into()),
             source: Some("import".into()),
+            tenant: Some("acme".into()),
         };
         let c = f.condition();
         assert_eq!(
             c.sql,
             " WHERE occurred_at >= $1 AND occurred_at < $2 AND actor = ANY ($3) AND entity = $4 \
-             AND action <> $5 AND table_name = $6 AND source = $7 AND subject_id = $8"
+             AND action <> $5 AND table_name = $6 AND source = $7 AND subject_id = $8 \
+             AND tenant = $9"
         );
-        assert_eq!(c.params.len(), 8);
+        assert_eq!(c.params.len(), 9);
         let mut params = Params::new();
         assert_eq!(f.clauses(&mut params).actors_array.as_deref(), Some("$3"));
         assert!(!c.sql.contains("DROP"));

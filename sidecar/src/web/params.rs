@@ -257,6 +257,7 @@ impl LogParams {
             table: one(&self.table),
             subject: one(&self.subject),
             source: one(&self.source),
+            tenant: None,
         })
     }
 

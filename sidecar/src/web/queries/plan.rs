@@ -22,10 +22,11 @@ pub struct PageSql {
 }
 
 /// Whether a page of `filters` is worth finding through the summary: only a filter on a
-/// dimension of the summary makes the time index walk long, and a subject filter is served
-/// by the (entity, subject_id) index instead.
+/// dimension of the summary makes the time index walk long, a subject filter is served
+/// by the (entity, subject_id) index instead, and an organization by its own
+/// (tenant, occurred_at, id) index (the summary does not count by it).
 pub fn may_use_summary(filters: &Filters) -> bool {
-    filters.has_dimensions() && filters.subject.is_none()
+    filters.has_dimensions() && filters.subject.is_none() && filters.tenant.is_none()
 }
 
 /// The page of `limit` events to read, through the summary when [`may_use_summary`] and
@@ -318,6 +319,7 @@ mod tests {
             table: Some("table-one".into()),
             subject: None,
             source: Some("source'; DROP TABLE x; --".into()),
+            tenant: None,
         }
     }
 
