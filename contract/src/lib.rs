@@ -10,6 +10,7 @@ pub mod categories;
 pub mod chain;
 mod context;
 pub mod schema;
+pub mod search;
 pub mod summary;
 mod words;
 

@@ -35,5 +35,12 @@ GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text),
                           audit.record_archive_check(text, text, text, text),
                           audit.archives_to_check() TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.archive_check_window() TO audit_admin;
+-- The fast filtered search reads the report as its caller (no more than a reader may).
+GRANT EXECUTE ON FUNCTION audit.search(timestamptz, timestamptz, text[], text[], text[], text[],
+                                       text, text, text, integer, timestamptz, bigint,
+                                       timestamptz, bigint, text[]),
+                          audit.search_plan(boolean, boolean, text[], boolean, boolean, boolean,
+                                            boolean, boolean, boolean, boolean, text, boolean)
+    TO audit_admin;
 -- audit.integrity shows what audit.schema_findings() finds.
 GRANT EXECUTE ON FUNCTION audit.schema_findings() TO audit_admin;

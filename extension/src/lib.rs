@@ -18,6 +18,7 @@ mod pg;
 mod privilege;
 mod row_json;
 mod seals;
+mod search;
 mod service_lock;
 mod set_actor;
 mod settings;
@@ -71,6 +72,7 @@ pgrx::extension_sql_file!(
     name = "report",
     requires = ["maintenance"]
 );
+pgrx::extension_sql_file!("../sql/search.sql", name = "search", requires = ["report"]);
 pgrx::extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[allow(non_snake_case)]

@@ -270,6 +270,12 @@ DROP VIEW audit.tracked;
 
 @@V_export_activity@@
 
+-- The fast filtered search (contract/src/search.rs) -------------------------------------------
+
+@@N_search_plan@@
+
+@@N_search@@
+
 -- 7. Privileges ----------------------------------------------------------------------------------
 
 REVOKE INSERT ON audit.seals, audit.seal_keys FROM audit_admin;
@@ -291,3 +297,9 @@ GRANT EXECUTE ON FUNCTION audit.record_archive(text, bigint, text, jsonb, text),
                           audit.archives_to_check() TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.archive_check_window() TO audit_admin;
 GRANT EXECUTE ON FUNCTION audit.schema_findings() TO audit_admin;
+GRANT EXECUTE ON FUNCTION audit.search(timestamptz, timestamptz, text[], text[], text[], text[],
+                                       text, text, text, integer, timestamptz, bigint,
+                                       timestamptz, bigint, text[]),
+                          audit.search_plan(boolean, boolean, text[], boolean, boolean, boolean,
+                                            boolean, boolean, boolean, boolean, text, boolean)
+    TO audit_admin;

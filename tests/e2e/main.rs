@@ -26,6 +26,7 @@ mod lifetime;
 mod overview;
 mod replication;
 mod report;
+mod search;
 mod security;
 mod signin_throttle;
 mod standby;

@@ -1,8 +1,5 @@
-//! The Audit Log's list. It reads a page of `audit.events` first (see [`super::plan`]) and
-//! only then the `summary` of each of those rows from `audit.report`: asking the view for the
-//! page directly makes PostgreSQL build the summary of every matching event before sorting.
-//! Each summary is looked up by (occurred_at, id), which the events' btree index serves
-//! (there is no index on id alone).
+//! The Audit Log's list: one page through `audit.search`, the search the API and SQL users
+//! share (crate::search), with each row's `summary`.
 
 use std::time::Duration;
 
@@ -10,9 +7,9 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Client;
 
 use super::super::params::{Cursor, Page};
-use super::plan::{self, may_use_summary, order_of};
-use super::{snapshot, summary_state, SummaryState};
+use super::snapshot;
 use crate::filters::Filters;
+use crate::search::{self, Position};
 
 pub struct ListedEvent {
     pub id: i64,
@@ -41,9 +38,7 @@ pub struct EventPage {
     pub has_older: bool,
 }
 
-/// One page of events matching `filters`, newest first. With a filter on a dimension of the
-/// summary (and no subject, which the (entity, subject_id) index serves), the page is found
-/// through the summary once there is one.
+/// One page of events matching `filters`, newest first.
 pub async fn list(
     client: &mut Client,
     filters: &Filters,
@@ -52,23 +47,19 @@ pub async fn list(
     timeout: Duration,
 ) -> Result<EventPage, tokio_postgres::Error> {
     let tx = snapshot(client, timeout).await?;
-    let state = if may_use_summary(filters) {
-        summary_state(&tx).await?
-    } else {
-        SummaryState::Unavailable
+    let position = match page {
+        Page::Newest => Position::Newest,
+        Page::Before(c) => Position::Before(c.at, c.id),
+        Page::After(c) => Position::After(c.at, c.id),
     };
     // One more than the page, to learn whether there is a next one.
-    let found = plan::page_sql(filters, page, size + 1, &state);
-    let order = order_of(page);
-    let sql = format!(
-        "SELECT e.id, e.occurred_at, e.actor, e.action, e.entity, e.subject_id, e.source,
-                (SELECT r.summary FROM audit.report AS r
-                  WHERE r.occurred_at = e.occurred_at AND r.id = e.id)
-           FROM ({found}) AS e
-          ORDER BY e.occurred_at {order}, e.id {order}",
-        found = found.sql,
+    let (sql, params) = search::query(
+        "id, occurred_at, actor, action, entity, subject_id, source, summary",
+        filters,
+        position,
+        size + 1,
     );
-    let rows = tx.query(&sql, &found.params.refs()).await?;
+    let rows = tx.query(&sql, &params.refs()).await?;
     tx.commit().await?;
     let mut events = rows
         .iter()
@@ -86,20 +77,29 @@ pub async fn list(
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
     let more = events.len() as i64 > size;
-    events.truncate(size.max(0) as usize);
+    let size = size.max(0) as usize;
     Ok(match page {
-        Page::Newest => EventPage {
-            events,
-            has_newer: false,
-            has_older: more,
-        },
-        Page::Before(_) => EventPage {
-            events,
-            has_newer: true,
-            has_older: more,
-        },
+        Page::Newest => {
+            events.truncate(size);
+            EventPage {
+                events,
+                has_newer: false,
+                has_older: more,
+            }
+        }
+        Page::Before(_) => {
+            events.truncate(size);
+            EventPage {
+                events,
+                has_newer: true,
+                has_older: more,
+            }
+        }
+        // The rows newer than the cursor nearest it: the extra one is the newest.
         Page::After(_) => {
-            events.reverse();
+            if more {
+                events.remove(0);
+            }
             EventPage {
                 events,
                 has_newer: more,

@@ -1,4 +1,4 @@
-//! The dashboard's SQL, by page: [`log`] the Audit Log's list (whose SQL [`plan`] decides),
+//! The dashboard's SQL, by page: [`log`] the Audit Log's list (through `audit.search`),
 //! [`event`] one event, [`overview`] the Overview's counts, [`integrity`] the status line
 //! above the log. Filters become a WHERE clause with bound parameters, never text in the SQL.
 
@@ -6,7 +6,6 @@ pub mod event;
 pub mod integrity;
 pub mod log;
 pub mod overview;
-pub mod plan;
 
 use std::time::Duration;
 
