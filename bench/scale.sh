@@ -191,6 +191,44 @@ kill "$SERVE_PID" 2>/dev/null || true
 wait "$SERVE_PID" 2>/dev/null || true
 SERVE_PID=""
 
+# The same pages in SQL, as a DBA would ask: audit.search's first page of one organization
+# (and of filters the summary serves), against the report view. Each query BENCH_REPEAT
+# times in one session after 2 warm-up runs (the slow report filter: BENCH_SLOW_REPEAT, 3);
+# psql's \timing, medians.
+sql_pages() {
+    local label="$1" repeat="$2" sql="$3"
+    {
+        echo "SET jit = off;"
+        for _ in 1 2; do echo "$sql"; done
+        echo "\\timing on"
+        for _ in $(seq 1 "$repeat"); do echo "$sql"; done
+    } | bpsql -d scale -o /dev/null | python3 -c '
+import statistics, sys
+label = sys.argv[1]
+t = sorted(float(l.split()[1]) for l in sys.stdin if l.startswith("Time:"))
+print("| %s | %d | %.1f | %.1f |" % (label, len(t), statistics.median(t), t[-1]))' "$label"
+}
+TENANT="org4242"
+{
+    echo "| query | runs | median ms | max ms |"
+    echo "|---|---:|---:|---:|"
+    sql_pages "\`audit.search(tenant => '$TENANT')\`: one organization's newest 50 (of $((COUNT / 10000)) or so)" \
+        "$BENCH_REPEAT" "SELECT id, summary FROM audit.search(tenant => '$TENANT');"
+    sql_pages "\`audit.search(tenant => '$TENANT', actors => '{user0@example.com}')\`" \
+        "$BENCH_REPEAT" "SELECT id, summary FROM audit.search(tenant => '$TENANT', actors => '{user0@example.com}');"
+    sql_pages "\`audit.search(tenant => 'org-none')\`: an organization with no events" \
+        "$BENCH_REPEAT" "SELECT id, summary FROM audit.search(tenant => 'org-none');"
+    sql_pages "\`audit.search(actors => '{nobody@example.com}')\`: an actor matching nothing" \
+        "$BENCH_REPEAT" "SELECT id, summary FROM audit.search(actors => '{nobody@example.com}');"
+    sql_pages "\`audit.search(entities => '{contact}', actions => '{delete}')\`" \
+        "$BENCH_REPEAT" "SELECT id, summary FROM audit.search(entities => '{contact}', actions => '{delete}');"
+    sql_pages "the README's first query: \`audit.report\` newest 50" \
+        "$BENCH_REPEAT" "SELECT occurred_at, summary, before, after FROM audit.report ORDER BY occurred_at DESC, id DESC LIMIT 50;"
+    sql_pages "\`audit.report WHERE actor = 'nobody@example.com'\` newest 50 (no fast path: for contrast)" \
+        "${BENCH_SLOW_REPEAT:-3}" "SELECT occurred_at, summary FROM audit.report WHERE actor = 'nobody@example.com' ORDER BY occurred_at DESC, id DESC LIMIT 50;"
+} >"$BENCH_TMP/sql_pages.md"
+cat "$BENCH_TMP/sql_pages.md"
+
 # One whole month, three months back (closed, so archive takes it).
 MONTH="$(bval scale "SELECT to_char(date_trunc('month', now() AT TIME ZONE 'UTC') - interval '3 months', 'YYYY-MM-DD')")"
 NEXT="$(bval scale "SELECT to_char('$MONTH'::date + interval '1 month', 'YYYY-MM-DD')")"
@@ -313,6 +351,15 @@ request sent to last byte received (HTTP, session, SQL, HTML). 50 rows a page.
 PY
 {
     cat "$BENCH_TMP/views.md"
+    cat <<MD
+
+## The same pages in SQL: \`audit.search\` and the report view
+
+psql in one session, \`jit = off\`, 2 warm-up runs, then timed (psql's \`\\timing\`: the
+query's round trip); 50 rows a page. Events carry one of 10,000 organizations.
+
+MD
+    cat "$BENCH_TMP/sql_pages.md"
     cat <<MD
 
 ## Export and archive of one month ($MONTH, $MONTH_ROWS events)

@@ -12,10 +12,11 @@
 --   entities: 60 % contact, 25 % group (a third memberships), 12 % user, 3 % contact exports;
 --   actions: update 50 %, create 30 %, delete 20 % of the changes, export for exports;
 --   sources: manual ~69 %, import ~20 %, api ~10 %, sync 1 %;
---   tables: crm.contacts, crm.groups, crm.group_members, crm.users (none for exports).
+--   tables: crm.contacts, crm.groups, crm.group_members, crm.users (none for exports);
+--   organizations: 10,000 (org0000 .. org9999), each an even share of the events.
 INSERT INTO :target (occurred_at, actor, db_user, source, client_addr, application_name,
                      entity, action, table_name, subject_id, changed_fields, old_data, new_data,
-                     details)
+                     details, tenant)
 SELECT ts, 'user' || least(999, floor(1000 * u * u * u)::int) || '@example.com', 'crm_app',
        source, '10.0.0.7', 'crm-web', entity, action,
        CASE WHEN action = 'export' THEN NULL
@@ -32,7 +33,8 @@ SELECT ts, 'user' || least(999, floor(1000 * u * u * u)::int) || '@example.com',
        CASE WHEN action IN ('create', 'update')
             THEN jsonb_build_object('id', g % 50000, 'email', 'c' || g % 50000 || '@example.com')
        END,
-       CASE WHEN action = 'export' THEN jsonb_build_object('rows', g % 5000) END
+       CASE WHEN action = 'export' THEN jsonb_build_object('rows', g % 5000) END,
+       'org' || lpad(((g * 7919) % 10000)::text, 4, '0')
   FROM (SELECT g,
                -- (seconds, not g * interval: 10M times 395 days is out of an interval's range)
                :'now'::timestamptz - make_interval(secs => g * (395 * 86400.0 / :events)) AS ts,
