@@ -129,6 +129,7 @@ PY
 #   none                  no auditing
 #   audit_trail           the extension, as README.md shows it
 #   audit_trail_nonotify  the same with audit.notify = off (set per database by the caller)
+#   audit_trail_tenant    the extension, the contacts tracked with a tenant_column
 #   plpgsql               the reference PL/pgSQL row triggers of plpgsql_peer.sql
 setup_variant() {
     local here
@@ -138,6 +139,13 @@ setup_variant() {
     audit_trail | audit_trail_nonotify)
         bpsql -d "$2" -o /dev/null -c "CREATE EXTENSION audit_trail" \
             -c "SELECT audit.track('bench.contacts', 'contact', ignore_columns => '{updated_at}')" \
+            -c "SELECT audit.track('bench.documents', 'document')"
+        ;;
+    audit_trail_tenant)
+        # Each row names its organization (city stands in for an account column): every
+        # event records it and its (tenant, occurred_at, id) index entry.
+        bpsql -d "$2" -o /dev/null -c "CREATE EXTENSION audit_trail" \
+            -c "SELECT audit.track('bench.contacts', 'contact', ignore_columns => '{updated_at}', tenant_column => 'city')" \
             -c "SELECT audit.track('bench.documents', 'document')"
         ;;
     plpgsql)
@@ -152,7 +160,7 @@ setup_variant() {
 # The table a variant writes its events to.
 events_table() {
     case "$1" in
-    audit_trail | audit_trail_nonotify) echo audit.events ;;
+    audit_trail | audit_trail_nonotify | audit_trail_tenant) echo audit.events ;;
     plpgsql) echo audit_peer.events ;;
     *) echo "" ;;
     esac

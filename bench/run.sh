@@ -9,7 +9,8 @@
 # Settings (environment; see bench/README.md): BENCH_SECONDS (15) per pgbench run,
 # BENCH_ROUNDS (3), BENCH_ROWS (200000), BENCH_CLIENTS (2), BENCH_QUERY_MODE (pgbench -M,
 # prepared), BENCH_WORKLOADS (all six, space-separated), BENCH_VARIANTS (none audit_trail
-# plpgsql; also audit_trail_nonotify: the extension with audit.notify = off), BENCH_FSYNC (on),
+# plpgsql; also audit_trail_nonotify: the extension with audit.notify = off, and
+# audit_trail_tenant: tracked with tenant_column, each event naming its organization), BENCH_FSYNC (on),
 # BENCH_SHARED_BUFFERS (1GB), BENCH_TAG (result files become capture-<date>-<tag>.*),
 # BENCH_KEEP=1 (keep the stopped cluster's directory for inspection).
 set -euo pipefail
