@@ -1,6 +1,7 @@
 -- Demo activity: a day in the CRM. Everything runs through the one database login, as an
--- application would; each transaction names the application user acting (audit.actor) and
--- where the change came from (audit.source). SET LOCAL lasts until COMMIT, so no transaction
+-- application would; each transaction names the application user acting (audit.actor),
+-- where the change came from (audit.source) and the organization it acts for
+-- (audit.tenant): acme's day, then a few changes at globex. SET LOCAL lasts until COMMIT, so no transaction
 -- inherits the previous one's actor. Deterministic: run it once on a fresh schema.sql.
 --
 -- The transactions are demo.pause seconds apart (1 unless the session sets demo.pause), so
@@ -12,6 +13,7 @@
 BEGIN;
 SET LOCAL audit.actor = 'alice@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 INSERT INTO crm.users (name, email, role, password_hash)
 VALUES ('Alice Moreau', 'alice@example.com', 'admin', '$2b$12$Q9pXg1nE0v8rGkB3m7sLcOeYVZ3Wq1tH5uJ2kL8mN4oP6rS0tU2vW'),
        ('Bob Lindqvist', 'bob@example.com', 'manager', '$2b$12$Hh3kT7yR2wQ9eF5dS1aZxO0cV4bN8mL6kJ2hG7fD3sA9pO1iU5yT'),
@@ -36,6 +38,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'carol@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 INSERT INTO crm.contacts (first_name, last_name, email, phone, company, city, lifecycle_stage)
 VALUES ('Maria', 'Gonzalez', 'maria.gonzalez@acme.example', '+1 415-555-0142', 'Acme Corp', 'San Francisco', 'customer'),
        ('James', 'O''Brien', 'james.obrien@globex.example', '+1 312-555-0178', 'Globex', 'Chicago', 'prospect'),
@@ -49,6 +52,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'dave@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 INSERT INTO crm.contacts (first_name, last_name, email, phone, company, city, lifecycle_stage)
 VALUES ('Fatima', 'Al-Sayed', 'fatima.alsayed@hooli.example', '+1 206-555-0187', 'Hooli', 'Seattle', 'customer'),
        ('Daniel', 'Kim', 'daniel.kim@starkind.example', '+1 212-555-0119', 'Stark Industries', 'New York', 'lead'),
@@ -60,6 +64,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'dave@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 INSERT INTO crm.contacts (first_name, last_name, email, company, city)
 VALUES ('Dan', 'Kim', 'daniel.kim@starkind.example', 'Stark Industries', 'New York');
 COMMIT;
@@ -70,6 +75,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'import-bot@example.com';
 SET LOCAL audit.source = 'import';
+SET LOCAL audit.tenant = 'acme';
 INSERT INTO crm.contacts (first_name, last_name, email, phone, company, city, lifecycle_stage)
 SELECT first_name,
        last_name,
@@ -102,6 +108,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'carol@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 UPDATE crm.contacts
    SET email = 'maria.gonzalez@acmecorp.example', updated_at = now()
  WHERE email = 'maria.gonzalez@acme.example';
@@ -112,6 +119,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'dave@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 UPDATE crm.contacts
    SET phone = '+47 22-555-0148', city = 'Oslo', updated_at = now()
  WHERE email = 'lars.eriksson@nordicfreight.example';
@@ -121,6 +129,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 UPDATE crm.contacts
    SET city = 'Porto', updated_at = now()
  WHERE email = 'tomas.silva@atlantico.example';
@@ -131,6 +140,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 INSERT INTO crm.groups (name, description)
 VALUES ('VIP', 'Key accounts: a named agent answers within the hour'),
        ('Newsletter', 'Opted in to the monthly newsletter'),
@@ -141,6 +151,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'carol@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 INSERT INTO crm.group_members (group_id, contact_id)
 SELECT g.id, c.id
   FROM crm.groups AS g, crm.contacts AS c
@@ -153,6 +164,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'dave@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 INSERT INTO crm.group_members (group_id, contact_id)
 SELECT g.id, c.id
   FROM crm.groups AS g, crm.contacts AS c
@@ -167,6 +179,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 UPDATE crm.contacts
    SET lifecycle_stage = 'customer', updated_at = now()
  WHERE email LIKE '%@example.net'
@@ -178,6 +191,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 INSERT INTO crm.group_members (group_id, contact_id)
 SELECT g.id, c.id
   FROM crm.groups AS g, crm.contacts AS c
@@ -192,6 +206,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'dave@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 UPDATE crm.contacts
    SET updated_at = now()
  WHERE email = 'james.obrien@globex.example';
@@ -205,7 +220,8 @@ BEGIN;
 DO $$
 BEGIN
     PERFORM audit.set_actor('dave@example.com', 'api',
-                            '{"request_id": "req-7f3a", "ip": "203.0.113.24"}'::jsonb);
+                            '{"request_id": "req-7f3a", "ip": "203.0.113.24"}'::jsonb,
+                            tenant => 'acme');
 END
 $$;
 UPDATE crm.contacts
@@ -219,6 +235,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'carol@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 DO $$
 BEGIN
     PERFORM audit.log_event('contact', 'export', NULL,
@@ -237,6 +254,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'carol@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 DELETE FROM crm.group_members AS m
  USING crm.groups AS g, crm.contacts AS c
  WHERE g.id = m.group_id AND c.id = m.contact_id
@@ -248,6 +266,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 DELETE FROM crm.group_members AS m
  USING crm.groups AS g, crm.contacts AS c
  WHERE g.id = m.group_id AND c.id = m.contact_id
@@ -259,6 +278,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'dave@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 DELETE FROM crm.contacts
  WHERE first_name = 'Dan' AND last_name = 'Kim';
 COMMIT;
@@ -268,6 +288,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 DELETE FROM crm.contacts
  WHERE email = 'kenji.wilson.133@example.net';
 COMMIT;
@@ -276,6 +297,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 UPDATE crm.groups
    SET name = 'At risk', description = 'Accounts to call this quarter', updated_at = now()
  WHERE name = 'Churn risk';
@@ -287,6 +309,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'alice@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 UPDATE crm.users
    SET role = 'manager', updated_at = now()
  WHERE email = 'carol@example.com';
@@ -305,6 +328,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'carol@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 UPDATE crm.users
    SET name = 'Carol Nguyen-Park', updated_at = now()
  WHERE email = 'carol@example.com';
@@ -316,6 +340,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 UPDATE crm.users
    SET password_hash = '$2b$12$Nn4bV8cX2zL6kJ0hG3fD7sA1pO5iU9yT4rE8wQ2mN6bV0cX3zL7k',
        updated_at = now()
@@ -326,6 +351,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'bob@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 DO $$
 BEGIN
     PERFORM audit.log_event('contact', 'export', NULL,
@@ -345,6 +371,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'alice@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 DELETE FROM crm.groups
  WHERE name = 'At risk';
 COMMIT;
@@ -353,6 +380,7 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'alice@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 UPDATE crm.users
    SET email = 'dave.okafor@example.com', updated_at = now()
  WHERE email = 'dave@example.com';
@@ -363,6 +391,39 @@ DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true)
 BEGIN;
 SET LOCAL audit.actor = 'alice@example.com';
 SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'acme';
 DELETE FROM crm.users
  WHERE email = 'erin@example.com';
+COMMIT;
+
+-- Globex, the CRM's second customer organization: its own admin, users and contacts. Its
+-- admins see only these events in the application's Audit Log (make demo prints a link).
+BEGIN;
+SET LOCAL audit.actor = 'gina@globex.example';
+SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'globex';
+INSERT INTO crm.users (account_id, name, email, role)
+VALUES ('globex', 'Gina Rossi', 'gina@globex.example', 'admin'),
+       ('globex', 'Hank Meyer', 'hank@globex.example', 'agent');
+INSERT INTO crm.user_permissions (user_id, permission)
+SELECT id, 'contacts.export' FROM crm.users WHERE email = 'hank@globex.example';
+INSERT INTO crm.contacts (account_id, first_name, last_name, email, company, city, lifecycle_stage)
+VALUES ('globex', 'Olga', 'Petrova', 'olga.petrova@vandelay.example', 'Vandelay Industries', 'New York', 'customer'),
+       ('globex', 'Kwame', 'Mensah', 'kwame.mensah@soylent.example', 'Soylent', 'Accra', 'lead');
+COMMIT;
+DO $$ BEGIN PERFORM pg_sleep(coalesce(nullif(current_setting('demo.pause', true), ''), '1')::float8); END $$;
+
+BEGIN;
+SET LOCAL audit.actor = 'hank@globex.example';
+SET LOCAL audit.source = 'manual';
+SET LOCAL audit.tenant = 'globex';
+UPDATE crm.contacts
+   SET lifecycle_stage = 'prospect', updated_at = now()
+ WHERE email = 'kwame.mensah@soylent.example';
+INSERT INTO crm.groups (account_id, name, description)
+VALUES ('globex', 'Globex key accounts', 'Accounts with a named owner');
+INSERT INTO crm.group_members (group_id, contact_id)
+SELECT g.id, c.id FROM crm.groups AS g, crm.contacts AS c
+ WHERE g.name = 'Globex key accounts' AND c.account_id = 'globex';
+DO $$ BEGIN PERFORM audit.log_event('contact', 'export', NULL, '{"rows": 2, "format": "csv"}'); END $$;
 COMMIT;

@@ -1,6 +1,8 @@
 -- Demo CRM: users of the application, their contacts and contact groups, tracked by
 -- audit_trail. Runs as a superuser in a fresh database; the application's users are not
 -- database roles, they are named per transaction with audit.set_actor (see activity.sql).
+-- Two customer organizations share the CRM (acme and globex): users, contacts and groups
+-- name theirs in account_id, and each transaction names the one it acts for.
 CREATE EXTENSION IF NOT EXISTS audit_trail;
 
 CREATE SCHEMA crm;
@@ -8,6 +10,7 @@ CREATE SCHEMA crm;
 -- People who sign in to the CRM.
 CREATE TABLE crm.users (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id    text NOT NULL DEFAULT 'acme',
     name          text NOT NULL,
     email         text NOT NULL UNIQUE,
     role          text NOT NULL CHECK (role IN ('admin', 'manager', 'agent', 'viewer')),
@@ -26,6 +29,7 @@ CREATE TABLE crm.user_permissions (
 
 CREATE TABLE crm.contacts (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id      text NOT NULL DEFAULT 'acme',
     first_name      text NOT NULL,
     last_name       text NOT NULL,
     email           text,
@@ -40,6 +44,7 @@ CREATE TABLE crm.contacts (
 
 CREATE TABLE crm.groups (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account_id  text NOT NULL DEFAULT 'acme',
     name        text NOT NULL UNIQUE,
     description text,
     created_at  timestamptz NOT NULL DEFAULT now(),
@@ -59,14 +64,19 @@ CREATE TABLE crm.group_members (
 DO $$
 BEGIN
     -- updated_at is bookkeeping: a save that changes nothing else is not an event.
-    PERFORM audit.track('crm.contacts', 'contact', ignore_columns => '{updated_at}');
-    PERFORM audit.track('crm.groups', 'group', ignore_columns => '{updated_at}');
+    -- Each row's organization is recorded with its events (memberships and permissions,
+    -- which have none, take the transaction's).
+    PERFORM audit.track('crm.contacts', 'contact', ignore_columns => '{updated_at}',
+                        tenant_column => 'account_id');
+    PERFORM audit.track('crm.groups', 'group', ignore_columns => '{updated_at}',
+                        tenant_column => 'account_id');
     -- Memberships are filed under their group, so a group's history shows who joined and left.
     PERFORM audit.track('crm.group_members', 'group', subject_column => 'group_id');
     -- A password change is recorded, but never the hash itself.
     PERFORM audit.track('crm.users', 'user',
                         ignore_columns => '{updated_at}',
-                        redact_columns => '{password_hash}');
+                        redact_columns => '{password_hash}',
+                        tenant_column => 'account_id');
     -- Permission grants and revocations are filed under the user who gains or loses them.
     PERFORM audit.track('crm.user_permissions', 'user', subject_column => 'user_id');
 END

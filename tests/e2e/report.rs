@@ -250,3 +250,54 @@ fn the_reports_newest_page_walks_the_time_index() {
     assert_eq!(top["Node Type"], "Limit", "{plan}");
     assert!(!sorts_by_time(top), "{plan}");
 }
+
+/// The demo's two organizations: every event of its activity names acme or globex, and
+/// globex's admins would see only globex's events (users, contacts, groups, memberships
+/// and an export, none of acme's).
+#[test]
+fn the_demos_activity_belongs_to_its_two_organizations() {
+    let (_db, mut c) = demo_db();
+    let by_tenant: Vec<(Option<String>, i64)> = rows(
+        &mut c,
+        "SELECT tenant, count(*) FROM audit.events
+          WHERE entity <> 'audit_log' GROUP BY tenant ORDER BY tenant",
+    )
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    let tenants: Vec<Option<&str>> = by_tenant.iter().map(|(t, _)| t.as_deref()).collect();
+    assert_eq!(tenants, [Some("acme"), Some("globex")], "{by_tenant:?}");
+    let globex: Vec<(String, String)> = rows(
+        &mut c,
+        "SELECT DISTINCT entity, action FROM audit.search(tenant => 'globex', page_size => 100)
+          ORDER BY 1, 2",
+    )
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    let pairs: Vec<(&str, &str)> = globex
+        .iter()
+        .map(|(e, a)| (e.as_str(), a.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("contact", "create"),
+            ("contact", "export"),
+            ("contact", "update"),
+            ("group", "create"),
+            ("user", "create")
+        ]
+    );
+    let crossed: i64 = c
+        .query_one(
+            "SELECT count(*) FROM audit.events WHERE context ? 'acting_tenant'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        crossed, 0,
+        "the demo's organizations keep to their own data"
+    );
+}
