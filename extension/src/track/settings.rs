@@ -149,6 +149,22 @@ impl Columns {
     }
 }
 
+/// Whether the installed audit.tracked_tables has this column: a schema of an earlier
+/// version (this library runs before ALTER EXTENSION audit_trail UPDATE) lacks later ones.
+fn has_column(client: &spi::SpiClient<'_>, column: &str) -> Result<bool> {
+    Ok(client
+        .select(
+            "SELECT EXISTS (SELECT FROM pg_attribute \
+                             WHERE attrelid = 'audit.tracked_tables'::regclass \
+                               AND attname = $1 AND NOT attisdropped)",
+            None,
+            &[column.to_owned().into()],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false))
+}
+
 /// Inserts or replaces the table's row of audit.tracked_tables. column_attnums is what the
 /// DDL hooks follow renames and drops by (api.sql).
 pub(super) fn store_settings(
@@ -161,18 +177,7 @@ pub(super) fn store_settings(
 ) -> Result<()> {
     // A 0.1.0 schema (this library, before ALTER EXTENSION audit_trail UPDATE) has neither
     // table_name nor column_attnums, nor the hooks that read them.
-    let schema_0_1_0 = client
-        .select(
-            "SELECT NOT EXISTS (SELECT FROM pg_attribute \
-                                 WHERE attrelid = 'audit.tracked_tables'::regclass \
-                                   AND attname = 'column_attnums' AND NOT attisdropped)",
-            None,
-            &[],
-        )?
-        .first()
-        .get_one::<bool>()?
-        .unwrap_or(false);
-    if schema_0_1_0 {
+    if !has_column(client, "column_attnums")? {
         client.update(
             "INSERT INTO audit.tracked_tables \
                (relid, entity, subject_columns, ignore_columns, redact_columns, tracked_by) \
@@ -228,18 +233,7 @@ pub(super) fn store_settings(
     )?;
     // A 0.2.0 schema has no tenant column (nor a way to name one: its audit.track has no
     // such argument).
-    let has_tenant_column = client
-        .select(
-            "SELECT EXISTS (SELECT FROM pg_attribute \
-                             WHERE attrelid = 'audit.tracked_tables'::regclass \
-                               AND attname = 'tenant_column' AND NOT attisdropped)",
-            None,
-            &[],
-        )?
-        .first()
-        .get_one::<bool>()?
-        .unwrap_or(false);
-    if has_tenant_column {
+    if has_column(client, "tenant_column")? {
         client.update(
             "UPDATE audit.tracked_tables SET tenant_column = $2 WHERE relid = $1",
             None,

@@ -98,27 +98,11 @@ struct Lazy<'a> {
 
 impl<'a> Lazy<'a> {
     fn details(&mut self) -> Option<&Value> {
-        let event = self.event;
-        self.details
-            .get_or_insert_with(|| {
-                event
-                    .details
-                    .as_deref()
-                    .and_then(|d| serde_json::from_str(d).ok())
-            })
-            .as_ref()
+        parsed(&mut self.details, &self.event.details)
     }
 
     fn context(&mut self) -> Option<&Value> {
-        let event = self.event;
-        self.context
-            .get_or_insert_with(|| {
-                event
-                    .context
-                    .as_deref()
-                    .and_then(|d| serde_json::from_str(d).ok())
-            })
-            .as_ref()
+        parsed(&mut self.context, &self.event.context)
     }
 
     fn number(&mut self, key: &str) -> Option<f64> {
@@ -138,6 +122,13 @@ impl<'a> Lazy<'a> {
                 .unwrap_or_default()
         })
     }
+}
+
+/// A JSON column's value, parsed the first time it is asked for.
+fn parsed<'v>(cache: &'v mut Option<Option<Value>>, text: &Option<String>) -> Option<&'v Value> {
+    cache
+        .get_or_insert_with(|| text.as_deref().and_then(|t| serde_json::from_str(t).ok()))
+        .as_ref()
 }
 
 fn any_of(list: &Option<Vec<String>>, value: &str) -> bool {
