@@ -39,6 +39,7 @@ mod state;
 mod templates;
 mod token;
 mod view;
+pub mod viewer;
 
 use std::net::SocketAddr;
 use std::time::Duration;
