@@ -16,12 +16,56 @@ pub async fn record(
     source: &str,
     details: &serde_json::Value,
 ) -> Result<i64, tokio_postgres::Error> {
+    record_for(client, action, source, details, None).await
+}
+
+/// Someone the sidecar acts for who is not the connected role: a token viewer of the
+/// dashboard or the API, whom the application vouched for (`serve --viewer-db` connects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnBehalf {
+    /// The event's actor: the viewer's name.
+    pub actor: String,
+    /// Their organization.
+    pub tenant: String,
+}
+
+/// As [`record`], naming `on_behalf` as the actor (`audit.actor`, set for this statement's
+/// transaction only, as the application would with `audit.set_actor`) and their organization.
+pub async fn record_for(
+    client: &impl GenericClient,
+    action: &str,
+    source: &str,
+    details: &serde_json::Value,
+    on_behalf: Option<&OnBehalf>,
+) -> Result<i64, tokio_postgres::Error> {
+    let Some(who) = on_behalf else {
+        let row = client
+            .query_one(
+                "WITH source AS MATERIALIZED (
+                     SELECT pg_catalog.set_config('audit.source', $1, true) AS s)
+                 SELECT audit.log_event($2, $3, NULL, $4) FROM source",
+                &[&source, &AUDIT_LOG_ENTITY, &action, details],
+            )
+            .await?;
+        return row.try_get(0);
+    };
+    // TODO(tenant): once audit.set_actor takes `tenant =>` (the GUC audit.tenant), set it
+    // here with the actor, `pg_catalog.set_config('audit.tenant', $6, true)`, so the event's
+    // tenant column names the organization, and stop adding it to the details.
+    let mut details = details.clone();
+    if let serde_json::Value::Object(map) = &mut details {
+        map.insert(
+            "tenant".into(),
+            serde_json::Value::from(who.tenant.as_str()),
+        );
+    }
     let row = client
         .query_one(
-            "WITH source AS MATERIALIZED (
-                 SELECT pg_catalog.set_config('audit.source', $1, true) AS s)
-             SELECT audit.log_event($2, $3, NULL, $4) FROM source",
-            &[&source, &AUDIT_LOG_ENTITY, &action, details],
+            "WITH settings AS MATERIALIZED (
+                 SELECT pg_catalog.set_config('audit.source', $1, true) AS s,
+                        pg_catalog.set_config('audit.actor', $5, true) AS a)
+             SELECT audit.log_event($2, $3, NULL, $4) FROM settings",
+            &[&source, &AUDIT_LOG_ENTITY, &action, &details, &who.actor],
         )
         .await?;
     row.try_get(0)
