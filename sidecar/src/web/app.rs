@@ -9,7 +9,7 @@ use axum::Router;
 
 use super::error::WebError;
 use super::state::AppState;
-use super::{assets, auth, csrf, embed, event_page, export, log_page, overview_page};
+use super::{api, assets, auth, csrf, embed, event_page, export, log_page, overview_page};
 
 /// Scripts and styles only from this server's own files, no inline script, no framing, forms
 /// only to this server.
@@ -30,6 +30,10 @@ pub fn create_app(state: AppState) -> Router {
         .route("/reports/audit-log/events/{id}", get(event_page::show))
         .route("/reports/audit-log/export", post(export::download))
         .route("/embed", get(embed::open))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/events", get(api::list))
+        .route("/api/v1/events.csv", get(api::csv))
+        .route("/api/v1/events/{id}", get(api::one))
         .route("/assets/{name}", get(assets::serve))
         .fallback(not_found)
         .layer(middleware::from_fn(csrf::same_origin_only))

@@ -25,6 +25,7 @@
 //! `/api/v1`. Every page and query they reach is restricted to their organization.
 
 mod actions;
+mod api;
 mod app;
 mod assets;
 mod auth;
