@@ -77,10 +77,13 @@ async fn not_found() -> WebError {
 }
 
 /// Whether a response may be framed by the `--embed-origin`s: the embed link itself, and
-/// the pages of an embed session (live or ended). Never a page of a role's session.
+/// the report pages of an embed session (live or ended). Never a page of a role's session,
+/// nor the sign-in form.
 fn embed_framing(state: &AppState, request: &Request) -> bool {
+    let path = request.uri().path();
     !state.settings.embed_origins.is_empty()
-        && (request.uri().path() == "/embed" || state.sessions.embed_request(request.headers()))
+        && (path == "/embed"
+            || (path.starts_with("/reports/") && state.sessions.embed_request(request.headers())))
 }
 
 async fn security_headers(
@@ -123,6 +126,9 @@ async fn security_headers(
         .or_insert(HeaderValue::from_static("no-store"));
     response
 }
+
+#[cfg(test)]
+mod viewer_tests;
 
 #[cfg(test)]
 mod tests {

@@ -173,7 +173,7 @@ impl Verifier {
     }
 
     #[cfg(test)]
-    fn new(secret: Option<DecodingKey>, public: Option<DecodingKey>) -> Verifier {
+    pub(crate) fn new(secret: Option<DecodingKey>, public: Option<DecodingKey>) -> Verifier {
         Verifier { secret, public }
     }
 

@@ -83,6 +83,26 @@ impl ViewerDb {
         })
     }
 
+    /// A pool that has never connected (and cannot: nothing listens where it points), for
+    /// tests of what is refused before a connection is needed.
+    #[cfg(test)]
+    pub fn unconnected() -> ViewerDb {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("/nonexistent-audit-trail-test")
+            .user("nobody")
+            .dbname("none");
+        ViewerDb {
+            target: db::Target {
+                config,
+                description: "nobody@/nonexistent-audit-trail-test/none".into(),
+                tls: crate::tls::connector(&crate::tls::Verification::None).expect("TLS set-up"),
+            },
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(MAX_API_CONNECTIONS)),
+        }
+    }
+
     /// `role@host:port/dbname`, for logs (never the password).
     pub fn description(&self) -> &str {
         &self.target.description
