@@ -1,4 +1,4 @@
-//! The hash chain, version 1 (docs/integrity.md): how an event is encoded and hashed, how a
+//! The hash chain (docs/integrity.md): how an event is encoded and hashed, how a
 //! batch's hashes become a seal's head, and the signed checkpoint note. Pure functions: the
 //! sidecar's `seal` and `verify` and the extension's check of every seal it stores call the
 //! same ones.
@@ -26,7 +26,7 @@ pub const SELECT_CANONICAL: &str = "SELECT pg_catalog.textin(pg_catalog.xid8out(
      pg_catalog.textin(pg_catalog.jsonb_out(e.old_data)), \
      pg_catalog.textin(pg_catalog.jsonb_out(e.new_data)), \
      pg_catalog.textin(pg_catalog.jsonb_out(e.context)), \
-     pg_catalog.textin(pg_catalog.jsonb_out(e.details)) \
+     pg_catalog.textin(pg_catalog.jsonb_out(e.details)), e.tenant \
      FROM audit.events AS e";
 
 /// SQL for an `xid8` column or expression as text, by its output function (see
@@ -40,8 +40,14 @@ pub fn sql_param_xid8(parameter: &str) -> String {
     format!("pg_catalog.xid8in(pg_catalog.textout({parameter}::text))")
 }
 
-/// Columns of [`SELECT_CANONICAL`] before the 17 canonical ones.
+/// Columns of [`SELECT_CANONICAL`] before the canonical ones.
 pub const POSITION_COLUMNS: usize = 2;
+
+/// Canonical values [`SELECT_CANONICAL`] reads: every column of `audit.events`.
+pub const CANONICAL_COLUMNS: usize = crate::EVENT_COLUMNS.len();
+
+/// Canonical values of an event encoded by version 1: the columns before `tenant`.
+pub const V1_COLUMNS: usize = 17;
 
 /// An event's place in the stream: (txid, id).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -68,11 +74,23 @@ impl std::fmt::Display for Position {
     }
 }
 
-/// SHA-256 of the canonical encoding of one event's 17 columns.
+/// SHA-256 of the canonical encoding of one event: its values in table order, the 17 of
+/// version 1 or all 18 (with `tenant`). An event without an organization is encoded by
+/// version 1, exactly as before organizations existed, so that every event sealed then
+/// still verifies; one with an organization by version 2, whose different first line keeps
+/// the two encodings apart (docs/integrity.md).
 pub fn event_hash<'a>(columns: impl IntoIterator<Item = Option<&'a str>>) -> Hash {
+    let mut values: Vec<Option<&str>> = columns.into_iter().collect();
+    let version: &[u8] =
+        if values.len() > V1_COLUMNS && values[V1_COLUMNS..].iter().any(Option::is_some) {
+            b"audit_trail event v2\n"
+        } else {
+            values.truncate(V1_COLUMNS);
+            b"audit_trail event v1\n"
+        };
     let mut h = Sha256::new();
-    h.update(b"audit_trail event v1\n");
-    for value in columns {
+    h.update(version);
+    for value in values {
         match value {
             None => h.update([0u8]),
             Some(v) => {
@@ -308,6 +326,27 @@ mod tests {
             event_hash([Some("a"), Some("bc")])
         );
         assert_eq!(a, event_hash([Some("a"), None, Some("")]));
+    }
+
+    #[test]
+    fn an_event_without_an_organization_hashes_as_version_one_did() {
+        let v1: Vec<Option<&str>> = (0..V1_COLUMNS).map(|_| Some("x")).collect();
+        let mut without = v1.clone();
+        without.push(None);
+        assert_eq!(event_hash(v1.clone()), event_hash(without));
+        let mut with = v1.clone();
+        with.push(Some("acme"));
+        let mut other = v1.clone();
+        other.push(Some("globex"));
+        assert_ne!(event_hash(v1.clone()), event_hash(with.clone()));
+        assert_ne!(event_hash(with), event_hash(other));
+        // Version 2's first line: an organization cannot pass as a version 1 value.
+        let mut empty = v1;
+        empty.push(Some(""));
+        assert_ne!(
+            event_hash(empty.clone()),
+            event_hash(empty[..V1_COLUMNS].to_vec())
+        );
     }
 
     #[test]

@@ -5,6 +5,14 @@
 /// Reserved: an application's context may not use it.
 pub const AUTHENTICATED_ROLE_KEY: &str = "authenticated_role";
 
+/// The key of `context` under which capture records the organization the transaction acted
+/// for (`audit.set_actor`'s tenant) when it changed a row of another: a cross-organization
+/// write, which the built-in `cross-tenant` alert rule reports. Reserved like the role's.
+pub const ACTING_TENANT_KEY: &str = "acting_tenant";
+
+/// Keys of `context` only capture writes.
+pub const RESERVED_CONTEXT_KEYS: [&str; 2] = [AUTHENTICATED_ROLE_KEY, ACTING_TENANT_KEY];
+
 /// Why an `audit.context` value was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ContextError {
@@ -12,7 +20,7 @@ pub enum ContextError {
     NotJson(String),
     #[error("got {0}")]
     NotAnObject(String),
-    #[error("the key \"{0}\" is reserved: capture records the authenticated role under it")]
+    #[error("the key \"{0}\" is reserved: only capture records it")]
     ReservedKey(&'static str),
 }
 
@@ -27,8 +35,11 @@ pub fn check_context(raw: &str) -> Result<(), ContextError> {
     }
     let keys: std::collections::HashMap<String, serde::de::IgnoredAny> =
         serde_json::from_str(raw).map_err(|e| ContextError::NotJson(e.to_string()))?;
-    if keys.contains_key(AUTHENTICATED_ROLE_KEY) {
-        return Err(ContextError::ReservedKey(AUTHENTICATED_ROLE_KEY));
+    if let Some(key) = RESERVED_CONTEXT_KEYS
+        .iter()
+        .find(|k| keys.contains_key(**k))
+    {
+        return Err(ContextError::ReservedKey(key));
     }
     Ok(())
 }
@@ -53,6 +64,10 @@ mod tests {
         assert_eq!(
             check_context(r#"{"authenticated_role": "ceo"}"#),
             Err(ContextError::ReservedKey(AUTHENTICATED_ROLE_KEY))
+        );
+        assert_eq!(
+            check_context(r#"{"acting_tenant": "acme"}"#),
+            Err(ContextError::ReservedKey(ACTING_TENANT_KEY))
         );
     }
 }

@@ -13,11 +13,11 @@ pub mod schema;
 pub mod summary;
 mod words;
 
-pub use context::{check_context, ContextError, AUTHENTICATED_ROLE_KEY};
+pub use context::{check_context, ContextError, ACTING_TENANT_KEY, AUTHENTICATED_ROLE_KEY};
 pub use words::{is_consumer_name, is_word, CONSUMER_NAME_RULE, WORD_RULE};
 
 /// The columns of `audit.events`, in table order.
-pub const EVENT_COLUMNS: [&str; 17] = [
+pub const EVENT_COLUMNS: [&str; 18] = [
     "id",
     "occurred_at",
     "txid",
@@ -35,10 +35,11 @@ pub const EVENT_COLUMNS: [&str; 17] = [
     "new_data",
     "context",
     "details",
+    "tenant",
 ];
 
 /// The CSV export's header: the twelve columns docs/contract.md fixes, then the rest.
-pub const CSV_HEADER: [&str; 17] = [
+pub const CSV_HEADER: [&str; 18] = [
     "id",
     "occurred_at",
     "actor",
@@ -56,6 +57,7 @@ pub const CSV_HEADER: [&str; 17] = [
     "context",
     "details",
     "txid",
+    "tenant",
 ];
 
 /// Actions only capture records: a row was created, updated or deleted, a table emptied.

@@ -11,10 +11,11 @@ CREATE FUNCTION audit.track(
     entity         text,
     subject_column name   DEFAULT NULL,
     ignore_columns name[] DEFAULT '{}',
-    redact_columns name[] DEFAULT '{}'
+    redact_columns name[] DEFAULT '{}',
+    tenant_column  name   DEFAULT NULL
 ) RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'audit_track';
-COMMENT ON FUNCTION audit.track(regclass, text, name, name[], name[]) IS
+COMMENT ON FUNCTION audit.track(regclass, text, name, name[], name[], name) IS
     'Start (or re-configure) capture of a table''s changes as events about entity.';
 
 CREATE FUNCTION audit.untrack(target regclass) RETURNS void
@@ -29,6 +30,7 @@ SELECT s.relid           AS table_name,
        s.subject_columns,
        s.ignore_columns,
        s.redact_columns,
+       s.tenant_column,
        s.tracked_at,
        s.tracked_by,
        (SELECT count(*) = 4
@@ -46,9 +48,12 @@ SELECT s.relid           AS table_name,
 -- set_actor.rs): kept where only this function writes, so code the writer did not run (a
 -- table owner's trigger) cannot change whom an event names, and set as SET LOCAL too. Undone
 -- at commit or rollback (and by a rolled-back savepoint), so a pooled connection never
--- carries one request's actor into the next. NULL source or context resets them. Refused
+-- carries one request's actor into the next. NULL source or context resets them. tenant is
+-- the organization the transaction acts for: events of tables without a tenant_column take
+-- it, and a change to another organization's row is a cross-organization write. Refused
 -- inside a trigger.
-CREATE FUNCTION audit.set_actor(actor text, source text DEFAULT NULL, context jsonb DEFAULT NULL)
+CREATE FUNCTION audit.set_actor(actor text, source text DEFAULT NULL, context jsonb DEFAULT NULL,
+                                tenant text DEFAULT NULL)
     RETURNS void
     LANGUAGE c
     SET search_path = pg_catalog, pg_temp
@@ -417,7 +422,7 @@ BEGIN
     -- tracked parent on the next pass of the loop's query).
     LOOP
         SELECT i.inhrelid AS partition, s.entity, s.subject_columns, s.ignore_columns,
-               s.redact_columns
+               s.redact_columns, s.tenant_column
           INTO member
           FROM pg_inherits AS i
           JOIN audit.tracked_tables AS s ON s.relid = i.inhparent
@@ -436,7 +441,8 @@ BEGIN
                                    WHERE EXISTS (SELECT FROM pg_attribute AS a
                                                   WHERE a.attrelid = member.partition
                                                     AND a.attname = r AND a.attnum > 0
-                                                    AND NOT a.attisdropped))::name[]);
+                                                    AND NOT a.attisdropped))::name[],
+                            member.tenant_column::name);
     END LOOP;
 END
 $$;
@@ -482,6 +488,8 @@ BEGIN
                SET subject_columns = array_replace(subject_columns, entry.name, new_name),
                    ignore_columns  = array_replace(ignore_columns, entry.name, new_name),
                    redact_columns  = array_replace(redact_columns, entry.name, new_name),
+                   tenant_column   = CASE WHEN tenant_column = entry.name THEN new_name
+                                          ELSE tenant_column END,
                    column_attnums  = (column_attnums - entry.name)
                                      || jsonb_build_object(new_name, entry.attnum)
              WHERE relid = entry.relid;
@@ -734,6 +742,13 @@ BEGIN
                 column_name, dropped.objid::regclass
                 USING ERRCODE = 'dependent_objects_still_exist',
                       HINT = 'Run audit.track on the table with another subject_column first.';
+        END IF;
+        IF EXISTS (SELECT FROM audit.tracked_tables
+                    WHERE relid::oid = dropped.objid AND tenant_column = column_name) THEN
+            RAISE EXCEPTION 'cannot drop column "%" of %: audit events name their organization by it',
+                column_name, dropped.objid::regclass
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Run audit.track on the table with another tenant_column (or none) first.';
         END IF;
     END LOOP;
 END

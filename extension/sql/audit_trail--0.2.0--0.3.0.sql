@@ -25,10 +25,17 @@
 --    (audit.record_archive_check);
 -- 10. the report's categories do not overlap: contact_activity, group_activity and
 --    user_activity leave exports to export_activity (contract/src/categories.rs); the
---    report's newest page walks the events' time index instead of sorting every event.
+--    report's newest page walks the events' time index instead of sorting every event;
+-- 11. every event may name its organization (audit.events.tenant): the tracked row's
+--    (audit.track's tenant_column) or the transaction's (audit.set_actor's tenant). Events
+--    written before keep none.
 
 -- The event triggers must not fire on this script's own DDL with 0.2.0's rules; they are the
 -- same objects afterwards, with 0.3.0's function.
+
+-- 11 first: the DDL hooks replaced below read the tenant column of every tracked table.
+ALTER TABLE audit.events ADD COLUMN tenant text;
+ALTER TABLE audit.tracked_tables ADD COLUMN tenant_column text;
 
 -- 1. Roles ------------------------------------------------------------------------------------
 
@@ -355,7 +362,7 @@ BEGIN
     -- tracked parent on the next pass of the loop's query).
     LOOP
         SELECT i.inhrelid AS partition, s.entity, s.subject_columns, s.ignore_columns,
-               s.redact_columns
+               s.redact_columns, s.tenant_column
           INTO member
           FROM pg_inherits AS i
           JOIN audit.tracked_tables AS s ON s.relid = i.inhparent
@@ -374,7 +381,8 @@ BEGIN
                                    WHERE EXISTS (SELECT FROM pg_attribute AS a
                                                   WHERE a.attrelid = member.partition
                                                     AND a.attname = r AND a.attnum > 0
-                                                    AND NOT a.attisdropped))::name[]);
+                                                    AND NOT a.attisdropped))::name[],
+                            member.tenant_column::name);
     END LOOP;
 END
 $$;
@@ -420,6 +428,8 @@ BEGIN
                SET subject_columns = array_replace(subject_columns, entry.name, new_name),
                    ignore_columns  = array_replace(ignore_columns, entry.name, new_name),
                    redact_columns  = array_replace(redact_columns, entry.name, new_name),
+                   tenant_column   = CASE WHEN tenant_column = entry.name THEN new_name
+                                          ELSE tenant_column END,
                    column_attnums  = (column_attnums - entry.name)
                                      || jsonb_build_object(new_name, entry.attnum)
              WHERE relid = entry.relid;
@@ -670,19 +680,31 @@ BEGIN
                 USING ERRCODE = 'dependent_objects_still_exist',
                       HINT = 'Run audit.track on the table with another subject_column first.';
         END IF;
+        IF EXISTS (SELECT FROM audit.tracked_tables
+                    WHERE relid::oid = dropped.objid AND tenant_column = column_name) THEN
+            RAISE EXCEPTION 'cannot drop column "%" of %: audit events name their organization by it',
+                column_name, dropped.objid::regclass
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Run audit.track on the table with another tenant_column (or none) first.';
+        END IF;
     END LOOP;
 END
 $$;
 
 -- Attribution kept where only audit.set_actor writes it ------------------------------------------
 
+DROP FUNCTION audit.set_actor(text, text, jsonb);
+
 -- The application names who is acting, for the rest of its transaction (extension/src/
 -- set_actor.rs): kept where only this function writes, so code the writer did not run (a
 -- table owner's trigger) cannot change whom an event names, and set as SET LOCAL too. Undone
 -- at commit or rollback (and by a rolled-back savepoint), so a pooled connection never
--- carries one request's actor into the next. NULL source or context resets them. Refused
+-- carries one request's actor into the next. NULL source or context resets them. tenant is
+-- the organization the transaction acts for: events of tables without a tenant_column take
+-- it, and a change to another organization's row is a cross-organization write. Refused
 -- inside a trigger.
-CREATE OR REPLACE FUNCTION audit.set_actor(actor text, source text DEFAULT NULL, context jsonb DEFAULT NULL)
+CREATE FUNCTION audit.set_actor(actor text, source text DEFAULT NULL, context jsonb DEFAULT NULL,
+                                tenant text DEFAULT NULL)
     RETURNS void
     LANGUAGE c
     SET search_path = pg_catalog, pg_temp
@@ -1310,7 +1332,7 @@ CREATE FUNCTION audit.events_digest(part regclass) RETURNS text
 AS 'MODULE_PATHNAME', 'audit_events_digest';
 
 -- Events of `source` (audit.events or a partition) of one entity and action that occurred
--- before `before`, each as the 17 values of its canonical encoding (docs/integrity.md), in
+-- before `before`, each as the values of its canonical encoding (docs/integrity.md), in
 -- chain order (extension/src/seals.rs): how a purge event that a later drop removes is
 -- carried into that drop's own purge event, so that the records explaining every drop
 -- outlive all later ones.
@@ -1325,7 +1347,7 @@ AS 'MODULE_PATHNAME', 'audit_canonical_events';
 CREATE TABLE audit.carried_events (
     id         bigint      PRIMARY KEY,
     txid       xid8        NOT NULL,
-    canonical  text[]      NOT NULL CHECK (pg_catalog.cardinality(canonical) = 17),
+    canonical  text[]      NOT NULL CHECK (pg_catalog.cardinality(canonical) IN (17, 18)),
     carried_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE audit.carried_events IS
@@ -1339,7 +1361,7 @@ REVOKE ALL ON audit.carried_events FROM PUBLIC;
 GRANT SELECT ON audit.carried_events TO audit_admin;
 
 -- Carries the purge events about to be dropped with `source` before `before` into
--- audit.carried_events (each once, as the 17 values of its canonical encoding), and returns
+-- audit.carried_events (each once, as the values of its canonical encoding), and returns
 -- their ids, which the drop's own purge event names. Their copies are not nested in it: a
 -- purge event is carried once, whatever the drops after.
 CREATE FUNCTION audit.carry_purge_events(source regclass, before timestamptz) RETURNS bigint[]
@@ -1670,6 +1692,101 @@ EXCEPTION
 END
 $$;
 
+-- 11. Organizations ------------------------------------------------------------------------------
+
+-- One organization's newest page by index, on every partition there is (new ones get it from
+-- audit.setup_events_partition). Only events with an organization are in it: none yet.
+DO $$
+DECLARE
+    part record;
+BEGIN
+    FOR part IN SELECT t.relid, c.relname
+                  FROM pg_catalog.pg_partition_tree('audit.events') AS t
+                  JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
+                 WHERE t.isleaf
+    LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX %I ON %s (tenant, occurred_at, id) WHERE tenant IS NOT NULL',
+            part.relname || '_tenant_occurred_at_id_idx', part.relid::regclass);
+    END LOOP;
+END
+$$;
+
+-- Readies a partition of audit.events: its indexes, its guards, its replica identity.
+--
+-- Indexes earn their place: each btree is one more write per captured change, the largest
+-- part of capture's cost after the event row itself (see bench/results). So:
+-- (occurred_at, id) serves time ranges and the report's newest-first order with keyset
+-- pagination; (entity, subject_id) serves "the whole history of contact 42"; (txid, id) is
+-- the change stream's order. There is no primary-key index: ids are unique by construction
+-- (one sequence, and rows are never updated), and a BRIN index finds an id among the few
+-- block ranges that can hold it, since ids grow with the table. (tenant, occurred_at, id)
+-- serves one organization's newest page, and holds only events that have one: an install
+-- without organizations never writes to it. The other filters (actor,
+-- action, source, table) find their hours in audit.event_summary and audit.kind_hours, made
+-- by maintenance at no cost to capture: an index on actor alone cost capture about a tenth of its time.
+--
+-- The indexes are the partition's own, not partitions of indexes on audit.events: the
+-- parent is made by CREATE EXTENSION, so indexes on it would exist before a restore attaches
+-- the partitions pg_dump saved, be built on each as it is attached, and collide with the
+-- partition's own indexes that pg_dump creates next.
+--
+-- Statement triggers fire only for the table a statement names, so each partition refuses
+-- changes and SQL inserts itself.
+CREATE OR REPLACE FUNCTION audit.setup_events_partition(part regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text := (SELECT c.relname FROM pg_class AS c WHERE c.oid = part);
+BEGIN
+    EXECUTE format('CREATE INDEX %I ON %s (occurred_at, id)', name || '_occurred_at_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (entity, subject_id)', name || '_entity_subject_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (txid, id)', name || '_txid_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s USING brin (id)', name || '_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (tenant, occurred_at, id) WHERE tenant IS NOT NULL',
+                   name || '_tenant_occurred_at_id_idx', part);
+    PERFORM audit.guard_events_partition(part);
+END
+$$;
+
+DROP FUNCTION audit.track(regclass, text, name, name[], name[]);
+
+CREATE FUNCTION audit.track(
+    target         regclass,
+    entity         text,
+    subject_column name   DEFAULT NULL,
+    ignore_columns name[] DEFAULT '{}',
+    redact_columns name[] DEFAULT '{}',
+    tenant_column  name   DEFAULT NULL
+) RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'audit_track';
+COMMENT ON FUNCTION audit.track(regclass, text, name, name[], name[], name) IS
+    'Start (or re-configure) capture of a table''s changes as events about entity.';
+
+DROP VIEW audit.tracked;
+
+-- capturing: all four capture triggers are in place and enabled. False only where they were
+-- never created: after a restore that stopped before its post-data section, or one that
+-- left out triggers; audit.track() on the table again puts them back.
+CREATE OR REPLACE VIEW audit.tracked AS
+SELECT s.relid           AS table_name,
+       s.entity,
+       s.subject_columns,
+       s.ignore_columns,
+       s.redact_columns,
+       s.tenant_column,
+       s.tracked_at,
+       s.tracked_by,
+       (SELECT count(*) = 4
+          FROM pg_catalog.pg_trigger AS t
+         WHERE t.tgrelid = s.relid
+           AND t.tgname IN ('audit_trail_insert', 'audit_trail_update',
+                            'audit_trail_delete', 'audit_trail_truncate')
+           AND t.tgenabled = 'O'
+           AND t.tgfoid = 'audit.capture()'::regprocedure) AS capturing
+  FROM audit.tracked_tables AS s;
+
 -- 6. The report: its newest page by index; categories that do not overlap -------------
 
 -- Every event, with a one-line summary and whole row images. Order by
@@ -1757,7 +1874,8 @@ SELECT e.id,
        e.new_data,
        e.context,
        e.details,
-       e.txid
+       e.txid,
+       e.tenant
   FROM audit.events AS e
   -- Tables tracked under another entity's subject (group_members under its group, a user's
   -- permission rows under the user): their events read "added ... to" and "removed ...
@@ -1803,14 +1921,18 @@ SELECT * FROM audit.report WHERE entity = 'group' AND action <> 'export';
 CREATE OR REPLACE VIEW audit.user_activity AS
 SELECT * FROM audit.report WHERE entity = 'user' AND action <> 'export';
 
+-- Contacts exported, audit log exported: every export, whatever was exported.
+CREATE OR REPLACE VIEW audit.export_activity AS SELECT * FROM audit.report WHERE action = 'export';
+
 -- 7. Privileges ----------------------------------------------------------------------------------
 
 REVOKE INSERT ON audit.seals, audit.seal_keys FROM audit_admin;
 REVOKE INSERT, UPDATE, DELETE ON audit.consumers FROM audit_admin;
 REVOKE ALL ON audit.log_state FROM PUBLIC;
 GRANT SELECT ON audit.log_state TO audit_admin;
+GRANT SELECT ON audit.tracked TO audit_admin;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;

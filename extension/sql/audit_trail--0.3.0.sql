@@ -55,7 +55,10 @@ CREATE TABLE audit.events (
     old_data         jsonb,
     new_data         jsonb,
     context          jsonb,
-    details          jsonb
+    details          jsonb,
+    -- The organization the event belongs to: the tracked row's (audit.track's tenant_column),
+    -- else the writing transaction's (audit.set_actor's tenant); NULL when neither.
+    tenant           text
 ) PARTITION BY RANGE (occurred_at);
 ALTER SEQUENCE audit.events_id_seq OWNED BY audit.events.id;
 
@@ -122,7 +125,10 @@ CREATE TABLE audit.tracked_tables (
     -- null for a redacted name whose column was dropped, so that a column re-added under that
     -- name is redacted again). Names stay the truth: after a restore, attnums are re-learnt.
     table_name      text        NOT NULL,
-    column_attnums  jsonb       NOT NULL DEFAULT '{}'
+    column_attnums  jsonb       NOT NULL DEFAULT '{}',
+    -- The column that names a row's organization (audit.events.tenant); NULL: the table has
+    -- none, and its events take the transaction's.
+    tenant_column   text
 );
 
 -- Durable cursors of change-stream consumers: the last (txid, id) each one has safely
@@ -167,10 +173,11 @@ CREATE FUNCTION audit.track(
     entity         text,
     subject_column name   DEFAULT NULL,
     ignore_columns name[] DEFAULT '{}',
-    redact_columns name[] DEFAULT '{}'
+    redact_columns name[] DEFAULT '{}',
+    tenant_column  name   DEFAULT NULL
 ) RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'audit_track';
-COMMENT ON FUNCTION audit.track(regclass, text, name, name[], name[]) IS
+COMMENT ON FUNCTION audit.track(regclass, text, name, name[], name[], name) IS
     'Start (or re-configure) capture of a table''s changes as events about entity.';
 
 CREATE FUNCTION audit.untrack(target regclass) RETURNS void
@@ -185,6 +192,7 @@ SELECT s.relid           AS table_name,
        s.subject_columns,
        s.ignore_columns,
        s.redact_columns,
+       s.tenant_column,
        s.tracked_at,
        s.tracked_by,
        (SELECT count(*) = 4
@@ -202,9 +210,12 @@ SELECT s.relid           AS table_name,
 -- set_actor.rs): kept where only this function writes, so code the writer did not run (a
 -- table owner's trigger) cannot change whom an event names, and set as SET LOCAL too. Undone
 -- at commit or rollback (and by a rolled-back savepoint), so a pooled connection never
--- carries one request's actor into the next. NULL source or context resets them. Refused
+-- carries one request's actor into the next. NULL source or context resets them. tenant is
+-- the organization the transaction acts for: events of tables without a tenant_column take
+-- it, and a change to another organization's row is a cross-organization write. Refused
 -- inside a trigger.
-CREATE FUNCTION audit.set_actor(actor text, source text DEFAULT NULL, context jsonb DEFAULT NULL)
+CREATE FUNCTION audit.set_actor(actor text, source text DEFAULT NULL, context jsonb DEFAULT NULL,
+                                tenant text DEFAULT NULL)
     RETURNS void
     LANGUAGE c
     SET search_path = pg_catalog, pg_temp
@@ -573,7 +584,7 @@ BEGIN
     -- tracked parent on the next pass of the loop's query).
     LOOP
         SELECT i.inhrelid AS partition, s.entity, s.subject_columns, s.ignore_columns,
-               s.redact_columns
+               s.redact_columns, s.tenant_column
           INTO member
           FROM pg_inherits AS i
           JOIN audit.tracked_tables AS s ON s.relid = i.inhparent
@@ -592,7 +603,8 @@ BEGIN
                                    WHERE EXISTS (SELECT FROM pg_attribute AS a
                                                   WHERE a.attrelid = member.partition
                                                     AND a.attname = r AND a.attnum > 0
-                                                    AND NOT a.attisdropped))::name[]);
+                                                    AND NOT a.attisdropped))::name[],
+                            member.tenant_column::name);
     END LOOP;
 END
 $$;
@@ -638,6 +650,8 @@ BEGIN
                SET subject_columns = array_replace(subject_columns, entry.name, new_name),
                    ignore_columns  = array_replace(ignore_columns, entry.name, new_name),
                    redact_columns  = array_replace(redact_columns, entry.name, new_name),
+                   tenant_column   = CASE WHEN tenant_column = entry.name THEN new_name
+                                          ELSE tenant_column END,
                    column_attnums  = (column_attnums - entry.name)
                                      || jsonb_build_object(new_name, entry.attnum)
              WHERE relid = entry.relid;
@@ -890,6 +904,13 @@ BEGIN
                 column_name, dropped.objid::regclass
                 USING ERRCODE = 'dependent_objects_still_exist',
                       HINT = 'Run audit.track on the table with another subject_column first.';
+        END IF;
+        IF EXISTS (SELECT FROM audit.tracked_tables
+                    WHERE relid::oid = dropped.objid AND tenant_column = column_name) THEN
+            RAISE EXCEPTION 'cannot drop column "%" of %: audit events name their organization by it',
+                column_name, dropped.objid::regclass
+                USING ERRCODE = 'dependent_objects_still_exist',
+                      HINT = 'Run audit.track on the table with another tenant_column (or none) first.';
         END IF;
     END LOOP;
 END
@@ -1494,12 +1515,12 @@ CREATE TABLE audit.retention_gaps (
 );
 
 -- Purge events a later drop removed, kept whole so that the notes they vouch for stay
--- vouched for (docs/integrity.md): each as the 17 values of its canonical encoding, which
--- `audit-trail verify` hashes and holds to the seal that listed it. Only the drops write it.
+-- vouched for (docs/integrity.md): each as the values of its canonical encoding (17, or 18
+-- with an organization), which `audit-trail verify` hashes and holds to the seal that listed it. Only the drops write it.
 CREATE TABLE audit.carried_events (
     id         bigint      PRIMARY KEY,
     txid       xid8        NOT NULL,
-    canonical  text[]      NOT NULL CHECK (pg_catalog.cardinality(canonical) = 17),
+    canonical  text[]      NOT NULL CHECK (pg_catalog.cardinality(canonical) IN (17, 18)),
     carried_at timestamptz NOT NULL DEFAULT now()
 );
 
@@ -1907,7 +1928,7 @@ END
 $$;
 
 -- Events of `source` (audit.events or a partition) of one entity and action that occurred
--- before `before`, each as the 17 values of its canonical encoding (docs/integrity.md), in
+-- before `before`, each as the values of its canonical encoding (docs/integrity.md), in
 -- chain order (extension/src/seals.rs): how a purge event that a later drop removes is
 -- carried into that drop's own purge event, so that the records explaining every drop
 -- outlive all later ones.
@@ -1919,7 +1940,7 @@ CREATE FUNCTION audit.canonical_events(source regclass, entity text, action text
 AS 'MODULE_PATHNAME', 'audit_canonical_events';
 
 -- Carries the purge events about to be dropped with `source` before `before` into
--- audit.carried_events (each once, as the 17 values of its canonical encoding), and returns
+-- audit.carried_events (each once, as the values of its canonical encoding), and returns
 -- their ids, which the drop's own purge event names. Their copies are not nested in it: a
 -- purge event is carried once, whatever the drops after.
 CREATE FUNCTION audit.carry_purge_events(source regclass, before timestamptz) RETURNS bigint[]
@@ -2352,7 +2373,9 @@ $$;
 -- pagination; (entity, subject_id) serves "the whole history of contact 42"; (txid, id) is
 -- the change stream's order. There is no primary-key index: ids are unique by construction
 -- (one sequence, and rows are never updated), and a BRIN index finds an id among the few
--- block ranges that can hold it, since ids grow with the table. The other filters (actor,
+-- block ranges that can hold it, since ids grow with the table. (tenant, occurred_at, id)
+-- serves one organization's newest page, and holds only events that have one: an install
+-- without organizations never writes to it. The other filters (actor,
 -- action, source, table) find their hours in audit.event_summary and audit.kind_hours, made
 -- by maintenance at no cost to capture: an index on actor alone cost capture about a tenth of its time.
 --
@@ -2374,6 +2397,8 @@ BEGIN
     EXECUTE format('CREATE INDEX %I ON %s (entity, subject_id)', name || '_entity_subject_id_idx', part);
     EXECUTE format('CREATE INDEX %I ON %s (txid, id)', name || '_txid_id_idx', part);
     EXECUTE format('CREATE INDEX %I ON %s USING brin (id)', name || '_id_idx', part);
+    EXECUTE format('CREATE INDEX %I ON %s (tenant, occurred_at, id) WHERE tenant IS NOT NULL',
+                   name || '_tenant_occurred_at_id_idx', part);
     PERFORM audit.guard_events_partition(part);
 END
 $$;
@@ -2768,7 +2793,8 @@ SELECT e.id,
        e.new_data,
        e.context,
        e.details,
-       e.txid
+       e.txid,
+       e.tenant
   FROM audit.events AS e
   -- Tables tracked under another entity's subject (group_members under its group, a user's
   -- permission rows under the user): their events read "added ... to" and "removed ...
@@ -2832,7 +2858,7 @@ GRANT USAGE ON SCHEMA audit TO PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA audit FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA audit FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
 
 GRANT USAGE ON SCHEMA audit TO audit_admin;

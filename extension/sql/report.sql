@@ -85,7 +85,8 @@ SELECT e.id,
        e.new_data,
        e.context,
        e.details,
-       e.txid
+       e.txid,
+       e.tenant
   FROM audit.events AS e
   -- Tables tracked under another entity's subject (group_members under its group, a user's
   -- permission rows under the user): their events read "added ... to" and "removed ...

@@ -83,12 +83,12 @@ CREATE TABLE audit.retention_gaps (
 );
 
 -- Purge events a later drop removed, kept whole so that the notes they vouch for stay
--- vouched for (docs/integrity.md): each as the 17 values of its canonical encoding, which
--- `audit-trail verify` hashes and holds to the seal that listed it. Only the drops write it.
+-- vouched for (docs/integrity.md): each as the values of its canonical encoding (17, or 18
+-- with an organization), which `audit-trail verify` hashes and holds to the seal that listed it. Only the drops write it.
 CREATE TABLE audit.carried_events (
     id         bigint      PRIMARY KEY,
     txid       xid8        NOT NULL,
-    canonical  text[]      NOT NULL CHECK (pg_catalog.cardinality(canonical) = 17),
+    canonical  text[]      NOT NULL CHECK (pg_catalog.cardinality(canonical) IN (17, 18)),
     carried_at timestamptz NOT NULL DEFAULT now()
 );
 
@@ -496,7 +496,7 @@ END
 $$;
 
 -- Events of `source` (audit.events or a partition) of one entity and action that occurred
--- before `before`, each as the 17 values of its canonical encoding (docs/integrity.md), in
+-- before `before`, each as the values of its canonical encoding (docs/integrity.md), in
 -- chain order (extension/src/seals.rs): how a purge event that a later drop removes is
 -- carried into that drop's own purge event, so that the records explaining every drop
 -- outlive all later ones.
@@ -508,7 +508,7 @@ CREATE FUNCTION audit.canonical_events(source regclass, entity text, action text
 AS 'MODULE_PATHNAME', 'audit_canonical_events';
 
 -- Carries the purge events about to be dropped with `source` before `before` into
--- audit.carried_events (each once, as the 17 values of its canonical encoding), and returns
+-- audit.carried_events (each once, as the values of its canonical encoding), and returns
 -- their ids, which the drop's own purge event names. Their copies are not nested in it: a
 -- purge event is carried once, whatever the drops after.
 CREATE FUNCTION audit.carry_purge_events(source regclass, before timestamptz) RETURNS bigint[]

@@ -44,7 +44,10 @@ CREATE TABLE audit.events (
     old_data         jsonb,
     new_data         jsonb,
     context          jsonb,
-    details          jsonb
+    details          jsonb,
+    -- The organization the event belongs to: the tracked row's (audit.track's tenant_column),
+    -- else the writing transaction's (audit.set_actor's tenant); NULL when neither.
+    tenant           text
 ) PARTITION BY RANGE (occurred_at);
 ALTER SEQUENCE audit.events_id_seq OWNED BY audit.events.id;
 
@@ -111,7 +114,10 @@ CREATE TABLE audit.tracked_tables (
     -- null for a redacted name whose column was dropped, so that a column re-added under that
     -- name is redacted again). Names stay the truth: after a restore, attnums are re-learnt.
     table_name      text        NOT NULL,
-    column_attnums  jsonb       NOT NULL DEFAULT '{}'
+    column_attnums  jsonb       NOT NULL DEFAULT '{}',
+    -- The column that names a row's organization (audit.events.tenant); NULL: the table has
+    -- none, and its events take the transaction's.
+    tenant_column   text
 );
 
 -- Durable cursors of change-stream consumers: the last (txid, id) each one has safely

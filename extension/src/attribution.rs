@@ -24,6 +24,9 @@ pub struct Attribution {
     pub client_addr: Option<pg_sys::Datum>,
     pub application_name: Option<pg_sys::Datum>,
     pub context: Option<pg_sys::Datum>,
+    /// The organization the transaction acts for (`audit.set_actor`'s tenant, or SET LOCAL
+    /// audit.tenant), as a text datum and as bytes to compare rows' organizations with.
+    pub tenant: Option<(pg_sys::Datum, Vec<u8>)>,
 }
 
 thread_local! {
@@ -85,6 +88,26 @@ fn jsonb(text: &std::ffi::CStr) -> Result<pg_sys::Datum> {
     })
 }
 
+/// `context` with the organization the transaction acts for under its reserved key: the
+/// context of a cross-organization write.
+pub fn with_acting_tenant(context: Option<pg_sys::Datum>, acting: &[u8]) -> Result<pg_sys::Datum> {
+    let key = serde_json::json!({
+        audit_trail_contract::ACTING_TENANT_KEY: String::from_utf8_lossy(acting)
+    })
+    .to_string();
+    let acting = jsonb(&CString::new(key).map_err(|_| AuditError::InvalidContext {
+        reason: "an organization with a NUL".into(),
+    })?)?;
+    Ok(match context {
+        None => acting,
+        // SAFETY: both are jsonb datums; jsonb_concat merges two objects.
+        Some(app) => unsafe {
+            pgrx::direct_function_call_as_datum(pg_sys::jsonb_concat, &[Some(app), Some(acting)])
+        }
+        .unwrap_or(acting),
+    })
+}
+
 /// `audit.context` must be one JSON object (the contract's rule), named in the error.
 fn validate_context(raw: &str) -> Result<()> {
     audit_trail_contract::check_context(raw).map_err(|e| AuditError::InvalidContext {
@@ -109,7 +132,7 @@ impl Attribution {
         // What audit.set_actor stored comes first: the settings themselves could have been
         // changed since by code the writer did not run (set_actor.rs).
         let given = crate::set_actor::current();
-        let given_or = |pick: fn(&(CString, CString, CString)) -> &CString,
+        let given_or = |pick: fn(&crate::set_actor::GivenAttribution) -> &CString,
                         setting: Option<&'static std::ffi::CStr>|
          -> Option<CString> {
             match &given {
@@ -117,15 +140,22 @@ impl Attribution {
                 None => setting.map(|s| s.to_owned()),
             }
         };
-        let actor = match given_or(|g| &g.0, settings::actor()) {
+        let actor = match given_or(|g| &g.actor, settings::actor()) {
             Some(actor) => bounded("audit.actor", actor.to_bytes())?,
             None => datums::text(db_user.to_bytes()),
         };
-        let source = match given_or(|g| &g.1, settings::source()) {
+        let source = match given_or(|g| &g.source, settings::source()) {
             Some(source) => bounded("audit.source", source.to_bytes())?,
             None => datums::text(b"manual"),
         };
-        let context = match given_or(|g| &g.2, settings::context()) {
+        let tenant = match given_or(|g| &g.tenant, settings::tenant()) {
+            Some(tenant) => Some((
+                bounded("audit.tenant", tenant.to_bytes())?,
+                tenant.to_bytes().to_vec(),
+            )),
+            None => None,
+        };
+        let context = match given_or(|g| &g.context, settings::context()) {
             None => None,
             Some(raw) => {
                 validate_context(&raw.to_string_lossy())?;
@@ -171,6 +201,7 @@ impl Attribution {
                 client_addr: pgrx::direct_function_call_as_datum(pg_sys::inet_client_addr, &[]),
                 application_name,
                 context,
+                tenant,
             })
         }
     }

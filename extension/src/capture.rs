@@ -102,9 +102,16 @@ unsafe fn capture(fcinfo: pg_sys::FunctionCallInfo) -> Result<()> {
         let rel = data.tg_relation;
         let config = table_config::get(rel)?;
         let who = Attribution::current()?;
+        let cross_context = match (&who.tenant, config.tenant) {
+            (Some((_, acting)), Some(_)) => {
+                Some(crate::attribution::with_acting_tenant(who.context, acting)?)
+            }
+            _ => None,
+        };
         let mut capture = StatementCapture {
             config: &config,
             who: &who,
+            cross_context,
             entity: datums::text(config.entity.as_bytes()),
             table_name: datums::text(config.table_name.as_bytes()),
             writer: None,
@@ -117,12 +124,14 @@ unsafe fn capture(fcinfo: pg_sys::FunctionCallInfo) -> Result<()> {
             }
             Operation::Insert => capture.each_row(new, (*rel).rd_att, |c, values, nulls| {
                 let mut event = c.event(b"create");
+                c.set_tenant(&mut event, None, Some((values, nulls)))?;
                 event.set(Column::SubjectId, c.subject(values, nulls));
                 event.set(Column::NewData, Some(c.whole_row(values, nulls)));
                 Ok(Some(event))
             })?,
             Operation::Delete => capture.each_row(old, (*rel).rd_att, |c, values, nulls| {
                 let mut event = c.event(b"delete");
+                c.set_tenant(&mut event, Some((values, nulls)), None)?;
                 event.set(Column::SubjectId, c.subject(values, nulls));
                 event.set(Column::OldData, Some(c.whole_row(values, nulls)));
                 Ok(Some(event))
@@ -148,6 +157,10 @@ unsafe fn capture(fcinfo: pg_sys::FunctionCallInfo) -> Result<()> {
 struct StatementCapture<'a> {
     config: &'a TableConfig,
     who: &'a Attribution,
+    /// The context of an event that changes another organization's row than the one the
+    /// transaction acts for: its own, plus the acting organization (made once per
+    /// statement, outside the per-row memory).
+    cross_context: Option<pg_sys::Datum>,
     entity: pg_sys::Datum,
     table_name: pg_sys::Datum,
     /// Opened at the first event: an UPDATE that changes no tracked column writes nothing.
@@ -205,6 +218,9 @@ impl Drop for TransitionRows {
 
 type RowResult = Result<Option<Event>>;
 
+/// A row's values and nulls, deformed.
+type Row<'a> = (&'a [pg_sys::Datum], &'a [bool]);
+
 impl StatementCapture<'_> {
     fn event(&self, action: &[u8]) -> Event {
         let mut event = Event::new(self.who, self.entity, datums::text(action));
@@ -215,6 +231,56 @@ impl StatementCapture<'_> {
     fn subject(&self, values: &[pg_sys::Datum], nulls: &[bool]) -> Option<pg_sys::Datum> {
         // SAFETY: values/nulls are a deformed row of the tracked table.
         unsafe { row_json::subject(&self.config.columns, &self.config.subject, values, nulls) }
+    }
+
+    /// The organization a row names in the table's tenant column, as text; None when the
+    /// table has no such column or the row holds NULL.
+    fn row_tenant(&self, (values, nulls): Row<'_>) -> Result<Option<pg_sys::Datum>> {
+        let Some(i) = self.config.tenant else {
+            return Ok(None);
+        };
+        let column = &self.config.columns[i];
+        if nulls[column.index] {
+            return Ok(None);
+        }
+        // SAFETY: a non-null value of the column's type.
+        let text = unsafe { column.to_text(values[column.index]) };
+        let size = text_bytes(text).len();
+        if size > crate::attribution::NAME_MAX_BYTES {
+            return Err(AuditError::NameTooLong {
+                setting: "the tenant column",
+                size,
+                limit: crate::attribution::NAME_MAX_BYTES,
+            });
+        }
+        Ok(Some(text))
+    }
+
+    /// The event's organization: the row's (the new row's for an update, else the old
+    /// row's), else the transaction's, which `Event::new` set. When the transaction acts
+    /// for an organization and a row it changes (before or after) names another, the event
+    /// is a cross-organization write: its context names the acting one.
+    fn set_tenant(
+        &self,
+        event: &mut Event,
+        old: Option<Row<'_>>,
+        new: Option<Row<'_>>,
+    ) -> Result<()> {
+        let old = old.map(|row| self.row_tenant(row)).transpose()?.flatten();
+        let new = new.map(|row| self.row_tenant(row)).transpose()?.flatten();
+        if let Some(tenant) = new.or(old) {
+            event.set(Column::Tenant, Some(tenant));
+        }
+        if let (Some((_, acting)), Some(cross)) = (&self.who.tenant, self.cross_context) {
+            if [old, new]
+                .into_iter()
+                .flatten()
+                .any(|t| text_bytes(t) != acting.as_slice())
+            {
+                event.set(Column::Context, Some(cross));
+            }
+        }
+        Ok(())
     }
 
     fn whole_row(&self, values: &[pg_sys::Datum], nulls: &[bool]) -> pg_sys::Datum {
@@ -318,6 +384,11 @@ impl StatementCapture<'_> {
                     .map(|(c, _)| c.name.as_bytes());
                 let fields: Vec<&[u8]> = changed_fields.collect();
                 let mut event = self.event(b"update");
+                self.set_tenant(
+                    &mut event,
+                    Some((old_values, old_nulls)),
+                    Some((new_values, new_nulls)),
+                )?;
                 event.set(Column::SubjectId, self.subject(new_values, new_nulls));
                 event.set(
                     Column::ChangedFields,
@@ -350,4 +421,10 @@ impl StatementCapture<'_> {
             writer.close();
         }
     }
+}
+
+/// The bytes of a text datum made by `datums::text` (in memory, not toasted).
+fn text_bytes<'a>(text: pg_sys::Datum) -> &'a [u8] {
+    // SAFETY: a plain in-memory text value, valid while its memory context lives.
+    unsafe { pgrx::varlena::varlena_to_byte_slice(text.cast_mut_ptr()) }
 }

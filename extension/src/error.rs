@@ -25,6 +25,9 @@ pub enum AuditError {
     #[error("column \"{column}\" of {relation} cannot be both the subject and redacted")]
     RedactedSubject { relation: String, column: String },
 
+    #[error("column \"{column}\" of {relation} cannot be both the tenant column and redacted: every event shows its organization")]
+    RedactedTenant { relation: String, column: String },
+
     #[error("column \"{column}\" given in {parameter} does not exist in table {relation}")]
     UnknownColumn {
         relation: String,
@@ -142,7 +145,7 @@ impl AuditError {
             Self::TemporaryTable { .. } | Self::AuditSchemaTable { .. } => {
                 ERRCODE_FEATURE_NOT_SUPPORTED
             }
-            Self::NoSubject { .. } | Self::RedactedSubject { .. } => {
+            Self::NoSubject { .. } | Self::RedactedSubject { .. } | Self::RedactedTenant { .. } => {
                 ERRCODE_INVALID_OBJECT_DEFINITION
             }
             Self::UnknownColumn { .. } | Self::StaleSettings { .. } => ERRCODE_UNDEFINED_COLUMN,

@@ -39,6 +39,7 @@ pub enum Column {
     NewData,
     Context,
     Details,
+    Tenant,
 }
 
 /// One event to append; a NULL column is `None`.
@@ -57,6 +58,7 @@ impl Event {
         values[Column::ClientAddr as usize] = who.client_addr;
         values[Column::ApplicationName as usize] = who.application_name;
         values[Column::Context as usize] = who.context;
+        values[Column::Tenant as usize] = who.tenant.as_ref().map(|(datum, _)| *datum);
         values[Column::Entity as usize] = Some(entity);
         values[Column::Action as usize] = Some(action);
         Event { values }
@@ -383,6 +385,9 @@ impl Target {
             for (column, value) in event.values.iter().enumerate() {
                 if let Some(datum) = value {
                     let attribute = self.attribute_of[column];
+                    if attribute == events_catalog::ABSENT {
+                        continue;
+                    }
                     values[attribute] = *datum;
                     nulls[attribute] = false;
                 }

@@ -11,6 +11,11 @@ use pgrx::pg_sys;
 use crate::error::{AuditError, Result};
 
 pub const COLUMN_COUNT: usize = audit_trail_contract::EVENT_COLUMNS.len();
+/// The attribute of a column the table does not have: `tenant` on a schema before 0.3.0
+/// (this library before ALTER EXTENSION UPDATE), whose events then name no organization.
+pub const ABSENT: usize = usize::MAX;
+/// Columns added after 0.2.0, which a table may lack.
+const ADDED_AFTER_0_2_0: [&str; 1] = ["tenant"];
 /// Column names by `event_store::Column`, in table order (the contract's list).
 const COLUMN_NAMES: [&str; COLUMN_COUNT] = audit_trail_contract::EVENT_COLUMNS;
 
@@ -121,7 +126,7 @@ pub unsafe fn attributes_of(rel: pg_sys::Relation) -> Result<[usize; COLUMN_COUN
     let attributes = unsafe {
         let desc = (*rel).rd_att;
         let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
-        let mut attribute_of = [usize::MAX; COLUMN_COUNT];
+        let mut attribute_of = [ABSENT; COLUMN_COUNT];
         for (index, attr) in attrs.iter().enumerate() {
             if attr.attisdropped {
                 continue;
@@ -131,7 +136,11 @@ pub unsafe fn attributes_of(rel: pg_sys::Relation) -> Result<[usize; COLUMN_COUN
                 attribute_of[column] = index;
             }
         }
-        if attribute_of.contains(&usize::MAX) {
+        if attribute_of
+            .iter()
+            .zip(COLUMN_NAMES)
+            .any(|(a, name)| *a == ABSENT && !ADDED_AFTER_0_2_0.contains(&name))
+        {
             return Err(AuditError::NotInstalled);
         }
         attribute_of

@@ -113,7 +113,7 @@ fn relation_name(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<String> {
         .ok_or_else(|| refused(format!("relation {relid:?} is not part of the audit log")))
 }
 
-/// The 17 canonical values of the current row of a cursor over [`SELECT_CANONICAL`].
+/// The canonical values (every column) of the current row of a cursor over [`SELECT_CANONICAL`].
 fn canonical_values(row: &SpiHeapTupleData<'_>) -> Result<(Position, Vec<Option<String>>)> {
     let txid = row
         .get::<String>(1)?
@@ -389,7 +389,8 @@ fn events_digest(part: pg_sys::Oid) -> Result<String> {
 }
 
 /// The events of `part` with this entity and action that occurred before `before`, each as
-/// its 17 canonical values (a JSON array of strings and nulls), in chain order.
+/// its canonical values (a JSON array of strings and nulls, 17 without an organization),
+/// in chain order.
 fn canonical_events(
     part: pg_sys::Oid,
     entity: &str,
@@ -410,7 +411,11 @@ fn canonical_events(
             None,
             &[text_arg(entity), text_arg(action), before],
         )? {
-            let (_, values) = canonical_values(&row)?;
+            let (_, mut values) = canonical_values(&row)?;
+            // Without an organization, the 17 values of version 1 (chain::event_hash).
+            if values[chain::V1_COLUMNS..].iter().all(Option::is_none) {
+                values.truncate(chain::V1_COLUMNS);
+            }
             out.push(serde_json::Value::from(values));
         }
         Ok(serde_json::Value::Array(out))

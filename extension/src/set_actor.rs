@@ -1,5 +1,5 @@
-//! `audit.set_actor(actor, source, context)`: the application names who is acting, for the
-//! rest of its transaction. The values are kept here, where only this function writes them,
+//! `audit.set_actor(actor, source, context, tenant)`: the application names who is acting,
+//! and for which organization, for the rest of its transaction. The values are kept here, where only this function writes them,
 //! and capture reads them before the `audit.*` settings: a table owner's trigger (or any code
 //! the writer did not run) that changes the settings with `set_config` changes nothing an
 //! event says. The function also sets the settings (SET LOCAL), so `current_setting` shows
@@ -25,6 +25,16 @@ struct Given {
     actor: CString,
     source: CString,
     context: CString,
+    tenant: CString,
+}
+
+/// What the transaction set: each value empty when it set none.
+#[derive(Clone)]
+pub struct GivenAttribution {
+    pub actor: CString,
+    pub source: CString,
+    pub context: CString,
+    pub tenant: CString,
 }
 
 thread_local! {
@@ -33,13 +43,15 @@ thread_local! {
     static GIVEN: RefCell<Vec<Given>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The actor, source and context the transaction set with `audit.set_actor`, if it did (each
-/// empty when it set none).
-pub fn current() -> Option<(CString, CString, CString)> {
+/// What the transaction set with `audit.set_actor`, if it did.
+pub fn current() -> Option<GivenAttribution> {
     GIVEN.with_borrow(|given| {
-        given
-            .last()
-            .map(|g| (g.actor.clone(), g.source.clone(), g.context.clone()))
+        given.last().map(|g| GivenAttribution {
+            actor: g.actor.clone(),
+            source: g.source.clone(),
+            context: g.context.clone(),
+            tenant: g.tenant.clone(),
+        })
     })
 }
 
@@ -63,15 +75,17 @@ pub fn subtransaction_committed(id: pg_sys::SubTransactionId, parent: pg_sys::Su
 }
 
 unsafe fn set_actor_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: the SQL signature is (text, text, jsonb).
-    let (actor, source, context) = unsafe {
+    // SAFETY: the SQL signature is (text, text, jsonb, text); a schema before 0.3.0 declares
+    // it without the tenant, which then reads as NULL.
+    let (actor, source, context, tenant) = unsafe {
         (
             args::text(fcinfo, 0),
             args::text(fcinfo, 1),
             args::datum(fcinfo, 2),
+            args::text(fcinfo, 3),
         )
     };
-    match set_actor(actor, source, context) {
+    match set_actor(actor, source, context, tenant) {
         Ok(()) => pg_sys::Datum::from(0),
         Err(e) => e.raise(),
     }
@@ -81,6 +95,7 @@ fn set_actor(
     actor: Option<String>,
     source: Option<String>,
     context: Option<pg_sys::Datum>,
+    tenant: Option<String>,
 ) -> Result<()> {
     // SAFETY: pg_trigger_depth takes no argument and only reads the backend's depth.
     let depth =
@@ -113,6 +128,7 @@ fn set_actor(
         actor: c(actor)?,
         source: c(source)?,
         context: c(Some(context))?,
+        tenant: c(tenant)?,
     };
     // The settings too, as SET LOCAL would (so current_setting shows them); their check
     // hooks run as for any SET LOCAL.
@@ -120,6 +136,7 @@ fn set_actor(
         (c"audit.actor", &given.actor),
         (c"audit.source", &given.source),
         (c"audit.context", &given.context),
+        (c"audit.tenant", &given.tenant),
     ] {
         // SAFETY: NUL-terminated name and value; a failed check raises an ERROR.
         unsafe {

@@ -1,7 +1,7 @@
 //! The `audit.*` settings an application sets per transaction to attribute its changes.
 //!
 //! Attribution comes only from the writing transaction (docs/attribution in the README's
-//! security model): `audit.actor`, `audit.source` and `audit.context` count only when set with
+//! security model): `audit.actor`, `audit.source`, `audit.context` and `audit.tenant` count only when set with
 //! SET LOCAL (or `audit.set_actor`, which sets them so) in the transaction that writes. A
 //! session-level `SET` (which a pooled connection would carry into the next client's
 //! transactions), a function's own `SET` clause, and defaults from the database, a role, the
@@ -19,6 +19,7 @@ use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static SOURCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static NOTIFY: GucSetting<bool> = GucSetting::<bool>::new(true);
 static ALLOW_DROP_EXTENSION: GucSetting<bool> = GucSetting::<bool>::new(false);
 static SEAL_STALL_AFTER: GucSetting<i32> = GucSetting::<i32>::new(900);
@@ -66,6 +67,17 @@ pub fn define() {
             c"A JSON object stored with each audit event (request id, end-user IP, ...).",
             c"Set with SET LOCAL (or audit.set_actor) inside the transaction.",
             &CONTEXT,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_attribution),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"audit.tenant",
+            c"The organization the transaction acts for, recorded with events of tables that do not name one.",
+            c"Set with SET LOCAL (or audit.set_actor) inside the transaction.",
+            &TENANT,
             GucContext::Userset,
             GucFlags::default(),
             Some(check_attribution),
@@ -165,8 +177,8 @@ unsafe extern "C-unwind" fn check_attribution(
 thread_local! {
     // One backend is one thread. guc.c keeps each setting's record at a fixed address for the
     // life of the backend: looked up once.
-    static RECORDS: Cell<[*mut pg_sys::config_generic; 3]> =
-        const { Cell::new([std::ptr::null_mut(); 3]) };
+    static RECORDS: Cell<[*mut pg_sys::config_generic; 4]> =
+        const { Cell::new([std::ptr::null_mut(); 4]) };
 }
 
 /// The record guc.c keeps of a setting, by name.
@@ -253,6 +265,10 @@ pub fn source() -> Option<&'static CStr> {
 
 pub fn context() -> Option<&'static CStr> {
     transaction_value(&CONTEXT, 2, c"audit.context")
+}
+
+pub fn tenant() -> Option<&'static CStr> {
+    transaction_value(&TENANT, 3, c"audit.tenant")
 }
 
 pub fn notify() -> bool {

@@ -25,6 +25,8 @@ pub struct TableConfig {
     pub columns: Vec<ColumnCodec>,
     /// Indexes into `columns`, in key order.
     pub subject: Vec<usize>,
+    /// Index into `columns` of the column naming a row's organization, if the table has one.
+    pub tenant: Option<usize>,
     /// Indexes into `columns` in the order jsonb stores object keys (shorter first, then
     /// bytewise): built in that order, jsonb's key sort finds them already sorted.
     pub json_order: Vec<usize>,
@@ -51,6 +53,7 @@ struct Settings {
     subject_columns: Vec<String>,
     ignore_columns: Vec<String>,
     redact_columns: Vec<String>,
+    tenant_column: Option<String>,
 }
 
 thread_local! {
@@ -102,9 +105,11 @@ fn load_settings(relid: pg_sys::Oid) -> Result<Option<Settings>> {
         Spi::connect(|client| -> spi::Result<Option<Settings>> {
             // SAFETY: an oid is a valid regclass datum.
             let args = [unsafe { DatumWithOid::new(relid, pg_sys::REGCLASSOID) }];
+            // The tenant column through to_jsonb: a schema before 0.3.0 has none.
             let rows = client.select(
-                "SELECT entity, subject_columns, ignore_columns, redact_columns \
-                 FROM audit.tracked_tables WHERE relid = $1",
+                "SELECT t.entity, t.subject_columns, t.ignore_columns, t.redact_columns, \
+                        pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'tenant_column' \
+                 FROM audit.tracked_tables AS t WHERE t.relid = $1",
                 Some(1),
                 &args,
             )?;
@@ -117,6 +122,7 @@ fn load_settings(relid: pg_sys::Oid) -> Result<Option<Settings>> {
                 subject_columns: row.get::<Vec<String>>(2)?.unwrap_or_default(),
                 ignore_columns: row.get::<Vec<String>>(3)?.unwrap_or_default(),
                 redact_columns: row.get::<Vec<String>>(4)?.unwrap_or_default(),
+                tenant_column: row.get::<String>(5)?,
             }))
         })
     })??;
@@ -146,6 +152,7 @@ unsafe fn build(rel: pg_sys::Relation) -> Result<TableConfig> {
             table_name,
             columns: Vec::new(),
             subject: Vec::new(),
+            tenant: None,
             json_order: Vec::new(),
             context,
         };
@@ -187,6 +194,11 @@ unsafe fn build(rel: pg_sys::Relation) -> Result<TableConfig> {
             .iter()
             .filter_map(|name| position(name).ok())
             .collect();
+        let tenant = settings
+            .tenant_column
+            .as_deref()
+            .map(position)
+            .transpose()?;
         for i in ignored {
             config.columns[i].ignored = true;
         }
@@ -194,6 +206,7 @@ unsafe fn build(rel: pg_sys::Relation) -> Result<TableConfig> {
             config.columns[i].redacted = true;
         }
         config.subject = subject;
+        config.tenant = tenant;
         let mut json_order: Vec<usize> = (0..config.columns.len()).collect();
         json_order.sort_by(|&a, &b| {
             let (a, b) = (

@@ -25,10 +25,17 @@
 --    (audit.record_archive_check);
 -- 10. the report's categories do not overlap: contact_activity, group_activity and
 --    user_activity leave exports to export_activity (contract/src/categories.rs); the
---    report's newest page walks the events' time index instead of sorting every event.
+--    report's newest page walks the events' time index instead of sorting every event;
+-- 11. every event may name its organization (audit.events.tenant): the tracked row's
+--    (audit.track's tenant_column) or the transaction's (audit.set_actor's tenant). Events
+--    written before keep none.
 
 -- The event triggers must not fire on this script's own DDL with 0.2.0's rules; they are the
 -- same objects afterwards, with 0.3.0's function.
+
+-- 11 first: the DDL hooks replaced below read the tenant column of every tracked table.
+ALTER TABLE audit.events ADD COLUMN tenant text;
+ALTER TABLE audit.tracked_tables ADD COLUMN tenant_column text;
 
 -- 1. Roles ------------------------------------------------------------------------------------
 
@@ -92,7 +99,9 @@ ALTER TABLE audit.log_state ENABLE ALWAYS TRIGGER log_state_no_truncate;
 
 -- Attribution kept where only audit.set_actor writes it ------------------------------------------
 
-@@R_set_actor@@
+DROP FUNCTION audit.set_actor(text, text, jsonb);
+
+@@N_set_actor@@
 
 -- 3. Seals and keys only through the functions that check them ---------------------------------
 
@@ -153,7 +162,7 @@ DROP FUNCTION audit.record_archive(text, bigint, text, jsonb);
 CREATE TABLE audit.carried_events (
     id         bigint      PRIMARY KEY,
     txid       xid8        NOT NULL,
-    canonical  text[]      NOT NULL CHECK (pg_catalog.cardinality(canonical) = 17),
+    canonical  text[]      NOT NULL CHECK (pg_catalog.cardinality(canonical) IN (17, 18)),
     carried_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE audit.carried_events IS
@@ -217,6 +226,38 @@ EXCEPTION
 END
 $$;
 
+-- 11. Organizations ------------------------------------------------------------------------------
+
+-- One organization's newest page by index, on every partition there is (new ones get it from
+-- audit.setup_events_partition). Only events with an organization are in it: none yet.
+DO $$
+DECLARE
+    part record;
+BEGIN
+    FOR part IN SELECT t.relid, c.relname
+                  FROM pg_catalog.pg_partition_tree('audit.events') AS t
+                  JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
+                 WHERE t.isleaf
+    LOOP
+        EXECUTE pg_catalog.format(
+            'CREATE INDEX %I ON %s (tenant, occurred_at, id) WHERE tenant IS NOT NULL',
+            part.relname || '_tenant_occurred_at_id_idx', part.relid::regclass);
+    END LOOP;
+END
+$$;
+
+@@R_setup_events_partition@@
+
+DROP FUNCTION audit.track(regclass, text, name, name[], name[]);
+
+@@N_track@@
+COMMENT ON FUNCTION audit.track(regclass, text, name, name[], name[], name) IS
+    'Start (or re-configure) capture of a table''s changes as events about entity.';
+
+DROP VIEW audit.tracked;
+
+@@V_tracked@@
+
 -- 6. The report: its newest page by index; categories that do not overlap -------------
 
 @@V_report@@
@@ -227,14 +268,17 @@ $$;
 
 @@V_user_activity@@
 
+@@V_export_activity@@
+
 -- 7. Privileges ----------------------------------------------------------------------------------
 
 REVOKE INSERT ON audit.seals, audit.seal_keys FROM audit_admin;
 REVOKE INSERT, UPDATE, DELETE ON audit.consumers FROM audit_admin;
 REVOKE ALL ON audit.log_state FROM PUBLIC;
 GRANT SELECT ON audit.log_state TO audit_admin;
+GRANT SELECT ON audit.tracked TO audit_admin;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;

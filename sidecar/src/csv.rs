@@ -19,7 +19,7 @@
 use crate::event_row::{OutputEvent, TimeFormat};
 
 /// The header docs/contract.md fixes, then the columns that follow it.
-pub const HEADER: [&str; 17] = audit_trail_contract::CSV_HEADER;
+pub const HEADER: [&str; audit_trail_contract::CSV_HEADER.len()] = audit_trail_contract::CSV_HEADER;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -138,6 +138,7 @@ impl CsvWriter {
                 text(&e.context),
                 text(&e.details),
                 (e.txid.as_str(), Cell::Generated),
+                text(&e.tenant),
             ],
         );
     }

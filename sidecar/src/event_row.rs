@@ -22,7 +22,7 @@ macro_rules! event_columns {
             "id, occurred_at, actor, db_user, source, entity, action, subject_id, table_name, ",
             $changed_fields,
             ", old_data::text, new_data::text, pg_catalog.host(client_addr), application_name, \
-             context::text, details::text, txid::text"
+             context::text, details::text, txid::text, tenant"
         )
     };
 }
@@ -66,6 +66,8 @@ pub struct EventRow<C> {
     pub details: Option<String>,
     /// The `xid8` as PostgreSQL writes it (`db::parse_txid` reads it).
     pub txid: String,
+    /// The organization the event belongs to.
+    pub tenant: Option<String>,
 }
 
 /// An event for output (export, follow, alert): `changed_fields` as a JSON array's text,
@@ -79,7 +81,7 @@ pub type ArrayEvent = EventRow<Vec<Option<String>>>;
 impl<C: for<'a> FromSql<'a>> EventRow<C> {
     /// How many columns [`from_row`](Self::from_row) reads: a query may select more after
     /// them (the dashboard's `summary`, say) and read those from this index on.
-    pub const COLUMNS: usize = 17;
+    pub const COLUMNS: usize = 18;
 
     /// Reads the first [`Self::COLUMNS`] columns of a row selected by the select list that
     /// goes with `C`; a column of another type is an error, never a panic.
@@ -102,6 +104,7 @@ impl<C: for<'a> FromSql<'a>> EventRow<C> {
             context: row.try_get(14)?,
             details: row.try_get(15)?,
             txid: row.try_get(16)?,
+            tenant: row.try_get(17)?,
         })
     }
 }
@@ -133,6 +136,7 @@ impl OutputEvent {
             context: Option<Box<RawValue>>,
             details: Option<Box<RawValue>>,
             txid: &'a str,
+            tenant: Option<&'a str>,
         }
         serde_json::to_string(&Line {
             id: self.id,
@@ -152,6 +156,7 @@ impl OutputEvent {
             context: raw(&self.context)?,
             details: raw(&self.details)?,
             txid: &self.txid,
+            tenant: self.tenant.as_deref(),
         })
     }
 }

@@ -595,3 +595,48 @@ fn after_a_key_rotation_old_seals_verify_with_the_old_public_key() {
         .arg(&new_pub);
     assert_violation(&run(&mut cmd), "which was not given");
 }
+
+/// An event's organization is sealed with it: events with one hash by version 2 of the
+/// encoding and verify, and moving an event to another organization, or giving one to an
+/// event sealed without, is found.
+#[test]
+fn an_events_organization_is_sealed_with_it() {
+    let s = sealed();
+    s.db.client()
+        .batch_execute(
+            "BEGIN;
+             SELECT audit.set_actor('ann', tenant => 'acme');
+             INSERT INTO items SELECT g, 'v' FROM generate_series(100, 104) g;
+             COMMIT;",
+        )
+        .expect("events of an organization");
+    s.seal_all();
+    let out = s.verify(&[]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let with = s.ids("tenant = 'acme'");
+    let without = s.ids("tenant IS NULL AND action = 'create'");
+    assert_eq!(with.len(), 5);
+    s.tamper(&format!(
+        "UPDATE audit.events SET tenant = 'globex' WHERE id = {}",
+        with[1]
+    ));
+    assert_violation(&s.verify(&[]), &format!("event {} ", with[1]));
+    s.tamper(&format!(
+        "UPDATE audit.events SET tenant = 'acme' WHERE id IN ({}, {}); \
+         UPDATE audit.events SET tenant = NULL WHERE id = {}",
+        with[1], without[0], with[2]
+    ));
+    let out = s.verify(&["--format", "json"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("a JSON report");
+    let altered: Vec<i64> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["kind"] == "event_altered")
+        .filter_map(|f| f["event_id"].as_i64())
+        .collect();
+    assert!(altered.contains(&without[0]), "{report}");
+    assert!(altered.contains(&with[2]), "{report}");
+    assert!(!altered.contains(&with[1]), "restored: {report}");
+}

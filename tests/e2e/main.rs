@@ -32,6 +32,7 @@ mod security;
 mod signin_throttle;
 mod standby;
 mod surface;
+mod tenant;
 mod tls;
 mod trust;
 mod upgrade;

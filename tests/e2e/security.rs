@@ -164,7 +164,7 @@ fn ordinary_roles_cannot_track_or_forge_capture() {
     // a DBA may grant track; it still checks ownership
     db.client()
         .batch_execute(&format!(
-            "GRANT EXECUTE ON FUNCTION audit.track(regclass, text, name, name[], name[]) TO {owner}"
+            "GRANT EXECUTE ON FUNCTION audit.track(regclass, text, name, name[], name[], name) TO {owner}"
         ))
         .unwrap();
     o.batch_execute("SELECT audit.track('mine', 'thing')")

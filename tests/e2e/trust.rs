@@ -197,7 +197,8 @@ fn redefined_objects_and_switched_off_guards_are_named_by_verify() {
         "CREATE OR REPLACE VIEW audit.contact_activity AS
              SELECT * FROM audit.report WHERE entity = 'contact' AND actor <> 'mallory';
          CREATE OR REPLACE FUNCTION audit.set_actor(actor text, source text DEFAULT NULL,
-                                                    context jsonb DEFAULT NULL)
+                                                    context jsonb DEFAULT NULL,
+                                                    tenant text DEFAULT NULL)
              RETURNS void LANGUAGE sql AS $$ SELECT set_config('audit.actor', 'someone', true) $$;
          ALTER TABLE audit.events_default DISABLE TRIGGER events_append_only;
          CREATE FUNCTION audit.helper() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
@@ -486,7 +487,7 @@ fn changes_to_what_is_captured_and_kept_alert_and_a_hidden_privilege_column_is_n
     a.db.client()
         .batch_execute(&format!(
             "ALTER TABLE users OWNER TO {owner};
-             GRANT EXECUTE ON FUNCTION audit.track(regclass, text, name, name[], name[]) TO {owner};"
+             GRANT EXECUTE ON FUNCTION audit.track(regclass, text, name, name[], name[], name) TO {owner};"
         ))
         .expect("the table owner may track");
     a.alerts();
@@ -705,7 +706,7 @@ fn casts_inheritance_grants_moved_partitions_and_replica_guards_are_refused_or_n
     // The grant of audit.track the docs ask of sites does not make verify fail.
     s.db.client()
         .batch_execute(&format!(
-            "GRANT EXECUTE ON FUNCTION audit.track(regclass, text, name, name[], name[]) TO {nobody}"
+            "GRANT EXECUTE ON FUNCTION audit.track(regclass, text, name, name[], name[], name) TO {nobody}"
         ))
         .expect("the documented grant");
     assert_eq!(s.verify_as("postgres", &[]).code, 0);

@@ -18,7 +18,13 @@ fn members(db: &TestDb) -> Vec<String> {
 /// Every event as text, in id order.
 fn events(db: &TestDb) -> Vec<String> {
     db.client()
-        .query("SELECT e::text FROM audit.events AS e ORDER BY id", &[])
+        // Nulls left out: an upgrade adds columns (tenant, in 0.3.0) whose old events hold
+        // none, and an event that gained a value there would show.
+        .query(
+            "SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.to_jsonb(e))::text \
+               FROM audit.events AS e ORDER BY id",
+            &[],
+        )
         .expect("events")
         .iter()
         .map(|row| row.get(0))

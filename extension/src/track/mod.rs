@@ -45,6 +45,7 @@ pub struct TrackRequest {
     pub subject_column: Option<String>,
     pub ignore_columns: Vec<String>,
     pub redact_columns: Vec<String>,
+    pub tenant_column: Option<String>,
 }
 
 thread_local! {
@@ -78,7 +79,8 @@ sql_callable!(audit_track, pg_finfo_audit_track => track_entry);
 sql_callable!(audit_untrack, pg_finfo_audit_untrack => untrack_entry);
 
 unsafe fn track_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: the SQL signature is (regclass, text, name, name[], name[]).
+    // SAFETY: the SQL signature is (regclass, text, name, name[], name[], name); a schema
+    // before 0.3.0 declares it without the tenant column, which then reads as NULL.
     let request = unsafe {
         (|| -> Result<TrackRequest> {
             Ok(TrackRequest {
@@ -91,6 +93,7 @@ unsafe fn track_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
                 subject_column: args::name(fcinfo, 2),
                 ignore_columns: args::name_array(fcinfo, 3, "ignore_columns")?,
                 redact_columns: args::name_array(fcinfo, 4, "redact_columns")?,
+                tenant_column: args::name(fcinfo, 5),
             })
         })()
     };
@@ -217,6 +220,7 @@ fn track_table(request: TrackRequest, check_owner: bool) -> Result<()> {
                     "subject_columns": columns.subject,
                     "ignore_columns": columns.ignore,
                     "redact_columns": columns.redact,
+                    "tenant_column": columns.tenant,
                     "previous": previous,
                     "privilege_fields_ignored": ignored,
                     "privilege_fields_redacted": redacted,

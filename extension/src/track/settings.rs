@@ -55,8 +55,9 @@ pub(super) fn previous_settings(
     let text = first::<String>(client.select(
         "SELECT pg_catalog.jsonb_build_object( \
            'entity', entity, 'subject_columns', subject_columns, \
-           'ignore_columns', ignore_columns, 'redact_columns', redact_columns)::text \
-         FROM audit.tracked_tables WHERE relid = $1",
+           'ignore_columns', ignore_columns, 'redact_columns', redact_columns, \
+           'tenant_column', pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->) 'tenant_column')::text \
+         FROM audit.tracked_tables AS t WHERE relid = $1",
         None,
         &[relid_arg(relid)],
     )?)?;
@@ -70,6 +71,8 @@ pub(super) struct Columns {
     pub subject: Vec<String>,
     pub ignore: Vec<String>,
     pub redact: Vec<String>,
+    /// The column naming a row's organization.
+    pub tenant: Option<String>,
 }
 
 impl Columns {
@@ -113,12 +116,29 @@ impl Columns {
                 relation: relation.to_owned(),
             });
         }
+        let tenant = match &request.tenant_column {
+            Some(column) => check(std::slice::from_ref(column), "tenant_column")?
+                .into_iter()
+                .next(),
+            None => None,
+        };
         let columns = Columns {
             ignore: check(&request.ignore_columns, "ignore_columns")?,
             redact: check(&request.redact_columns, "redact_columns")?,
             subject,
+            tenant,
             existing,
         };
+        if let Some(column) = columns
+            .tenant
+            .as_ref()
+            .filter(|c| columns.redact.contains(c))
+        {
+            return Err(AuditError::RedactedTenant {
+                relation: relation.to_owned(),
+                column: column.clone(),
+            });
+        }
         if let Some(column) = columns.subject.iter().find(|c| columns.redact.contains(c)) {
             return Err(AuditError::RedactedSubject {
                 relation: relation.to_owned(),
@@ -182,7 +202,7 @@ pub(super) fn store_settings(
                 coalesce((SELECT pg_catalog.jsonb_object_agg(attname, attnum) \
                             FROM pg_attribute \
                            WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped \
-                             AND attname::text = ANY ($3 || $4 || $5)), '{}') \
+                             AND attname::text = ANY ($3 || $4 || $5 || $8)), '{}') \
          ON CONFLICT (relid) DO UPDATE SET \
            entity = excluded.entity, subject_columns = excluded.subject_columns, \
            ignore_columns = excluded.ignore_columns, \
@@ -198,8 +218,34 @@ pub(super) fn store_settings(
             columns.redact.clone().into(),
             tracked_by.to_owned().into(),
             relation.to_owned().into(),
+            columns
+                .tenant
+                .iter()
+                .cloned()
+                .collect::<Vec<String>>()
+                .into(),
         ],
     )?;
+    // A 0.2.0 schema has no tenant column (nor a way to name one: its audit.track has no
+    // such argument).
+    let has_tenant_column = client
+        .select(
+            "SELECT EXISTS (SELECT FROM pg_attribute \
+                             WHERE attrelid = 'audit.tracked_tables'::regclass \
+                               AND attname = 'tenant_column' AND NOT attisdropped)",
+            None,
+            &[],
+        )?
+        .first()
+        .get_one::<bool>()?
+        .unwrap_or(false);
+    if has_tenant_column {
+        client.update(
+            "UPDATE audit.tracked_tables SET tenant_column = $2 WHERE relid = $1",
+            None,
+            &[relid_arg(relid), columns.tenant.clone().into()],
+        )?;
+    }
     Ok(())
 }
 

@@ -47,6 +47,10 @@ pub struct Alert {
     pub db_user: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actors: Vec<String>,
+    /// The organization whose events the window counted: each organization's are counted
+    /// apart, so one customer's activity never adds to another's threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     pub window_start: DateTime<Utc>,
     pub window_end: DateTime<Utc>,
     /// Matching events in the window.
@@ -79,7 +83,8 @@ pub struct Engine {
     /// The login role that records this engine's alerts: an alert in its consumer's name
     /// recorded by another role is not its own.
     writer: Option<String>,
-    groups: HashMap<(usize, String), Group>,
+    /// Windows by (rule, actor or role, organization).
+    groups: HashMap<(usize, String, Option<String>), Group>,
     pending: Vec<Alert>,
 }
 
@@ -87,6 +92,7 @@ pub struct Engine {
 struct Lazy<'a> {
     event: &'a OutputEvent,
     details: Option<Option<Value>>,
+    context: Option<Option<Value>>,
     changed: Option<Vec<String>>,
 }
 
@@ -97,6 +103,18 @@ impl<'a> Lazy<'a> {
             .get_or_insert_with(|| {
                 event
                     .details
+                    .as_deref()
+                    .and_then(|d| serde_json::from_str(d).ok())
+            })
+            .as_ref()
+    }
+
+    fn context(&mut self) -> Option<&Value> {
+        let event = self.event;
+        self.context
+            .get_or_insert_with(|| {
+                event
+                    .context
                     .as_deref()
                     .and_then(|d| serde_json::from_str(d).ok())
             })
@@ -124,6 +142,17 @@ impl<'a> Lazy<'a> {
 
 fn any_of(list: &Option<Vec<String>>, value: &str) -> bool {
     list.as_ref().is_none_or(|l| l.iter().any(|v| v == value))
+}
+
+/// Whether a JSON value says something: not null, false or empty.
+fn present(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::String(s) => !s.is_empty(),
+        Value::Bool(true) | Value::Number(_) => true,
+    }
 }
 
 fn matches(rule: &Rule, e: &mut Lazy<'_>) -> bool {
@@ -161,16 +190,17 @@ fn matches(rule: &Rule, e: &mut Lazy<'_>) -> bool {
         }
     }
     if let Some(keys) = &f.details_any {
-        let present = |v: &Value| match v {
-            Value::Null | Value::Bool(false) => false,
-            Value::Array(a) => !a.is_empty(),
-            Value::Object(o) => !o.is_empty(),
-            Value::String(s) => !s.is_empty(),
-            Value::Bool(true) | Value::Number(_) => true,
-        };
         let hit = e
             .details()
             .is_some_and(|d| keys.iter().any(|k| d.get(k).is_some_and(present)));
+        if !hit {
+            return false;
+        }
+    }
+    if let Some(keys) = &f.context_any {
+        let hit = e
+            .context()
+            .is_some_and(|c| keys.iter().any(|k| c.get(k).is_some_and(present)));
         if !hit {
             return false;
         }
@@ -233,6 +263,7 @@ impl Engine {
         let mut lazy = Lazy {
             event,
             details: None,
+            context: None,
             changed: None,
         };
         for (index, rule) in self.rules.iter().enumerate() {
@@ -255,7 +286,10 @@ impl Engine {
                 Per::Actor => &event.actor,
                 Per::DbUser => &event.db_user,
             };
-            let group = self.groups.entry((index, key.clone())).or_default();
+            let group = self
+                .groups
+                .entry((index, key.clone(), event.tenant.clone()))
+                .or_default();
             let since = at - window;
             while group.events.front().is_some_and(|(t, _, _, _)| *t <= since) {
                 if let Some((_, a, _, _)) = group.events.pop_front() {
@@ -310,6 +344,7 @@ impl Engine {
                         }
                         actors
                     }),
+                    tenant: event.tenant.clone(),
                     window_start,
                     window_end,
                     count: group.events.len() as u64,
@@ -348,6 +383,7 @@ impl Engine {
             per: Per::Actor,
             db_user: Some(event.db_user.clone()),
             actors: Vec::new(),
+            tenant: event.tenant.clone(),
             window_start: event.occurred_at,
             window_end: event.occurred_at,
             count: 1,
@@ -374,7 +410,7 @@ impl Engine {
             Per::Actor => alert.actor,
             Per::DbUser => alert.db_user.unwrap_or_default(),
         };
-        let group = self.groups.entry((index, key)).or_default();
+        let group = self.groups.entry((index, key, alert.tenant)).or_default();
         if group.quiet_until.is_none_or(|q| q < alert.window_end) {
             group.quiet_until = Some(alert.window_end);
         }
@@ -393,7 +429,7 @@ impl Engine {
     /// Drops groups with nothing in their window any more, as of `now` (event time).
     pub fn prune(&mut self, now: DateTime<Utc>) {
         let rules = &self.rules;
-        self.groups.retain(|(index, _), g| {
+        self.groups.retain(|(index, _, _), g| {
             let window = rules
                 .get(*index)
                 .and_then(|r| chrono::Duration::from_std(r.window).ok())
@@ -432,7 +468,41 @@ mod tests {
             context: None,
             details: None,
             txid: "1".into(),
+            tenant: None,
         }
+    }
+
+    #[test]
+    fn each_organization_is_counted_apart_and_a_cross_organization_burst_is_one_alert() {
+        let mut engine = Engine::new(rules::builtin(), "alerts");
+        // 80 deletions by one role in each of two organizations: under the threshold in
+        // each, so neither organization's alert fires.
+        for (k, tenant) in ["acme", "globex"].iter().enumerate() {
+            for id in 0..80 {
+                let mut e = event(k as i64 * 100 + id, 0, "ann", "contact", "delete");
+                e.tenant = Some((*tenant).into());
+                engine.observe(&e, true);
+            }
+        }
+        assert!(engine.take().is_empty());
+        // 300 updates of globex's contacts by a transaction acting for acme: one alert,
+        // naming the organization whose data changed.
+        for id in 1000..1300 {
+            let mut e = event(id, 1, "ann", "contact", "update");
+            e.tenant = Some("globex".into());
+            e.context = Some(r#"{"acting_tenant": "acme"}"#.into());
+            engine.observe(&e, true);
+        }
+        let alerts = engine.take();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].rule, "cross-tenant");
+        assert_eq!(alerts[0].tenant.as_deref(), Some("globex"));
+        assert_eq!(alerts[0].count, 300);
+        // acme's own changes are not cross-organization writes.
+        let mut own = event(2000, 2, "ann", "contact", "update");
+        own.tenant = Some("acme".into());
+        engine.observe(&own, true);
+        assert!(engine.take().is_empty());
     }
 
     #[test]

@@ -104,6 +104,7 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: AlertArgs) -> 
         hold_timeout: Duration::from_secs(args.hold_timeout),
         poll: Duration::from_secs(args.poll_seconds),
         batch_size: args.batch_size,
+        tenant: None,
         writes: WRITES,
     };
     let handler = Alerter {

@@ -86,6 +86,9 @@ pub struct Filter {
     /// `true`), for one of these keys.
     #[serde(default)]
     pub details_any: Option<Vec<String>>,
+    /// `context.<key>` is there and not empty, for one of these keys (as `details_any`).
+    #[serde(default)]
+    pub context_any: Option<Vec<String>>,
     /// The event happened outside these hours (in their time zone).
     #[serde(default)]
     pub outside_hours: Option<HoursSpec>,
@@ -343,6 +346,12 @@ description = "audit-trail archive found an archive's files missing, altered or 
 match = { entity = ["audit_log"], action = ["archive_check"], details_any = ["problem"] }
 
 [[rule]]
+name = "cross-tenant"
+severity = "critical"
+description = "a transaction acting for one organization changed another organization's data"
+match = { action = ["create", "update", "delete"], context_any = ["acting_tenant"] }
+
+[[rule]]
 name = "stream-skipped"
 severity = "critical"
 description = "a change-stream cursor (a follower's, or the alert engine's own) was moved past events without delivering them"
@@ -494,6 +503,7 @@ mod tests {
                 "privilege-capture-narrowed",
                 "consumer-claimed",
                 "archive-damaged",
+                "cross-tenant",
                 "stream-skipped"
             ]
         );
@@ -508,6 +518,13 @@ mod tests {
             privilege.filter.changed_fields_any.as_deref(),
             Some(&audit_trail_contract::PRIVILEGE_FIELDS.map(String::from)[..])
         );
+        // The cross-organization rule looks for the key capture writes.
+        let cross = rules.iter().find(|r| r.name == "cross-tenant").unwrap();
+        assert_eq!(
+            cross.filter.context_any.as_deref(),
+            Some(&[audit_trail_contract::ACTING_TENANT_KEY.to_owned()][..])
+        );
+        assert_eq!(cross.severity, Severity::Critical);
     }
 
     /// A built-in rule names only actions the product records (a misspelt one would never

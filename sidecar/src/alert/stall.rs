@@ -92,6 +92,7 @@ impl StallWatch {
             per: Per::Actor,
             db_user: None,
             actors: Vec::new(),
+            tenant: None,
             window_start: oldest_at,
             window_end: Utc::now(),
             count: u64::try_from(waiting).unwrap_or(0),

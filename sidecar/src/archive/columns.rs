@@ -39,6 +39,7 @@ pub struct ArchiveRow {
     /// transactions, so it stays below 2^63 for far longer than any cluster lives: it fits a
     /// signed INT64, which every engine reads (unsigned 64-bit is poorly supported).
     pub txid: i64,
+    pub tenant: Option<String>,
 }
 
 /// A txid that does not fit the archive's signed INT64 column.
@@ -70,6 +71,7 @@ impl ArchiveRow {
             context: event.context,
             details: event.details,
             txid,
+            tenant: event.tenant,
         })
     }
 }
@@ -107,6 +109,7 @@ pub fn schema() -> SchemaRef {
         text("context", true),
         text("details", true),
         Field::new("txid", DataType::Int64, false),
+        text("tenant", true),
     ]))
 }
 
@@ -129,6 +132,7 @@ pub(super) struct BatchBuilder {
     context: StringBuilder,
     details: StringBuilder,
     txid: Int64Builder,
+    tenant: StringBuilder,
     pub(super) rows: usize,
     schema: SchemaRef,
 }
@@ -155,6 +159,7 @@ impl BatchBuilder {
             context: StringBuilder::new(),
             details: StringBuilder::new(),
             txid: Int64Builder::new(),
+            tenant: StringBuilder::new(),
             rows: 0,
             schema,
         }
@@ -188,6 +193,7 @@ impl BatchBuilder {
         self.context.append_option(row.context.as_deref());
         self.details.append_option(row.details.as_deref());
         self.txid.append_value(row.txid);
+        self.tenant.append_option(row.tenant.as_deref());
         self.rows += 1;
     }
 
@@ -211,6 +217,7 @@ impl BatchBuilder {
             Arc::new(self.context.finish()),
             Arc::new(self.details.finish()),
             Arc::new(self.txid.finish()),
+            Arc::new(self.tenant.finish()),
         ];
         self.rows = 0;
         RecordBatch::try_new(self.schema.clone(), columns)

@@ -515,6 +515,7 @@ mod tests {
             context: None,
             details: None,
             txid: 1,
+            tenant: None,
         }
     }
 

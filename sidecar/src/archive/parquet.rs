@@ -505,6 +505,7 @@ mod tests {
             context: None,
             details: Some("{}".into()),
             txid: (7 << 32) + id,
+            tenant: (id % 2 == 1).then(|| format!("org-{}", id % 4)),
         }
     }
 

@@ -49,6 +49,10 @@ pub struct FollowArgs {
     /// transaction holds back, before exiting without them.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub hold_timeout: u64,
+    /// Deliver only this organization's events (the tenant column); the consumer's position
+    /// still moves past every other event.
+    #[arg(long, value_name = "TENANT", value_parser = non_empty)]
+    pub tenant: Option<String>,
     /// Look for new events at least this often when no notification arrives.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub poll_seconds: u64,
@@ -107,5 +111,13 @@ impl FollowArgs {
                 "say where events go: --stdout or --output-dir DIR (or use --status)".into(),
             )),
         }
+    }
+}
+
+fn non_empty(value: &str) -> std::result::Result<String, String> {
+    if value.is_empty() {
+        Err("value must not be empty".into())
+    } else {
+        Ok(value.to_owned())
     }
 }

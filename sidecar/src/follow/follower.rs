@@ -55,6 +55,10 @@ pub(crate) struct StreamOptions {
     pub hold_timeout: Duration,
     pub poll: Duration,
     pub batch_size: i64,
+    /// Deliver only this organization's events (`follow --tenant`); the cursor still moves
+    /// past the others, so a quiet organization costs one pass over the stream, not one per
+    /// poll.
+    pub tenant: Option<String>,
     /// What the command writes, for the refusal on a standby without --record-db.
     pub writes: &'static str,
 }
@@ -374,14 +378,30 @@ impl<H: Handler> Follower<H> {
         events: &[OutputEvent],
     ) -> Result<(), Failure> {
         if let Some(last) = events.last() {
-            self.handler
-                .handle(tx, events)
-                .await
-                .map_err(Failure::from_error)?;
+            let scoped: Vec<OutputEvent>;
+            let delivered = match &self.args.tenant {
+                None => events,
+                Some(tenant) => {
+                    scoped = events
+                        .iter()
+                        .filter(|e| e.tenant.as_ref() == Some(tenant))
+                        .cloned()
+                        .collect();
+                    &scoped[..]
+                }
+            };
+            if !delivered.is_empty() {
+                self.handler
+                    .handle(tx, delivered)
+                    .await
+                    .map_err(Failure::from_error)?;
+            }
             let to = Position {
                 txid: parse_txid(&last.txid).map_err(Failure::Fatal)?,
                 id: last.id,
             };
+            // The cursor passed every event read, delivered or outside the organization:
+            // audit.advance_consumer holds the count to the events between the positions.
             cursor::advance(tx, &self.args.consumer, to, events.len() as i64)
                 .await
                 .map_err(Failure::from_db("saving the consumer's position"))?;

@@ -78,6 +78,7 @@ async fn follow(
         hold_timeout: Duration::from_secs(args.hold_timeout),
         poll: Duration::from_secs(args.poll_seconds),
         batch_size: args.batch_size,
+        tenant: args.tenant,
         writes: WRITES,
     };
     Follower::new(target, record_target, options, sink)

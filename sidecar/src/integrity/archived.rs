@@ -95,8 +95,9 @@ pub fn inet_text(host: &str) -> String {
     }
 }
 
-/// One archived event's 17 canonical values, in table order (contract::EVENT_COLUMNS).
-fn canonical(batch: &Columns<'_>, i: usize) -> [Option<String>; 17] {
+/// One archived event's canonical values, in table order (contract::EVENT_COLUMNS). A file
+/// written before organizations has no `tenant` column: its events have none.
+fn canonical(batch: &Columns<'_>, i: usize) -> [Option<String>; chain::CANONICAL_COLUMNS] {
     let text = |a: &arrow_array::StringArray| (!a.is_null(i)).then(|| a.value(i).to_owned());
     let changed_fields = (!batch.changed_fields.is_null(i)).then(|| {
         let list = batch.changed_fields.value(i);
@@ -127,6 +128,7 @@ fn canonical(batch: &Columns<'_>, i: usize) -> [Option<String>; 17] {
         text(batch.new_data),
         text(batch.context),
         text(batch.details),
+        batch.tenant.and_then(text),
     ]
 }
 
@@ -156,6 +158,7 @@ pub fn row_hash(row: &crate::archive::columns::ArchiveRow) -> Hash {
         row.new_data.clone(),
         row.context.clone(),
         row.details.clone(),
+        row.tenant.clone(),
     ];
     chain::event_hash(values.iter().map(|v| v.as_deref()))
 }
@@ -179,6 +182,7 @@ struct Columns<'a> {
     new_data: &'a arrow_array::StringArray,
     context: &'a arrow_array::StringArray,
     details: &'a arrow_array::StringArray,
+    tenant: Option<&'a arrow_array::StringArray>,
 }
 
 impl<'a> Columns<'a> {
@@ -219,6 +223,10 @@ impl<'a> Columns<'a> {
             new_data: text("new_data")?,
             context: text("context")?,
             details: text("details")?,
+            tenant: batch
+                .column_by_name("tenant")
+                .map(|c| c.as_string_opt::<i32>().ok_or(ReadError::Column("tenant")))
+                .transpose()?,
         })
     }
 }
@@ -363,6 +371,7 @@ mod tests {
             context: None,
             details: Some("{}".into()),
             txid: 812,
+            tenant: Some("acme".into()),
         };
         let mut writer = PartitionWriter::new(dir.path(), "events_20260101", 1 << 30);
         writer.push(&row).unwrap();
@@ -386,6 +395,7 @@ mod tests {
             Some(r#"{"email": "b@x"}"#),
             None,
             Some("{}"),
+            Some("acme"),
         ]);
         let mut seen = Vec::new();
         let rows = for_each_event(

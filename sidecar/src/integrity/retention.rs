@@ -179,7 +179,7 @@ pub async fn has_gap_table(tx: &Tx<'_>) -> Result<bool> {
 }
 
 /// The purge events that name notes, in chain order, with those that later drops removed
-/// (carried into `audit.carried_events`: each one's 17 canonical values, docs/integrity.md);
+/// (carried into `audit.carried_events`: each one's canonical values, docs/integrity.md);
 /// `sealed_through` is the last sealed position.
 pub async fn read_purge_events(
     tx: &Tx<'_>,
@@ -289,12 +289,13 @@ fn purge_event(position: Position, details: &serde_json::Value) -> Option<PurgeE
     })
 }
 
-/// A carried purge event from its 17 canonical values (id, occurred_at, txid, ..., details):
-/// hashed as sealed, described by its details. None when the values are not 17 strings or
-/// nulls, or it names no notes (it then vouches for nothing, and its seal finds it missing).
+/// A carried purge event from its canonical values (id, occurred_at, txid, ..., details, and
+/// tenant when it has one): hashed as sealed, described by its details. None when the values
+/// are not 17 or 18 strings or nulls, or it names no notes (it then vouches for nothing, and
+/// its seal finds it missing).
 fn carried_purge(values: &serde_json::Value, carrier: Option<i64>) -> Option<PurgeEvent> {
     let values: Vec<Option<String>> = serde_json::from_value(values.clone()).ok()?;
-    if values.len() != audit_trail_contract::EVENT_COLUMNS.len() {
+    if !(chain::V1_COLUMNS..=chain::CANONICAL_COLUMNS).contains(&values.len()) {
         return None;
     }
     let id: i64 = values[0].as_deref()?.parse().ok()?;

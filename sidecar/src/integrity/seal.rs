@@ -265,7 +265,8 @@ impl Sealer {
                 id: row.get(1),
             };
             let hash = chain::event_hash(
-                (POSITION_COLUMNS..POSITION_COLUMNS + 17).map(|i| row.get::<_, Option<&str>>(i)),
+                (POSITION_COLUMNS..POSITION_COLUMNS + chain::CANONICAL_COLUMNS)
+                    .map(|i| row.get::<_, Option<&str>>(i)),
             );
             digests.extend_from_slice(&chain::digest_entry(position, &hash));
             hashes.push(hash);

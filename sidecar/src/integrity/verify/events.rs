@@ -180,7 +180,8 @@ fn hashed(row: &tokio_postgres::Row) -> Result<(Position, Hash)> {
         id: row.get(1),
     };
     let hash = chain::event_hash(
-        (POSITION_COLUMNS..POSITION_COLUMNS + 17).map(|i| row.get::<_, Option<&str>>(i)),
+        (POSITION_COLUMNS..POSITION_COLUMNS + chain::CANONICAL_COLUMNS)
+            .map(|i| row.get::<_, Option<&str>>(i)),
     );
     Ok((position, hash))
 }

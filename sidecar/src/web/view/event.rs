@@ -252,6 +252,7 @@ mod tests {
                 context: None,
                 details: None,
                 txid: "1".into(),
+                tenant: None,
             },
             summary: "s".into(),
         }
