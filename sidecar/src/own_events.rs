@@ -29,8 +29,9 @@ pub struct OnBehalf {
     pub tenant: String,
 }
 
-/// As [`record`], naming `on_behalf` as the actor (`audit.actor`, set for this statement's
-/// transaction only, as the application would with `audit.set_actor`) and their organization.
+/// As [`record`], naming `on_behalf` as the actor and the event's organization (`audit.actor`
+/// and `audit.tenant`, set for this statement's transaction only, as the application would
+/// with `audit.set_actor`).
 pub async fn record_for(
     client: &impl GenericClient,
     action: &str,
@@ -49,23 +50,24 @@ pub async fn record_for(
             .await?;
         return row.try_get(0);
     };
-    // TODO(tenant): once audit.set_actor takes `tenant =>` (the GUC audit.tenant), set it
-    // here with the actor, `pg_catalog.set_config('audit.tenant', $6, true)`, so the event's
-    // tenant column names the organization, and stop adding it to the details.
-    let mut details = details.clone();
-    if let serde_json::Value::Object(map) = &mut details {
-        map.insert(
-            "tenant".into(),
-            serde_json::Value::from(who.tenant.as_str()),
-        );
-    }
+    // The organization goes where the application's would: audit.tenant, SET LOCAL for this
+    // statement's transaction (as audit.set_actor(..., tenant =>) sets it), so the event's
+    // tenant column names it.
     let row = client
         .query_one(
             "WITH settings AS MATERIALIZED (
                  SELECT pg_catalog.set_config('audit.source', $1, true) AS s,
-                        pg_catalog.set_config('audit.actor', $5, true) AS a)
+                        pg_catalog.set_config('audit.actor', $5, true) AS a,
+                        pg_catalog.set_config('audit.tenant', $6, true) AS t)
              SELECT audit.log_event($2, $3, NULL, $4) FROM settings",
-            &[&source, &AUDIT_LOG_ENTITY, &action, &details, &who.actor],
+            &[
+                &source,
+                &AUDIT_LOG_ENTITY,
+                &action,
+                details,
+                &who.actor,
+                &who.tenant,
+            ],
         )
         .await?;
     row.try_get(0)

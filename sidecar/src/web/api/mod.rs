@@ -99,7 +99,7 @@ impl ApiEvent {
             new_data: raw(e.new_data)?,
             context: raw(e.context)?,
             details: raw(e.details)?,
-            tenant: row.tenant,
+            tenant: e.tenant,
             summary: row.summary,
         })
     }

@@ -21,9 +21,9 @@ pub struct After {
 
 /// An event as the API shows it.
 pub struct ApiEventRow {
-    /// Its columns as every reader of whole events reads them (JSON columns as text).
+    /// Its columns as every reader of whole events reads them (JSON columns as text), its
+    /// organization among them.
     pub event: OutputEvent,
-    pub tenant: Option<String>,
     pub summary: String,
 }
 
@@ -32,11 +32,11 @@ const SUMMARY: &str = "(SELECT r.summary FROM audit.report AS r \
      WHERE r.occurred_at = events.occurred_at AND r.id = events.id)";
 
 fn row(r: &Row) -> Result<ApiEventRow, tokio_postgres::Error> {
-    let n = OutputEvent::COLUMNS;
     Ok(ApiEventRow {
         event: OutputEvent::from_row(r)?,
-        tenant: r.try_get(n)?,
-        summary: r.try_get::<_, Option<String>>(n + 1)?.unwrap_or_default(),
+        summary: r
+            .try_get::<_, Option<String>>(OutputEvent::COLUMNS)?
+            .unwrap_or_default(),
     })
 }
 
@@ -64,7 +64,7 @@ pub async fn page(
     }
     let limit = params.push(limit);
     let sql = format!(
-        "SELECT {EVENT_COLUMNS_SQL}, tenant, {SUMMARY} FROM audit.events WHERE {} \
+        "SELECT {EVENT_COLUMNS_SQL}, {SUMMARY} FROM audit.events WHERE {} \
          ORDER BY events.occurred_at DESC, events.id DESC LIMIT {limit}",
         clauses.join(" AND "),
     );
@@ -81,7 +81,7 @@ pub async fn event(
     id: i64,
 ) -> Result<Option<ApiEventRow>, tokio_postgres::Error> {
     let sql = format!(
-        "SELECT {EVENT_COLUMNS_SQL}, tenant, {SUMMARY} FROM audit.events \
+        "SELECT {EVENT_COLUMNS_SQL}, {SUMMARY} FROM audit.events \
          WHERE id = $1 AND tenant = $2"
     );
     client
