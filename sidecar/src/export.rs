@@ -19,6 +19,7 @@ use crate::csv::CsvWriter;
 use crate::error::{Error, Result};
 use crate::event_row::{OutputEvent, TimeFormat, SELECT_EVENTS};
 use crate::filters::Filters;
+use crate::own_events::OnBehalf;
 use audit_trail_contract::sidecar_actions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -281,6 +282,8 @@ impl Ending {
 pub struct ExportRecord {
     id: i64,
     via: String,
+    /// A token viewer the export is for (the dashboard's embed, the API): named as its actor.
+    on_behalf: Option<OnBehalf>,
 }
 
 impl ExportRecord {
@@ -291,6 +294,17 @@ impl ExportRecord {
         recorder: &Client,
         request: &ExportRequest,
         via: &str,
+    ) -> Result<ExportRecord> {
+        ExportRecord::start_for(reader, recorder, request, via, None).await
+    }
+
+    /// As [`ExportRecord::start`], both records naming `on_behalf` as the actor.
+    pub async fn start_for(
+        reader: &Client,
+        recorder: &Client,
+        request: &ExportRequest,
+        via: &str,
+        on_behalf: Option<OnBehalf>,
     ) -> Result<ExportRecord> {
         let condition = request.filters.condition();
         let counting = |e: tokio_postgres::Error| Error::database("counting the export", &e);
@@ -313,10 +327,18 @@ impl ExportRecord {
             status: "started",
         })
         .map_err(Error::encoding("export details"))?;
-        let id = record(recorder, via, sidecar_actions::EXPORT, &details).await?;
+        let id = record(
+            recorder,
+            via,
+            sidecar_actions::EXPORT,
+            &details,
+            on_behalf.as_ref(),
+        )
+        .await?;
         Ok(ExportRecord {
             id,
             via: via.to_owned(),
+            on_behalf,
         })
     }
 
@@ -336,7 +358,14 @@ impl ExportRecord {
             "complete": ending == Ending::Complete,
             "status": ending.as_str(),
         });
-        record(recorder, &self.via, sidecar_actions::EXPORT_END, &details).await
+        record(
+            recorder,
+            &self.via,
+            sidecar_actions::EXPORT_END,
+            &details,
+            self.on_behalf.as_ref(),
+        )
+        .await
     }
 }
 
@@ -347,8 +376,9 @@ async fn record(
     via: &str,
     action: &str,
     details: &serde_json::Value,
+    on_behalf: Option<&OnBehalf>,
 ) -> Result<i64> {
-    crate::own_events::record(client, action, via, details)
+    crate::own_events::record_for(client, action, via, details, on_behalf)
         .await
         .map_err(|e| Error::database("recording the export", &e))
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: each test gets a fresh database on one shared throwaway cluster.
 
 mod alert;
+mod api;
 mod archive;
 mod attribution;
 mod backup;
@@ -16,6 +17,7 @@ mod dashboard;
 mod dashboard_summary;
 mod dashboard_views;
 mod ddl;
+mod embed;
 mod export;
 mod follow;
 mod follow_status;

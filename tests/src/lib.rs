@@ -5,7 +5,9 @@ pub mod browser;
 pub mod cluster;
 pub mod db;
 pub mod events;
+pub mod http;
 pub mod sidecar;
+pub mod viewers;
 
 pub use cluster::Cluster;
 pub use db::TestDb;

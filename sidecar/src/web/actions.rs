@@ -65,6 +65,31 @@ impl ActionChoices {
         Ok(list)
     }
 
+    /// The choices for a token viewer: the reserved actions, then the application actions
+    /// among their organization's newest events. Not cached: the shared list holds every
+    /// organization's actions.
+    pub async fn for_tenant(
+        &self,
+        client: &Client,
+        tenant: &str,
+    ) -> Result<Vec<String>, tokio_postgres::Error> {
+        let recent: Vec<String> = client
+            .query(
+                "SELECT DISTINCT action
+                   FROM (SELECT action FROM audit.events WHERE tenant = $2
+                          ORDER BY occurred_at DESC, id DESC LIMIT $1) AS recent
+                  ORDER BY action",
+                &[&SAMPLE, &tenant],
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let mut list: Vec<String> = reserved().map(str::to_owned).collect();
+        list.extend(recent.into_iter().filter(|a| !reserved().any(|r| r == a)));
+        Ok(list)
+    }
+
     fn fresh(&self) -> Option<Vec<String>> {
         // A poisoned lock (a request panicked holding it) leaves the cache unused: every
         // page view then reads the bounded sample, still correct.

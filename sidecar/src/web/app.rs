@@ -9,7 +9,7 @@ use axum::Router;
 
 use super::error::WebError;
 use super::state::AppState;
-use super::{assets, auth, csrf, event_page, export, log_page, overview_page};
+use super::{api, assets, auth, csrf, embed, event_page, export, log_page, overview_page};
 
 /// Scripts and styles only from this server's own files, no inline script, no framing, forms
 /// only to this server.
@@ -29,6 +29,11 @@ pub fn create_app(state: AppState) -> Router {
         .route("/reports/overview", get(overview_page::show))
         .route("/reports/audit-log/events/{id}", get(event_page::show))
         .route("/reports/audit-log/export", post(export::download))
+        .route("/embed", get(embed::open))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/events", get(api::list))
+        .route("/api/v1/events.csv", get(api::csv))
+        .route("/api/v1/events/{id}", get(api::one))
         .route("/assets/{name}", get(assets::serve))
         .fallback(not_found)
         .layer(middleware::from_fn(csrf::same_origin_only))
@@ -36,7 +41,10 @@ pub fn create_app(state: AppState) -> Router {
             state.clone(),
             known_host_only,
         ))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -68,17 +76,46 @@ async fn not_found() -> WebError {
     WebError::NotFound
 }
 
-async fn security_headers(request: Request, next: Next) -> Response {
+/// Whether a response may be framed by the `--embed-origin`s: the embed link itself, and
+/// the report pages of an embed session (live or ended). Never a page of a role's session,
+/// nor the sign-in form.
+fn embed_framing(state: &AppState, request: &Request) -> bool {
+    let path = request.uri().path();
+    !state.settings.embed_origins.is_empty()
+        && (path == "/embed"
+            || (path.starts_with("/reports/") && state.sessions.embed_request(request.headers())))
+}
+
+async fn security_headers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let framed = embed_framing(&state, &request);
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "same-origin"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
+    let framing = if framed {
+        // No X-Frame-Options, which has no list of origins: frame-ancestors decides.
+        headers.remove(header::X_FRAME_OPTIONS);
+        HeaderValue::from_str(&CONTENT_SECURITY_POLICY.replace(
+            "frame-ancestors 'none'",
+            &format!("frame-ancestors {}", state.settings.embed_origins.join(" ")),
+        ))
+        .ok()
+    } else {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        None
+    };
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        framing.unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY)),
+    );
     headers.insert(
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
@@ -89,6 +126,9 @@ async fn security_headers(request: Request, next: Next) -> Response {
         .or_insert(HeaderValue::from_static("no-store"));
     response
 }
+
+#[cfg(test)]
+mod viewer_tests;
 
 #[cfg(test)]
 mod tests {
@@ -112,6 +152,7 @@ mod tests {
             page_size: 50,
             allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
+            embed_origins: Vec::new(),
         }))
     }
 

@@ -33,6 +33,14 @@ pub enum WebError {
     },
     /// A form without this session's token, or from another site.
     Csrf,
+    /// A request from inside the application's frame whose embed session has ended (idle,
+    /// or the server restarted): the application opens a new one.
+    EmbedEnded,
+    /// A viewer token refused (`GET /embed`): 401, and nothing more said.
+    TokenRefused,
+    /// Signed in, but this session's access does not include what was asked (a token
+    /// viewer's export without the export scope); the text says what.
+    NotAllowed(&'static str),
     /// Signed in, but the database says this role may not read the audit log.
     NotAdmin {
         role: String,
@@ -162,6 +170,29 @@ impl IntoResponse for WebError {
                           session, so nothing was done. Reload the page and try again."
                     .into(),
                 link: Some(("Go to the Audit Log", "/reports/audit-log".into())),
+            },
+            WebError::EmbedEnded => Shown {
+                status: StatusCode::UNAUTHORIZED,
+                title: "This view has ended",
+                message: "This embedded audit log was closed after a period of inactivity, or \
+                          the server restarted. Reload the page in your application to open it \
+                          again."
+                    .into(),
+                link: None,
+            },
+            WebError::TokenRefused => Shown {
+                status: StatusCode::UNAUTHORIZED,
+                title: "This link is not valid",
+                message: "The link to the audit log is not valid or has expired. Reload the \
+                          page in your application to get a new one."
+                    .into(),
+                link: None,
+            },
+            WebError::NotAllowed(what) => Shown {
+                status: StatusCode::FORBIDDEN,
+                title: "Not allowed",
+                message: what.into(),
+                link: None,
             },
             WebError::Busy => Shown {
                 status: StatusCode::SERVICE_UNAVAILABLE,

@@ -25,7 +25,7 @@ pub async fn show(
     let back = LogParams::parse(query.unwrap_or_default().as_bytes());
     let event = {
         let client = session.client().await?;
-        queries::event::event(&client, id)
+        queries::event::event(&client, id, session.tenant())
             .await
             .map_err(|e| WebError::query(&session.role, "reading an event", &e))?
     };
@@ -38,7 +38,7 @@ pub async fn show(
     let view = EventView::new(&event, settings.zone)
         .map_err(|e| WebError::internal(format!("event {id}: a JSON column as read: {e}")))?;
     let page = EventPage {
-        layout: Layout::signed_in(&format!("Event {id}"), &session.role, &session.csrf),
+        layout: Layout::for_session(&format!("Event {id}"), &session),
         event: view,
         back_href: back.href(),
         history_href,

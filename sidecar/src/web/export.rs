@@ -5,6 +5,11 @@
 //! `dashboard`; when the dashboard reads a standby, the events are recorded through the
 //! role's own connection to the primary (`--record-db`).
 //!
+//! A token viewer's export (an embed session's, source `embed`, or the API's
+//! `GET /api/v1/events.csv`, source `api`, through [`respond`]) is restricted to their
+//! organization, runs on a `--viewer-db` connection, and both records name the viewer as
+//! their actor.
+//!
 //! The export is recorded, committed, before its first byte leaves (a browser that hangs up
 //! after 5 MB has still been seen exporting, and how many rows the filters matched), and its
 //! end after the last: complete, or cut off with the rows sent. The download completes only
@@ -13,6 +18,7 @@
 //! the connection is cut, so the browser reports a failed download instead of saving a
 //! truncated file as if it were whole.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -21,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures_util::stream;
 use tokio::sync::mpsc;
+use tokio_postgres::Client;
 
 use super::auth::FormFields;
 use super::error::WebError;
@@ -31,6 +38,7 @@ use crate::event_row::TimeFormat;
 use crate::export::{
     stream_counting, ChunkSink, Ending, ExportRecord, ExportRequest, Format, Progress,
 };
+use crate::own_events::OnBehalf;
 
 /// What the export task tells the response: bytes, or why it stopped.
 type Message = Result<Bytes, WebError>;
@@ -71,6 +79,13 @@ pub async fn download(
     SignedIn { session, .. }: SignedIn,
     body: Bytes,
 ) -> Result<Response, WebError> {
+    // A viewer without the export scope is told so, form token or not (their pages hold no
+    // form, so no token either).
+    if !session.may_export() {
+        return Err(WebError::NotAllowed(
+            "Your access to the audit log does not include exporting it.",
+        ));
+    }
     let form = FormFields::parse(&body);
     session.check_csrf(form.get("csrf"))?;
     let params = LogParams::parse(&body);
@@ -79,24 +94,51 @@ pub async fn download(
         .to_filters(now, settings.zone)
         .map_err(WebError::BadRequest)?;
     let request = ExportRequest {
-        filters,
+        filters: session.scope(filters),
         format: Format::Csv,
         bom: false,
         times: TimeFormat::default(),
         record_id: None,
     };
-    let mut client = session.client().await?;
+    let client = session.client().await?;
     let record = session.record_client().await?;
-    let role = session.role.clone();
-    let started = ExportRecord::start(
+    let (via, on_behalf) = match session.on_behalf() {
+        None => ("dashboard", None),
+        Some(viewer) => ("embed", Some(viewer)),
+    };
+    let who = session.role.clone();
+    respond(client, record, request, via, on_behalf, who, now).await
+}
+
+/// The CSV of `request` as a response: recorded (through `record`, else `client`) before its
+/// first byte leaves, streamed from `client`, its end recorded before the last chunk. `via`
+/// is how it ran (`dashboard`, `embed`, `api`); `on_behalf`, a token viewer it is for; `who`
+/// names the person in the server's log.
+pub async fn respond<C, R>(
+    mut client: C,
+    record: Option<R>,
+    request: ExportRequest,
+    via: &str,
+    on_behalf: Option<OnBehalf>,
+    who: String,
+    now: chrono::DateTime<Utc>,
+) -> Result<Response, WebError>
+where
+    C: DerefMut<Target = Client> + Send + 'static,
+    R: Deref<Target = Client> + Send + 'static,
+{
+    let role = who;
+    let started = ExportRecord::start_for(
         &client,
-        record.as_deref().unwrap_or(&client),
+        record.as_deref().unwrap_or(&*client),
         &request,
-        "dashboard",
+        via,
+        on_behalf,
     )
     .await
     .map_err(|e| WebError::from_export(&role, e))?;
     let request = started.leave_out(&request);
+    let via = via.to_owned();
 
     let (tx, mut rx) = mpsc::channel::<Message>(4);
     tokio::spawn(async move {
@@ -119,14 +161,14 @@ pub async fn download(
             Err(e) => Ending::of(e),
         };
         let ended = started
-            .end(record.as_deref().unwrap_or(&client), sent, ending)
+            .end(record.as_deref().unwrap_or(&*client), sent, ending)
             .await;
         let result = streamed.and(ended).map(|_| sent);
         match result {
             Ok(rows) => {
                 let last = sink.held.take().unwrap_or_default();
                 if sink.forward(last).await.is_ok() {
-                    tracing::info!(role = ?role, rows, "exported events from the dashboard");
+                    tracing::info!(role = ?role, rows, via, "exported events");
                 }
             }
             Err(crate::error::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {

@@ -31,15 +31,16 @@ pub async fn show(
     let tracked = queries::log::tracked_entities(&client)
         .await
         .map_err(|e| WebError::query(role, "reading tracked tables", &e))?;
-    let actions = action_choices
-        .get(&client)
-        .await
-        .map_err(|e| WebError::query(role, "reading the actions in the log", &e))?;
+    let actions = match session.tenant() {
+        None => action_choices.get(&client).await,
+        Some(tenant) => action_choices.for_tenant(&client, tenant).await,
+    }
+    .map_err(|e| WebError::query(role, "reading the actions in the log", &e))?;
     let (listed, error) = match params.to_filters(Utc::now(), settings.zone) {
         Ok(filters) => {
             let page = queries::log::list(
                 &mut client,
-                &filters,
+                &session.scope(filters),
                 params.page,
                 settings.page_size,
                 settings.query_timeout,
@@ -50,12 +51,19 @@ pub async fn show(
         }
         Err(message) => (None, Some(message)),
     };
-    let integrity = queries::integrity::integrity(&client)
-        .await
-        .map_err(|e| WebError::query(role, "reading audit.integrity", &e))?;
-    let summary = queries::summary_state(&*client)
-        .await
-        .map_err(|e| WebError::query(role, "reading audit.summary_state", &e))?;
+    // How far the whole log is sealed, and whether its summary is fresh: every
+    // organization's numbers, so not for a token viewer (whose pages never use the summary).
+    let (integrity, summary) = if session.is_viewer() {
+        (None, None)
+    } else {
+        let integrity = queries::integrity::integrity(&client)
+            .await
+            .map_err(|e| WebError::query(role, "reading audit.integrity", &e))?;
+        let summary = queries::summary_state(&*client)
+            .await
+            .map_err(|e| WebError::query(role, "reading audit.summary_state", &e))?;
+        (Some(integrity), Some(summary))
+    };
     drop(client);
     let status = if error.is_some() {
         axum::http::StatusCode::BAD_REQUEST
@@ -63,7 +71,7 @@ pub async fn show(
         axum::http::StatusCode::OK
     };
     let page = LogPage {
-        layout: Layout::signed_in("Audit Log", &session.role, &session.csrf),
+        layout: Layout::for_session("Audit Log", &session),
         view: LogView::new(
             &params,
             listed,
@@ -73,8 +81,10 @@ pub async fn show(
             settings.zone,
             &session.csrf,
         ),
-        integrity: integrity_line(&integrity, settings.zone),
-        summary_notice: super::view::summary_notice(&summary, Utc::now(), settings.zone),
+        integrity: integrity.map(|i| integrity_line(&i, settings.zone)),
+        can_export: session.may_export(),
+        summary_notice: summary
+            .and_then(|s| super::view::summary_notice(&s, Utc::now(), settings.zone)),
     };
     Ok((status, render(&page)).into_response())
 }

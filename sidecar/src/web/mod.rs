@@ -18,13 +18,20 @@
 //!
 //! Imports run one way: handlers use sessions, sessions use errors, errors use templates,
 //! templates use views; [`token`] and [`view`] use nothing of the dashboard's own state.
+//!
+//! Token viewers (the admins of one organization, whom the application vouches for with a
+//! JWT): [`viewer`] verifies their tokens and holds the `--viewer-db` connections, [`embed`]
+//! opens their sessions inside the application's frame, [`api`] is the JSON API under
+//! `/api/v1`. Every page and query they reach is restricted to their organization.
 
 mod actions;
+mod api;
 mod app;
 mod assets;
 mod auth;
 mod clock;
 mod csrf;
+mod embed;
 mod error;
 mod event_page;
 mod export;
@@ -39,8 +46,11 @@ mod state;
 mod templates;
 mod token;
 mod view;
+pub mod viewer;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
@@ -51,7 +61,7 @@ use crate::error::{Error, Result};
 use crate::timespec;
 
 pub use app::create_app;
-pub use state::{AppState, Settings};
+pub use state::{AppState, Settings, Viewers};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -82,6 +92,66 @@ pub struct ServeArgs {
     /// Events per page.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(5..=500))]
     pub page_size: i64,
+    /// Accept viewer tokens signed with HS256 by this secret: the file's bytes (one trailing
+    /// newline aside), at least 32 of them.
+    #[arg(long, value_name = "FILE")]
+    pub viewer_secret_file: Option<PathBuf>,
+    /// Accept viewer tokens signed with EdDSA by the Ed25519 key whose public half this PEM
+    /// file holds.
+    #[arg(long, value_name = "FILE")]
+    pub viewer_key: Option<PathBuf>,
+    /// The connection token viewers' pages and API requests read through: a role in
+    /// audit_admin (required with a viewer key).
+    #[arg(long, value_name = "CONNINFO")]
+    pub viewer_db: Option<String>,
+    /// An origin whose pages may frame embed sessions, e.g. https://app.example.com
+    /// (repeatable). Without one, no page may be framed.
+    #[arg(long = "embed-origin", value_name = "URL", value_parser = parse_origin)]
+    pub embed_origins: Vec<String>,
+}
+
+/// An origin for `frame-ancestors`: `http(s)://host[:port]`, lowercased, nothing else (no
+/// path, no wildcard, nothing a policy could be extended with).
+fn parse_origin(text: &str) -> std::result::Result<String, String> {
+    let bad = || {
+        format!(
+            "\"{text}\" is not an origin: give the scheme and host, e.g. https://app.example.com"
+        )
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    let (scheme, rest) = lower.split_once("://").ok_or_else(bad)?;
+    if scheme != "https" && scheme != "http" {
+        return Err(bad());
+    }
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = if authority.starts_with('[') {
+        let close = authority.find(']').ok_or_else(bad)?;
+        let (host, rest) = authority.split_at(close + 1);
+        match rest {
+            "" => (host, None),
+            _ => (host, Some(rest.strip_prefix(':').ok_or_else(bad)?)),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let host_ok = !host.is_empty()
+        && (host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            || (host.len() > 2
+                && host.starts_with('[')
+                && host.ends_with(']')
+                && host[1..host.len() - 1]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')));
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.parse::<u16>().is_ok());
+    if !host_ok || !port_ok {
+        return Err(bad());
+    }
+    Ok(format!("{scheme}://{authority}"))
 }
 
 /// A duration PostgreSQL's statement_timeout can hold (at most 2^31 - 1 ms, 596 hours).
@@ -169,6 +239,7 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: ServeArgs) -> 
         .transpose()?
         .map(|t| (t.config, t.tls));
     let zone: Tz = timespec::parse_zone(&args.tz).map_err(Error::Usage)?;
+    let viewers = viewers(&args).await?;
     if record_database.is_none() && refuses_standby_now(&target).await {
         return Err(db::standby_without_record_db(
             "the dashboard's exports are recorded",
@@ -209,9 +280,19 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: ServeArgs) -> 
         page_size: args.page_size,
         allowed_hosts,
         trusted_proxies: args.trusted_proxies,
+        embed_origins: args.embed_origins,
     };
     let database = settings.database_description();
-    let state = AppState::new(settings);
+    let state = match viewers {
+        Some(viewers) => {
+            tracing::info!(
+                viewer_db = %viewers.db.description(),
+                "token viewers are served (embed, /api/v1)"
+            );
+            AppState::new(settings).with_viewers(viewers)
+        }
+        None => AppState::new(settings),
+    };
     if !address.ip().is_loopback() {
         tracing::warn!(
             "the dashboard listens on {address}, reachable from other machines; serve it \
@@ -239,6 +320,37 @@ pub async fn run(db: Option<&str>, record_db: Option<&str>, args: ServeArgs) -> 
     .map_err(|e| Error::Serve(format!("serving the dashboard: {e}")))?;
     tracing::info!("dashboard stopped");
     Ok(())
+}
+
+/// Token viewers, when a viewer key was given: the keys read, `--viewer-db` connected and
+/// admitted, before the dashboard listens. The flags that go together are checked first.
+async fn viewers(args: &ServeArgs) -> Result<Option<Viewers>> {
+    let verifier = viewer::Verifier::from_files(
+        args.viewer_secret_file.as_deref(),
+        args.viewer_key.as_deref(),
+    )?;
+    let Some(verifier) = verifier else {
+        if args.viewer_db.is_some() || !args.embed_origins.is_empty() {
+            return Err(Error::Usage(
+                "serve: --viewer-db and --embed-origin serve token viewers: give \
+                 --viewer-secret-file or --viewer-key too"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let Some(viewer_db) = args.viewer_db.as_deref() else {
+        return Err(Error::Usage(
+            "serve: token viewers read through --viewer-db CONNINFO (a role in audit_admin): \
+             give it with --viewer-secret-file or --viewer-key"
+                .into(),
+        ));
+    };
+    let db = viewer::pool::ViewerDb::open(viewer_db, "audit-trail viewers").await?;
+    Ok(Some(Viewers {
+        verifier,
+        db: Arc::new(db),
+    }))
 }
 
 async fn shutdown_signal() {
@@ -281,6 +393,35 @@ mod tests {
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         for bad in ["", "0", "0s", "m", "5x", "-3s", "1.5h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn embed_origins_are_scheme_host_and_port_only() {
+        for (given, origin) in [
+            ("https://app.example.com", "https://app.example.com"),
+            ("https://App.Example.com/", "https://app.example.com"),
+            ("http://localhost:3000", "http://localhost:3000"),
+            ("http://127.0.0.1:8081", "http://127.0.0.1:8081"),
+            ("https://[::1]:8443", "https://[::1]:8443"),
+        ] {
+            assert_eq!(parse_origin(given).as_deref(), Ok(origin), "{given}");
+        }
+        for bad in [
+            "",
+            "*",
+            "'self'",
+            "app.example.com",
+            "ftp://app.example.com",
+            "https://*.example.com",
+            "https://app.example.com/path",
+            "https://app.example.com; script-src *",
+            "https://app.example.com 'unsafe-inline'",
+            "https://app.example.com:99999",
+            "https://app.example.com:",
+            "https://",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad:?}");
         }
     }
 }

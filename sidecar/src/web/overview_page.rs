@@ -61,20 +61,27 @@ pub async fn show(
         days_on_hours,
         LISTED,
         settings.query_timeout,
+        session.tenant(),
     )
     .await
     .map_err(|e| WebError::query(role, "counting events per day and actor", &e))?;
-    let alerts = queries::overview::latest_alerts(&client, LISTED)
+    let alerts = queries::overview::latest_alerts(&client, LISTED, session.tenant())
         .await
         .map_err(|e| WebError::query(role, "reading the latest alerts", &e))?;
-    let summary = queries::summary_state(&*client)
-        .await
-        .map_err(|e| WebError::query(role, "reading audit.summary_state", &e))?;
+    // A token viewer's counts never come from the summary: no notice about it.
+    let summary = if session.is_viewer() {
+        None
+    } else {
+        let state = queries::summary_state(&*client)
+            .await
+            .map_err(|e| WebError::query(role, "reading audit.summary_state", &e))?;
+        Some(state)
+    };
     drop(client);
     let page = OverviewPage {
-        layout: Layout::signed_in("Overview", &session.role, &session.csrf).on(Nav::Overview),
+        layout: Layout::for_session("Overview", &session).on(Nav::Overview),
         view: OverviewView::new(range, today, &counts.days, &counts.actors, &alerts, zone),
-        summary_notice: super::view::summary_notice(&summary, Utc::now(), zone),
+        summary_notice: summary.and_then(|s| super::view::summary_notice(&s, Utc::now(), zone)),
     };
     Ok(render(&page).into_response())
 }

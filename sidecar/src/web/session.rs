@@ -1,6 +1,11 @@
 //! Sessions: a random token in an HttpOnly, SameSite=Strict cookie names a session held in
 //! memory, which owns the signed-in role's database connection. Sessions end on sign-out,
 //! after the idle timeout, or when their connection closes; a restart ends them all.
+//!
+//! An embed session (a token viewer's, opened by `GET /embed`) is the same but for its
+//! cookie, [`EMBED_COOKIE`], which a cross-site frame can carry (see
+//! [`super::token::set_embed_cookie`]), its connection (`--viewer-db`), and its [`Access`]:
+//! one organization. A request carrying both cookies is served by the role's session.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +21,23 @@ use tokio_postgres::Client;
 use super::clock::Clock;
 use super::error::{NoSession, WebError};
 use super::token::{cookie, random_token, same_secret};
+use super::viewer::Viewer;
+use crate::filters::Filters;
+use crate::own_events::OnBehalf;
+
+/// What a session may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    /// A database role signed in with its password: every organization, with the role's
+    /// own rights.
+    Role,
+    /// A token viewer: their organization's events only, exports if the token allows.
+    Viewer(Viewer),
+}
 
 pub const SESSION_COOKIE: &str = "audit_trail_session";
+/// The cookie of an embed session (a token viewer's).
+pub const EMBED_COOKIE: &str = "audit_trail_embed";
 
 /// Sessions at once (each holds a database connection).
 const MAX_SESSIONS: usize = 200;
@@ -26,8 +46,9 @@ const MAX_SESSIONS: usize = 200;
 const BUSY_WAIT: Duration = Duration::from_secs(20);
 
 pub struct Session {
-    /// The database role signed in.
+    /// The database role signed in, or the token viewer's name: who pages say is signed in.
     pub role: String,
+    pub access: Access,
     /// This session's CSRF token, in every form it is shown.
     pub csrf: String,
     client: Arc<tokio::sync::Mutex<Client>>,
@@ -42,6 +63,7 @@ pub struct Session {
 impl Session {
     pub fn new(
         role: String,
+        access: Access,
         client: Client,
         record: Option<Client>,
         alive: Arc<AtomicBool>,
@@ -49,6 +71,7 @@ impl Session {
     ) -> Result<Session, WebError> {
         Ok(Session {
             role,
+            access,
             csrf: random_token()?,
             client: Arc::new(tokio::sync::Mutex::new(client)),
             record: record.map(|r| Arc::new(tokio::sync::Mutex::new(r))),
@@ -80,6 +103,44 @@ impl Session {
             return Err(WebError::ConnectionLost);
         }
         Ok(Some(guard))
+    }
+
+    /// The organization this session is restricted to (a token viewer's), None for a role.
+    pub fn tenant(&self) -> Option<&str> {
+        match &self.access {
+            Access::Role => None,
+            Access::Viewer(v) => Some(&v.tenant),
+        }
+    }
+
+    pub fn is_viewer(&self) -> bool {
+        matches!(self.access, Access::Viewer(_))
+    }
+
+    /// Whether this session may export: every admin role, and a viewer whose token grants it.
+    pub fn may_export(&self) -> bool {
+        match &self.access {
+            Access::Role => true,
+            Access::Viewer(v) => v.may_export,
+        }
+    }
+
+    /// `filters` restricted to what this session may read: a viewer's organization always,
+    /// whatever the request asked (for a role, as they are).
+    pub fn scope(&self, mut filters: Filters) -> Filters {
+        filters.tenant = self.tenant().map(str::to_owned);
+        filters
+    }
+
+    /// Whom the sidecar's records name when not the connected role: the token viewer.
+    pub fn on_behalf(&self) -> Option<OnBehalf> {
+        match &self.access {
+            Access::Role => None,
+            Access::Viewer(v) => Some(OnBehalf {
+                actor: v.name.clone(),
+                tenant: v.tenant.clone(),
+            }),
+        }
     }
 
     /// Refuses a form whose CSRF token is not this session's.
@@ -177,6 +238,20 @@ impl Sessions {
         Ok(session)
     }
 
+    /// Whether a token names a live session, without marking it used.
+    fn live(&self, token: &str) -> bool {
+        lock(&self.map)
+            .get(token)
+            .is_some_and(|s| !s.over(self.idle_timeout))
+    }
+
+    /// Whether a request is an embed session's, live or ended: it carries the embed cookie
+    /// and no live role session. Its pages may be framed by `--embed-origin`s; a role's never.
+    pub fn embed_request(&self, headers: &axum::http::HeaderMap) -> bool {
+        cookie(headers, EMBED_COOKIE).is_some()
+            && !cookie(headers, SESSION_COOKIE).is_some_and(|t| self.live(t))
+    }
+
     /// Ends a session; its connection closes once no request uses it.
     pub fn remove(&self, token: &str) -> Option<Arc<Session>> {
         lock(&self.map).remove(token)
@@ -216,6 +291,17 @@ where
             },
             None => NoSession::Missing,
         };
+        if let Some(token) = cookie(&parts.headers, EMBED_COOKIE) {
+            return match sessions.get(token) {
+                Ok(session) if session.is_viewer() => Ok(SignedIn {
+                    token: token.to_owned(),
+                    session,
+                }),
+                // Inside the application's frame: no sign-in form there, the application
+                // opens a new embed session.
+                _ => Err(WebError::EmbedEnded),
+            };
+        }
         let next = (parts.method == Method::GET).then(|| {
             parts
                 .uri

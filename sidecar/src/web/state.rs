@@ -12,6 +12,8 @@ use super::actions::ActionChoices;
 use super::clock::Clock;
 use super::limiter::SignInLimiter;
 use super::session::Sessions;
+use super::viewer::pool::ViewerDb;
+use super::viewer::Verifier;
 
 /// How the dashboard was started.
 pub struct Settings {
@@ -36,6 +38,8 @@ pub struct Settings {
     pub allowed_hosts: Vec<String>,
     /// Peers whose `X-Forwarded-For` names the client (`--trusted-proxy`).
     pub trusted_proxies: Vec<super::proxy::TrustedProxy>,
+    /// Origins whose pages may frame embed sessions (`--embed-origin`), as CSP sources.
+    pub embed_origins: Vec<String>,
 }
 
 impl Settings {
@@ -55,12 +59,21 @@ impl Settings {
     }
 }
 
+/// Token viewers: how their tokens are checked, and the connections they read through
+/// (`--viewer-secret-file`, `--viewer-key`, `--viewer-db`).
+pub struct Viewers {
+    pub verifier: Verifier,
+    pub db: Arc<ViewerDb>,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub sessions: Sessions,
     pub limiter: SignInLimiter,
     pub actions: ActionChoices,
+    /// None: no token viewers (no embed, no API).
+    pub viewers: Option<Arc<Viewers>>,
 }
 
 impl AppState {
@@ -71,7 +84,22 @@ impl AppState {
             settings: Arc::new(settings),
             limiter: SignInLimiter::new(clock),
             actions: ActionChoices::default(),
+            viewers: None,
         }
+    }
+
+    /// This state, serving token viewers too.
+    pub fn with_viewers(self, viewers: Viewers) -> AppState {
+        AppState {
+            viewers: Some(Arc::new(viewers)),
+            ..self
+        }
+    }
+}
+
+impl FromRef<AppState> for Option<Arc<Viewers>> {
+    fn from_ref(state: &AppState) -> Self {
+        state.viewers.clone()
     }
 }
 

@@ -5,6 +5,7 @@
 use askama::Template;
 use axum::response::Html;
 
+use super::session::Session;
 use super::view::{EventView, LogView, OverviewView};
 
 /// What the base template needs: the page title, and who is signed in (for the sign-out form).
@@ -28,6 +29,11 @@ pub struct UserBar {
     /// The first letter of the role, for the avatar.
     pub initial: String,
     pub csrf: String,
+    /// A token viewer's organization, shown beside their name.
+    pub organization: Option<String>,
+    /// Whether to offer signing out: not inside the application's frame, whose session the
+    /// application opens.
+    pub sign_out: bool,
 }
 
 impl Layout {
@@ -51,9 +57,22 @@ impl Layout {
                     .map(|c| c.to_uppercase().collect())
                     .unwrap_or_else(|| "?".into()),
                 csrf: csrf.to_owned(),
+                organization: None,
+                sign_out: true,
             }),
             ..Layout::public(title)
         }
+    }
+
+    /// A page for `session`: a role's, or a token viewer's (their organization shown, no
+    /// sign-out).
+    pub fn for_session(title: &str, session: &Session) -> Layout {
+        let mut layout = Layout::signed_in(title, &session.role, &session.csrf);
+        if let (Some(user), Some(tenant)) = (layout.user.as_mut(), session.tenant()) {
+            user.organization = Some(tenant.to_owned());
+            user.sign_out = false;
+        }
+        layout
     }
 }
 
@@ -137,8 +156,11 @@ pub struct ErrorPage {
 pub struct LogPage {
     pub layout: Layout,
     pub view: LogView,
-    /// How far the log is sealed, in one line.
-    pub integrity: String,
+    /// How far the log is sealed, in one line (not for a token viewer: it counts every
+    /// organization's events).
+    pub integrity: Option<String>,
+    /// Whether the Export button is offered.
+    pub can_export: bool,
     /// Set when the hourly summary is stale (see `view::summary_notice`).
     pub summary_notice: Option<String>,
 }

@@ -42,6 +42,17 @@ pub fn set_cookie(name: &str, value: &str, max_age: Option<Duration>) -> String 
     c
 }
 
+/// `Set-Cookie` for an embed session's cookie, which the browser must send from inside the
+/// application's frame (a cross-site iframe, where a SameSite=Strict or Lax cookie is never
+/// sent): `SameSite=None`, which browsers accept only with `Secure` (so the dashboard must be
+/// served over HTTPS, or on a loopback address, which browsers count as secure), and
+/// `Partitioned` (CHIPS), so that a browser blocking third-party cookies still keeps it, for
+/// that application's pages only. CSRF is still refused by the origin check and the form
+/// token ([`super::csrf`]).
+pub fn set_embed_cookie(name: &str, value: &str) -> String {
+    format!("{name}={value}; Path=/; HttpOnly; Secure; SameSite=None; Partitioned")
+}
+
 pub fn clear_cookie(name: &str) -> String {
     format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
 }
@@ -78,6 +89,13 @@ mod tests {
         );
         assert_eq!(cookie(&h, "audit_trail_session"), Some("good"));
         assert_eq!(cookie(&h, "missing"), None);
+        let embed = set_embed_cookie("audit_trail_embed", "t");
+        assert!(
+            embed.contains("HttpOnly")
+                && embed.contains("Secure")
+                && embed.contains("SameSite=None")
+                && embed.contains("Partitioned")
+        );
         let set = set_cookie("audit_trail_session", "t", None);
         assert!(
             set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/")

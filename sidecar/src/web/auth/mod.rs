@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::csrf::{SIGN_IN_COOKIE, SIGN_IN_FORM_LIFETIME};
 use super::error::WebError;
 use super::proxy::client_address;
-use super::session::{Sessions, SignedIn, SESSION_COOKIE};
+use super::session::{Sessions, SignedIn, EMBED_COOKIE, SESSION_COOKIE};
 use super::state::Settings;
 use super::templates::{render, Layout, SignInPage};
 use super::token::{clear_cookie, cookie, random_token, set_cookie};
@@ -147,6 +147,15 @@ pub async fn sign_out(
     let form = FormFields::parse(&body);
     signed_in.session.check_csrf(form.get("csrf"))?;
     sessions.remove(&signed_in.token);
+    if signed_in.session.is_viewer() {
+        // An embed session: no sign-in form to go back to inside the application's frame.
+        tracing::info!(viewer = ?signed_in.session.role, "embed session closed");
+        return Ok((
+            [(header::SET_COOKIE, clear_cookie(EMBED_COOKIE))],
+            WebError::EmbedEnded,
+        )
+            .into_response());
+    }
     tracing::info!(role = ?signed_in.session.role, "signed out");
     Ok((
         [(header::SET_COOKIE, clear_cookie(SESSION_COOKIE))],

@@ -17,7 +17,7 @@ use tokio_postgres::{Client, Config};
 use super::super::csrf::{check_sign_in, SIGN_IN_COOKIE};
 use super::super::error::WebError;
 use super::super::limiter::{Attempt, SignInLimiter};
-use super::super::session::{Session, Sessions, SESSION_COOKIE};
+use super::super::session::{Access, Session, Sessions, SESSION_COOKIE};
 use super::super::state::Settings;
 use super::super::token::{clear_cookie, cookie, random_token, set_cookie};
 use super::{form_page, safe_next, ClientAddress, FormFields};
@@ -368,6 +368,7 @@ async fn make_session(
     } = connections;
     sessions.insert(Session::new(
         role.to_owned(),
+        Access::Role,
         client,
         record,
         alive,

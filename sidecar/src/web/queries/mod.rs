@@ -1,7 +1,10 @@
 //! The dashboard's SQL, by page: [`log`] the Audit Log's list (through `audit.search`),
 //! [`event`] one event, [`overview`] the Overview's counts, [`integrity`] the status line
-//! above the log. Filters become a WHERE clause with bound parameters, never text in the SQL.
+//! above the log; [`api`] the API's events. Filters become a WHERE clause with bound
+//! parameters, never text in the SQL. A token viewer's organization is a filter like the
+//! others (`Filters.tenant`), or a parameter of its own where a query takes no filters.
 
+pub mod api;
 pub mod event;
 pub mod integrity;
 pub mod log;

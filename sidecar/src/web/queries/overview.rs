@@ -51,6 +51,9 @@ fn category_counts() -> String {
 /// `zone`). The summary's hours are UTC hours: they add up to days only when every midnight
 /// of the range falls on a UTC hour (`days_on_hours`); otherwise, and without a summary,
 /// the events are counted directly. Summary and tail are read in one snapshot.
+///
+/// With `tenant` (a token viewer's organization) the events are always counted directly,
+/// that organization's only: the summary tables do not count by organization.
 pub async fn overview_counts(
     client: &mut Client,
     since: DateTime<Utc>,
@@ -58,21 +61,23 @@ pub async fn overview_counts(
     days_on_hours: bool,
     limit: i64,
     timeout: Duration,
+    tenant: Option<&str>,
 ) -> Result<OverviewCounts, tokio_postgres::Error> {
     let tx = snapshot(client, timeout).await?;
-    let state = if days_on_hours {
+    let state = if days_on_hours && tenant.is_none() {
         summary_state(&tx).await?
     } else {
         SummaryState::Unavailable
     };
-    let (days_sql, actors_sql, watermark) = match state.watermark() {
-        Some(w) => (SUMMARIZED_DAYS, SUMMARIZED_ACTORS, Some(w.to_owned())),
-        None => (PLAIN_DAYS, PLAIN_ACTORS, None),
+    let (days_sql, actors_sql, third) = match (state.watermark(), tenant) {
+        (_, Some(t)) => (TENANT_DAYS, TENANT_ACTORS, Some(t.to_owned())),
+        (Some(w), None) => (SUMMARIZED_DAYS, SUMMARIZED_ACTORS, Some(w.to_owned())),
+        (None, None) => (PLAIN_DAYS, PLAIN_ACTORS, None),
     };
     let days_sql = days_sql.replace("{CATEGORIES}", &category_counts());
     let mut days_params: Vec<&(dyn ToSql + Sync)> = vec![&since, &zone];
     let mut actors_params: Vec<&(dyn ToSql + Sync)> = vec![&since, &limit];
-    if let Some(w) = &watermark {
+    if let Some(w) = &third {
         days_params.push(w);
         actors_params.push(w);
     }
@@ -106,6 +111,16 @@ const PLAIN_DAYS: &str = "SELECT day, {CATEGORIES}
    FROM (SELECT (occurred_at AT TIME ZONE $2)::date AS day, entity, action, 1 AS n
            FROM audit.events WHERE occurred_at >= $1) AS e
   GROUP BY day ORDER BY day";
+
+/// `$1` since, `$2` zone, `$3` organization: its events, counted one by one.
+const TENANT_DAYS: &str = "SELECT day, {CATEGORIES}
+   FROM (SELECT (occurred_at AT TIME ZONE $2)::date AS day, entity, action, 1 AS n
+           FROM audit.events WHERE occurred_at >= $1 AND tenant = $3) AS e
+  GROUP BY day ORDER BY day";
+
+/// `$1` since, `$2` how many, `$3` organization.
+const TENANT_ACTORS: &str = "SELECT actor, pg_catalog.count(*) FROM audit.events
+  WHERE occurred_at >= $1 AND tenant = $3 GROUP BY actor ORDER BY 2 DESC, 1 LIMIT $2";
 
 /// `$1` since (on a UTC hour), `$2` zone, `$3` watermark: the summary's hours from `$1`,
 /// and the events not summarized yet.
@@ -142,23 +157,36 @@ const SUMMARIZED_ACTORS: &str = "SELECT actor, pg_catalog.sum(n)::bigint
 /// (entity, subject_id) index and then sorted: given a LIMIT, the planner would rather walk
 /// the time index from the newest event and filter, which reads the whole log when there are
 /// few alerts or none.
+///
+/// With `tenant` (a token viewer's organization), that organization's alerts only.
 pub async fn latest_alerts(
     client: &Client,
     limit: i64,
+    tenant: Option<&str>,
 ) -> Result<Vec<AlertRow>, tokio_postgres::Error> {
-    client
-        .query(
-            "WITH alerts AS MATERIALIZED (
+    const ALERTS: &str = "WITH alerts AS MATERIALIZED (
                  SELECT id, occurred_at, details FROM audit.events
-                  WHERE entity = 'audit_log' AND action = 'alert')
+                  WHERE entity = 'audit_log' AND action = 'alert'{TENANT})
              SELECT id, occurred_at, details ->> 'rule', details ->> 'severity',
                     details ->> 'actor', details ->> 'description'
                FROM alerts
-              ORDER BY occurred_at DESC, id DESC LIMIT $1",
-            &[&limit],
-        )
-        .await?
-        .iter()
+              ORDER BY occurred_at DESC, id DESC LIMIT $1";
+    let rows = match tenant {
+        None => {
+            client
+                .query(&ALERTS.replace("{TENANT}", ""), &[&limit])
+                .await?
+        }
+        Some(t) => {
+            client
+                .query(
+                    &ALERTS.replace("{TENANT}", " AND tenant = $2"),
+                    &[&limit, &t],
+                )
+                .await?
+        }
+    };
+    rows.iter()
         .map(|r| {
             Ok(AlertRow {
                 id: r.try_get(0)?,
