@@ -82,6 +82,10 @@ fn an_embed_session_sees_only_its_organization_on_every_page() {
         Some(&cookie),
     );
     assert!(listed_ids(&page).is_empty());
+    // And asking for the other organization by name is overruled by the token's.
+    let page = http.get("/reports/audit-log?range=all&tenant=globex", Some(&cookie));
+    let listed = listed_ids(&page);
+    assert!(!listed.is_empty() && listed.iter().all(|id| acme.contains(id)));
 
     // An event: acme's is shown; globex's, or one of no organization, is the 404 of a
     // missing id.
@@ -428,4 +432,30 @@ fn the_embed_link_opens_inside_a_frame_of_the_application_only() {
     b.enter_frame(0);
     wait_frame_path(&b, "/reports/audit-log");
     b.leave_frame();
+}
+
+/// A whole-database admin (a role) sees every organization, with an Organization column,
+/// and may narrow the list to one.
+#[test]
+fn a_role_chooses_an_organization_or_sees_them_all() {
+    let orgs = TwoOrgs::new();
+    let dash = orgs.serve(&[]);
+    let http = Http::new(&dash);
+    let cookie = http.session(&orgs.admin, audit_trail_tests::viewers::PASSWORD);
+    let all = http.get("/reports/audit-log?range=all", Some(&cookie));
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert!(all.body.contains("<th scope=\"col\">Organization</th>"));
+    assert!(all.body.contains("name=\"tenant\""));
+    let listed = listed_ids(&all);
+    let globex = orgs.ids(Some("globex"));
+    assert!(listed.iter().any(|id| globex.contains(id)));
+    assert!(listed.iter().any(|id| !globex.contains(id)));
+    let one = http.get("/reports/audit-log?range=all&tenant=globex", Some(&cookie));
+    let listed = listed_ids(&one);
+    assert!(!listed.is_empty());
+    assert!(listed.iter().all(|id| globex.contains(id)), "{listed:?}");
+    assert!(
+        one.body.contains("Organization:</span> globex"),
+        "the filter's chip"
+    );
 }

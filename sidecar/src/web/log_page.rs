@@ -70,17 +70,19 @@ pub async fn show(
     } else {
         axum::http::StatusCode::OK
     };
+    let mut view = LogView::new(
+        &params,
+        listed,
+        error,
+        &tracked,
+        &actions,
+        settings.zone,
+        &session.csrf,
+    );
+    view.organizations = !session.is_viewer();
     let page = LogPage {
         layout: Layout::for_session("Audit Log", &session),
-        view: LogView::new(
-            &params,
-            listed,
-            error,
-            &tracked,
-            &actions,
-            settings.zone,
-            &session.csrf,
-        ),
+        view,
         integrity: integrity.map(|i| integrity_line(&i, settings.zone)),
         can_export: session.may_export(),
         summary_notice: summary

@@ -147,6 +147,8 @@ pub struct LogParams {
     /// `table_name`, e.g. `crm.contacts` (no form field: links and hand-made URLs).
     pub table: String,
     pub subject: String,
+    /// The organization (`tenant`); a token viewer's own is forced whatever this says.
+    pub tenant: String,
     pub page: Page,
 }
 
@@ -187,6 +189,7 @@ impl LogParams {
                 "source" => p.source = value,
                 "table" => p.table = value,
                 "subject" => p.subject = value,
+                "tenant" => p.tenant = value,
                 "before" => {
                     if let Some(c) = Cursor::decode(&value) {
                         p.page = Page::Before(c);
@@ -257,7 +260,7 @@ impl LogParams {
             table: one(&self.table),
             subject: one(&self.subject),
             source: one(&self.source),
-            tenant: None,
+            tenant: one(&self.tenant),
         })
     }
 
@@ -288,6 +291,9 @@ impl LogParams {
         }
         if !self.subject.is_empty() {
             pairs.push(("subject", self.subject.clone()));
+        }
+        if !self.tenant.is_empty() {
+            pairs.push(("tenant", self.tenant.clone()));
         }
         pairs
     }

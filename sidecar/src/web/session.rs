@@ -126,9 +126,12 @@ impl Session {
     }
 
     /// `filters` restricted to what this session may read: a viewer's organization always,
-    /// whatever the request asked (for a role, as they are).
+    /// whatever the request asked (for a role, as they are: a whole-database admin may
+    /// choose an organization, or none).
     pub fn scope(&self, mut filters: Filters) -> Filters {
-        filters.tenant = self.tenant().map(str::to_owned);
+        if let Some(tenant) = self.tenant() {
+            filters.tenant = Some(tenant.to_owned());
+        }
         filters
     }
 

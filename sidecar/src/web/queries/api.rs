@@ -10,7 +10,8 @@ use tokio_postgres::{Client, Row};
 
 use super::snapshot;
 use crate::event_row::{OutputEvent, EVENT_COLUMNS_SQL};
-use crate::filters::{Filters, Params};
+use crate::filters::Filters;
+use crate::search::{self, Position};
 
 /// Where a page starts: after the event at (occurred_at, id), in newest-first order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,18 +56,16 @@ pub async fn page(
         tenant: Some(tenant.to_owned()),
         ..filters.clone()
     };
-    let mut params = Params::new();
-    let mut clauses: Vec<String> = filters.clauses(&mut params).all().collect();
-    if let Some(after) = after {
-        let at = params.push(after.at);
-        let id = params.push(after.id);
-        clauses.push(format!("(occurred_at, id) < ({at}, {id})"));
-    }
-    let limit = params.push(limit);
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS_SQL}, {SUMMARY} FROM audit.events WHERE {} \
-         ORDER BY events.occurred_at DESC, events.id DESC LIMIT {limit}",
-        clauses.join(" AND "),
+    // Through audit.search, as the dashboard's list: the same plan for the same filters.
+    let position = match after {
+        None => Position::Newest,
+        Some(After { at, id }) => Position::Before(at, id),
+    };
+    let (sql, params) = search::query(
+        &format!("{EVENT_COLUMNS_SQL}, summary"),
+        &filters,
+        position,
+        limit,
     );
     let tx = snapshot(client, timeout).await?;
     let rows = tx.query(&sql, &params.refs()).await?;

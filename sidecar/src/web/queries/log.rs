@@ -20,6 +20,7 @@ pub struct ListedEvent {
     pub subject_id: Option<String>,
     pub source: String,
     pub summary: String,
+    pub tenant: Option<String>,
 }
 
 impl ListedEvent {
@@ -54,7 +55,7 @@ pub async fn list(
     };
     // One more than the page, to learn whether there is a next one.
     let (sql, params) = search::query(
-        "id, occurred_at, actor, action, entity, subject_id, source, summary",
+        "id, occurred_at, actor, action, entity, subject_id, source, summary, tenant",
         filters,
         position,
         size + 1,
@@ -73,6 +74,7 @@ pub async fn list(
                 subject_id: r.try_get(5)?,
                 source: r.try_get(6)?,
                 summary: r.try_get::<_, Option<String>>(7)?.unwrap_or_default(),
+                tenant: r.try_get(8)?,
             })
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;

@@ -199,6 +199,10 @@ impl EventView {
                 value: opt(&e.application_name).trim().to_owned(),
             },
             Fact {
+                label: "Organization",
+                value: opt(&e.tenant),
+            },
+            Fact {
                 label: "Transaction",
                 value: e.txid.clone(),
             },

@@ -41,6 +41,8 @@ pub struct Row {
     pub subject: String,
     pub source: String,
     pub summary: String,
+    /// The event's organization.
+    pub tenant: String,
 }
 
 pub struct LogView {
@@ -57,6 +59,11 @@ pub struct LogView {
     pub sources: Vec<&'static str>,
     pub source: String,
     pub subject: String,
+    /// The Organization filter as typed.
+    pub tenant: String,
+    /// Whether the Organization filter and column are shown: to whole-database admins, not
+    /// to a token viewer, who sees one organization only.
+    pub organizations: bool,
     /// Values past the first of repeatable filters, kept as hidden fields.
     pub hidden: Vec<(&'static str, String)>,
     pub chips: Vec<Chip>,
@@ -157,6 +164,7 @@ impl LogView {
                         subject: e.subject_id.clone().unwrap_or_default(),
                         source: e.source.clone(),
                         summary: e.summary.clone(),
+                        tenant: e.tenant.clone().unwrap_or_default(),
                     })
                     .collect()
             })
@@ -210,6 +218,8 @@ impl LogView {
             sources: KNOWN_SOURCES.to_vec(),
             source: params.source.clone(),
             subject: params.subject.clone(),
+            tenant: params.tenant.clone(),
+            organizations: true,
             hidden,
             chips,
             export_fields: params.pairs(),
@@ -254,6 +264,17 @@ impl LogView {
                     remove_href: without.href(),
                 });
             }
+        }
+        if !params.tenant.is_empty() {
+            chips.push(Chip {
+                label: "Organization",
+                value: params.tenant.clone(),
+                remove_href: LogParams {
+                    tenant: String::new(),
+                    ..base.clone()
+                }
+                .href(),
+            });
         }
         if !params.source.is_empty() {
             chips.push(Chip {
