@@ -2,6 +2,7 @@
 
 mod alert;
 mod api;
+mod api_conformance;
 mod archive;
 mod attribution;
 mod backup;

@@ -101,6 +101,15 @@ impl Http {
         Self::reply(request.call())
     }
 
+    /// GETs with extra request headers (e.g. an Authorization).
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        Self::reply(request.call())
+    }
+
     /// POSTs a form; `headers` are extra request headers (e.g. an Origin).
     pub fn post(
         &self,

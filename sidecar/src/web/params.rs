@@ -161,7 +161,9 @@ fn clean(value: &str) -> Option<String> {
     while !value.is_char_boundary(end) {
         end -= 1;
     }
-    Some(value[..end].to_owned())
+    // PostgreSQL's text holds no NUL: one would be a database error. As the replacement
+    // character the value still filters, and matches what it can (nothing).
+    Some(value[..end].replace('\0', "\u{FFFD}"))
 }
 
 impl LogParams {

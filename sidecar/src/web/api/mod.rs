@@ -319,7 +319,7 @@ pub async fn csv(
                        sub, tenant, exp, and optionally name, iat, scope) as a Bearer token."
     ),
     paths(list, one, csv),
-    components(schemas(ApiEvent, EventList, ErrorBody)),
+    components(schemas(ApiEvent, EventList, ErrorBody, params::FilterValue)),
     modifiers(&ViewerToken),
     tags((name = "events", description = "Audit events of the token's organization"))
 )]

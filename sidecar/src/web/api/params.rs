@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::filters::Filters;
 use crate::timespec::{self, Bound};
@@ -20,6 +20,22 @@ const MAX_VALUES: usize = 50;
 /// Longest value read.
 const MAX_VALUE: usize = 500;
 
+/// One value of a filter, as the description states it: what `parse` accepts (a type of
+/// the OpenAPI description only).
+pub struct FilterValue;
+
+impl utoipa::PartialSchema for FilterValue {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_VALUE))
+            .into()
+    }
+}
+
+impl ToSchema for FilterValue {}
+
 /// The query parameters of `GET /api/v1/events` (and, without `limit` and `cursor`, of
 /// `GET /api/v1/events.csv`): the filters of `audit-trail export`.
 #[derive(Debug, Default, PartialEq, IntoParams)]
@@ -27,25 +43,34 @@ const MAX_VALUE: usize = 500;
 pub struct EventQuery {
     /// Events at or after this time: RFC 3339, a date (2026-11-25, UTC), or relative (7d,
     /// 12h, 30m).
+    #[param(value_type = Option<FilterValue>)]
     pub since: Option<String>,
     /// Events before this time (a bare date includes that whole day).
+    #[param(value_type = Option<FilterValue>)]
     pub until: Option<String>,
     /// Only events by this actor (repeatable).
+    #[param(value_type = Vec<FilterValue>)]
     pub actor: Vec<String>,
     /// Only events about this entity: contact, group, user, ... (repeatable).
+    #[param(value_type = Vec<FilterValue>)]
     pub entity: Vec<String>,
     /// Only this action: create, update, delete, export, ... (repeatable).
+    #[param(value_type = Vec<FilterValue>)]
     pub action: Vec<String>,
     /// Only events from this source: manual, import, api, ...
+    #[param(value_type = Option<FilterValue>)]
     pub source: Option<String>,
     /// Only events about this subject id.
+    #[param(value_type = Option<FilterValue>)]
     pub subject: Option<String>,
     /// Only changes to this table, schema-qualified as in table_name (crm.contacts).
+    #[param(value_type = Option<FilterValue>)]
     pub table: Option<String>,
     /// Events per page, 1 to 1000 (50 by default).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Where the page starts: the `next_cursor` of the previous page.
+    #[param(value_type = Option<FilterValue>)]
     pub cursor: Option<String>,
 }
 
@@ -61,6 +86,10 @@ impl EventQuery {
             }
             if value.len() > MAX_VALUE {
                 return Err(format!("{key}: value longer than {MAX_VALUE} bytes"));
+            }
+            // PostgreSQL's text cannot hold one: refused here, not as a database error.
+            if value.contains('\0') {
+                return Err(format!("{key}: value holds a NUL character"));
             }
             let value = value.to_owned();
             let many = |list: &mut Vec<String>| {
