@@ -116,7 +116,28 @@ check_run() {
     if printf '%s' "$page" | grep -q -e 'Not sealed yet' -e 'Warning:' -e 'audit-trail maintain'; then
         fail "run $n: the Audit Log page shows a warning"
     fi
-    echo "demo-check: run $n ok ($rows events in the CSV, $moments distinct times, signed in)"
+    # The printed embed link opens globex's admin a session that shows globex's events only,
+    # and the printed API line answers with them.
+    local embed api_token embed_jar api
+    embed="$(grep -o "$URL/embed?token=[A-Za-z0-9._-]*" "$out" | head -1)"
+    [ -n "$embed" ] || fail "run $n: no embed link printed"
+    embed_jar="$TOP/embed-cookies"
+    rm -f "$embed_jar"
+    page="$(curl -fsS -L -b "$embed_jar" -c "$embed_jar" "$embed")" ||
+        fail "run $n: the embed link does not open"
+    printf '%s' "$page" | grep -q 'gina@globex.example' ||
+        fail "run $n: the embedded Audit Log does not show globex's events"
+    if printf '%s' "$page" | grep -q -e 'alice@example.com' -e 'carol@example.com'; then
+        fail "run $n: the embedded Audit Log shows another organization's events"
+    fi
+    api_token="${embed##*token=}"
+    api="$(curl -fsS -H "Authorization: Bearer $api_token" "$URL/api/v1/events?limit=5")" ||
+        fail "run $n: the API does not answer the printed token"
+    printf '%s' "$api" | grep -q '"tenant":"globex"' ||
+        fail "run $n: the API's events are not globex's: $api"
+    grep -q "curl -H 'Authorization: Bearer $api_token'" "$out" ||
+        fail "run $n: no curl line for the API printed"
+    echo "demo-check: run $n ok ($rows events in the CSV, $moments distinct times, signed in, embedded)"
 }
 
 check_run 1

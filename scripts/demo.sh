@@ -168,6 +168,36 @@ password() {
     cat "$DEMO/password"
 }
 
+# The secret the demo's application signs viewer tokens with: generated once, kept in
+# .demo/viewer.secret (0600), 64 characters, no newline.
+viewer_secret() {
+    if [ ! -s "$DEMO/viewer.secret" ]; then
+        (
+            umask 077
+            head -c 48 /dev/urandom | base64 | tr -d '\n' >"$DEMO/viewer.secret.tmp"
+            mv "$DEMO/viewer.secret.tmp" "$DEMO/viewer.secret"
+        )
+    fi
+    chmod 0600 "$DEMO/viewer.secret"
+}
+
+# A viewer token (HS256 JWT) for an admin of organization $1 named $2, valid for an hour,
+# minted as the application's backend would: with the standard library only, the secret
+# read from its file (never on a command line).
+mint_token() {
+    python3 - "$DEMO/viewer.secret" "$1" "$2" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+secret = open(sys.argv[1], "rb").read().rstrip(b"\n")
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+claims = {"sub": sys.argv[3], "name": sys.argv[3], "tenant": sys.argv[2], "iat": now,
+          "exp": now + 3600, "scope": "audit_log:read audit_log:export"}
+signing = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + \
+    b64(json.dumps(claims).encode())
+print(signing + "." + b64(hmac.new(secret, signing.encode(), hashlib.sha256).digest()))
+PY
+}
+
 psql_demo() {
     "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$RUN" -p "$PORT" -U postgres "$@"
 }
@@ -188,8 +218,13 @@ start_dashboard() {
     stop_dashboard
     : >"$DEMO/dashboard.log"
     # Its own session, output to a file: it outlives this script and holds no terminal.
+    # DBAs sign in with their role; the application's admins come with a token, read
+    # through audit_viewers (a role in audit_admin) and see their organization only.
     setsid "$BIN" serve --db "host=127.0.0.1 port=$PORT dbname=$DB connect_timeout=10" \
-        --listen "127.0.0.1:$HTTP_PORT" </dev/null >>"$DEMO/dashboard.log" 2>&1 &
+        --listen "127.0.0.1:$HTTP_PORT" \
+        --viewer-secret-file "$DEMO/viewer.secret" \
+        --viewer-db "host=$RUN port=$PORT user=audit_viewers dbname=$DB" \
+        </dev/null >>"$DEMO/dashboard.log" 2>&1 &
     echo $! >"$PIDFILE"
     for _ in $(seq 100); do
         if ! dashboard_pid >/dev/null; then
@@ -283,9 +318,23 @@ echo "   $VERIFIED"
 echo "   (ran: audit-trail keygen, maintain, seal --once, verify --pubkey .demo/seal.key.pub"
 echo "    --checkpoints .demo/checkpoints; in production: timers, see the README)"
 
+psql_demo -d postgres -c "DO \$\$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'audit_viewers') THEN
+        CREATE ROLE audit_viewers LOGIN IN ROLE audit_admin;
+    END IF;
+END \$\$"
+viewer_secret
 start_dashboard
 echo "$URL" >"$DEMO/dashboard.url"
+TOKEN="$(mint_token globex gina@globex.example)"
 echo
 echo "== Dashboard =="
 echo "   $URL   sign in as role: $ADMIN   password: $PASSWORD"
+echo
+echo "   Globex's admin, as the application would embed it (globex's events only; valid 1 hour):"
+echo "   $URL/embed?token=$TOKEN"
+echo "   The same through the JSON API:"
+echo "   curl -H 'Authorization: Bearer $TOKEN' '$URL/api/v1/events?limit=5'"
+echo "   (tokens minted with .demo/viewer.secret, as your backend would: see the README,"
+echo "    \"Embedding the Audit Log in your application\")"
 echo "   (password kept in .demo/password; log: .demo/dashboard.log; make demo-stop stops it all)"
