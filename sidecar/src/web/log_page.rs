@@ -36,6 +36,12 @@ pub async fn show(
         Some(tenant) => action_choices.for_tenant(&client, tenant).await,
     }
     .map_err(|e| WebError::query(role, "reading the actions in the log", &e))?;
+    // A token viewer sees one organization: never the filter or the column.
+    let organizations = !session.is_viewer()
+        && (!params.tenant.is_empty()
+            || queries::log::organizations_in_use(&client)
+                .await
+                .map_err(|e| WebError::query(role, "reading tracked tables", &e))?);
     let (listed, error) = match params.to_filters(Utc::now(), settings.zone) {
         Ok(filters) => {
             let page = queries::log::list(
@@ -79,7 +85,7 @@ pub async fn show(
         settings.zone,
         &session.csrf,
     );
-    view.organizations = !session.is_viewer();
+    view.organizations = organizations;
     let page = LogPage {
         layout: Layout::for_session("Audit Log", &session),
         view,

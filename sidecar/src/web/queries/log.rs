@@ -111,6 +111,20 @@ pub async fn list(
     })
 }
 
+/// Whether the log knows organizations at all (a table tracked with a tenant column, or an
+/// event with one): only then does the list offer the Organization filter and column. The
+/// second look reads the first entry of each partition's partial tenant index.
+pub async fn organizations_in_use(client: &Client) -> Result<bool, tokio_postgres::Error> {
+    client
+        .query_one(
+            "SELECT EXISTS (SELECT FROM audit.tracked_tables WHERE tenant_column IS NOT NULL)
+                 OR EXISTS (SELECT FROM audit.events WHERE tenant IS NOT NULL)",
+            &[],
+        )
+        .await?
+        .try_get(0)
+}
+
 /// The entities of tracked tables, for the Entity filter (a small table, unlike the log).
 pub async fn tracked_entities(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
     client
