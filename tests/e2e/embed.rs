@@ -458,4 +458,12 @@ fn a_role_chooses_an_organization_or_sees_them_all() {
         one.body.contains("Organization:</span> globex"),
         "the filter's chip"
     );
+    // The Overview of one organization: its actors only, its links scoped to it.
+    let overview = http.get("/reports/overview?tenant=globex", Some(&cookie));
+    assert_eq!(overview.status, 200, "{}", overview.body);
+    assert!(overview.body.contains("gil@globex.test"));
+    assert!(!overview.body.contains("ann@acme.test"));
+    assert!(overview.body.contains("tenant=globex"));
+    let everyone = http.get("/reports/overview", Some(&cookie));
+    assert!(everyone.body.contains("gil@globex.test") && everyone.body.contains("ann@acme.test"));
 }

@@ -22,11 +22,20 @@ pub async fn show(
     SignedIn { session, .. }: SignedIn,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
-    let range = match form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "range")
-        .map(|(_, v)| v.into_owned())
-        .as_deref()
-    {
+    let query = query.unwrap_or_default();
+    let param = |name: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    // One organization's overview: a token viewer's always, whatever is asked; an admin's
+    // when asked (`?tenant=`), counted from its events as a viewer's is.
+    let tenant = match session.tenant() {
+        Some(own) => Some(own.to_owned()),
+        None => param("tenant").map(|t| t.replace('\0', "\u{FFFD}")),
+    };
+    let range = match param("range").as_deref() {
         None | Some("30d") => Range::Month,
         Some("7d") => Range::Week,
         Some(other) => {
@@ -61,15 +70,15 @@ pub async fn show(
         days_on_hours,
         LISTED,
         settings.query_timeout,
-        session.tenant(),
+        tenant.as_deref(),
     )
     .await
     .map_err(|e| WebError::query(role, "counting events per day and actor", &e))?;
-    let alerts = queries::overview::latest_alerts(&client, LISTED, session.tenant())
+    let alerts = queries::overview::latest_alerts(&client, LISTED, tenant.as_deref())
         .await
         .map_err(|e| WebError::query(role, "reading the latest alerts", &e))?;
     // A token viewer's counts never come from the summary: no notice about it.
-    let summary = if session.is_viewer() {
+    let summary = if tenant.is_some() {
         None
     } else {
         let state = queries::summary_state(&*client)
@@ -80,7 +89,16 @@ pub async fn show(
     drop(client);
     let page = OverviewPage {
         layout: Layout::for_session("Overview", &session).on(Nav::Overview),
-        view: OverviewView::new(range, today, &counts.days, &counts.actors, &alerts, zone),
+        view: OverviewView::new(
+            range,
+            today,
+            &counts.days,
+            &counts.actors,
+            &alerts,
+            zone,
+            // The viewer's own goes without saying (their links are scoped anyway).
+            tenant.as_deref().filter(|_| !session.is_viewer()),
+        ),
         summary_notice: summary.and_then(|s| super::view::summary_notice(&s, Utc::now(), zone)),
     };
     Ok(render(&page).into_response())

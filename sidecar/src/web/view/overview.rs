@@ -77,6 +77,7 @@ impl OverviewView {
         actors: &[(String, i64)],
         alerts: &[AlertRow],
         zone: Tz,
+        tenant: Option<&str>,
     ) -> OverviewView {
         let span: i64 = if range == Range::Week { 7 } else { 30 };
         let first = today - chrono::Duration::days(span - 1);
@@ -139,8 +140,16 @@ impl OverviewView {
             .collect();
         let base = LogParams {
             range,
+            tenant: tenant.unwrap_or_default().to_owned(),
             ..LogParams::default()
         };
+        let scope: String = tenant
+            .map(|t| {
+                form_urlencoded::Serializer::new(String::from("&"))
+                    .append_pair("tenant", t)
+                    .finish()
+            })
+            .unwrap_or_default();
         let legend = CATEGORIES
             .iter()
             .enumerate()
@@ -164,7 +173,7 @@ impl OverviewView {
                 .into_iter()
                 .map(|r| RangeLink {
                     label: r.label(),
-                    href: format!("/reports/overview?range={}", r.as_str()),
+                    href: format!("/reports/overview?range={}{scope}", r.as_str()),
                     current: r == range,
                 })
                 .collect(),
@@ -232,6 +241,13 @@ mod tests {
             &[],
             &[],
             Tz::UTC,
+            Some("acme"),
+        );
+        // One organization's overview links to its log and keeps it across ranges.
+        assert!(
+            v.ranges.iter().all(|r| r.href.ends_with("&tenant=acme")),
+            "{:?}",
+            v.ranges.iter().map(|r| &r.href).collect::<Vec<_>>()
         );
         assert_eq!(v.max, 40);
         assert_eq!(v.rects.len(), 3);
@@ -265,7 +281,7 @@ mod tests {
                     day: today,
                     counts: counts.map(|c: i64| c * scale),
                 };
-                let v = OverviewView::new(Range::Week, today, &[d], &[], &[], Tz::UTC);
+                let v = OverviewView::new(Range::Week, today, &[d], &[], &[], Tz::UTC, None);
                 let heights: Vec<u32> = v.rects.iter().map(|r| r.height).collect();
                 assert_eq!(heights.iter().sum::<u32>(), HEIGHT, "{counts:?} x {scale}");
                 assert!(heights.iter().all(|&h| h >= 1), "{counts:?} x {scale}");
