@@ -10,8 +10,9 @@
 //! Three ways to a page:
 //! - the plain walk of the `(occurred_at, id)` index, filtering as it goes: the newest page,
 //!   a time range, a filter that matches often;
-//! - one organization: its `(tenant, occurred_at, id)` index (a partial index of the events
-//!   that have one), whatever the other filters;
+//! - one organization: its summarized events by `audit.tenant_events`' `(tenant,
+//!   occurred_at, id)` index, each looked up in the events to apply the other filters, and
+//!   its events not summarized yet (`txid >= watermark`) by the `(txid, id)` index;
 //! - a filter on a dimension of the hourly summary (actor, entity, action, table, source)
 //!   without a subject: the hours the summary counts matches in, newest first, then in each
 //!   such hour the matching summarized events by the time index, and the events not yet
@@ -98,6 +99,12 @@ impl Shape {
     pub fn uses_summary(&self) -> bool {
         self.summarized && self.has_dimensions() && !self.subject && !self.tenant
     }
+
+    /// Whether the page is found through `audit.tenant_events`: one organization, once
+    /// maintenance has summarized (a subject's own index is narrower still).
+    pub fn uses_tenant_events(&self) -> bool {
+        self.summarized && self.tenant && !self.subject
+    }
 }
 
 /// The WHERE clauses of a shape, by kind: the summary answers for `actors` and
@@ -167,7 +174,9 @@ pub const PROBE_LIMIT: i64 = 1000;
 /// SQL of one page: `occurred_at, id` of at most `page_size` matching events, in the page's
 /// order (newest first, or oldest first for a page after a cursor).
 pub fn page_sql(shape: &Shape) -> String {
-    if shape.uses_summary() {
+    if shape.uses_tenant_events() {
+        tenant_page_sql(shape)
+    } else if shape.uses_summary() {
         summarized_page_sql(shape)
     } else {
         plain_page_sql(shape)
@@ -207,24 +216,61 @@ fn hour_of(arg: Arg) -> String {
     format!("pg_catalog.date_trunc('hour', {}, 'UTC')", arg.p())
 }
 
-/// The walk of one index, filtering as it goes. With an organization, its
-/// (tenant, occurred_at, id) index gives the order: the leading `tenant` in ORDER BY (one
-/// value) lets no other index look cheaper.
+/// The walk of one index, filtering as it goes.
 fn plain_page_sql(shape: &Shape) -> String {
     let mut clauses = Clauses::of(shape).all();
     let direction = shape.direction();
     let order = order_of(direction);
     clauses.extend(keyset(direction));
-    let tenant_first = if shape.tenant && !shape.subject {
-        format!("tenant {order}, ")
-    } else {
-        String::new()
-    };
     format!(
         "SELECT occurred_at, id FROM audit.events{where_} \
-         ORDER BY {tenant_first}occurred_at {order}, id {order} LIMIT {limit}",
+         ORDER BY occurred_at {order}, id {order} LIMIT {limit}",
         where_ = where_(&clauses),
         limit = Arg::PageSize.p(),
+    )
+}
+
+/// One organization's page: its summarized events newest first by `audit.tenant_events`
+/// (the join's equality carries the order and the time bounds over to that index, and each
+/// row is one lookup by the events' (occurred_at, id) index, where the other filters apply),
+/// and its events not summarized yet by the (txid, id) index.
+fn tenant_page_sql(shape: &Shape) -> String {
+    use Arg::*;
+    let direction = shape.direction();
+    let order = order_of(direction);
+    let mut clauses = Clauses::of(shape).all();
+    clauses.extend(keyset(direction));
+    let mut tail = clauses.clone();
+    tail.push(format!("txid >= {}", Watermark.p()));
+    let limit = PageSize.p();
+    // The time bounds again on tenant_events' own column, so that its index scan starts at
+    // the cursor (a bound on the joined column is not carried over).
+    let mut bounds = vec![format!("t.tenant = {}", Tenant.p())];
+    if shape.since {
+        bounds.push(format!("t.occurred_at >= {}", Since.p()));
+    }
+    if shape.until {
+        bounds.push(format!("t.occurred_at < {}", Until.p()));
+    }
+    match direction {
+        Direction::Newest => {}
+        Direction::Before => bounds.push(format!("t.occurred_at <= {}", CursorAt.p())),
+        Direction::After => bounds.push(format!("t.occurred_at >= {}", CursorAt.p())),
+    }
+    format!(
+        "SELECT occurred_at, id FROM (\
+         (SELECT occurred_at, id FROM (SELECT e.* FROM audit.tenant_events AS t \
+         JOIN audit.events AS e ON e.occurred_at = t.occurred_at AND e.id = t.id \
+         WHERE {bounds}) AS s{summarized} \
+         ORDER BY occurred_at {order}, id {order} LIMIT {limit}) \
+         UNION ALL \
+         (SELECT occurred_at, id FROM (SELECT occurred_at, id FROM audit.events{tail} \
+         ORDER BY txid, id) AS t \
+         ORDER BY occurred_at {order}, id {order} LIMIT {limit})) AS u \
+         ORDER BY occurred_at {order}, id {order} LIMIT {limit}",
+        bounds = bounds.join(" AND "),
+        summarized = where_(&clauses),
+        tail = where_(&tail),
     )
 }
 
@@ -452,7 +498,11 @@ mod tests {
                 shape.direction != Some(Direction::Newest),
                 "{sql}"
             );
-            assert_eq!(given(Arg::Watermark), shape.uses_summary(), "{sql}");
+            assert_eq!(
+                given(Arg::Watermark),
+                shape.uses_summary() || shape.uses_tenant_events(),
+                "{sql}"
+            );
             assert!(given(Arg::PageSize));
         }
     }
@@ -491,17 +541,29 @@ mod tests {
     }
 
     #[test]
-    fn one_organization_walks_its_own_index() {
-        let sql = page_sql(&Shape {
+    fn one_organization_is_found_through_its_events_once_summarized() {
+        let shape = Shape {
             tenant: true,
             actors: vec![1],
             summarized: true,
             ..Shape::default()
-        });
-        assert!(
-            sql.contains("ORDER BY tenant DESC, occurred_at DESC"),
-            "{sql}"
-        );
+        };
+        assert!(shape.uses_tenant_events() && !shape.uses_summary());
+        let sql = page_sql(&shape);
+        assert!(sql.contains("FROM audit.tenant_events AS t"), "{sql}");
+        assert!(sql.contains("txid >= $14"), "{sql}");
+        for other in [
+            Shape {
+                summarized: false,
+                ..shape.clone()
+            },
+            Shape {
+                subject: true,
+                ..shape.clone()
+            },
+        ] {
+            assert!(!page_sql(&other).contains("tenant_events"), "{other:?}");
+        }
     }
 
     #[test]

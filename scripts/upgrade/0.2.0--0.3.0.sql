@@ -228,23 +228,54 @@ $$;
 
 -- 11. Organizations ------------------------------------------------------------------------------
 
--- One organization's newest page by index, on every partition there is (new ones get it from
--- audit.setup_events_partition). Only events with an organization are in it: none yet.
+-- Each organization's events, found through a table maintenance makes (summary.sql), not an
+-- index capture would pay for. The months there are get theirs; the events in them have no
+-- organization, so there is nothing to fill.
+CREATE TABLE audit.tenant_events (
+    hour        timestamptz NOT NULL,
+    tenant      text        NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    id          bigint      NOT NULL
+) PARTITION BY RANGE (hour);
+CREATE TABLE audit.tenant_events_default PARTITION OF audit.tenant_events DEFAULT;
+COMMENT ON TABLE audit.tenant_events IS
+    'The events of each organization, for every event counted in audit.event_summary that names one.';
+
+@@R_summary_tables@@
+
+@@R_setup_summary_partition@@
+
+SELECT audit.setup_summary_partition('audit.tenant_events_default');
+CREATE TRIGGER tenant_events_maintained
+    BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON audit.tenant_events
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_summary_change();
+ALTER TABLE audit.tenant_events ENABLE ALWAYS TRIGGER tenant_events_maintained;
+SELECT pg_catalog.pg_extension_config_dump('audit.tenant_events_default', '');
+
 DO $$
 DECLARE
     part record;
 BEGIN
-    FOR part IN SELECT t.relid, c.relname
-                  FROM pg_catalog.pg_partition_tree('audit.events') AS t
-                  JOIN pg_catalog.pg_class AS c ON c.oid = t.relid
-                 WHERE t.isleaf
+    -- As the other summaries are partitioned (a partition of events kept from 0.1.0 has no
+    -- summary partition until maintenance splits it into months).
+    FOR part IN SELECT 'tenant_events' || pg_catalog.substr(c.relname, pg_catalog.length('event_summary') + 1)
+                           AS relname,
+                       pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound
+                  FROM pg_catalog.pg_inherits AS i
+                  JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = 'audit.event_summary'::regclass
+                   AND c.relname <> 'event_summary_default'
     LOOP
-        EXECUTE pg_catalog.format(
-            'CREATE INDEX %I ON %s (tenant, occurred_at, id) WHERE tenant IS NOT NULL',
-            part.relname || '_tenant_occurred_at_id_idx', part.relid::regclass);
+        EXECUTE pg_catalog.format('CREATE TABLE audit.%I PARTITION OF audit.tenant_events %s',
+                                  part.relname, part.bound);
+        PERFORM audit.setup_summary_partition(pg_catalog.format('audit.%I', part.relname)::regclass);
+        -- Data, not part of the extension, like the partitions audit.maintain() makes.
+        EXECUTE pg_catalog.format('ALTER EXTENSION audit_trail DROP TABLE audit.%I', part.relname);
     END LOOP;
 END
 $$;
+
+@@R_summarize_events@@
 
 @@R_setup_events_partition@@
 
@@ -283,6 +314,8 @@ REVOKE INSERT, UPDATE, DELETE ON audit.consumers FROM audit_admin;
 REVOKE ALL ON audit.log_state FROM PUBLIC;
 GRANT SELECT ON audit.log_state TO audit_admin;
 GRANT SELECT ON audit.tracked TO audit_admin;
+REVOKE ALL ON audit.tenant_events, audit.tenant_events_default FROM PUBLIC;
+GRANT SELECT ON audit.tenant_events, audit.tenant_events_default TO audit_admin;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA audit FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.set_actor(text, text, jsonb, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
