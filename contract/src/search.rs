@@ -257,19 +257,32 @@ fn tenant_page_sql(shape: &Shape) -> String {
         Direction::Before => bounds.push(format!("t.occurred_at <= {}", CursorAt.p())),
         Direction::After => bounds.push(format!("t.occurred_at >= {}", CursorAt.p())),
     }
+    // Nothing but the organization and the time: the page is tenant_events' own rows, no
+    // event read to find it (the viewer's every first page).
+    let summarized_branch = if shape.has_dimensions() {
+        format!(
+            "SELECT occurred_at, id FROM (SELECT e.* FROM audit.tenant_events AS t \
+             JOIN audit.events AS e ON e.occurred_at = t.occurred_at AND e.id = t.id \
+             WHERE {bounds}) AS s{summarized}",
+            bounds = bounds.join(" AND "),
+            summarized = where_(&clauses),
+        )
+    } else {
+        // Its columns are the clauses' (time, tenant, keyset): no subject comes this way.
+        format!(
+            "SELECT occurred_at, id FROM audit.tenant_events{}",
+            where_(&clauses)
+        )
+    };
     format!(
         "SELECT occurred_at, id FROM (\
-         (SELECT occurred_at, id FROM (SELECT e.* FROM audit.tenant_events AS t \
-         JOIN audit.events AS e ON e.occurred_at = t.occurred_at AND e.id = t.id \
-         WHERE {bounds}) AS s{summarized} \
+         ({summarized_branch} \
          ORDER BY occurred_at {order}, id {order} LIMIT {limit}) \
          UNION ALL \
          (SELECT occurred_at, id FROM (SELECT occurred_at, id FROM audit.events{tail} \
          ORDER BY txid, id) AS t \
          ORDER BY occurred_at {order}, id {order} LIMIT {limit})) AS u \
          ORDER BY occurred_at {order}, id {order} LIMIT {limit}",
-        bounds = bounds.join(" AND "),
-        summarized = where_(&clauses),
         tail = where_(&tail),
     )
 }
@@ -552,6 +565,17 @@ mod tests {
         let sql = page_sql(&shape);
         assert!(sql.contains("FROM audit.tenant_events AS t"), "{sql}");
         assert!(sql.contains("txid >= $14"), "{sql}");
+        // The organization alone: its own rows, no event read to find them.
+        let alone = page_sql(&Shape {
+            actors: vec![],
+            since: true,
+            ..shape.clone()
+        });
+        assert!(
+            alone.contains("FROM audit.tenant_events WHERE occurred_at >= $1 AND tenant = $9"),
+            "{alone}"
+        );
+        assert!(!alone.contains("JOIN"), "{alone}");
         for other in [
             Shape {
                 summarized: false,
