@@ -76,7 +76,10 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     assert_eq!(nul.status, 400, "{}", nul.body);
     assert!(nul.body.contains("NUL"), "{}", nul.body);
 
+    // Its cache of findings in a directory of its own, not the checkout.
+    let scratch = tempfile::tempdir().expect("temp dir");
     let out = Command::new(tool("schemathesis"))
+        .current_dir(scratch.path())
         .arg("run")
         .arg(dash.url("/api/v1/openapi.json"))
         .args(["--header", &format!("Authorization: Bearer {token}")])
@@ -100,8 +103,8 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{report}\n{}", dash.log());
-    // It did test the API's operations, not an empty description.
-    assert!(report.contains("/api/v1/events"), "{report}");
+    // It did test the API's three operations, not an empty description.
+    assert!(report.contains("Tested: 3"), "{report}");
     // And the server never failed: no 5xx reached the log either.
     assert!(!dash.log().contains("panicked"), "{}", dash.log());
 }
