@@ -171,7 +171,13 @@ log "audit.events: $COUNT events ($TAIL in the tail) in $PARTITIONS partitions, 
 bpsql -d postgres -c "CREATE ROLE bench_admin LOGIN PASSWORD 'bench' IN ROLE audit_admin"
 as_postgres sh -c "printf 'local all bench_admin scram-sha-256\nlocal all all trust\n' >'$BENCH_TMP/data/pg_hba.conf'"
 bpsql -d postgres -o /dev/null -c "SELECT pg_reload_conf()"
+# Token viewers too (the JSON API below): a secret of the bench's own, read through a role in
+# audit_admin over the socket.
+bpsql -d postgres -c "CREATE ROLE bench_viewers LOGIN IN ROLE audit_admin"
+(umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n' >"$BENCH_TMP/viewer.secret")
 "$SIDECAR" serve --db "host=$PGHOST port=$PGPORT dbname=scale" --listen 127.0.0.1:0 \
+    --viewer-secret-file "$BENCH_TMP/viewer.secret" \
+    --viewer-db "host=$PGHOST port=$PGPORT user=bench_viewers dbname=scale" \
     >"$BENCH_TMP/serve.out" 2>"$BENCH_TMP/serve.err" &
 SERVE_PID=$!
 URL=""
@@ -187,6 +193,40 @@ done
 log "dashboard on $URL"
 python3 "$HERE/dashboard/scale.py" --url "$URL" --role bench_admin --password bench \
     --repeat "$BENCH_REPEAT" --md "$BENCH_TMP/views.md"
+# One organization's first page through the JSON API, as an application's backend asks for it:
+# a token minted with the secret (the standard library's HMAC), one kept-alive connection,
+# 3 warm-up requests, then BENCH_REPEAT timed (request sent to last byte received).
+python3 - "$URL" "$BENCH_TMP/viewer.secret" "org4242" "$BENCH_REPEAT" >"$BENCH_TMP/api_pages.md" <<'PY'
+import base64, hashlib, hmac, http.client, json, statistics, sys, time, urllib.parse
+url, secret_file, tenant, repeat = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+secret = open(secret_file, "rb").read()
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+signing = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(
+    {"sub": "bench", "tenant": tenant, "iat": now, "exp": now + 3000}).encode())
+token = signing + "." + b64(hmac.new(secret, signing.encode(), hashlib.sha256).digest())
+host = urllib.parse.urlparse(url).netloc
+conn = http.client.HTTPConnection(host, timeout=60)
+for label, path in [
+    (f"`GET /api/v1/events` (token of {tenant}): its newest 50", "/api/v1/events?limit=50"),
+    (f"`GET /api/v1/events?actor=user0%40example.com` (token of {tenant})",
+     "/api/v1/events?limit=50&actor=user0%40example.com"),
+]:
+    times, rows = [], 0
+    for i in range(3 + repeat):
+        t0 = time.perf_counter()
+        conn.request("GET", path, headers={"Authorization": "Bearer " + token})
+        reply = conn.getresponse()
+        body = reply.read()
+        if reply.status != 200:
+            sys.exit(f"{path}: HTTP {reply.status}: {body[:200]!r}")
+        if i >= 3:
+            times.append((time.perf_counter() - t0) * 1000)
+        rows = len(json.loads(body)["events"])
+    times.sort()
+    print("| %s, %d rows (HTTP) | %d | %.1f | %.1f |" % (label, rows, len(times),
+                                                        statistics.median(times), times[-1]))
+PY
 kill "$SERVE_PID" 2>/dev/null || true
 wait "$SERVE_PID" 2>/dev/null || true
 SERVE_PID=""
@@ -226,6 +266,7 @@ TENANT="org4242"
         "$BENCH_REPEAT" "SELECT occurred_at, summary, before, after FROM audit.report ORDER BY occurred_at DESC, id DESC LIMIT 50;"
     sql_pages "\`audit.report WHERE actor = 'nobody@example.com'\` newest 50 (no fast path: for contrast)" \
         "${BENCH_SLOW_REPEAT:-3}" "SELECT occurred_at, summary FROM audit.report WHERE actor = 'nobody@example.com' ORDER BY occurred_at DESC, id DESC LIMIT 50;"
+    cat "$BENCH_TMP/api_pages.md"
 } >"$BENCH_TMP/sql_pages.md"
 cat "$BENCH_TMP/sql_pages.md"
 
@@ -353,10 +394,12 @@ PY
     cat "$BENCH_TMP/views.md"
     cat <<MD
 
-## The same pages in SQL: \`audit.search\` and the report view
+## The same pages in SQL (\`audit.search\`, the report view) and through the JSON API
 
 psql in one session, \`jit = off\`, 2 warm-up runs, then timed (psql's \`\\timing\`: the
-query's round trip); 50 rows a page. Events carry one of 10,000 organizations.
+query's round trip); the API over one kept-alive HTTP connection, 3 warm-up requests (a
+viewer token of the organization, minted with the serve's secret); 50 rows a page. Events
+carry one of 10,000 organizations.
 
 MD
     cat "$BENCH_TMP/sql_pages.md"
