@@ -616,6 +616,37 @@ mod tests {
         assert!(both.contains(&format!("LIMIT {PROBE_LIMIT}")), "{both}");
     }
 
+    /// The summary answers for these clauses only because it counts by their columns: each
+    /// names one of the contract's summary dimensions (which the installed tables are held
+    /// to by the end-to-end tests).
+    #[test]
+    fn the_summary_clauses_name_the_contract_dimensions() {
+        use crate::summary::{EVENT_SUMMARY_DIMENSIONS, KIND_HOURS_DIMENSIONS};
+        let column = |clause: &str| clause.split_whitespace().next().unwrap_or("").to_owned();
+        for actors in [vec![1], vec![1, 2]] {
+            let c = Clauses::of(&Shape {
+                actors,
+                entities: true,
+                actions: true,
+                except_actions: true,
+                sources: true,
+                table_name: true,
+                ..Shape::default()
+            });
+            let actor = column(c.actors.as_deref().unwrap_or(""));
+            assert!(
+                EVENT_SUMMARY_DIMENSIONS.contains(&actor.as_str()),
+                "{actor}"
+            );
+            assert!(!KIND_HOURS_DIMENSIONS.contains(&actor.as_str()));
+            let named: Vec<String> = c.dimensions.iter().map(|d| column(d)).collect();
+            assert_eq!(named.len(), 5, "{named:?}");
+            for d in &named {
+                assert!(KIND_HOURS_DIMENSIONS.contains(&d.as_str()), "{d}");
+            }
+        }
+    }
+
     #[test]
     fn newer_pages_are_read_oldest_first_and_the_others_newest_first() {
         for shape in shapes() {

@@ -115,83 +115,49 @@ impl Filters {
         *self == Filters::default()
     }
 
-    /// Whether a filter on a column the hourly summary (`audit.event_summary`, and
-    /// `audit.kind_hours` without the actor) counts by is set: actor, entity, action, table or source (not the time range, not the subject).
-    pub fn has_dimensions(&self) -> bool {
-        !(self.actors.is_empty()
-            && self.entities.is_empty()
-            && self.actions.is_empty()
-            && self.except_actions.is_empty()
-            && self.table.is_none()
-            && self.source.is_none())
-    }
-
-    /// The clauses of these filters, each with its values bound in `params`, split by what
-    /// they filter: the summary answers for `actors` and `dimensions` only. The column names
-    /// are those of both `audit.events` and the summary tables, unqualified, so one text
-    /// serves each table.
-    pub fn clauses(&self, params: &mut Params) -> Clauses {
-        let mut out = Clauses::default();
+    /// The WHERE clauses of these filters, each with its values bound in `params`. (Pages
+    /// of the log go through `audit.search`, whose plan knows which of them the summary
+    /// serves: `contract::search`.)
+    pub fn clauses(&self, params: &mut Params) -> Vec<String> {
+        let mut out = Vec::new();
         if let Some(since) = self.since {
-            out.time
-                .push(format!("occurred_at >= {}", params.push(since)));
+            out.push(format!("occurred_at >= {}", params.push(since)));
         }
         if let Some(until) = self.until {
-            out.time
-                .push(format!("occurred_at < {}", params.push(until)));
+            out.push(format!("occurred_at < {}", params.push(until)));
         }
         for (column, values) in [
             ("actor", &self.actors),
             ("entity", &self.entities),
             ("action", &self.actions),
         ] {
-            let clause = match values.as_slice() {
-                [] => continue,
-                [one] => format!("{column} = {}", params.push(one.clone())),
-                many => {
-                    let array = params.push(many.to_vec());
-                    if column == "actor" {
-                        out.actors_array = Some(array.clone());
-                    }
-                    format!("{column} = ANY ({array})")
-                }
-            };
-            if column == "actor" {
-                out.actors = Some(clause);
-            } else {
-                out.dimensions.push(clause);
+            match values.as_slice() {
+                [] => {}
+                [one] => out.push(format!("{column} = {}", params.push(one.clone()))),
+                many => out.push(format!("{column} = ANY ({})", params.push(many.to_vec()))),
             }
         }
         match self.except_actions.as_slice() {
             [] => {}
-            [one] => out
-                .dimensions
-                .push(format!("action <> {}", params.push(one.clone()))),
-            many => out
-                .dimensions
-                .push(format!("action <> ALL ({})", params.push(many.to_vec()))),
+            [one] => out.push(format!("action <> {}", params.push(one.clone()))),
+            many => out.push(format!("action <> ALL ({})", params.push(many.to_vec()))),
         }
-        if let Some(table) = &self.table {
-            out.dimensions
-                .push(format!("table_name = {}", params.push(table.clone())));
-        }
-        if let Some(source) = &self.source {
-            out.dimensions
-                .push(format!("source = {}", params.push(source.clone())));
-        }
-        if let Some(subject) = &self.subject {
-            out.subject = Some(format!("subject_id = {}", params.push(subject.clone())));
-        }
-        if let Some(tenant) = &self.tenant {
-            out.tenant = Some(format!("tenant = {}", params.push(tenant.clone())));
+        for (column, value) in [
+            ("table_name", &self.table),
+            ("source", &self.source),
+            ("subject_id", &self.subject),
+            ("tenant", &self.tenant),
+        ] {
+            if let Some(value) = value {
+                out.push(format!("{column} = {}", params.push(value.clone())));
+            }
         }
         out
     }
 
     pub fn condition(&self) -> Condition {
         let mut params = Params::new();
-        let clauses = self.clauses(&mut params);
-        let all: Vec<String> = clauses.all().collect();
+        let all = self.clauses(&mut params);
         Condition {
             sql: if all.is_empty() {
                 String::new()
@@ -200,32 +166,6 @@ impl Filters {
             },
             params,
         }
-    }
-}
-
-/// The clauses of [`Filters`], by kind (see [`Filters::clauses`]): the actor apart from the
-/// other dimensions, which `audit.kind_hours` counts without it.
-#[derive(Debug, Default, PartialEq)]
-pub struct Clauses {
-    pub time: Vec<String>,
-    pub actors: Option<String>,
-    /// With several actors, the parameter (`$n`) that holds them as an array.
-    pub actors_array: Option<String>,
-    pub dimensions: Vec<String>,
-    pub subject: Option<String>,
-    /// The organization: not a dimension of the summary, which does not count by it.
-    pub tenant: Option<String>,
-}
-
-impl Clauses {
-    pub fn all(&self) -> impl Iterator<Item = String> + '_ {
-        self.time
-            .iter()
-            .chain(&self.actors)
-            .chain(&self.dimensions)
-            .chain(&self.subject)
-            .chain(&self.tenant)
-            .cloned()
     }
 }
 
@@ -280,31 +220,7 @@ mod tests {
              AND tenant = $9"
         );
         assert_eq!(c.params.len(), 9);
-        let mut params = Params::new();
-        assert_eq!(f.clauses(&mut params).actors_array.as_deref(), Some("$3"));
         assert!(!c.sql.contains("DROP"));
-        assert!(f.has_dimensions());
-    }
-
-    #[test]
-    fn the_time_range_and_the_subject_are_not_dimensions_of_the_summary() {
-        let f = Filters {
-            since: Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()),
-            subject: Some("7".into()),
-            ..Default::default()
-        };
-        assert!(!f.has_dimensions());
-        let mut params = Params::new();
-        let c = Filters {
-            source: Some("api".into()),
-            ..f
-        }
-        .clauses(&mut params);
-        assert_eq!(c.time, ["occurred_at >= $1"]);
-        assert_eq!((c.actors, c.actors_array), (None, None));
-        assert_eq!(c.dimensions, ["source = $2"]);
-        assert_eq!(c.subject.as_deref(), Some("subject_id = $3"));
-        assert_eq!(params.len(), 3);
     }
 
     #[test]
@@ -316,35 +232,5 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(f.validate(), Err(Error::Usage(m)) if m.contains("must be before")));
-    }
-
-    /// The summary answers for these clauses only because it counts by their columns: each
-    /// names one of the contract's summary dimensions (which the installed tables are held
-    /// to by the end-to-end tests).
-    #[test]
-    fn the_summary_clauses_name_the_contract_dimensions() {
-        use audit_trail_contract::summary::{EVENT_SUMMARY_DIMENSIONS, KIND_HOURS_DIMENSIONS};
-        let f = Filters {
-            actors: vec!["a".into(), "b".into()],
-            entities: vec!["contact".into()],
-            actions: vec!["update".into(), "delete".into()],
-            except_actions: vec!["export".into()],
-            table: Some("crm.contacts".into()),
-            source: Some("api".into()),
-            ..Default::default()
-        };
-        let column = |clause: &str| clause.split_whitespace().next().unwrap_or("").to_owned();
-        let clauses = f.clauses(&mut Params::new());
-        let actor = column(clauses.actors.as_deref().unwrap_or(""));
-        assert!(
-            EVENT_SUMMARY_DIMENSIONS.contains(&actor.as_str()),
-            "{actor}"
-        );
-        assert!(!KIND_HOURS_DIMENSIONS.contains(&actor.as_str()));
-        let named: Vec<String> = clauses.dimensions.iter().map(|c| column(c)).collect();
-        assert_eq!(named.len(), 5, "{named:?}");
-        for c in &named {
-            assert!(KIND_HOURS_DIMENSIONS.contains(&c.as_str()), "{c}");
-        }
     }
 }
