@@ -287,13 +287,14 @@ impl<H: Handler> Follower<H> {
             .await
             .map_err(Failure::from_error)?;
         let (events, held_back) = self.read(&tx, from).await?;
-        self.deliver(&tx, &events).await?;
+        let read = events.len();
+        self.deliver(&tx, events).await?;
         tx.commit()
             .await
             .map_err(Failure::from_db("saving the position"))?;
         self.handler.committed().await.map_err(Failure::Fatal)?;
         Ok(Batch {
-            delivered: events.len(),
+            delivered: read,
             held_back,
         })
     }
@@ -320,13 +321,14 @@ impl<H: Handler> Follower<H> {
         read.commit()
             .await
             .map_err(Failure::from_db("reading events"))?;
-        self.deliver(&held, &events).await?;
+        let read = events.len();
+        self.deliver(&held, events).await?;
         held.commit()
             .await
             .map_err(Failure::from_db("saving the position"))?;
         self.handler.committed().await.map_err(Failure::Fatal)?;
         Ok(Batch {
-            delivered: events.len(),
+            delivered: read,
             held_back,
         })
     }
@@ -375,34 +377,26 @@ impl<H: Handler> Follower<H> {
     async fn deliver(
         &mut self,
         tx: &Transaction<'_>,
-        events: &[OutputEvent],
+        mut events: Vec<OutputEvent>,
     ) -> Result<(), Failure> {
         if let Some(last) = events.last() {
-            let scoped: Vec<OutputEvent>;
-            let delivered = match &self.args.tenant {
-                None => events,
-                Some(tenant) => {
-                    scoped = events
-                        .iter()
-                        .filter(|e| e.tenant.as_ref() == Some(tenant))
-                        .cloned()
-                        .collect();
-                    &scoped[..]
-                }
-            };
-            if !delivered.is_empty() {
-                self.handler
-                    .handle(tx, delivered)
-                    .await
-                    .map_err(Failure::from_error)?;
-            }
             let to = Position {
                 txid: parse_txid(&last.txid).map_err(Failure::Fatal)?,
                 id: last.id,
             };
-            // The cursor passed every event read, delivered or outside the organization:
+            // The cursor passes every event read, delivered or outside the organization:
             // audit.advance_consumer holds the count to the events between the positions.
-            cursor::advance(tx, &self.args.consumer, to, events.len() as i64)
+            let passed = events.len() as i64;
+            if let Some(tenant) = &self.args.tenant {
+                events.retain(|e| e.tenant.as_ref() == Some(tenant));
+            }
+            if !events.is_empty() {
+                self.handler
+                    .handle(tx, &events)
+                    .await
+                    .map_err(Failure::from_error)?;
+            }
+            cursor::advance(tx, &self.args.consumer, to, passed)
                 .await
                 .map_err(Failure::from_db("saving the consumer's position"))?;
         }
