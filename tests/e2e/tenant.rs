@@ -305,3 +305,46 @@ fn the_tenant_column_is_checked_kept_in_step_and_cannot_be_dropped() {
         error_text(&err)
     );
 }
+
+/// Code the writer did not run cannot choose the organization: a table owner's trigger that
+/// sets audit.tenant fails the statement, as one that sets the actor does, and a default of
+/// the database is refused where it is made.
+#[test]
+fn a_trigger_or_a_default_cannot_choose_the_organization() {
+    let db = crm();
+    let mut c = db.client();
+    c.batch_execute(
+        "CREATE FUNCTION public.pick_org() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM set_config('audit.tenant', 'globex', true); RETURN NULL; END $$;
+         CREATE TRIGGER pick_org BEFORE INSERT ON group_members
+             FOR EACH STATEMENT EXECUTE FUNCTION public.pick_org();",
+    )
+    .expect("the owner's trigger");
+    let err = c
+        .batch_execute("INSERT INTO group_members VALUES (1, 1)")
+        .expect_err("set from a trigger");
+    assert!(
+        error_text(&err).contains("cannot be set inside a trigger"),
+        "{}",
+        error_text(&err)
+    );
+    let err = c
+        .batch_execute(
+            "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET audit.tenant = %L',
+                                        current_database(), 'globex'); END $$",
+        )
+        .expect_err("a database default");
+    assert!(
+        error_text(&err).contains("never as a default"),
+        "{}",
+        error_text(&err)
+    );
+    let none: i64 = c
+        .query_one(
+            "SELECT count(*) FROM audit.events WHERE tenant = 'globex'",
+            &[],
+        )
+        .expect("count")
+        .get(0);
+    assert_eq!(none, 0);
+}
