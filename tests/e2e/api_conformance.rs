@@ -108,3 +108,79 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     // And the server never failed: no 5xx reached the log either.
     assert!(!dash.log().contains("panicked"), "{}", dash.log());
 }
+
+/// EdDSA tokens as a backend mints them with PyJWT and `cryptography`: `serve --viewer-key`
+/// takes one signed by the application's Ed25519 key and refuses one signed by any other
+/// key, and an HS256 token "signed" with the public key itself (algorithm confusion).
+#[test]
+fn eddsa_tokens_minted_by_pyjwt_are_taken_with_the_public_key_alone() {
+    let orgs = TwoOrgs::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let public = dir.path().join("viewer.pub.pem");
+    let out = Command::new(tool("python"))
+        .args([
+            "-c",
+            "import base64, hashlib, hmac, json, jwt, sys, time\n\
+             from cryptography.hazmat.primitives import serialization as s\n\
+             from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey\n\
+             key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()\n\
+             pem = key.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo)\n\
+             open(sys.argv[1], 'wb').write(pem)\n\
+             now = int(time.time())\n\
+             claims = {'sub': 'u-9', 'name': 'gil@globex.test', 'tenant': 'globex', 'exp': now + 600}\n\
+             b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b'=')\n\
+             signing = b64(json.dumps({'alg': 'HS256', 'typ': 'JWT'}).encode()) + b'.' + b64(json.dumps(claims).encode())\n\
+             confused = (signing + b'.' + b64(hmac.new(pem, signing, hashlib.sha256).digest())).decode()\n\
+             print(jwt.encode(claims, key, algorithm='EdDSA'))\n\
+             print(jwt.encode(claims, other, algorithm='EdDSA'))\n\
+             print(confused)",
+        ])
+        .arg(&public)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tokens: Vec<&str> = stdout.lines().collect();
+    let [good, other_key, confused] = tokens[..] else {
+        panic!("three tokens: {stdout}")
+    };
+    let public = public.display().to_string();
+    let reader = orgs.db.conninfo(&orgs.reader);
+    let dash = audit_trail_tests::browser::Dashboard::start_with(
+        &orgs.db,
+        &["--viewer-key", &public, "--viewer-db", &reader],
+    );
+    let http = Http::new(&dash);
+    let get = |token: &str| {
+        http.get_with(
+            "/api/v1/events?limit=500",
+            &[("Authorization", &format!("Bearer {token}"))],
+        )
+    };
+    let reply = get(good);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let body: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+    let ids: Vec<i64> = body["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["id"].as_i64())
+        .collect();
+    assert_eq!(ids, orgs.ids(Some("globex")));
+    for (what, token) in [
+        ("another key", other_key),
+        ("HS256 with the public key", confused),
+    ] {
+        let reply = get(token);
+        assert_eq!(reply.status, 401, "{what}: {}", reply.body);
+        assert!(
+            !reply.body.contains("globex.test"),
+            "{what}: {}",
+            reply.body
+        );
+    }
+}
