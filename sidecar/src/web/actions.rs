@@ -12,11 +12,12 @@
 //! application action seen only long ago may be missing from the list; a URL naming it still
 //! filters by it, and the page then offers it as the selected choice.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use audit_trail_contract::{CAPTURED_ACTIONS, EXTENSION_ACTIONS};
 use tokio_postgres::Client;
+
+use super::fresh::Fresh;
 
 /// `export`, which every export writes: offered, with every action the extension records
 /// (row changes, tracking, schema changes, retention), whether or not the log holds them yet.
@@ -36,20 +37,25 @@ const SAMPLE: i64 = 10_000;
 /// How long a list read from the log is shown before it is read again.
 const FRESH_FOR: Duration = Duration::from_secs(60);
 
-/// A list and when it was read.
-type Read = (Instant, Vec<String>);
-
 /// The list last read, shared by every session of the process (all of them audit admins, who
 /// may see every action anyway).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ActionChoices {
-    cached: Arc<Mutex<Option<Read>>>,
+    cached: Fresh<Vec<String>>,
+}
+
+impl Default for ActionChoices {
+    fn default() -> ActionChoices {
+        ActionChoices {
+            cached: Fresh::new(FRESH_FOR),
+        }
+    }
 }
 
 impl ActionChoices {
     /// The reserved actions, then the application actions recently recorded, alphabetically.
     pub async fn get(&self, client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
-        if let Some(list) = self.fresh() {
+        if let Some(list) = self.cached.get() {
             return Ok(list);
         }
         let recent = recent_actions(client).await?;
@@ -59,9 +65,7 @@ impl ActionChoices {
             .filter(|a| !reserved().any(|r| r == a))
             .collect();
         list.extend(application);
-        if let Ok(mut cached) = self.cached.lock() {
-            *cached = Some((Instant::now(), list.clone()));
-        }
+        self.cached.put(list.clone());
         Ok(list)
     }
 
@@ -88,16 +92,6 @@ impl ActionChoices {
         let mut list: Vec<String> = reserved().map(str::to_owned).collect();
         list.extend(recent.into_iter().filter(|a| !reserved().any(|r| r == a)));
         Ok(list)
-    }
-
-    fn fresh(&self) -> Option<Vec<String>> {
-        // A poisoned lock (a request panicked holding it) leaves the cache unused: every
-        // page view then reads the bounded sample, still correct.
-        let cached = self.cached.lock().ok()?;
-        cached
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < FRESH_FOR)
-            .map(|(_, list)| list.clone())
     }
 }
 

@@ -22,6 +22,7 @@ pub async fn home() -> Redirect {
 pub async fn show(
     State(settings): State<Arc<Settings>>,
     State(action_choices): State<ActionChoices>,
+    State(findings): State<queries::integrity::SchemaFindings>,
     SignedIn { session, .. }: SignedIn,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
@@ -62,7 +63,7 @@ pub async fn show(
     let (integrity, summary) = if session.is_viewer() {
         (None, None)
     } else {
-        let integrity = queries::integrity::integrity(&client)
+        let integrity = queries::integrity::integrity(&client, &findings)
             .await
             .map_err(|e| WebError::query(role, "reading audit.integrity", &e))?;
         let summary = queries::summary_state(&*client)

@@ -35,6 +35,7 @@ mod embed;
 mod error;
 mod event_page;
 mod export;
+mod fresh;
 mod limiter;
 mod log_page;
 mod overview_page;

@@ -11,6 +11,7 @@ use tokio_postgres::config::Host;
 use super::actions::ActionChoices;
 use super::clock::Clock;
 use super::limiter::SignInLimiter;
+use super::queries::integrity::SchemaFindings;
 use super::session::Sessions;
 use super::viewer::pool::ViewerDb;
 use super::viewer::Verifier;
@@ -72,6 +73,7 @@ pub struct AppState {
     pub sessions: Sessions,
     pub limiter: SignInLimiter,
     pub actions: ActionChoices,
+    pub findings: SchemaFindings,
     /// None: no token viewers (no embed, no API).
     pub viewers: Option<Arc<Viewers>>,
 }
@@ -84,6 +86,7 @@ impl AppState {
             settings: Arc::new(settings),
             limiter: SignInLimiter::new(clock),
             actions: ActionChoices::default(),
+            findings: SchemaFindings::default(),
             viewers: None,
         }
     }
@@ -124,5 +127,11 @@ impl FromRef<AppState> for SignInLimiter {
 impl FromRef<AppState> for ActionChoices {
     fn from_ref(state: &AppState) -> Self {
         state.actions.clone()
+    }
+}
+
+impl FromRef<AppState> for SchemaFindings {
+    fn from_ref(state: &AppState) -> Self {
+        state.findings.clone()
     }
 }

@@ -1,7 +1,11 @@
 //! The status line above the Audit Log: how far the log is sealed, and what in the audit
 //! schema no release made.
 
+use std::time::Duration;
+
 use tokio_postgres::Client;
+
+use crate::web::fresh::Fresh;
 
 /// How far the log is sealed (audit.integrity), for the status line above the log.
 pub struct Integrity {
@@ -20,7 +24,45 @@ pub struct Integrity {
 /// never sealed costs a page view no more than a sealed one.
 pub const UNSEALED_COUNTED: i64 = 10_000;
 
-pub async fn integrity(client: &Client) -> Result<Integrity, tokio_postgres::Error> {
+/// The schema findings last read, shared by every session. Reading them walks the catalog
+/// entries of every partition and summary table (milliseconds a page once a log has years of
+/// partitions), and they change only when someone alters the audit schema: the line may show
+/// such a change this much later. `verify`, the check an auditor relies on, reads them itself.
+#[derive(Clone)]
+pub struct SchemaFindings(Fresh<Vec<String>>);
+
+impl Default for SchemaFindings {
+    fn default() -> SchemaFindings {
+        SchemaFindings(Fresh::new(Duration::from_secs(15)))
+    }
+}
+
+impl SchemaFindings {
+    async fn get(&self, client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+        if let Some(findings) = self.0.get() {
+            return Ok(findings);
+        }
+        let findings = client
+            .query(audit_trail_contract::schema::FINDINGS, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(format!(
+                    "{}: {}",
+                    r.try_get::<_, &str>(1)?,
+                    r.try_get::<_, &str>(2)?
+                ))
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+        self.0.put(findings.clone());
+        Ok(findings)
+    }
+}
+
+pub async fn integrity(
+    client: &Client,
+    findings: &SchemaFindings,
+) -> Result<Integrity, tokio_postgres::Error> {
     let row = client
         .query_one(
             "WITH last AS (SELECT last_txid, last_id FROM audit.seals ORDER BY seq DESC LIMIT 1),
@@ -44,18 +86,7 @@ pub async fn integrity(client: &Client) -> Result<Integrity, tokio_postgres::Err
             &[&UNSEALED_COUNTED],
         )
         .await?;
-    let schema_findings = client
-        .query(audit_trail_contract::schema::FINDINGS, &[])
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(format!(
-                "{}: {}",
-                r.try_get::<_, &str>(1)?,
-                r.try_get::<_, &str>(2)?
-            ))
-        })
-        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    let schema_findings = findings.get(client).await?;
     Ok(Integrity {
         sealed_through_id: row.try_get(0)?,
         sealed_through_time: row.try_get(1)?,
