@@ -7,7 +7,7 @@ CARGO      ?= cargo
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 export PG_CONFIG
 
-.PHONY: all setup install build lint unit e2e test demo demo-stop demo-check bench clean
+.PHONY: all setup install build lint unit e2e test demo demo-stop demo-check bench clean package package-check
 
 all: test
 
@@ -79,6 +79,18 @@ demo-check: install build
 	    sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); $$sudo apt-get update -qq && \
 	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl; }
 	./scripts/demo-check.sh
+
+## Debian packages into dist/: postgresql-<major>-audit-trail for each of PG_MAJORS (15 by
+## default) and audit-trail (the command, /etc/audit-trail, systemd units); docs/packaging.md.
+PG_MAJORS ?= 15
+package: setup
+	@command -v dpkg-deb >/dev/null || { echo "package: apt-get install dpkg-dev"; exit 1; }
+	PG_MAJORS="$(PG_MAJORS)" ./scripts/package.sh
+
+## The packages installed in a fresh Debian 12 chroot with no Rust: apt pulls PostgreSQL 15,
+## CREATE EXTENSION captures, the units verify, lintian passes, dpkg -r removes them (root).
+package-check: package
+	./scripts/package-check.sh bookworm 15
 
 clean:
 	-./scripts/demo.sh clean
