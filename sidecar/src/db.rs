@@ -200,6 +200,9 @@ pub fn resolve_as(
             config.dbname(&dbname);
         }
     }
+    if config.get_password().is_none() {
+        password_from_file(&mut config)?;
+    }
     if config.get_application_name().is_none() {
         config.application_name(application_name);
     }
@@ -233,6 +236,29 @@ pub fn resolve_as(
         description,
         tls,
     })
+}
+
+/// The password of the first host from the password file (`PGPASSFILE`, else `~/.pgpass`),
+/// if a line matches.
+fn password_from_file(config: &mut Config) -> Result<()> {
+    let Some((path, named)) = crate::passfile::location() else {
+        return Ok(());
+    };
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.as_str(),
+        // libpq looks a unix socket up as `localhost`.
+        _ => "localhost",
+    };
+    let lookup = crate::passfile::Lookup {
+        host,
+        port: config.get_ports().first().copied().unwrap_or(5432),
+        database: config.get_dbname().unwrap_or_default(),
+        user: config.get_user().unwrap_or_default(),
+    };
+    if let Some(password) = crate::passfile::password(&path, named, &lookup)? {
+        config.password(password);
+    }
+    Ok(())
 }
 
 /// The `search_path` of every sidecar session, whatever the database or role settings say.

@@ -16,6 +16,7 @@ pub mod integrity;
 pub mod logging;
 pub mod maintain;
 pub mod own_events;
+pub mod passfile;
 pub mod search;
 pub mod timespec;
 pub mod tls;

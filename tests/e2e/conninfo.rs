@@ -118,3 +118,59 @@ fn without_a_user_the_cli_connects_as_the_operating_system_user_as_libpq_does() 
         .get(0);
     assert_eq!(recorded, me);
 }
+
+/// A service's password lives in a file of its own (`PGPASSFILE`, libpq's format), never in
+/// its configuration: the right line is used, and a file others may read is refused by name
+/// instead of being skipped in silence (which would leave only a failed login to explain).
+#[test]
+fn the_password_comes_from_pgpassfile_and_a_readable_one_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new();
+    let role = db.create_role(
+        "passfile",
+        "LOGIN PASSWORD 'from-the-file' IN ROLE audit_admin",
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("pgpass");
+    std::fs::write(
+        &file,
+        format!(
+            "# the first line that matches wins\n\
+             127.0.0.1:{port}:other_db:*:wrong\n\
+             127.0.0.1:{port}:{db}:{role}:from-the-file\n\
+             *:*:*:*:wrong-too\n",
+            port = db.cluster.port,
+            db = db.name
+        ),
+    )
+    .expect("write the password file");
+    let conninfo = format!(
+        "host=127.0.0.1 port={} dbname={} user={role}",
+        db.cluster.port, db.name
+    );
+    let export = |mode: u32| {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        run(command()
+            .args(["export", "--db", &conninfo])
+            .env("PGPASSFILE", &file))
+    };
+    let ok = export(0o600);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stdout.starts_with("id,"), "{}", ok.stdout);
+    let refused = export(0o644);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("PGPASSFILE") && refused.stderr.contains("mode 0644"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains("from-the-file"),
+        "{}",
+        refused.stderr
+    );
+    // Without it, no password: the login fails.
+    let none = run(command().args(["export", "--db", &conninfo]));
+    assert_ne!(none.code, 0, "{}", none.stderr);
+}

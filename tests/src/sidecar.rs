@@ -27,6 +27,7 @@ pub fn command() -> Command {
         "PGPORT",
         "PGUSER",
         "PGPASSWORD",
+        "PGPASSFILE",
         "PGDATABASE",
     ] {
         cmd.env_remove(var);
