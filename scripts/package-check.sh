@@ -119,6 +119,34 @@ in_chroot runuser -u postgres -- audit-trail export --db "host=/tmp/pg port=5499
 rows="$(in_chroot sh -c 'tail -n +2 /tmp/pg/contacts.csv | wc -l')"
 [ "$rows" = 2 ] || die "the export holds $rows rows, not 2"
 
+log "the timers' commands as the audit-trail user, configured by /etc/audit-trail/audit-trail.env"
+psql -d app -c 'CREATE ROLE "audit-trail" LOGIN IN ROLE audit_service'
+sed -i 's|^DATABASE_URL=.*|DATABASE_URL=postgresql:///app?host=/tmp/pg\&port=5499\&user=audit-trail|' \
+    "$CH/etc/audit-trail/audit-trail.env"
+in_chroot audit-trail keygen --output /etc/audit-trail/seal.key 2>"$WORK/keygen.out"
+in_chroot chown root:audit-trail /etc/audit-trail/seal.key
+in_chroot chmod 640 /etc/audit-trail/seal.key
+register="$(grep -o "SELECT audit.register_seal_key([^;]*)" "$WORK/keygen.out")" ||
+    die "keygen printed no registration statement"
+psql -d app -c "$register" >/dev/null
+# What systemd does with the unit: the environment file's variables, then ExecStart as the
+# unit's user (EnvironmentFile lines are KEY=value, no shell quoting).
+as_service() {
+    local vars=()
+    while IFS= read -r line; do
+        case "$line" in '' | '#'*) ;; *) vars+=("$line") ;; esac
+    done <"$CH/etc/audit-trail/audit-trail.env"
+    chroot "$CH" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+        runuser -u audit-trail -- /usr/bin/env "${vars[@]}" "$@"
+}
+in_chroot install -d -o audit-trail -g audit-trail -m 750 /var/lib/audit-trail/checkpoints
+as_service sh -c 'audit-trail maintain $AUDIT_TRAIL_MAINTAIN_ARGS' >/dev/null ||
+    die "audit-trail maintain failed as the audit-trail user"
+as_service sh -c 'audit-trail seal --once --key "$AUDIT_TRAIL_SEAL_KEY" --checkpoints /var/lib/audit-trail/checkpoints' ||
+    die "audit-trail seal failed as the audit-trail user"
+sealed="$(psql -d app -c "SELECT unsealed_events FROM audit.integrity")"
+[ "$sealed" = 0 ] || die "after seal, audit.integrity says $sealed events are unsealed"
+
 log "systemd-analyze verify (the units as installed)"
 units=()
 for unit in "$CH"/lib/systemd/system/audit-trail-*; do
@@ -146,5 +174,7 @@ while IFS= read -r f; do
 done <"$files"
 [ "${#left[@]}" -eq 0 ] || die "left after dpkg -r: ${left[*]}"
 in_chroot dpkg --purge audit-trail >>"$WORK/remove.log" 2>&1 || { cat "$WORK/remove.log" >&2; die "dpkg --purge failed"; }
-[ ! -e "$CH/etc/audit-trail" ] || die "/etc/audit-trail left after purge"
+[ ! -e "$CH/etc/audit-trail/audit-trail.env" ] || die "the configuration left after purge"
+# What the admin made there (the sealing key) is theirs: purge does not destroy a secret.
+[ -f "$CH/etc/audit-trail/seal.key" ] || die "purge removed the admin's sealing key"
 log "ok: installed, captured, exported, verified, linted and removed"

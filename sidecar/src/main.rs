@@ -11,7 +11,10 @@ fn main() {
         Err(e) => {
             use clap::error::ErrorKind;
             if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                print!("{e}");
+                // Into a closed pipe (`audit-trail --help | head -1`) the rest is not wanted:
+                // not a panic.
+                use std::io::Write;
+                let _ = write!(std::io::stdout(), "{e}");
                 std::process::exit(0);
             }
             // clap's message is several lines (usage, a tip); keep the one that names the cause.
