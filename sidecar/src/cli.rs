@@ -19,7 +19,8 @@ use crate::timespec::{self, Bound};
     name = "audit-trail",
     version,
     about = "Read the audit_trail log: export it, follow it, browse it.",
-    after_help = "Connection: --db, else DATABASE_URL, else PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE.\n\
+    after_help = "Connection: --db, else DATABASE_URL, else PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE;\n\
+                  a password from PGPASSFILE (else ~/.pgpass) when none is given.\n\
                   Against a hot standby, give the primary as --record-db for what commands write.\n\
                   Exit codes: 0 success, 2 bad usage or input, 3 permission denied, 4 integrity\n\
                   violation found by verify or archive --check, 1 anything else."
