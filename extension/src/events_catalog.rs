@@ -9,6 +9,7 @@ use std::cell::{Cell, RefCell};
 use pgrx::pg_sys;
 
 use crate::error::{AuditError, Result};
+use crate::pg::compat;
 
 pub const COLUMN_COUNT: usize = audit_trail_contract::EVENT_COLUMNS.len();
 /// The attribute of a column the table does not have: `tenant` on a schema before 0.3.0
@@ -125,7 +126,7 @@ pub unsafe fn attributes_of(rel: pg_sys::Relation) -> Result<[usize; COLUMN_COUN
     // SAFETY: guaranteed by the caller.
     let attributes = unsafe {
         let desc = (*rel).rd_att;
-        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
+        let attrs = compat::tuple_desc_attrs(desc);
         let mut attribute_of = [ABSENT; COLUMN_COUNT];
         for (index, attr) in attrs.iter().enumerate() {
             if attr.attisdropped {

@@ -9,6 +9,7 @@ use pgrx::pg_sys;
 
 use crate::error::Result;
 use crate::events_catalog;
+use crate::pg::compat;
 
 pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> Result<R> {
     let owner = events_catalog::events_table()?.owner;
@@ -46,5 +47,5 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> Result<R> {
 /// superuser.
 pub fn current_user_is_owner_of(relid: pg_sys::Oid) -> bool {
     // SAFETY: ownership and superuser checks read the catalogs; both take valid oids.
-    unsafe { pg_sys::superuser() || pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) }
+    unsafe { pg_sys::superuser() || compat::relation_owned_by(relid, pg_sys::GetUserId()) }
 }

@@ -15,7 +15,7 @@ use pgrx::pg_sys::JsonbIteratorToken::{
     WJB_BEGIN_ARRAY, WJB_BEGIN_OBJECT, WJB_ELEM, WJB_END_ARRAY, WJB_END_OBJECT, WJB_KEY, WJB_VALUE,
 };
 
-use crate::pg::datums;
+use crate::pg::{compat, datums};
 
 use audit_trail_contract::REDACTED;
 
@@ -281,9 +281,7 @@ unsafe fn may_use_json_cast(typoid: pg_sys::Oid, depth: u32) -> bool {
                 return true;
             }
             let desc = pg_sys::lookup_rowtype_tupdesc(typoid, -1);
-            let found = (*desc)
-                .attrs
-                .as_slice((*desc).natts as usize)
+            let found = compat::tuple_desc_attrs(desc)
                 .iter()
                 .any(|a| !a.attisdropped && may_use_json_cast(a.atttypid, depth + 1));
             pg_sys::DecrTupleDescRefCount(desc);

@@ -11,6 +11,7 @@ use pgrx::pg_sys;
 
 use crate::error::{AuditError, Result};
 use crate::pg::args;
+use crate::pg::compat;
 use crate::pg::ffi::sql_callable;
 
 sql_callable!(audit_take_service_lock, pg_finfo_audit_take_service_lock => take_entry);
@@ -47,7 +48,7 @@ fn take(service: &str, wait: bool) -> Result<bool> {
             pg_sys::LockDatabaseObject(pg_sys::ExtensionRelationId, extension, number, mode);
             Ok(true)
         } else {
-            Ok(pg_sys::ConditionalLockDatabaseObject(
+            Ok(compat::conditional_lock_database_object(
                 pg_sys::ExtensionRelationId,
                 extension,
                 number,

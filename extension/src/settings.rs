@@ -16,6 +16,8 @@ use std::ffi::{CStr, CString};
 use pgrx::pg_sys;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
 
+use crate::pg::compat;
+
 static ACTOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static SOURCE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -181,32 +183,6 @@ thread_local! {
         const { Cell::new([std::ptr::null_mut(); 4]) };
 }
 
-/// The record guc.c keeps of a setting, by name.
-///
-/// # Safety
-/// Inside a backend, after the settings are defined.
-unsafe fn find_record(name: &CStr) -> *mut pg_sys::config_generic {
-    // SAFETY: guaranteed by the caller; PostgreSQL 15's table of settings is an array of
-    // GetNumConfigOptions() pointers, each to a record with a NUL-terminated name.
-    #[cfg(feature = "pg15")]
-    unsafe {
-        let records = pg_sys::get_guc_variables();
-        for i in 0..pg_sys::GetNumConfigOptions() as usize {
-            let record = *records.add(i);
-            if !record.is_null() && CStr::from_ptr((*record).name) == name {
-                return record;
-            }
-        }
-        std::ptr::null_mut()
-    }
-    // SAFETY: guaranteed by the caller; find_option returns NULL for an unknown name with
-    // skip_errors.
-    #[cfg(not(feature = "pg15"))]
-    unsafe {
-        pg_sys::find_option(name.as_ptr(), false, true, pg_sys::ERROR as i32)
-    }
-}
-
 /// Whether the setting's current value was made with SET LOCAL (or set_config(..., true)) in
 /// this transaction: the top of its stack of saved values says so. No stack means a session
 /// value; a plain SET or a function's own SET clause are other states.
@@ -214,7 +190,7 @@ fn set_locally(index: usize, name: &CStr) -> bool {
     let mut records = RECORDS.get();
     if records[index].is_null() {
         // SAFETY: settings are defined at load time, before any capture.
-        records[index] = unsafe { find_record(name) };
+        records[index] = unsafe { compat::find_setting(name) };
         RECORDS.set(records);
     }
     let record = records[index];

@@ -15,6 +15,7 @@ use pgrx::{pg_sys, spi};
 
 use crate::error::{AuditError, Result};
 use crate::events_catalog;
+use crate::pg::compat;
 use crate::privilege;
 use crate::row_json::ColumnCodec;
 
@@ -157,12 +158,7 @@ unsafe fn build(rel: pg_sys::Relation) -> Result<TableConfig> {
             context,
         };
         let desc = (*rel).rd_att;
-        for (index, attr) in (*desc)
-            .attrs
-            .as_slice((*desc).natts as usize)
-            .iter()
-            .enumerate()
-        {
+        for (index, attr) in compat::tuple_desc_attrs(desc).iter().enumerate() {
             if !attr.attisdropped {
                 config.columns.push(ColumnCodec::new(index, attr, context));
             }

@@ -24,6 +24,22 @@ ALTER INDEX audit.events_occurred_at_idx RENAME TO events_0_1_0_occurred_at_id_i
 ALTER INDEX audit.events_subject_idx RENAME TO events_0_1_0_entity_subject_id_idx;
 ALTER INDEX audit.events_txid_idx RENAME TO events_0_1_0_txid_id_idx;
 ALTER INDEX audit.events_id_brin RENAME TO events_0_1_0_id_idx;
+-- PostgreSQL 18 keeps each NOT NULL as a constraint named like an index (events_<column>_not_null),
+-- and a new one takes a name no constraint of the schema has: renamed with the table, so that
+-- the new audit.events gets a fresh install's names. Before 18 there are none to rename.
+DO $$
+DECLARE
+    old name;
+BEGIN
+    FOR old IN SELECT conname FROM pg_catalog.pg_constraint
+                WHERE conrelid = 'audit.events_0_1_0'::pg_catalog.regclass AND contype = 'n'
+                  AND conname LIKE 'events\_%'
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE audit.events_0_1_0 RENAME CONSTRAINT %I TO %I',
+                                  old, 'events_0_1_0' || pg_catalog.substr(old, 7));
+    END LOOP;
+END
+$$;
 -- A partition is data, not part of the extension: pg_dump must dump it like the partitions
 -- audit.maintain() makes (this also takes it off the extension's config-dump list).
 ALTER EXTENSION audit_trail DROP TABLE audit.events_0_1_0;

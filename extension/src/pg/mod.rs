@@ -3,6 +3,7 @@
 //! Nothing here knows about the audit log.
 
 pub mod args;
+pub mod compat;
 pub mod datums;
 pub mod ffi;
 pub mod memory;
