@@ -78,6 +78,27 @@ e2e: install build
 
 test: lint unit e2e demo-check
 
+## The end-to-end suite on the other majors, one after another (one sidecar build; the
+## extension built once per major). 17 joins when its Debian 13 build does.
+MATRIX_MAJORS ?= 16 18
+# Tests the wheels' own builds cannot pass, named here so that the skip is seen: neither
+# wheel has OpenSSL (the server refuses ssl = on), and 16.2 predates PostgreSQL's fix that
+# lets a table with statement-level transition-table triggers become a partition (upstream
+# afdb4cd, in 16.3).
+E2E_SKIP_16 := --skip tls::exports_over_tls_and_verify_the_server_when_asked \
+               --skip bypass::a_tracked_table_becomes_a_partition_only_of_a_tracked_table
+E2E_SKIP_18 := --skip tls::exports_over_tls_and_verify_the_server_when_asked
+test-matrix: build
+	@for major in $(MATRIX_MAJORS); do \
+	    echo "test-matrix: PostgreSQL $$major"; \
+	    env -u PG_CONFIG -u PGRX_PG_CONFIG_PATH $(MAKE) --no-print-directory e2e-major PG_MAJOR=$$major || exit 1; \
+	done
+
+e2e-major: install build
+	$(CARGO) test -p audit-trail-tests -- $(E2E_SKIP_$(PG_MAJOR))
+
+.PHONY: test-matrix e2e-major
+
 ## A cluster of this clone's own (data under /var/tmp, see scripts/demo.sh) with a sample CRM,
 ## activity, a report, a CSV export, and the dashboard left running on http://127.0.0.1:8080.
 demo: install
