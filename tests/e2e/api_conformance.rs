@@ -22,21 +22,11 @@ fn tool(name: &str) -> PathBuf {
     path
 }
 
-/// A token for an admin of `tenant`, minted by PyJWT with the secret file's bytes.
-fn pyjwt_token(secret_file: &std::path::Path, tenant: &str) -> String {
+/// What the pinned Python prints running `script` with `args` (sys.argv[1:]).
+fn python(script: &str, args: &[&std::ffi::OsStr]) -> String {
     let out = Command::new(tool("python"))
-        .args([
-            "-c",
-            "import jwt, sys, time\n\
-             secret = open(sys.argv[1], 'rb').read().rstrip(b'\\n')\n\
-             now = int(time.time())\n\
-             print(jwt.encode({'sub': 'u-17', 'name': 'auditor@acme.test', 'tenant': sys.argv[2],\n\
-                               'iat': now, 'exp': now + 600,\n\
-                               'scope': 'audit_log:read audit_log:export'},\n\
-                              secret, algorithm='HS256'))",
-        ])
-        .arg(secret_file)
-        .arg(tenant)
+        .args(["-c", script])
+        .args(args)
         .output()
         .expect("python");
     assert!(
@@ -45,6 +35,20 @@ fn pyjwt_token(secret_file: &std::path::Path, tenant: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A token for an admin of `tenant`, minted by PyJWT with the secret file's bytes.
+fn pyjwt_token(secret_file: &std::path::Path, tenant: &str) -> String {
+    python(
+        "import jwt, sys, time\n\
+             secret = open(sys.argv[1], 'rb').read().rstrip(b'\\n')\n\
+             now = int(time.time())\n\
+             print(jwt.encode({'sub': 'u-17', 'name': 'auditor@acme.test', 'tenant': sys.argv[2],\n\
+                               'iat': now, 'exp': now + 600,\n\
+                               'scope': 'audit_log:read audit_log:export'},\n\
+                              secret, algorithm='HS256'))",
+        &[secret_file.as_os_str(), tenant.as_ref()],
+    )
 }
 
 #[test]
@@ -117,9 +121,7 @@ fn eddsa_tokens_minted_by_pyjwt_are_taken_with_the_public_key_alone() {
     let orgs = TwoOrgs::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let public = dir.path().join("viewer.pub.pem");
-    let out = Command::new(tool("python"))
-        .args([
-            "-c",
+    let stdout = python(
             "import base64, hashlib, hmac, json, jwt, sys, time\n\
              from cryptography.hazmat.primitives import serialization as s\n\
              from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey\n\
@@ -134,16 +136,8 @@ fn eddsa_tokens_minted_by_pyjwt_are_taken_with_the_public_key_alone() {
              print(jwt.encode(claims, key, algorithm='EdDSA'))\n\
              print(jwt.encode(claims, other, algorithm='EdDSA'))\n\
              print(confused)",
-        ])
-        .arg(&public)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        &[public.as_os_str()],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let tokens: Vec<&str> = stdout.lines().collect();
     let [good, other_key, confused] = tokens[..] else {
         panic!("three tokens: {stdout}")
