@@ -109,7 +109,9 @@ extension_package() {
     [ -x "$pg_config" ] || die "no pg_config for PostgreSQL $major at $pg_config (set $var)"
     log "cargo pgrx package --pg-config $pg_config"
     mkdir -p "$STAGE"
-    (cd extension && cargo pgrx package --pg-config "$pg_config" >"$STAGE/pgrx-$major.log" 2>&1) ||
+    # pgrx's build finds a major that `cargo pgrx init` did not register through this.
+    (cd extension && PGRX_PG_CONFIG_PATH="$pg_config" \
+        cargo pgrx package --pg-config "$pg_config" >"$STAGE/pgrx-$major.log" 2>&1) ||
         { cat "$STAGE/pgrx-$major.log" >&2; die "cargo pgrx package failed for PostgreSQL $major"; }
     local built="$TARGET/release/audit_trail-pg$major"
     local lib share
