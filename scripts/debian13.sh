@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs a command in a Debian 13 (trixie) chroot that has PostgreSQL 17 and its server
+# headers, with this machine's Rust toolchain and cargo-pgrx and this clone mounted at the
+# same paths: how PostgreSQL 17 is built and tested here (Debian 12 has no 17, and Debian 13's
+# binaries do not run on Debian 12's older glibc, while the toolchain, built against the older
+# one, runs on the newer).
+#
+#   scripts/debian13.sh COMMAND...    e.g. scripts/debian13.sh pg_config --version
+#
+# Root (chroot, mounts). The chroot is made once (debootstrap, about a minute) under
+# /var/cache/audit-trail/chroots/trixie-build and kept; builds go to CARGO_TARGET_DIR
+# (/work/target-17 by default), not the clone's target/, whose build scripts were linked
+# against Debian 12.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CH=/var/cache/audit-trail/chroots/trixie-build
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+TARGET="${CARGO_TARGET_DIR_17:-/work/target-17}"
+PACKAGES=(postgresql-17 postgresql-server-dev-17 libclang-dev clang gcc libc6-dev make
+          pkg-config ca-certificates)
+
+log() { printf 'debian13: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "run as root (chroot and mounts)"
+[ "$#" -gt 0 ] || die "usage: debian13.sh COMMAND..."
+command -v debootstrap >/dev/null || {
+    log "apt-get install debootstrap"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
+}
+
+if [ ! -f "$CH/.complete" ]; then
+    log "debootstrap --variant=minbase trixie $CH (once)"
+    rm -rf "$CH"
+    mkdir -p "$(dirname "$CH")"
+    debootstrap --variant=minbase trixie "$CH" "$MIRROR" >/dev/null
+    cp /etc/resolv.conf "$CH/etc/resolv.conf"
+    printf '#!/bin/sh\nexit 101\n' >"$CH/usr/sbin/policy-rc.d"
+    chmod 755 "$CH/usr/sbin/policy-rc.d"
+    chroot "$CH" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+        sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends ${PACKAGES[*]}" \
+        >/dev/null
+    touch "$CH/.complete"
+fi
+
+# Mounted in this order, unmounted in the reverse, whatever happens: the chroot must never be
+# deleted or reused with the clone or the toolchain still mounted in it.
+mounts=()
+cleanup() {
+    local i
+    for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
+        umount "${mounts[$i]}" 2>/dev/null || umount -l "${mounts[$i]}"
+    done
+}
+trap cleanup EXIT
+bind() {
+    mkdir -p "$CH$2"
+    mount --bind "$1" "$CH$2"
+    mounts+=("$CH$2")
+}
+mkdir -p "$TARGET"
+bind /dev /dev
+mount -t proc proc "$CH/proc"
+mounts+=("$CH/proc")
+bind "${RUSTUP_HOME:-$HOME/.rustup}" /root/.rustup
+bind "${CARGO_HOME:-$HOME/.cargo}" /root/.cargo
+bind "$ROOT" "$ROOT"
+bind "$TARGET" "$TARGET"
+
+chroot "$CH" env -i PATH=/root/.cargo/bin:/usr/lib/postgresql/17/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root RUSTUP_HOME=/root/.rustup CARGO_HOME=/root/.cargo LANG=C.UTF-8 \
+    CARGO_TARGET_DIR="$TARGET" PGRX_PG_CONFIG_PATH=/usr/lib/postgresql/17/bin/pg_config \
+    PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config \
+    sh -c 'cd "$1" && shift && exec "$@"' sh "$ROOT" "$@"
