@@ -274,16 +274,26 @@ fn tenant_page_sql(shape: &Shape) -> String {
             where_(&clauses)
         )
     };
+    with_unsummarized(
+        &format!("({summarized_branch} ORDER BY occurred_at {order}, id {order} LIMIT {limit})"),
+        &tail,
+        order,
+    )
+}
+
+/// The page: the first `page_size` of `summarized` (a page of summarized events, in the
+/// page's order) and of the events not summarized yet that match `tail`, found by the
+/// `(txid, id)` index.
+fn with_unsummarized(summarized: &str, tail: &[String], order: &str) -> String {
     format!(
-        "SELECT occurred_at, id FROM (\
-         ({summarized_branch} \
-         ORDER BY occurred_at {order}, id {order} LIMIT {limit}) \
+        "SELECT occurred_at, id FROM ({summarized} \
          UNION ALL \
          (SELECT occurred_at, id FROM (SELECT occurred_at, id FROM audit.events{tail} \
          ORDER BY txid, id) AS t \
          ORDER BY occurred_at {order}, id {order} LIMIT {limit})) AS u \
          ORDER BY occurred_at {order}, id {order} LIMIT {limit}",
-        tail = where_(&tail),
+        tail = where_(tail),
+        limit = Arg::PageSize.p(),
     )
 }
 
@@ -333,23 +343,17 @@ fn summarized_page_sql(shape: &Shape) -> String {
     summarized.push("occurred_at < h.hour + interval '1 hour'".into());
     summarized.push(format!("txid < {}", Watermark.p()));
     tail.push(format!("txid >= {}", Watermark.p()));
-    format!(
-        "SELECT occurred_at, id FROM (\
-         SELECT p.* FROM (SELECT hour FROM (\
+    let summarized = format!(
+        "SELECT p.* FROM (SELECT hour FROM (\
          SELECT hour, pg_catalog.sum(CASE WHEN hour = ANY ({uncertain}) THEN 0 ELSE n END) \
          OVER (ORDER BY hour {order} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before \
          FROM {counted} AS c) AS c \
          WHERE before IS NULL OR before < {limit}::bigint) AS h \
          CROSS JOIN LATERAL (SELECT occurred_at, id FROM audit.events{summarized} \
-         ORDER BY occurred_at {order}, id {order} LIMIT {limit}) AS p \
-         UNION ALL \
-         (SELECT occurred_at, id FROM (SELECT occurred_at, id FROM audit.events{tail} \
-         ORDER BY txid, id) AS t \
-         ORDER BY occurred_at {order}, id {order} LIMIT {limit})) AS u \
-         ORDER BY occurred_at {order}, id {order} LIMIT {limit}",
+         ORDER BY occurred_at {order}, id {order} LIMIT {limit}) AS p",
         summarized = where_(&summarized),
-        tail = where_(&tail),
-    )
+    );
+    with_unsummarized(&summarized, &tail, order)
 }
 
 /// The candidate hours of a page and their matching events, `(hour, n)`, the first
