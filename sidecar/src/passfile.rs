@@ -34,17 +34,19 @@ pub fn location() -> Option<(PathBuf, bool)> {
 /// The password for `lookup` in the file at `path`; None when no line matches, or when a
 /// default `~/.pgpass` (not `named`) does not exist.
 pub fn password(path: &Path, named: bool, lookup: &Lookup) -> Result<Option<String>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if !named && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::Usage(format!(
-                "PGPASSFILE {}: cannot read it: {e}",
-                path.display()
-            )))
-        }
+    let cannot = |e: std::io::Error| {
+        Error::Usage(format!(
+            "PGPASSFILE {}: cannot read it: {e}",
+            path.display()
+        ))
     };
-    check_access(path)?;
+    // Checked before it is read: a device or a pipe named by mistake is refused, not read.
+    match std::fs::metadata(path) {
+        Err(e) if !named && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(cannot(e)),
+        Ok(_) => check_access(path)?,
+    }
+    let text = std::fs::read_to_string(path).map_err(cannot)?;
     Ok(text.lines().find_map(|line| matching(line, lookup)))
 }
 
@@ -156,5 +158,7 @@ mod tests {
             None
         );
         assert!(password(&missing, true, &lookup()).is_err());
+        let device = password(Path::new("/dev/zero"), true, &lookup()).expect_err("a device");
+        assert!(device.to_string().contains("/dev/zero"), "{device}");
     }
 }
