@@ -8,17 +8,19 @@
 #   scripts/debian13.sh COMMAND...    e.g. scripts/debian13.sh pg_config --version
 #
 # Root (chroot, mounts). The chroot is made once (debootstrap, about a minute) under
-# /var/cache/audit-trail/chroots/trixie-build and kept; builds go to CARGO_TARGET_DIR
-# (/work/target-17 by default), not the clone's target/, whose build scripts were linked
-# against Debian 12.
+# /var/cache/audit-trail/chroots/trixie-build and kept; builds go to target/debian13 (its own
+# CARGO_TARGET_DIR: the build scripts in target/ were linked on Debian 12, and those built
+# there must not be run here).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CH=/var/cache/audit-trail/chroots/trixie-build
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-TARGET="${CARGO_TARGET_DIR_17:-/work/target-17}"
+TARGET="$ROOT/target/debian13"
+# To build the extension; then what the end-to-end tests run besides PostgreSQL: the browser
+# tests' Chromium, openssl for the TLS test's certificates, and Python for the tools' venv.
 PACKAGES=(postgresql-17 postgresql-server-dev-17 libclang-dev clang gcc libc6-dev make
-          pkg-config ca-certificates)
+          pkg-config ca-certificates chromium chromium-driver openssl python3-venv)
 
 log() { printf 'debian13: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -29,6 +31,10 @@ command -v debootstrap >/dev/null || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
 }
 
+apt_in_chroot() {
+    chroot "$CH" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+        sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $*" >/dev/null
+}
 if [ ! -f "$CH/.complete" ]; then
     log "debootstrap --variant=minbase trixie $CH (once)"
     rm -rf "$CH"
@@ -37,10 +43,21 @@ if [ ! -f "$CH/.complete" ]; then
     cp /etc/resolv.conf "$CH/etc/resolv.conf"
     printf '#!/bin/sh\nexit 101\n' >"$CH/usr/sbin/policy-rc.d"
     chmod 755 "$CH/usr/sbin/policy-rc.d"
-    chroot "$CH" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
-        sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends ${PACKAGES[*]}" \
-        >/dev/null
-    touch "$CH/.complete"
+    apt_in_chroot "${PACKAGES[*]}"
+    printf '%s\n' "${PACKAGES[*]}" >"$CH/.complete"
+elif [ "$(cat "$CH/.complete")" != "${PACKAGES[*]}" ]; then
+    # A chroot kept from an earlier list: what was added since is installed into it.
+    log "apt-get install ${PACKAGES[*]} (in the chroot)"
+    apt_in_chroot "${PACKAGES[*]}"
+    printf '%s\n' "${PACKAGES[*]}" >"$CH/.complete"
+fi
+
+# The host's own trust anchors (a proxy's or a company's CA, added under
+# /usr/local/share/ca-certificates) are the chroot's too: pip and cargo reach the same hosts.
+if ! diff -rq /usr/local/share/ca-certificates "$CH/usr/local/share/ca-certificates" >/dev/null 2>&1; then
+    rm -rf "$CH/usr/local/share/ca-certificates"
+    cp -r /usr/local/share/ca-certificates "$CH/usr/local/share/ca-certificates"
+    chroot "$CH" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin update-ca-certificates >/dev/null
 fi
 
 # Mounted in this order, unmounted in the reverse, whatever happens: the chroot must never be
@@ -58,14 +75,21 @@ bind() {
     mount --bind "$1" "$CH$2"
     mounts+=("$CH$2")
 }
-mkdir -p "$TARGET"
 bind /dev /dev
+bind /dev/pts /dev/pts
+bind /dev/shm /dev/shm # Chromium's shared memory
 mount -t proc proc "$CH/proc"
 mounts+=("$CH/proc")
+mount -t sysfs sysfs "$CH/sys"
+mounts+=("$CH/sys")
 bind "${RUSTUP_HOME:-$HOME/.rustup}" /root/.rustup
 bind "${CARGO_HOME:-$HOME/.cargo}" /root/.cargo
 bind "$ROOT" "$ROOT"
-bind "$TARGET" "$TARGET"
+# The tests' Python clients (scripts/tools-venv.sh) with Debian 13's Python, where the tests
+# look for them: the host's .venv-tools is linked to Debian 12's Python.
+chroot "$CH" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+    "$ROOT/scripts/tools-venv.sh" /opt/audit-trail-tools-venv
+bind "$CH/opt/audit-trail-tools-venv" "$ROOT/.venv-tools"
 
 chroot "$CH" env -i PATH=/root/.cargo/bin:/usr/lib/postgresql/17/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     HOME=/root RUSTUP_HOME=/root/.rustup CARGO_HOME=/root/.cargo LANG=C.UTF-8 \

@@ -53,6 +53,16 @@ EOF
     chmod 644 "$doc/copyright" "$doc/changelog.gz"
 }
 
+# The oldest libc6 a binary runs on: the newest GLIBC_ symbol version it links (what
+# dpkg-shlibdeps would find, without a debian/ source tree). The 17 extension, built on Debian
+# 13, needs a newer one than what is built on Debian 12.
+libc_floor() {
+    local v
+    v="$(objdump -T "$1" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
+    [ -n "$v" ] || die "no GLIBC symbol versions in $1"
+    echo "$v"
+}
+
 # Installed-Size in KiB, as dpkg counts it.
 installed_size() { du -sk --exclude=DEBIAN "$1" | cut -f1; }
 
@@ -77,13 +87,15 @@ sidecar_package() {
     doc_files "$tree" "$name"
     install -m 644 README.md "$tree/usr/share/doc/$name/README.md"
     install -d "$tree/DEBIAN"
+    local libc
+    libc="$(libc_floor "$tree/usr/bin/audit-trail")"
     cat >"$tree/DEBIAN/control" <<EOF
 Package: $name
 Version: $VERSION
 Architecture: $ARCH
 Maintainer: $MAINTAINER
 Installed-Size: $(installed_size "$tree")
-Depends: libc6 (>= 2.34), libgcc-s1, adduser
+Depends: libc6 (>= $libc), libgcc-s1, adduser
 Recommends: postgresql-client
 Suggests: postgresql-15-audit-trail | postgresql-16-audit-trail | postgresql-17-audit-trail | postgresql-18-audit-trail
 Section: database
@@ -130,6 +142,8 @@ extension_package() {
         "$tree/usr/share/postgresql/$major/extension/"
     doc_files "$tree" "$name"
     install -d "$tree/DEBIAN"
+    local libc
+    libc="$(libc_floor "$tree/usr/lib/postgresql/$major/lib/audit_trail.so")"
     cat >"$tree/DEBIAN/control" <<EOF
 Package: $name
 Source: audit-trail
@@ -137,7 +151,7 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: $MAINTAINER
 Installed-Size: $(installed_size "$tree")
-Depends: postgresql-$major, libc6 (>= 2.34), libgcc-s1
+Depends: postgresql-$major, libc6 (>= $libc), libgcc-s1
 Section: database
 Priority: optional
 Homepage: https://github.com/audit-trail/audit-trail
@@ -150,7 +164,22 @@ EOF
     build_deb "$tree" "$name"
 }
 
+# Debian 12 has no PostgreSQL 17: unless a pg_config for it is given, its package is built in
+# the Debian 13 chroot (scripts/debian13.sh, root), against Debian 13's postgresql-server-dev-17.
+in_debian13() {
+    [ "$(id -u)" -eq 0 ] || die "PostgreSQL 17's package is built in a Debian 13 chroot, which needs root (or set PG_CONFIG_17, or PG_MAJORS without 17)"
+    log "PostgreSQL 17 in the Debian 13 chroot"
+    ./scripts/debian13.sh env PG_MAJORS=17 EXTENSIONS_ONLY=1 DIST="$DIST" \
+        SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct)}" \
+        DEB_MAINTAINER="$MAINTAINER" ./scripts/package.sh
+}
+
 for major in $PG_MAJORS; do
-    extension_package "$major"
+    if [ "$major" = 17 ] && [ -z "${PG_CONFIG_17:-}" ] && [ ! -x /usr/lib/postgresql/17/bin/pg_config ]; then
+        in_debian13
+    else
+        extension_package "$major"
+    fi
 done
-sidecar_package
+# The command's package is built here, on the oldest Debian supported, so that it runs on both.
+[ "${EXTENSIONS_ONLY:-0}" = 1 ] || sidecar_package

@@ -71,28 +71,6 @@ else
     # finds their pg_config through PGRX_PG_CONFIG_PATH (the Makefile sets it).
     "$(dirname "$0")/majors.sh" "$PG_MAJOR"
 fi
-# DuckDB, which the archive tests and bench-archive use as an independent Parquet reader
-# (tests/e2e/archive.rs, bench/archive.sh). From PyPI into a virtualenv of the clone's own
-# (.venv-tools/, ignored by git): Debian's Python is "externally managed" and refuses pip
-# installs outside one. Debian's python3 (not a pyenv or other one first on PATH), so the
-# venv is the same on every machine.
-# PyJWT and Schemathesis, clients of the JSON API that no one here wrote: PyJWT mints the
-# viewer tokens an application would, Schemathesis tests the API against its OpenAPI
-# description (tests/e2e/api_conformance.rs).
-DUCKDB_VERSION="2.0.1"
-PYJWT_VERSION="2.10.1"
-SCHEMATHESIS_VERSION="4.32.5"
-tools_venv="$(cd "$(dirname "$0")/.." && pwd)/.venv-tools"
-if ! "$tools_venv/bin/python" - 2>/dev/null <<PY
-import sys
-from importlib.metadata import version
-sys.exit(not (version("duckdb") == "${DUCKDB_VERSION}" and version("PyJWT") == "${PYJWT_VERSION}"
-              and version("schemathesis") == "${SCHEMATHESIS_VERSION}"))
-PY
-then
-    log "python3 -m venv .venv-tools; pip install duckdb==${DUCKDB_VERSION} PyJWT==${PYJWT_VERSION} schemathesis==${SCHEMATHESIS_VERSION}"
-    /usr/bin/python3 -m venv "$tools_venv"
-    "$tools_venv/bin/pip" install --quiet --disable-pip-version-check "duckdb==${DUCKDB_VERSION}" \
-        "PyJWT[crypto]==${PYJWT_VERSION}" "schemathesis==${SCHEMATHESIS_VERSION}"
-fi
+# The pinned Python clients of the tests (DuckDB, PyJWT, Schemathesis) in .venv-tools/.
+"$(dirname "$0")/tools-venv.sh"
 log "ready: PostgreSQL ${PG_MAJOR}, cargo-pgrx ${PGRX_VERSION}"

@@ -26,6 +26,8 @@ const REFERENCES: &[(&str, u32, &str)] = &[
     ("0.3.0", 15, include_str!("schema/0.3.0-pg15.txt")),
     ("0.2.0", 16, include_str!("schema/0.2.0-pg16.txt")),
     ("0.3.0", 16, include_str!("schema/0.3.0-pg16.txt")),
+    ("0.2.0", 17, include_str!("schema/0.2.0-pg17.txt")),
+    ("0.3.0", 17, include_str!("schema/0.3.0-pg17.txt")),
     ("0.2.0", 18, include_str!("schema/0.2.0-pg18.txt")),
     ("0.3.0", 18, include_str!("schema/0.3.0-pg18.txt")),
 ];
