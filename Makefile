@@ -148,6 +148,13 @@ clean:
 bench: install
 	./bench/run.sh
 
+## The capture benchmark on PostgreSQL 17, Debian 13's, in the chroot (root); results tagged
+## pg17 unless BENCH_TAG says otherwise. The same settings as bench.
+bench-17:
+	BENCH_TAG="$${BENCH_TAG:-pg17}" ./scripts/debian13.sh --with-extension ./bench/run.sh
+
+.PHONY: bench-17
+
 ## Export benchmark: audit-trail export vs psql \copy over 1,000,000 generated events.
 bench-export: install
 	@[ -x /usr/bin/time ] || { echo "bench-export: apt-get install time (GNU time)"; \

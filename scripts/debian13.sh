@@ -5,7 +5,12 @@
 # binaries do not run on Debian 12's older glibc, while the toolchain, built against the older
 # one, runs on the newer).
 #
-#   scripts/debian13.sh COMMAND...    e.g. scripts/debian13.sh pg_config --version
+#   scripts/debian13.sh [--with-extension] COMMAND...    e.g. scripts/debian13.sh pg_config --version
+#
+# --with-extension first builds and installs the extension into the chroot's PostgreSQL 17, as
+# `make install` does on the host (with the frozen scripts of earlier versions, and a check
+# that the committed install script is what the build generated). BENCH_* and UPDATE_GOLDEN
+# are passed on to the command; nothing else of the caller's environment is.
 #
 # Root (chroot, mounts). The chroot is made once (debootstrap, about a minute) under
 # /var/cache/audit-trail/chroots/trixie-build and kept; builds go to target/debian13 (its own
@@ -25,7 +30,13 @@ PACKAGES=(postgresql-17 postgresql-server-dev-17 libclang-dev clang gcc libc6-de
 log() { printf 'debian13: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (chroot and mounts)"
-[ "$#" -gt 0 ] || die "usage: debian13.sh COMMAND..."
+with_extension=0
+if [ "${1:-}" = --with-extension ]; then with_extension=1; shift; fi
+[ "$#" -gt 0 ] || die "usage: debian13.sh [--with-extension] COMMAND..."
+passed=()
+for var in $(compgen -e); do
+    case "$var" in BENCH_* | UPDATE_GOLDEN) passed+=("$var=${!var}") ;; esac
+done
 command -v debootstrap >/dev/null || {
     log "apt-get install debootstrap"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
@@ -91,8 +102,23 @@ chroot "$CH" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
     "$ROOT/scripts/tools-venv.sh" /opt/audit-trail-tools-venv
 bind "$CH/opt/audit-trail-tools-venv" "$ROOT/.venv-tools"
 
+# shellcheck disable=SC2016 # expanded in the chroot
+install_extension='
+    cd extension
+    cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+    share="$("$PG_CONFIG" --sharedir)/extension"
+    install -m 644 sql/audit_trail--0.1.0.sql sql/audit_trail--0.2.0.sql "$share/"
+    version="$(sed -n "s/^version = \"\(.*\)\"/\1/p" ../Cargo.toml | head -1)"
+    cmp -s "$share/audit_trail--$version.sql" "sql/audit_trail--$version.sql" || {
+        echo "debian13: the install script built for 17 differs from extension/sql/audit_trail--$version.sql" >&2
+        exit 1
+    }
+    cd ..'
+[ "$with_extension" = 1 ] || install_extension=:
+[ "$with_extension" = 0 ] || log "cargo pgrx install --release (PostgreSQL 17)"
+
 chroot "$CH" env -i PATH=/root/.cargo/bin:/usr/lib/postgresql/17/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     HOME=/root RUSTUP_HOME=/root/.rustup CARGO_HOME=/root/.cargo LANG=C.UTF-8 \
     CARGO_TARGET_DIR="$TARGET" PGRX_PG_CONFIG_PATH=/usr/lib/postgresql/17/bin/pg_config \
-    PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config \
-    sh -c 'cd "$1" && shift && exec "$@"' sh "$ROOT" "$@"
+    PG_CONFIG=/usr/lib/postgresql/17/bin/pg_config "${passed[@]}" \
+    sh -c 'set -e; cd "$1"; eval "$2"; shift 2; exec "$@"' sh "$ROOT" "$install_extension" "$@"

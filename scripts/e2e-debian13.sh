@@ -11,7 +11,6 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
-VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 
 log() { printf 'e2e-debian13: %s\n' "$*" >&2; }
 
@@ -24,19 +23,5 @@ for line in sys.stdin:
         print(m["executable"])')"
 [ -x "$suite" ] || { log "error: the e2e suite did not build (cargo test -p audit-trail-tests --no-run)"; exit 1; }
 
-log "cargo pgrx install for PostgreSQL 17 (in the Debian 13 chroot), then the suite"
-# shellcheck disable=SC2016 # expanded in the chroot
-exec ./scripts/debian13.sh sh -c '
-    set -e
-    version="$1" suite="$2" golden="$3"; shift 3
-    cd extension
-    cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
-    share="$("$PG_CONFIG" --sharedir)/extension"
-    # As the Makefile'"'"'s install: the frozen scripts of earlier versions, and the committed
-    # install script of this one must be what the build generated.
-    install -m 644 sql/audit_trail--0.1.0.sql sql/audit_trail--0.2.0.sql "$share/"
-    cmp -s "$share/audit_trail--$version.sql" "sql/audit_trail--$version.sql" ||
-        { echo "e2e-debian13: the install script built for 17 differs from extension/sql/audit_trail--$version.sql" >&2; exit 1; }
-    cd ../tests
-    AUDIT_TRAIL_BIN="$PWD/../target/debug/audit-trail" exec env $golden "$suite" "$@"' \
-    sh "$VERSION" "$suite" "${UPDATE_GOLDEN:+UPDATE_GOLDEN=1}" "$@"
+exec ./scripts/debian13.sh --with-extension env AUDIT_TRAIL_BIN="$ROOT/target/debug/audit-trail" \
+    sh -c 'cd tests && exec "$@"' sh "$suite" "$@"

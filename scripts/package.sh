@@ -80,6 +80,10 @@ sidecar_package() {
     rm -rf "$tree"
     install -D -m 755 "$TARGET/release/audit-trail" "$tree/usr/bin/audit-trail"
     strip --strip-unneeded "$tree/usr/bin/audit-trail"
+    # One manual page per command, from the same clap definition that parses the arguments.
+    cargo run --release -p audit-trail --example manpage --quiet -- "$tree/usr/share/man/man1"
+    chmod 644 "$tree"/usr/share/man/man1/*.1
+    gzip -9n "$tree"/usr/share/man/man1/*.1
     install -D -m 644 packaging/audit-trail.env "$tree/etc/audit-trail/audit-trail.env"
     for unit in packaging/systemd/*; do
         install -D -m 644 "$unit" "$tree/lib/systemd/system/$(basename "$unit")"
