@@ -224,13 +224,16 @@ fn spraying_one_password_at_many_role_names_is_throttled_per_address() {
     assert!(answers[checked..].iter().all(|s| *s == 429), "{answers:?}");
 
     // The auditor, elsewhere, gets in at once; from the attacker's address, after a wait
-    // no longer than the cap.
+    // no longer than the cap. (The last wait imposed may be over by now on a slow machine:
+    // the first checked guess costs one second, and 429s add none.)
     let reply = submit(&http, &form, "198.51.100.7", &admin, PASSWORD);
     assert_eq!(reply.status, 303, "{}", reply.body);
-    let reply = submit(&http, &form, attacker, &admin, PASSWORD);
-    assert_eq!(reply.status, 429, "{}", reply.body);
-    std::thread::sleep(Duration::from_secs(retry_after(&reply)));
-    let reply = submit(&http, &form, attacker, &admin, PASSWORD);
+    let mut reply = submit(&http, &form, attacker, &admin, PASSWORD);
+    if reply.status == 429 {
+        assert!(retry_after(&reply) <= MAX_DELAY_SECS);
+        std::thread::sleep(Duration::from_secs(retry_after(&reply)));
+        reply = submit(&http, &form, attacker, &admin, PASSWORD);
+    }
     assert_eq!(reply.status, 303, "{}", reply.body);
 }
 
