@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SQL = ROOT / "extension" / "sql"
 SOURCES = ["schema.sql", "api.sql", "integrity.sql", "stream.sql", "retention.sql", "summary.sql",
            "partitions.sql", "archive.sql", "maintenance.sql",
-           "report.sql", "search.sql", "privileges.sql"]
+           "report.sql", "search.sql", "history.sql", "undo.sql", "privileges.sql"]
 MARKER = re.compile(r"@@([NRV])_([a-z_0-9]+)@@")
 
 

@@ -10,8 +10,17 @@ pub const AUTHENTICATED_ROLE_KEY: &str = "authenticated_role";
 /// write, which the built-in `cross-tenant` alert rule reports. Reserved like the role's.
 pub const ACTING_TENANT_KEY: &str = "acting_tenant";
 
+/// The key of `context` under which capture records, on each change `audit.revert` or
+/// `audit.revert_transaction` writes, the id of the event it puts back (docs/undo.md).
+/// Reserved like the others, so that only a revert reads as one.
+pub const REVERTS_KEY: &str = "reverts";
+
+/// The `source` of the changes a revert writes: reserved to them in the same way.
+pub const REVERT_SOURCE: &str = "revert";
+
 /// Keys of `context` only capture writes.
-pub const RESERVED_CONTEXT_KEYS: [&str; 2] = [AUTHENTICATED_ROLE_KEY, ACTING_TENANT_KEY];
+pub const RESERVED_CONTEXT_KEYS: [&str; 3] =
+    [AUTHENTICATED_ROLE_KEY, ACTING_TENANT_KEY, REVERTS_KEY];
 
 /// Why an `audit.context` value was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -68,6 +77,10 @@ mod tests {
         assert_eq!(
             check_context(r#"{"acting_tenant": "acme"}"#),
             Err(ContextError::ReservedKey(ACTING_TENANT_KEY))
+        );
+        assert_eq!(
+            check_context(r#"{"reverts": 42}"#),
+            Err(ContextError::ReservedKey(REVERTS_KEY))
         );
     }
 }

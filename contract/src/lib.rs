@@ -14,7 +14,10 @@ pub mod search;
 pub mod summary;
 mod words;
 
-pub use context::{check_context, ContextError, ACTING_TENANT_KEY, AUTHENTICATED_ROLE_KEY};
+pub use context::{
+    check_context, ContextError, ACTING_TENANT_KEY, AUTHENTICATED_ROLE_KEY, REVERTS_KEY,
+    REVERT_SOURCE,
+};
 pub use words::{is_consumer_name, is_word, CONSUMER_NAME_RULE, WORD_RULE};
 
 /// The columns of `audit.events`, in table order.

@@ -42,5 +42,22 @@ GRANT EXECUTE ON FUNCTION audit.search(timestamptz, timestamptz, text[], text[],
                           audit.search_plan(boolean, boolean, text[], boolean, boolean, boolean,
                                             boolean, boolean, boolean, boolean, text, boolean)
     TO audit_admin;
+-- History and undo read the log as their caller, and undo writes the table as its caller:
+-- an admin who may not write a table cannot put one of its rows back (docs/undo.md).
+GRANT EXECUTE ON FUNCTION audit.history(regclass, text),
+                          audit.row_as_of(regclass, text, timestamptz),
+                          audit.tracked_table_of(regclass),
+                          audit.revert(bigint, boolean),
+                          audit.revert_transaction(xid8, boolean),
+                          audit.undo_event(bigint, boolean),
+                          audit.undo_checked_event(bigint),
+                          audit.undo_table(audit.events),
+                          audit.undo_key(regclass),
+                          audit.undo_columns(regclass, jsonb),
+                          audit.undo_row(text, text[]),
+                          audit.undo_differences(regclass, text[], text[], jsonb),
+                          audit.undo_without_redacted(bigint, text, text[], text[], jsonb, boolean),
+                          audit.transaction_changes(xid8)
+    TO audit_admin;
 -- audit.integrity shows what audit.schema_findings() finds.
 GRANT EXECUTE ON FUNCTION audit.schema_findings() TO audit_admin;

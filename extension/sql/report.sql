@@ -16,6 +16,12 @@ SELECT e.id,
        e.subject_id,
        e.changed_fields,
        CASE
+           -- What audit.revert wrote: the change it put back, by the event's own action.
+           WHEN e.source = 'revert' AND e.context ? 'reverts' AND e.action IN ('create', 'update', 'delete')
+               THEN pg_catalog.format('%s reverted %s %s''s %s', e.actor, e.entity, e.subject_id,
+                                      CASE e.action WHEN 'create' THEN 'deletion'
+                                                    WHEN 'delete' THEN 'creation'
+                                                    ELSE 'update' END)
            WHEN e.action = 'create' AND m.member IS NOT NULL
                THEN pg_catalog.format('%s added %s to %s %s', e.actor, m.member, e.entity, e.subject_id)
            WHEN e.action = 'create'
@@ -74,7 +80,7 @@ SELECT e.id,
            ELSE pg_catalog.format('%s: %s %s%s', e.actor, e.action, e.entity,
                                   coalesce(' ' || e.subject_id, ''))
        END
-       || CASE WHEN e.source <> 'manual' THEN pg_catalog.format(' (%s)', e.source) ELSE '' END
+       || CASE WHEN e.source NOT IN ('manual', 'revert') THEN pg_catalog.format(' (%s)', e.source) ELSE '' END
            AS summary,
        CASE e.action
            WHEN 'update' THEN e.new_data || e.old_data

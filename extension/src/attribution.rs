@@ -91,20 +91,32 @@ fn jsonb(text: &std::ffi::CStr) -> Result<pg_sys::Datum> {
 /// `context` with the organization the transaction acts for under its reserved key: the
 /// context of a cross-organization write.
 pub fn with_acting_tenant(context: Option<pg_sys::Datum>, acting: &[u8]) -> Result<pg_sys::Datum> {
-    let key = serde_json::json!({
-        audit_trail_contract::ACTING_TENANT_KEY: String::from_utf8_lossy(acting)
-    })
-    .to_string();
-    let acting = jsonb(&CString::new(key).map_err(|_| AuditError::InvalidContext {
-        reason: "an organization with a NUL".into(),
-    })?)?;
+    with_reserved(
+        context,
+        serde_json::json!({
+            audit_trail_contract::ACTING_TENANT_KEY: String::from_utf8_lossy(acting)
+        }),
+    )
+}
+
+/// `context` merged with an object of reserved keys only capture writes.
+fn with_reserved(
+    context: Option<pg_sys::Datum>,
+    reserved: serde_json::Value,
+) -> Result<pg_sys::Datum> {
+    let reserved =
+        jsonb(
+            &CString::new(reserved.to_string()).map_err(|_| AuditError::InvalidContext {
+                reason: "a value with a NUL".into(),
+            })?,
+        )?;
     Ok(match context {
-        None => acting,
+        None => reserved,
         // SAFETY: both are jsonb datums; jsonb_concat merges two objects.
         Some(app) => unsafe {
-            pgrx::direct_function_call_as_datum(pg_sys::jsonb_concat, &[Some(app), Some(acting)])
+            pgrx::direct_function_call_as_datum(pg_sys::jsonb_concat, &[Some(app), Some(reserved)])
         }
-        .unwrap_or(acting),
+        .unwrap_or(reserved),
     })
 }
 
@@ -144,9 +156,16 @@ impl Attribution {
             Some(actor) => bounded("audit.actor", actor.to_bytes())?,
             None => datums::text(db_user.to_bytes()),
         };
-        let source = match given_or(|g| &g.source, settings::source()) {
-            Some(source) => bounded("audit.source", source.to_bytes())?,
-            None => datums::text(b"manual"),
+        let reverting = crate::revert::reverting();
+        let source = match (reverting, given_or(|g| &g.source, settings::source())) {
+            (Some(_), _) => datums::text(audit_trail_contract::REVERT_SOURCE.as_bytes()),
+            (None, Some(source))
+                if source.to_bytes() == audit_trail_contract::REVERT_SOURCE.as_bytes() =>
+            {
+                return Err(AuditError::ReservedSource);
+            }
+            (None, Some(source)) => bounded("audit.source", source.to_bytes())?,
+            (None, None) => datums::text(b"manual"),
         };
         let tenant = match given_or(|g| &g.tenant, settings::tenant()) {
             Some(tenant) => Some((
@@ -166,26 +185,20 @@ impl Attribution {
         // another role: recorded in the context, under a key applications may not use.
         let context = match authenticated_other_than_session() {
             None => context,
-            Some(login) => {
-                let key = serde_json::json!({
+            Some(login) => Some(with_reserved(
+                context,
+                serde_json::json!({
                     audit_trail_contract::AUTHENTICATED_ROLE_KEY: login.to_string_lossy()
-                })
-                .to_string();
-                let login = jsonb(&CString::new(key).map_err(|_| AuditError::InvalidContext {
-                    reason: "a role name with a NUL".into(),
-                })?)?;
-                Some(match context {
-                    None => login,
-                    // SAFETY: both are jsonb datums; jsonb_concat merges two objects.
-                    Some(app) => unsafe {
-                        pgrx::direct_function_call_as_datum(
-                            pg_sys::jsonb_concat,
-                            &[Some(app), Some(login)],
-                        )
-                    }
-                    .unwrap_or(login),
-                })
-            }
+                }),
+            )?),
+        };
+        // A change audit.revert writes names the event it puts back (revert.rs).
+        let context = match reverting {
+            None => context,
+            Some(event_id) => Some(with_reserved(
+                context,
+                serde_json::json!({ audit_trail_contract::REVERTS_KEY: event_id }),
+            )?),
         };
         // SAFETY: these read backend-global state that is valid inside a transaction.
         unsafe {

@@ -38,6 +38,12 @@ pub enum AuditError {
     #[error("{parameter} must not contain NULL")]
     NullElement { parameter: &'static str },
 
+    #[error("{parameter} must be given, not NULL")]
+    NullArgument { parameter: &'static str },
+
+    #[error("the source \"revert\" is reserved: only audit.revert and audit.revert_transaction record it")]
+    ReservedSource,
+
     #[error("{parameter} must not be empty")]
     EmptyArgument { parameter: &'static str },
 
@@ -149,7 +155,8 @@ impl AuditError {
                 ERRCODE_INVALID_OBJECT_DEFINITION
             }
             Self::UnknownColumn { .. } | Self::StaleSettings { .. } => ERRCODE_UNDEFINED_COLUMN,
-            Self::NullElement { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            Self::NullElement { .. } | Self::NullArgument { .. } => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            Self::ReservedSource => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::EmptyArgument { .. }
             | Self::ReservedAction { .. }
             | Self::InvalidAction { .. }

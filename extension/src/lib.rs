@@ -16,6 +16,7 @@ mod events_catalog;
 mod maintenance_worker;
 mod pg;
 mod privilege;
+mod revert;
 mod row_json;
 mod seals;
 mod search;
@@ -73,6 +74,12 @@ pgrx::extension_sql_file!(
     requires = ["maintenance"]
 );
 pgrx::extension_sql_file!("../sql/search.sql", name = "search", requires = ["report"]);
+pgrx::extension_sql_file!(
+    "../sql/history.sql",
+    name = "history",
+    requires = ["search"]
+);
+pgrx::extension_sql_file!("../sql/undo.sql", name = "undo", requires = ["history"]);
 pgrx::extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[allow(non_snake_case)]

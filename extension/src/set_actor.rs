@@ -117,6 +117,9 @@ fn set_actor(
             text
         }
     };
+    if source.as_deref() == Some(audit_trail_contract::REVERT_SOURCE) {
+        return Err(AuditError::ReservedSource);
+    }
     let c = |text: Option<String>| {
         CString::new(text.unwrap_or_default()).map_err(|_| AuditError::InvalidContext {
             reason: "a value holds a NUL character".into(),

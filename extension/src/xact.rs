@@ -3,7 +3,7 @@
 
 use pgrx::pg_sys;
 
-use crate::{attribution, event_store, set_actor, wakeup};
+use crate::{attribution, event_store, revert, set_actor, wakeup};
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut core::ffi::c_void) {
@@ -25,6 +25,7 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut c
         event_store::transaction_ended();
         attribution::transaction_ended();
         set_actor::transaction_ended();
+        revert::transaction_ended();
     }
 }
 

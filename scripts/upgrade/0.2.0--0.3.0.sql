@@ -307,6 +307,36 @@ DROP VIEW audit.tracked;
 
 @@N_search@@
 
+-- History and undo (docs/undo.md) ---------------------------------------------------------------
+
+@@N_tracked_table_of@@
+
+@@N_history@@
+
+@@N_row_as_of@@
+
+@@N_undo_key@@
+
+@@N_undo_columns@@
+
+@@N_undo_row@@
+
+@@N_undo_differences@@
+
+@@N_undo_without_redacted@@
+
+@@N_undo_checked_event@@
+
+@@N_undo_table@@
+
+@@N_undo_event@@
+
+@@N_transaction_changes@@
+
+@@N_revert@@
+
+@@N_revert_transaction@@
+
 -- 7. Privileges ----------------------------------------------------------------------------------
 
 REVOKE INSERT ON audit.seals, audit.seal_keys FROM audit_admin;
@@ -335,4 +365,19 @@ GRANT EXECUTE ON FUNCTION audit.search(timestamptz, timestamptz, text[], text[],
                                        timestamptz, bigint, text[]),
                           audit.search_plan(boolean, boolean, text[], boolean, boolean, boolean,
                                             boolean, boolean, boolean, boolean, text, boolean)
+    TO audit_admin;
+GRANT EXECUTE ON FUNCTION audit.history(regclass, text),
+                          audit.row_as_of(regclass, text, timestamptz),
+                          audit.tracked_table_of(regclass),
+                          audit.revert(bigint, boolean),
+                          audit.revert_transaction(xid8, boolean),
+                          audit.undo_event(bigint, boolean),
+                          audit.undo_checked_event(bigint),
+                          audit.undo_table(audit.events),
+                          audit.undo_key(regclass),
+                          audit.undo_columns(regclass, jsonb),
+                          audit.undo_row(text, text[]),
+                          audit.undo_differences(regclass, text[], text[], jsonb),
+                          audit.undo_without_redacted(bigint, text, text[], text[], jsonb, boolean),
+                          audit.transaction_changes(xid8)
     TO audit_admin;

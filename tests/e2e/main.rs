@@ -37,6 +37,7 @@ mod surface;
 mod tenant;
 mod tls;
 mod trust;
+mod undo;
 mod upgrade;
 
 use audit_trail_tests::TestDb;
