@@ -155,6 +155,13 @@ bench-17:
 
 .PHONY: bench-17
 
+## History and undo: row_as_of and history of a row with 10,000 events in a log of 1,000,000,
+## and revert_transaction of a 100,000-row import (bench/undo.sh; BENCH_* settings there).
+bench-undo: install
+	./bench/undo.sh
+
+.PHONY: bench-undo
+
 ## Export benchmark: audit-trail export vs psql \copy over 1,000,000 generated events.
 bench-export: install
 	@[ -x /usr/bin/time ] || { echo "bench-export: apt-get install time (GNU time)"; \

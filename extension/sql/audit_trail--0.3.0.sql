@@ -3184,8 +3184,9 @@ END
 $$;
 
 -- The event, checked to be one a revert can put back: a create, update or delete of a
--- tracked table.
-CREATE FUNCTION audit.undo_checked_event(event_id bigint)
+-- tracked table. With its transaction known, found through the (txid, id) index; by id
+-- alone, through the id's block-range index.
+CREATE FUNCTION audit.undo_checked_event(event_id bigint, txid xid8 DEFAULT NULL)
     RETURNS audit.events
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
@@ -3193,7 +3194,11 @@ AS $$
 DECLARE
     ev audit.events;
 BEGIN
-    SELECT * INTO ev FROM audit.events e WHERE e.id = event_id;
+    IF txid IS NULL THEN
+        SELECT * INTO ev FROM audit.events e WHERE e.id = event_id;
+    ELSE
+        SELECT * INTO ev FROM audit.events e WHERE e.txid = undo_checked_event.txid AND e.id = event_id;
+    END IF;
     IF ev.id IS NULL THEN
         RAISE EXCEPTION 'no event % in the audit log', event_id USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -3233,14 +3238,16 @@ END
 $$;
 
 -- One event put back on its live table (see the top of this file). Called directly, the
--- change it makes is recorded as an ordinary one; through audit.revert, as a revert.
-CREATE FUNCTION audit.undo_event(event_id bigint, skip_redacted boolean DEFAULT false)
+-- change it makes is recorded as an ordinary one; through audit.revert, as a revert. `txid`,
+-- the event's transaction when the caller knows it, finds it faster.
+CREATE FUNCTION audit.undo_event(event_id bigint, skip_redacted boolean DEFAULT false,
+                                 txid xid8 DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    ev       audit.events := audit.undo_checked_event(event_id);
+    ev       audit.events := audit.undo_checked_event(event_id, txid);
     tracked  audit.tracked_tables := audit.undo_table(ev);
     target   regclass := tracked.relid;
     keys     text[] := audit.undo_key(tracked.relid);
@@ -3403,8 +3410,8 @@ GRANT EXECUTE ON FUNCTION audit.history(regclass, text),
                           audit.tracked_table_of(regclass),
                           audit.revert(bigint, boolean),
                           audit.revert_transaction(xid8, boolean),
-                          audit.undo_event(bigint, boolean),
-                          audit.undo_checked_event(bigint),
+                          audit.undo_event(bigint, boolean, xid8),
+                          audit.undo_checked_event(bigint, xid8),
                           audit.undo_table(audit.events),
                           audit.undo_key(regclass),
                           audit.undo_columns(regclass, jsonb),

@@ -52,11 +52,20 @@ impl Drop for Mark {
     }
 }
 
-fn undo(event_id: i64, skip_redacted: bool) -> Result<()> {
+/// Puts event `event_id` back, marked as its revert; `txid`, its transaction when known,
+/// finds it through the (txid, id) index instead of the id's block ranges.
+fn undo(event_id: i64, skip_redacted: bool, txid: Option<pg_sys::Datum>) -> Result<()> {
     let _mark = Mark::set(event_id);
+    // SAFETY: a given txid is an xid8 datum (by value); NULL otherwise.
+    let txid = unsafe {
+        match txid {
+            Some(datum) => DatumWithOid::new(datum, pg_sys::XID8OID),
+            None => DatumWithOid::null_oid(pg_sys::XID8OID),
+        }
+    };
     Spi::run_with_args(
-        "SELECT audit.undo_event($1, $2)",
-        &[event_id.into(), skip_redacted.into()],
+        "SELECT audit.undo_event($1, $2, $3)",
+        &[event_id.into(), skip_redacted.into(), txid],
     )?;
     Ok(())
 }
@@ -73,7 +82,7 @@ unsafe fn revert_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         .ok_or(AuditError::NullArgument {
             parameter: "event_id",
         })
-        .and_then(|id| undo(id, skip_redacted));
+        .and_then(|id| undo(id, skip_redacted, None));
     match result {
         Ok(()) => pg_sys::Datum::from(0),
         Err(e) => e.raise(),
@@ -117,7 +126,7 @@ fn revert_transaction(txid: pg_sys::Datum, skip_redacted: bool) -> Result<i64> {
         Ok(ids)
     })?;
     for &id in &events {
-        undo(id, skip_redacted)?;
+        undo(id, skip_redacted, Some(txid))?;
     }
     Ok(i64::try_from(events.len()).unwrap_or(i64::MAX))
 }

@@ -71,6 +71,8 @@ pub enum Command {
     Archive(crate::archive::ArchiveArgs),
     /// Run audit.maintain() once (partitions ahead, retention) and print what it did.
     Maintain(crate::maintain::MaintainArgs),
+    /// Put back what one event or one transaction changed, as this role; --dry-run shows it.
+    Revert(crate::revert::RevertArgs),
     /// Make an Ed25519 key for sealing: KEYFILE (secret) and KEYFILE.pub.
     Keygen(crate::integrity::KeygenArgs),
     /// Seal committed events into the signed hash chain and write checkpoints.

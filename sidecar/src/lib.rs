@@ -17,6 +17,7 @@ pub mod logging;
 pub mod maintain;
 pub mod own_events;
 pub mod passfile;
+pub mod revert;
 pub mod search;
 pub mod timespec;
 pub mod tls;
@@ -55,6 +56,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             archive::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await
         }
         Command::Maintain(_) => maintain::run(cli.db.as_deref(), cli.record_db.as_deref()).await,
+        Command::Revert(args) => {
+            revert::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await
+        }
         Command::Keygen(args) => integrity::keygen(&args),
         Command::Seal(args) => integrity::seal::run(cli.db.as_deref(), args).await,
         Command::Verify(args) => {

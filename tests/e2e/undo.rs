@@ -489,3 +489,148 @@ fn a_whole_import_is_reverted_in_one_statement_or_not_at_all() {
         .unwrap_err();
     assert!(message(&err).contains("changed no tracked row"), "{err}");
 }
+
+#[test]
+fn the_command_shows_a_dry_run_then_reverts_and_says_what_it_did() {
+    use audit_trail_tests::sidecar::{command, run};
+    let (db, mut c) = contacts_db();
+    exec(
+        &mut c,
+        "INSERT INTO crm.contacts (id, name) VALUES (2, 'Ann')",
+    );
+    exec(&mut c, "UPDATE crm.contacts SET name = 'Bob' WHERE id = 2");
+    let update = last_event_id(&mut c).to_string();
+    let revert = |extra: &[&str]| {
+        run(command()
+            .args([
+                "revert",
+                "--db",
+                &db.conninfo("postgres"),
+                "--event",
+                &update,
+            ])
+            .args(extra))
+    };
+    let line = "postgres reverted contact 2's update: name: \"Bob\" -> \"Ann\"\n";
+
+    let dry = revert(&["--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert_eq!(dry.stdout, line);
+    assert!(dry.stderr.contains("would revert event"), "{}", dry.stderr);
+    assert_eq!(
+        contact(&mut c, 2).unwrap()["name"],
+        "Bob",
+        "a dry run changes nothing"
+    );
+    let reverts: i64 = c
+        .query_one(
+            "SELECT count(*) FROM audit.events WHERE source = 'revert'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(reverts, 0, "nor records anything");
+
+    let done = revert(&[]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(done.stdout, line);
+    assert_eq!(contact(&mut c, 2).unwrap()["name"], "Ann");
+    // Once put back, the row no longer holds what the event wrote: one line, exit 1.
+    let again = revert(&[]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert_eq!(again.stderr.lines().count(), 1, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("name of crm.contacts changed since"),
+        "{}",
+        again.stderr
+    );
+
+    let both = run(command().args([
+        "revert",
+        "--db",
+        &db.conninfo("postgres"),
+        "--event",
+        "1",
+        "--transaction",
+        "2",
+    ]));
+    assert_eq!(both.code, 2, "{}", both.stderr);
+    let neither = run(command().args(["revert", "--db", &db.conninfo("postgres")]));
+    assert_eq!(neither.code, 2, "{}", neither.stderr);
+    let stranger = db.create_role("undo_stranger", "LOGIN");
+    let refused = run(command().args([
+        "revert",
+        "--db",
+        &db.conninfo(&stranger),
+        "--event",
+        &update,
+    ]));
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+}
+
+#[test]
+fn an_admin_puts_a_deleted_contact_back_from_its_event_page() {
+    use audit_trail_tests::browser::{Browser, Dashboard};
+    const PASSWORD: &str = "correct-horse-7";
+    let (db, mut c) = contacts_db();
+    let admin = db.create_role(
+        "revert_admin",
+        &format!("LOGIN PASSWORD '{PASSWORD}' IN ROLE audit_admin"),
+    );
+    exec(
+        &mut c,
+        &format!(
+            "GRANT USAGE ON SCHEMA crm TO {admin}; GRANT ALL ON crm.contacts TO {admin};
+             INSERT INTO crm.contacts (id, name, email) VALUES (9, 'Zoe', 'zoe@example.com');
+             UPDATE crm.contacts SET phone = '+1 555 0109' WHERE id = 9;"
+        ),
+    );
+    exec(&mut c, "DELETE FROM crm.contacts WHERE id = 9");
+    let deleted = last_event_id(&mut c);
+    let dash = Dashboard::start(&db);
+    let b = Browser::start();
+    b.goto(&dash.url(&format!("/reports/audit-log/events/{deleted}")));
+    b.wait_url("the sign-in page", |u| u.contains("/sign-in"));
+    b.fill("#role", &admin);
+    b.fill("#password", PASSWORD);
+    b.click("form.stack button[type=submit]");
+    b.wait_url("the event", |u| u.ends_with(&format!("/events/{deleted}")));
+    // The row's versions: created, updated, deleted, newest first.
+    let versions = b.texts("table.versions tbody tr td:nth-child(3)");
+    assert_eq!(versions.len(), 3, "{versions:?}");
+    assert!(versions[0].starts_with("delete"), "{versions:?}");
+    assert!(versions[1].contains("phone"), "{versions:?}");
+
+    b.click("#revert");
+    b.wait_url("the confirmation", |u| u.ends_with("/revert"));
+    let planned = b.text("#revert-changes");
+    assert!(planned.contains("the row comes back"), "{planned}");
+    assert!(planned.contains("Zoe"), "{planned}");
+    assert!(
+        contact(&mut c, 9).is_none(),
+        "showing what would change changes nothing"
+    );
+    b.screenshot("dashboard-revert-confirm");
+    b.click("#revert-confirm");
+    b.wait_url("the revert's own event", |u| {
+        u.contains("/events/")
+            && !u.ends_with(&format!("/events/{deleted}"))
+            && !u.ends_with("/revert")
+    });
+    assert_eq!(
+        b.text("main h1"),
+        format!("{admin} reverted contact 9's deletion")
+    );
+    let back = contact(&mut c, 9).expect("the contact is back");
+    assert_eq!(
+        (&back["name"], &back["phone"]),
+        (&json!("Zoe"), &json!("+1 555 0109"))
+    );
+
+    // Again: the database refuses, and the page says why, with no button.
+    b.goto(&dash.url(&format!("/reports/audit-log/events/{deleted}/revert")));
+    assert!(b
+        .text("#revert-refused")
+        .contains("is in crm.contacts again"));
+    assert!(b.find_all("#revert-confirm").is_empty());
+}

@@ -9,7 +9,9 @@ use axum::Router;
 
 use super::error::WebError;
 use super::state::AppState;
-use super::{api, assets, auth, csrf, embed, event_page, export, log_page, overview_page};
+use super::{
+    api, assets, auth, csrf, embed, event_page, export, log_page, overview_page, revert_page,
+};
 
 /// Scripts and styles only from this server's own files, no inline script, no framing, forms
 /// only to this server.
@@ -28,6 +30,10 @@ pub fn create_app(state: AppState) -> Router {
         .route("/reports/audit-log", get(log_page::show))
         .route("/reports/overview", get(overview_page::show))
         .route("/reports/audit-log/events/{id}", get(event_page::show))
+        .route(
+            "/reports/audit-log/events/{id}/revert",
+            get(revert_page::confirm).post(revert_page::revert),
+        )
         .route("/reports/audit-log/export", post(export::download))
         .route("/embed", get(embed::open))
         .route("/api/v1/openapi.json", get(api::openapi))

@@ -10,7 +10,7 @@
 //! Layout: [`app`] is the one routing table and the security headers; [`state`] what handlers
 //! share; [`session`], [`csrf`], [`limiter`] and [`proxy`] sign-in security, over [`token`]
 //! (random secrets and cookie headers) and [`clock`] (the time sessions and the throttle go
-//! by); [`auth`], [`log_page`], [`event_page`], [`overview_page`] and [`export`] the handlers;
+//! by); [`auth`], [`log_page`], [`event_page`], [`revert_page`], [`overview_page`] and [`export`] the handlers;
 //! [`params`] the filters as they travel in URLs and forms; [`queries`] the SQL (a pure page
 //! planner and one module per page); [`actions`] the Action filter's choices; [`view`] what a
 //! page shows, built from query results; [`templates`] one struct per page; [`error`] what a
@@ -42,6 +42,7 @@ mod overview_page;
 mod params;
 mod proxy;
 mod queries;
+mod revert_page;
 mod session;
 mod state;
 mod templates;

@@ -172,6 +172,24 @@ pub struct EventPage {
     pub event: EventView,
     pub back_href: String,
     pub history_href: Option<String>,
+    /// The confirmation page of its revert: a tracked table's change, for a role's session.
+    pub revert_href: Option<String>,
+    /// The row's versions, newest first (a role's session only).
+    pub versions: Vec<super::view::Version>,
+}
+
+#[derive(Template)]
+#[template(path = "revert.html")]
+pub struct RevertPage {
+    pub layout: Layout,
+    pub id: i64,
+    /// What the revert changes: each change's summary and what it does to the row.
+    pub changes: Vec<(String, String)>,
+    /// Why the database refused it, in its words.
+    pub refusal: Option<String>,
+    /// The database role it runs as.
+    pub role: String,
+    pub csrf: String,
 }
 
 #[derive(Template)]

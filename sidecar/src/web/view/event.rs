@@ -4,7 +4,7 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use super::{action_class, format_time, iso};
-use crate::web::queries::event::EventDetail;
+use crate::web::queries::event::{EventDetail, VersionRow};
 
 /// One value in the field | before | after table.
 pub struct Cell {
@@ -220,6 +220,41 @@ impl EventView {
             diff,
             json,
         })
+    }
+}
+
+/// One version of a row on its event page.
+pub struct Version {
+    pub href: String,
+    pub time: String,
+    pub actor: String,
+    pub action: String,
+    pub action_class: &'static str,
+    /// The columns the event changed, or what became of the row.
+    pub what: String,
+    /// The whole row after the event, pretty JSON; None once deleted.
+    pub row: Option<String>,
+    /// The event this page shows.
+    pub current: bool,
+}
+
+impl Version {
+    pub fn new(v: &VersionRow, shown: i64, zone: Tz) -> Version {
+        Version {
+            href: format!("/reports/audit-log/events/{}", v.id),
+            time: format_time(v.occurred_at, zone),
+            actor: v.actor.clone(),
+            action: v.action.clone(),
+            action_class: action_class(&v.action),
+            what: match v.action.as_str() {
+                "update" => v.changed_fields.as_deref().unwrap_or_default().join(", "),
+                "create" => "created".to_owned(),
+                "delete" => "deleted".to_owned(),
+                _ => "emptied with its table".to_owned(),
+            },
+            row: v.after.as_ref().map(pretty),
+            current: v.id == shown,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ mod overview;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-pub use event::EventView;
+pub use event::{EventView, Version};
 pub use log::LogView;
 pub use overview::OverviewView;
 
