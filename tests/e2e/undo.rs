@@ -634,3 +634,67 @@ fn an_admin_puts_a_deleted_contact_back_from_its_event_page() {
         .contains("is in crm.contacts again"));
     assert!(b.find_all("#revert-confirm").is_empty());
 }
+
+#[test]
+fn an_organizations_viewer_gets_neither_history_nor_revert() {
+    use audit_trail_tests::browser::Http;
+    use audit_trail_tests::viewers::{claims, token, TwoOrgs};
+    let orgs = TwoOrgs::new();
+    let dash = orgs.serve(&[]);
+    let http = Http::new(&dash);
+    let opened = http.get(
+        &format!("/embed?token={}", token(&claims("acme", "Ann Admin", None))),
+        None,
+    );
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    let cookie = format!(
+        "audit_trail_embed={}",
+        opened.cookie("audit_trail_embed").expect("a session")
+    );
+    let mut c = orgs.db.client();
+    let created: i64 = c
+        .query_one(
+            "SELECT min(id) FROM audit.events WHERE tenant = 'acme' AND action = 'create'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let page = http.get(
+        &format!("/reports/audit-log/events/{created}"),
+        Some(&cookie),
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        !page.body.contains("id=\"revert\""),
+        "no Revert for a viewer"
+    );
+    assert!(
+        !page.body.contains("class=\"versions\""),
+        "no history for a viewer"
+    );
+    let confirm = http.get(
+        &format!("/reports/audit-log/events/{created}/revert"),
+        Some(&cookie),
+    );
+    assert_eq!(confirm.status, 403, "{}", confirm.body);
+    let post = http.post(
+        &format!("/reports/audit-log/events/{created}/revert"),
+        Some(&cookie),
+        &[("csrf", "anything")],
+        &[],
+    );
+    assert_eq!(post.status, 403, "{}", post.body);
+    assert!(
+        post.body.contains("own admins"),
+        "refused as a viewer: {}",
+        post.body
+    );
+    let count: i64 = c
+        .query_one(
+            "SELECT count(*) FROM audit.events WHERE source = 'revert'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0);
+}
