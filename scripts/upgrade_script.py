@@ -8,7 +8,8 @@ The template, scripts/upgrade/FROM--TO.sql, holds the steps written by hand (new
 moved, grants) and markers where the new version's definitions go, taken from extension/sql/
 so that no function is written twice:
 
-    @@N_name@@   CREATE FUNCTION audit.name, as extension/sql/ defines it (with its comment)
+    @@N_name@@   CREATE FUNCTION audit.name, as extension/sql/ defines it (with its comment
+                 lines, and the COMMENT ON it that follows it)
     @@R_name@@   the same as CREATE OR REPLACE FUNCTION (the object exists in FROM)
     @@V_name@@   CREATE OR REPLACE VIEW audit.name
 
@@ -55,6 +56,11 @@ def definition(sources, name, kind):
                 if line.rstrip().endswith(";") and not line.lstrip().startswith("--"):
                     break
             end = m.end() + offset - 1
+        # A COMMENT ON the object right after it belongs to its definition.
+        comment = re.match(r"\s*COMMENT ON " + kind + r" audit\." + re.escape(name) +
+                           r"\b[^;']*IS\s*'(?:[^']|'')*';", text[end:])
+        if comment:
+            end += comment.end()
         return text[m.start():end]
     sys.exit(f"upgrade_script: no CREATE {kind} audit.{name} in extension/sql/")
 

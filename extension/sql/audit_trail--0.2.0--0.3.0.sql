@@ -1162,6 +1162,9 @@ SELECT b.partition, b.from_time, b.to_time, b.is_default,
   FROM b
  ORDER BY b.is_default, b.from_time;
 
+COMMENT ON VIEW audit.partitions IS
+    'Partitions of audit.events: time range, size, whether archived and whether a legal hold covers them.';
+
 -- Admins may place a hold (it only protects events); releasing one is for superusers.
 CREATE OR REPLACE FUNCTION audit.hold(name text, reason text, from_time timestamptz, to_time timestamptz)
     RETURNS void
@@ -1198,6 +1201,9 @@ BEGIN
                            'from', from_time, 'to', to_time));
 END
 $$;
+
+COMMENT ON FUNCTION audit.hold(text, text, timestamptz, timestamptz) IS
+    'Place a legal hold: nothing in [from_time, to_time) is dropped until it is released.';
 
 DROP FUNCTION audit.record_archive(text, bigint, text, jsonb);
 -- For `audit-trail archive`, as a member of audit_service: records that a partition was
@@ -2087,6 +2093,9 @@ SELECT e.id,
        WHERE e.action IN ('create', 'delete')
   ) AS m ON true;
 
+COMMENT ON VIEW audit.report IS
+    'Every audit event with a readable summary; before/after are whole row images.';
+
 -- The categories of the Audit Log Report, as contract/src/categories.rs defines them (a test
 -- compares): they do not overlap, so an export of contacts is in export_activity only.
 CREATE OR REPLACE VIEW audit.contact_activity AS
@@ -2262,6 +2271,8 @@ BEGIN
      ORDER BY s.occurred_at, s.id;
 END
 $$;
+COMMENT ON FUNCTION audit.history(regclass, text) IS
+    'The events of one row of a tracked table, oldest first, with the whole row before and after each.';
 
 -- The whole row as it was at `at` (as of the start of the statements that changed it), or
 -- NULL if it did not exist then.
@@ -2298,6 +2309,8 @@ BEGIN
     RETURN latest.new_data;
 END
 $$;
+COMMENT ON FUNCTION audit.row_as_of(regclass, text, timestamptz) IS
+    'A tracked table''s row as it was at a time, rebuilt from its events; NULL if it did not exist then.';
 
 -- The primary key columns of `target`, in key order: how a row is found again.
 CREATE FUNCTION audit.undo_key(target regclass)
@@ -2535,12 +2548,16 @@ CREATE FUNCTION audit.revert(event_id bigint, skip_redacted boolean DEFAULT fals
     LANGUAGE c
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'audit_revert';
+COMMENT ON FUNCTION audit.revert(bigint, boolean) IS
+    'Puts back what one event changed, as the caller, recorded as a revert; refused if the row changed since.';
 
 CREATE FUNCTION audit.revert_transaction(txid xid8, skip_redacted boolean DEFAULT false)
     RETURNS bigint
     LANGUAGE c
     SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'audit_revert_transaction';
+COMMENT ON FUNCTION audit.revert_transaction(xid8, boolean) IS
+    'Puts back every change of one transaction, newest first, all or nothing; returns how many events.';
 
 -- 7. Privileges ----------------------------------------------------------------------------------
 

@@ -115,9 +115,6 @@ DROP FUNCTION audit.set_actor(text, text, jsonb);
 
 @@V_integrity@@
 
-COMMENT ON VIEW audit.integrity IS
-    'Sealed through which event and time, events waiting to be sealed and whether sealing has stalled, the last seal and its key, and what in the audit schema no release made.';
-
 -- 4. Cursors and alerts -------------------------------------------------------------------------
 
 -- A cursor made before 0.3.0 has no owner: the first role to use it claims it, which is
@@ -282,8 +279,6 @@ $$;
 DROP FUNCTION audit.track(regclass, text, name, name[], name[]);
 
 @@N_track@@
-COMMENT ON FUNCTION audit.track(regclass, text, name, name[], name[], name) IS
-    'Start (or re-configure) capture of a table''s changes as events about entity.';
 
 DROP VIEW audit.tracked;
 
