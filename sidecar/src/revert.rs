@@ -118,7 +118,7 @@ pub async fn apply(
     };
     tx.execute(sql, &[key, &skip_redacted])
         .await
-        .map_err(|e| Error::database("reverting", &e))?;
+        .map_err(|e| refused(&e))?;
     let rows = tx
         .query(
             "SELECT id, summary, action, changed_fields, before, after FROM audit.report
@@ -149,6 +149,24 @@ pub async fn apply(
             .map_err(|e| Error::database("committing the revert", &e))?;
     }
     Ok(changes)
+}
+
+/// The database's refusal: an event that does not exist or cannot be reverted is bad input
+/// (exit 2); a conflict with a later change, or anything else, is an error of the run.
+fn refused(e: &tokio_postgres::Error) -> Error {
+    use tokio_postgres::error::SqlState;
+    match e.as_db_error() {
+        Some(db)
+            if [
+                SqlState::INVALID_PARAMETER_VALUE,
+                SqlState::FEATURE_NOT_SUPPORTED,
+            ]
+            .contains(db.code()) =>
+        {
+            Error::Usage(db.message().to_owned())
+        }
+        _ => Error::database("reverting", e),
+    }
 }
 
 /// `audit-trail revert`. It writes, so it runs where writes go: `--record-db` when given (the

@@ -545,6 +545,23 @@ fn the_command_shows_a_dry_run_then_reverts_and_says_what_it_did() {
         again.stderr
     );
 
+    // An event that does not exist, or one no revert can put back, is bad input: exit 2.
+    for (id, says) in [
+        ("999999999", "no event 999999999"),
+        ("1", "cannot be reverted"),
+    ] {
+        exec(&mut c, "SELECT audit.log_event('contact', 'export')");
+        let id = if id == "1" {
+            last_event_id(&mut c).to_string()
+        } else {
+            id.to_owned()
+        };
+        let bad = run(command().args(["revert", "--db", &db.conninfo("postgres"), "--event", &id]));
+        assert_eq!(bad.code, 2, "{}", bad.stderr);
+        assert_eq!(bad.stderr.lines().count(), 1, "{}", bad.stderr);
+        assert!(bad.stderr.contains(says), "{}", bad.stderr);
+    }
+
     let both = run(command().args([
         "revert",
         "--db",
@@ -697,4 +714,29 @@ fn an_organizations_viewer_gets_neither_history_nor_revert() {
         .unwrap()
         .get(0);
     assert_eq!(count, 0);
+}
+
+#[test]
+fn a_deleted_row_with_a_100_mb_value_comes_back_whole() {
+    let (_db, mut c) = contacts_db();
+    exec(
+        &mut c,
+        "INSERT INTO crm.contacts (id, name, email)
+         SELECT 1, string_agg(md5(g::text), '' ORDER BY g), 'big@example.com'
+           FROM generate_series(1, 3276800) g",
+    );
+    let digest = |c: &mut postgres::Client| -> Option<(String, i32)> {
+        c.query_opt(
+            "SELECT md5(name), octet_length(name) FROM crm.contacts WHERE id = 1",
+            &[],
+        )
+        .unwrap()
+        .map(|r| (r.get(0), r.get(1)))
+    };
+    let before = digest(&mut c).expect("the row");
+    assert_eq!(before.1, 104_857_600);
+    exec(&mut c, "DELETE FROM crm.contacts WHERE id = 1");
+    let deleted = last_event_id(&mut c);
+    exec(&mut c, &format!("SELECT audit.revert({deleted})"));
+    assert_eq!(digest(&mut c), Some(before));
 }
