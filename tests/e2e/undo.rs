@@ -650,6 +650,35 @@ fn an_admin_puts_a_deleted_contact_back_from_its_event_page() {
         .text("#revert-refused")
         .contains("is in crm.contacts again"));
     assert!(b.find_all("#revert-confirm").is_empty());
+    assert!(
+        b.find_all("#revert-skip-redacted").is_empty(),
+        "not a redaction"
+    );
+
+    // A row with a redacted value: refused, and the rest offered without it.
+    exec(
+        &mut c,
+        "INSERT INTO crm.contacts (id, name, password_hash) VALUES (10, 'Yan', 'secret');
+         DELETE FROM crm.contacts WHERE id = 10;",
+    );
+    let redacted = last_event_id(&mut c);
+    b.goto(&dash.url(&format!("/reports/audit-log/events/{redacted}/revert")));
+    assert!(b
+        .text("#revert-refused")
+        .contains("column password_hash of crm.contacts is redacted"));
+    b.click("#revert-skip-redacted");
+    b.wait_url("the choice without redacted values", |u| {
+        u.ends_with("?skip_redacted=1")
+    });
+    assert!(b.displayed("#revert-without-redacted"));
+    assert!(contact(&mut c, 10).is_none(), "a dry run again");
+    b.click("#revert-confirm");
+    b.wait_url("the revert's own event", |u| !u.contains("/revert"));
+    let back = contact(&mut c, 10).expect("the rest of the contact is back");
+    assert_eq!(
+        (&back["name"], &back["password_hash"]),
+        (&json!("Yan"), &Value::Null)
+    );
 }
 
 #[test]

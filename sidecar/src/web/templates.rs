@@ -187,6 +187,10 @@ pub struct RevertPage {
     pub changes: Vec<(String, String)>,
     /// Why the database refused it, in its words.
     pub refusal: Option<String>,
+    /// Redacted columns are left out (the admin chose so).
+    pub skip_redacted: bool,
+    /// Refused only for a redacted value: leaving it out would go through.
+    pub skip_offered: bool,
     /// The database role it runs as.
     pub role: String,
     pub csrf: String,
