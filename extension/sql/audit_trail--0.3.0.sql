@@ -3138,6 +3138,15 @@ CREATE FUNCTION audit.undo_row(alias text, columns text[])
 RETURN '(' || (SELECT string_agg(format('%I.%I', alias, c), ', ' ORDER BY n)
                  FROM unnest(columns) WITH ORDINALITY AS u(c, n)) || ')';
 
+-- "l.a::text IS NOT DISTINCT FROM r.a::text AND ..." for `columns`: the live row `l` still
+-- holds the image `r`'s values (true for none).
+CREATE FUNCTION audit.undo_unchanged(columns text[])
+    RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+RETURN coalesce((SELECT string_agg(format('l.%1$I::text IS NOT DISTINCT FROM r.%1$I::text', c), ' AND ')
+                   FROM unnest(columns) AS c), 'true');
+
 -- Locks the live row whose key the image `image` holds and returns the columns among
 -- `columns` whose value is no longer the image's (compared as text, so every type compares,
 -- json and arrays included); NULL when no such row exists.
@@ -3237,6 +3246,35 @@ BEGIN
 END
 $$;
 
+-- Why a revert of a create or update (event `event_id`) wrote nothing: the row is gone, or
+-- columns among `compared` no longer hold the image's values (raised, naming them); or, when
+-- it had to write, it changed while being reverted.
+CREATE FUNCTION audit.undo_refused(event_id bigint, target regclass, keys text[], compared text[],
+                                   image jsonb, had_to_write boolean)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    differ text[] := audit.undo_differences(target, keys, compared, image);
+    key    jsonb := (SELECT jsonb_object_agg(k, image -> k) FROM unnest(keys) AS k);
+BEGIN
+    IF differ IS NULL THEN
+        RAISE EXCEPTION 'event % cannot be reverted: the row with key % is no longer in %', event_id, key, target
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    ELSIF cardinality(differ) > 0 THEN
+        RAISE EXCEPTION 'event % cannot be reverted: % of % changed since (the row % no longer holds what the event wrote)',
+                        event_id, array_to_string(differ, ', '), target, key
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Revert the later events first, newest first, or change the row by hand.';
+    ELSIF had_to_write THEN
+        RAISE EXCEPTION 'event % cannot be reverted now: the row % changed while it was being reverted', event_id, key
+            USING ERRCODE = 'serialization_failure', HINT = 'Try again.';
+    END IF;
+    -- Nothing to set back (every changed column redacted and left out): the row is there.
+END
+$$;
+
 -- One event put back on its live table (see the top of this file). Called directly, the
 -- change it makes is recorded as an ordinary one; through audit.revert, as a revert. `txid`,
 -- the event's transaction when the caller knows it, finds it faster.
@@ -3255,19 +3293,25 @@ DECLARE
     image    jsonb := CASE ev.action WHEN 'delete' THEN ev.old_data ELSE ev.new_data END;
     key      jsonb := (SELECT jsonb_object_agg(k, image -> k) FROM unnest(keys) AS k);
     columns  text[] := audit.undo_columns(target, image);
-    differ   text[];
+    compared text[];
+    written  bigint := 0;
 BEGIN
     IF ev.action = 'delete' THEN
         columns := audit.undo_without_redacted(event_id, ev.table_name, tracked.redact_columns,
                                                columns, image, skip_redacted);
-        IF audit.undo_differences(target, keys, '{}', image) IS NOT NULL THEN
+        -- Only a row with the key stops it (ON CONFLICT on the key); any other unique
+        -- constraint raises its own error.
+        EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM jsonb_populate_record(NULL::%s, $1) r
+                        ON CONFLICT (%s) DO NOTHING',
+                       target, (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) AS c),
+                       (SELECT string_agg(format('r.%I', c), ', ') FROM unnest(columns) AS c), target,
+                       (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) AS k))
+            USING image;
+        GET DIAGNOSTICS written = ROW_COUNT;
+        IF written = 0 THEN
             RAISE EXCEPTION 'event % cannot be reverted: a row with its key % is in % again', event_id, key, target
                 USING ERRCODE = 'unique_violation';
         END IF;
-        EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM jsonb_populate_record(NULL::%s, $1) r',
-                       target, (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) AS c),
-                       (SELECT string_agg(format('r.%I', c), ', ') FROM unnest(columns) AS c), target)
-            USING image;
         RETURN;
     END IF;
     -- A create is put back by deleting the row, an update by setting the columns it changed
@@ -3282,29 +3326,27 @@ BEGIN
                           WHERE c <> ALL (tracked.ignore_columns || tracked.redact_columns));
     END IF;
     -- A redacted value the event wrote cannot be compared: only a NULL one can.
-    differ := audit.undo_differences(target, keys,
-                                     ARRAY(SELECT c FROM unnest(columns) AS c
-                                            WHERE c <> ALL (tracked.redact_columns) OR image -> c = 'null'::jsonb),
-                                     image);
-    IF differ IS NULL THEN
-        RAISE EXCEPTION 'event % cannot be reverted: the row with key % is no longer in %', event_id, key, target
-            USING ERRCODE = 'object_not_in_prerequisite_state';
-    ELSIF cardinality(differ) > 0 THEN
-        RAISE EXCEPTION 'event % cannot be reverted: % of % changed since (the row % no longer holds what the event wrote)',
-                        event_id, array_to_string(differ, ', '), target, key
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Revert the later events first, newest first, or change the row by hand.';
-    END IF;
+    compared := ARRAY(SELECT c FROM unnest(columns) AS c
+                       WHERE c <> ALL (tracked.redact_columns) OR image -> c = 'null'::jsonb);
+    -- One statement checks and writes (a row changed concurrently is checked again as it is
+    -- then); only when it writes nothing is the row read again, to say why.
     IF ev.action = 'create' THEN
-        EXECUTE format('DELETE FROM %s l USING jsonb_populate_record(NULL::%s, $1) r WHERE %s = %s',
-                       target, target, audit.undo_row('l', keys), audit.undo_row('r', keys))
+        EXECUTE format('DELETE FROM %s l USING jsonb_populate_record(NULL::%s, $1) r WHERE %s = %s AND %s',
+                       target, target, audit.undo_row('l', keys), audit.undo_row('r', keys),
+                       audit.undo_unchanged(compared))
             USING image;
+        GET DIAGNOSTICS written = ROW_COUNT;
     ELSIF cardinality(columns) > 0 THEN
         EXECUTE format('UPDATE %s l SET %s FROM jsonb_populate_record(NULL::%s, $1) b, jsonb_populate_record(NULL::%s, $2) r
-                         WHERE %s = %s',
+                         WHERE %s = %s AND %s',
                        target, (SELECT string_agg(format('%1$I = b.%1$I', c), ', ') FROM unnest(columns) AS c),
-                       target, target, audit.undo_row('l', keys), audit.undo_row('r', keys))
+                       target, target, audit.undo_row('l', keys), audit.undo_row('r', keys),
+                       audit.undo_unchanged(compared))
             USING ev.new_data || ev.old_data, image;
+        GET DIAGNOSTICS written = ROW_COUNT;
+    END IF;
+    IF written = 0 THEN
+        PERFORM audit.undo_refused(event_id, target, keys, compared, image, cardinality(columns) > 0);
     END IF;
 END
 $$;
@@ -3416,7 +3458,9 @@ GRANT EXECUTE ON FUNCTION audit.history(regclass, text),
                           audit.undo_key(regclass),
                           audit.undo_columns(regclass, jsonb),
                           audit.undo_row(text, text[]),
+                          audit.undo_unchanged(text[]),
                           audit.undo_differences(regclass, text[], text[], jsonb),
+                          audit.undo_refused(bigint, regclass, text[], text[], jsonb, boolean),
                           audit.undo_without_redacted(bigint, text, text[], text[], jsonb, boolean),
                           audit.transaction_changes(xid8)
     TO audit_admin;

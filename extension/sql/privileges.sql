@@ -55,7 +55,9 @@ GRANT EXECUTE ON FUNCTION audit.history(regclass, text),
                           audit.undo_key(regclass),
                           audit.undo_columns(regclass, jsonb),
                           audit.undo_row(text, text[]),
+                          audit.undo_unchanged(text[]),
                           audit.undo_differences(regclass, text[], text[], jsonb),
+                          audit.undo_refused(bigint, regclass, text[], text[], jsonb, boolean),
                           audit.undo_without_redacted(bigint, text, text[], text[], jsonb, boolean),
                           audit.transaction_changes(xid8)
     TO audit_admin;

@@ -316,6 +316,8 @@ DROP VIEW audit.tracked;
 
 @@N_undo_row@@
 
+@@N_undo_unchanged@@
+
 @@N_undo_differences@@
 
 @@N_undo_without_redacted@@
@@ -323,6 +325,8 @@ DROP VIEW audit.tracked;
 @@N_undo_checked_event@@
 
 @@N_undo_table@@
+
+@@N_undo_refused@@
 
 @@N_undo_event@@
 
@@ -372,7 +376,9 @@ GRANT EXECUTE ON FUNCTION audit.history(regclass, text),
                           audit.undo_key(regclass),
                           audit.undo_columns(regclass, jsonb),
                           audit.undo_row(text, text[]),
+                          audit.undo_unchanged(text[]),
                           audit.undo_differences(regclass, text[], text[], jsonb),
+                          audit.undo_refused(bigint, regclass, text[], text[], jsonb, boolean),
                           audit.undo_without_redacted(bigint, text, text[], text[], jsonb, boolean),
                           audit.transaction_changes(xid8)
     TO audit_admin;
