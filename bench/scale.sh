@@ -14,6 +14,9 @@
 #    in one statement, so the disk holds the log once (100M events fit; see below);
 # 2. VACUUM ANALYZE and a checkpoint; then BENCH_TAIL (2,000) events captured from the CRM's
 #    tables after maintenance, so the tail that filters read directly is not empty;
+#    then audit.row_as_of and audit.history of the contact the load changed
+#    BENCH_HISTORY_EVENTS (10,000) times over the 13 months (docs/undo.md). BENCH_UNTIL=history
+#    stops there, with a results file of the load and the history alone;
 # 3. the release binary serves the dashboard; bench/dashboard/scale.py times BENCH_REPEAT (20)
 #    requests of the first page of each filter (and two later pages, and the Overview);
 # 4. `audit-trail export --since --until` of one month to a file: seconds and rows;
@@ -36,6 +39,8 @@ ROOT="$(cd "$HERE/.." && pwd)"
 
 BENCH_EVENTS="${BENCH_EVENTS:-10000000}"
 BENCH_TAIL="${BENCH_TAIL:-2000}"
+BENCH_HISTORY_EVENTS="${BENCH_HISTORY_EVENTS:-10000}"
+BENCH_UNTIL="${BENCH_UNTIL:-}"
 BENCH_REPEAT="${BENCH_REPEAT:-20}"
 SIDECAR="${AUDIT_TRAIL_BIN:-$ROOT/target/release/audit-trail}"
 [ -x "$SIDECAR" ] || die "$SIDECAR is missing: cargo build --release -p audit-trail"
@@ -111,7 +116,7 @@ load_month() {
             echo "SELECT audit.setup_summary_partition('audit.${t}_$suffix');"
         done
         echo "COMMIT;"
-    } | bpsql -d scale -o /dev/null -v events="$BENCH_EVENTS" -v now="$GEN_NOW" \
+    } | bpsql -d scale -o /dev/null -v events="$BENCH_EVENTS" -v now="$GEN_NOW" -v history="$BENCH_HISTORY_EVENTS" \
         -v month_from="$from 00:00+00" -v month_to="$to 00:00+00" -v target="audit.events_$suffix"
 }
 
@@ -160,6 +165,41 @@ bpsql -d scale -o /dev/null -c "BEGIN; SELECT audit.set_actor('user3@example.com
     UPDATE crm.contacts SET email = 'u' || id || '@example.com'; COMMIT;"
 bpsql -d scale -c "ANALYZE audit.events"
 
+# History of the contact changed BENCH_HISTORY_EVENTS times across every month: medians of 20
+# calls, timed in the server (the result fetched, so the call cannot be planned away).
+history_ms() {
+    bval scale "CREATE FUNCTION pg_temp.bench_ms(expr text) RETURNS float8 LANGUAGE plpgsql AS \$\$
+      DECLARE s timestamptz := clock_timestamp(); ignored text;
+      BEGIN EXECUTE expr INTO ignored; RETURN extract(epoch FROM clock_timestamp() - s) * 1000; END \$\$;
+      SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2)
+        FROM (SELECT pg_temp.bench_ms(\$q\$$1\$q\$) AS ms FROM generate_series(1, 22) g OFFSET 2) t"
+}
+HISTORY_ROWS="$(bval scale "SELECT count(*) FROM audit.events WHERE entity = 'contact' AND subject_id = '900001'")"
+HISTORY_PARTS="$(bval scale "SELECT count(DISTINCT tableoid) FROM audit.events WHERE entity = 'contact' AND subject_id = '900001'")"
+ASOF_NOW_MS="$(history_ms "SELECT audit.row_as_of('crm.contacts', '900001', now())")"
+ASOF_HALF_MS="$(history_ms "SELECT audit.row_as_of('crm.contacts', '900001', '$GEN_NOW'::timestamptz - interval '197 days')")"
+ASOF_EARLY_MS="$(history_ms "SELECT audit.row_as_of('crm.contacts', '900001', '$GEN_NOW'::timestamptz - interval '390 days')")"
+HISTORY_MS="$(history_ms "SELECT count(*) FROM audit.history('crm.contacts', '900001')")"
+[ "$(bval scale "SELECT audit.row_as_of('crm.contacts', '900001', now()) ->> 'phone'")" = "+1-555-1" ] ||
+    die "audit.row_as_of did not rebuild the contact's latest version"
+log "history of one contact ($HISTORY_ROWS events in $HISTORY_PARTS partitions): row_as_of ${ASOF_NOW_MS}/${ASOF_HALF_MS}/${ASOF_EARLY_MS} ms, history ${HISTORY_MS} ms"
+history_md() {
+    cat <<MD
+
+## History of one contact across the log (docs/undo.md)
+
+One contact changed $HISTORY_ROWS times, evenly over the 13 months ($HISTORY_PARTS partitions),
+among the other events; medians of 20 calls after 2 warm-up calls, timed in the server.
+
+| call | ms |
+|---|---:|
+| \`audit.row_as_of\` now | $ASOF_NOW_MS |
+| \`audit.row_as_of\` 197 days ago (halfway through its history) | $ASOF_HALF_MS |
+| \`audit.row_as_of\` 390 days ago (near its creation) | $ASOF_EARLY_MS |
+| \`audit.history\`, all $HISTORY_ROWS versions | $HISTORY_MS |
+MD
+}
+
 COUNT="$(bval scale "SELECT count(*) FROM audit.events")"
 TAIL="$(bval scale "SELECT count(*) FROM audit.events WHERE txid >= (SELECT watermark FROM audit.summary_state)")"
 SIZE="$(bval scale "SELECT pg_size_pretty(sum(pg_total_relation_size(partition::regclass))) FROM audit.partitions")"
@@ -167,6 +207,26 @@ SUMMARY_ROWS="$(bval scale "SELECT count(*) FROM audit.event_summary")"
 SUMMARY_SIZE="$(bval scale "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit.event_summary'::regclass")"
 PARTITIONS="$(bval scale "SELECT count(*) FROM audit.partitions")"
 log "audit.events: $COUNT events ($TAIL in the tail) in $PARTITIONS partitions, $SIZE; summary: $SUMMARY_ROWS rows, $SUMMARY_SIZE"
+
+if [ "$BENCH_UNTIL" = history ]; then
+    OUT="$RESULTS/scale-$DATE-history.md"
+    python3 - "$MACHINE" >"$OUT" <<PY
+import json, sys
+m = json.loads(sys.argv[1])
+print(f"""# Scale benchmark, load and history only: $COUNT events
+
+- command: \`BENCH_EVENTS=$BENCH_EVENTS BENCH_UNTIL=history make bench-scale\` (bench/scale.sh), $(date -u +%Y-%m-%dT%H:%MZ)
+- machine: {m['cpu']}, {m['nproc']} cores, {m['memory']}; {m['postgres']}
+- settings: {m['settings']}
+- git: {m['git']}; load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)
+- audit.events: $COUNT events over 13 months in $PARTITIONS partitions, $SIZE with indexes
+- loading: $LOAD_S s, maintain after each month $MAINTAIN_S s, VACUUM ANALYZE $VACUUM_S s""")
+PY
+    history_md >>"$OUT"
+    log "wrote $OUT ($(($(date +%s) - STARTED))s)"
+    cat "$OUT"
+    exit 0
+fi
 
 bpsql -d postgres -c "CREATE ROLE bench_admin LOGIN PASSWORD 'bench' IN ROLE audit_admin"
 as_postgres sh -c "printf 'local all bench_admin scram-sha-256\nlocal all all trust\n' >'$BENCH_TMP/data/pg_hba.conf'"
@@ -415,6 +475,7 @@ MD
 the last maintain printed: \`$(tr -d '\n' <"$BENCH_TMP/maintain.json" | cut -c1-600)\`
 MD
     cat "$BENCH_TMP/lifetime.md"
+    history_md
 } >>"$OUT"
 log "wrote $OUT ($(($(date +%s) - STARTED))s)"
 cat "$OUT"

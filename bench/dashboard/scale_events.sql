@@ -58,4 +58,18 @@ SELECT ts, 'user' || least(999, floor(1000 * u * u * u)::int) || '@example.com',
                            / (395 * 86400.0 / :events) AS g_newest) AS b,
                generate_series(least(:events, ceil(b.g_oldest)::bigint + 1),
                                greatest(1, floor(b.g_newest)::bigint - 1), -1) AS g) AS s
+ WHERE ts >= :'month_from'::timestamptz AND ts < :'month_to'::timestamptz
+UNION ALL
+-- One contact (subject 900001) changed :history times, evenly over the same 13 months, for
+-- audit.row_as_of and audit.history across every partition: created first, then its phone
+-- changed each time (an update's old_data holds the delta, new_data the whole row).
+SELECT ts, 'user1@example.com', 'crm_app', 'manual', '10.0.0.7'::inet, 'crm-web', 'contact',
+       CASE WHEN h = :history THEN 'create' ELSE 'update' END, 'crm.contacts', '900001',
+       CASE WHEN h < :history THEN '{phone}'::text[] END,
+       CASE WHEN h < :history THEN jsonb_build_object('phone', '+1-555-' || (h + 1)) END,
+       jsonb_build_object('id', 900001, 'name', 'History Subject', 'email', 'h@example.com',
+                          'phone', '+1-555-' || h),
+       NULL, 'org0001'
+  FROM (SELECT h, :'now'::timestamptz - make_interval(secs => (h - 0.5) * (395 * 86400.0 / :history)) AS ts
+          FROM generate_series(1, :history) AS h) AS s
  WHERE ts >= :'month_from'::timestamptz AND ts < :'month_to'::timestamptz;

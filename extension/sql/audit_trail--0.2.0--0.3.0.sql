@@ -1923,7 +1923,27 @@ BEGIN
     EXECUTE format('CREATE INDEX %I ON %s (entity, subject_id)', name || '_entity_subject_id_idx', part);
     EXECUTE format('CREATE INDEX %I ON %s (txid, id)', name || '_txid_id_idx', part);
     EXECUTE format('CREATE INDEX %I ON %s USING brin (id)', name || '_id_idx', part);
+    -- A table's truncates (rare), for a row's history: without it they are found among the
+    -- entity's subject-less events (its exports, say), a scan of up to all of them.
+    EXECUTE format('CREATE INDEX %I ON %s (table_name, occurred_at, id) WHERE action = %L',
+                   name || '_truncates_idx', part, 'truncate');
     PERFORM audit.guard_events_partition(part);
+END
+$$;
+
+-- The partitions there are get the index of truncates new ones get (a row's history).
+DO $$
+DECLARE
+    part regclass;
+BEGIN
+    FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree('audit.events') AS t
+                 WHERE t.level > 0 AND t.isleaf
+    LOOP
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (table_name, occurred_at, id) WHERE action = %L',
+                                  (SELECT c.relname FROM pg_catalog.pg_class AS c WHERE c.oid = part)
+                                      OPERATOR(pg_catalog.||) '_truncates_idx',
+                                  part, 'truncate');
+    END LOOP;
 END
 $$;
 

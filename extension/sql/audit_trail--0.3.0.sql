@@ -2426,6 +2426,10 @@ BEGIN
     EXECUTE format('CREATE INDEX %I ON %s (entity, subject_id)', name || '_entity_subject_id_idx', part);
     EXECUTE format('CREATE INDEX %I ON %s (txid, id)', name || '_txid_id_idx', part);
     EXECUTE format('CREATE INDEX %I ON %s USING brin (id)', name || '_id_idx', part);
+    -- A table's truncates (rare), for a row's history: without it they are found among the
+    -- entity's subject-less events (its exports, say), a scan of up to all of them.
+    EXECUTE format('CREATE INDEX %I ON %s (table_name, occurred_at, id) WHERE action = %L',
+                   name || '_truncates_idx', part, 'truncate');
     PERFORM audit.guard_events_partition(part);
 END
 $$;

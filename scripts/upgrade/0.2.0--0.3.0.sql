@@ -276,6 +276,22 @@ $$;
 
 @@R_setup_events_partition@@
 
+-- The partitions there are get the index of truncates new ones get (a row's history).
+DO $$
+DECLARE
+    part regclass;
+BEGIN
+    FOR part IN SELECT t.relid FROM pg_catalog.pg_partition_tree('audit.events') AS t
+                 WHERE t.level > 0 AND t.isleaf
+    LOOP
+        EXECUTE pg_catalog.format('CREATE INDEX %I ON %s (table_name, occurred_at, id) WHERE action = %L',
+                                  (SELECT c.relname FROM pg_catalog.pg_class AS c WHERE c.oid = part)
+                                      OPERATOR(pg_catalog.||) '_truncates_idx',
+                                  part, 'truncate');
+    END LOOP;
+END
+$$;
+
 DROP FUNCTION audit.track(regclass, text, name, name[], name[]);
 
 @@N_track@@
