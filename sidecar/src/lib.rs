@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod archive;
+pub mod capture;
 pub mod cli;
 pub mod connections;
 pub mod csv;
