@@ -25,9 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL = ROOT / "extension" / "sql"
-SOURCES = ["schema.sql", "api.sql", "integrity.sql", "stream.sql", "retention.sql", "summary.sql",
-           "partitions.sql", "archive.sql", "maintenance.sql",
-           "report.sql", "search.sql", "history.sql", "undo.sql", "privileges.sql"]
+# The extension's SQL files, as extension/src/lib.rs lists them: one list, not two.
+SOURCES = re.findall(r'extension_sql_file!\(\s*"\.\./sql/([a-z_]+\.sql)"',
+                     (ROOT / "extension" / "src" / "lib.rs").read_text())
 MARKER = re.compile(r"@@([NRV])_([a-z_0-9]+)@@")
 
 

@@ -25,6 +25,8 @@ GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
 -- leaked could otherwise seal with a key of its own, and verify would fail for good.
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;
+-- WAL capture (docs/wal-capture.md) turns decoded rows into events through this.
+GRANT EXECUTE ON FUNCTION audit.wal_changes(regclass, text, text[], jsonb) TO audit_service;
 -- Scheduled maintenance (audit-trail maintain) runs as an admin; it does only what the
 -- superuser-set policy says. Admins may place legal holds (they only protect events);
 -- changing the policy and releasing a hold are for superusers. Recording an archive, which

@@ -80,6 +80,7 @@ pgrx::extension_sql_file!(
     requires = ["search"]
 );
 pgrx::extension_sql_file!("../sql/undo.sql", name = "undo", requires = ["history"]);
+pgrx::extension_sql_file!("../sql/wal.sql", name = "wal", requires = ["undo"]);
 pgrx::extension_sql_file!("../sql/privileges.sql", name = "privileges", finalize);
 
 #[allow(non_snake_case)]

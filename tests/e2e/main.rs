@@ -39,6 +39,7 @@ mod tls;
 mod trust;
 mod undo;
 mod upgrade;
+mod wal_capture;
 
 use audit_trail_tests::TestDb;
 

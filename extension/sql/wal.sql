@@ -1,0 +1,112 @@
+-- audit_trail: events from the write-ahead log (docs/wal-capture.md). `audit-trail capture`
+-- decodes committed changes of tracked tables and hands their rows over as the text the
+-- server wrote; what an event holds is worked out here, from the table's tracking settings,
+-- as the capture trigger works it out from the row itself: the same subject, the same
+-- changed fields, the same row images. Values become JSON through each column's type
+-- (`to_jsonb(value::type)`, what `to_jsonb(row)` does column by column), so numbers, arrays,
+-- json and timestamps come out as the trigger writes them.
+
+-- The expression that turns text value `value` of column `column_name` of `target` into the
+-- JSON of an event: JSON null for NULL, "[redacted]" for a redacted column's value, else the
+-- value read as its column's type. A type with a cast to json (or arrays of one) goes in as
+-- its text, as the trigger writes it: to_jsonb would call a cast its owner may have defined.
+CREATE FUNCTION audit.wal_value_json(target regclass, column_name text, value text, redacted boolean)
+    RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+RETURN (SELECT CASE
+                   WHEN redacted THEN format('CASE WHEN %1$s IS NULL THEN ''null''::jsonb ELSE ''"[redacted]"''::jsonb END', value)
+                   WHEN EXISTS (SELECT FROM pg_cast c
+                                 WHERE c.castsource IN (a.atttypid, t.typelem)
+                                   AND c.castsource NOT IN ('json'::regtype, 'jsonb'::regtype)
+                                   AND c.casttarget IN ('json'::regtype, 'jsonb'::regtype))
+                       THEN format('coalesce(to_jsonb(%1$s), ''null''::jsonb)', value)
+                   ELSE format('coalesce(to_jsonb((%1$s)::%2$s), ''null''::jsonb)', value,
+                               format_type(a.atttypid, NULL))
+               END
+          FROM pg_attribute a
+          JOIN pg_type t ON t.oid = a.atttypid
+         WHERE a.attrelid = target AND a.attname = column_name AND NOT a.attisdropped);
+
+-- A JSON array of strings and nulls as text[]; NULL for JSON null (a row that is not there).
+CREATE FUNCTION audit.wal_text_array(a jsonb)
+    RETURNS text[]
+    LANGUAGE sql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN a IS NOT NULL AND a <> 'null'::jsonb
+            THEN ARRAY(SELECT e FROM jsonb_array_elements_text(a) WITH ORDINALITY AS x(e, i) ORDER BY i) END;
+
+-- The rows of one tracked table that one statement of a committed transaction changed, as
+-- events would hold them. `columns` names the values of each row, in the order the server
+-- sent them; `rows` is a JSON array, one element a row: [old values, new values], each an
+-- array of text (JSON null for NULL; the old row null for a create, the new one for a
+-- delete). An update that changed only ignored columns gives no event, as with the trigger.
+-- `ordinal` is the row's place in `rows`.
+CREATE FUNCTION audit.wal_changes(target regclass, action text, columns text[], rows jsonb)
+    RETURNS TABLE (
+        ordinal        bigint,
+        subject_id     text,
+        changed_fields text[],
+        old_data       jsonb,
+        new_data       jsonb,
+        tenant         text
+    )
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tracked  audit.tracked_tables := audit.tracked_table_of(target);
+    n        int := cardinality(columns);
+    unknown  text := (SELECT c FROM unnest(columns) AS c
+                       WHERE audit.wal_value_json(target, c, 'x', false) IS NULL LIMIT 1);
+    -- Per column (1-based place i): its JSON in the old row and in the new one.
+    old_json text;
+    new_json text;
+    position int[];
+BEGIN
+    IF action NOT IN ('create', 'update', 'delete') THEN
+        RAISE EXCEPTION 'a row change is a create, update or delete, not %', action
+            USING ERRCODE = 'invalid_parameter_value';
+    ELSIF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'column % is not a column of % (the table changed since the change was decoded)', unknown, target
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    SELECT string_agg(audit.wal_value_json(target, c, format('t.o[%s]', i), c = ANY (tracked.redact_columns)), ', ' ORDER BY i),
+           string_agg(audit.wal_value_json(target, c, format('t.n[%s]', i), c = ANY (tracked.redact_columns)), ', ' ORDER BY i)
+      INTO old_json, new_json
+      FROM unnest(columns) WITH ORDINALITY AS u(c, i);
+    -- Where the subject and tenant columns are among the values.
+    position := ARRAY(SELECT array_position(columns, s) FROM unnest(tracked.subject_columns) AS s);
+    RETURN QUERY EXECUTE format(
+        $q$
+        WITH r AS (
+            SELECT t.ord, t.o, t.n,
+                   ARRAY[%1$s]::jsonb[] AS oj, ARRAY[%2$s]::jsonb[] AS nj,
+                   ARRAY(SELECT i FROM generate_series(1, %3$s) AS i
+                          WHERE t.o[i] IS DISTINCT FROM t.n[i]) AS changed
+              FROM (SELECT x.ord, audit.wal_text_array(x.v -> 0) AS o, audit.wal_text_array(x.v -> 1) AS n
+                      FROM jsonb_array_elements($1) WITH ORDINALITY AS x(v, ord)) AS t
+        )
+        SELECT r.ord,
+               CASE WHEN cardinality($3) = 1 THEN (coalesce(r.n, r.o))[$3[1]]
+                    ELSE (SELECT jsonb_agg((CASE WHEN r.n IS NULL THEN r.oj ELSE r.nj END)[p] ORDER BY k)
+                            FROM unnest($3) WITH ORDINALITY AS s(p, k))::text END,
+               CASE WHEN $4 = 'update' THEN ARRAY(SELECT $2[i] FROM unnest(r.changed) AS i
+                                                    WHERE $2[i] <> ALL ($5)) END,
+               CASE $4 WHEN 'delete' THEN (SELECT jsonb_object_agg($2[i], r.oj[i]) FROM generate_series(1, %3$s) AS i)
+                       WHEN 'update' THEN coalesce((SELECT jsonb_object_agg($2[i], r.oj[i]) FROM unnest(r.changed) AS i), '{}')
+               END,
+               CASE WHEN $4 <> 'delete' THEN (SELECT jsonb_object_agg($2[i], r.nj[i]) FROM generate_series(1, %3$s) AS i) END,
+               (coalesce(r.n, r.o))[array_position($2, $6)]
+          FROM r
+         WHERE $4 <> 'update' OR EXISTS (SELECT FROM unnest(r.changed) AS i WHERE $2[i] <> ALL ($5))
+         ORDER BY r.ord
+        $q$,
+        CASE WHEN action = 'create' THEN 'NULL::jsonb' ELSE old_json END,
+        CASE WHEN action = 'delete' THEN 'NULL::jsonb' ELSE new_json END,
+        n)
+        USING rows, columns, position, action, tracked.ignore_columns, tracked.tenant_column;
+END
+$$;
+COMMENT ON FUNCTION audit.wal_changes(regclass, text, text[], jsonb) IS
+    'WAL capture: decoded rows of a tracked table as events would hold them (subject, changed fields, row images, organization).';
