@@ -3299,19 +3299,26 @@ DECLARE
     columns  text[] := audit.undo_columns(target, image);
     compared text[];
     written  bigint := 0;
+    key_deferrable boolean := (SELECT c.condeferrable FROM pg_constraint c
+                            WHERE c.conrelid = target AND c.contype = 'p');
 BEGIN
     IF ev.action = 'delete' THEN
         columns := audit.undo_without_redacted(event_id, ev.table_name, tracked.redact_columns,
                                                columns, image, skip_redacted);
         -- Only a row with the key stops it (ON CONFLICT on the key); any other unique
-        -- constraint raises its own error.
-        EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM jsonb_populate_record(NULL::%s, $1) r
-                        ON CONFLICT (%s) DO NOTHING',
-                       target, (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) AS c),
-                       (SELECT string_agg(format('r.%I', c), ', ') FROM unnest(columns) AS c), target,
-                       (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) AS k))
-            USING image;
-        GET DIAGNOSTICS written = ROW_COUNT;
+        -- constraint raises its own error. A deferrable key cannot arbitrate: looked up first.
+        IF key_deferrable AND audit.undo_differences(target, keys, '{}', image) IS NOT NULL THEN
+            written := 0;
+        ELSE
+            EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM jsonb_populate_record(NULL::%s, $1) r %s',
+                           target, (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) AS c),
+                           (SELECT string_agg(format('r.%I', c), ', ') FROM unnest(columns) AS c), target,
+                           CASE WHEN NOT key_deferrable
+                                THEN format('ON CONFLICT (%s) DO NOTHING',
+                                            (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) AS k)) ELSE '' END)
+                USING image;
+            GET DIAGNOSTICS written = ROW_COUNT;
+        END IF;
         IF written = 0 THEN
             RAISE EXCEPTION 'event % cannot be reverted: a row with its key % is in % again', event_id, key, target
                 USING ERRCODE = 'unique_violation';
@@ -3350,7 +3357,8 @@ BEGIN
         GET DIAGNOSTICS written = ROW_COUNT;
     END IF;
     IF written = 0 THEN
-        PERFORM audit.undo_refused(event_id, target, keys, compared, image, cardinality(columns) > 0);
+        PERFORM audit.undo_refused(event_id, target, keys, compared, image,
+                                   ev.action = 'create' OR cardinality(columns) > 0);
     END IF;
 END
 $$;
@@ -3415,27 +3423,70 @@ COMMENT ON FUNCTION audit.revert_transaction(xid8, boolean) IS
 -- (`to_jsonb(value::type)`, what `to_jsonb(row)` does column by column), so numbers, arrays,
 -- json and timestamps come out as the trigger writes them.
 
+-- A type with its domains taken off (the innermost domain's typmod kept when it has one):
+-- reading a value as its domain would run the domain's CHECK expressions, code of whoever
+-- made the domain, as the capture role; the value was checked when it was written.
+CREATE FUNCTION audit.wal_base_type(typ oid, typmod int, OUT base oid, OUT base_typmod int)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    base := typ;
+    base_typmod := typmod;
+    WHILE (SELECT t.typtype = 'd' FROM pg_type t WHERE t.oid = base) LOOP
+        SELECT t.typbasetype, CASE WHEN t.typtypmod >= 0 THEN t.typtypmod ELSE base_typmod END
+          INTO base, base_typmod
+          FROM pg_type t WHERE t.oid = base;
+    END LOOP;
+END
+$$;
+
 -- The expression that turns text value `value` of column `column_name` of `target` into the
--- JSON of an event: JSON null for NULL, "[redacted]" for a redacted column's value, else the
--- value read as its column's type. A type with a cast to json (or arrays of one) goes in as
--- its text, as the trigger writes it: to_jsonb would call a cast its owner may have defined.
+-- JSON of an event, as the trigger's to_jsonb(row) renders the column: JSON null for NULL,
+-- "[redacted]" for a redacted column's value, else the value read as its type, domains taken
+-- off (arrays of them too). A type of the database's own with a function cast to json (or
+-- arrays of one) goes in as its text, as the trigger writes it: to_jsonb would call the cast,
+-- code of the type's owner. Composite types, and ranges of a domain, whose reading would run
+-- such code too, are refused: not captured from the WAL yet. NULL: no such column.
 CREATE FUNCTION audit.wal_value_json(target regclass, column_name text, value text, redacted boolean)
     RETURNS text
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
-RETURN (SELECT CASE
-                   WHEN redacted THEN format('CASE WHEN %1$s IS NULL THEN ''null''::jsonb ELSE ''"[redacted]"''::jsonb END', value)
-                   WHEN EXISTS (SELECT FROM pg_cast c
-                                 WHERE c.castsource IN (a.atttypid, t.typelem)
-                                   AND c.castsource NOT IN ('json'::regtype, 'jsonb'::regtype)
-                                   AND c.casttarget IN ('json'::regtype, 'jsonb'::regtype))
-                       THEN format('coalesce(to_jsonb(%1$s), ''null''::jsonb)', value)
-                   ELSE format('coalesce(to_jsonb((%1$s)::%2$s), ''null''::jsonb)', value,
-                               format_type(a.atttypid, NULL))
-               END
-          FROM pg_attribute a
-          JOIN pg_type t ON t.oid = a.atttypid
-         WHERE a.attrelid = target AND a.attname = column_name AND NOT a.attisdropped);
+AS $$
+DECLARE
+    col   pg_attribute;
+    b     record;
+    elem  record;
+    read  oid;
+BEGIN
+    SELECT * INTO col FROM pg_attribute a
+     WHERE a.attrelid = target AND a.attname = column_name AND a.attnum > 0 AND NOT a.attisdropped;
+    IF col.attrelid IS NULL THEN
+        RETURN NULL;
+    ELSIF redacted THEN
+        RETURN format('CASE WHEN %1$s IS NULL THEN ''null''::jsonb ELSE ''"[redacted]"''::jsonb END', value);
+    END IF;
+    b := audit.wal_base_type(col.atttypid, col.atttypmod);
+    -- An array: its elements' type, domains off; the array read as an array of that.
+    elem := audit.wal_base_type(coalesce(nullif((SELECT t.typelem FROM pg_type t
+                                                  WHERE t.oid = b.base AND t.typcategory = 'A'), 0), b.base), -1);
+    read := CASE WHEN elem.base = b.base THEN b.base
+                 ELSE (SELECT t.typarray FROM pg_type t WHERE t.oid = elem.base) END;
+    IF EXISTS (SELECT FROM pg_type t WHERE t.oid = elem.base AND t.typtype = 'c')
+       OR EXISTS (SELECT FROM pg_range r JOIN pg_type s ON s.oid = r.rngsubtype
+                   WHERE (r.rngtypid = elem.base OR r.rngmultitypid = elem.base) AND s.typtype = 'd') THEN
+        RAISE EXCEPTION 'column % of % has type %, which WAL capture does not read yet (a composite type, or a range of a domain)',
+                        column_name, target, format_type(col.atttypid, col.atttypmod)
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF elem.base >= 16384 AND EXISTS (SELECT FROM pg_cast c
+                                       WHERE c.castsource = elem.base AND c.casttarget = 'json'::regtype
+                                         AND c.castmethod = 'f') THEN
+        RETURN format('coalesce(to_jsonb(%1$s), ''null''::jsonb)', value);
+    END IF;
+    RETURN format('coalesce(to_jsonb((%1$s)::%2$s), ''null''::jsonb)', value, format_type(read, b.base_typmod));
+END
+$$;
 
 -- A JSON array of strings and nulls as text[]; NULL for JSON null (a row that is not there).
 CREATE FUNCTION audit.wal_text_array(a jsonb)
@@ -3444,6 +3495,45 @@ CREATE FUNCTION audit.wal_text_array(a jsonb)
     SET search_path = pg_catalog, pg_temp
 RETURN CASE WHEN a IS NOT NULL AND a <> 'null'::jsonb
             THEN ARRAY(SELECT e FROM jsonb_array_elements_text(a) WITH ORDINALITY AS x(e, i) ORDER BY i) END;
+
+-- Refuses rows that would make an event up: an action other than a row change, a row
+-- missing where the action has one (or present where it has none), a row with another number
+-- of values than `columns`, and `columns` without a column the table has (a publication's
+-- column list, say) or without the columns named in `needed` (the subject's, the tenant's).
+-- Generated columns are not in the logical stream before PostgreSQL 18: they may be absent.
+CREATE FUNCTION audit.wal_check_rows(target regclass, action text, columns text[], rows jsonb,
+                                     needed text[])
+    RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text := (SELECT a.attname FROM pg_attribute a
+                      WHERE a.attrelid = target AND a.attnum > 0 AND NOT a.attisdropped
+                        AND a.attgenerated = '' AND a.attname <> ALL (columns)
+                      UNION ALL
+                     SELECT c FROM unnest(needed) AS c WHERE c IS NOT NULL AND c <> ALL (columns)
+                      LIMIT 1);
+BEGIN
+    IF action NOT IN ('create', 'update', 'delete') THEN
+        RAISE EXCEPTION 'a row change is a create, update or delete, not %', action
+            USING ERRCODE = 'invalid_parameter_value';
+    ELSIF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'the values of % come without column % (a publication''s column list leaves it out?)', target, missing
+            USING ERRCODE = 'invalid_parameter_value';
+    ELSIF jsonb_typeof(rows) <> 'array' OR EXISTS (
+            SELECT FROM jsonb_array_elements(rows) AS x(v)
+             WHERE jsonb_typeof(x.v) <> 'array' OR jsonb_array_length(x.v) <> 2
+                OR (jsonb_typeof(x.v -> 0) = 'array') <> (action <> 'create')
+                OR (jsonb_typeof(x.v -> 1) = 'array') <> (action <> 'delete')
+                OR jsonb_typeof(x.v -> 0) = 'array' AND jsonb_array_length(x.v -> 0) <> cardinality(columns)
+                OR jsonb_typeof(x.v -> 1) = 'array' AND jsonb_array_length(x.v -> 1) <> cardinality(columns)) THEN
+        RAISE EXCEPTION 'the rows given for % of % are not [old values, new values] pairs of % values each, as a % has',
+                        action, target, cardinality(columns), action
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
 
 -- The rows of one tracked table that one statement of a committed transaction changed, as
 -- events would hold them. `columns` names the values of each row, in the order the server
@@ -3473,13 +3563,12 @@ DECLARE
     new_json text;
     position int[];
 BEGIN
-    IF action NOT IN ('create', 'update', 'delete') THEN
-        RAISE EXCEPTION 'a row change is a create, update or delete, not %', action
-            USING ERRCODE = 'invalid_parameter_value';
-    ELSIF unknown IS NOT NULL THEN
+    IF unknown IS NOT NULL THEN
         RAISE EXCEPTION 'column % is not a column of % (the table changed since the change was decoded)', unknown, target
             USING ERRCODE = 'undefined_column';
     END IF;
+    PERFORM audit.wal_check_rows(target, action, columns, rows,
+                                 tracked.subject_columns || tracked.tenant_column);
     SELECT string_agg(audit.wal_value_json(target, c, format('t.o[%s]', i), c = ANY (tracked.redact_columns)), ', ' ORDER BY i),
            string_agg(audit.wal_value_json(target, c, format('t.n[%s]', i), c = ANY (tracked.redact_columns)), ', ' ORDER BY i)
       INTO old_json, new_json
@@ -3506,7 +3595,7 @@ BEGIN
                        WHEN 'update' THEN coalesce((SELECT jsonb_object_agg($2[i], r.oj[i]) FROM unnest(r.changed) AS i), '{}')
                END,
                CASE WHEN $4 <> 'delete' THEN (SELECT jsonb_object_agg($2[i], r.nj[i]) FROM generate_series(1, %3$s) AS i) END,
-               (coalesce(r.n, r.o))[array_position($2, $6)]
+               coalesce(r.n[array_position($2, $6)], r.o[array_position($2, $6)])
           FROM r
          WHERE $4 <> 'update' OR EXISTS (SELECT FROM unnest(r.changed) AS i WHERE $2[i] <> ALL ($5))
          ORDER BY r.ord
@@ -3552,7 +3641,11 @@ GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;
 -- WAL capture (docs/wal-capture.md) turns decoded rows into events through this.
-GRANT EXECUTE ON FUNCTION audit.wal_changes(regclass, text, text[], jsonb) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.wal_changes(regclass, text, text[], jsonb),
+                          audit.wal_check_rows(regclass, text, text[], jsonb, text[]),
+                          audit.wal_value_json(regclass, text, text, boolean),
+                          audit.wal_base_type(oid, int),
+                          audit.wal_text_array(jsonb) TO audit_service;
 -- Scheduled maintenance (audit-trail maintain) runs as an admin; it does only what the
 -- superuser-set policy says. Admins may place legal holds (they only protect events);
 -- changing the policy and releasing a hold are for superusers. Recording an archive, which

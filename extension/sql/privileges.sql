@@ -26,7 +26,11 @@ GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;
 -- WAL capture (docs/wal-capture.md) turns decoded rows into events through this.
-GRANT EXECUTE ON FUNCTION audit.wal_changes(regclass, text, text[], jsonb) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.wal_changes(regclass, text, text[], jsonb),
+                          audit.wal_check_rows(regclass, text, text[], jsonb, text[]),
+                          audit.wal_value_json(regclass, text, text, boolean),
+                          audit.wal_base_type(oid, int),
+                          audit.wal_text_array(jsonb) TO audit_service;
 -- Scheduled maintenance (audit-trail maintain) runs as an admin; it does only what the
 -- superuser-set policy says. Admins may place legal holds (they only protect events);
 -- changing the policy and releasing a hold are for superusers. Recording an archive, which

@@ -191,19 +191,26 @@ DECLARE
     columns  text[] := audit.undo_columns(target, image);
     compared text[];
     written  bigint := 0;
+    key_deferrable boolean := (SELECT c.condeferrable FROM pg_constraint c
+                            WHERE c.conrelid = target AND c.contype = 'p');
 BEGIN
     IF ev.action = 'delete' THEN
         columns := audit.undo_without_redacted(event_id, ev.table_name, tracked.redact_columns,
                                                columns, image, skip_redacted);
         -- Only a row with the key stops it (ON CONFLICT on the key); any other unique
-        -- constraint raises its own error.
-        EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM jsonb_populate_record(NULL::%s, $1) r
-                        ON CONFLICT (%s) DO NOTHING',
-                       target, (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) AS c),
-                       (SELECT string_agg(format('r.%I', c), ', ') FROM unnest(columns) AS c), target,
-                       (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) AS k))
-            USING image;
-        GET DIAGNOSTICS written = ROW_COUNT;
+        -- constraint raises its own error. A deferrable key cannot arbitrate: looked up first.
+        IF key_deferrable AND audit.undo_differences(target, keys, '{}', image) IS NOT NULL THEN
+            written := 0;
+        ELSE
+            EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM jsonb_populate_record(NULL::%s, $1) r %s',
+                           target, (SELECT string_agg(format('%I', c), ', ') FROM unnest(columns) AS c),
+                           (SELECT string_agg(format('r.%I', c), ', ') FROM unnest(columns) AS c), target,
+                           CASE WHEN NOT key_deferrable
+                                THEN format('ON CONFLICT (%s) DO NOTHING',
+                                            (SELECT string_agg(format('%I', k), ', ') FROM unnest(keys) AS k)) ELSE '' END)
+                USING image;
+            GET DIAGNOSTICS written = ROW_COUNT;
+        END IF;
         IF written = 0 THEN
             RAISE EXCEPTION 'event % cannot be reverted: a row with its key % is in % again', event_id, key, target
                 USING ERRCODE = 'unique_violation';
@@ -242,7 +249,8 @@ BEGIN
         GET DIAGNOSTICS written = ROW_COUNT;
     END IF;
     IF written = 0 THEN
-        PERFORM audit.undo_refused(event_id, target, keys, compared, image, cardinality(columns) > 0);
+        PERFORM audit.undo_refused(event_id, target, keys, compared, image,
+                                   ev.action = 'create' OR cardinality(columns) > 0);
     END IF;
 END
 $$;

@@ -348,9 +348,13 @@ DROP VIEW audit.tracked;
 
 @@N_transaction_changes@@
 
+@@N_wal_base_type@@
+
 @@N_wal_value_json@@
 
 @@N_wal_text_array@@
+
+@@N_wal_check_rows@@
 
 @@N_wal_changes@@
 
@@ -373,7 +377,11 @@ GRANT EXECUTE ON FUNCTION audit.log_event(text, text, text, jsonb) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.add_seal(text, text, bytea, bytea) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.take_service_lock(text, boolean) TO audit_service;
 -- WAL capture (docs/wal-capture.md) turns decoded rows into events through this.
-GRANT EXECUTE ON FUNCTION audit.wal_changes(regclass, text, text[], jsonb) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.wal_changes(regclass, text, text[], jsonb),
+                          audit.wal_check_rows(regclass, text, text[], jsonb, text[]),
+                          audit.wal_value_json(regclass, text, text, boolean),
+                          audit.wal_base_type(oid, int),
+                          audit.wal_text_array(jsonb) TO audit_service;
 GRANT EXECUTE ON FUNCTION audit.open_consumer(text), audit.lock_consumer(text),
                           audit.advance_consumer(text, xid8, bigint, bigint),
                           audit.move_consumer(text, xid8, bigint),

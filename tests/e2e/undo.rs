@@ -295,6 +295,30 @@ fn a_create_is_put_back_by_deleting_an_unchanged_row_only() {
 }
 
 #[test]
+fn a_deletion_comes_back_under_a_deferrable_key_and_only_once() {
+    // A deferrable primary key cannot arbitrate ON CONFLICT: the revert looks the key up.
+    let db = TestDb::new();
+    let mut c = db.client();
+    exec(
+        &mut c,
+        "CREATE TABLE tags (id int PRIMARY KEY DEFERRABLE INITIALLY DEFERRED, label text);
+         SELECT audit.track('tags', 'tag');
+         INSERT INTO tags VALUES (1, 'red');
+         DELETE FROM tags;",
+    );
+    let deleted = last_event_id(&mut c);
+    exec(&mut c, &format!("SELECT audit.revert({deleted})"));
+    assert_eq!(
+        row(&mut c, "SELECT to_jsonb(t) FROM tags t"),
+        Some(json!({"id": 1, "label": "red"}))
+    );
+    let err = c
+        .batch_execute(&format!("SELECT audit.revert({deleted})"))
+        .unwrap_err();
+    assert_eq!(code(&err), SqlState::UNIQUE_VIOLATION, "{err}");
+}
+
+#[test]
 fn redacted_values_are_not_made_up_and_truncates_and_log_events_are_refused() {
     let (_db, mut c) = contacts_db();
     exec(

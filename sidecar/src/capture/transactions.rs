@@ -28,6 +28,8 @@ pub enum StreamError {
     Row { table: String, reason: String },
     #[error("the attribution message is not UTF-8")]
     Attribution,
+    #[error("a commit time no timestamp holds: {0} µs from 2000-01-01")]
+    CommitTime(i64),
 }
 
 /// What a change did.
@@ -84,10 +86,11 @@ pub struct Assembler {
 }
 
 /// PostgreSQL's timestamps count microseconds from 2000-01-01 00:00 UTC.
-pub fn postgres_time(micros: i64) -> DateTime<Utc> {
+pub fn postgres_time(micros: i64) -> Result<DateTime<Utc>, StreamError> {
     const UNIX_TO_POSTGRES_EPOCH: i64 = 946_684_800;
-    DateTime::<Utc>::from_timestamp(UNIX_TO_POSTGRES_EPOCH, 0).unwrap_or_default()
-        + TimeDelta::microseconds(micros)
+    DateTime::<Utc>::from_timestamp(UNIX_TO_POSTGRES_EPOCH, 0)
+        .and_then(|epoch| epoch.checked_add_signed(TimeDelta::microseconds(micros)))
+        .ok_or(StreamError::CommitTime(micros))
 }
 
 impl Assembler {
@@ -107,7 +110,7 @@ impl Assembler {
                     xid,
                     commit_lsn: final_lsn,
                     end_lsn: final_lsn,
-                    commit_time: postgres_time(commit_time),
+                    commit_time: postgres_time(commit_time)?,
                     changes: Vec::new(),
                 });
             }
@@ -126,7 +129,7 @@ impl Assembler {
                     ));
                 }
                 tx.end_lsn = end_lsn;
-                tx.commit_time = postgres_time(commit_time);
+                tx.commit_time = postgres_time(commit_time)?;
                 self.attribution = None;
                 return Ok(Some(tx));
             }
@@ -387,5 +390,13 @@ mod tests {
         assert!(matches!(a.push(commit), Err(StreamError::OutOfOrder(_))));
         a.push(begin.clone()).unwrap();
         assert!(matches!(a.push(begin), Err(StreamError::OutOfOrder(_))));
+        // A commit time past any timestamp.
+        let mut a = Assembler::default();
+        let far = Message::Begin {
+            final_lsn: Lsn(1),
+            commit_time: i64::MAX,
+            xid: 9,
+        };
+        assert_eq!(a.push(far), Err(StreamError::CommitTime(i64::MAX)));
     }
 }
