@@ -227,7 +227,9 @@ start_dashboard() {
         </dev/null >>"$DEMO/dashboard.log" 2>&1 &
     echo $! >"$PIDFILE"
     for _ in $(seq 100); do
-        if ! dashboard_pid >/dev/null; then
+        # Alive, not "named audit-trail serve": /proc/PID/cmdline reads empty for an
+        # instant while setsid execs the server, which made a starting dashboard look dead.
+        if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
             cat "$DEMO/dashboard.log" >&2
             rm -f "$PIDFILE"
             die "the dashboard did not start (is port $HTTP_PORT taken? AUDIT_DEMO_HTTP_PORT picks another)"
