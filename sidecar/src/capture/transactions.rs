@@ -5,6 +5,7 @@
 //! server did not send) is an error naming the table, never a guess.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -57,8 +58,9 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub action: Action,
-    /// The table as the server last described it before this change.
-    pub relation: Relation,
+    /// The table as the server last described it before this change (shared by the
+    /// changes that follow one description: a million-row statement holds it once).
+    pub relation: Arc<Relation>,
     pub old: Option<Vec<Option<String>>>,
     pub new: Option<Vec<Option<String>>>,
     /// The content of the last `audit_trail` message of the transaction before this change.
@@ -80,7 +82,7 @@ pub struct Transaction {
 /// later messages refer to by oid.
 #[derive(Default)]
 pub struct Assembler {
-    relations: HashMap<u32, Relation>,
+    relations: HashMap<u32, Arc<Relation>>,
     open: Option<Transaction>,
     attribution: Option<String>,
 }
@@ -134,7 +136,7 @@ impl Assembler {
                 return Ok(Some(tx));
             }
             Message::Relation(relation) => {
-                self.relations.insert(relation.oid, relation);
+                self.relations.insert(relation.oid, Arc::new(relation));
             }
             Message::Origin { .. } | Message::Type { .. } => {}
             Message::Message {
@@ -181,17 +183,17 @@ impl Assembler {
             .ok_or(StreamError::OutOfOrder("a change outside a transaction"))
     }
 
-    fn relation(&self, oid: u32) -> Result<Relation, StreamError> {
+    fn relation(&self, oid: u32) -> Result<Arc<Relation>, StreamError> {
         self.relations
             .get(&oid)
-            .cloned()
+            .map(Arc::clone)
             .ok_or(StreamError::UnknownRelation(oid))
     }
 
     fn add(
         &mut self,
         action: Action,
-        relation: Relation,
+        relation: Arc<Relation>,
         old: Option<Vec<Option<String>>>,
         new: Option<Vec<Option<String>>>,
     ) -> Result<(), StreamError> {
