@@ -58,12 +58,20 @@ upgrade-script:
 
 .PHONY: upgrade-script
 
+## Regenerates the portable install script (WAL capture) from the extension's and
+## extension/portable/*.sql (scripts/portable_script.py).
+portable-script:
+	python3 scripts/portable_script.py $(VERSION)
+
+.PHONY: portable-script
+
 ## The sidecar binary the end-to-end tests run.
 build: setup
 	$(CARGO) build -p audit-trail
 
 lint: setup install
 	python3 scripts/upgrade_script.py $(UPGRADE_FROM) $(VERSION) --check
+	python3 scripts/portable_script.py $(VERSION) --check
 	python3 scripts/house_rules.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets $(EXT_FEATURES) -- -D warnings
