@@ -176,7 +176,7 @@ CREATE FUNCTION audit.wal_record(slot text, xid bigint, end_lsn pg_lsn, commit_t
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    done    pg_lsn := (SELECT p.end_lsn FROM audit.capture_progress AS p WHERE p.slot = wal_record.slot);
+    done    pg_lsn;
     now_x   bigint := pg_current_xact_id()::text::bigint;
     full_x  bigint := (now_x >> 32 << 32) | xid;
     written bigint := 0;
@@ -185,7 +185,14 @@ BEGIN
     IF xid < 0 OR xid > 4294967295 OR jsonb_typeof(changes) <> 'array' THEN
         RAISE EXCEPTION 'audit.wal_record: xid must be a 32-bit transaction id and changes a JSON array'
             USING ERRCODE = 'invalid_parameter_value';
-    ELSIF end_lsn <= done THEN
+    END IF;
+    -- The slot's row, locked: a second service on the same slot waits here, then finds the
+    -- transaction written and writes nothing.
+    INSERT INTO audit.capture_progress AS p (slot, end_lsn, commit_time, xid)
+    VALUES (wal_record.slot, '0/0', '-infinity', 0)
+    ON CONFLICT ON CONSTRAINT capture_progress_pkey DO NOTHING;
+    SELECT p.end_lsn INTO done FROM audit.capture_progress AS p WHERE p.slot = wal_record.slot FOR UPDATE;
+    IF wal_record.end_lsn <= done THEN
         RETURN 0;
     END IF;
     IF full_x > now_x THEN
@@ -196,13 +203,12 @@ BEGIN
         written := written + audit.wal_record_group(xid, full_x::text::xid8, commit_time, change);
     END LOOP;
     PERFORM set_config('audit.appending', '', true);
-    IF last_part THEN
-        INSERT INTO audit.capture_progress AS p (slot, end_lsn, commit_time, xid, events)
-        VALUES (wal_record.slot, wal_record.end_lsn, wal_record.commit_time, wal_record.xid, written)
-        ON CONFLICT ON CONSTRAINT capture_progress_pkey DO UPDATE
-           SET end_lsn = excluded.end_lsn, commit_time = excluded.commit_time, xid = excluded.xid,
-               events = p.events + excluded.events, updated_at = now();
-    END IF;
+    UPDATE audit.capture_progress AS p
+       SET events = p.events + written, updated_at = now(),
+           end_lsn = CASE WHEN last_part THEN wal_record.end_lsn ELSE p.end_lsn END,
+           commit_time = CASE WHEN last_part THEN wal_record.commit_time ELSE p.commit_time END,
+           xid = CASE WHEN last_part THEN wal_record.xid ELSE p.xid END
+     WHERE p.slot = wal_record.slot;
     RETURN written;
 END
 $$;

@@ -73,6 +73,12 @@ pub enum Command {
     Maintain(crate::maintain::MaintainArgs),
     /// Put back what one event or one transaction changed, as this role; --dry-run shows it.
     Revert(crate::revert::RevertArgs),
+    /// Install audit_trail as plain SQL for capture from the WAL (--wal-capture), where the
+    /// extension cannot be installed (managed PostgreSQL).
+    Install(crate::capture::install::InstallArgs),
+    /// Write the events of tracked tables' committed changes from the WAL (a WAL capture
+    /// install), advancing the slot once they are committed.
+    Capture(crate::capture::service::CaptureArgs),
     /// Make an Ed25519 key for sealing: KEYFILE (secret) and KEYFILE.pub.
     Keygen(crate::integrity::KeygenArgs),
     /// Seal committed events into the signed hash chain and write checkpoints.

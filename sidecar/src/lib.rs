@@ -60,6 +60,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Revert(args) => {
             revert::run(cli.db.as_deref(), cli.record_db.as_deref(), args).await
         }
+        Command::Install(args) => capture::install::run(cli.db.as_deref(), args).await,
+        Command::Capture(args) => capture::service::run(cli.db.as_deref(), args).await,
         Command::Keygen(args) => integrity::keygen(&args),
         Command::Seal(args) => integrity::seal::run(cli.db.as_deref(), args).await,
         Command::Verify(args) => {
