@@ -149,8 +149,10 @@ BEGIN
            (a ->> 'client_addr')::inet, a ->> 'application_name', tracked.entity, change ->> 'action',
            tracked.table_name, c.subject_id, c.changed_fields, c.old_data, c.new_data,
            -- A change to another organization's row than the one the transaction acts for.
+           -- (the row's before or after: an update's old_data holds the column when it changed).
            CASE WHEN tracked.tenant_column IS NOT NULL AND a ->> 'tenant' IS NOT NULL
-                     AND c.tenant IS DISTINCT FROM a ->> 'tenant'
+                     AND (c.new_data ->> tracked.tenant_column <> a ->> 'tenant'
+                          OR c.old_data ->> tracked.tenant_column <> a ->> 'tenant')
                 THEN coalesce(context, '{}') || jsonb_build_object('acting_tenant', a ->> 'tenant')
                 ELSE context END,
            coalesce(c.tenant, CASE WHEN tracked.tenant_column IS NULL THEN a ->> 'tenant' END)

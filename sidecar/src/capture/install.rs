@@ -22,8 +22,9 @@ pub struct InstallArgs {
     /// (where extensions can be installed, CREATE EXTENSION audit_trail is the install).
     #[arg(long)]
     pub wal_capture: bool,
-    /// The logical replication slot to make for `audit-trail capture`.
-    #[arg(long, default_value = "audit_trail")]
+    /// The logical replication slot to make for `audit-trail capture` (slots are the
+    /// server's, not a database's: a second database needs another name).
+    #[arg(long, default_value = "audit_trail", value_parser = crate::capture::service::slot_name)]
     pub slot: String,
 }
 
@@ -96,6 +97,10 @@ pub async fn run(db_arg: Option<&str>, args: InstallArgs) -> Result<()> {
         .await
         .map_err(db_error("making the slot"))?
         .is_some();
+    if !made {
+        // Slots are the cluster's: one of another database (or plugin) is not this one's.
+        crate::capture::service::check_slot(&client, &args.slot).await?;
+    }
     eprintln!(
         "audit-trail: installed audit_trail {} for WAL capture into {}{}; track tables with \
          audit.track(), then run audit-trail capture",

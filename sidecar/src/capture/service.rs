@@ -41,7 +41,7 @@ pub struct CaptureArgs {
 }
 
 /// A slot name as PostgreSQL takes one: lowercase letters, digits and _, at most 63.
-fn slot_name(text: &str) -> std::result::Result<String, String> {
+pub fn slot_name(text: &str) -> std::result::Result<String, String> {
     let ok = !text.is_empty()
         && text.len() <= 63
         && text
@@ -61,6 +61,8 @@ pub struct Round {
     pub events: i64,
     /// The round read everything committed before the position noted at its start.
     pub caught_up: bool,
+    /// That position: the WAL flushed to disk when the round began.
+    pub until: Lsn,
 }
 
 /// The service's two connections: one reads the slot while the other writes events (a
@@ -81,8 +83,11 @@ fn db_error(doing: &'static str) -> impl Fn(tokio_postgres::Error) -> Error {
 
 /// Values of the decoded rows are the text the server's output functions write in the
 /// reading session: these settings make it read back exactly (`audit.wal_changes`).
+/// The events' commit must be durable before the slot forgets their changes: the service
+/// commits synchronously whatever the server's default.
 const SESSION: &str = "SET DateStyle = ISO; SET IntervalStyle = postgres; \
-                       SET extra_float_digits = 3; SET bytea_output = hex";
+                       SET extra_float_digits = 3; SET bytea_output = hex; \
+                       SET synchronous_commit = on";
 
 impl Capture {
     /// Connects twice, checks the install, and makes the slot if it is missing and nothing
@@ -136,13 +141,21 @@ impl Capture {
 
     /// One round: read, write, commit, advance.
     pub async fn round(&mut self) -> Result<Round> {
+        // Decoding reads only WAL on disk: the flushed position, never the written one (a
+        // transaction committed asynchronously between the two would be skipped by the
+        // advance below).
         let until: String = self
             .reader
-            .query_one("SELECT pg_catalog.pg_current_wal_lsn()::text", &[])
+            .query_one("SELECT pg_catalog.pg_current_wal_flush_lsn()::text", &[])
             .await
             .map_err(db_error("reading the WAL position"))?
             .get(0);
-        let mut round = Round::default();
+        let mut round = Round {
+            until: until
+                .parse()
+                .map_err(|e| Error::Unexpected(format!("the WAL position {until}: {e}")))?,
+            ..Round::default()
+        };
         let mut messages = 0i64;
         let mut last_end: Option<Lsn> = None;
         self.writer
@@ -214,6 +227,18 @@ impl Capture {
         Ok(round)
     }
 
+    /// The end of the WAL written so far (flushed or not).
+    pub async fn inserted(&self) -> Result<Lsn> {
+        let text: String = self
+            .reader
+            .query_one("SELECT pg_catalog.pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .map_err(db_error("reading the WAL position"))?
+            .get(0);
+        text.parse()
+            .map_err(|e| Error::Unexpected(format!("the WAL position {text}: {e}")))
+    }
+
     async fn write(&self, tx: &Transaction) -> Result<i64> {
         let mut events = 0i64;
         let xid = i64::from(tx.xid);
@@ -247,22 +272,13 @@ impl Capture {
 async fn ensure_slot(client: &Client, slot: &str, written: Option<Lsn>) -> Result<()> {
     let found = client
         .query_opt(
-            "SELECT plugin::text, database::text = pg_catalog.current_database()::text
-               FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+            "SELECT FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
             &[&slot],
         )
         .await
         .map_err(db_error("looking for the slot"))?;
     match found {
-        Some(row) => {
-            let (plugin, here): (Option<String>, Option<bool>) = (row.get(0), row.get(1));
-            if plugin.as_deref() != Some("pgoutput") || here != Some(true) {
-                return Err(Error::Usage(format!(
-                    "slot {slot} is not a pgoutput slot of this database; name another with --slot"
-                )));
-            }
-            Ok(())
-        }
+        Some(_) => check_slot(client, slot).await,
         None if written.is_some() => Err(Error::Unexpected(format!(
             "slot {slot} is gone, after events up to {} were captured through it: changes \
              committed since may be missing from the log",
@@ -282,6 +298,30 @@ async fn ensure_slot(client: &Client, slot: &str, written: Option<Lsn>) -> Resul
     }
 }
 
+/// Refuses a slot of another plugin or database: slots are the server's, and another
+/// database's changes are not this one's events.
+pub async fn check_slot(client: &Client, slot: &str) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT plugin::text, database::text, database = pg_catalog.current_database()
+               FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(db_error("looking for the slot"))?;
+    let (plugin, database, here): (Option<String>, Option<String>, Option<bool>) =
+        (row.get(0), row.get(1), row.get(2));
+    if plugin.as_deref() != Some("pgoutput") || here != Some(true) {
+        return Err(Error::Usage(format!(
+            "slot {slot} is a slot of {} (plugin {}), not a pgoutput slot of this database: \
+             name another with --slot",
+            database.as_deref().unwrap_or("no database"),
+            plugin.as_deref().unwrap_or("none")
+        )));
+    }
+    Ok(())
+}
+
 /// `audit-trail capture`.
 pub async fn run(db_arg: Option<&str>, args: CaptureArgs) -> Result<()> {
     let target = db::resolve(db_arg, "audit-trail capture")?;
@@ -289,6 +329,8 @@ pub async fn run(db_arg: Option<&str>, args: CaptureArgs) -> Result<()> {
     tracing::info!(slot = %args.slot, "capturing from {}", target.description);
     let stop = stop_signal();
     let mut total = (0usize, 0i64);
+    // With --once: everything committed before now, once the server has flushed it.
+    let goal = capture.inserted().await?;
     loop {
         let round = capture.round().await?;
         total.0 += round.transactions;
@@ -300,7 +342,7 @@ pub async fn run(db_arg: Option<&str>, args: CaptureArgs) -> Result<()> {
                 "round written"
             );
         }
-        if round.caught_up && args.once {
+        if round.caught_up && args.once && round.until >= goal {
             eprintln!(
                 "audit-trail: captured {} transaction{} ({} events)",
                 total.0,
