@@ -515,3 +515,99 @@ fn install_and_capture_refuse_what_they_cannot_do() {
         r.stderr
     );
 }
+
+/// What a schema is made of, as text lines to compare: tables and views with their columns,
+/// functions with their arguments and results, indexes, and who may use each (the install's
+/// owner written as OWNER: the extension's is a superuser, the portable one's is not).
+fn catalog(c: &mut postgres::Client) -> Vec<String> {
+    c.query(
+        "WITH owner AS (SELECT c.relowner FROM pg_class c WHERE c.oid = 'audit.events'::regclass)
+         SELECT format('%s %s (%s) %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'i' THEN 'index'
+                                                      WHEN 'S' THEN 'sequence' ELSE 'table' END,
+                       c.relname,
+                       (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                                          || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, ', '
+                                          ORDER BY a.attnum)
+                          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+                       replace(coalesce(c.relacl::text, ''), c.relowner::regrole::text, 'OWNER'))
+           FROM pg_class c, owner
+          WHERE c.relnamespace = 'audit'::regnamespace
+         UNION ALL
+         SELECT format('function %s(%s) %s %s %s', p.proname, pg_get_function_identity_arguments(p.oid),
+                       pg_get_function_result(p.oid), CASE WHEN p.prosecdef THEN 'definer' ELSE 'invoker' END,
+                       replace(coalesce(p.proacl::text, ''), p.proowner::regrole::text, 'OWNER'))
+           FROM pg_proc p WHERE p.pronamespace = 'audit'::regnamespace
+          ORDER BY 1",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[test]
+fn the_portable_install_has_the_extensions_schema() {
+    let extension = TestDb::new();
+    let db = TestDb::without_extension();
+    let _slot = SlotGuard(&db);
+    let owner = owner_role(&db);
+    assert_eq!(install(&db, &owner).code, 0);
+    let ours = catalog(&mut extension.client());
+    // The extension's C functions that act as its owner switch to it inside; PL/pgSQL can
+    // only be SECURITY DEFINER for that. The same rights either way.
+    let acts_as_owner = [
+        "log_event(",
+        "record_ddl_event(",
+        "set_actor(",
+        "take_service_lock(",
+        "track(",
+        "untrack(",
+    ];
+    let portable: Vec<String> = catalog(&mut db.client())
+        .into_iter()
+        .map(|l| match l.strip_prefix("function ") {
+            Some(f) if acts_as_owner.iter().any(|n| f.starts_with(n)) => {
+                l.replacen(" definer ", " invoker ", 1)
+            }
+            _ => l,
+        })
+        .collect();
+    // Made only where capture reads the WAL, and the two helpers of the event triggers that
+    // only C can define (they take pg_ddl_command).
+    let only_portable = [
+        "table capture_progress ",
+        "index capture_progress_pkey ",
+        "table wal_attribution_key ",
+        "index wal_attribution_key_pkey ",
+        "function wal_record(",
+        "function wal_record_group(",
+        "function wal_mac(",
+        "function wal_sign(",
+        "function wal_attribution(",
+        "function append_event(",
+        "function check_trackable(",
+        "function privilege_fields_unwatched(",
+    ];
+    let only_extension = [
+        "function ddl_attached_partition(",
+        "function ddl_changes_table(",
+    ];
+    let missing: Vec<&String> = ours
+        .iter()
+        .filter(|l| !portable.contains(l) && !only_extension.iter().any(|p| l.starts_with(p)))
+        .collect();
+    let extra: Vec<&String> = portable
+        .iter()
+        .filter(|l| !ours.contains(l) && !only_portable.iter().any(|p| l.starts_with(p)))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "only in the extension: {missing:#?}\nonly in the portable install: {extra:#?}"
+    );
+    assert!(
+        ours.len() > 150,
+        "the comparison saw the schema: {}",
+        ours.len()
+    );
+}
