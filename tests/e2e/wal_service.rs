@@ -606,7 +606,7 @@ fn the_portable_install_has_the_extensions_schema() {
         "only in the extension: {missing:#?}\nonly in the portable install: {extra:#?}"
     );
     assert!(
-        ours.len() > 150,
+        ours.len() > 120,
         "the comparison saw the schema: {}",
         ours.len()
     );
