@@ -160,13 +160,16 @@ BEGIN
     position := ARRAY(SELECT array_position(columns, s) FROM unnest(tracked.subject_columns) AS s);
     RETURN QUERY EXECUTE format(
         $q$
-        WITH r AS (
+        -- Each row's values read once (MATERIALIZED, OFFSET 0): inlined, every use of a row's
+        -- arrays below would read them again, several times per column.
+        WITH r AS MATERIALIZED (
             SELECT t.ord, t.o, t.n,
                    ARRAY[%1$s]::jsonb[] AS oj, ARRAY[%2$s]::jsonb[] AS nj,
                    ARRAY(SELECT i FROM generate_series(1, %3$s) AS i
                           WHERE t.o[i] IS DISTINCT FROM t.n[i]) AS changed
               FROM (SELECT x.ord, audit.wal_text_array(x.v -> 0) AS o, audit.wal_text_array(x.v -> 1) AS n
-                      FROM jsonb_array_elements($1) WITH ORDINALITY AS x(v, ord)) AS t
+                      FROM jsonb_array_elements($1) WITH ORDINALITY AS x(v, ord)
+                    OFFSET 0) AS t
         )
         SELECT r.ord,
                CASE WHEN cardinality($3) = 1 THEN (coalesce(r.n, r.o))[$3[1]]
