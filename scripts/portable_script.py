@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PORTABLE = ROOT / "extension" / "portable"
 # The portable files, in the order their additions need each other.
-PORTABLE_FILES = ["functions.sql", "capture.sql"]
+PORTABLE_FILES = ["functions.sql", "seals.sql", "capture.sql"]
 
 LEFT_OUT = [
     re.compile(r"^SELECT\s+pg_catalog\.pg_extension_config_dump\(", re.I),
@@ -101,6 +101,19 @@ def contract_list(name):
     return ", ".join(items)
 
 
+def contract_string(name):
+    """A `pub const NAME: &str = "..."` of the contract crate (with `\\` line continuations),
+    as an SQL string literal."""
+    text = "".join(p.read_text() for p in sorted((ROOT / "contract" / "src").glob("*.rs")))
+    m = re.search(r'pub const ' + name + r': &str =\s*"((?:[^"\\]|\\.)*)";', text, re.S)
+    if not m:
+        sys.exit(f"contract/src/ defines no string {name}")
+    value = re.sub(r"\\\n\s*", "", m.group(1))
+    if "\\" in value:
+        sys.exit(f"contract/src/: {name} holds an escape the generator does not read")
+    return "'" + value.replace("'", "''") + "'"
+
+
 def defined(statement):
     m = DEFINES.match(statement)
     return (m.group(1).upper(), m.group(2)) if m else None
@@ -114,6 +127,8 @@ def generate(version):
                                     (PORTABLE / name).read_text(), re.M))
         text = re.sub(r"@@contract:([A-Z_]+)@@", lambda m: contract_list(m.group(1)),
                       (PORTABLE / name).read_text())
+        text = re.sub(r"@@contract-string:([A-Z_]+)@@", lambda m: contract_string(m.group(1)),
+                      text)
         for lead, stmt in statements(text):
             key = defined(stmt)
             if key is None:

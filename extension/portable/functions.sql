@@ -395,54 +395,9 @@ END
 $$;
 
 
--- Not in this install yet (docs/wal-capture.md, "Status"): sealing, maintenance and retention,
--- the fast search and undo still run only in the extension. Each refuses by name rather than
+-- Not in this install yet (docs/wal-capture.md, "Status"): maintenance and retention, the fast
+-- search and undo still run only in the extension. Each refuses by name rather than
 -- doing less than its name says.
-
-CREATE FUNCTION audit.take_service_lock(service text, wait boolean DEFAULT false) RETURNS boolean
-    LANGUAGE plpgsql
-    SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION 'audit.take_service_lock() is not available in a WAL capture install yet'
-        USING ERRCODE = 'feature_not_supported';
-END
-$$;
-
-CREATE FUNCTION audit.add_seal(checkpoint text, key_id text, signature bytea, digests bytea)
-    RETURNS bigint
-    LANGUAGE plpgsql
-    SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION 'audit.add_seal() is not available in a WAL capture install yet'
-        USING ERRCODE = 'feature_not_supported';
-END
-$$;
-
-CREATE FUNCTION audit.canonical_events(source regclass, entity text, action text,
-                                       before timestamptz)
-    RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION 'audit.canonical_events() is not available in a WAL capture install yet'
-        USING ERRCODE = 'feature_not_supported';
-END
-$$;
-
-CREATE FUNCTION audit.events_digest(part regclass) RETURNS text
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION 'audit.events_digest() is not available in a WAL capture install yet'
-        USING ERRCODE = 'feature_not_supported';
-END
-$$;
 
 CREATE FUNCTION audit.maintain() RETURNS jsonb
     LANGUAGE plpgsql

@@ -40,6 +40,7 @@ mod trust;
 mod undo;
 mod upgrade;
 mod wal_capture;
+mod wal_portable;
 mod wal_service;
 
 use audit_trail_tests::TestDb;

@@ -8,32 +8,9 @@ use audit_trail_sidecar::capture::pgoutput::decode;
 use audit_trail_sidecar::capture::record::{parts, PartLimits};
 use audit_trail_sidecar::capture::transactions::Assembler;
 use audit_trail_tests::sidecar::{command, run};
+use audit_trail_tests::wal::WalDb;
 use audit_trail_tests::{sqlstate, TestDb};
 use serde_json::Value;
-
-/// The slot the install makes, dropped when the test ends: a database with a slot cannot be
-/// dropped.
-struct SlotGuard<'a>(&'a TestDb);
-
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.client().execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-              WHERE database = current_database()",
-            &[],
-        );
-    }
-}
-
-/// A database owner's role as on a managed service: it may make roles and replication
-/// slots, owns the database and the application's tables, but is no superuser.
-fn owner_role(db: &TestDb) -> String {
-    let owner = db.create_role("wal_owner", "LOGIN CREATEROLE REPLICATION");
-    db.client()
-        .batch_execute(&format!("ALTER DATABASE {} OWNER TO {owner}", db.name))
-        .unwrap();
-    owner
-}
 
 const SCHEMA: &str = "
     CREATE SCHEMA crm;
@@ -116,30 +93,6 @@ fn comparable(c: &mut postgres::Client) -> Vec<Value> {
     .collect()
 }
 
-/// Slots are the cluster's, and tests run side by side: each test's slot is named after its
-/// database.
-fn capture_once(db: &TestDb, role: &str) -> audit_trail_tests::sidecar::Run {
-    run(command().args([
-        "capture",
-        "--once",
-        "--slot",
-        &db.name,
-        "--db",
-        &db.conninfo(role),
-    ]))
-}
-
-fn install(db: &TestDb, role: &str) -> audit_trail_tests::sidecar::Run {
-    run(command().args([
-        "install",
-        "--wal-capture",
-        "--slot",
-        &db.name,
-        "--db",
-        &db.conninfo(role),
-    ]))
-}
-
 #[test]
 fn the_portable_install_and_the_capture_service_write_what_the_triggers_write() {
     // Captured by the extension's triggers.
@@ -164,18 +117,16 @@ fn the_portable_install_and_the_capture_service_write_what_the_triggers_write() 
 
     // Captured from the WAL: a database without the extension, installed by a role that is
     // no superuser. The same role writes, so db_user is the same in both.
-    let db = TestDb::without_extension();
-    let _slot = SlotGuard(&db);
-    let owner = owner_role(&db);
-    let capturer = db.create_role("wal_capturer", "LOGIN REPLICATION IN ROLE audit_service");
-    let installed = install(&db, &owner);
+    let wal = WalDb::uninstalled();
+    let (db, owner) = (&wal.db, &wal.owner);
+    let installed = wal.install(owner);
     assert_eq!(installed.code, 0, "{}", installed.stderr);
     assert!(
         installed.stderr.contains(&format!("with slot {}", db.name)),
         "{}",
         installed.stderr
     );
-    let mut app = db.client_as(&owner);
+    let mut app = wal.owner_client();
     app.batch_execute(SCHEMA).unwrap();
     app.batch_execute(TRACK).unwrap();
     // The same writer as in the reference database (db_user is part of the comparison).
@@ -188,8 +139,7 @@ fn the_portable_install_and_the_capture_service_write_what_the_triggers_write() 
     for statement in WORKLOAD {
         writer.batch_execute(statement).unwrap();
     }
-    let captured = capture_once(&db, &capturer);
-    assert_eq!(captured.code, 0, "{}", captured.stderr);
+    let captured = wal.capture();
     assert!(
         captured
             .stderr
@@ -240,7 +190,7 @@ fn the_portable_install_and_the_capture_service_write_what_the_triggers_write() 
         .unwrap()
         .get(0);
     tx.commit().unwrap();
-    assert_eq!(capture_once(&db, &capturer).code, 0);
+    wal.capture();
     let (event_txid, occurred_after_commit): (String, bool) = app
         .query_one(
             "SELECT txid::text, occurred_at <= now() FROM audit.events
@@ -284,15 +234,11 @@ fn count(c: &mut postgres::Client, filter: &str) -> i64 {
 
 #[test]
 fn nothing_is_written_twice_and_no_attribution_is_believed_unsigned() {
-    let db = TestDb::without_extension();
-    let _slot = SlotGuard(&db);
-    let owner = owner_role(&db);
-    let capturer = db.create_role("wal_capturer", "LOGIN REPLICATION IN ROLE audit_service");
+    let wal = WalDb::new();
+    let (db, capturer) = (&wal.db, &wal.capturer);
     let nobody = db.create_role("wal_nobody", "LOGIN");
     let admin = db.create_role("wal_admin", "LOGIN IN ROLE audit_admin");
-    let installed = install(&db, &owner);
-    assert_eq!(installed.code, 0, "{}", installed.stderr);
-    let mut app = db.client_as(&owner);
+    let mut app = wal.owner_client();
     app.batch_execute(
         // Flushed at commit: the test reads the slot itself, and decoding reads only WAL on disk.
         "SET synchronous_commit = on;
@@ -304,7 +250,7 @@ fn nothing_is_written_twice_and_no_attribution_is_believed_unsigned() {
 
     // A crash after the events were committed and before the slot moved: the service reads
     // the same transaction again and writes nothing.
-    let mut service = db.client_as(&capturer);
+    let mut service = db.client_as(capturer);
     service.batch_execute("SET DateStyle = ISO").unwrap();
     let txs = peek(&mut service, &db.name);
     assert_eq!(txs.len(), 1);
@@ -326,8 +272,7 @@ fn nothing_is_written_twice_and_no_attribution_is_believed_unsigned() {
     }
     written.commit().unwrap();
     assert_eq!(count(&mut app, "entity = 'contact'"), 1);
-    let again = capture_once(&db, &capturer);
-    assert_eq!(again.code, 0, "{}", again.stderr);
+    let again = wal.capture();
     assert!(
         again.stderr.contains("captured 0 transactions"),
         "{}",
@@ -377,7 +322,7 @@ fn nothing_is_written_twice_and_no_attribution_is_believed_unsigned() {
     tx.execute("INSERT INTO contacts VALUES (3, 'replayed')", &[])
         .unwrap();
     tx.commit().unwrap();
-    assert_eq!(capture_once(&db, &capturer).code, 0);
+    wal.capture();
     let names: Vec<(String, String)> = app
         .query(
             "SELECT actor, db_user FROM audit.events WHERE subject_id IN ('2', '3') ORDER BY subject_id",
@@ -418,7 +363,7 @@ fn nothing_is_written_twice_and_no_attribution_is_believed_unsigned() {
         assert_eq!(sqlstate(&err), "42501", "{role}: {err:?}");
     }
     let err = db
-        .client_as(&capturer)
+        .client_as(capturer)
         .query("SELECT key FROM audit.wal_attribution_key", &[])
         .unwrap_err();
     assert_eq!(sqlstate(&err), "42501");
@@ -440,12 +385,17 @@ fn install_and_capture_refuse_what_they_cannot_do() {
         "{}",
         r.stderr
     );
-    let r = capture_once(&with_extension, "postgres");
+    let r = run(command().args([
+        "capture",
+        "--once",
+        "--db",
+        &with_extension.conninfo("postgres"),
+    ]));
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("no WAL capture install"), "{}", r.stderr);
 
-    let db = TestDb::without_extension();
-    let _slot = SlotGuard(&db);
+    let wal = WalDb::uninstalled();
+    let (db, owner) = (&wal.db, &wal.owner);
     // Without --wal-capture; by a role that cannot make a slot.
     let r = run(command().args(["install", "--db", &db.conninfo("postgres")]));
     assert_eq!(r.code, 2, "{}", r.stderr);
@@ -454,7 +404,7 @@ fn install_and_capture_refuse_what_they_cannot_do() {
     db.client()
         .batch_execute(&format!("GRANT CREATE ON DATABASE {} TO {plain}", db.name))
         .unwrap();
-    let r = install(&db, &plain);
+    let r = wal.install(&plain);
     assert_eq!(r.code, 3, "{}", r.stderr);
     assert!(r.stderr.contains("REPLICATION attribute"), "{}", r.stderr);
     let has_schema: bool = db
@@ -467,10 +417,9 @@ fn install_and_capture_refuse_what_they_cannot_do() {
         .get(0);
     assert!(!has_schema, "a refused install leaves nothing behind");
 
-    let owner = owner_role(&db);
-    let ok = install(&db, &owner);
+    let ok = wal.install(owner);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
-    let twice = install(&db, &owner);
+    let twice = wal.install(owner);
     assert_eq!(twice.code, 2, "{}", twice.stderr);
     assert!(
         twice.stderr.contains("already has an audit schema"),
@@ -479,7 +428,7 @@ fn install_and_capture_refuse_what_they_cannot_do() {
     );
 
     // An unlogged table is not in the WAL: refused, by name.
-    let mut app = db.client_as(&owner);
+    let mut app = wal.owner_client();
     app.batch_execute("CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY)")
         .unwrap();
     let err = app
@@ -502,112 +451,15 @@ fn install_and_capture_refuse_what_they_cannot_do() {
          INSERT INTO t VALUES (1);",
     )
     .unwrap();
-    let capturer = db.create_role("wal_capturer", "LOGIN REPLICATION IN ROLE audit_service");
-    assert_eq!(capture_once(&db, &capturer).code, 0);
+    wal.capture();
     db.client()
         .execute("SELECT pg_drop_replication_slot($1)", &[&db.name])
         .unwrap();
-    let r = capture_once(&db, &capturer);
+    let r = wal.capture_once_as(&wal.capturer);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr.contains(&format!("slot {} is gone", db.name)),
         "{}",
         r.stderr
-    );
-}
-
-/// What a schema is made of, as text lines to compare: tables and views with their columns,
-/// functions with their arguments and results, indexes, and who may use each (the install's
-/// owner written as OWNER: the extension's is a superuser, the portable one's is not).
-fn catalog(c: &mut postgres::Client) -> Vec<String> {
-    c.query(
-        "WITH owner AS (SELECT c.relowner FROM pg_class c WHERE c.oid = 'audit.events'::regclass)
-         SELECT format('%s %s (%s) %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'i' THEN 'index'
-                                                      WHEN 'S' THEN 'sequence' ELSE 'table' END,
-                       c.relname,
-                       (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
-                                          || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, ', '
-                                          ORDER BY a.attnum)
-                          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
-                       replace(coalesce(c.relacl::text, ''), c.relowner::regrole::text, 'OWNER'))
-           FROM pg_class c, owner
-          WHERE c.relnamespace = 'audit'::regnamespace
-         UNION ALL
-         SELECT format('function %s(%s) %s %s %s', p.proname, pg_get_function_identity_arguments(p.oid),
-                       pg_get_function_result(p.oid), CASE WHEN p.prosecdef THEN 'definer' ELSE 'invoker' END,
-                       replace(coalesce(p.proacl::text, ''), p.proowner::regrole::text, 'OWNER'))
-           FROM pg_proc p WHERE p.pronamespace = 'audit'::regnamespace
-          ORDER BY 1",
-        &[],
-    )
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
-}
-
-#[test]
-fn the_portable_install_has_the_extensions_schema() {
-    let extension = TestDb::new();
-    let db = TestDb::without_extension();
-    let _slot = SlotGuard(&db);
-    let owner = owner_role(&db);
-    assert_eq!(install(&db, &owner).code, 0);
-    let ours = catalog(&mut extension.client());
-    // The extension's C functions that act as its owner switch to it inside; PL/pgSQL can
-    // only be SECURITY DEFINER for that. The same rights either way.
-    let acts_as_owner = [
-        "log_event(",
-        "record_ddl_event(",
-        "set_actor(",
-        "take_service_lock(",
-        "track(",
-        "untrack(",
-    ];
-    let portable: Vec<String> = catalog(&mut db.client())
-        .into_iter()
-        .map(|l| match l.strip_prefix("function ") {
-            Some(f) if acts_as_owner.iter().any(|n| f.starts_with(n)) => {
-                l.replacen(" definer ", " invoker ", 1)
-            }
-            _ => l,
-        })
-        .collect();
-    // Made only where capture reads the WAL, and the two helpers of the event triggers that
-    // only C can define (they take pg_ddl_command).
-    let only_portable = [
-        "table capture_progress ",
-        "index capture_progress_pkey ",
-        "table wal_attribution_key ",
-        "index wal_attribution_key_pkey ",
-        "function wal_record(",
-        "function wal_record_group(",
-        "function wal_mac(",
-        "function wal_sign(",
-        "function wal_attribution(",
-        "function append_event(",
-        "function check_trackable(",
-        "function privilege_fields_unwatched(",
-    ];
-    let only_extension = [
-        "function ddl_attached_partition(",
-        "function ddl_changes_table(",
-    ];
-    let missing: Vec<&String> = ours
-        .iter()
-        .filter(|l| !portable.contains(l) && !only_extension.iter().any(|p| l.starts_with(p)))
-        .collect();
-    let extra: Vec<&String> = portable
-        .iter()
-        .filter(|l| !ours.contains(l) && !only_portable.iter().any(|p| l.starts_with(p)))
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "only in the extension: {missing:#?}\nonly in the portable install: {extra:#?}"
-    );
-    assert!(
-        ours.len() > 120,
-        "the comparison saw the schema: {}",
-        ours.len()
     );
 }

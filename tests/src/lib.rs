@@ -8,6 +8,7 @@ pub mod events;
 pub mod http;
 pub mod sidecar;
 pub mod viewers;
+pub mod wal;
 
 pub use cluster::Cluster;
 pub use db::TestDb;

@@ -1,0 +1,216 @@
+//! The portable install (docs/wal-capture.md) is the extension's schema: the same tables,
+//! views and functions, made from the same source; and what it implements again in SQL (the
+//! hash chain) agrees with the sidecar that seals and verifies.
+
+use audit_trail_tests::wal::WalDb;
+use audit_trail_tests::TestDb;
+
+/// What a schema is made of, as text lines to compare: tables and views with their columns,
+/// functions with their arguments and results, indexes, and who may use each (the install's
+/// owner written as OWNER: the extension's is a superuser, the portable one's is not).
+fn catalog(c: &mut postgres::Client) -> Vec<String> {
+    c.query(
+        "WITH owner AS (SELECT c.relowner FROM pg_class c WHERE c.oid = 'audit.events'::regclass)
+         SELECT format('%s %s (%s) %s', CASE c.relkind WHEN 'v' THEN 'view' WHEN 'i' THEN 'index'
+                                                      WHEN 'S' THEN 'sequence' ELSE 'table' END,
+                       c.relname,
+                       (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                                          || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, ', '
+                                          ORDER BY a.attnum)
+                          FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+                       replace(coalesce(c.relacl::text, ''), c.relowner::regrole::text, 'OWNER'))
+           FROM pg_class c, owner
+          WHERE c.relnamespace = 'audit'::regnamespace
+         UNION ALL
+         SELECT format('function %s(%s) %s %s %s', p.proname, pg_get_function_identity_arguments(p.oid),
+                       pg_get_function_result(p.oid), CASE WHEN p.prosecdef THEN 'definer' ELSE 'invoker' END,
+                       replace(coalesce(p.proacl::text, ''), p.proowner::regrole::text, 'OWNER'))
+           FROM pg_proc p WHERE p.pronamespace = 'audit'::regnamespace
+          ORDER BY 1",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+#[test]
+fn the_portable_install_has_the_extensions_schema() {
+    let extension = TestDb::new();
+    let wal = WalDb::new();
+    let ours = catalog(&mut extension.client());
+    // The extension's C functions that act as its owner switch to it inside; PL/pgSQL can
+    // only be SECURITY DEFINER for that. The same rights either way.
+    let acts_as_owner = [
+        "log_event(",
+        "record_ddl_event(",
+        "set_actor(",
+        "take_service_lock(",
+        "track(",
+        "untrack(",
+    ];
+    let portable: Vec<String> = catalog(&mut wal.db.client())
+        .into_iter()
+        .map(|l| match l.strip_prefix("function ") {
+            Some(f) if acts_as_owner.iter().any(|n| f.starts_with(n)) => {
+                l.replacen(" definer ", " invoker ", 1)
+            }
+            _ => l,
+        })
+        .collect();
+    // Made only where capture reads the WAL, and the two helpers of the event triggers that
+    // only C can define (they take pg_ddl_command).
+    let only_portable = [
+        "table capture_progress ",
+        "index capture_progress_pkey ",
+        "table wal_attribution_key ",
+        "index wal_attribution_key_pkey ",
+        "function wal_record(",
+        "function wal_record_group(",
+        "function wal_mac(",
+        "function wal_sign(",
+        "function wal_attribution(",
+        "function append_event(",
+        "function check_trackable(",
+        "function privilege_fields_unwatched(",
+        "function canonical_rows(",
+        "function event_hash(",
+        "table service_lock_seal ",
+        "table service_lock_archive ",
+        "table service_lock_maintenance ",
+    ];
+    let only_extension = [
+        "function ddl_attached_partition(",
+        "function ddl_changes_table(",
+    ];
+    let missing: Vec<&String> = ours
+        .iter()
+        .filter(|l| !portable.contains(l) && !only_extension.iter().any(|p| l.starts_with(p)))
+        .collect();
+    let extra: Vec<&String> = portable
+        .iter()
+        .filter(|l| !ours.contains(l) && !only_portable.iter().any(|p| l.starts_with(p)))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "only in the extension: {missing:#?}\nonly in the portable install: {extra:#?}"
+    );
+    assert!(
+        ours.len() > 120,
+        "the comparison saw the schema: {}",
+        ours.len()
+    );
+}
+
+/// The public key of a key file `audit-trail keygen` wrote, as bytes.
+fn public_key(path: &std::path::Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(format!("{}.pub", path.display())).unwrap();
+    let hex = text.split_whitespace().last().unwrap();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_sealer_seals_a_portable_install_whose_sql_recomputes_every_link() {
+    use audit_trail_tests::sidecar::{command, run};
+    let wal = WalDb::new();
+    let db = &wal.db;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("seal.key");
+    assert_eq!(
+        run(command().args(["keygen", "--output"]).arg(&key)).code,
+        0
+    );
+    // On a managed service there is no superuser: the install's owner registers the key.
+    let mut app = wal.owner_client();
+    app.execute("SELECT audit.register_seal_key($1)", &[&public_key(&key)])
+        .unwrap();
+    app.batch_execute(
+        "CREATE TABLE contacts (id int PRIMARY KEY, name text, org text);
+         SELECT audit.track('contacts', 'contact', tenant_column => 'org');
+         BEGIN; SELECT audit.set_actor('ann', 'ui', '{\"r\": 1}', 'acme');
+         INSERT INTO contacts SELECT g, 'n' || g, CASE WHEN g % 2 = 0 THEN 'acme' END
+           FROM generate_series(1, 40) AS g;
+         COMMIT;",
+    )
+    .unwrap();
+    wal.capture();
+    let sealer = db.create_role("wal_sealer", "LOGIN IN ROLE audit_service");
+    let seal = || {
+        run(command()
+            .args(["seal", "--once", "--db", &db.conninfo(&sealer), "--key"])
+            .arg(&key)
+            .arg("--checkpoints")
+            .arg(dir.path()))
+    };
+    let first = seal();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    // A second link, over events with and without an organization (both encodings).
+    app.batch_execute(
+        "BEGIN; SELECT audit.set_actor('bob', NULL, NULL, 'acme');
+         UPDATE contacts SET name = 'x' WHERE id <= 5; DELETE FROM contacts WHERE id = 7;
+         COMMIT;",
+    )
+    .unwrap();
+    wal.capture();
+    let second = seal();
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let (seals, sealed, events): (i64, i64, i64) = app
+        .query_one(
+            "SELECT (SELECT count(*) FROM audit.seals), (SELECT max(total) FROM audit.seals),
+                    (SELECT count(*) FROM audit.events)",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .unwrap();
+    assert_eq!(
+        (seals, sealed),
+        (2, events),
+        "every event sealed, in two links"
+    );
+
+    // What the SQL refuses: a link that is not the next, a body that is not a checkpoint, a
+    // key nobody registered. (Whether a registered key signed it is verify's to check.)
+    let stored: (String, String, Vec<u8>, Vec<u8>) = app
+        .query_one(
+            "SELECT checkpoint, key_id, signature, digests FROM audit.seals WHERE seq = 2",
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .unwrap();
+    let mut service = db.client_as(&sealer);
+    let add = |c: &mut postgres::Client, body: &str, key_id: &str, digests: &[u8]| {
+        c.query_one(
+            "SELECT audit.add_seal($1, $2, $3, $4)",
+            &[&body, &key_id, &stored.2, &digests],
+        )
+        .map(|_| ())
+        .map_err(|e| {
+            e.as_db_error()
+                .map(|d| d.message().to_owned())
+                .unwrap_or_default()
+        })
+    };
+    let again = add(&mut service, &stored.0, &stored.1, &stored.3).unwrap_err();
+    assert!(
+        again.contains("seal 2 is not the next one: the next is 3"),
+        "{again}"
+    );
+    let junk = add(&mut service, "hello\n", &stored.1, &stored.3).unwrap_err();
+    assert!(junk.contains("not a version 1 checkpoint body"), "{junk}");
+    let unknown = add(&mut service, &stored.0, "0000000000000000", &stored.3).unwrap_err();
+    assert!(unknown.contains("is not registered"), "{unknown}");
+    // Nobody else may add a seal.
+    let nobody = db.create_role("wal_nobody", "LOGIN IN ROLE audit_admin");
+    let err = db
+        .client_as(&nobody)
+        .query_one(
+            "SELECT audit.add_seal($1, $2, $3, $4)",
+            &[&stored.0, &stored.1, &stored.2, &stored.3],
+        )
+        .unwrap_err();
+    assert_eq!(audit_trail_tests::sqlstate(&err), "42501");
+}
