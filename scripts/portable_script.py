@@ -171,7 +171,10 @@ def generate(version):
               f"{version}.sql\n-- and extension/portable/*.sql: edit those, then run "
               "make portable-script.\n\n"
               "-- CREATE EXTENSION makes the schema (the control file's `schema = audit`).\n"
-              "CREATE SCHEMA audit;\n")
+              "CREATE SCHEMA audit;\n"
+              # What `audit-trail verify` reads the install's version from (no extension
+              # records it): its reference is the one of this version's WAL capture install.
+              f"COMMENT ON SCHEMA audit IS 'audit_trail {version} WAL capture install';\n")
     return header + "".join(out).rstrip() + "\n"
 
 

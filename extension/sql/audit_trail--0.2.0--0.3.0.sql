@@ -778,6 +778,12 @@ CREATE FUNCTION audit.schema_findings() RETURNS TABLE (kind text, object text, d
 AS $$
 WITH ext AS (
     SELECT e.oid, e.extowner FROM pg_catalog.pg_extension AS e WHERE e.extname = 'audit_trail'
+    UNION ALL
+    -- A WAL capture install (docs/wal-capture.md) is no extension: its owner owns the schema.
+    SELECT NULL::pg_catalog.oid, n.nspowner FROM pg_catalog.pg_namespace AS n
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'audit'
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'audit_trail')
+       AND pg_catalog.to_regclass('audit.capture_progress') IS NOT NULL
 ), ns AS (
     SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'audit'
 ), member AS (
@@ -785,6 +791,18 @@ WITH ext AS (
       FROM pg_catalog.pg_depend AS d, ext
      WHERE d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
        AND d.refobjid = ext.oid AND d.deptype = 'e'
+    UNION ALL
+    -- Nothing records a WAL capture install's objects: they are the schema's functions and
+    -- relations, but for indexes and the partitions its maintenance adds (not the defaults).
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid
+      FROM pg_catalog.pg_class AS c, ext, ns
+     WHERE ext.oid IS NULL AND c.relnamespace = ns.oid AND c.relkind NOT IN ('i', 'I')
+       AND (NOT c.relispartition
+            OR pg_catalog.pg_get_expr(c.relpartbound, c.oid) OPERATOR(pg_catalog.=) 'DEFAULT')
+    UNION ALL
+    SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, p.oid
+      FROM pg_catalog.pg_proc AS p, ext, ns
+     WHERE ext.oid IS NULL AND p.pronamespace = ns.oid
 ), rel AS (
     SELECT c.oid, 'audit.' OPERATOR(pg_catalog.||) c.relname AS name, c.relkind, c.relowner,
            c.relrowsecurity, c.relforcerowsecurity, c.relam, c.reloptions, c.relispartition,

@@ -213,4 +213,87 @@ fn the_sealer_seals_a_portable_install_whose_sql_recomputes_every_link() {
         )
         .unwrap_err();
     assert_eq!(audit_trail_tests::sqlstate(&err), "42501");
+
+    // verify holds the install to its release's reference and the events to the seals; an
+    // event changed behind the guards' back is found.
+    let reader = db.create_role("wal_reader", "LOGIN IN ROLE audit_admin");
+    let verify = || {
+        run(command()
+            .args(["verify", "--db", &db.conninfo(&reader), "--pubkey"])
+            .arg(format!("{}.pub", key.display()))
+            .arg("--checkpoints")
+            .arg(dir.path()))
+    };
+    let clean = verify();
+    assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);
+    db.client()
+        .batch_execute(
+            "ALTER TABLE audit.events_default DISABLE TRIGGER USER;
+             UPDATE audit.events_default SET actor = 'eve' WHERE subject_id = '3';
+             ALTER TABLE audit.events_default ENABLE ALWAYS TRIGGER events_append_only,
+                                              ENABLE ALWAYS TRIGGER events_no_sql_insert;",
+        )
+        .unwrap();
+    let tampered = verify();
+    assert_eq!(tampered.code, 4, "{}{}", tampered.stdout, tampered.stderr);
+    assert!(
+        tampered.stderr.contains("was altered since seal 1"),
+        "{}",
+        tampered.stderr
+    );
+}
+
+/// The reference `audit-trail verify` holds a WAL capture install to
+/// (sidecar/src/integrity/schema/VERSION-wal-pgMAJOR.txt): every object of a fresh install,
+/// described by the contract's query and hashed. Written with UPDATE_GOLDEN=1.
+#[test]
+fn verify_holds_a_portable_install_to_its_reference() {
+    let wal = WalDb::new();
+    let mut c = wal.db.client();
+    let major: i32 = c
+        .query_one(
+            "SELECT current_setting('server_version_num')::int / 10000",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let lines: Vec<String> = c
+        .query(audit_trail_contract::schema::MEMBERS, &[])
+        .unwrap()
+        .iter()
+        .map(|r| audit_trail_contract::schema::reference_line(r.get(0), r.get(1)))
+        .collect();
+    assert!(
+        lines.len() > 100,
+        "the install's objects are described: {}",
+        lines.len()
+    );
+    let actual = lines.join("\n") + "\n";
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sidecar/src/integrity/schema")
+        .join(format!("{}-wal-pg{major}.txt", env!("CARGO_PKG_VERSION")));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+    } else {
+        assert!(
+            actual == std::fs::read_to_string(&path).unwrap_or_default(),
+            "the schema of a fresh WAL capture install differs from {} (UPDATE_GOLDEN=1 rewrites it, then rebuild the sidecar)",
+            path.display()
+        );
+    }
+    // And a fresh install has nothing to find.
+    let found: Vec<String> = c
+        .query(audit_trail_contract::schema::FINDINGS, &[])
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2)
+            )
+        })
+        .collect();
+    assert!(found.is_empty(), "{found:#?}");
 }

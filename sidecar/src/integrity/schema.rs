@@ -30,6 +30,11 @@ const REFERENCES: &[(&str, u32, &str)] = &[
     ("0.3.0", 17, include_str!("schema/0.3.0-pg17.txt")),
     ("0.2.0", 18, include_str!("schema/0.2.0-pg18.txt")),
     ("0.3.0", 18, include_str!("schema/0.3.0-pg18.txt")),
+    // The WAL capture install (docs/wal-capture.md), written by tests/e2e/wal_portable.rs.
+    ("0.3.0-wal", 15, include_str!("schema/0.3.0-wal-pg15.txt")),
+    ("0.3.0-wal", 16, include_str!("schema/0.3.0-wal-pg16.txt")),
+    ("0.3.0-wal", 17, include_str!("schema/0.3.0-wal-pg17.txt")),
+    ("0.3.0-wal", 18, include_str!("schema/0.3.0-wal-pg18.txt")),
 ];
 
 /// One state of the schema that breaks what readers rely on.
@@ -96,11 +101,24 @@ pub async fn check(client: &impl GenericClient) -> Result<SchemaCheck> {
             message: format!("the audit schema was changed: {object}: {detail}"),
         });
     }
+    // The extension's version; for a WAL capture install, which is no extension, the version
+    // its schema's comment names, with `-wal` (its reference is its own).
     let row = client
         .query_opt(
-            "SELECT e.extversion::text,
-                    pg_catalog.current_setting('server_version_num')::int / 10000
-               FROM pg_catalog.pg_extension AS e WHERE e.extname = 'audit_trail'",
+            "SELECT v.version, pg_catalog.current_setting('server_version_num')::int / 10000
+               FROM (SELECT e.extversion::text AS version
+                       FROM pg_catalog.pg_extension AS e WHERE e.extname = 'audit_trail'
+                     UNION ALL
+                     SELECT pg_catalog.substring(
+                                pg_catalog.obj_description(n.oid, 'pg_namespace'),
+                                '^audit_trail ([0-9.]+) WAL capture install$')
+                            OPERATOR(pg_catalog.||) '-wal'
+                       FROM pg_catalog.pg_namespace AS n
+                      WHERE n.nspname OPERATOR(pg_catalog.=) 'audit'
+                        AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension AS e
+                                         WHERE e.extname = 'audit_trail')
+                        AND pg_catalog.to_regclass('audit.capture_progress') IS NOT NULL) AS v
+              WHERE v.version IS NOT NULL",
             &[],
         )
         .await
