@@ -1441,6 +1441,12 @@ CREATE FUNCTION audit.schema_findings() RETURNS TABLE (kind text, object text, d
 AS $$
 WITH ext AS (
     SELECT e.oid, e.extowner FROM pg_catalog.pg_extension AS e WHERE e.extname = 'audit_trail'
+    UNION ALL
+    -- A WAL capture install (docs/wal-capture.md) is no extension: its owner owns the schema.
+    SELECT NULL::pg_catalog.oid, n.nspowner FROM pg_catalog.pg_namespace AS n
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'audit'
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname = 'audit_trail')
+       AND pg_catalog.to_regclass('audit.capture_progress') IS NOT NULL
 ), ns AS (
     SELECT n.oid FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'audit'
 ), member AS (
@@ -1448,6 +1454,18 @@ WITH ext AS (
       FROM pg_catalog.pg_depend AS d, ext
      WHERE d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
        AND d.refobjid = ext.oid AND d.deptype = 'e'
+    UNION ALL
+    -- Nothing records a WAL capture install's objects: they are the schema's functions and
+    -- relations, but for indexes and the partitions its maintenance adds (not the defaults).
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid
+      FROM pg_catalog.pg_class AS c, ext, ns
+     WHERE ext.oid IS NULL AND c.relnamespace = ns.oid AND c.relkind NOT IN ('i', 'I')
+       AND (NOT c.relispartition
+            OR pg_catalog.pg_get_expr(c.relpartbound, c.oid) OPERATOR(pg_catalog.=) 'DEFAULT')
+    UNION ALL
+    SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, p.oid
+      FROM pg_catalog.pg_proc AS p, ext, ns
+     WHERE ext.oid IS NULL AND p.pronamespace = ns.oid
 ), rel AS (
     SELECT c.oid, 'audit.' OPERATOR(pg_catalog.||) c.relname AS name, c.relkind, c.relowner,
            c.relrowsecurity, c.relforcerowsecurity, c.relam, c.reloptions, c.relispartition,
@@ -3309,12 +3327,43 @@ CREATE FUNCTION audit.search_plan(
     direction      text,
     summarized     boolean
 ) RETURNS text
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    -- The 1-based positions of the distinct names in actors.
+    distinct_at int[] := ARRAY(SELECT i FROM generate_subscripts(actors, 1) AS i
+                                WHERE NOT EXISTS (SELECT FROM generate_subscripts(actors, 1) AS j
+                                                   WHERE j < i AND actors[j] IS NOT DISTINCT FROM actors[i])
+                                ORDER BY i);
+    clauses text[] := '{}';
+    ord text := CASE direction WHEN 'after' THEN 'ASC' ELSE 'DESC' END;
 BEGIN
-    RAISE EXCEPTION 'audit.search_plan() is not available in a WAL capture install yet'
-        USING ERRCODE = 'feature_not_supported';
+    IF direction IS NOT NULL AND direction NOT IN ('newest', 'before', 'after') THEN
+        RAISE EXCEPTION 'direction must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF since THEN clauses := clauses || 'occurred_at >= $1'::text; END IF;
+    IF until THEN clauses := clauses || 'occurred_at < $2'::text; END IF;
+    IF cardinality(distinct_at) = 1 THEN
+        clauses := clauses || format('actor = $3[%s]', distinct_at[1]);
+    ELSIF cardinality(distinct_at) > 1 THEN
+        clauses := clauses || 'actor = ANY ($3)'::text;
+    END IF;
+    IF entities THEN clauses := clauses || 'entity = ANY ($4)'::text; END IF;
+    IF actions THEN clauses := clauses || 'action = ANY ($5)'::text; END IF;
+    IF except_actions THEN clauses := clauses || 'action <> ALL ($13)'::text; END IF;
+    IF table_name THEN clauses := clauses || 'table_name = $8'::text; END IF;
+    IF sources THEN clauses := clauses || 'source = ANY ($6)'::text; END IF;
+    IF subject THEN clauses := clauses || 'subject_id = $7'::text; END IF;
+    IF tenant THEN clauses := clauses || 'tenant = $9'::text; END IF;
+    IF direction = 'before' THEN
+        clauses := clauses || '(occurred_at, id) < ($11, $12)'::text;
+    ELSIF direction = 'after' THEN
+        clauses := clauses || '(occurred_at, id) > ($11, $12)'::text;
+    END IF;
+    RETURN 'SELECT occurred_at, id FROM audit.events'
+        || CASE WHEN cardinality(clauses) > 0 THEN ' WHERE ' || array_to_string(clauses, ' AND ') ELSE '' END
+        || format(' ORDER BY occurred_at %s, id %s LIMIT $10', ord, ord);
 END
 $$;
 

@@ -395,8 +395,8 @@ END
 $$;
 
 
--- Not in this install yet (docs/wal-capture.md, "Status"): maintenance and retention, the fast
--- search and undo still run only in the extension. Each refuses by name rather than
+-- Not in this install yet (docs/wal-capture.md, "Status"): maintenance and retention, and undo
+-- still run only in the extension. Each refuses by name rather than
 -- doing less than its name says.
 
 CREATE FUNCTION audit.maintain() RETURNS jsonb
@@ -419,6 +419,11 @@ BEGIN
 END
 $$;
 
+-- The search's page SQL, as the contract's planner writes it for a log maintenance has not
+-- summarized (contract/src/search.rs, plain_page_sql): one walk of the (occurred_at, id)
+-- index, filtering as it goes. This install has no maintenance yet, so no summary to plan
+-- with. The SQL names the search's arguments by position ($1 since ... $13 except_actions),
+-- never a value. A test compares it with the extension's planner for every shape.
 CREATE FUNCTION audit.search_plan(
     since          boolean,
     until          boolean,
@@ -433,12 +438,43 @@ CREATE FUNCTION audit.search_plan(
     direction      text,
     summarized     boolean
 ) RETURNS text
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql IMMUTABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    -- The 1-based positions of the distinct names in actors.
+    distinct_at int[] := ARRAY(SELECT i FROM generate_subscripts(actors, 1) AS i
+                                WHERE NOT EXISTS (SELECT FROM generate_subscripts(actors, 1) AS j
+                                                   WHERE j < i AND actors[j] IS NOT DISTINCT FROM actors[i])
+                                ORDER BY i);
+    clauses text[] := '{}';
+    ord text := CASE direction WHEN 'after' THEN 'ASC' ELSE 'DESC' END;
 BEGIN
-    RAISE EXCEPTION 'audit.search_plan() is not available in a WAL capture install yet'
-        USING ERRCODE = 'feature_not_supported';
+    IF direction IS NOT NULL AND direction NOT IN ('newest', 'before', 'after') THEN
+        RAISE EXCEPTION 'direction must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF since THEN clauses := clauses || 'occurred_at >= $1'::text; END IF;
+    IF until THEN clauses := clauses || 'occurred_at < $2'::text; END IF;
+    IF cardinality(distinct_at) = 1 THEN
+        clauses := clauses || format('actor = $3[%s]', distinct_at[1]);
+    ELSIF cardinality(distinct_at) > 1 THEN
+        clauses := clauses || 'actor = ANY ($3)'::text;
+    END IF;
+    IF entities THEN clauses := clauses || 'entity = ANY ($4)'::text; END IF;
+    IF actions THEN clauses := clauses || 'action = ANY ($5)'::text; END IF;
+    IF except_actions THEN clauses := clauses || 'action <> ALL ($13)'::text; END IF;
+    IF table_name THEN clauses := clauses || 'table_name = $8'::text; END IF;
+    IF sources THEN clauses := clauses || 'source = ANY ($6)'::text; END IF;
+    IF subject THEN clauses := clauses || 'subject_id = $7'::text; END IF;
+    IF tenant THEN clauses := clauses || 'tenant = $9'::text; END IF;
+    IF direction = 'before' THEN
+        clauses := clauses || '(occurred_at, id) < ($11, $12)'::text;
+    ELSIF direction = 'after' THEN
+        clauses := clauses || '(occurred_at, id) > ($11, $12)'::text;
+    END IF;
+    RETURN 'SELECT occurred_at, id FROM audit.events'
+        || CASE WHEN cardinality(clauses) > 0 THEN ' WHERE ' || array_to_string(clauses, ' AND ') ELSE '' END
+        || format(' ORDER BY occurred_at %s, id %s LIMIT $10', ord, ord);
 END
 $$;
 

@@ -297,3 +297,45 @@ fn verify_holds_a_portable_install_to_its_reference() {
         .collect();
     assert!(found.is_empty(), "{found:#?}");
 }
+
+/// The portable install's search planner writes, for every shape of search, the SQL the
+/// extension's planner writes for a log not summarized yet (the install has no maintenance).
+#[test]
+fn the_portable_search_plans_every_shape_as_the_extension_does() {
+    let extension = TestDb::new();
+    let wal = WalDb::new();
+    let query = "SELECT audit.search_plan($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, false)";
+    let (mut ours, mut portable) = (extension.client(), wal.db.client());
+    let actor_lists: [Option<Vec<Option<&str>>>; 4] = [
+        None,
+        Some(vec![Some("ann")]),
+        Some(vec![Some("ann"), Some("ann"), Some("bob")]),
+        Some(vec![Some("ann"), None, Some("ann"), None]),
+    ];
+    let mut compared = 0;
+    for bits in 0u32..(1 << 9) {
+        let f = |n: u32| bits & (1 << n) != 0;
+        for actors in &actor_lists {
+            for direction in ["newest", "before", "after"] {
+                let args: [&(dyn postgres::types::ToSql + Sync); 11] = [
+                    &f(0),
+                    &f(1),
+                    actors,
+                    &f(2),
+                    &f(3),
+                    &f(4),
+                    &f(5),
+                    &f(6),
+                    &f(7),
+                    &f(8),
+                    &direction,
+                ];
+                let a: String = ours.query_one(query, &args).unwrap().get(0);
+                let b: String = portable.query_one(query, &args).unwrap().get(0);
+                assert_eq!(b, a, "flags {bits:09b}, actors {actors:?}, {direction}");
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 512 * 4 * 3);
+}
