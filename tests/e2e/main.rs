@@ -41,6 +41,7 @@ mod undo;
 mod upgrade;
 mod wal_capture;
 mod wal_portable;
+mod wal_readers;
 mod wal_service;
 
 use audit_trail_tests::TestDb;
