@@ -170,6 +170,15 @@ bench-undo: install
 
 .PHONY: bench-undo
 
+## WAL capture: writers with the portable install and `audit-trail capture` running, against
+## no auditing (wal_level logical and replica) and the triggers; the service's events/s and lag
+## (bench/wal.sh; about 25 minutes).
+bench-wal: install
+	$(CARGO) build --release -p audit-trail
+	./bench/wal.sh
+
+.PHONY: bench-wal
+
 ## Export benchmark: audit-trail export vs psql \copy over 1,000,000 generated events.
 bench-export: install
 	@[ -x /usr/bin/time ] || { echo "bench-export: apt-get install time (GNU time)"; \

@@ -13,6 +13,7 @@ WORKLOADS = {
     "insert": ("single-row INSERT", "tps"),
     "update": ("single-row UPDATE", "tps"),
     "delete": ("single-row DELETE", "tps"),
+    "insert_rate": ("single-row INSERT at a fixed rate (bench/wal.sh)", "tps"),
     "bulk_update": ("bulk UPDATE of score and updated_at", "seconds"),
     "bulk_insert": ("bulk INSERT ... SELECT", "seconds"),
     "bulk_touch": ("bulk UPDATE of ignored updated_at only", "seconds"),
@@ -23,9 +24,13 @@ WORKLOADS = {
 EXTRA_METRICS = {
     "peak_anon_mb": "the backend's peak private memory (RssAnon, sampled every 20 ms)",
     "vmhwm_mb": "the backend's VmHWM (peak resident, shared buffers it touched included)",
+    "capture_eps": "WAL capture: events written per second, from the workload's start to its last event (higher is better)",
+    "lag_p50_ms": "WAL capture: lag, now minus the newest written commit, p50",
+    "lag_p99_ms": "WAL capture: lag, p99",
 }
 
-UNITS = {"tps": "tps", "seconds": "s", "peak_anon_mb": "MB", "vmhwm_mb": "MB"}
+UNITS = {"tps": "tps", "seconds": "s", "peak_anon_mb": "MB", "vmhwm_mb": "MB",
+         "capture_eps": "events/s", "lag_p50_ms": "ms", "lag_p99_ms": "ms"}
 
 
 def fmt(value, metric):

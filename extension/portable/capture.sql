@@ -105,20 +105,21 @@ BEGIN
 END
 $$;
 
--- The events of one decoded group of changes: rows of one table changed by one action under
--- one attribution, in commit order. `changes` is what `audit-trail capture` sends:
--- {"table": oid, "action": ..., "columns": [...], "rows": [[old, new], ...], "message": ...}
--- (no columns or rows for a truncate). Returns the number of events written.
-CREATE FUNCTION audit.wal_record_group(xid bigint, txid xid8, commit_time timestamptz, change jsonb)
+-- The events of one group of decoded changes: rows of one table changed by one action, in
+-- commit order, perhaps of many transactions. `g` is {"table": oid, "action": ...,
+-- "columns": [...], "rows": [[old, new], ...], "meta": [[transaction, message], ...]} (no
+-- columns or rows for a truncate); `txs` holds, per transaction of the batch, its txid, its
+-- commit time and whether it was written already; `who`, per message, the attribution it
+-- carries when the install signed it for its transaction (else null). Returns the number
+-- of events written.
+CREATE FUNCTION audit.wal_record_group(g jsonb, txs jsonb, who jsonb)
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    target  regclass := (change ->> 'table')::oid::regclass;
+    target  regclass := (g ->> 'table')::oid::regclass;
     tracked audit.tracked_tables := audit.tracked_table_of(target);
-    a       jsonb := audit.wal_attribution(change ->> 'message', xid);
-    context jsonb := a -> 'context';
     written bigint;
 BEGIN
     IF tracked.relid IS NULL THEN
@@ -126,52 +127,53 @@ BEGIN
         RAISE WARNING 'changes of % are not recorded: the table is no longer tracked', target;
         RETURN 0;
     END IF;
-    IF a ->> 'authenticated' IS NOT NULL THEN
-        context := coalesce(context, '{}') || jsonb_build_object('authenticated_role', a ->> 'authenticated');
-    END IF;
-    IF jsonb_typeof(context) <> 'object' THEN
-        context := NULL;
-    END IF;
-    IF change ->> 'action' = 'truncate' THEN
-        INSERT INTO audit.events (occurred_at, txid, actor, db_user, source, client_addr, application_name,
-                                  entity, action, table_name, context, tenant)
-        VALUES (commit_time, txid, coalesce(a ->> 'actor', a ->> 'db_user', '(not set)'),
-                coalesce(a ->> 'db_user', '(not set)'), coalesce(a ->> 'source', 'manual'),
-                (a ->> 'client_addr')::inet, a ->> 'application_name', tracked.entity, 'truncate',
-                tracked.table_name, context, a ->> 'tenant');
-        RETURN 1;
-    END IF;
     INSERT INTO audit.events (occurred_at, txid, actor, db_user, source, client_addr, application_name,
                               entity, action, table_name, subject_id, changed_fields, old_data, new_data,
                               context, tenant)
-    SELECT commit_time, txid, coalesce(a ->> 'actor', a ->> 'db_user', '(not set)'),
-           coalesce(a ->> 'db_user', '(not set)'), coalesce(a ->> 'source', 'manual'),
-           (a ->> 'client_addr')::inet, a ->> 'application_name', tracked.entity, change ->> 'action',
-           tracked.table_name, c.subject_id, c.changed_fields, c.old_data, c.new_data,
-           -- A change to another organization's row than the one the transaction acts for.
-           -- (the row's before or after: an update's old_data holds the column when it changed).
-           CASE WHEN tracked.tenant_column IS NOT NULL AND a ->> 'tenant' IS NOT NULL
-                     AND (c.new_data ->> tracked.tenant_column <> a ->> 'tenant'
-                          OR c.old_data ->> tracked.tenant_column <> a ->> 'tenant')
-                THEN coalesce(context, '{}') || jsonb_build_object('acting_tenant', a ->> 'tenant')
-                ELSE context END,
+    SELECT (t ->> 'at')::timestamptz, (t ->> 'txid')::xid8,
+           coalesce(a ->> 'actor', a ->> 'db_user', '(not set)'), coalesce(a ->> 'db_user', '(not set)'),
+           coalesce(a ->> 'source', 'manual'), (a ->> 'client_addr')::inet, a ->> 'application_name',
+           tracked.entity, g ->> 'action', tracked.table_name, c.subject_id, c.changed_fields,
+           c.old_data, c.new_data,
+           -- The login role when SET SESSION AUTHORIZATION made the session another's; and a
+           -- change to another organization's row than the one the transaction acts for (the
+           -- row's before or after: an update's old_data holds the column when it changed).
+           nullif(coalesce(CASE WHEN jsonb_typeof(a -> 'context') = 'object' THEN a -> 'context' END, '{}')
+                  || CASE WHEN a ->> 'authenticated' IS NOT NULL
+                          THEN jsonb_build_object('authenticated_role', a ->> 'authenticated') ELSE '{}' END
+                  || CASE WHEN tracked.tenant_column IS NOT NULL AND a ->> 'tenant' IS NOT NULL
+                               AND (c.new_data ->> tracked.tenant_column <> a ->> 'tenant'
+                                    OR c.old_data ->> tracked.tenant_column <> a ->> 'tenant')
+                          THEN jsonb_build_object('acting_tenant', a ->> 'tenant') ELSE '{}' END,
+                  '{}'),
            coalesce(c.tenant, CASE WHEN tracked.tenant_column IS NULL THEN a ->> 'tenant' END)
-      FROM audit.wal_changes(target, change ->> 'action', audit.wal_text_array(change -> 'columns'),
-                             change -> 'rows') AS c
+      FROM (SELECT NULL::bigint AS ordinal, NULL::text AS subject_id, NULL::text[] AS changed_fields,
+                   NULL::jsonb AS old_data, NULL::jsonb AS new_data, NULL::text AS tenant
+             WHERE g ->> 'action' = 'truncate'
+            UNION ALL
+            SELECT w.* FROM audit.wal_changes(target, g ->> 'action', audit.wal_text_array(g -> 'columns'),
+                                              g -> 'rows') AS w
+             WHERE g ->> 'action' <> 'truncate') AS c
+     CROSS JOIN LATERAL (SELECT g -> 'meta' -> coalesce(c.ordinal - 1, 0)::int AS m) AS m
+     CROSS JOIN LATERAL (SELECT txs -> (m.m ->> 0)::int AS t) AS t
+     CROSS JOIN LATERAL (SELECT CASE WHEN m.m -> 1 <> 'null' THEN who -> (m.m ->> 1)::int END AS a) AS a
+     WHERE NOT (t ->> 'done')::boolean
      ORDER BY c.ordinal;
     GET DIAGNOSTICS written = ROW_COUNT;
     RETURN written;
 END
 $$;
 
--- Writes the events of (a part of) one committed transaction, and, with its last part, the
--- slot's position after it. A transaction at or before the recorded position was written
--- already (the slot was not advanced before a crash): nothing is written again. `xid` is the
--- 32-bit id pgoutput sends; events get the 64-bit one of its epoch (the one before, when that
--- would put it in the future). Executable by audit_service; runs as the install's owner,
--- whose functions alone may add rows to the log.
-CREATE FUNCTION audit.wal_record(slot text, xid bigint, end_lsn pg_lsn, commit_time timestamptz,
-                                 changes jsonb, last_part boolean DEFAULT true)
+-- Writes the events of a batch of committed transactions (or of a part of one), and the
+-- slot's position after the last transaction the batch completes. `batch` is what
+-- `audit-trail capture` sends: {"transactions": [{"xid", "end_lsn", "commit_time"}, ...],
+-- "messages": [{"transaction", "content"}, ...], "groups": [...], "progress": index of the
+-- last transaction completed, or null}. A transaction at or before the recorded position was
+-- written already (the slot was not advanced before a crash): it is not written again.
+-- `xid` is the 32-bit id pgoutput sends; events get the 64-bit one of its epoch (the one
+-- before, when that would put it in the future). Executable by audit_service; runs as the
+-- install's owner, whose functions alone may add rows to the log.
+CREATE FUNCTION audit.wal_record(slot text, batch jsonb)
     RETURNS bigint
     LANGUAGE plpgsql
     SECURITY DEFINER
@@ -180,36 +182,58 @@ AS $$
 DECLARE
     done    pg_lsn;
     now_x   bigint := pg_current_xact_id()::text::bigint;
-    full_x  bigint := (now_x >> 32 << 32) | xid;
+    txs     jsonb;
+    who     jsonb;
+    last    jsonb;
     written bigint := 0;
-    change  jsonb;
+    g       jsonb;
 BEGIN
-    IF xid < 0 OR xid > 4294967295 OR jsonb_typeof(changes) <> 'array' THEN
-        RAISE EXCEPTION 'audit.wal_record: xid must be a 32-bit transaction id and changes a JSON array'
+    IF jsonb_typeof(batch -> 'transactions') IS DISTINCT FROM 'array'
+       OR jsonb_typeof(batch -> 'groups') IS DISTINCT FROM 'array'
+       OR jsonb_typeof(batch -> 'messages') IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'audit.wal_record: a batch has transactions, messages and groups'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- The slot's row, locked: a second service on the same slot waits here, then finds the
-    -- transaction written and writes nothing.
+    -- transactions written and writes nothing.
     INSERT INTO audit.capture_progress AS p (slot, end_lsn, commit_time, xid)
     VALUES (wal_record.slot, '0/0', '-infinity', 0)
     ON CONFLICT ON CONSTRAINT capture_progress_pkey DO NOTHING;
     SELECT p.end_lsn INTO done FROM audit.capture_progress AS p WHERE p.slot = wal_record.slot FOR UPDATE;
-    IF wal_record.end_lsn <= done THEN
-        RETURN 0;
+    SELECT jsonb_agg(jsonb_build_object(
+               'txid', CASE WHEN (now_x >> 32 << 32) | x.xid > now_x THEN ((now_x >> 32 << 32) | x.xid) - 4294967296
+                            ELSE (now_x >> 32 << 32) | x.xid END,
+               'at', x.commit_time, 'end_lsn', x.end_lsn, 'xid', x.xid,
+               'done', x.end_lsn::pg_lsn <= done) ORDER BY x.i)
+      INTO txs
+      FROM jsonb_array_elements(batch -> 'transactions') WITH ORDINALITY AS e(t, i),
+           LATERAL (SELECT e.i, (e.t ->> 'xid')::bigint AS xid, e.t ->> 'commit_time' AS commit_time,
+                           e.t ->> 'end_lsn' AS end_lsn) AS x;
+    IF EXISTS (SELECT FROM jsonb_array_elements(txs) AS t
+                WHERE (t ->> 'xid')::bigint NOT BETWEEN 0 AND 4294967295) THEN
+        RAISE EXCEPTION 'audit.wal_record: an xid is a 32-bit transaction id'
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF full_x > now_x THEN
-        full_x := full_x - 4294967296;
-    END IF;
+    -- Each message's attribution, once: null unless the install signed it for its transaction.
+    SELECT coalesce(jsonb_agg(audit.wal_attribution(m ->> 'content',
+                                                    (txs -> (m ->> 'transaction')::int ->> 'xid')::bigint)
+                              ORDER BY i), '[]')
+      INTO who
+      FROM jsonb_array_elements(batch -> 'messages') WITH ORDINALITY AS e(m, i);
     PERFORM set_config('audit.appending', 'on', true);
-    FOR change IN SELECT c FROM jsonb_array_elements(changes) AS c LOOP
-        written := written + audit.wal_record_group(xid, full_x::text::xid8, commit_time, change);
+    FOR g IN SELECT e.g FROM jsonb_array_elements(batch -> 'groups') AS e(g) LOOP
+        written := written + audit.wal_record_group(g, txs, who);
     END LOOP;
     PERFORM set_config('audit.appending', '', true);
+    last := txs -> (batch ->> 'progress')::int;
     UPDATE audit.capture_progress AS p
        SET events = p.events + written, updated_at = now(),
-           end_lsn = CASE WHEN last_part THEN wal_record.end_lsn ELSE p.end_lsn END,
-           commit_time = CASE WHEN last_part THEN wal_record.commit_time ELSE p.commit_time END,
-           xid = CASE WHEN last_part THEN wal_record.xid ELSE p.xid END
+           end_lsn = CASE WHEN last IS NOT NULL AND (last ->> 'end_lsn')::pg_lsn > p.end_lsn
+                          THEN (last ->> 'end_lsn')::pg_lsn ELSE p.end_lsn END,
+           commit_time = CASE WHEN last IS NOT NULL AND (last ->> 'end_lsn')::pg_lsn > p.end_lsn
+                              THEN (last ->> 'at')::timestamptz ELSE p.commit_time END,
+           xid = CASE WHEN last IS NOT NULL AND (last ->> 'end_lsn')::pg_lsn > p.end_lsn
+                      THEN (last ->> 'xid')::bigint ELSE p.xid END
      WHERE p.slot = wal_record.slot;
     RETURN written;
 END
@@ -217,11 +241,11 @@ $$;
 
 REVOKE ALL ON FUNCTION audit.wal_mac(text), audit.wal_sign(jsonb), audit.wal_attribution(text, bigint),
                        audit.append_event(text, text, text, text, jsonb),
-                       audit.wal_record_group(bigint, xid8, timestamptz, jsonb),
-                       audit.wal_record(text, bigint, pg_lsn, timestamptz, jsonb, boolean),
+                       audit.wal_record_group(jsonb, jsonb, jsonb),
+                       audit.wal_record(text, jsonb),
                        audit.check_trackable(regclass, boolean),
                        audit.privilege_fields_unwatched(text[], jsonb, text, text[])
     FROM PUBLIC;
 REVOKE ALL ON audit.wal_attribution_key, audit.capture_progress FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.wal_record(text, bigint, pg_lsn, timestamptz, jsonb, boolean) TO audit_service;
+GRANT EXECUTE ON FUNCTION audit.wal_record(text, jsonb) TO audit_service;
 GRANT SELECT ON audit.capture_progress TO audit_admin, audit_service;

@@ -5,7 +5,7 @@
 //! after a crash, believe an attribution message it did not sign, or let other roles write.
 
 use audit_trail_sidecar::capture::pgoutput::decode;
-use audit_trail_sidecar::capture::record::{parts, PartLimits};
+use audit_trail_sidecar::capture::record::{Batcher, PartLimits};
 use audit_trail_sidecar::capture::transactions::Assembler;
 use audit_trail_tests::sidecar::{command, run};
 use audit_trail_tests::wal::WalDb;
@@ -255,19 +255,12 @@ fn nothing_is_written_twice_and_no_attribution_is_believed_unsigned() {
     let txs = peek(&mut service, &db.name);
     assert_eq!(txs.len(), 1);
     let mut written = service.transaction().unwrap();
-    for part in parts(&txs[0], PartLimits::default()) {
+    let mut batcher = Batcher::new(PartLimits::default());
+    let mut batch = batcher.push(&txs[0]);
+    batch.extend(batcher.finish());
+    for part in batch {
         written
-            .execute(
-                "SELECT audit.wal_record($6, $1, $2::text::pg_lsn, $3, $4, $5)",
-                &[
-                    &i64::from(txs[0].xid),
-                    &txs[0].end_lsn.to_string(),
-                    &txs[0].commit_time,
-                    &part.changes,
-                    &part.last,
-                    &db.name,
-                ],
-            )
+            .execute("SELECT audit.wal_record($1, $2)", &[&db.name, &part.batch])
             .unwrap();
     }
     written.commit().unwrap();
@@ -345,7 +338,7 @@ fn nothing_is_written_twice_and_no_attribution_is_believed_unsigned() {
         let mut c = db.client_as(role);
         let err = c
             .execute(
-                "SELECT audit.wal_record('audit_trail', 1, '0/FFFFFFFF', now(), '[]')",
+                "SELECT audit.wal_record('audit_trail', '{\"transactions\": [], \"messages\": [], \"groups\": []}')",
                 &[],
             )
             .unwrap_err();

@@ -1,10 +1,14 @@
-//! A committed transaction as the arguments of `audit.wal_record`: its changes in groups (one
-//! table, one action, one attribution, in commit order), cut into parts small enough for one
-//! call each. All parts of a transaction are written in the same database transaction; only
-//! the last records the slot's position.
+//! Committed transactions as the argument of `audit.wal_record`: a batch of transactions,
+//! their attribution messages, and their changes in groups (one table, one action, in commit
+//! order, across transactions: a thousand single-row transactions are one group), cut into
+//! parts small enough for one call each. The parts of one round are written in one database
+//! transaction; each part records how far the transactions it completes reach.
+
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::pgoutput::Relation;
 use super::transactions::{Action, Change, Transaction};
 
 /// How many rows one call of `audit.wal_record` takes at most, and about how many bytes of
@@ -25,13 +29,11 @@ impl Default for PartLimits {
     }
 }
 
-/// One call of `audit.wal_record`: its `changes` argument, and whether it is the
-/// transaction's last.
+/// One call of `audit.wal_record`: its `batch` argument, and how many rows it holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
-    pub changes: Value,
+    pub batch: Value,
     pub rows: usize,
-    pub last: bool,
 }
 
 fn values_bytes(row: &Option<Vec<Option<String>>>) -> usize {
@@ -41,207 +43,146 @@ fn values_bytes(row: &Option<Vec<Option<String>>>) -> usize {
         .sum()
 }
 
-fn same_group(a: &Change, b: &Change) -> bool {
-    a.action == b.action
-        && std::sync::Arc::ptr_eq(&a.relation, &b.relation)
-        && a.attribution == b.attribution
+/// The part being filled.
+#[derive(Default)]
+struct Open {
+    transactions: Vec<Value>,
+    messages: Vec<Value>,
+    groups: Vec<Value>,
+    rows: usize,
+    bytes: usize,
+    /// The last transaction this part completes: where the slot's recorded position goes.
+    progress: Option<Value>,
+    /// The group rows are added to: its relation (by identity) and action.
+    group: Option<(Arc<Relation>, Action)>,
+    /// The current transaction's index in `transactions`, and its last message's index.
+    transaction: Option<usize>,
+    message: Option<(String, usize)>,
 }
 
-/// A new group for `change`, without rows yet.
-fn group(change: &Change) -> Value {
-    let mut g = json!({
-        "table": change.relation.oid,
-        "action": change.action.as_str(),
-        "message": change.attribution,
-    });
-    if change.action != Action::Truncate {
-        g["columns"] = change
-            .relation
-            .columns
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        g["rows"] = json!([]);
+/// Cuts transactions into parts as they come.
+pub struct Batcher {
+    limits: PartLimits,
+    open: Open,
+}
+
+impl Batcher {
+    pub fn new(limits: PartLimits) -> Batcher {
+        Batcher {
+            limits,
+            open: Open::default(),
+        }
     }
-    g
-}
 
-/// The parts of `tx`, at least one (an empty one for a transaction without changes, which
-/// still moves the slot's recorded position).
-pub fn parts(tx: &Transaction, limits: PartLimits) -> Vec<Part> {
-    let mut parts = Vec::new();
-    let mut groups: Vec<Value> = Vec::new();
-    let (mut rows, mut bytes) = (0usize, 0usize);
-    let mut previous: Option<&Change> = None;
-    for change in &tx.changes {
-        let size = values_bytes(&change.old) + values_bytes(&change.new);
-        if rows > 0 && (rows + 1 > limits.rows || bytes + size > limits.bytes) {
-            parts.push(Part {
-                changes: Value::Array(std::mem::take(&mut groups)),
-                rows,
-                last: false,
-            });
-            (rows, bytes, previous) = (0, 0, None);
+    /// Adds a committed transaction; returns the parts it filled, to be written now.
+    pub fn push(&mut self, tx: &Transaction) -> Vec<Part> {
+        let mut full = Vec::new();
+        for change in &tx.changes {
+            let size = values_bytes(&change.old) + values_bytes(&change.new);
+            if self.open.rows > 0
+                && (self.open.rows + 1 > self.limits.rows
+                    || self.open.bytes + size > self.limits.bytes)
+            {
+                full.push(self.cut());
+            }
+            self.add(tx, change, size);
         }
-        if !previous.is_some_and(|p| same_group(p, change)) {
-            groups.push(group(change));
+        // The transaction is complete in this part: listed (even without changes) and the
+        // part's recorded position.
+        let t = self.transaction_index(tx);
+        self.open.progress = Some(json!(t));
+        self.open.transaction = None;
+        self.open.message = None;
+        full
+    }
+
+    /// The last part, if anything is in it.
+    pub fn finish(&mut self) -> Option<Part> {
+        (!self.open.transactions.is_empty()).then(|| self.cut())
+    }
+
+    fn cut(&mut self) -> Part {
+        let open = std::mem::take(&mut self.open);
+        let part = Part {
+            batch: json!({
+                "transactions": open.transactions,
+                "messages": open.messages,
+                "groups": open.groups,
+                "progress": open.progress,
+            }),
+            rows: open.rows,
+        };
+        // A transaction cut in two goes on in the next part, listed again there.
+        self.open.transaction = None;
+        part
+    }
+
+    fn transaction_index(&mut self, tx: &Transaction) -> usize {
+        if let Some(t) = self.open.transaction {
+            return t;
         }
-        if change.action != Action::Truncate {
-            if let Some(Value::Array(r)) = groups.last_mut().and_then(|g| g.get_mut("rows")) {
-                r.push(json!([change.old, change.new]));
+        self.open.transactions.push(json!({
+            "xid": tx.xid,
+            "end_lsn": tx.end_lsn.to_string(),
+            "commit_time": tx.commit_time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        }));
+        let t = self.open.transactions.len() - 1;
+        self.open.transaction = Some(t);
+        t
+    }
+
+    fn message_index(&mut self, t: usize, content: Option<&String>) -> Option<usize> {
+        let content = content?;
+        if let Some((last, m)) = &self.open.message {
+            if last == content {
+                return Some(*m);
             }
         }
-        rows += 1;
-        bytes += size;
-        previous = Some(change);
+        self.open
+            .messages
+            .push(json!({ "transaction": t, "content": content }));
+        let m = self.open.messages.len() - 1;
+        self.open.message = Some((content.clone(), m));
+        Some(m)
     }
-    parts.push(Part {
-        changes: Value::Array(groups),
-        rows,
-        last: true,
-    });
-    parts
+
+    fn add(&mut self, tx: &Transaction, change: &Change, size: usize) {
+        let t = self.transaction_index(tx);
+        let m = self.message_index(t, change.attribution.as_ref());
+        let same = self.open.group.as_ref().is_some_and(|(relation, action)| {
+            Arc::ptr_eq(relation, &change.relation) && *action == change.action
+        });
+        // A truncate is a group of its own each time (it has no rows to share).
+        if !same || change.action == Action::Truncate {
+            let mut g = json!({
+                "table": change.relation.oid,
+                "action": change.action.as_str(),
+                "meta": [],
+            });
+            if change.action != Action::Truncate {
+                g["columns"] = change
+                    .relation
+                    .columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                g["rows"] = json!([]);
+            }
+            self.open.groups.push(g);
+            self.open.group = Some((Arc::clone(&change.relation), change.action));
+        }
+        if let Some(g) = self.open.groups.last_mut() {
+            if let Some(Value::Array(meta)) = g.get_mut("meta") {
+                meta.push(json!([t, m]));
+            }
+            if let Some(Value::Array(rows)) = g.get_mut("rows") {
+                rows.push(json!([change.old, change.new]));
+            }
+        }
+        self.open.rows += 1;
+        self.open.bytes += size;
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use chrono::Utc;
-
-    use super::*;
-    use crate::capture::pgoutput::{Column, Lsn, Relation};
-
-    fn relation(oid: u32) -> Arc<Relation> {
-        Arc::new(Relation {
-            oid,
-            namespace: "public".into(),
-            name: format!("t{oid}"),
-            replica_identity: b'f',
-            columns: vec![
-                Column {
-                    key: true,
-                    name: "id".into(),
-                    type_oid: 23,
-                    type_modifier: -1,
-                },
-                Column {
-                    key: false,
-                    name: "name".into(),
-                    type_oid: 25,
-                    type_modifier: -1,
-                },
-            ],
-        })
-    }
-
-    fn change(rel: &Arc<Relation>, action: Action, id: &str, who: Option<&str>) -> Change {
-        let row = Some(vec![Some(id.to_owned()), None]);
-        Change {
-            action,
-            relation: Arc::clone(rel),
-            old: (action != Action::Create && action != Action::Truncate)
-                .then(|| row.clone())
-                .flatten(),
-            new: (action == Action::Create || action == Action::Update)
-                .then_some(row)
-                .flatten(),
-            attribution: who.map(str::to_owned),
-        }
-    }
-
-    fn tx(changes: Vec<Change>) -> Transaction {
-        Transaction {
-            xid: 7,
-            commit_lsn: Lsn(1),
-            end_lsn: Lsn(2),
-            commit_time: Utc::now(),
-            changes,
-        }
-    }
-
-    #[test]
-    fn consecutive_changes_of_one_table_action_and_attribution_share_a_group() {
-        let (a, b) = (relation(1), relation(2));
-        let t = tx(vec![
-            change(&a, Action::Create, "1", Some("ann")),
-            change(&a, Action::Create, "2", Some("ann")),
-            change(&a, Action::Create, "3", Some("bob")),
-            change(&b, Action::Delete, "4", Some("bob")),
-            change(&a, Action::Truncate, "", Some("bob")),
-            change(&a, Action::Update, "5", Some("bob")),
-        ]);
-        let parts = parts(&t, PartLimits::default());
-        assert_eq!(parts.len(), 1);
-        assert!(parts[0].last);
-        assert_eq!(parts[0].rows, 6);
-        let groups = parts[0].changes.as_array().unwrap();
-        let summary: Vec<(u64, &str, Option<&str>, usize)> = groups
-            .iter()
-            .map(|g| {
-                (
-                    g["table"].as_u64().unwrap(),
-                    g["action"].as_str().unwrap(),
-                    g["message"].as_str(),
-                    g.get("rows").and_then(Value::as_array).map_or(0, Vec::len),
-                )
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            vec![
-                (1, "create", Some("ann"), 2),
-                (1, "create", Some("bob"), 1),
-                (2, "delete", Some("bob"), 1),
-                (1, "truncate", Some("bob"), 0),
-                (1, "update", Some("bob"), 1),
-            ]
-        );
-        assert_eq!(groups[0]["columns"], json!(["id", "name"]));
-        assert_eq!(groups[0]["rows"][1], json!([null, ["2", null]]));
-        assert_eq!(groups[2]["rows"][0], json!([["4", null], null]));
-        assert!(groups[3].get("columns").is_none());
-    }
-
-    #[test]
-    fn a_large_transaction_is_cut_into_parts_only_the_last_marked() {
-        let a = relation(1);
-        let t = tx((0..7)
-            .map(|i| change(&a, Action::Create, &i.to_string(), None))
-            .collect());
-        let parts = parts(
-            &t,
-            PartLimits {
-                rows: 3,
-                bytes: usize::MAX,
-            },
-        );
-        assert_eq!(
-            parts.iter().map(|p| (p.rows, p.last)).collect::<Vec<_>>(),
-            vec![(3, false), (3, false), (1, true)]
-        );
-        // Each part starts a group of its own.
-        assert_eq!(parts[1].changes[0]["rows"][0], json!([null, ["3", null]]));
-        let by_bytes = super::parts(
-            &t,
-            PartLimits {
-                rows: 100,
-                bytes: 20,
-            },
-        );
-        assert!(by_bytes.len() > 1, "a part holds about `bytes` of values");
-    }
-
-    #[test]
-    fn a_transaction_without_changes_is_one_empty_last_part() {
-        let parts = parts(&tx(Vec::new()), PartLimits::default());
-        assert_eq!(
-            parts,
-            vec![Part {
-                changes: json!([]),
-                rows: 0,
-                last: true
-            }]
-        );
-    }
-}
+mod tests;

@@ -15,8 +15,8 @@ use futures_util::{pin_mut, TryStreamExt};
 use tokio_postgres::Client;
 
 use super::pgoutput::{decode, Lsn};
-use super::record::{parts, PartLimits};
-use super::transactions::{Assembler, Transaction};
+use super::record::{Batcher, Part, PartLimits};
+use super::transactions::Assembler;
 use crate::db::{self, Target};
 use crate::error::{Error, Result};
 
@@ -103,7 +103,7 @@ impl Capture {
         let installed: bool = writer
             .query_one(
                 "SELECT pg_catalog.to_regprocedure(
-                   'audit.wal_record(text, bigint, pg_lsn, timestamptz, jsonb, boolean)') IS NOT NULL",
+                   'audit.wal_record(text, jsonb)') IS NOT NULL",
                 &[],
             )
             .await
@@ -178,6 +178,7 @@ impl Capture {
             .await
             .map_err(db_error("reading the slot"))?;
         pin_mut!(stream);
+        let mut batcher = Batcher::new(PartLimits::default());
         while let Some(row) = stream
             .try_next()
             .await
@@ -196,9 +197,14 @@ impl Capture {
                 if self.written.is_some_and(|w| tx.end_lsn <= w) {
                     continue;
                 }
-                round.events += self.write(&tx).await?;
                 round.transactions += 1;
+                for part in batcher.push(&tx) {
+                    round.events += self.write(&part).await?;
+                }
             }
+        }
+        if let Some(part) = batcher.finish() {
+            round.events += self.write(&part).await?;
         }
         self.writer
             .batch_execute("COMMIT")
@@ -239,30 +245,16 @@ impl Capture {
             .map_err(|e| Error::Unexpected(format!("the WAL position {text}: {e}")))
     }
 
-    async fn write(&self, tx: &Transaction) -> Result<i64> {
-        let mut events = 0i64;
-        let xid = i64::from(tx.xid);
-        let end = tx.end_lsn.to_string();
-        for part in parts(tx, PartLimits::default()) {
-            let written: i64 = self
-                .writer
-                .query_one(
-                    "SELECT audit.wal_record($1, $2, $3::text::pg_lsn, $4, $5, $6)",
-                    &[
-                        &self.slot,
-                        &xid,
-                        &end,
-                        &tx.commit_time,
-                        &part.changes,
-                        &part.last,
-                    ],
-                )
-                .await
-                .map_err(db_error("writing events"))?
-                .get(0);
-            events += written;
-        }
-        Ok(events)
+    async fn write(&self, part: &Part) -> Result<i64> {
+        Ok(self
+            .writer
+            .query_one(
+                "SELECT audit.wal_record($1, $2)",
+                &[&self.slot, &part.batch],
+            )
+            .await
+            .map_err(db_error("writing events"))?
+            .get(0))
     }
 }
 
