@@ -149,7 +149,7 @@ fn a_large_transaction_is_cut_into_parts_and_only_the_last_completes_it() {
             rows: 3,
             bytes: usize::MAX,
         },
-        &[big.clone()],
+        std::slice::from_ref(&big),
     );
     assert_eq!(
         parts.iter().map(|p| p.rows).collect::<Vec<_>>(),
