@@ -62,7 +62,7 @@ for v in none audit_trail wal_capture; do
         # Installed as the bench's superuser here; the slot it makes is dropped (each run
         # makes its own: a slot belongs to one database).
         "$AUDIT_TRAIL" install --wal-capture --slot tpl_wal --db "dbname=tpl_$v" 2>/dev/null
-        bpsql -d postgres -c "SELECT pg_drop_replication_slot('tpl_wal')"
+        bpsql -d postgres -o /dev/null -c "SELECT pg_drop_replication_slot('tpl_wal')"
         bpsql -d "tpl_$v" -o /dev/null \
             -c "SELECT audit.track('bench.contacts', 'contact', ignore_columns => '{updated_at}')" \
             -c "SELECT audit.track('bench.documents', 'document')"
@@ -128,7 +128,12 @@ finish_capture() {
     local done_at
     done_at="$(date +%s.%N)"
     kill "$SERVICE_PID" && wait "$SERVICE_PID" 2>/dev/null || true
-    bpsql -d postgres -c "SELECT pg_drop_replication_slot('run_wal')"
+    # The backend lets go of the slot a moment after the service's exit.
+    for _ in $(seq 1 100); do
+        [ "$(bval postgres "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'run_wal' AND active")" = 0 ] && break
+        sleep 0.1
+    done
+    bpsql -d postgres -o /dev/null -c "SELECT pg_drop_replication_slot('run_wal')"
     awk -v a="$started" -v b="$done_at" 'BEGIN { printf "%.3f", b - a }'
 }
 
