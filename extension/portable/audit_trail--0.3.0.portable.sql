@@ -280,7 +280,11 @@ BEGIN
            tracked_at = excluded.tracked_at, tracked_by = excluded.tracked_by,
            table_name = excluded.table_name, column_attnums = excluded.column_attnums,
            tenant_column = excluded.tenant_column;
-    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', target);
+    -- Every partition too: a partition's changes are decoded with its own replica identity.
+    -- (One attached later needs it as well: an update without its old row stops capture.)
+    PERFORM audit.set_replica_identity_full(t.relid)
+       FROM (SELECT target AS relid UNION SELECT p.relid FROM pg_partition_tree(target) AS p) AS t
+      WHERE (SELECT c.relkind FROM pg_class AS c WHERE c.oid = t.relid) IN ('r', 'p');
     IF NOT EXISTS (SELECT FROM pg_publication_rel AS p JOIN pg_publication AS b ON b.oid = p.prpubid
                     WHERE b.pubname = 'audit_trail' AND p.prrelid = target) THEN
         EXECUTE format('ALTER PUBLICATION audit_trail ADD TABLE %s', target);
@@ -383,8 +387,7 @@ BEGIN
         'actor', nullif(actor, ''), 'source', nullif(source, ''), 'context', context,
         'tenant', nullif(tenant, ''),
         'db_user', session_user,
-        'authenticated', nullif((SELECT a.usename FROM pg_stat_get_activity(pg_backend_pid()) AS s
-                                   JOIN pg_user AS a ON a.usesysid = s.usesysid), session_user),
+        'authenticated', audit.login_role(),
         'client_addr', inet_client_addr(),
         'application_name', nullif(current_setting('application_name'), ''),
         'statement_time', statement_timestamp(),
@@ -4162,6 +4165,15 @@ GRANT EXECUTE ON FUNCTION audit.schema_findings() TO audit_admin;
 -- Only in the portable install --------------------------------------------------------------
 
 
+CREATE FUNCTION audit.set_replica_identity_full(target regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', target);
+END
+$$;
+
 -- What the extension's track refuses, whoever asks: not a table, a temporary one, one of the
 -- log's own; and, when `check_owner`, a table the caller does not own.
 CREATE FUNCTION audit.check_trackable(target regclass, check_owner boolean) RETURNS void
@@ -4332,6 +4344,16 @@ BEGIN
 END
 $$;
 
+-- The role the connection logged in as, when SET SESSION AUTHORIZATION (a superuser's) made
+-- the session another role's; NULL when they are the same.
+CREATE FUNCTION audit.login_role() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT nullif((SELECT a.usename::text FROM pg_stat_get_activity(pg_backend_pid()) AS s
+                     JOIN pg_user AS a ON a.usesysid = s.usesysid), session_user::text)
+$$;
+
 -- Appends one event in the caller's transaction, with the attribution of its audit.*
 -- settings (set by audit.set_actor): the tracking of a table, an application's event. Only
 -- functions of this install call it.
@@ -4344,8 +4366,7 @@ CREATE FUNCTION audit.append_event(entity text, action text, subject_id text, ta
 AS $$
 DECLARE
     context jsonb := nullif(current_setting('audit.context', true), '')::jsonb;
-    login   text := nullif((SELECT a.usename FROM pg_stat_get_activity(pg_backend_pid()) AS s
-                              JOIN pg_user AS a ON a.usesysid = s.usesysid), session_user);
+    login   text := audit.login_role();
     id      bigint;
 BEGIN
     IF login IS NOT NULL THEN
@@ -4502,7 +4523,8 @@ REVOKE ALL ON FUNCTION audit.wal_mac(text), audit.wal_sign(jsonb), audit.wal_att
                        audit.append_event(text, text, text, text, jsonb),
                        audit.wal_record_group(jsonb, jsonb, jsonb),
                        audit.wal_record(text, jsonb),
-                       audit.check_trackable(regclass, boolean),
+                       audit.check_trackable(regclass, boolean), audit.login_role(),
+                       audit.set_replica_identity_full(regclass),
                        audit.privilege_fields_unwatched(text[], jsonb, text, text[])
     FROM PUBLIC;
 REVOKE ALL ON audit.wal_attribution_key, audit.capture_progress FROM PUBLIC;

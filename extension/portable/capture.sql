@@ -73,6 +73,16 @@ BEGIN
 END
 $$;
 
+-- The role the connection logged in as, when SET SESSION AUTHORIZATION (a superuser's) made
+-- the session another role's; NULL when they are the same.
+CREATE FUNCTION audit.login_role() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT nullif((SELECT a.usename::text FROM pg_stat_get_activity(pg_backend_pid()) AS s
+                     JOIN pg_user AS a ON a.usesysid = s.usesysid), session_user::text)
+$$;
+
 -- Appends one event in the caller's transaction, with the attribution of its audit.*
 -- settings (set by audit.set_actor): the tracking of a table, an application's event. Only
 -- functions of this install call it.
@@ -85,8 +95,7 @@ CREATE FUNCTION audit.append_event(entity text, action text, subject_id text, ta
 AS $$
 DECLARE
     context jsonb := nullif(current_setting('audit.context', true), '')::jsonb;
-    login   text := nullif((SELECT a.usename FROM pg_stat_get_activity(pg_backend_pid()) AS s
-                              JOIN pg_user AS a ON a.usesysid = s.usesysid), session_user);
+    login   text := audit.login_role();
     id      bigint;
 BEGIN
     IF login IS NOT NULL THEN
@@ -243,7 +252,8 @@ REVOKE ALL ON FUNCTION audit.wal_mac(text), audit.wal_sign(jsonb), audit.wal_att
                        audit.append_event(text, text, text, text, jsonb),
                        audit.wal_record_group(jsonb, jsonb, jsonb),
                        audit.wal_record(text, jsonb),
-                       audit.check_trackable(regclass, boolean),
+                       audit.check_trackable(regclass, boolean), audit.login_role(),
+                       audit.set_replica_identity_full(regclass),
                        audit.privilege_fields_unwatched(text[], jsonb, text, text[])
     FROM PUBLIC;
 REVOKE ALL ON audit.wal_attribution_key, audit.capture_progress FROM PUBLIC;

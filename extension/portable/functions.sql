@@ -117,7 +117,11 @@ BEGIN
            tracked_at = excluded.tracked_at, tracked_by = excluded.tracked_by,
            table_name = excluded.table_name, column_attnums = excluded.column_attnums,
            tenant_column = excluded.tenant_column;
-    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', target);
+    -- Every partition too: a partition's changes are decoded with its own replica identity.
+    -- (One attached later needs it as well: an update without its old row stops capture.)
+    PERFORM audit.set_replica_identity_full(t.relid)
+       FROM (SELECT target AS relid UNION SELECT p.relid FROM pg_partition_tree(target) AS p) AS t
+      WHERE (SELECT c.relkind FROM pg_class AS c WHERE c.oid = t.relid) IN ('r', 'p');
     IF NOT EXISTS (SELECT FROM pg_publication_rel AS p JOIN pg_publication AS b ON b.oid = p.prpubid
                     WHERE b.pubname = 'audit_trail' AND p.prrelid = target) THEN
         EXECUTE format('ALTER PUBLICATION audit_trail ADD TABLE %s', target);
@@ -133,6 +137,15 @@ BEGIN
              WHERE c IN (@@contract:PRIVILEGE_FIELDS@@)
                AND NOT (coalesce(previous ->> 'entity', 'user') = 'user'
                         AND coalesce(previous -> 'redact_columns' ? c, false)))) ELSE '[]' END));
+END
+$$;
+
+CREATE FUNCTION audit.set_replica_identity_full(target regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('ALTER TABLE %s REPLICA IDENTITY FULL', target);
 END
 $$;
 
@@ -253,8 +266,7 @@ BEGIN
         'actor', nullif(actor, ''), 'source', nullif(source, ''), 'context', context,
         'tenant', nullif(tenant, ''),
         'db_user', session_user,
-        'authenticated', nullif((SELECT a.usename FROM pg_stat_get_activity(pg_backend_pid()) AS s
-                                   JOIN pg_user AS a ON a.usesysid = s.usesysid), session_user),
+        'authenticated', audit.login_role(),
         'client_addr', inet_client_addr(),
         'application_name', nullif(current_setting('application_name'), ''),
         'statement_time', statement_timestamp(),

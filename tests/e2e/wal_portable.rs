@@ -73,6 +73,8 @@ fn the_portable_install_has_the_extensions_schema() {
         "function wal_attribution(",
         "function append_event(",
         "function check_trackable(",
+        "function login_role(",
+        "function set_replica_identity_full(",
         "function privilege_fields_unwatched(",
         "function canonical_rows(",
         "function event_hash(",

@@ -456,3 +456,68 @@ fn install_and_capture_refuse_what_they_cannot_do() {
         r.stderr
     );
 }
+
+#[test]
+fn a_partitioned_table_is_captured_through_its_root_with_every_partition_whole() {
+    let wal = WalDb::new();
+    let mut app = wal.owner_client();
+    app.batch_execute(
+        "CREATE TABLE notes (id int, at date, body text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+         CREATE TABLE notes_2025 PARTITION OF notes FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         CREATE TABLE notes_2026 PARTITION OF notes FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');",
+    )
+    .unwrap();
+    // A partition alone is refused: the publication publishes through the root.
+    let err = app
+        .execute("SELECT audit.track('notes_2025', 'note')", &[])
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "0A000", "{err:?}");
+    app.batch_execute(
+        "SELECT audit.track('notes', 'note');
+         BEGIN; SELECT audit.set_actor('ann');
+         INSERT INTO notes VALUES (1, '2025-06-01', 'a'), (2, '2026-06-01', 'b');
+         UPDATE notes SET body = 'c' WHERE id = 1;
+         DELETE FROM notes_2026 WHERE id = 2;
+         COMMIT;",
+    )
+    .unwrap();
+    let identities: Vec<(String, String)> = app
+        .query(
+            "SELECT c.relname::text, c.relreplident::text FROM pg_class c
+              WHERE c.relname LIKE 'notes%' AND c.relkind IN ('r', 'p') ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(identities.iter().all(|(_, r)| r == "f"), "{identities:?}");
+    wal.capture();
+    let events: Vec<(String, String, String, String)> = app
+        .query(
+            "SELECT action, table_name, subject_id, actor FROM audit.events
+              WHERE entity = 'note' ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let row = |a: &str, s: &str| {
+        (
+            a.to_owned(),
+            "public.notes".to_owned(),
+            s.to_owned(),
+            "ann".to_owned(),
+        )
+    };
+    assert_eq!(
+        events,
+        vec![
+            row("create", "[1, \"2025-06-01\"]"),
+            row("create", "[2, \"2026-06-01\"]"),
+            row("update", "[1, \"2025-06-01\"]"),
+            row("delete", "[2, \"2026-06-01\"]"),
+        ]
+    );
+}

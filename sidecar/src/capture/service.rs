@@ -360,18 +360,7 @@ pub async fn run(db_arg: Option<&str>, args: CaptureArgs) -> Result<()> {
 fn stop_signal() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate => {}
-        }
+        crate::follow::follower::wait_for_signal().await;
         let _ = tx.send(true);
     });
     rx

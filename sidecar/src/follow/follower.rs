@@ -431,7 +431,8 @@ impl Failure {
     }
 }
 
-async fn wait_for_signal() {
+/// Returns on SIGTERM or Ctrl-C (the services' way to stop between batches).
+pub(crate) async fn wait_for_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
