@@ -4,6 +4,20 @@
 -- revoked from PUBLIC: PostgreSQL grants EXECUTE on a new function to everyone, and the
 -- extension's blanket REVOKE (privileges.sql) ran before these were made.
 
+-- audit_capture: what `audit-trail capture` runs as (with REPLICATION, to read the slot). It
+-- alone may write captured events: not audit_service, whose sealer and archiver need no such
+-- right. Made if missing; two installs at once may both try (the loser's error is caught).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'audit_capture') THEN
+        CREATE ROLE audit_capture NOLOGIN;
+    END IF;
+EXCEPTION
+    WHEN duplicate_object OR unique_violation THEN
+        NULL;
+END
+$$;
+
 -- The tables audit.track adds, and nothing else. Partitions' changes are published as
 -- their root's, which is the table tracked.
 CREATE PUBLICATION audit_trail WITH (publish_via_partition_root = true);
@@ -257,5 +271,5 @@ REVOKE ALL ON FUNCTION audit.wal_mac(text), audit.wal_sign(jsonb), audit.wal_att
                        audit.privilege_fields_unwatched(text[], jsonb, text, text[])
     FROM PUBLIC;
 REVOKE ALL ON audit.wal_attribution_key, audit.capture_progress FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.wal_record(text, jsonb) TO audit_service;
-GRANT SELECT ON audit.capture_progress TO audit_admin, audit_service;
+GRANT EXECUTE ON FUNCTION audit.wal_record(text, jsonb) TO audit_capture;
+GRANT SELECT ON audit.capture_progress TO audit_admin, audit_capture;

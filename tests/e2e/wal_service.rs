@@ -121,6 +121,7 @@ fn the_portable_install_and_the_capture_service_write_what_the_triggers_write() 
     let (db, owner) = (&wal.db, &wal.owner);
     let installed = wal.install(owner);
     assert_eq!(installed.code, 0, "{}", installed.stderr);
+    wal.grant_capture();
     assert!(
         installed.stderr.contains(&format!("with slot {}", db.name)),
         "{}",
@@ -238,6 +239,8 @@ fn nothing_is_written_twice_and_no_attribution_is_believed_unsigned() {
     let (db, capturer) = (&wal.db, &wal.capturer);
     let nobody = db.create_role("wal_nobody", "LOGIN");
     let admin = db.create_role("wal_admin", "LOGIN IN ROLE audit_admin");
+    // The product's other services (the sealer, the archiver) may not write events either.
+    let sealer = db.create_role("wal_sealer", "LOGIN IN ROLE audit_service");
     let mut app = wal.owner_client();
     app.batch_execute(
         // Flushed at commit: the test reads the slot itself, and decoding reads only WAL on disk.
@@ -334,7 +337,7 @@ fn nothing_is_written_twice_and_no_attribution_is_believed_unsigned() {
     );
 
     // Only the service writes events, and only the install's owner reads the key.
-    for role in [&nobody, &admin] {
+    for role in [&nobody, &admin, &sealer] {
         let mut c = db.client_as(role);
         let err = c
             .execute(
@@ -412,6 +415,11 @@ fn install_and_capture_refuse_what_they_cannot_do() {
 
     let ok = wal.install(owner);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
+    // A capture role not in audit_capture: refused before anything is read (exit 3).
+    let r = wal.capture_once_as(&wal.capturer);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("GRANT audit_capture TO"), "{}", r.stderr);
+    wal.grant_capture();
     let twice = wal.install(owner);
     assert_eq!(twice.code, 2, "{}", twice.stderr);
     assert!(

@@ -11,8 +11,9 @@ pub struct WalDb {
     pub db: TestDb,
     /// The install's owner: owns the database and the application's tables.
     pub owner: String,
-    /// What `audit-trail capture` runs as: REPLICATION and audit_service, nothing more.
+    /// What `audit-trail capture` runs as: REPLICATION and audit_capture, nothing more.
     pub capturer: String,
+    capturer_grant: String,
 }
 
 impl WalDb {
@@ -21,7 +22,16 @@ impl WalDb {
         let wal = WalDb::uninstalled();
         let installed = wal.install(&wal.owner);
         assert_eq!(installed.code, 0, "install: {}", installed.stderr);
+        wal.grant_capture();
         wal
+    }
+
+    /// Makes the capture role a member of audit_capture (which the install makes).
+    pub fn grant_capture(&self) {
+        self.db
+            .client()
+            .batch_execute(&self.capturer_grant)
+            .unwrap();
     }
 
     /// The database and the roles, before the install.
@@ -31,11 +41,14 @@ impl WalDb {
         db.client()
             .batch_execute(&format!("ALTER DATABASE {} OWNER TO {owner}", db.name))
             .unwrap();
-        let capturer = db.create_role("wal_capturer", "LOGIN REPLICATION IN ROLE audit_service");
+        let capturer = db.create_role("wal_capturer", "LOGIN REPLICATION");
+        // audit_capture is the install's to make: granted once it exists.
+        let capturer_grant = format!("GRANT audit_capture TO {capturer}");
         WalDb {
             db,
             owner,
             capturer,
+            capturer_grant,
         }
     }
 

@@ -57,7 +57,7 @@ struct Open {
     group: Option<(Arc<Relation>, Action)>,
     /// The current transaction's index in `transactions`, and its last message's index.
     transaction: Option<usize>,
-    message: Option<(String, usize)>,
+    message: Option<(Arc<str>, usize)>,
 }
 
 /// Cuts transactions into parts as they come.
@@ -131,18 +131,19 @@ impl Batcher {
         t
     }
 
-    fn message_index(&mut self, t: usize, content: Option<&String>) -> Option<usize> {
+    fn message_index(&mut self, t: usize, content: Option<&Arc<str>>) -> Option<usize> {
         let content = content?;
         if let Some((last, m)) = &self.open.message {
-            if last == content {
+            // The same message (shared, not compared by content: it may be large).
+            if Arc::ptr_eq(last, content) {
                 return Some(*m);
             }
         }
         self.open
             .messages
-            .push(json!({ "transaction": t, "content": content }));
+            .push(json!({ "transaction": t, "content": &**content }));
         let m = self.open.messages.len() - 1;
-        self.open.message = Some((content.clone(), m));
+        self.open.message = Some((Arc::clone(content), m));
         Some(m)
     }
 

@@ -100,20 +100,27 @@ impl Capture {
                 .await
                 .map_err(db_error("setting up the session"))?;
         }
-        let installed: bool = writer
+        let row = writer
             .query_one(
-                "SELECT pg_catalog.to_regprocedure(
-                   'audit.wal_record(text, jsonb)') IS NOT NULL",
+                "SELECT p IS NOT NULL,
+                        p IS NOT NULL AND pg_catalog.has_function_privilege(p, 'EXECUTE'),
+                        current_user::text
+                   FROM pg_catalog.to_regprocedure('audit.wal_record(text, jsonb)') AS p",
                 &[],
             )
             .await
-            .map_err(db_error("looking for the WAL capture install"))?
-            .get(0);
+            .map_err(db_error("looking for the WAL capture install"))?;
+        let (installed, allowed, role): (bool, bool, String) = (row.get(0), row.get(1), row.get(2));
         if !installed {
             return Err(Error::NotInstalled(
                 "this database has no WAL capture install: run audit-trail install --wal-capture"
                     .into(),
             ));
+        }
+        if !allowed {
+            return Err(Error::PermissionDenied(format!(
+                "role {role} may not write captured events: GRANT audit_capture TO {role}"
+            )));
         }
         let written: Option<String> = writer
             .query_opt(

@@ -63,8 +63,10 @@ pub struct Change {
     pub relation: Arc<Relation>,
     pub old: Option<Vec<Option<String>>>,
     pub new: Option<Vec<Option<String>>>,
-    /// The content of the last `audit_trail` message of the transaction before this change.
-    pub attribution: Option<String>,
+    /// The content of the last `audit_trail` message of the transaction before this change,
+    /// shared by the changes it attributes (a large message and a million-row statement
+    /// hold it once).
+    pub attribution: Option<Arc<str>>,
 }
 
 /// A committed transaction's changes, in the order they were made.
@@ -84,7 +86,7 @@ pub struct Transaction {
 pub struct Assembler {
     relations: HashMap<u32, Arc<Relation>>,
     open: Option<Transaction>,
-    attribution: Option<String>,
+    attribution: Option<Arc<str>>,
 }
 
 /// PostgreSQL's timestamps count microseconds from 2000-01-01 00:00 UTC.
@@ -146,8 +148,9 @@ impl Assembler {
                 ..
             } if prefix == MESSAGE_PREFIX => {
                 self.open_transaction()?;
-                self.attribution =
-                    Some(String::from_utf8(content).map_err(|_| StreamError::Attribution)?);
+                self.attribution = Some(Arc::from(
+                    String::from_utf8(content).map_err(|_| StreamError::Attribution)?,
+                ));
             }
             // Another tool's messages, and messages outside transactions, are not ours.
             Message::Message { .. } => {}

@@ -29,7 +29,7 @@ fn relation(oid: u32) -> Arc<Relation> {
     })
 }
 
-fn change(rel: &Arc<Relation>, action: Action, id: &str, who: Option<&str>) -> Change {
+fn change(rel: &Arc<Relation>, action: Action, id: &str, who: Option<&Arc<str>>) -> Change {
     let row = Some(vec![Some(id.to_owned()), None]);
     Change {
         action,
@@ -40,7 +40,7 @@ fn change(rel: &Arc<Relation>, action: Action, id: &str, who: Option<&str>) -> C
         new: matches!(action, Action::Create | Action::Update)
             .then_some(row)
             .flatten(),
-        attribution: who.map(str::to_owned),
+        attribution: who.cloned(),
     }
 }
 
@@ -66,14 +66,10 @@ fn single_row_transactions_share_one_group_with_their_own_transaction_and_attrib
     let a = relation(1);
     let txs: Vec<Transaction> = (1..=3)
         .map(|x| {
+            let who: Arc<str> = Arc::from(format!("m{x}"));
             tx(
                 x,
-                vec![change(
-                    &a,
-                    Action::Create,
-                    &x.to_string(),
-                    Some(&format!("m{x}")),
-                )],
+                vec![change(&a, Action::Create, &x.to_string(), Some(&who))],
             )
         })
         .collect();
@@ -96,14 +92,15 @@ fn single_row_transactions_share_one_group_with_their_own_transaction_and_attrib
 #[test]
 fn a_change_of_table_or_action_starts_a_group_and_a_message_is_listed_once() {
     let (a, b) = (relation(1), relation(2));
+    let (ann, bob): (Arc<str>, Arc<str>) = (Arc::from("ann"), Arc::from("bob"));
     let t = tx(
         5,
         vec![
-            change(&a, Action::Create, "1", Some("ann")),
-            change(&a, Action::Create, "2", Some("ann")),
-            change(&a, Action::Update, "1", Some("ann")),
-            change(&b, Action::Delete, "4", Some("bob")),
-            change(&a, Action::Truncate, "", Some("bob")),
+            change(&a, Action::Create, "1", Some(&ann)),
+            change(&a, Action::Create, "2", Some(&ann)),
+            change(&a, Action::Update, "1", Some(&ann)),
+            change(&b, Action::Delete, "4", Some(&bob)),
+            change(&a, Action::Truncate, "", Some(&bob)),
             change(&a, Action::Truncate, "", None),
         ],
     );
@@ -138,10 +135,11 @@ fn a_change_of_table_or_action_starts_a_group_and_a_message_is_listed_once() {
 #[test]
 fn a_large_transaction_is_cut_into_parts_and_only_the_last_completes_it() {
     let a = relation(1);
+    let imp: Arc<str> = Arc::from("imp");
     let big = tx(
         9,
         (0..7)
-            .map(|i| change(&a, Action::Create, &i.to_string(), Some("imp")))
+            .map(|i| change(&a, Action::Create, &i.to_string(), Some(&imp)))
             .collect(),
     );
     let parts = all(
