@@ -194,7 +194,7 @@ $$;
 -- last transaction completed, or null}. A transaction at or before the recorded position was
 -- written already (the slot was not advanced before a crash): it is not written again.
 -- `xid` is the 32-bit id pgoutput sends; events get the 64-bit one of its epoch (the one
--- before, when that would put it in the future). Executable by audit_service; runs as the
+-- before, when that would put it in the future). Executable by audit_capture; runs as the
 -- install's owner, whose functions alone may add rows to the log.
 CREATE FUNCTION audit.wal_record(slot text, batch jsonb)
     RETURNS bigint
