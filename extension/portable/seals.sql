@@ -38,12 +38,13 @@ CREATE FUNCTION audit.event_hash(v text[]) RETURNS bytea
 AS $$
     SELECT sha256(convert_to(CASE WHEN v[18] IS NULL THEN E'audit_trail event v1\n'
                                   ELSE E'audit_trail event v2\n' END, 'UTF8')
-                  || coalesce((SELECT string_agg(CASE WHEN x IS NULL THEN '\x00'::bytea
-                                                      ELSE '\x01'::bytea || int8send(octet_length(convert_to(x, 'UTF8')))
-                                                           || convert_to(x, 'UTF8') END,
+                  || coalesce((SELECT string_agg(CASE WHEN b IS NULL THEN '\x00'::bytea
+                                                      ELSE '\x01'::bytea || int8send(octet_length(b)) || b END,
                                                  ''::bytea ORDER BY i)
                                  FROM unnest(CASE WHEN v[18] IS NULL THEN v[1:17] ELSE v END)
-                                      WITH ORDINALITY AS u(x, i)), ''::bytea))
+                                      WITH ORDINALITY AS u(x, i),
+                                      -- Each value's bytes made once (a value may be 100 MB).
+                                      LATERAL convert_to(u.x, 'UTF8') AS b), ''::bytea))
 $$;
 
 CREATE FUNCTION audit.add_seal(checkpoint text, key_id text, signature bytea, digests bytea)

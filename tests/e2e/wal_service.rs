@@ -413,6 +413,39 @@ fn install_and_capture_refuse_what_they_cannot_do() {
         .get(0);
     assert!(!has_schema, "a refused install leaves nothing behind");
 
+    // A slot of that name belongs to another database: refused before anything is installed,
+    // so the install can be run again with another name.
+    let foreign = format!("{}_elsewhere", db.name);
+    let mut postgres = db.cluster.superuser("postgres");
+    postgres
+        .execute(
+            "SELECT pg_create_logical_replication_slot($1, 'pgoutput')",
+            &[&foreign],
+        )
+        .unwrap();
+    let r = run(command().args([
+        "install",
+        "--wal-capture",
+        "--slot",
+        &foreign,
+        "--db",
+        &db.conninfo(owner),
+    ]));
+    postgres
+        .execute("SELECT pg_drop_replication_slot($1)", &[&foreign])
+        .unwrap();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is a slot of postgres"), "{}", r.stderr);
+    let has_schema: bool = db
+        .client()
+        .query_one(
+            "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = 'audit')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!has_schema, "nothing was installed");
+
     let ok = wal.install(owner);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     // A capture role not in audit_capture: refused before anything is read (exit 3).
@@ -526,6 +559,40 @@ fn a_partitioned_table_is_captured_through_its_root_with_every_partition_whole()
             row("create", "[2, \"2026-06-01\"]"),
             row("update", "[1, \"2025-06-01\"]"),
             row("delete", "[2, \"2026-06-01\"]"),
+        ]
+    );
+}
+
+#[test]
+fn a_100_mb_value_is_captured_whole() {
+    let wal = WalDb::new();
+    let mut app = wal.owner_client();
+    app.batch_execute(
+        "CREATE TABLE docs (id int PRIMARY KEY, title text, body text);
+         SELECT audit.track('docs', 'doc');
+         BEGIN; SELECT audit.set_actor('ann');
+         INSERT INTO docs VALUES (1, 'a', repeat('x', 100000000)), (2, 'b', 'small');
+         COMMIT;
+         -- The value left alone by an update is not sent again: it comes from the old row.
+         UPDATE docs SET title = 'c' WHERE id = 1;",
+    )
+    .unwrap();
+    wal.capture();
+    let sizes: Vec<(String, Option<i32>, Option<i32>)> = app
+        .query(
+            "SELECT action, length(old_data ->> 'body'), length(new_data ->> 'body')
+               FROM audit.events WHERE entity = 'doc' AND subject_id = '1' ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![
+            ("create".to_owned(), None, Some(100_000_000)),
+            ("update".to_owned(), None, Some(100_000_000)),
         ]
     );
 }

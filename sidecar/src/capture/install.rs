@@ -48,14 +48,24 @@ pub async fn run(db_arg: Option<&str>, args: InstallArgs) -> Result<()> {
             "SELECT pg_catalog.current_setting('wal_level'),
                     EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = 'audit'),
                     EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'audit_trail'),
-                    (SELECT rolreplication OR rolsuper FROM pg_catalog.pg_roles
-                      WHERE rolname = current_user)",
-            &[],
+                    -- The REPLICATION attribute, or on Amazon RDS membership of rds_replication.
+                    (SELECT r.rolreplication OR r.rolsuper FROM pg_catalog.pg_roles AS r
+                      WHERE r.rolname = current_user)
+                    OR EXISTS (SELECT FROM pg_catalog.pg_roles AS r
+                                WHERE r.rolname = 'rds_replication'
+                                  AND pg_catalog.pg_has_role(r.oid, 'MEMBER')),
+                    EXISTS (SELECT FROM pg_catalog.pg_replication_slots WHERE slot_name = $1)",
+            &[&args.slot],
         )
         .await
         .map_err(db_error("checking the database"))?;
-    let (wal_level, schema, extension, replication): (String, bool, bool, Option<bool>) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let (wal_level, schema, extension, replication, slot_exists): (
+        String,
+        bool,
+        bool,
+        Option<bool>,
+        bool,
+    ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
     if extension {
         return Err(Error::Usage(
             "the audit_trail extension is installed in this database: it captures with \
@@ -84,6 +94,11 @@ pub async fn run(db_arg: Option<&str>, args: InstallArgs) -> Result<()> {
             target.config.get_user().unwrap_or("?")
         )));
     }
+    if slot_exists {
+        // Slots are the cluster's: one of another database (or plugin) is not this one's.
+        // Refused before anything is installed, so that the install can be run again.
+        crate::capture::service::check_slot(&client, &args.slot).await?;
+    }
     client
         .batch_execute(&format!("BEGIN;\n{SCRIPT}\nCOMMIT;"))
         .await
@@ -95,12 +110,17 @@ pub async fn run(db_arg: Option<&str>, args: InstallArgs) -> Result<()> {
             &[&args.slot],
         )
         .await
-        .map_err(db_error("making the slot"))?
+        .map_err(|e| {
+            // The schema is in; what is missing is the slot, which capture makes at its start.
+            Error::Database {
+                doing: "installed, but making the slot failed (audit-trail capture makes it when \
+                        it starts; changes tracked before then are not captured)",
+                reason: crate::error::describe(&e),
+                code: e.code().cloned(),
+                lost: crate::error::connection_lost(&e),
+            }
+        })?
         .is_some();
-    if !made {
-        // Slots are the cluster's: one of another database (or plugin) is not this one's.
-        crate::capture::service::check_slot(&client, &args.slot).await?;
-    }
     eprintln!(
         "audit-trail: installed audit_trail {} for WAL capture into {}{}; track tables with \
          audit.track(), then run audit-trail capture",

@@ -76,24 +76,34 @@ impl Batcher {
 
     /// Adds a committed transaction; returns the parts it filled, to be written now.
     pub fn push(&mut self, tx: &Transaction) -> Vec<Part> {
-        let mut full = Vec::new();
-        for change in &tx.changes {
-            let size = values_bytes(&change.old) + values_bytes(&change.new);
-            if self.open.rows > 0
-                && (self.open.rows + 1 > self.limits.rows
-                    || self.open.bytes + size > self.limits.bytes)
-            {
-                full.push(self.cut());
-            }
-            self.add(tx, change, size);
-        }
-        // The transaction is complete in this part: listed (even without changes) and the
-        // part's recorded position.
+        let full = tx
+            .changes
+            .iter()
+            .filter_map(|c| self.add_change(tx, c))
+            .collect();
+        self.complete(tx);
+        full
+    }
+
+    /// Adds one change of `tx`; returns the part it filled, if it did, to be written before
+    /// the next change is added (a million-row transaction is never all JSON at once).
+    pub fn add_change(&mut self, tx: &Transaction, change: &Change) -> Option<Part> {
+        let size = values_bytes(&change.old) + values_bytes(&change.new);
+        let full = (self.open.rows > 0
+            && (self.open.rows + 1 > self.limits.rows
+                || self.open.bytes + size > self.limits.bytes))
+            .then(|| self.cut());
+        self.add(tx, change, size);
+        full
+    }
+
+    /// `tx`'s changes are all added: it completes in the open part, listed (even without
+    /// changes) as the part's recorded position.
+    pub fn complete(&mut self, tx: &Transaction) {
         let t = self.transaction_index(tx);
         self.open.progress = Some(json!(t));
         self.open.transaction = None;
         self.open.message = None;
-        full
     }
 
     /// The last part, if anything is in it.
@@ -112,8 +122,8 @@ impl Batcher {
             }),
             rows: open.rows,
         };
-        // A transaction cut in two goes on in the next part, listed again there.
-        self.open.transaction = None;
+        // A transaction cut in two goes on in the next part, listed again there (the open
+        // part is a new one: no transaction, message or group yet).
         part
     }
 

@@ -205,9 +205,12 @@ impl Capture {
                     continue;
                 }
                 round.transactions += 1;
-                for part in batcher.push(&tx) {
-                    round.events += self.write(&part).await?;
+                for change in &tx.changes {
+                    if let Some(part) = batcher.add_change(&tx, change) {
+                        round.events += self.write(&part).await?;
+                    }
                 }
+                batcher.complete(&tx);
             }
         }
         if let Some(part) = batcher.finish() {
